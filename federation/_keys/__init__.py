@@ -1,0 +1,12 @@
+"""The per-issuer key cache, built as small layers (after Nimbus ``JWKSourceBuilder``).
+
+* ``_http``      moves bytes: one GET, HTTPS only, no redirects, timeouts, a size cap
+                 (the only module here that imports httpx).
+* ``_documents`` judges responses: status, JSON, discovery ``issuer``, JWK Set hygiene,
+                 ``Cache-Control`` TTL clamping. Pure.
+* ``_state``     the cache state machine per issuer: freshness, forced-refetch cooldown,
+                 unknown-kid negative cache, failure back-off, stale-if-error. Pure, clock injected.
+* ``_source``    ties them together: a sans-I/O refresh plan driven by a sync shell
+                 (threads, single-flight by lock) and an async shell (tasks, single-flight
+                 by a shared task per event loop).
+"""

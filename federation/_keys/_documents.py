@@ -1,0 +1,93 @@
+"""Judging fetched documents: JWK Sets, discovery documents, cache lifetimes.
+
+Owns: deciding whether a :class:`FetchResponse` is a usable JWK Set or OIDC
+discovery document (status 200, not HTML, strict JSON, discovery ``issuer``
+identical to the configured one and an https ``jwks_uri``, at least one usable
+key), and the freshness lifetime from ``Cache-Control: max-age`` clamped to the
+configured bounds. Pure functions; failures raise :class:`FetchFailed`.
+
+Must not: perform I/O or keep state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .._json import StrictJSONError, loads_object
+from .._rfc7517 import KeySet, UnusableKey, import_jwks
+from ..config import KeysConfig, is_fetchable_url
+from ._http import FetchResponse
+
+__all__ = ["FetchFailed", "parse_discovery", "parse_jwks", "ttl_from_headers"]
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
+_NO_STORE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:,|$|=)", re.IGNORECASE)
+
+
+class FetchFailed(Exception):
+    """A fetch produced nothing usable; ``reason`` is a short stable slug."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def ttl_from_headers(headers: Mapping[str, str], config: KeysConfig) -> float:
+    """Freshness lifetime: ``max-age`` clamped to [min_ttl, max_ttl], else ``ttl``.
+
+    ``no-store``/``no-cache`` count as max-age 0, i.e. the lower clamp: an IdP
+    cannot make us refetch on every request.
+    """
+    value = headers.get("cache-control", "")
+    match = _MAX_AGE.search(value)
+    if match:
+        age = float(match.group(1))
+    elif _NO_STORE.search(value):
+        age = 0.0
+    else:
+        return config.ttl
+    return min(max(age, config.min_ttl), config.max_ttl)
+
+
+def _json_body(response: FetchResponse) -> dict[str, Any]:
+    if response.error is not None:
+        raise FetchFailed(response.error)
+    if 300 <= response.status < 400:
+        raise FetchFailed("redirect_refused")
+    if response.status != 200:
+        raise FetchFailed(f"http_{response.status}")
+    if "html" in response.headers.get("content-type", "").lower():
+        raise FetchFailed("not_json")
+    try:
+        return loads_object(response.body, max_depth=16)
+    except StrictJSONError:
+        raise FetchFailed("not_json") from None
+
+
+def parse_discovery(response: FetchResponse, issuer: str, config: KeysConfig) -> str:
+    """The ``jwks_uri`` of a discovery document that belongs to ``issuer``.
+
+    OIDC Discovery 1.0 §4.3: the document's ``issuer`` must be identical to the
+    configured issuer, else the document is not used at all.
+    """
+    document = _json_body(response)
+    if document.get("issuer") != issuer:
+        raise FetchFailed("discovery_issuer_mismatch")
+    jwks_uri = document.get("jwks_uri")
+    if not isinstance(jwks_uri, str) or not is_fetchable_url(jwks_uri, config.allow_loopback_http):
+        raise FetchFailed("discovery_jwks_uri_not_https")
+    return jwks_uri
+
+
+def parse_jwks(response: FetchResponse, config: KeysConfig) -> tuple[KeySet, list[str]]:
+    """The usable keys of a JWK Set response and one warning per skipped entry."""
+    document = _json_body(response)
+    try:
+        keyset, warnings = import_jwks(document, max_keys=config.max_keys)
+    except UnusableKey as exc:
+        raise FetchFailed("not_a_jwk_set" if "no 'keys'" in str(exc) else "too_many_keys") from None
+    if not len(keyset):
+        raise FetchFailed("no_usable_key")
+    return keyset, warnings

@@ -1,0 +1,134 @@
+"""The HTTP shells of the key cache: one GET, bytes in and out, nothing else.
+
+Owns: performing a :class:`FetchRequest` with httpx, synchronously or
+asynchronously, with no redirects, connect/read timeouts, a total deadline and
+a response-size cap applied after content decoding (so a gzip bomb is capped
+too), and reporting transport failures as data rather than exceptions.
+
+Must not: interpret status codes or bodies, keep state, or decide what to fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx
+
+__all__ = ["FetchRequest", "FetchResponse", "fetch_async", "fetch_sync"]
+
+_USER_AGENT = "federation-bridge"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """What the key cache wants fetched. URLs only ever come from configuration or discovery."""
+
+    url: str
+    purpose: Literal["jwks", "discovery"]
+    forced: bool = False
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json, application/jwk-set+json", "User-Agent": _USER_AGENT}
+        if self.forced:
+            # An unknown kid means our copy may be stale: ask caches in between for a fresh one.
+            headers["Cache-Control"] = "no-cache"
+        return headers
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResponse:
+    """A response, or ``error`` naming the transport failure (then status is 0)."""
+
+    status: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    error: str | None = None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _transport_error(exc: BaseException) -> FetchResponse:
+    if isinstance(exc, _TooLarge):
+        return FetchResponse(error="response_too_large")
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError, asyncio.TimeoutError)):
+        return FetchResponse(error="timeout")
+    if isinstance(exc, httpx.ConnectError):
+        return FetchResponse(error="connect_failed")
+    if isinstance(exc, httpx.DecodingError):
+        return FetchResponse(error="bad_content_encoding")
+    return FetchResponse(error=f"transport_error:{type(exc).__name__}")
+
+
+def _headers(response: httpx.Response) -> dict[str, str]:
+    return {k.lower(): v for k, v in response.headers.items()}
+
+
+def _declared_too_large(response: httpx.Response, max_bytes: int) -> bool:
+    length = response.headers.get("content-length")
+    return length is not None and length.isdigit() and int(length) > max_bytes
+
+
+def fetch_sync(
+    client: httpx.Client, request: FetchRequest, *, timeout: float, max_bytes: int
+) -> FetchResponse:
+    """GET ``request.url`` with ``client``; never raises for network trouble."""
+    deadline = time.monotonic() + 2 * timeout  # total budget: a slow drip cannot hold a thread forever
+    try:
+        with client.stream(
+            "GET",
+            request.url,
+            headers=request.headers(),
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,
+        ) as response:
+            if _declared_too_large(response, max_bytes):
+                raise _TooLarge
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise _TooLarge
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+                chunks.append(chunk)
+            return FetchResponse(response.status_code, _headers(response), b"".join(chunks))
+    except Exception as exc:  # every transport failure becomes data for the pure core
+        return _transport_error(exc)
+
+
+async def _fetch_async(
+    client: httpx.AsyncClient, request: FetchRequest, timeout: float, max_bytes: int
+) -> FetchResponse:
+    async with client.stream(
+        "GET", request.url, headers=request.headers(), timeout=httpx.Timeout(timeout), follow_redirects=False
+    ) as response:
+        if _declared_too_large(response, max_bytes):
+            raise _TooLarge
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise _TooLarge
+            chunks.append(chunk)
+        return FetchResponse(response.status_code, _headers(response), b"".join(chunks))
+
+
+async def fetch_async(
+    client: httpx.AsyncClient | None, request: FetchRequest, *, timeout: float, max_bytes: int
+) -> FetchResponse:
+    """Async twin of :func:`fetch_sync`. With no client, a short-lived one is used:
+    fetches are rare, and an event-loop-bound pool must not outlive its loop."""
+    try:
+        if client is None:
+            async with httpx.AsyncClient() as own:
+                return await asyncio.wait_for(_fetch_async(own, request, timeout, max_bytes), 2 * timeout)
+        return await asyncio.wait_for(_fetch_async(client, request, timeout, max_bytes), 2 * timeout)
+    except Exception as exc:
+        return _transport_error(exc)

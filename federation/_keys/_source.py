@@ -1,0 +1,193 @@
+"""One issuer's key source: the refresh plan and its sync and async shells.
+
+Owns: the sans-I/O refresh plan (a generator that yields
+:class:`FetchRequest` and receives :class:`FetchResponse`: discovery when
+needed, then the JWK Set), driven by a sync shell and an async shell that only
+move bytes; single-flight in both (N cold callers cause one fetch); and the
+events of the key cache.
+
+Must not: verify signatures or claims, or decide policy beyond what
+``_state`` and ``_documents`` say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Callable, Generator
+
+import httpx
+
+from .._rfc7517 import VerificationKey
+from ..config import KeysConfig
+from ..errors import UnknownKey
+from ..events import FETCH_FAILED, FETCHED, KEY_SKIPPED, REFETCH_RATE_LIMITED, STALE_SERVED, Event, EventSink
+from ._documents import FetchFailed, parse_discovery, parse_jwks, ttl_from_headers
+from ._http import FetchRequest, FetchResponse, fetch_async, fetch_sync
+from ._state import KeyCacheState, Miss
+
+__all__ = ["IssuerKeySource", "RefreshPlan"]
+
+RefreshPlan = Generator[FetchRequest, FetchResponse, bool]
+
+
+class IssuerKeySource:
+    """Keys of one issuer, fetched from ``jwks_uri`` or through discovery."""
+
+    def __init__(
+        self,
+        issuer: str,
+        *,
+        jwks_uri: str | None,
+        discovery_url: str | None,
+        config: KeysConfig,
+        clock: Callable[[], float],
+        emit: EventSink,
+        sync_client: Callable[[], httpx.Client],
+        async_client: httpx.AsyncClient | None,
+    ) -> None:
+        self.issuer = issuer
+        self.jwks_uri = jwks_uri
+        self.discovery_url = discovery_url
+        self.config = config
+        self.state = KeyCacheState(issuer, config, clock)
+        self._clock = clock
+        self._emit = emit
+        self._sync_client = sync_client
+        self._async_client = async_client
+        self._sync_flight = threading.Lock()
+        self._async_guard = threading.Lock()
+        self._async_flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[bool]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # -- the pure refresh plan ------------------------------------------------------
+
+    def _event(self, name: str, **detail: object) -> None:
+        try:
+            self._emit(Event(name, self.issuer, detail))
+        except Exception:  # noqa: S110 - a broken sink must never break verification
+            pass
+
+    def refresh_plan(self, forced: bool) -> RefreshPlan:
+        """Sans-I/O: yields the requests to make, returns True on success."""
+        state = self.state
+        now = self._clock()
+        state.begin_attempt(now)
+        try:
+            jwks_uri = self.jwks_uri or state.jwks_uri_from_discovery(now)
+            if jwks_uri is None:
+                assert self.discovery_url is not None
+                response = yield FetchRequest(self.discovery_url, "discovery", forced)
+                jwks_uri = parse_discovery(response, self.issuer, self.config)
+                state.record_discovery(
+                    jwks_uri, ttl_from_headers(response.headers, self.config), self._clock()
+                )
+            response = yield FetchRequest(jwks_uri, "jwks", forced)
+            keyset, warnings = parse_jwks(response, self.config)
+        except FetchFailed as exc:
+            stale = state.record_failure(exc.reason, self._clock())
+            self._event(FETCH_FAILED, reason=exc.reason, forced=forced)
+            if stale:
+                self._event(STALE_SERVED, reason=exc.reason, kids=len(state.keyset or ()))
+            return False
+        for warning in warnings:
+            self._event(KEY_SKIPPED, reason=warning)
+        ttl = ttl_from_headers(response.headers, self.config)
+        state.record_success(keyset, ttl, self._clock())
+        self._event(FETCHED, keys=len(keyset), ttl=ttl, forced=forced)
+        return True
+
+    # -- sync shell -------------------------------------------------------------------
+
+    def _drive_sync(self, forced: bool) -> bool:
+        plan = self.refresh_plan(forced)
+        try:
+            request = next(plan)
+            while True:
+                response = fetch_sync(
+                    self._sync_client(),
+                    request,
+                    timeout=self.config.timeout,
+                    max_bytes=self.config.max_response_bytes,
+                )
+                request = plan.send(response)
+        except StopIteration as done:
+            return bool(done.value)
+
+    def _refresh_once_sync(self, forced: bool, seen_generation: int) -> None:
+        with self._sync_flight:
+            # Someone else completed a fetch while we waited: use its result.
+            if self.state.generation == seen_generation:
+                self._drive_sync(forced)
+
+    def get_key(self, kid: str | None, alg: str) -> VerificationKey:
+        """The verification key for (kid, alg), fetching when needed (blocking)."""
+        generation = self.state.generation  # read before the lookup: see _refresh_once_sync
+        decision = self._lookup(kid, alg)
+        if isinstance(decision, VerificationKey):
+            return decision
+        self._refresh_once_sync(decision is Miss.FORCED, generation)
+        return self._after(kid, alg)
+
+    def refresh(self) -> bool:
+        """Fetch now, whatever the cache says (used by warm-up); True on success."""
+        with self._sync_flight:
+            return self._drive_sync(False)
+
+    # -- async shell ------------------------------------------------------------------
+
+    async def _drive_async(self, forced: bool) -> bool:
+        plan = self.refresh_plan(forced)
+        try:
+            request = next(plan)
+            while True:
+                response = await fetch_async(
+                    self._async_client,
+                    request,
+                    timeout=self.config.timeout,
+                    max_bytes=self.config.max_response_bytes,
+                )
+                request = plan.send(response)
+        except StopIteration as done:
+            return bool(done.value)
+
+    async def _refresh_once_async(self, forced: bool, seen_generation: int | None) -> bool:
+        loop = asyncio.get_running_loop()
+        with self._async_guard:
+            task = self._async_flights.get(loop)
+            if task is None or task.done():
+                if seen_generation is not None and self.state.generation != seen_generation:
+                    return True  # a fetch completed since the caller looked
+                task = loop.create_task(self._drive_async(forced))
+                self._async_flights[loop] = task
+        # shield: one caller's cancellation must not cancel the fetch the others wait on.
+        return await asyncio.shield(task)
+
+    async def aget_key(self, kid: str | None, alg: str) -> VerificationKey:
+        """Async twin of :meth:`get_key`."""
+        generation = self.state.generation
+        decision = self._lookup(kid, alg)
+        if isinstance(decision, VerificationKey):
+            return decision
+        await self._refresh_once_async(decision is Miss.FORCED, generation)
+        return self._after(kid, alg)
+
+    async def arefresh(self) -> bool:
+        """Async twin of :meth:`refresh`."""
+        return await self._refresh_once_async(False, None)
+
+    # -- shared -------------------------------------------------------------------------
+
+    def _lookup(self, kid: str | None, alg: str) -> VerificationKey | Miss:
+        decision = self.state.lookup(kid, alg, self._clock())
+        if decision is Miss.RATE_LIMITED:
+            self._event(REFETCH_RATE_LIMITED, cooldown=self.config.refresh_cooldown)
+            raise UnknownKey(
+                "no key of the issuer has the token's kid (refetch rate limited)", issuer=self.issuer
+            )
+        return decision
+
+    def _after(self, kid: str | None, alg: str) -> VerificationKey:
+        return self.state.lookup_after_fetch(kid, alg, self._clock())

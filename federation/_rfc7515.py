@@ -1,0 +1,158 @@
+"""Compact JWS parsing (RFC 7515 §3.1, §4, §5.2; RFC 7519 §7.2; RFC 8725).
+
+Owns: turning an untrusted token string into a parsed, *unverified* compact
+JWS — strict base64url segments, a strict JSON header and payload, and the
+header rules that do not depend on the issuer (``alg`` present, ``crit``,
+``b64``, ``zip``, JWE-only parameters, nested JWTs, parameter types).
+
+Must not: choose keys, check signatures, look at claims beyond parsing them,
+or touch the network. Nothing here trusts the token: everything it returns is
+unverified until the caller has checked the signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ._json import StrictJSONError, loads_object
+from .errors import MalformedToken, TokenTooLarge
+
+__all__ = ["CompactJWS", "Limits", "b64url_decode", "parse_compact"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Resource bounds enforced before expensive work (documented in docs/security.md)."""
+
+    max_token_bytes: int = 32 * 1024
+    max_header_bytes: int = 4 * 1024
+    max_json_depth: int = 32
+    max_claims: int = 500
+    max_audiences: int = 50
+    max_kid_length: int = 256
+
+
+# One C-level pass over the whole token: three base64url runs separated by dots.
+_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)")
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+
+# Header parameters that only make sense in a JWE (RFC 7516 §4.1) or that ask
+# for processing a JWT never needs: their presence means "not a plain JWS".
+_JWE_ONLY = frozenset({"enc", "zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c"})
+# Known parameters with a fixed JSON type (RFC 7515 §4.1): a wrong type is malformed.
+_STRING_PARAMS = ("kid", "typ", "cty", "jku", "x5u", "x5t", "x5t#S256")
+
+
+def b64url_decode(segment: str) -> bytes:
+    """Decode one unpadded, canonical base64url segment (RFC 7515 §2).
+
+    Rejects padding, characters outside the alphabet (which Python's decoder
+    would silently drop), impossible lengths and non-zero unused bits (which
+    would make two different strings decode to the same bytes).
+    """
+    if not _B64URL.fullmatch(segment):
+        raise MalformedToken("segment is not base64url")
+    rem = len(segment) % 4
+    if rem == 1:
+        raise MalformedToken("segment has an impossible base64url length")
+    if rem:
+        # Canonical form: the bits past the last full byte must be zero.
+        unused_mask = 0x0F if rem == 2 else 0x03
+        if _INDEX[segment[-1]] & unused_mask:
+            raise MalformedToken("segment is not canonical base64url")
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):  # pragma: no cover - excluded by the checks above
+        raise MalformedToken("segment is not base64url") from None
+
+
+@dataclass(frozen=True, slots=True)
+class CompactJWS:
+    """An unverified compact JWS, split and parsed exactly once."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+    alg: str
+    kid: str | None
+
+
+def _check_header(header: dict[str, Any], limits: Limits) -> tuple[str, str | None]:
+    alg = header.get("alg")
+    if not isinstance(alg, str) or not alg:
+        raise MalformedToken("header 'alg' is missing or not a string")
+    for name in _STRING_PARAMS:
+        value = header.get(name)
+        if value is not None and not isinstance(value, str):
+            raise MalformedToken(f"header '{name}' is not a string")
+        if value is None and name in header:
+            raise MalformedToken(f"header '{name}' is null")
+    kid = header.get("kid")
+    if kid is not None and (not kid or len(kid) > limits.max_kid_length):
+        raise MalformedToken("header 'kid' is empty or too long")
+    if "jwk" in header and not isinstance(header["jwk"], dict):
+        raise MalformedToken("header 'jwk' is not an object")
+    if "x5c" in header and not (
+        isinstance(header["x5c"], list) and all(isinstance(c, str) for c in header["x5c"])
+    ):
+        raise MalformedToken("header 'x5c' is not an array of strings")
+    if "crit" in header:
+        # RFC 7515 §4.1.11: the recipient must understand every listed extension.
+        # A JWT verifier understands none (b64 in particular is refused below).
+        raise MalformedToken("header lists critical extensions this verifier does not support")
+    if "b64" in header:
+        raise MalformedToken("unencoded payloads (RFC 7797) are not accepted")
+    if not _JWE_ONLY.isdisjoint(header):
+        raise MalformedToken("header carries JWE-only parameters")
+    cty = header.get("cty")
+    if cty is not None and cty.upper() in ("JWT", "APPLICATION/JWT"):
+        raise MalformedToken("nested JWTs are not accepted")
+    return alg, kid
+
+
+def parse_compact(token: object, limits: Limits) -> CompactJWS:
+    """Split and parse ``token``; raise :class:`MalformedToken` when it is not a
+    strict compact JWS. Size is checked before any decoding."""
+    if isinstance(token, (bytes, bytearray)):
+        if len(token) > limits.max_token_bytes:
+            raise TokenTooLarge("token exceeds the size limit")
+        try:
+            token = bytes(token).decode("ascii")
+        except UnicodeDecodeError:
+            raise MalformedToken("token is not ASCII") from None
+    if not isinstance(token, str):
+        raise MalformedToken("token is not a string")
+    if len(token) > limits.max_token_bytes:
+        raise TokenTooLarge("token exceeds the size limit")
+    match = _COMPACT.fullmatch(token)
+    if match is None:
+        dots = token.count(".")
+        if dots == 4:
+            raise MalformedToken("encrypted tokens (JWE) are not accepted; expected a signed JWT")
+        if dots != 2:
+            raise MalformedToken("token does not have three dot-separated segments")
+        raise MalformedToken("token segments are empty or not base64url")
+    h_seg, p_seg, s_seg = match.groups()
+    if len(h_seg) > limits.max_header_bytes:
+        raise TokenTooLarge("token header exceeds the size limit")
+    try:
+        header = loads_object(b64url_decode(h_seg), max_depth=limits.max_json_depth)
+    except StrictJSONError as exc:
+        raise MalformedToken(f"header is not a strict JSON object ({exc})") from None
+    alg, kid = _check_header(header, limits)
+    try:
+        claims = loads_object(b64url_decode(p_seg), max_depth=limits.max_json_depth)
+    except StrictJSONError as exc:
+        raise MalformedToken(f"payload is not a strict JSON object ({exc})") from None
+    if len(claims) > limits.max_claims:
+        raise MalformedToken("payload has too many claims")
+    signature = b64url_decode(s_seg)
+    signing_input = token[: len(h_seg) + 1 + len(p_seg)].encode("ascii")
+    return CompactJWS(header, claims, signing_input, signature, alg, kid)

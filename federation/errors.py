@@ -1,0 +1,199 @@
+"""The exception hierarchy of federation-bridge.
+
+Every failure the library reports is a :class:`FederationError` with a stable,
+machine-readable ``code``. Applications branch on the class or the code, never
+on the message, which is for humans and may change.
+
+Two families matter to a web application:
+
+* :class:`InvalidToken` and its subclasses: the token is not acceptable.
+  Answer 401.
+* :class:`KeySetUnavailable`: the issuer's keys cannot be had right now
+  (network down, 5xx, garbage). The token may be perfectly good. Answer 503.
+
+Messages never contain the token, its signature or any value taken from it:
+they say *what* failed, not what the attacker sent.
+
+This module owns the error types only; it must not import anything else from
+the package.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadSignature",
+    "ConfigError",
+    "DisallowedAlgorithm",
+    "FederationError",
+    "InvalidAudience",
+    "InvalidClaim",
+    "InvalidToken",
+    "IssuedInFuture",
+    "KeySetUnavailable",
+    "MalformedToken",
+    "TokenExpired",
+    "TokenNotYetValid",
+    "TokenTooLarge",
+    "UnknownKey",
+    "UntrustedIssuer",
+    "WrongTokenType",
+]
+
+
+class FederationError(Exception):
+    """Base class of every error raised by federation-bridge.
+
+    ``code`` is stable across releases and safe to return to clients or put in
+    metrics; the message is for humans.
+    """
+
+    code: str = "federation_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        """The human-readable message (never contains token contents)."""
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(FederationError):
+    """The bridge or mapping configuration is invalid.
+
+    ``file``, ``line``, ``column`` and ``field`` locate the first problem when
+    they are known (``line`` and ``column`` are 1-based); ``problems`` lists
+    every problem found as human-readable lines.
+    """
+
+    code = "config_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        field: str | None = None,
+        problems: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.column = column
+        self.field = field
+        self.problems = problems or (message,)
+
+
+class InvalidToken(FederationError):
+    """The token was rejected. Applications should answer 401.
+
+    ``issuer`` is the *configured* issuer the token was routed to, when routing
+    got that far (it is configuration, not token content).
+    """
+
+    code = "invalid_token"
+
+    def __init__(self, message: str, *, code: str | None = None, issuer: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.issuer = issuer
+
+
+class MalformedToken(InvalidToken):
+    """Not a well-formed compact JWS: encoding, JSON, or header structure."""
+
+    code = "malformed"
+
+
+class TokenTooLarge(MalformedToken):
+    """The token exceeds a configured size limit; rejected before decoding."""
+
+    code = "token_too_large"
+
+
+class UntrustedIssuer(InvalidToken):
+    """The token's ``iss`` is not exactly one of the configured issuers."""
+
+    code = "untrusted_issuer"
+
+
+class UnknownKey(InvalidToken):
+    """No usable key of the issuer matches the token's ``kid`` (or, without a
+    ``kid``, no single key matches its algorithm)."""
+
+    code = "unknown_key"
+
+
+class BadSignature(InvalidToken):
+    """The signature does not verify with the issuer's key."""
+
+    code = "bad_signature"
+
+
+class DisallowedAlgorithm(InvalidToken):
+    """The ``alg`` is not allowed for this issuer, or does not fit the key."""
+
+    code = "disallowed_algorithm"
+
+
+class TokenExpired(InvalidToken):
+    """``exp`` has passed (beyond the configured leeway)."""
+
+    code = "expired"
+
+
+class TokenNotYetValid(InvalidToken):
+    """``nbf`` is in the future (beyond the configured leeway)."""
+
+    code = "not_yet_valid"
+
+
+class IssuedInFuture(InvalidToken):
+    """``iat`` is in the future (beyond the configured leeway)."""
+
+    code = "issued_in_future"
+
+
+class InvalidAudience(InvalidToken):
+    """``aud`` (or ``azp``) does not name a configured audience."""
+
+    code = "invalid_audience"
+
+
+class InvalidClaim(InvalidToken):
+    """A claim is missing, of the wrong type, or out of range.
+
+    ``claim`` names the claim (a registered name such as ``exp`` or ``sub``).
+    """
+
+    code = "invalid_claim"
+
+    def __init__(
+        self, message: str, *, claim: str, code: str | None = None, issuer: str | None = None
+    ) -> None:
+        super().__init__(message, code=code, issuer=issuer)
+        self.claim = claim
+
+
+class WrongTokenType(InvalidToken):
+    """The token is of a kind this issuer is not configured to accept
+    (for example an access token where only id tokens are allowed, or a
+    ``logout+jwt``)."""
+
+    code = "wrong_token_type"
+
+
+class KeySetUnavailable(FederationError):
+    """The issuer's signing keys could not be obtained and no usable cached
+    copy exists. Not an :class:`InvalidToken`: applications should answer 503.
+    """
+
+    code = "keyset_unavailable"
+
+    def __init__(self, message: str, *, issuer: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.issuer = issuer
+        self.reason = reason
