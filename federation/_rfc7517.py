@@ -30,7 +30,15 @@ from ._rfc7515 import b64url_decode
 from ._rfc7518 import SPECS, PublicKey, Verifier, make_verifier
 from .errors import DisallowedAlgorithm, MalformedToken, UnknownKey
 
-__all__ = ["KeySet", "UnusableKey", "VerificationKey", "import_jwk", "import_jwks"]
+__all__ = [
+    "KeySet",
+    "TooManyKeys",
+    "UnusableKey",
+    "VerificationKey",
+    "import_jwk",
+    "import_jwks",
+    "import_pem_map",
+]
 
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _EC_COORD = {"P-256": 32, "P-384": 48, "P-521": 66}
@@ -40,6 +48,10 @@ _MAX_RSA_BITS = 8192  # larger moduli are a CPU denial of service, not security
 
 class UnusableKey(ValueError):
     """A JWK entry that cannot be used to verify signatures (message says why)."""
+
+
+class TooManyKeys(UnusableKey):
+    """A key set holds more entries than the configured limit."""
 
 
 @dataclass(eq=False, slots=True)
@@ -246,6 +258,40 @@ class KeySet:
         return candidates[0] if candidates else None
 
 
+def _b64uint(value: int) -> str:
+    raw = value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _pem_entry_as_jwk(kid: str, pem: object) -> dict[str, Any]:
+    """A ``{kid: PEM certificate}`` entry as a public JWK, so the same hygiene applies."""
+    if not isinstance(pem, str):
+        raise UnusableKey("certificate is not a string")
+    try:
+        public = x509.load_pem_x509_certificate(pem.encode("ascii")).public_key()
+    except (ValueError, UnicodeEncodeError):
+        raise UnusableKey("certificate does not parse") from None
+    if isinstance(public, rsa.RSAPublicKey):
+        nums = public.public_numbers()
+        return {"kty": "RSA", "kid": kid, "n": _b64uint(nums.n), "e": _b64uint(nums.e)}
+    raise UnusableKey("certificate key type is not supported")
+
+
+def import_pem_map(document: object, *, max_keys: int) -> tuple[KeySet, list[str]]:
+    """Import Google's ``{kid: PEM certificate}`` map (used by Firebase) with JWK Set hygiene."""
+    if not isinstance(document, dict):
+        raise UnusableKey("document is not a certificate map")
+    entries: list[object] = []
+    warnings: list[str] = []
+    for index, (kid, pem) in enumerate(document.items()):
+        try:
+            entries.append(_pem_entry_as_jwk(kid, pem))
+        except UnusableKey as exc:
+            warnings.append(f"key #{index} skipped: {exc}")
+    keyset, more = import_jwks({"keys": entries}, max_keys=max_keys)
+    return keyset, warnings + more
+
+
 def import_jwks(document: object, *, max_keys: int) -> tuple[KeySet, list[str]]:
     """Import a JWK Set document: the usable keys, and one warning per skipped entry.
 
@@ -257,7 +303,7 @@ def import_jwks(document: object, *, max_keys: int) -> tuple[KeySet, list[str]]:
         raise UnusableKey("document is not a JWK Set (no 'keys' array)")
     entries = document["keys"]
     if len(entries) > max_keys:
-        raise UnusableKey("JWK Set holds more keys than the configured limit")
+        raise TooManyKeys("JWK Set holds more keys than the configured limit")
     warnings: list[str] = []
     usable: list[VerificationKey] = []
     for index, entry in enumerate(entries):

@@ -39,10 +39,11 @@ class ClaimsPolicy:
     """What one configured issuer requires of the registered claims."""
 
     issuer: str
-    audiences: frozenset[str]
+    audiences: frozenset[str] | None  # None: the provider profile binds the audience itself
     leeway: float = 60
     max_audiences: int = 50
     max_subject_length: int = 255
+    require_iat: bool = False
 
 
 def numeric_date(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
@@ -86,7 +87,9 @@ def classify_token(header: Mapping[str, Any], claims: Mapping[str, Any]) -> Toke
     return "id"
 
 
-def _check_audience(claims: Mapping[str, Any], policy: ClaimsPolicy, token_type: TokenType) -> None:
+def _check_audience(
+    claims: Mapping[str, Any], policy: ClaimsPolicy, audiences: frozenset[str], token_type: TokenType
+) -> None:
     if "aud" not in claims:
         raise InvalidAudience("the token has no audience", issuer=policy.issuer)
     aud = claims["aud"]
@@ -98,16 +101,16 @@ def _check_audience(claims: Mapping[str, Any], policy: ClaimsPolicy, token_type:
         values = aud
     else:
         raise InvalidAudience("'aud' is not a string or a non-empty array of strings", issuer=policy.issuer)
-    if policy.audiences.isdisjoint(values):
+    if audiences.isdisjoint(values):
         raise InvalidAudience("the token is not intended for a configured audience", issuer=policy.issuer)
-    if token_type == "id" and not policy.audiences.issuperset(values):
+    if token_type == "id" and not audiences.issuperset(values):
         # OIDC Core §3.1.3.7 step 3: reject id tokens naming audiences we do not trust.
         raise InvalidAudience("the id token also names audiences that are not trusted", issuer=policy.issuer)
     if "azp" in claims:
         azp = claims["azp"]
         if not isinstance(azp, str):
             raise InvalidClaim("'azp' is not a string", claim="azp", issuer=policy.issuer)
-        if len(values) > 1 and azp not in policy.audiences:
+        if len(values) > 1 and azp not in audiences:
             # OIDC Core §3.1.3.7 steps 4-5.
             raise InvalidAudience("'azp' is not a configured audience", issuer=policy.issuer)
 
@@ -130,7 +133,7 @@ def check_claims(claims: Mapping[str, Any], policy: ClaimsPolicy, token_type: To
     try:
         exp = numeric_date(claims, "exp", required=True)
         nbf = numeric_date(claims, "nbf", required=False)
-        iat = numeric_date(claims, "iat", required=token_type == "id")
+        iat = numeric_date(claims, "iat", required=policy.require_iat)
     except InvalidClaim as exc:
         exc.issuer = policy.issuer
         raise
@@ -144,5 +147,6 @@ def check_claims(claims: Mapping[str, Any], policy: ClaimsPolicy, token_type: To
             raise TokenNotYetValid("the token is not valid yet", issuer=policy.issuer)
     if iat is not None and now + leeway < iat:
         raise IssuedInFuture("the token was issued in the future", issuer=policy.issuer)
-    _check_audience(claims, policy, token_type)
+    if policy.audiences is not None:
+        _check_audience(claims, policy, policy.audiences, token_type)
     return exp

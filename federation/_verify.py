@@ -23,14 +23,14 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
-from federation.providers.oidc import OidcIssuerConfig
+from federation.providers._profile import Identity, ProviderProfile, TokenContext
 
 from ._rfc7515 import CompactJWS, Limits, parse_compact
 from ._rfc7517 import VerificationKey
 from ._rfc7519 import ClaimsPolicy, TokenType, check_claims
 from .errors import BadSignature, DisallowedAlgorithm, UntrustedIssuer, WrongTokenType
 
-__all__ = ["Route", "VerifiedToken", "Verifier"]
+__all__ = ["Route", "VerifiedToken", "Verifier", "make_route"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,37 @@ class VerifiedToken:
     algorithm: str
     audience: tuple[str, ...]
     expires_at: datetime
+    identity: Identity
+
+    @property
+    def identity_key(self) -> tuple[str, str]:
+        """The stable (namespace, id) key of the user; never an email."""
+        return self.identity.key
+
+    @property
+    def email(self) -> str | None:
+        """The email address, if the token has one (see :attr:`email_verified`)."""
+        return self.identity.email
+
+    @property
+    def email_verified(self) -> bool:
+        """True only when the provider vouches for the email as it documents."""
+        return self.identity.email_verified
+
+    @property
+    def username(self) -> str | None:
+        """The provider's username claim, normalised (mutable: never a key)."""
+        return self.identity.username
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """Group names or ids from the provider's group claim."""
+        return self.identity.groups
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Role names from the provider's role claims."""
+        return self.identity.roles
 
     def __repr__(self) -> str:  # claims may be personal data: keep reprs short
         return (
@@ -61,29 +92,51 @@ class VerifiedToken:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Everything the core needs to know about one trusted issuer."""
+    """Everything the core needs to know about one trusted issuer string."""
 
     issuer: str
-    profile: OidcIssuerConfig
+    profile: ProviderProfile
     algorithms: frozenset[str]
     token_types: frozenset[str]
-    policy: ClaimsPolicy
+    policies: Mapping[str, ClaimsPolicy]  # per token kind
 
 
 class Verifier:
     """The rules of verification, free of I/O. Thread-safe: it holds no mutable state."""
 
-    def __init__(self, routes: Mapping[str, Route], limits: Limits, clock: Callable[[], float]) -> None:
-        self._routes = dict(routes)
+    def __init__(
+        self,
+        profiles: list[ProviderProfile],
+        limits: Limits,
+        clock: Callable[[], float],
+        leeway: float,
+    ) -> None:
         self._limits = limits
         self._clock = clock
+        self._leeway = leeway
+        self.routes: dict[str, Route] = {}
+        for profile in profiles:
+            for iss in profile.trusted_issuers:
+                self.routes[iss] = make_route(iss, profile, leeway, limits.max_audiences)
+        # Profiles whose issuers cannot be listed (any Entra tenant) are asked after the dict misses.
+        self._dynamic = [p for p in profiles if type(p).matches_issuer is not ProviderProfile.matches_issuer]
+
+    def route_for(self, iss: object, claims: Mapping[str, Any]) -> Route | None:
+        """The route of an unverified ``iss``: exact dict lookup, then dynamic profiles."""
+        if type(iss) is not str:
+            return None
+        route = self.routes.get(iss)
+        if route is None:
+            for profile in self._dynamic:
+                if profile.matches_issuer(iss, claims):
+                    return make_route(iss, profile, self._leeway, self._limits.max_audiences)
+        return route
 
     def prepare(self, token: object) -> tuple[CompactJWS, Route]:
         """Parse and route; everything that can be decided before key lookup."""
         jws = parse_compact(token, self._limits)
-        iss = jws.claims.get("iss")
-        # Exact, type-checked dict lookup: never normalised, never fetched (FETCH-01).
-        route = self._routes.get(iss) if type(iss) is str else None
+        # Exact, type-checked lookup: never normalised, never fetched (FETCH-01).
+        route = self.route_for(jws.claims.get("iss"), jws.claims)
         if route is None:
             raise UntrustedIssuer("the token's issuer is not a configured issuer")
         if jws.alg not in route.algorithms:
@@ -102,8 +155,10 @@ class Verifier:
             raise WrongTokenType(
                 f"{token_type} tokens are not accepted from this issuer", issuer=route.issuer
             )
-        exp = check_claims(claims, route.policy, token_type, self._clock())
-        aud = claims["aud"]
+        exp = check_claims(claims, route.policies[token_type], token_type, self._clock())
+        context = TokenContext(route.issuer, jws.header, claims, token_type, key)
+        route.profile.check(context)
+        aud = claims.get("aud")
         return VerifiedToken(
             issuer=route.issuer,
             subject=claims["sub"],
@@ -113,26 +168,29 @@ class Verifier:
             header=MappingProxyType(jws.header),
             key_id=jws.kid,
             algorithm=jws.alg,
-            audience=(aud,) if isinstance(aud, str) else tuple(aud),
+            audience=(aud,) if isinstance(aud, str) else tuple(a for a in aud or () if isinstance(a, str)),
             expires_at=datetime.fromtimestamp(exp, tz=timezone.utc),
+            identity=route.profile.identity(context),
         )
 
 
-def build_routes(issuers: list[OidcIssuerConfig], leeway: float, max_audiences: int) -> dict[str, Route]:
-    """One route per exact issuer string of every configured profile."""
-    routes: dict[str, Route] = {}
-    for profile in issuers:
-        for iss in profile.trusted_issuers:
-            routes[iss] = Route(
-                issuer=iss,
-                profile=profile,
-                algorithms=frozenset(profile.algorithms),
-                token_types=frozenset(profile.token_types),
-                policy=ClaimsPolicy(
-                    issuer=iss,
-                    audiences=frozenset(profile.audiences),
-                    leeway=leeway,
-                    max_audiences=max_audiences,
-                ),
-            )
-    return routes
+def make_route(iss: str, profile: ProviderProfile, leeway: float, max_audiences: int) -> Route:
+    """The route for one exact issuer string of ``profile``."""
+    policies = {
+        kind: ClaimsPolicy(
+            issuer=iss,
+            audiences=profile.audiences_for(kind),
+            leeway=leeway,
+            max_audiences=max_audiences,
+            max_subject_length=profile.max_subject_length,
+            require_iat=profile.require_iat(kind),
+        )
+        for kind in ("id", "access")
+    }
+    return Route(
+        issuer=iss,
+        profile=profile,
+        algorithms=frozenset(profile.algorithms),
+        token_types=frozenset(profile.token_types),
+        policies=policies,
+    )

@@ -26,7 +26,7 @@ import httpx
 
 from ._keys._source import IssuerKeySource
 from ._rfc7515 import Limits
-from ._verify import VerifiedToken, Verifier, build_routes
+from ._verify import Route, VerifiedToken, Verifier
 from .config import BridgeConfig, load_config
 from .events import EventSink, log_event
 
@@ -82,21 +82,22 @@ class Bridge:
             max_claims=config.limits.max_claims,
             max_audiences=config.limits.max_audiences,
         )
-        routes = build_routes(config.issuers, config.leeway, config.limits.max_audiences)
-        self._verifier = Verifier(routes, limits, clock)
-        self._sources: dict[str, IssuerKeySource] = {}
-        for iss, route in routes.items():
-            profile = route.profile
-            self._sources[iss] = IssuerKeySource(
-                iss,
-                jwks_uri=profile.jwks_uri,
-                discovery_url=None if profile.jwks_uri else profile.discovery_url,
+        self._verifier = Verifier(list(config.issuers), limits, clock, config.leeway)
+        # One key source per profile: every issuer string of a profile shares its keys.
+        self._profile_sources: dict[int, IssuerKeySource] = {}
+        for profile in config.issuers:
+            spec = profile.key_source
+            self._profile_sources[id(profile)] = IssuerKeySource(
+                spec,
                 config=config.keys,
                 clock=clock,
                 emit=self._emit,
                 sync_client=self._sync_client,
                 async_client=async_http_client,
             )
+        self._sources: dict[str, IssuerKeySource] = {
+            iss: self._profile_sources[id(route.profile)] for iss, route in self._verifier.routes.items()
+        }
 
     # -- construction -------------------------------------------------------------------
 
@@ -119,14 +120,17 @@ class Bridge:
         :class:`~federation.errors.KeySetUnavailable` (503).
         """
         jws, route = self._verifier.prepare(token)
-        key = self._sources[route.issuer].get_key(jws.kid, jws.alg)
+        key = self._source(route).get_key(jws.kid, jws.alg)
         return self._verifier.finish(jws, route, key)
 
     async def averify(self, token: str | bytes) -> VerifiedToken:
         """Async twin of :meth:`verify`: same rules, non-blocking key fetches."""
         jws, route = self._verifier.prepare(token)
-        key = await self._sources[route.issuer].aget_key(jws.kid, jws.alg)
+        key = await self._source(route).aget_key(jws.kid, jws.alg)
         return self._verifier.finish(jws, route, key)
+
+    def _source(self, route: Route) -> IssuerKeySource:
+        return self._profile_sources[id(route.profile)]
 
     # -- key prefetch -----------------------------------------------------------------------
 
@@ -149,7 +153,7 @@ class Bridge:
 
     @property
     def issuers(self) -> tuple[str, ...]:
-        """The exact issuer strings this bridge trusts."""
+        """The exact issuer strings this bridge trusts (dynamic profiles not listed)."""
         return tuple(self._sources)
 
     # -- HTTP client lifetime ---------------------------------------------------------------

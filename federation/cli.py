@@ -97,7 +97,9 @@ def _check_config(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="federation", description="Accept tokens from other identity providers.")
+    parser = argparse.ArgumentParser(
+        prog="federation", description="Accept tokens from other identity providers."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="mint a token with an in-process mock issuer and verify it")
     demo.add_argument("--json", action="store_true", help="print machine-readable JSON")

@@ -13,12 +13,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Union
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from federation.providers.oidc import OidcIssuerConfig
+from federation.providers import PROFILE_MODELS, ProviderProfile
 
 from ._yaml import Located, config_error_from_validation, read_yaml_file
 from .errors import ConfigError
@@ -33,8 +33,13 @@ __all__ = [
     "load_config",
 ]
 
-#: The union of provider profiles. Later profiles join as a discriminated union on ``provider``.
-IssuerConfig = OidcIssuerConfig
+if TYPE_CHECKING:
+    IssuerConfig = ProviderProfile
+elif len(PROFILE_MODELS) == 1:
+    IssuerConfig = PROFILE_MODELS[0]
+else:
+    #: One issuer entry: the profile model named by its ``provider`` field.
+    IssuerConfig = Annotated[Union[PROFILE_MODELS], Field(discriminator="provider")]  # noqa: UP007
 
 
 class KeysConfig(BaseModel):
@@ -96,7 +101,8 @@ class BridgeConfig(BaseModel):
                 if iss in seen:
                     raise ValueError(f"issuer {iss!r} is configured twice")
                 seen.add(iss)
-            for url in (entry.jwks_uri, None if entry.jwks_uri else entry.discovery_url):
+            spec = entry.key_source
+            for url in (spec.jwks_uri, spec.discovery_url):
                 if url is not None and not is_fetchable_url(url, self.keys.allow_loopback_http):
                     raise ValueError(
                         f"{url!r} must be an https:// URL (plain http only on loopback with "

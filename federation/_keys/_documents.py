@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._json import StrictJSONError, loads_object
-from .._rfc7517 import KeySet, UnusableKey, import_jwks
+from .._rfc7517 import KeySet, TooManyKeys, UnusableKey, import_jwks, import_pem_map
 from ..config import KeysConfig, is_fetchable_url
 from ._http import FetchResponse
 
-__all__ = ["FetchFailed", "parse_discovery", "parse_jwks", "ttl_from_headers"]
+__all__ = ["FetchFailed", "parse_discovery", "parse_jwks", "parse_keys", "ttl_from_headers"]
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_STORE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:,|$|=)", re.IGNORECASE)
@@ -83,11 +83,23 @@ def parse_discovery(response: FetchResponse, issuer: str, config: KeysConfig) ->
 
 def parse_jwks(response: FetchResponse, config: KeysConfig) -> tuple[KeySet, list[str]]:
     """The usable keys of a JWK Set response and one warning per skipped entry."""
+    return parse_keys(response, config, "jwks")
+
+
+def parse_keys(response: FetchResponse, config: KeysConfig, fmt: str) -> tuple[KeySet, list[str]]:
+    """The usable keys of a key document (``jwks`` or ``x509_pem_map``) and its warnings."""
     document = _json_body(response)
+    if fmt == "x509_pem_map" and len(document) > config.max_keys:
+        raise FetchFailed("too_many_keys")  # before parsing any certificate
     try:
-        keyset, warnings = import_jwks(document, max_keys=config.max_keys)
-    except UnusableKey as exc:
-        raise FetchFailed("not_a_jwk_set" if "no 'keys'" in str(exc) else "too_many_keys") from None
+        if fmt == "x509_pem_map":
+            keyset, warnings = import_pem_map(document, max_keys=config.max_keys)
+        else:
+            keyset, warnings = import_jwks(document, max_keys=config.max_keys)
+    except TooManyKeys:
+        raise FetchFailed("too_many_keys") from None
+    except UnusableKey:
+        raise FetchFailed("not_a_jwk_set" if fmt == "jwks" else "not_a_certificate_map") from None
     if not len(keyset):
         raise FetchFailed("no_usable_key")
     return keyset, warnings

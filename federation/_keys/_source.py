@@ -19,11 +19,13 @@ from collections.abc import Callable, Generator
 
 import httpx
 
+from federation.providers._profile import KeySourceSpec
+
 from .._rfc7517 import VerificationKey
 from ..config import KeysConfig
 from ..errors import UnknownKey
 from ..events import FETCH_FAILED, FETCHED, KEY_SKIPPED, REFETCH_RATE_LIMITED, STALE_SERVED, Event, EventSink
-from ._documents import FetchFailed, parse_discovery, parse_jwks, ttl_from_headers
+from ._documents import FetchFailed, parse_discovery, parse_keys, ttl_from_headers
 from ._http import FetchRequest, FetchResponse, fetch_async, fetch_sync
 from ._state import KeyCacheState, Miss
 
@@ -33,25 +35,24 @@ RefreshPlan = Generator[FetchRequest, FetchResponse, bool]
 
 
 class IssuerKeySource:
-    """Keys of one issuer, fetched from ``jwks_uri`` or through discovery."""
+    """Keys of one profile (its issuers), fetched from ``jwks_uri`` or through discovery."""
 
     def __init__(
         self,
-        issuer: str,
+        spec: KeySourceSpec,
         *,
-        jwks_uri: str | None,
-        discovery_url: str | None,
         config: KeysConfig,
         clock: Callable[[], float],
         emit: EventSink,
         sync_client: Callable[[], httpx.Client],
         async_client: httpx.AsyncClient | None,
     ) -> None:
-        self.issuer = issuer
-        self.jwks_uri = jwks_uri
-        self.discovery_url = discovery_url
+        self.spec = spec
+        self.name = self.issuer = spec.name
+        self.jwks_uri = spec.jwks_uri
+        self.discovery_url = spec.discovery_url
         self.config = config
-        self.state = KeyCacheState(issuer, config, clock)
+        self.state = KeyCacheState(spec.name, config, clock)
         self._clock = clock
         self._emit = emit
         self._sync_client = sync_client
@@ -80,12 +81,12 @@ class IssuerKeySource:
             if jwks_uri is None:
                 assert self.discovery_url is not None
                 response = yield FetchRequest(self.discovery_url, "discovery", forced)
-                jwks_uri = parse_discovery(response, self.issuer, self.config)
+                jwks_uri = parse_discovery(response, self.spec.discovery_issuer or self.name, self.config)
                 state.record_discovery(
                     jwks_uri, ttl_from_headers(response.headers, self.config), self._clock()
                 )
             response = yield FetchRequest(jwks_uri, "jwks", forced)
-            keyset, warnings = parse_jwks(response, self.config)
+            keyset, warnings = parse_keys(response, self.config, self.spec.format)
         except FetchFailed as exc:
             stale = state.record_failure(exc.reason, self._clock())
             self._event(FETCH_FAILED, reason=exc.reason, forced=forced)

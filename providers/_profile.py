@@ -1,0 +1,193 @@
+"""The contract between the provider-neutral engine and a provider profile.
+
+Owns: :class:`ProviderProfile`, the base of every profile's configuration
+model, with the hooks the engine calls and their generic-OIDC defaults;
+:class:`KeySourceSpec` (where a profile's keys come from and in which format);
+:class:`TokenContext` (what a profile's extra rules see, after the signature
+has verified); and :class:`Identity` (the provider-neutral view of a user that
+mapping and provisioning consume).
+
+A profile never performs I/O and never trusts the token to choose where keys
+come from: every URL is derived from configuration.
+
+Must not: import the bridge or the key cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from federation._rfc7517 import VerificationKey
+from federation._rfc7518 import ASYMMETRIC_ALGORITHMS, NEVER_ALLOWED
+from federation._rfc7519 import TokenType, classify_token
+
+__all__ = [
+    "DEFAULT_ALGORITHMS",
+    "Identity",
+    "KeySourceSpec",
+    "ProviderProfile",
+    "TokenContext",
+    "as_strict_bool",
+    "as_string_list",
+]
+
+#: Every asymmetric JWS algorithm the engine implements; HMAC and ``none`` never.
+DEFAULT_ALGORITHMS: tuple[str, ...] = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class KeySourceSpec:
+    """Where one profile's keys come from; every URL comes from configuration.
+
+    ``discovery_issuer`` is the ``issuer`` a discovery document must state
+    exactly (Entra's multi-tenant documents state a ``{tenantid}`` template).
+    ``format`` is ``jwks`` (RFC 7517) or ``x509_pem_map`` (Google's
+    ``{kid: PEM certificate}`` map, used by Firebase).
+    """
+
+    name: str
+    jwks_uri: str | None = None
+    discovery_url: str | None = None
+    discovery_issuer: str | None = None
+    format: Literal["jwks", "x509_pem_map"] = "jwks"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenContext:
+    """What a profile's extra rules see: a token whose signature has verified."""
+
+    issuer: str
+    header: Mapping[str, Any]
+    claims: Mapping[str, Any]
+    token_type: TokenType
+    key: VerificationKey
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The provider-neutral view of who the token is about.
+
+    ``key`` is the stable identity key, a (namespace, id) pair: (issuer,
+    subject) for most providers, (``entra:<tid>``, oid) for Entra ID. Never
+    an email. ``email_verified`` is True only when the provider vouches for
+    the address in the way it documents. ``groups_overage`` is True when the
+    provider omitted groups because there were too many (Entra): "no groups"
+    would then be a lie.
+    """
+
+    key: tuple[str, str]
+    email: str | None = None
+    email_verified: bool = False
+    username: str | None = None
+    groups: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    groups_overage: bool = False
+
+
+def as_string_list(value: object) -> tuple[str, ...]:
+    """A claim that may be one string or a list of strings, as a tuple (others dropped)."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(v for v in value if isinstance(v, str))
+    return ()
+
+
+def as_strict_bool(value: object, *, accept_strings: bool = False) -> bool:
+    """True only for JSON ``true`` (or the string ``"true"`` where a provider documents strings)."""
+    if value is True:
+        return True
+    return accept_strings and isinstance(value, str) and value.lower() == "true"
+
+
+class ProviderProfile(BaseModel):
+    """Base of every provider profile: a typed config model plus the rules it adds.
+
+    Subclasses set ``provider`` to a ``Literal`` (the discriminator in
+    ``federation.yaml``) and override the hooks below; the defaults implement
+    generic OpenID Connect.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Longest accepted ``sub``; OIDC Core §2 says 255 ASCII characters.
+    max_subject_length: ClassVar[int] = 255
+
+    provider: str
+    algorithms: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ALGORITHMS),
+        min_length=1,
+        description="Allowed 'alg' values; asymmetric algorithms only.",
+    )
+    token_types: list[TokenType] = Field(
+        default_factory=lambda: ["id", "access"],  # type: ignore[arg-type]
+        min_length=1,
+        description="Which token kinds are accepted (id and/or access).",
+    )
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        for alg in value:
+            if alg in NEVER_ALLOWED or alg.lower() == "none":
+                raise ValueError(f"algorithm {alg!r} is never accepted from an issuer with a key set")
+            if alg not in ASYMMETRIC_ALGORITHMS:
+                raise ValueError(f"unknown algorithm {alg!r}; supported: {', '.join(DEFAULT_ALGORITHMS)}")
+        return value
+
+    # -- routing ------------------------------------------------------------------------
+
+    @property
+    def trusted_issuers(self) -> tuple[str, ...]:
+        """The exact ``iss`` strings this profile accepts (looked up in a dict)."""
+        raise NotImplementedError
+
+    def matches_issuer(self, iss: str, claims: Mapping[str, Any]) -> bool:
+        """For issuers that cannot be listed (e.g. any Entra tenant): does ``iss``
+        belong to this profile? Consulted only after the exact lookup missed."""
+        return False
+
+    # -- keys ---------------------------------------------------------------------------
+
+    @property
+    def key_source(self) -> KeySourceSpec:
+        """Where this profile's keys come from."""
+        raise NotImplementedError
+
+    # -- token rules --------------------------------------------------------------------
+
+    def classify(self, header: Mapping[str, Any], claims: Mapping[str, Any]) -> TokenType:
+        """The token's kind; raise :class:`~federation.errors.WrongTokenType` for other kinds."""
+        return classify_token(header, claims)
+
+    def audiences_for(self, token_type: TokenType) -> frozenset[str] | None:
+        """Accepted ``aud`` values for this kind, or None when :meth:`check` binds the
+        token to the client itself (e.g. Cognito access tokens carry ``client_id``)."""
+        raise NotImplementedError
+
+    def require_iat(self, token_type: TokenType) -> bool:
+        """Whether ``iat`` must be present (OIDC Core §2: always for id tokens)."""
+        return token_type == "id"
+
+    def check(self, token: TokenContext) -> None:
+        """Extra rules of the provider, after signature and registered claims."""
+
+    def identity(self, token: TokenContext) -> Identity:
+        """The provider-neutral identity (generic OIDC claims)."""
+        claims = token.claims
+        email = claims.get("email")
+        username = claims.get("preferred_username")
+        return Identity(
+            key=(token.issuer, str(claims["sub"])),
+            email=email if isinstance(email, str) else None,
+            email_verified=isinstance(email, str) and as_strict_bool(claims.get("email_verified")),
+            username=username if isinstance(username, str) else None,
+            groups=as_string_list(claims.get("groups")),
+            roles=as_string_list(claims.get("roles")),
+        )
