@@ -143,6 +143,7 @@ class Verifier:
             raise DisallowedAlgorithm(
                 "the token's algorithm is not allowed for its issuer", issuer=route.issuer
             )
+        route.profile.check_header(jws.header)
         return jws, route
 
     def finish(self, jws: CompactJWS, route: Route, key: VerificationKey) -> VerifiedToken:

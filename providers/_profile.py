@@ -162,6 +162,12 @@ class ProviderProfile(BaseModel):
 
     # -- token rules --------------------------------------------------------------------
 
+    def check_header(self, header: Mapping[str, Any]) -> None:
+        """Rules on the unverified header, run before key lookup and signature
+        (e.g. Entra's Graph tokens, whose ``nonce`` header makes them
+        unverifiable, get a clear code instead of ``bad_signature``). Must not
+        trust the header for anything but refusing."""
+
     def classify(self, header: Mapping[str, Any], claims: Mapping[str, Any]) -> TokenType:
         """The token's kind; raise :class:`~federation.errors.WrongTokenType` for other kinds."""
         return classify_token(header, claims)
