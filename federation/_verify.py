@@ -28,7 +28,7 @@ from federation.providers._profile import Identity, ProviderProfile, TokenContex
 from ._rfc7515 import CompactJWS, Limits, parse_compact
 from ._rfc7517 import VerificationKey
 from ._rfc7519 import ClaimsPolicy, TokenType, check_claims
-from .errors import BadSignature, DisallowedAlgorithm, UntrustedIssuer, WrongTokenType
+from .errors import BadSignature, DisallowedAlgorithm, InvalidToken, UntrustedIssuer, WrongTokenType
 
 __all__ = ["Route", "VerifiedToken", "Verifier", "make_route"]
 
@@ -143,7 +143,11 @@ class Verifier:
             raise DisallowedAlgorithm(
                 "the token's algorithm is not allowed for its issuer", issuer=route.issuer
             )
-        route.profile.check_header(jws.header)
+        try:
+            route.profile.check_header(jws.header)
+        except InvalidToken as exc:
+            exc.issuer = exc.issuer or route.issuer
+            raise
         return jws, route
 
     def finish(self, jws: CompactJWS, route: Route, key: VerificationKey) -> VerifiedToken:

@@ -28,6 +28,7 @@ from ._keys._source import IssuerKeySource
 from ._rfc7515 import Limits
 from ._verify import Route, VerifiedToken, Verifier
 from .config import BridgeConfig, load_config
+from .errors import InvalidToken
 from .events import EventSink, log_event
 
 __all__ = ["Bridge", "WarmUpReport"]
@@ -120,14 +121,22 @@ class Bridge:
         :class:`~federation.errors.KeySetUnavailable` (503).
         """
         jws, route = self._verifier.prepare(token)
-        key = self._source(route).get_key(jws.kid, jws.alg)
-        return self._verifier.finish(jws, route, key)
+        try:
+            key = self._source(route).get_key(jws.kid, jws.alg)
+            return self._verifier.finish(jws, route, key)
+        except InvalidToken as exc:
+            exc.issuer = exc.issuer or route.issuer  # every rejection after routing names the issuer
+            raise
 
     async def averify(self, token: str | bytes) -> VerifiedToken:
         """Async twin of :meth:`verify`: same rules, non-blocking key fetches."""
         jws, route = self._verifier.prepare(token)
-        key = await self._source(route).aget_key(jws.kid, jws.alg)
-        return self._verifier.finish(jws, route, key)
+        try:
+            key = await self._source(route).aget_key(jws.kid, jws.alg)
+            return self._verifier.finish(jws, route, key)
+        except InvalidToken as exc:
+            exc.issuer = exc.issuer or route.issuer
+            raise
 
     def _source(self, route: Route) -> IssuerKeySource:
         return self._profile_sources[id(route.profile)]

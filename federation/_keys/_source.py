@@ -74,8 +74,15 @@ class IssuerKeySource:
     def refresh_plan(self, forced: bool) -> RefreshPlan:
         """Sans-I/O: yields the requests to make, returns True on success."""
         state = self.state
+        state.begin_attempt(self._clock())
+        try:
+            return (yield from self._plan_steps(forced))
+        finally:
+            state.end_attempt()
+
+    def _plan_steps(self, forced: bool) -> RefreshPlan:
+        state = self.state
         now = self._clock()
-        state.begin_attempt(now)
         try:
             jwks_uri = self.jwks_uri or state.jwks_uri_from_discovery(now)
             if jwks_uri is None:

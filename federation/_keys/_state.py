@@ -59,6 +59,7 @@ class KeyCacheState:
         self.discovered_jwks_uri: str | None = None
         self.discovered_until = -math.inf
         self.generation = 0  # bumped after every completed attempt, for single-flight
+        self.in_flight = 0  # fetches started and not finished
         self._negative_lock = threading.Lock()  # cachetools caches are not thread-safe
         self._unknown_kids: TTLCache[str, bool] = TTLCache(
             maxsize=_NEGATIVE_CACHE_SIZE, ttl=max(config.unknown_kid_ttl, 1e-9), timer=clock
@@ -79,7 +80,11 @@ class KeyCacheState:
                 return key
             if kid is not None and self._known_unknown(kid):
                 raise UnknownKey("no key of the issuer has the token's kid", issuer=self.issuer)
-            return Miss.FORCED if self.forced_refetch_allowed(now) else Miss.RATE_LIMITED
+            if self.in_flight or self.forced_refetch_allowed(now):
+                # A fetch already in flight may bring the key: join it (single-flight) rather
+                # than refuse; joining never adds a request.
+                return Miss.FORCED
+            return Miss.RATE_LIMITED
         if now - self.last_failure < self.config.refresh_cooldown:
             # Failing recently: do not hammer the issuer; serve stale or give up now.
             return self._stale_or_unavailable(kid, alg, now)
@@ -101,7 +106,9 @@ class KeyCacheState:
             )
         key = self.keyset.find(kid, alg)
         if key is None:
-            if kid is not None:
+            if kid is not None and self.last_error is None:
+                # Only a successful refetch proves the kid unknown; after a failed one a
+                # real rotation must stay possible at the next attempt.
                 with self._negative_lock:
                     self._unknown_kids[kid] = True
             raise UnknownKey("no key of the issuer has the token's kid", issuer=self.issuer)
@@ -126,7 +133,14 @@ class KeyCacheState:
 
     def begin_attempt(self, now: float) -> None:
         """A fetch starts now: it opens the cooldown window."""
-        self.last_attempt = now
+        with self._negative_lock:
+            self.last_attempt = now
+            self.in_flight += 1
+
+    def end_attempt(self) -> None:
+        """The fetch begun by :meth:`begin_attempt` is over (whatever its outcome)."""
+        with self._negative_lock:
+            self.in_flight -= 1
 
     def record_success(self, keyset: KeySet, ttl: float, now: float) -> None:
         """Replace the set whole (dropped keys stop verifying at once)."""
