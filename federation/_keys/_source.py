@@ -3,8 +3,8 @@
 Owns: the sans-I/O refresh plan (a generator that yields
 :class:`FetchRequest` and receives :class:`FetchResponse`: discovery when
 needed, then the JWK Set), driven by a sync shell and an async shell that only
-move bytes; single-flight in both (N cold callers cause one fetch); and the
-events of the key cache.
+move bytes; single-flight across both (``_flight``: N cold callers of any mix
+of threads and event loops cause one fetch); and the events of the key cache.
 
 Must not: verify signatures or claims, or decide policy beyond what
 ``_state`` and ``_documents`` say.
@@ -13,8 +13,6 @@ Must not: verify signatures or claims, or decide policy beyond what
 from __future__ import annotations
 
 import asyncio
-import threading
-import weakref
 from collections.abc import Callable, Generator
 
 import httpx
@@ -26,6 +24,7 @@ from ..config import KeysConfig
 from ..errors import UnknownKey
 from ..events import FETCH_FAILED, FETCHED, KEY_SKIPPED, REFETCH_RATE_LIMITED, STALE_SERVED, Event, EventSink
 from ._documents import FetchFailed, parse_discovery, parse_keys, ttl_from_headers
+from ._flight import Claim, SingleFlight
 from ._http import FetchRequest, FetchResponse, fetch_async, fetch_sync
 from ._state import KeyCacheState, Miss
 
@@ -57,11 +56,9 @@ class IssuerKeySource:
         self._emit = emit
         self._sync_client = sync_client
         self._async_client = async_client
-        self._sync_flight = threading.Lock()
-        self._async_guard = threading.Lock()
-        self._async_flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[bool]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._flight = SingleFlight(lambda: self.state.generation)
+        # A waiter gives up after the fetcher's own worst case (discovery + key set).
+        self._wait_budget = 4 * config.timeout + 1
 
     # -- the pure refresh plan ------------------------------------------------------
 
@@ -73,12 +70,8 @@ class IssuerKeySource:
 
     def refresh_plan(self, forced: bool) -> RefreshPlan:
         """Sans-I/O: yields the requests to make, returns True on success."""
-        state = self.state
-        state.begin_attempt(self._clock())
-        try:
-            return (yield from self._plan_steps(forced))
-        finally:
-            state.end_attempt()
+        self.state.begin_attempt(self._clock())
+        return (yield from self._plan_steps(forced))
 
     def _plan_steps(self, forced: bool) -> RefreshPlan:
         state = self.state
@@ -95,9 +88,10 @@ class IssuerKeySource:
             response = yield FetchRequest(jwks_uri, "jwks", forced)
             keyset, warnings = parse_keys(response, self.config, self.spec.format)
         except FetchFailed as exc:
-            stale = state.record_failure(exc.reason, self._clock())
+            now = self._clock()
+            stale = state.record_failure(exc.reason, now)
             self._event(FETCH_FAILED, reason=exc.reason, forced=forced)
-            if stale:
+            if stale and now >= state.fresh_until:  # a failed forced refetch of a fresh set is not stale
                 self._event(STALE_SERVED, reason=exc.reason, kids=len(state.keyset or ()))
             return False
         for warning in warnings:
@@ -124,25 +118,29 @@ class IssuerKeySource:
         except StopIteration as done:
             return bool(done.value)
 
-    def _refresh_once_sync(self, forced: bool, seen_generation: int) -> None:
-        with self._sync_flight:
-            # Someone else completed a fetch while we waited: use its result.
-            if self.state.generation == seen_generation:
+    def _refresh_sync(self, forced: bool, seen_generation: int | None) -> None:
+        claim = self._flight.claim(seen_generation)
+        if claim is Claim.FETCH:
+            try:
                 self._drive_sync(forced)
+            finally:
+                self._flight.release()
+        elif claim is Claim.JOIN:
+            self._flight.wait(self._wait_budget)
 
     def get_key(self, kid: str | None, alg: str) -> VerificationKey:
         """The verification key for (kid, alg), fetching when needed (blocking)."""
-        generation = self.state.generation  # read before the lookup: see _refresh_once_sync
+        generation = self.state.generation  # read before the lookup, so a fetch landing after it counts
         decision = self._lookup(kid, alg)
         if isinstance(decision, VerificationKey):
             return decision
-        self._refresh_once_sync(decision is Miss.FORCED, generation)
+        self._refresh_sync(decision is Miss.FORCED, generation)
         return self._after(kid, alg)
 
     def refresh(self) -> bool:
-        """Fetch now, whatever the cache says (used by warm-up); True on success."""
-        with self._sync_flight:
-            return self._drive_sync(False)
+        """Fetch now unless a fetch is in flight (then wait for it); True when keys were had."""
+        self._refresh_sync(False, None)
+        return self.state.keyset is not None and self.state.last_error is None
 
     # -- async shell ------------------------------------------------------------------
 
@@ -161,17 +159,20 @@ class IssuerKeySource:
         except StopIteration as done:
             return bool(done.value)
 
-    async def _refresh_once_async(self, forced: bool, seen_generation: int | None) -> bool:
-        loop = asyncio.get_running_loop()
-        with self._async_guard:
-            task = self._async_flights.get(loop)
-            if task is None or task.done():
-                if seen_generation is not None and self.state.generation != seen_generation:
-                    return True  # a fetch completed since the caller looked
-                task = loop.create_task(self._drive_async(forced))
-                self._async_flights[loop] = task
-        # shield: one caller's cancellation must not cancel the fetch the others wait on.
-        return await asyncio.shield(task)
+    async def _fly_async(self, forced: bool) -> None:
+        try:
+            await self._drive_async(forced)
+        finally:
+            self._flight.release()
+
+    async def _refresh_async(self, forced: bool, seen_generation: int | None) -> None:
+        claim = self._flight.claim(seen_generation)
+        if claim is Claim.FETCH:
+            task = asyncio.get_running_loop().create_task(self._fly_async(forced))
+            # shield: this caller's cancellation must not cancel the fetch others wait on.
+            await asyncio.shield(task)
+        elif claim is Claim.JOIN:
+            await self._flight.await_landing(self._wait_budget)
 
     async def aget_key(self, kid: str | None, alg: str) -> VerificationKey:
         """Async twin of :meth:`get_key`."""
@@ -179,17 +180,18 @@ class IssuerKeySource:
         decision = self._lookup(kid, alg)
         if isinstance(decision, VerificationKey):
             return decision
-        await self._refresh_once_async(decision is Miss.FORCED, generation)
+        await self._refresh_async(decision is Miss.FORCED, generation)
         return self._after(kid, alg)
 
     async def arefresh(self) -> bool:
         """Async twin of :meth:`refresh`."""
-        return await self._refresh_once_async(False, None)
+        await self._refresh_async(False, None)
+        return self.state.keyset is not None and self.state.last_error is None
 
     # -- shared -------------------------------------------------------------------------
 
     def _lookup(self, kid: str | None, alg: str) -> VerificationKey | Miss:
-        decision = self.state.lookup(kid, alg, self._clock())
+        decision = self.state.lookup(kid, alg, self._clock(), in_flight=self._flight.in_flight)
         if decision is Miss.RATE_LIMITED:
             self._event(REFETCH_RATE_LIMITED, cooldown=self.config.refresh_cooldown)
             raise UnknownKey(

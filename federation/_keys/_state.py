@@ -59,7 +59,6 @@ class KeyCacheState:
         self.discovered_jwks_uri: str | None = None
         self.discovered_until = -math.inf
         self.generation = 0  # bumped after every completed attempt, for single-flight
-        self.in_flight = 0  # fetches started and not finished
         self._negative_lock = threading.Lock()  # cachetools caches are not thread-safe
         self._unknown_kids: TTLCache[str, bool] = TTLCache(
             maxsize=_NEGATIVE_CACHE_SIZE, ttl=max(config.unknown_kid_ttl, 1e-9), timer=clock
@@ -67,7 +66,9 @@ class KeyCacheState:
 
     # -- lookups -----------------------------------------------------------------
 
-    def lookup(self, kid: str | None, alg: str, now: float) -> VerificationKey | Miss:
+    def lookup(
+        self, kid: str | None, alg: str, now: float, in_flight: bool = False
+    ) -> VerificationKey | Miss:
         """Answer from the cache, or say why it cannot.
 
         Raises :class:`UnknownKey` for a kid recently found unknown, and
@@ -80,7 +81,7 @@ class KeyCacheState:
                 return key
             if kid is not None and self._known_unknown(kid):
                 raise UnknownKey("no key of the issuer has the token's kid", issuer=self.issuer)
-            if self.in_flight or self.forced_refetch_allowed(now):
+            if in_flight or self.forced_refetch_allowed(now):
                 # A fetch already in flight may bring the key: join it (single-flight) rather
                 # than refuse; joining never adds a request.
                 return Miss.FORCED
@@ -133,14 +134,7 @@ class KeyCacheState:
 
     def begin_attempt(self, now: float) -> None:
         """A fetch starts now: it opens the cooldown window."""
-        with self._negative_lock:
-            self.last_attempt = now
-            self.in_flight += 1
-
-    def end_attempt(self) -> None:
-        """The fetch begun by :meth:`begin_attempt` is over (whatever its outcome)."""
-        with self._negative_lock:
-            self.in_flight -= 1
+        self.last_attempt = now
 
     def record_success(self, keyset: KeySet, ttl: float, now: float) -> None:
         """Replace the set whole (dropped keys stop verifying at once)."""
