@@ -20,7 +20,14 @@ from pydantic import ValidationError
 
 from .errors import ConfigError
 
-__all__ = ["Located", "config_error_from_validation", "load_yaml", "read_yaml_file"]
+__all__ = [
+    "Located",
+    "config_error_from_problems",
+    "config_error_from_validation",
+    "format_path",
+    "load_yaml",
+    "read_yaml_file",
+]
 
 PathKey = tuple[str | int, ...]
 
@@ -48,47 +55,74 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _convert(
-    loader: yaml.SafeLoader,
-    node: yaml.Node,
-    path: PathKey,
-    positions: dict[PathKey, tuple[int, int]],
-    file: str,
-) -> Any:
-    positions.setdefault(path, _mark(node))
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves '<<' merge keys
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int)):
-                line, col = _mark(key_node)
-                raise ConfigError(f"{file}:{line}:{col}: mapping keys must be scalars", file=file, line=line)
-            if key in result:
-                line, col = _mark(key_node)
-                raise ConfigError(
-                    f"{file}:{line}:{col}: duplicate key '{key}'",
-                    file=file,
-                    line=line,
-                    column=col,
-                    field=str(key),
+_MAX_NODES = 100_000  # a config or mapping file is hand-written: far below this
+
+
+class _Converter:
+    """Node graph to plain data. Aliases share one converted object, so an alias
+    bomb ("billion laughs") costs work proportional to the file, not its expansion."""
+
+    def __init__(self, loader: yaml.SafeLoader, file: str) -> None:
+        self.loader = loader
+        self.file = file
+        self.positions: dict[PathKey, tuple[int, int]] = {}
+        self._done: dict[int, Any] = {}
+        self._active: set[int] = set()
+        self._budget = _MAX_NODES
+
+    def error(self, node: yaml.Node, message: str, field: str | None = None) -> ConfigError:
+        line, col = _mark(node)
+        where = f"{self.file}:{line}:{col}: " + (f"{field}: " if field else "")
+        return ConfigError(where + message, file=self.file, line=line, column=col, field=field)
+
+    def convert(self, node: yaml.Node, path: PathKey) -> Any:
+        self.positions.setdefault(path, _mark(node))
+        if id(node) in self._done:
+            return self._done[id(node)]
+        if id(node) in self._active:
+            raise self.error(node, "recursive YAML aliases are not supported")
+        self._budget -= 1
+        if self._budget < 0:
+            raise self.error(node, "document has too many nodes")
+        self._active.add(id(node))
+        try:
+            value = self._convert(node, path)
+        finally:
+            self._active.discard(id(node))
+        self._done[id(node)] = value
+        return value
+
+    def _convert(self, node: yaml.Node, path: PathKey) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            self.loader.flatten_mapping(node)  # resolves '<<' merge keys
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = (
+                    self.loader.construct_object(key_node, deep=True)
+                    if isinstance(key_node, yaml.ScalarNode)
+                    else None
                 )
-            # The key's own line is the most useful place to point at for this field.
-            positions[path + (key,)] = _mark(key_node)
-            result[key] = _convert(loader, value_node, path + (key,), positions, file)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_convert(loader, item, path + (i,), positions, file) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+                if not isinstance(key, (str, int)):
+                    raise self.error(key_node, "mapping keys must be strings")
+                if key in result:
+                    raise self.error(key_node, "duplicate key", _format_path(path + (key,)))
+                # The key's own line is the most useful place to point at for this field.
+                self.positions[path + (key,)] = _mark(key_node)
+                result[key] = self.convert(value_node, path + (key,))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
+        return self.loader.construct_object(node, deep=True)
 
 
 def load_yaml(text: str, file: str = "<string>") -> Located:
     """Parse one YAML document; raise :class:`ConfigError` with a position on failure."""
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)  # the reader may already refuse the characters
         node = loader.get_single_node()
-        positions: dict[PathKey, tuple[int, int]] = {}
-        data = None if node is None else _convert(loader, node, (), positions, file)
+        converter = _Converter(loader, file)
+        data = None if node is None else converter.convert(node, ())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -102,8 +136,9 @@ def load_yaml(text: str, file: str = "<string>") -> Located:
     except RecursionError:
         raise ConfigError(f"{file}: YAML nested too deeply", file=file) from None
     finally:
-        loader.dispose()
-    return Located(data, positions, file)
+        if loader is not None:
+            loader.dispose()
+    return Located(data, converter.positions, file)
 
 
 def read_yaml_file(path: str | Path) -> Located:
@@ -150,25 +185,35 @@ def config_error_from_validation(exc: ValidationError, located: Located, what: s
 
     Input values are never echoed (a config may hold secrets).
     """
-    problems: list[str] = []
+    problems: list[tuple[Sequence[str | int], str]] = []
+    for err in exc.errors(include_input=False, include_url=False):
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append((_field_path(err["loc"], located.data), message))
+    return config_error_from_problems(problems, located, what)
+
+
+def config_error_from_problems(
+    problems: Sequence[tuple[Sequence[str | int], str]], located: Located, what: str = "config"
+) -> ConfigError:
+    """A located :class:`ConfigError` from (field path, message) pairs, first one first."""
+    lines: list[str] = []
     first: tuple[str, int | None, int | None] | None = None
     file = located.file or "<dict>"
-    for err in exc.errors(include_input=False, include_url=False):
-        path = _field_path(err["loc"], located.data)
+    for path, message in problems:
         field = _format_path(path)
         pos = located.position(path) if located.positions else None
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
         where = f"{file}:{pos[0]}:{pos[1]}" if pos else file
-        problems.append(f"{where}: {field}: {msg}")
+        lines.append(f"{where}: {field}: {message}")
         if first is None:
             first = (field, pos[0] if pos else None, pos[1] if pos else None)
     assert first is not None
     field, line, col = first
     head = (
-        problems[0]
-        if len(problems) == 1
-        else f"invalid {what} ({len(problems)} problems):\n  " + "\n  ".join(problems)
+        lines[0] if len(lines) == 1 else f"invalid {what} ({len(lines)} problems):\n  " + "\n  ".join(lines)
     )
-    return ConfigError(head, file=located.file, line=line, column=col, field=field, problems=tuple(problems))
+    return ConfigError(head, file=located.file, line=line, column=col, field=field, problems=tuple(lines))
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """``("issuers", 0, "jwks_uri")`` as ``issuers[0].jwks_uri``."""
+    return _format_path(path)

@@ -16,11 +16,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from federation.providers import PROFILE_MODELS, ProviderProfile
 
-from ._yaml import Located, config_error_from_validation, read_yaml_file
+from ._yaml import (
+    Located,
+    config_error_from_problems,
+    config_error_from_validation,
+    format_path,
+    read_yaml_file,
+)
 from .errors import ConfigError
 
 __all__ = [
@@ -65,9 +71,10 @@ class KeysConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _ordered(self) -> KeysConfig:
-        if not self.min_ttl <= self.ttl <= self.max_ttl:
-            raise ValueError("keys: expected min_ttl <= ttl <= max_ttl")
+    def _ordered(self, info: ValidationInfo) -> KeysConfig:
+        problems = _keys_problems(self, ())
+        if problems and not _located(info):
+            raise ValueError("; ".join(f"{format_path(p) or 'keys'}: {m}" for p, m in problems))
         return self
 
 
@@ -93,22 +100,67 @@ class BridgeConfig(BaseModel):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     leeway: float = Field(60, ge=0, le=300, description="Clock skew allowed for exp/nbf/iat, seconds.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _generic_oidc_by_default(cls, data: Any) -> Any:
+        # ``provider`` picks the profile; an entry without one is a generic OIDC issuer.
+        if isinstance(data, dict) and isinstance(data.get("issuers"), list):
+            issuers = [
+                {"provider": "oidc", **entry}
+                if isinstance(entry, dict) and "provider" not in entry
+                else entry
+                for entry in data["issuers"]
+            ]
+            data = {**data, "issuers": issuers}
+        return data
+
     @model_validator(mode="after")
-    def _issuers_unique_and_reachable(self) -> BridgeConfig:
-        seen: set[str] = set()
-        for entry in self.issuers:
-            for iss in entry.trusted_issuers:
-                if iss in seen:
-                    raise ValueError(f"issuer {iss!r} is configured twice")
-                seen.add(iss)
-            spec = entry.key_source
-            for url in (spec.jwks_uri, spec.discovery_url):
-                if url is not None and not is_fetchable_url(url, self.keys.allow_loopback_http):
-                    raise ValueError(
-                        f"{url!r} must be an https:// URL (plain http only on loopback with "
-                        "keys.allow_loopback_http)"
-                    )
+    def _cross_field(self, info: ValidationInfo) -> BridgeConfig:
+        # Loaded through load_config, these are reported with their exact file positions.
+        problems = config_problems(self)
+        if problems and not _located(info):
+            raise ValueError("; ".join(f"{format_path(p)}: {m}" for p, m in problems))
         return self
+
+
+Problem = tuple[tuple[str | int, ...], str]
+
+
+def _located(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and bool(info.context.get("located"))
+
+
+def _keys_problems(keys: KeysConfig, prefix: tuple[str | int, ...]) -> list[Problem]:
+    problems: list[Problem] = []
+    if keys.min_ttl > keys.ttl:
+        problems.append(((*prefix, "min_ttl"), "must not be greater than ttl"))
+    if keys.ttl > keys.max_ttl:
+        problems.append(((*prefix, "ttl"), "must not be greater than max_ttl"))
+    return problems
+
+
+def config_problems(config: BridgeConfig) -> list[Problem]:
+    """The checks that span several fields, each with the exact path to blame."""
+    problems = _keys_problems(config.keys, ("keys",))
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(config.issuers):
+        fields = type(entry).model_fields
+        for iss in entry.trusted_issuers:
+            if iss in seen:
+                where = ("issuers", index, "issuer") if "issuer" in fields else ("issuers", index)
+                problems.append((where, f"issuer {iss!r} is already configured by issuers[{seen[iss]}]"))
+            seen.setdefault(iss, index)
+        spec = entry.key_source
+        for url, field in ((spec.jwks_uri, "jwks_uri"), (spec.discovery_url, "issuer")):
+            if url is not None and not is_fetchable_url(url, config.keys.allow_loopback_http):
+                where = ("issuers", index, field) if getattr(entry, field, None) else ("issuers", index)
+                problems.append(
+                    (
+                        where,
+                        "must be an https:// URL (plain http only on loopback with keys.allow_loopback_http)",
+                    )
+                )
+    return problems
 
 
 def is_loopback_url(url: str) -> bool:
@@ -146,6 +198,10 @@ def load_config(source: str | Path | Mapping[str, Any]) -> BridgeConfig:
                 f"{located.file}: the config must be a mapping at the top level", file=located.file
             )
     try:
-        return BridgeConfig.model_validate(located.data)
+        config = BridgeConfig.model_validate(located.data, context={"located": True})
     except ValidationError as exc:
         raise config_error_from_validation(exc, located, "bridge config") from None
+    problems = config_problems(config)
+    if problems:
+        raise config_error_from_problems(problems, located, "bridge config")
+    return config
