@@ -110,8 +110,9 @@ def _check_audience(
         azp = claims["azp"]
         if not isinstance(azp, str):
             raise InvalidClaim("'azp' is not a string", claim="azp", issuer=policy.issuer)
-        if len(values) > 1 and azp not in audiences:
-            # OIDC Core §3.1.3.7 steps 4-5.
+        if (len(values) > 1 or token_type == "id") and azp not in audiences:
+            # OIDC Core §3.1.3.7 steps 4-5: with several audiences, and on any id token
+            # that names an authorized party, that party must be us.
             raise InvalidAudience("'azp' is not a configured audience", issuer=policy.issuer)
 
 
