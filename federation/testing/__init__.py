@@ -8,6 +8,29 @@
     bridge = idp.bridge()                       # wired to the mock, no network
     assert bridge.verify(idp.mint(sub="u1")).subject == "u1"
 
+What is here:
+
+* :class:`MockIdP`: an in-process issuer with real keys (RSA 2048 by default,
+  EC and Ed25519 on request), a JWKS, an OIDC discovery document and a token
+  minter (``mint(expired=True)``, ``kid=``, ``alg=``, ``headers=``,
+  ``not_before=``, ``token_type="access"`` ...); key rotation; outages
+  (``outage(status=500)``, ``outage(timeout=True)``, ``recover()``); a record
+  of the requests it served (``requests``, ``requests_to("jwks")``).
+  It plugs into httpx three ways: ``with idp:`` (respx: every httpx client in
+  the block; unmocked hosts fail), ``idp.transport()``/``idp.client()`` (for
+  an application that injects its own client), and ``with idp.serve() as url:``
+  (a real HTTP server on 127.0.0.1, for code that does not use httpx). The
+  matching bridge configuration comes from ``idp.bridge_config()``.
+* :class:`FrozenClock`: a manually advanced clock for the mock and the bridge.
+* Provider claim shapes: ``MockIdP.for_provider(name, ...)`` mints tokens
+  shaped like that provider's; :func:`register_provider` adds a
+  :class:`ProviderShape`.
+* A pytest plugin (``federation.testing.pytest_plugin``, registered through
+  the ``pytest11`` entry point): the ``mock_idp`` factory fixture and the
+  ``federation_clock`` fixture.
+
+Guide: ``docs/testing.md``.
+
 Must not: be imported by the library's runtime code paths (only the CLI demo
 uses it).
 """
@@ -17,5 +40,25 @@ from __future__ import annotations
 from ._clock import FrozenClock
 from ._keys import SigningKey, generate_signing_key
 from ._mockidp import MockIdP, mock_transport
+from ._shapes import (
+    ProviderShape,
+    TokenKind,
+    provider_shape,
+    register_provider,
+    registered_providers,
+    unregister_provider,
+)
 
-__all__ = ["FrozenClock", "MockIdP", "SigningKey", "generate_signing_key", "mock_transport"]
+__all__ = [
+    "FrozenClock",
+    "MockIdP",
+    "ProviderShape",
+    "SigningKey",
+    "TokenKind",
+    "generate_signing_key",
+    "mock_transport",
+    "provider_shape",
+    "register_provider",
+    "registered_providers",
+    "unregister_provider",
+]

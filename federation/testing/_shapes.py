@@ -1,0 +1,155 @@
+"""Claim shapes: what one identity provider's tokens look like, for the mock issuer.
+
+Owns: :class:`ProviderShape` (how a provider's mock issuer is set up from the
+provider's own vocabulary, which claims and header members its tokens carry,
+and the bridge configuration entry that trusts it) and the registry of shapes
+keyed by provider name that :meth:`MockIdP.for_provider
+<federation.testing.MockIdP.for_provider>` reads.
+
+Extension point: a provider profile ships its shape as a module
+``federation/testing/_shape_<name>.py`` that calls :func:`register_provider`
+at import; the registry imports that module the first time the name is asked
+for, so the library's runtime never imports test code. Anyone else (an
+application, a third-party profile) calls :func:`register_provider` directly.
+
+Must not: perform I/O, or be imported by the library's runtime code paths.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ._mockidp import MockIdP
+
+__all__ = [
+    "ProviderShape",
+    "TokenKind",
+    "provider_shape",
+    "register_provider",
+    "registered_providers",
+    "unregister_provider",
+]
+
+#: The two kinds of token an issuer mints (the engine's ``token_type``).
+TokenKind = Literal["id", "access"]
+
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _pass_through(**params: Any) -> dict[str, Any]:
+    return dict(params)
+
+
+def _no_headers(idp: MockIdP, kind: TokenKind) -> dict[str, Any]:
+    return {}
+
+
+def _same_entry(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
+    return entry
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderShape:
+    """How one provider's tokens and issuer look.
+
+    ``name``
+        The provider name (``provider:`` in the bridge configuration).
+    ``claims(idp, kind, now)``
+        The default claims of a token of ``kind`` (``"id"`` or ``"access"``)
+        minted at Unix time ``now``, *without* ``iat``/``exp``/``nbf`` (the mock
+        sets those, so ``expired=True`` and friends work for every provider).
+        Read ``idp.issuer``, ``idp.audience`` and ``idp.provider_params``.
+    ``setup(**params)``
+        Turns the provider's vocabulary (``region=``, ``user_pool_id=``,
+        ``tenant_id=`` ...) into :class:`MockIdP` keyword arguments (``issuer``,
+        ``audience``, ``jwks_path`` or ``jwks_uri``, ``alg`` ...). Keywords it
+        does not know (``clock=``, ``algorithms=`` ...) must be passed through.
+    ``headers(idp, kind)``
+        Extra JOSE header members (after ``alg``/``kid``/``typ: JWT``, before
+        the caller's ``headers=``), e.g. ``{"typ": "at+jwt"}``.
+    ``issuer_config(idp, entry)``
+        Adapts the generic issuer entry (``provider``, ``issuer``,
+        ``audiences`` and ``jwks_uri`` unless discovery is wanted) to the
+        provider profile's configuration vocabulary.
+    """
+
+    name: str
+    claims: Callable[[MockIdP, TokenKind, int], dict[str, Any]]
+    setup: Callable[..., dict[str, Any]] = _pass_through
+    headers: Callable[[MockIdP, TokenKind], dict[str, Any]] = _no_headers
+    issuer_config: Callable[[MockIdP, dict[str, Any]], dict[str, Any]] = _same_entry
+
+
+_REGISTRY: dict[str, ProviderShape] = {}
+_LOCK = threading.Lock()
+
+
+def register_provider(shape: ProviderShape, *, replace: bool = False) -> ProviderShape:
+    """Make ``shape`` available to ``MockIdP.for_provider(shape.name)``.
+
+    Registering a name twice is an error unless ``replace=True``.
+    """
+    if not _NAME.fullmatch(shape.name):
+        raise ValueError(f"provider name {shape.name!r} must match {_NAME.pattern}")
+    with _LOCK:
+        if shape.name in _REGISTRY and not replace and _REGISTRY[shape.name] is not shape:
+            raise ValueError(f"a claim shape for provider {shape.name!r} is already registered")
+        _REGISTRY[shape.name] = shape
+    return shape
+
+
+def unregister_provider(name: str) -> None:
+    """Forget the shape registered for ``name`` (no error when there is none)."""
+    with _LOCK:
+        _REGISTRY.pop(name, None)
+
+
+def registered_providers() -> tuple[str, ...]:
+    """The provider names with a registered shape, sorted (built-in ones once loaded)."""
+    provider_shape("oidc")  # the generic shape is always there
+    with _LOCK:
+        return tuple(sorted(_REGISTRY))
+
+
+def _builtin_module(name: str) -> str:
+    return f"{__package__}._shape_{name}"
+
+
+def provider_shape(name: str) -> ProviderShape:
+    """The shape registered for ``name``, importing the built-in module on first use.
+
+    Raises :class:`LookupError` naming the registered providers when there is none.
+    """
+    with _LOCK:
+        shape = _REGISTRY.get(name)
+    if shape is not None:
+        return shape
+    if _NAME.fullmatch(name):
+        module = _builtin_module(name)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a real import error inside the shape module
+                raise
+    with _LOCK:
+        shape = _REGISTRY.get(name)
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+    if shape is None:
+        raise LookupError(f"no claim shape for provider {name!r} (registered: {known})")
+    return shape
+
+
+def merge_headers(base: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``base`` updated with ``extra``; a value of None drops the member."""
+    for name, value in (extra or {}).items():
+        if value is None:
+            base.pop(name, None)
+        else:
+            base[name] = value
+    return base
