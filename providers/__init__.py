@@ -17,16 +17,38 @@ the reverse.
 from __future__ import annotations
 
 from ._profile import Identity, KeySourceSpec, ProviderProfile, TokenContext
+from .azure_ad import AzureAdB2CConfig, AzureAdConfig
+from .cognito import CognitoIssuerConfig
+from .firebase import FirebaseConfig
+from .google import GoogleConfig
+from .keycloak import KeycloakConfig
 from .oidc import OidcIssuerConfig
+from .okta import OktaIssuerConfig
 
 __all__ = [
     "PROFILE_MODELS",
+    "AzureAdB2CConfig",
+    "AzureAdConfig",
+    "CognitoIssuerConfig",
+    "FirebaseConfig",
+    "GoogleConfig",
     "Identity",
     "KeySourceSpec",
+    "KeycloakConfig",
     "OidcIssuerConfig",
+    "OktaIssuerConfig",
     "ProviderProfile",
     "TokenContext",
 ]
 
 #: Every profile model, discriminated by its ``provider`` field.
-PROFILE_MODELS: tuple[type[ProviderProfile], ...] = (OidcIssuerConfig,)
+PROFILE_MODELS: tuple[type[ProviderProfile], ...] = (
+    OidcIssuerConfig,
+    AzureAdConfig,
+    AzureAdB2CConfig,
+    KeycloakConfig,
+    GoogleConfig,
+    FirebaseConfig,
+    CognitoIssuerConfig,
+    OktaIssuerConfig,
+)

@@ -1,0 +1,222 @@
+"""The AWS Cognito user pool profile (``provider: cognito``).
+
+Owns: the configuration vocabulary of a Cognito user pool (``region``,
+``user_pool_id``, app ``client_ids``, resource-binding ``audiences``,
+``token_use``) and its rules:
+
+* both issuer forms of the pool are trusted, ``https://cognito-idp.{region}
+  .amazonaws.com/{pool}`` and the "updated" ``https://issuer-cognito-idp...``,
+  with one key set ``https://cognito-idp.{region}.amazonaws.com/{pool}/.well-known/jwks.json``;
+* the token kind comes from the ``token_use`` claim alone (required, ``id`` or
+  ``access``); a missing or other value is ``wrong_token_type``;
+* id tokens: ``aud`` among the app client ids; access tokens: ``client_id``
+  among them (Cognito access tokens carry no ``aud`` unless a resource binding
+  was requested; a present ``aud`` must then be a configured audience);
+* identity: (canonical pool issuer, ``sub``), ``cognito:groups``,
+  ``cognito:roles``, ``cognito:username`` / ``username``, and ``email_verified``
+  as Cognito renders it (JSON boolean or the string ``"true"``).
+
+Must not: perform I/O, or trust the token to choose the pool or the key URL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+
+from federation._rfc7519 import TokenType
+from federation.errors import InvalidAudience, WrongTokenType
+
+from ._profile import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool, as_string_list
+
+__all__ = ["CognitoIssuerConfig"]
+
+# AWS region names: us-east-1, eu-central-2, us-gov-west-1, ap-southeast-7, us-isob-east-1 ...
+_REGION = re.compile(r"[a-z]{2}-(?:gov-|iso[a-z]?-)?[a-z]+-[0-9]{1,2}")
+# A user pool id is "{region}_{alphanumerics}" (aws-jwt-verify: ^(region)_[a-zA-Z0-9]+$).
+_POOL_ID = re.compile(r"(?P<region>[a-z0-9-]+)_(?P<id>[A-Za-z0-9]+)")
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._~+-]+")
+
+IssuerForm = Literal["original", "updated"]
+
+
+def _token_use(claims: Mapping[str, Any]) -> TokenType:
+    value = claims.get("token_use")
+    if value == "id":
+        return "id"
+    if value == "access":
+        return "access"
+    if value is None:
+        raise WrongTokenType("the token has no 'token_use' claim: not a Cognito id or access token")
+    raise WrongTokenType("the token's 'token_use' is neither 'id' nor 'access'")
+
+
+class CognitoIssuerConfig(ProviderProfile):
+    """One Cognito user pool, trusted for the listed app clients."""
+
+    provider: Literal["cognito"] = "cognito"
+    region: str | None = Field(
+        default=None,
+        description="AWS region of the user pool (e.g. eu-west-1); defaults to the pool id's prefix.",
+    )
+    user_pool_id: str = Field(description="User pool ID, '{region}_{id}' (e.g. eu-west-1_AbCdEf123).")
+    client_ids: list[str] = Field(
+        min_length=1,
+        description="App client IDs: the id token 'aud' and the access token 'client_id'.",
+    )
+    audiences: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Resource-binding audiences: a present access token 'aud' must be one of them.",
+    )
+    issuer_forms: list[IssuerForm] = Field(
+        default_factory=lambda: ["original", "updated"],  # type: ignore[arg-type]
+        min_length=1,
+        description="Which issuer forms of the pool are trusted (cognito-idp / issuer-cognito-idp).",
+    )
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256"],
+        min_length=1,
+        description="Allowed 'alg' values; Cognito user pools sign with RS256 only.",
+    )
+    token_types: list[TokenType] = Field(
+        default_factory=lambda: ["id", "access"],  # type: ignore[arg-type]
+        min_length=1,
+        validation_alias=AliasChoices("token_types", "token_use"),
+        description="Accepted 'token_use' values (id and/or access); 'token_use' is an alias.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_for_token_types(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "token_types" in data and "token_use" in data:
+            raise ValueError("give either token_use or token_types (they are the same setting), not both")
+        return data
+
+    @field_validator("region")
+    @classmethod
+    def _region_format(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _REGION.fullmatch(value):
+            raise ValueError("region must be an AWS region name such as eu-west-1")
+        if value.startswith("cn-"):
+            raise ValueError(
+                "Cognito in the AWS China regions uses amazonaws.com.cn hosts; use provider: oidc there"
+            )
+        return value
+
+    @field_validator("user_pool_id")
+    @classmethod
+    def _pool_id_format(cls, value: str) -> str:
+        match = _POOL_ID.fullmatch(value)
+        if match is None or not _REGION.fullmatch(match["region"]):
+            raise ValueError("user_pool_id must look like '{region}_{id}', e.g. eu-west-1_AbCdEf123")
+        return value
+
+    @field_validator("client_ids", "audiences")
+    @classmethod
+    def _non_empty_strings(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(not v or v != v.strip() for v in value):
+            raise ValueError("entries must be non-empty strings without surrounding spaces")
+        return value
+
+    @field_validator("client_ids")
+    @classmethod
+    def _client_id_format(cls, value: list[str]) -> list[str]:
+        if any(not _CLIENT_ID.fullmatch(v) for v in value):
+            raise ValueError("app client IDs are letters and digits (copy the ID, not the name or secret)")
+        return value
+
+    @model_validator(mode="after")
+    def _region_matches_pool(self) -> CognitoIssuerConfig:
+        pool_region = self.user_pool_id.rsplit("_", 1)[0]
+        if self.region is not None and self.region != pool_region:
+            raise ValueError(
+                "region does not match the user pool ID (its prefix before '_' is the pool's region)"
+            )
+        return self
+
+    # -- routing and keys ---------------------------------------------------------------
+
+    @property
+    def pool_region(self) -> str:
+        """The pool's region (the configured one, which equals the pool id's prefix)."""
+        return self.region or self.user_pool_id.rsplit("_", 1)[0]
+
+    @property
+    def canonical_issuer(self) -> str:
+        """The original issuer form; also the identity namespace of the pool's users."""
+        return f"https://cognito-idp.{self.pool_region}.amazonaws.com/{self.user_pool_id}"
+
+    @property
+    def trusted_issuers(self) -> tuple[str, ...]:
+        forms = {
+            "original": self.canonical_issuer,
+            "updated": f"https://issuer-cognito-idp.{self.pool_region}.amazonaws.com/{self.user_pool_id}",
+        }
+        return tuple(forms[f] for f in dict.fromkeys(self.issuer_forms))
+
+    @property
+    def key_source(self) -> KeySourceSpec:
+        # Both issuer forms publish the same pool keys; one fixed URL, never discovered.
+        return KeySourceSpec(
+            name=self.canonical_issuer, jwks_uri=self.canonical_issuer + "/.well-known/jwks.json"
+        )
+
+    # -- token rules --------------------------------------------------------------------
+
+    def classify(self, header: Mapping[str, Any], claims: Mapping[str, Any]) -> TokenType:
+        kind = _token_use(claims)
+        typ = header.get("typ")
+        if typ is not None:
+            media = typ.lower().removeprefix("application/") if isinstance(typ, str) else None
+            if media != "jwt" and not (media == "at+jwt" and kind == "access"):
+                raise WrongTokenType("the token's 'typ' does not match a Cognito id or access token")
+        return kind
+
+    def audiences_for(self, token_type: TokenType) -> frozenset[str] | None:
+        # Id tokens: aud is the app client id. Access tokens: bound in check() via client_id.
+        return frozenset(self.client_ids) if token_type == "id" else None
+
+    def require_iat(self, token_type: TokenType) -> bool:
+        return True  # Cognito sets iat on both kinds
+
+    def check(self, token: TokenContext) -> None:
+        if token.token_type != "access":
+            return
+        claims = token.claims
+        client_id = claims.get("client_id")
+        if not isinstance(client_id, str):
+            raise InvalidAudience("the access token has no 'client_id' string", issuer=token.issuer)
+        if client_id not in self.client_ids:
+            raise InvalidAudience(
+                "the access token was issued to an app client that is not configured", issuer=token.issuer
+            )
+        if self.audiences is not None and "aud" in claims:
+            aud = claims["aud"]
+            values = as_string_list(aud)
+            if not values or (isinstance(aud, list) and len(values) != len(aud)):
+                raise InvalidAudience("'aud' is not a string or a list of strings", issuer=token.issuer)
+            if not set(values) & set(self.audiences):
+                raise InvalidAudience(
+                    "the access token is bound to a resource that is not configured", issuer=token.issuer
+                )
+
+    def identity(self, token: TokenContext) -> Identity:
+        claims = token.claims
+        email = claims.get("email")
+        username = claims.get("cognito:username" if token.token_type == "id" else "username")
+        return Identity(
+            key=(self.canonical_issuer, str(claims["sub"])),
+            email=email if isinstance(email, str) else None,
+            # Cognito renders some booleans as the strings "true"/"false" (AWS docs, allauth).
+            email_verified=isinstance(email, str)
+            and as_strict_bool(claims.get("email_verified"), accept_strings=True),
+            username=username if isinstance(username, str) else None,
+            groups=as_string_list(claims.get("cognito:groups")),
+            roles=as_string_list(claims.get("cognito:roles")),
+        )
