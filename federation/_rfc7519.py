@@ -26,7 +26,14 @@ from .errors import (
     WrongTokenType,
 )
 
-__all__ = ["ClaimsPolicy", "TokenType", "check_claims", "classify_token", "numeric_date"]
+__all__ = [
+    "ClaimsPolicy",
+    "TokenType",
+    "audience_values",
+    "check_claims",
+    "classify_token",
+    "numeric_date",
+]
 
 TokenType = Literal["id", "access"]
 
@@ -87,20 +94,31 @@ def classify_token(header: Mapping[str, Any], claims: Mapping[str, Any]) -> Toke
     return "id"
 
 
+def audience_values(
+    claims: Mapping[str, Any], *, max_audiences: int, issuer: str | None = None
+) -> tuple[str, ...]:
+    """The ``aud`` claim as a tuple (empty when absent), for the engine and for profiles
+    that bind the audience themselves. A wrong type or too many values is refused."""
+    if "aud" not in claims:
+        return ()
+    aud = claims["aud"]
+    if isinstance(aud, str):
+        return (aud,)
+    if isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
+        if len(aud) > max_audiences:
+            raise InvalidAudience("the token names too many audiences", issuer=issuer)
+        return tuple(aud)
+    raise InvalidAudience("'aud' is not a string or a non-empty array of strings", issuer=issuer)
+
+
 def _check_audience(
     claims: Mapping[str, Any], policy: ClaimsPolicy, audiences: frozenset[str], token_type: TokenType
 ) -> None:
-    if "aud" not in claims:
+    values: Collection[str] = audience_values(
+        claims, max_audiences=policy.max_audiences, issuer=policy.issuer
+    )
+    if not values:
         raise InvalidAudience("the token has no audience", issuer=policy.issuer)
-    aud = claims["aud"]
-    if isinstance(aud, str):
-        values: Collection[str] = (aud,)
-    elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
-        if len(aud) > policy.max_audiences:
-            raise InvalidAudience("the token names too many audiences", issuer=policy.issuer)
-        values = aud
-    else:
-        raise InvalidAudience("'aud' is not a string or a non-empty array of strings", issuer=policy.issuer)
     if audiences.isdisjoint(values):
         raise InvalidAudience("the token is not intended for a configured audience", issuer=policy.issuer)
     if token_type == "id" and not audiences.issuperset(values):

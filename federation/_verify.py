@@ -144,7 +144,7 @@ class Verifier:
                 "the token's algorithm is not allowed for its issuer", issuer=route.issuer
             )
         try:
-            route.profile.check_header(jws.header)
+            route.profile.check_unverified(jws.header, jws.claims)
         except InvalidToken as exc:
             exc.issuer = exc.issuer or route.issuer
             raise
@@ -160,8 +160,11 @@ class Verifier:
             raise WrongTokenType(
                 f"{token_type} tokens are not accepted from this issuer", issuer=route.issuer
             )
-        exp = check_claims(claims, route.policies[token_type], token_type, self._clock())
-        context = TokenContext(route.issuer, jws.header, claims, token_type, key)
+        now = self._clock()
+        exp = check_claims(claims, route.policies[token_type], token_type, now)
+        context = TokenContext(
+            route.issuer, jws.header, claims, token_type, key, now, self._leeway, self._limits.max_audiences
+        )
         route.profile.check(context)
         aud = claims.get("aud")
         return VerifiedToken(

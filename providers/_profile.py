@@ -67,6 +67,9 @@ class TokenContext:
     claims: Mapping[str, Any]
     token_type: TokenType
     key: VerificationKey
+    now: float  # the bridge's clock, Unix seconds
+    leeway: float  # the configured clock skew allowance, seconds
+    max_audiences: int  # the configured bound, for profiles that read 'aud' themselves
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,12 @@ class ProviderProfile(BaseModel):
         raise NotImplementedError
 
     # -- token rules --------------------------------------------------------------------
+
+    def check_unverified(self, header: Mapping[str, Any], claims: Mapping[str, Any]) -> None:
+        """Refusals decidable before key lookup, from the *unverified* header and claims
+        (no fetch for a token that can never verify). Only ever refuses: nothing read
+        here may make a token acceptable. Default: :meth:`check_header`."""
+        self.check_header(header)
 
     def check_header(self, header: Mapping[str, Any]) -> None:
         """Rules on the unverified header, run before key lookup and signature

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from federation._rfc7519 import TokenType
+from federation._rfc7519 import TokenType, audience_values
 from federation.errors import InvalidAudience, WrongTokenType
 
 from ._profile import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool, as_string_list
@@ -140,20 +140,11 @@ class KeycloakConfig(ProviderProfile):
 
     def check(self, token: TokenContext) -> None:
         if token.token_type == "access":
-            self._check_access_audience(token.claims)
+            self._check_access_audience(token.claims, token.max_audiences)
 
-    def _check_access_audience(self, claims: Mapping[str, Any]) -> None:
+    def _check_access_audience(self, claims: Mapping[str, Any], max_audiences: int) -> None:
         clients = frozenset(self.client_ids)
-        if "aud" in claims:
-            aud = claims["aud"]
-            if isinstance(aud, str):
-                values: tuple[str, ...] = (aud,)
-            elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
-                values = tuple(aud)
-            else:
-                raise InvalidAudience("'aud' is not a string or a non-empty array of strings")
-        else:
-            values = ()
+        values = audience_values(claims, max_audiences=max_audiences)
         if not clients.isdisjoint(values):
             return
         if not KEYCLOAK_BUILTIN_AUDIENCES.issuperset(values):

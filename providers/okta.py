@@ -175,6 +175,13 @@ class OktaIssuerConfig(ProviderProfile):
             )
         return kind
 
+    def check_unverified(self, header: Mapping[str, Any], claims: Mapping[str, Any]) -> None:
+        # Okta does not publish the keys that sign org-server access tokens, so such a
+        # token would only ever reach key lookup as an unknown kid (and cost a refetch):
+        # name it now. Only refuses; classify() applies the same rule after verification.
+        if self.is_org_server:
+            self.classify(header, claims)
+
     def audiences_for(self, token_type: TokenType) -> frozenset[str] | None:
         if token_type == "id":
             return frozenset(self.client_ids)

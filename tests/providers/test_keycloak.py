@@ -443,3 +443,11 @@ def test_invalid_configuration(entry: dict[str, Any], fragment: str) -> None:
         Bridge.from_dict({"issuers": [{**base, **entry}]})
     assert info.value.code == "config_error"
     assert fragment in str(info.value)
+
+
+def test_access_audience_bound_in_the_profile_still_honours_max_audiences(
+    bridge: Bridge, idps: dict[str, MockIdP]
+) -> None:
+    # Keycloak access tokens bind 'aud' in the profile; the configured bound must still apply.
+    crowd = ["web-app"] + [f"client-{i}" for i in range(60)]
+    rejects(bridge, mint(idps, acme_access(aud=crowd)), InvalidAudience, "invalid_audience")

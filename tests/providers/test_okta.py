@@ -366,9 +366,12 @@ def test_an_org_server_access_token_gets_a_code_that_says_why(
 def test_an_org_server_access_token_signed_with_an_unpublished_key(
     org: MockIdP, make: Callable[..., Bridge]
 ) -> None:
-    # Real org-server access tokens are signed with keys Okta does not publish: no key, no trust.
+    # Real org-server access tokens are signed with keys Okta does not publish: they are named
+    # before key lookup, so the code says why and no refetch is spent on the unknown kid.
     token = org.mint({**ACCESS_SAMPLE, "iss": ORG, "aud": ORG}, key=generate_signing_key("RS256"))
-    rejected(make(org_entry()), token, InvalidToken, "unknown_key")
+    before = len(org.requests)
+    rejected(make(org_entry()), token, InvalidToken, "okta_org_access_token")
+    assert len(org.requests) == before
 
 
 @pytest.mark.anyio
