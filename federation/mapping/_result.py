@@ -1,0 +1,65 @@
+"""What applying a mapping returns: the contract between mapping and provisioning.
+
+Owns: :class:`MappingResult` (attributes to write, the final role set and its
+changes, the deny code, the trace), :class:`TraceEntry`, and
+:class:`ExistingUser` (what mapping needs to know about the local user, if any,
+to apply update policies and role sync).
+
+Must not: know how mappings are written or how users are stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["ExistingUser", "MappingResult", "TraceEntry"]
+
+
+class ExistingUser(Protocol):
+    """The local user a token maps onto, as mapping sees it (read-only)."""
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        """Current attribute values, including the columns ``username``, ``email``, ``display_name``."""
+        ...
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """Current roles."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEntry:
+    """One step of applying a mapping: which rule, what it decided, and why."""
+
+    rule: str  # a path in the mapping file, e.g. "roles.rules[1]" or "attributes.email"
+    outcome: str  # e.g. "granted", "skipped", "set", "kept", "denied", "no match"
+    detail: str = ""  # human-readable reason; never a secret (claim values may appear)
+
+
+@dataclass(frozen=True, slots=True)
+class MappingResult:
+    """The outcome of applying a mapping to a verified token (and the existing user, if any).
+
+    ``attributes`` holds only the values to *write* (update policies already
+    applied: an ``on_create`` attribute of an existing user is absent).
+    ``roles`` is the complete role set the user should have afterwards (sync
+    policy and protected roles applied); ``granted``/``revoked`` are the
+    changes against the existing user's roles. ``denied`` is the deny code
+    when a deny rule fired (then nothing should be provisioned).
+    """
+
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    roles: frozenset[str] = frozenset()
+    granted: frozenset[str] = frozenset()
+    revoked: frozenset[str] = frozenset()
+    denied: str | None = None
+    trace: tuple[TraceEntry, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        """True when no deny rule fired."""
+        return self.denied is None
