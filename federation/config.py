@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from federation.providers import PROFILE_MODELS, ProviderProfile
 
@@ -34,6 +42,7 @@ __all__ = [
     "IssuerConfig",
     "KeysConfig",
     "LimitsConfig",
+    "ProvisioningConfig",
     "is_fetchable_url",
     "is_loopback_url",
     "load_config",
@@ -90,6 +99,22 @@ class LimitsConfig(BaseModel):
     max_audiences: int = Field(50, ge=1, le=10000)
 
 
+class ProvisioningConfig(BaseModel):
+    """How verified, mapped tokens become local users (see docs/provisioning.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    create_users: bool = Field(True, description="Create a user on first login (just-in-time).")
+    allowed_email_domains: list[str] | None = Field(
+        None, description="When set, only users whose email domain is listed may be created or linked."
+    )
+    link_by_email: bool = Field(
+        False,
+        description="Link a new identity to an existing user by verified email, only from issuers "
+        "marked trust_email. Off by default: linking by email is an account-takeover risk.",
+    )
+
+
 class BridgeConfig(BaseModel):
     """The whole bridge configuration (``federation.yaml``)."""
 
@@ -99,6 +124,24 @@ class BridgeConfig(BaseModel):
     keys: KeysConfig = Field(default_factory=KeysConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     leeway: float = Field(60, ge=0, le=300, description="Clock skew allowed for exp/nbf/iat, seconds.")
+    mapping: str | dict[str, Any] | None = Field(
+        None, description="The mapping file (a path, relative to this file) or the mapping inline."
+    )
+    storage: str | None = Field(
+        None, description="Where users live: an SQLAlchemy URL such as sqlite:///federation.db."
+    )
+    provisioning: ProvisioningConfig = Field(default_factory=ProvisioningConfig)
+    _source_file: Path | None = PrivateAttr(None)
+
+    @property
+    def source_file(self) -> Path | None:
+        """The YAML file this config was loaded from, if any."""
+        return self._source_file
+
+    @property
+    def base_dir(self) -> Path:
+        """Where relative paths in the config (``mapping:``, ``sqlite:///x.db``) are resolved."""
+        return self._source_file.parent if self._source_file is not None else Path.cwd()
 
     @model_validator(mode="before")
     @classmethod
@@ -204,4 +247,6 @@ def load_config(source: str | Path | Mapping[str, Any]) -> BridgeConfig:
     problems = config_problems(config)
     if problems:
         raise config_error_from_problems(problems, located, "bridge config")
+    if not isinstance(source, Mapping):
+        config._source_file = Path(source).resolve()
     return config

@@ -128,6 +128,14 @@ class ProviderProfile(BaseModel):
         min_length=1,
         description="Allowed 'alg' values; asymmetric algorithms only.",
     )
+    trust_email: bool = Field(
+        False,
+        description="Trust this issuer's verified emails for linking to existing users "
+        "(provisioning.link_by_email). Only for issuers that own the email domains they vouch for.",
+    )
+    name: str | None = Field(
+        None, description="A label for this entry, for logs and for mapping rules scoped by issuer."
+    )
     token_types: list[TokenType] = Field(
         default_factory=lambda: ["id", "access"],  # type: ignore[arg-type]
         min_length=1,
