@@ -1,7 +1,10 @@
 """The ``federation`` command.
 
 Owns: argument parsing and printing for ``federation demo`` (an in-process
-mock issuer mints a token and the bridge verifies it), ``federation verify``
+mock issuer of one provider, ``--provider``, mints tokens in that provider's
+shapes; the bridge, configured in the provider profile's own vocabulary,
+verifies them and rejects an expired token, one for another app and one that
+breaks a rule of the provider), ``federation verify``
 (verify a token against a config file), ``federation check-config`` and
 ``federation version``. Exit codes: 0 ok, 1 token rejected, 2 configuration
 error, 3 issuer keys unavailable.
@@ -14,13 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
-from typing import Any, TextIO
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+
+import yaml
 
 from . import __version__
 from .bridge import Bridge
 from .config import load_config
 from .errors import ConfigError, InvalidToken, KeySetUnavailable
+
+if TYPE_CHECKING:
+    from .testing import MockIdP
 
 __all__ = ["main"]
 
@@ -37,44 +46,176 @@ def _identity(vt: Any) -> dict[str, Any]:
         "key_id": vt.key_id,
         "audience": list(vt.audience),
         "expires_at": vt.expires_at.isoformat(),
+        "identity_key": list(vt.identity_key),
+        "email": vt.email,
+        "email_verified": vt.email_verified,
+        "username": vt.username,
+        "groups": list(vt.groups),
+        "roles": list(vt.roles),
         "claims": dict(vt.claims),
     }
+
+
+@dataclass(frozen=True)
+class _Demo:
+    """One provider's demo: what is mocked, from which words, and the provider rule shown."""
+
+    what: str
+    params: dict[str, Any]
+    rule: str
+    breaks_rule: Callable[[MockIdP], str]
+    no_access: str | None = None  # why no access token is minted (the provider issues no JWT ones)
+    id_claims: dict[str, Any] = field(default_factory=dict)  # over the shape's defaults
+    access_claims: dict[str, Any] = field(default_factory=dict)
+
+
+_DEMOS: dict[str, _Demo] = {
+    "oidc": _Demo(
+        "OpenID Connect issuer",
+        {"issuer": "https://idp.example.test", "audience": "demo-app"},
+        "token signed with an unknown key",
+        lambda idp: idp.mint(kid="not-published"),
+        id_claims={
+            "sub": "user-42",
+            "email": "ada@example.com",
+            "email_verified": True,
+            "name": "Ada Lovelace",
+            "groups": ["staff"],
+        },
+        access_claims={"sub": "user-42", "scope": "openid profile"},
+    ),
+    "cognito": _Demo(
+        "AWS Cognito user pool",
+        {"user_pool_id": "eu-west-1_Demo12345", "client_id": "demoappclient42"},
+        "token without token_use (not a pool token)",
+        lambda idp: idp.mint(token_use=None),
+    ),
+    "azure_ad": _Demo(
+        "Microsoft Entra ID tenant",
+        {
+            "tenant": "aaaabbbb-0000-cccc-1111-dddd2222eeee",
+            "client_id": "00001111-aaaa-2222-bbbb-3333cccc4444",
+        },
+        "token from another tenant",
+        lambda idp: idp.mint(
+            tid=_OTHER_TENANT, iss=f"https://login.microsoftonline.com/{_OTHER_TENANT}/v2.0"
+        ),
+    ),
+    "azure_ad_b2c": _Demo(
+        "Azure AD B2C tenant",
+        {"tenant_name": "contoso", "policy": "B2C_1_signupsignin1"},
+        "token of another user flow (tfp)",
+        lambda idp: idp.mint(tfp="B2C_1_passwordreset"),
+    ),
+    "okta": _Demo(
+        "Okta authorization server",
+        {"domain": "dev-123.okta.com", "authorization_server": "default", "client_id": "0oademoapp42"},
+        "access token of an unconfigured client (cid)",
+        lambda idp: idp.mint(token_type="access", cid="0oaotherclient"),
+    ),
+    "keycloak": _Demo(
+        "Keycloak realm",
+        {"base_url": "https://sso.example.com", "realm": "demo", "client_id": "demo-app"},
+        "refresh token (typ: Refresh)",
+        lambda idp: idp.mint(token_type="access", typ="Refresh"),
+    ),
+    "google": _Demo(
+        "Google Sign-In for a Workspace domain",
+        {"client_id": "1234567890-demo.apps.googleusercontent.com", "hosted_domain": "example.com"},
+        "account of another Workspace domain (hd)",
+        lambda idp: idp.mint(hd="other.example", email="elisa@other.example"),
+        no_access="Google access tokens are opaque, not JWTs",
+    ),
+    "firebase": _Demo(
+        "Firebase project",
+        {"project_id": "demo-project"},
+        "token of another Firebase project",
+        lambda idp: idp.mint(iss="https://securetoken.google.com/other-project", aud="other-project"),
+        no_access="Firebase issues ID tokens only",
+    ),
+}
+_OTHER_TENANT = "99998888-7777-6666-5555-444433332222"
+
+
+def _rejection(bridge: Bridge, label: str, token: str) -> dict[str, Any]:
+    try:
+        bridge.verify(token)
+    except InvalidToken as exc:
+        return {"case": label, "code": exc.code}
+    return {"case": label, "code": None}  # accepted: the demo would show it
 
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from .testing import MockIdP  # the toolkit is only needed by the demo
 
-    idp = MockIdP(issuer="https://idp.example.test", audience="demo-app", alg=args.alg)
+    demo = _DEMOS[args.provider]
+    idp = MockIdP.for_provider(args.provider, alg=args.alg, **demo.params)
     config = idp.bridge_config()
-    with idp.bridge(config=config) as bridge:
-        token = idp.mint(sub="user-42", email="ada@example.com", name="Ada Lovelace", groups=["staff"])
-        vt = bridge.verify(token)
-        rejected = []
-        for label, bad in (
-            ("expired token", idp.mint(expired=True)),
-            ("token for another app", idp.mint(aud="someone-else")),
-            ("token signed with an unknown key", idp.mint(kid="not-published")),
-        ):
-            try:
-                bridge.verify(bad)
-            except InvalidToken as exc:
-                rejected.append({"case": label, "code": exc.code})
+    entry = config["issuers"][0]
+    allowed = load_config(config).issuers[0].algorithms
+    if args.alg not in allowed:
+        sys.stderr.write(
+            f"configuration error: the {args.provider} profile accepts {', '.join(allowed)} only "
+            f"(--alg {args.alg})\n"
+        )
+        return EXIT_CONFIG
+    events: list[Any] = []  # key cache events (Keycloak's enc key is skipped): not the demo's point
+    try:
+        with idp.bridge(config=config, on_event=events.append) as bridge:
+            tokens = {"id": idp.mint(demo.id_claims)}
+            if demo.no_access is None:
+                tokens["access"] = idp.mint(demo.access_claims, token_type="access")
+            verified = {kind: bridge.verify(token) for kind, token in tokens.items()}
+            rejected = [
+                _rejection(bridge, "expired token", idp.mint(expired=True)),
+                _rejection(bridge, "token for another app", idp.mint(aud="someone-else")),
+                _rejection(bridge, demo.rule, demo.breaks_rule(idp)),
+            ]
+    finally:
+        idp.close()
     if args.json:
-        json.dump({"config": config, "verified": _identity(vt), "rejected": rejected}, out, indent=2)
+        document = {
+            "provider": args.provider,
+            "config": config,
+            "entry": entry,
+            "verified": _identity(verified["id"]),
+            "verified_access": _identity(verified["access"]) if "access" in verified else None,
+            "rejected": rejected,
+        }
+        json.dump(document, out, indent=2)
         out.write("\n")
         return EXIT_OK
-    out.write("federation demo: an in-process mock issuer, no network\n\n")
-    out.write(f"trusted issuer   {idp.issuer}  (audience {idp.audience!r}, keys from {idp.jwks_uri})\n")
-    out.write(f"minted token     {token[:24]}... ({len(token)} bytes, {vt.algorithm}, kid {vt.key_id})\n\n")
-    out.write("verified identity\n")
-    for name in ("issuer", "subject", "provider", "token_type", "expires_at"):
-        value = getattr(vt, name)
-        out.write(f"  {name:<11} {value.isoformat() if hasattr(value, 'isoformat') else value}\n")
-    for claim in ("email", "name", "groups"):
-        out.write(f"  {claim:<11} {vt.claims[claim]}\n")
+    fmt = "Google's x509 certificate map" if idp.key_format == "x509_pem_map" else "JWK Set"
+    out.write(f"federation demo: an in-process mock {demo.what} (provider {args.provider}), no network\n\n")
+    out.write(f"bridge config ({args.provider} profile's own vocabulary)\n")
+    dumped = yaml.safe_dump({"issuers": [entry]}, sort_keys=False, width=200)
+    out.write("".join(f"  {line}\n" for line in dumped.splitlines()))
+    out.write(f"\ntrusted issuer   {idp.issuer}  (audience {idp.audience!r})\n")
+    out.write(f"keys from        {idp.jwks_uri}  ({fmt})\n")
+    for kind, vt in verified.items():
+        token = tokens[kind]
+        out.write(f"\nminted {kind} token{' ' * (7 - len(kind))}{token[:24]}... ")
+        out.write(f"({len(token)} bytes, {vt.algorithm}, kid {vt.key_id})\n")
+        out.write("verified identity\n")
+        for name, value in (
+            ("issuer", vt.issuer),
+            ("subject", vt.subject),
+            ("provider", vt.provider),
+            ("token_type", vt.token_type),
+            ("identity_key", vt.identity_key),
+            ("email", f"{vt.email} (email_verified: {vt.email_verified})" if vt.email else "-"),
+            ("name", vt.claims.get("name", "-")),
+            ("username", vt.username or "-"),
+            ("groups", ", ".join(vt.groups) or "-"),
+            ("roles", ", ".join(vt.roles) or "-"),
+            ("expires_at", vt.expires_at.isoformat()),
+        ):
+            out.write(f"  {name:<13} {value}\n")
+    if demo.no_access is not None:
+        out.write(f"\nno access token: {demo.no_access}\n")
     out.write("\nrejected, as they should be\n")
     for item in rejected:
-        out.write(f"  {item['case']:<34} -> {item['code']}\n")
+        out.write(f"  {item['case']:<44} -> {item['code']}\n")
     return EXIT_OK
 
 
@@ -104,6 +245,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="mint a token with an in-process mock issuer and verify it")
     demo.add_argument("--json", action="store_true", help="print machine-readable JSON")
     demo.add_argument("--alg", default="RS256", choices=["RS256", "PS256", "ES256", "EdDSA"])
+    demo.add_argument(
+        "--provider",
+        default="oidc",
+        choices=list(_DEMOS),
+        help="mock this provider, with its real token shapes and its profile's rules",
+    )
     demo.set_defaults(run=_demo)
     verify = sub.add_parser("verify", help="verify a token with a config file")
     verify.add_argument("--config", "-c", required=True, help="the bridge config (YAML)")

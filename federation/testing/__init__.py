@@ -23,7 +23,12 @@ What is here:
   matching bridge configuration comes from ``idp.bridge_config()``.
 * :class:`FrozenClock`: a manually advanced clock for the mock and the bridge.
 * Provider claim shapes: ``MockIdP.for_provider(name, ...)`` mints tokens
-  shaped like that provider's; :func:`register_provider` adds a
+  shaped like that provider's (``cognito``, ``okta``, ``azure_ad``,
+  ``azure_ad_b2c``, ``keycloak``, ``google``, ``firebase``, ``oidc``), set up
+  from the provider's own vocabulary, serves its keys where and how the
+  provider does (an Entra-style JWK Set, Google's ``{kid: PEM certificate}``
+  map for Firebase: ``key_format="x509_pem_map"``), and configures the bridge
+  in the provider profile's vocabulary; :func:`register_provider` adds a
   :class:`ProviderShape`.
 * A pytest plugin (``federation.testing.pytest_plugin``, registered through
   the ``pytest11`` entry point): the ``mock_idp`` factory fixture and the

@@ -1,12 +1,13 @@
 """An in-process OpenID Connect issuer for tests: keys, JWKS, discovery, tokens.
 
-Owns: the mock issuer's keys and their rotation, its JWKS and discovery
-documents, minting signed tokens (any claims, any header, expired, not yet
-valid, unknown kid, other algorithms, provider claim shapes), failure
-simulation (HTTP status, timeouts, garbage), a record of the requests it
-served, and plugging into httpx through ``httpx.MockTransport`` (no test
-dependency) or respx (``with MockIdP():``), or serving over a real loopback
-HTTP server (``with idp.serve() as url:``).
+Owns: the mock issuer's keys and their rotation, its key and discovery
+documents (a JWK Set, or Google's ``{kid: PEM certificate}`` map with a
+self-signed certificate per key), minting signed tokens (any claims, any
+header, expired, not yet valid, unknown kid, other algorithms, provider claim
+shapes), failure simulation (HTTP status, timeouts, garbage), a record of the
+requests it served, and plugging into httpx through ``httpx.MockTransport``
+(no test dependency) or respx (``with MockIdP():``), or serving over a real
+loopback HTTP server (``with idp.serve() as url:``).
 
 Must not: touch the network beyond a loopback server it starts itself.
 """
@@ -14,16 +15,21 @@ Must not: touch the network beyond a loopback server it starts itself.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509.oid import NameOID
 
 from ._keys import SigningKey, generate_signing_key, sign
 from ._server import LoopbackServer
@@ -32,7 +38,7 @@ from ._shapes import ProviderShape, TokenKind, merge_headers, provider_shape
 if TYPE_CHECKING:
     from federation import Bridge
 
-__all__ = ["MockIdP", "mock_transport"]
+__all__ = ["KeyFormat", "MockIdP", "mock_transport", "x509_jwk_members"]
 
 #: Where the route a request took is noted (``request.extensions[ROUTE]``).
 ROUTE = "federation.testing.route"
@@ -43,10 +49,23 @@ _ACTIVE_LOCK = threading.Lock()
 _ROUTER: Any = None
 
 
-def _dispatch(request: httpx.Request) -> httpx.Response:
-    for idp in reversed(_ACTIVE):
+def _serving(idps: Iterable[MockIdP], request: httpx.Request) -> MockIdP | None:
+    """The mock that answers ``request``: one with a document at that exact URL first
+    (mocks of different issuers may share a key host, e.g. www.googleapis.com), else
+    the first one serving its host."""
+    fallback = None
+    for idp in idps:
         if idp.handles(request):
-            return idp.handler(request)
+            if idp._route(request) is not None:
+                return idp
+            fallback = fallback or idp
+    return fallback
+
+
+def _dispatch(request: httpx.Request) -> httpx.Response:
+    idp = _serving(reversed(_ACTIVE), request)
+    if idp is not None:
+        return idp.handler(request)
     # Fail loudly: a test that reaches for an unmocked host must not touch the network.
     raise httpx.ConnectError(
         f"no MockIdP serves {request.url.scheme}://{request.url.netloc.decode()} "
@@ -78,6 +97,35 @@ def _instant(value: float | datetime, now: int) -> int:
 
 
 Route = Literal["jwks", "discovery"]
+#: How the key document is served: a JWK Set, or Google's ``{kid: PEM certificate}`` map.
+KeyFormat = Literal["jwks", "x509_pem_map"]
+
+
+def self_signed_certificate(key: SigningKey, common_name: str, now: float) -> x509.Certificate:
+    """A self-signed X.509 certificate for ``key``, valid from a day before ``now`` for two weeks."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    start = datetime.fromtimestamp(now, tz=timezone.utc) - timedelta(days=1)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=15))
+    )
+    digest = None if isinstance(key.private_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(key.private_key, digest)
+
+
+def x509_jwk_members(cert: x509.Certificate) -> dict[str, Any]:
+    """The JWK members naming ``cert`` (RFC 7517 §4.7-4.9): ``x5c``, ``x5t``, ``x5t#S256``."""
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return {
+        "x5c": [base64.b64encode(der).decode("ascii")],
+        "x5t": _b64(hashlib.sha1(der, usedforsecurity=False).digest()),
+        "x5t#S256": _b64(hashlib.sha256(der).digest()),
+    }
 
 
 class MockIdP:
@@ -93,6 +141,8 @@ class MockIdP:
     adds a published key per extra algorithm (``["ES256", "EdDSA"]``). Keys
     are served at ``jwks_uri`` (default: the issuer's origin + ``jwks_path``)
     with ``Cache-Control: max-age=<cache_max_age>`` (None: no header).
+    ``key_format="x509_pem_map"`` serves the keys at ``jwks_uri`` as Google's
+    ``{kid: PEM certificate}`` map (Firebase) instead of a JWK Set.
     ``clock`` is the Unix time tokens are minted at; give the bridge the same.
     ``provider`` picks the claim shape (see :meth:`for_provider`); an unknown
     name keeps the generic OIDC shape and only labels the configuration.
@@ -108,6 +158,7 @@ class MockIdP:
         jwks_path: str = "/jwks",
         jwks_uri: str | None = None,
         cache_max_age: int | None = 300,
+        key_format: KeyFormat = "jwks",
         clock: Callable[[], float] | None = None,
         provider: str | None = None,
         shape: ProviderShape | None = None,
@@ -125,6 +176,10 @@ class MockIdP:
         self.audience = audience
         self.clock: Callable[[], float] = clock or time.time
         self.cache_max_age = cache_max_age
+        if key_format not in ("jwks", "x509_pem_map"):
+            raise ValueError("key_format must be 'jwks' or 'x509_pem_map'")
+        self.key_format: KeyFormat = key_format
+        self._certificates: dict[str, tuple[SigningKey, x509.Certificate]] = {}  # kid -> (key, cert)
         self._jwks_path = jwks_path
         self._set_location(issuer, jwks_uri)
         self.default_alg = alg
@@ -148,12 +203,14 @@ class MockIdP:
         ``user_pool_id=``, ``client_id=`` for Cognito) plus any
         :class:`MockIdP` keyword (``clock=``, ``algorithms=`` ...). Raises
         :class:`LookupError` when no shape is registered for ``name`` (see
-        :func:`federation.testing.register_provider`).
+        :func:`federation.testing.register_provider`). The built-in shapes and
+        their keywords are listed in ``docs/testing.md`` ("Provider shapes").
         """
         shape = provider_shape(name)
         options = shape.setup(**params)
         options.setdefault("provider", name)
-        return cls(shape=shape, provider_params=params, **options)
+        options.setdefault("provider_params", params)
+        return cls(shape=shape, **options)
 
     def _set_location(self, issuer: str, jwks_uri: str | None) -> None:
         self.issuer = issuer
@@ -204,8 +261,35 @@ class MockIdP:
             self._keys = [k for k in self._keys if k.kid != kid]
 
     def jwks(self) -> dict[str, Any]:
-        """The JWK Set document the issuer publishes (public members only)."""
-        return {"keys": [dict(k.public_jwk) for k in self._keys]}
+        """The JWK Set document the issuer publishes (public members only), in the provider's shape."""
+        return self.shape.jwks(self, {"keys": [dict(k.public_jwk) for k in self._keys]})
+
+    def certificate(self, key: SigningKey | None = None) -> x509.Certificate:
+        """A self-signed certificate for ``key`` (default: the signing key), made once per key.
+
+        Valid from a day before the mock's clock at first use, for two weeks.
+        """
+        key = key or self.key_for()
+        with self._lock:
+            cached = self._certificates.get(key.kid)
+        if cached is not None and cached[0] is key:
+            return cached[1]
+        cert = self_signed_certificate(key, urlsplit(self.issuer).hostname or "mock-idp", self.clock())
+        with self._lock:
+            self._certificates[key.kid] = (key, cert)
+        return cert
+
+    def certificates(self) -> dict[str, str]:
+        """Google's ``{kid: PEM certificate}`` map of the published keys (what Firebase serves)."""
+        return {
+            k.kid: self.certificate(k).public_bytes(serialization.Encoding.PEM).decode("ascii")
+            for k in self.keys
+        }
+
+    def key_document(self) -> dict[str, Any]:
+        """The key document served at :attr:`jwks_uri`: :meth:`jwks` or :meth:`certificates`
+        depending on ``key_format`` (:meth:`serve_jwks` overrides either)."""
+        return self.certificates() if self.key_format == "x509_pem_map" else self.jwks()
 
     def discovery_document(self, base_url: str | None = None) -> dict[str, Any]:
         """The OIDC discovery document the issuer publishes.
@@ -347,7 +431,7 @@ class MockIdP:
         return "timeout" if outage["timeout"] else "body" if outage["body"] is not None else "status"
 
     def serve_jwks(self, document: Any) -> None:
-        """Serve ``document`` (any JSON value, or raw bytes) as the JWKS until reset with None."""
+        """Serve ``document`` (any JSON value, or raw bytes) as the key document until reset with None."""
         self._jwks_override = document
 
     # -- HTTP ----------------------------------------------------------------------------------
@@ -355,7 +439,8 @@ class MockIdP:
     def _route(self, request: httpx.Request) -> Route | None:
         origin = _request_origin(request)
         url = origin + request.url.path
-        if url == self.jwks_uri:
+        query = request.url.query.decode()
+        if url == self.jwks_uri or (query and f"{url}?{query}" == self.jwks_uri):
             return "jwks"
         if url == self.discovery_url:
             return "discovery"
@@ -400,7 +485,8 @@ class MockIdP:
             override = self._jwks_override
             if isinstance(override, bytes):
                 return httpx.Response(200, content=override, headers=headers)
-            return httpx.Response(200, json=self.jwks() if override is None else override, headers=headers)
+            document = self.key_document() if override is None else override
+            return httpx.Response(200, json=document, headers=headers)
         return httpx.Response(404, text="not found")
 
     def transport(self) -> httpx.MockTransport:
@@ -418,7 +504,8 @@ class MockIdP:
         return httpx.AsyncClient(transport=self.transport(), **options)
 
     def requests_to(self, what: Route = "jwks") -> list[httpx.Request]:
-        """The requests made for the JWKS (``"jwks"``) or the discovery document (``"discovery"``)."""
+        """The requests made for the key document (``"jwks"``, whatever its ``key_format``) or
+        the discovery document (``"discovery"``)."""
         if what not in ("jwks", "discovery"):
             raise ValueError("what must be 'jwks' or 'discovery'")
         return [r for r in self.requests if r.extensions.get(ROUTE) == what]
@@ -502,7 +589,9 @@ class MockIdP:
         """
         entry = self.issuer_config(discovery=discovery, served=served)
         config: dict[str, Any] = {"issuers": [entry], **top}
-        urls = [entry.get("jwks_uri"), entry.get("issuer") if discovery else None]
+        # a provider entry may name no key URL: its profile derives this mock's one
+        urls = [entry.get("jwks_uri", None if discovery else self.jwks_uri)]
+        urls.append(entry.get("issuer") if discovery else None)
         if any(isinstance(u, str) and u.startswith("http://") for u in urls):
             keys = dict(config.get("keys") or {})
             keys.setdefault("allow_loopback_http", True)
@@ -598,9 +687,9 @@ def mock_transport(*idps: MockIdP) -> httpx.MockTransport:
     """One transport serving several mock issuers; other hosts get 404."""
 
     def route(request: httpx.Request) -> httpx.Response:
-        for idp in idps:
-            if idp.handles(request):
-                return idp.handler(request)
+        idp = _serving(idps, request)
+        if idp is not None:
+            return idp.handler(request)
         return httpx.Response(404, text="no mock issuer for this host")
 
     return httpx.MockTransport(route)

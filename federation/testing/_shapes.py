@@ -54,6 +54,10 @@ def _same_entry(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def _same_jwks(idp: MockIdP, document: dict[str, Any]) -> dict[str, Any]:
+    return document
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderShape:
     """How one provider's tokens and issuer look.
@@ -68,8 +72,11 @@ class ProviderShape:
     ``setup(**params)``
         Turns the provider's vocabulary (``region=``, ``user_pool_id=``,
         ``tenant_id=`` ...) into :class:`MockIdP` keyword arguments (``issuer``,
-        ``audience``, ``jwks_path`` or ``jwks_uri``, ``alg`` ...). Keywords it
-        does not know (``clock=``, ``algorithms=`` ...) must be passed through.
+        ``audience``, ``jwks_path`` or ``jwks_uri``, ``alg``, ``key_format`` ...).
+        Keywords it does not know (``clock=``, ``algorithms=`` ...) must be
+        passed through. It may return ``provider_params``: the provider's
+        vocabulary with its defaults resolved, which becomes
+        ``idp.provider_params`` (otherwise the ``for_provider`` keywords do).
     ``headers(idp, kind)``
         Extra JOSE header members (after ``alg``/``kid``/``typ: JWT``, before
         the caller's ``headers=``), e.g. ``{"typ": "at+jwt"}``.
@@ -77,6 +84,11 @@ class ProviderShape:
         Adapts the generic issuer entry (``provider``, ``issuer``,
         ``audiences`` and ``jwks_uri`` unless discovery is wanted) to the
         provider profile's configuration vocabulary.
+    ``jwks(idp, document)``
+        Adapts the JWK Set the mock publishes (``{"keys": [public JWK ...]}``,
+        each with ``kid``, ``alg`` and ``use``) to the provider's, e.g. Entra's
+        keys carry an ``issuer`` member and no ``alg``. Return a new document;
+        ``idp.jwks()`` and the served key set go through it.
     """
 
     name: str
@@ -84,6 +96,7 @@ class ProviderShape:
     setup: Callable[..., dict[str, Any]] = _pass_through
     headers: Callable[[MockIdP, TokenKind], dict[str, Any]] = _no_headers
     issuer_config: Callable[[MockIdP, dict[str, Any]], dict[str, Any]] = _same_entry
+    jwks: Callable[[MockIdP, dict[str, Any]], dict[str, Any]] = _same_jwks
 
 
 _REGISTRY: dict[str, ProviderShape] = {}
@@ -143,6 +156,22 @@ def provider_shape(name: str) -> ProviderShape:
     if shape is None:
         raise LookupError(f"no claim shape for provider {name!r} (registered: {known})")
     return shape
+
+
+def profile_key_url(idp: MockIdP, entry: Mapping[str, Any]) -> None:
+    """Refuse an entry pointing at another key URL than the one the profile derives.
+
+    For shapes whose profile computes its key URL from its own vocabulary (a
+    Cognito pool, Google, Firebase ...): the loopback server
+    (``served=True``) cannot stand in for that URL, so say so instead of
+    letting the bridge reach for the real provider.
+    """
+    jwks_uri = entry.get("jwks_uri")
+    if jwks_uri is not None and jwks_uri != idp.jwks_uri:
+        raise ValueError(
+            f"the {idp.provider} profile fetches its keys from {idp.jwks_uri} and cannot be pointed "
+            "elsewhere: use idp.bridge() or 'with idp:' instead of served=True"
+        )
 
 
 def merge_headers(base: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
