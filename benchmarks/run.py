@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/run.py              # full run (~30-50 s on a 2-core machine)
+    python benchmarks/run.py              # full run (~25 s on a 2-core machine)
     python benchmarks/run.py --quick      # a rough look in a few seconds
     python benchmarks/run.py --profile    # also: where bridge.verify spends its time
 
@@ -12,8 +12,10 @@ What is measured (docs/performance.md explains why):
   cached: every measurement runs over a batch of distinct pre-minted tokens,
   so no cache of verified tokens could help any implementation;
 * implementations are measured *interleaved*: in every round each one runs
-  its batch, in a rotating order, and the reported figure is the median over
-  rounds (shared machines are noisy; drift hits every implementation alike);
+  the round's batch back to back, in a rotating order; the time per token is
+  the median over rounds, and the ratio to raw is the median of the per-round
+  ratios (paired: both ran within milliseconds, under the same load). Shared
+  machines are noisy; a run whose ratios spread too widely is flagged;
 * every implementation checks the same things (signature, ``exp``, ``iat``,
   ``aud``, ``iss``, ``sub`` present, with 60 s leeway), and is shown once to
   accept a good token and to reject a forged signature, forged claims, an
@@ -44,13 +46,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from cryptography.exceptions import InvalidSignature  # noqa: E402
-from cryptography.hazmat.primitives import hashes  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature  # noqa: E402
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from federation.errors import InvalidToken, MalformedToken  # noqa: E402
-from federation.testing import MockIdP  # noqa: E402
+from federation.errors import MalformedToken
+from federation.testing import MockIdP
 
 try:
     import jwt as pyjwt
@@ -59,9 +60,9 @@ except ImportError:  # the peer is optional: pip install -e '.[bench]'
 
 try:
     from joserfc import jwt as jose_jwt
+    from joserfc.errors import SecurityWarning
     from joserfc.jwk import JWKRegistry
     from joserfc.jwk import KeySet as JoseKeySet
-    from joserfc.errors import SecurityWarning
     from joserfc.jwt import JWTClaimsRegistry
 
     # joserfc flags the RFC 8037 name "EdDSA" (RFC 9864 prefers "Ed25519") on every decode.
@@ -247,7 +248,7 @@ def assert_honest(impl: Impl, idp: MockIdP, alg: str) -> None:
     for what, token in bad.items():
         try:
             impl.check(token)
-        except Exception:  # noqa: S112 - each library raises its own error types
+        except Exception:  # each library raises its own error types
             continue
         raise AssertionError(f"{impl.name}: accepted a token with {what} ({alg})")
 
@@ -301,6 +302,11 @@ def mint_batches(idp: MockIdP, alg: str, rounds: int, batch: int) -> list[list[s
     return [tokens[r * batch : (r + 1) * batch] for r in range(rounds)]
 
 
+def paired(a: Sequence[float], b: Sequence[float]) -> list[float]:
+    """Round-by-round ratios a[r] / b[r]: both ran back to back, under the same load."""
+    return [x / y for x, y in zip(a, b, strict=True)]
+
+
 def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
     q = statistics.quantiles(values, n=4, method="inclusive")
     return q[0], statistics.median(values), q[2]
@@ -316,12 +322,35 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def _checkout() -> str:
+    """The commit being measured (and whether the library's sources differ from it)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "federation", "providers"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return f" @ {commit}{' + local changes' if dirty else ''}"
+
+
 def header(rounds: int, batch: int) -> str:
     return (
         f"Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"cryptography {_version('cryptography')}, PyJWT {_version('PyJWT')}, "
-        f"joserfc {_version('joserfc')}, federation-bridge {_version('federation-bridge')}\n"
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"cryptography {_version('cryptography')}, "
+        f"PyJWT {_version('PyJWT') if pyjwt is not None else 'not installed'}, "
+        f"joserfc {_version('joserfc')}, federation-bridge {_version('federation-bridge')}{_checkout()}\n"
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, load average "
+        f"{'/'.join(f'{x:.1f}' for x in os.getloadavg()) if hasattr(os, 'getloadavg') else 'n/a'} at start; "
         f"{rounds} interleaved rounds x {batch} distinct first-seen tokens per implementation; "
         f"median per implementation"
     )
@@ -333,8 +362,12 @@ def verify_table(rounds: int, batch: int, algs: Sequence[str]) -> dict[str, dict
     report = bridge.warm_up()
     assert report.ok, report.failed
     results: dict[str, dict[str, list[float]]] = {}
-    print("| alg | implementation | µs/token (median) | IQR µs | ratio vs raw | ÷ library |")
-    print("|---|---|---:|---:|---:|---:|")
+    noisy: list[str] = []
+    print(
+        "| alg | implementation | µs/token (median) | IQR µs | ratio vs raw | ratio IQR "
+        "| ratio of medians | ÷ library |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for alg in algs:
         impls = build_impls(alg, idp, bridge)
         for impl in impls:
@@ -343,15 +376,26 @@ def verify_table(rounds: int, batch: int, algs: Sequence[str]) -> dict[str, dict
         interleaved(impls, batches[:1])  # warm-up round, discarded
         samples = interleaved(impls, batches[1:])
         results[alg] = samples
-        raw = statistics.median(samples[impls[0].name])
-        lib = statistics.median(samples["federation-bridge"])
+        raw_name = impls[0].name
+        raw = statistics.median(samples[raw_name])
+        lib_samples = samples["federation-bridge"]
         for impl in impls:
             q1, med, q3 = quartiles(samples[impl.name])
+            # Paired: each round's time over the same round's raw time, then the median.
+            r1, ratio, r3 = quartiles(paired(samples[impl.name], samples[raw_name]))
+            vs_lib = statistics.median(paired(samples[impl.name], lib_samples))
+            if impl.name != raw_name and (ratio < 1.0 or (r3 - r1) > 0.25 * ratio):
+                noisy.append(f"{alg} {impl.name}")
             print(
                 f"| {alg} | {impl.name} | {med / 1000:.1f} | {q1 / 1000:.1f}-{q3 / 1000:.1f} "
-                f"| {med / raw:.2f} | {med / lib:.2f} |"
+                f"| {ratio:.2f} | {r1:.2f}-{r3:.2f} | {med / raw:.2f} | {vs_lib:.2f} |"
             )
         sys.stdout.flush()
+    if noisy:
+        print(
+            f"\nWARNING: noisy run (ratio below 1.00 or ratio IQR wider than 25% for: {', '.join(noisy)}); "
+            "the machine was busy - rerun when it is idle."
+        )
     if pyjwt is None:
         print(f"\nPyJWT rows skipped: PyJWT is not installed ({INSTALL_HINT}).")
     peers = [n for n in next(iter(results.values())) if n.startswith(("PyJWT", "joserfc"))]
@@ -359,8 +403,8 @@ def verify_table(rounds: int, batch: int, algs: Sequence[str]) -> dict[str, dict
         print()
         for alg, samples in results.items():
             fastest = min(peers, key=lambda n: statistics.median(samples[n]))
-            lib = statistics.median(samples["federation-bridge"]) / statistics.median(samples[fastest])
-            print(f"- {alg}: federation-bridge / fastest peer ({fastest}) = {lib:.2f}")
+            lib = statistics.median(paired(samples["federation-bridge"], samples[fastest]))
+            print(f"- {alg}: federation-bridge / fastest peer ({fastest}) = {lib:.2f} (paired per round)")
     return results
 
 
@@ -422,8 +466,19 @@ def garbage_table(rounds: int) -> None:
 # -- profile -----------------------------------------------------------------------------------
 
 
-def profile(algs: Sequence[str], batch: int) -> None:
-    """Where bridge.verify spends its time: stage breakdown, then cProfile."""
+def _source_of(bridge: Any, route: Any) -> Any:
+    """The key source behind a route (private API: the profile follows the library's internals)."""
+    if hasattr(bridge, "_source"):
+        return bridge._source(route)
+    return bridge._sources[route.issuer]
+
+
+def profile(algs: Sequence[str], batch: int, reps: int = 11) -> None:
+    """Where bridge.verify spends its time: stage breakdown, then cProfile.
+
+    Uses private attributes of the library on purpose; each stage is timed over
+    the same batch of first-seen tokens, stages interleaved within every rep.
+    """
     import cProfile
     import pstats
 
@@ -433,56 +488,65 @@ def profile(algs: Sequence[str], batch: int) -> None:
     bridge = idp.bridge()
     assert bridge.warm_up().ok
     verifier = bridge._verifier
-    source = bridge._sources[ISSUER]
     limits = verifier._limits
-    print("| alg | whole verify | parse_compact | route+alg | get_key | signature | claims+result |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    cols = ("verify", "parse", "prepare", "key", "sig", "finish")
+    print(
+        "| alg | bridge.verify | parse_compact | prepare - parse (routing, header rules) | get_key "
+        "| signature only | finish - signature (claims, identity, result) | raw cryptography |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for alg in algs:
-        rows: dict[str, list[float]] = {k: [] for k in ("all", "parse", "route", "key", "sig", "rest")}
-        for _ in range(9):
+        rows: dict[str, list[float]] = {k: [] for k in (*cols, "raw")}
+        raw = raw_check(alg, idp.key_for(alg).private_key.public_key())
+        for _ in range(reps):
             tokens = [idp.mint(alg=alg, lifetime=LIFETIME) for _ in range(batch)]
-            rows["all"].append(time_batch(bridge.verify, tokens))
-            parsed = []
-            t0 = time.perf_counter_ns()
-            for t in tokens:
-                parsed.append(_rfc7515.parse_compact(t, limits))
-            rows["parse"].append((time.perf_counter_ns() - t0) / batch)
-            t0 = time.perf_counter_ns()
-            routed = [verifier.prepare(t) for t in tokens]
-            rows["route"].append((time.perf_counter_ns() - t0) / batch - rows["parse"][-1])
-            t0 = time.perf_counter_ns()
-            keys = [source.get_key(j.kid, j.alg) for j, _ in routed]
-            rows["key"].append((time.perf_counter_ns() - t0) / batch)
-            t0 = time.perf_counter_ns()
-            for (j, _), k in zip(routed, keys, strict=True):
-                k.verifier(j.alg)(j.signing_input, j.signature)
-            rows["sig"].append((time.perf_counter_ns() - t0) / batch)
-            t0 = time.perf_counter_ns()
-            for (j, route), k in zip(routed, keys, strict=True):
-                verifier.finish(j, route, k)
-            rows["rest"].append((time.perf_counter_ns() - t0) / batch - rows["sig"][-1])
+            rows["raw"].append(time_batch(raw, tokens))
+            rows["verify"].append(time_batch(bridge.verify, tokens))
+            rows["parse"].append(time_batch(lambda t: _rfc7515.parse_compact(t, limits), tokens))
+            routed: list[Any] = []
+            rows["prepare"].append(
+                time_batch(lambda t, push=routed.append: push(verifier.prepare(t)), tokens)
+            )
+            keys: list[Any] = []
+            rows["key"].append(
+                time_batch(
+                    lambda jr, push=keys.append: push(
+                        _source_of(bridge, jr[1]).get_key(jr[0].kid, jr[0].alg)
+                    ),
+                    routed,
+                )
+            )
+            work = list(zip(routed, keys, strict=True))
+            rows["sig"].append(
+                time_batch(
+                    lambda w: w[1].verifier(w[0][0].alg)(w[0][0].signing_input, w[0][0].signature), work
+                )
+            )
+            rows["finish"].append(time_batch(lambda w: verifier.finish(w[0][0], w[0][1], w[1]), work))
         med = {k: statistics.median(v) / 1000 for k, v in rows.items()}
         print(
-            f"| {alg} | {med['all']:.1f} | {med['parse']:.1f} | {med['route']:.1f} | {med['key']:.1f} "
-            f"| {med['sig']:.1f} | {med['rest']:.1f} |"
+            f"| {alg} | {med['verify']:.1f} | {med['parse']:.1f} | {med['prepare'] - med['parse']:.1f} "
+            f"| {med['key']:.1f} | {med['sig']:.1f} | {med['finish'] - med['sig']:.1f} | {med['raw']:.1f} |"
         )
-    tokens = [idp.mint(alg=algs[0], lifetime=LIFETIME) for _ in range(batch * 5)]
+    tokens = [idp.mint(alg=algs[0], lifetime=LIFETIME) for _ in range(batch * 10)]
     prof = cProfile.Profile()
     prof.enable()
     for t in tokens:
         bridge.verify(t)
     prof.disable()
-    print(f"\ncProfile of bridge.verify, {len(tokens)} {algs[0]} tokens (tottime, top 15):\n")
-    pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(15)
+    print(
+        f"\ncProfile of bridge.verify over {len(tokens)} first-seen {algs[0]} tokens (top 25 by tottime):\n"
+    )
+    pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(25)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
+    parser.add_argument("--rounds", type=int, default=41, help="interleaved rounds (default 41)")
     parser.add_argument(
-        "--batch", type=int, default=150, help="distinct tokens per measurement (default 150)"
+        "--batch", type=int, default=100, help="distinct tokens per measurement (default 100)"
     )
     parser.add_argument("--algs", default=",".join(ALL_ALGS), help="comma-separated (default all four)")
     parser.add_argument("--quick", action="store_true", help="5 rounds x 50 tokens: a rough look")
