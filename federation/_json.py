@@ -82,14 +82,14 @@ def loads_object(data: bytes, *, max_depth: int) -> dict[str, Any]:
         raise StrictJSONError("byte-order mark")
     # Fast bound: a document with at most max_depth containers cannot nest deeper.
     containers = text.count("{") + text.count("[")
-    start = len(text) - len(text.lstrip(_JSON_WS))
+    start = 0 if text[:1] == "{" else len(text) - len(text.lstrip(_JSON_WS))
     try:
         obj, end = _DECODER.raw_decode(text, start)
     except StrictJSONError:
         raise
     except (ValueError, RecursionError):
         raise StrictJSONError("invalid JSON") from None
-    if text[end:].strip(_JSON_WS):
+    if end != len(text) and text[end:].strip(_JSON_WS):
         raise StrictJSONError("trailing data after JSON")
     if not isinstance(obj, dict):
         raise StrictJSONError("not a JSON object")

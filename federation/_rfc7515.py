@@ -72,6 +72,23 @@ def b64url_decode(segment: str) -> bytes:
         raise MalformedToken("segment is not base64url") from None
 
 
+def _decode_matched(segment: str) -> bytes:
+    """:func:`b64url_decode` for a segment ``_COMPACT`` already matched (so in the
+    alphabet): the same length and canonical-bits checks, without a second regex."""
+    rem = len(segment) % 4
+    if rem:
+        if rem == 1:
+            raise MalformedToken("segment has an impossible base64url length")
+        unused_mask = 0x0F if rem == 2 else 0x03
+        if _INDEX[segment[-1]] & unused_mask:
+            raise MalformedToken("segment is not canonical base64url")
+    return binascii.a2b_base64(segment.encode("ascii").translate(_TO_STD) + b"==")
+
+
+_TO_STD = bytes.maketrans(b"-_", b"+/")
+_HEADER_CACHE_SIZE = 64
+
+
 @dataclass(frozen=True, slots=True)
 class CompactJWS:
     """An unverified compact JWS, split and parsed exactly once."""
@@ -117,7 +134,7 @@ def _check_header(header: dict[str, Any], limits: Limits) -> tuple[str, str | No
     return alg, kid
 
 
-def parse_compact(token: object, limits: Limits) -> CompactJWS:
+def parse_compact(token: object, limits: Limits, header_cache: dict[str, Any] | None = None) -> CompactJWS:
     """Split and parse ``token``; raise :class:`MalformedToken` when it is not a
     strict compact JWS. Size is checked before any decoding."""
     if isinstance(token, (bytes, bytearray)):
@@ -142,17 +159,25 @@ def parse_compact(token: object, limits: Limits) -> CompactJWS:
     h_seg, p_seg, s_seg = match.groups()
     if len(h_seg) > limits.max_header_bytes:
         raise TokenTooLarge("token header exceeds the size limit")
+    cached = header_cache.get(h_seg) if header_cache is not None else None
+    if cached is None:
+        try:
+            header = loads_object(_decode_matched(h_seg), max_depth=limits.max_json_depth)
+        except StrictJSONError as exc:
+            raise MalformedToken(f"header is not a strict JSON object ({exc})") from None
+        alg, kid = _check_header(header, limits)
+        if header_cache is not None:
+            if len(header_cache) >= _HEADER_CACHE_SIZE:
+                header_cache.clear()
+            header_cache[h_seg] = (header, alg, kid)
+    else:
+        header, alg, kid = cached
     try:
-        header = loads_object(b64url_decode(h_seg), max_depth=limits.max_json_depth)
-    except StrictJSONError as exc:
-        raise MalformedToken(f"header is not a strict JSON object ({exc})") from None
-    alg, kid = _check_header(header, limits)
-    try:
-        claims = loads_object(b64url_decode(p_seg), max_depth=limits.max_json_depth)
+        claims = loads_object(_decode_matched(p_seg), max_depth=limits.max_json_depth)
     except StrictJSONError as exc:
         raise MalformedToken(f"payload is not a strict JSON object ({exc})") from None
     if len(claims) > limits.max_claims:
         raise MalformedToken("payload has too many claims")
-    signature = b64url_decode(s_seg)
+    signature = _decode_matched(s_seg)
     signing_input = token[: len(h_seg) + 1 + len(p_seg)].encode("ascii")
     return CompactJWS(header, claims, signing_input, signature, alg, kid)

@@ -113,6 +113,7 @@ class Verifier:
     ) -> None:
         self._limits = limits
         self._clock = clock
+        self._header_cache: dict[str, Any] = {}
         self._leeway = leeway
         self.routes: dict[str, Route] = {}
         for profile in profiles:
@@ -134,7 +135,7 @@ class Verifier:
 
     def prepare(self, token: object) -> tuple[CompactJWS, Route]:
         """Parse and route; everything that can be decided before key lookup."""
-        jws = parse_compact(token, self._limits)
+        jws = parse_compact(token, self._limits, self._header_cache)
         # Exact, type-checked lookup: never normalised, never fetched (FETCH-01).
         route = self.route_for(jws.claims.get("iss"), jws.claims)
         if route is None:

@@ -32,6 +32,7 @@ HEADER = b64u(b'{"alg":"RS256","kid":"k"}')
 def decodes(monkeypatch: pytest.MonkeyPatch) -> DecodeRecorder:
     recorder = DecodeRecorder()
     monkeypatch.setattr("federation._rfc7515.b64url_decode", recorder)
+    monkeypatch.setattr("federation._rfc7515._decode_matched", recorder)  # the parser's fast path
     return recorder
 
 

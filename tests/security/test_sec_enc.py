@@ -43,6 +43,7 @@ def good(idp: MockIdP) -> str:
 def decodes(monkeypatch: pytest.MonkeyPatch) -> DecodeRecorder:
     recorder = DecodeRecorder()
     monkeypatch.setattr("federation._rfc7515.b64url_decode", recorder)
+    monkeypatch.setattr("federation._rfc7515._decode_matched", recorder)  # the parser's fast path
     return recorder
 
 
