@@ -1,0 +1,231 @@
+"""Mapping benchmark: the time to apply a compiled mapping to one verified token.
+
+Run from the repository root::
+
+    python benchmarks/mapping.py            # ~10 s
+    python benchmarks/mapping.py --quick    # a rough look
+
+What is measured (docs/performance.md, section "Mapping"):
+
+* ``Mapping.apply(token, existing)`` on a typical Keycloak id token (realm and
+  client roles, ten groups, profile claims; about 1 KB of JSON) for an
+  existing user, so update policies and role sync run too;
+* three mappings: a 50-rule mapping (10 attributes, 5 deny rules, 35 role
+  rules mixing contains, contains_any, equals, in, matches, exists, not, all,
+  any and grant_from with transforms), the Keycloak example
+  (examples/mappings/keycloak.yaml), and a one-rule mapping (the fixed cost);
+* interleaved: every round runs each case for a batch of applies, in a
+  rotating order; the figure is the median over rounds of the time per apply.
+
+The token is verified once before timing (verification has its own benchmark,
+benchmarks/run.py); the mapping is compiled once, as in an application.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from federation import VerifiedToken
+from federation.mapping import Mapping, MappingResult
+from federation.testing import FrozenClock, MockIdP
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = 1_800_000_000
+ISSUER = "https://sso.example.com/realms/acme"
+
+
+def fifty_rules() -> dict[str, Any]:
+    """10 attributes, 5 deny rules, 35 role rules: 50 rules in all."""
+    attributes = {
+        "email": {"from": "$email", "transform": ["strip", "lower"], "required": True},
+        "username": {"from": "$username", "transform": "lower", "update": "on_create"},
+        "display_name": {"from": ["name", "{given_name} {family_name}", "$username"]},
+        "first_name": {"from": "given_name", "update": "if_empty"},
+        "last_name": {"from": "family_name", "update": "if_empty"},
+        "locale": {"from": "locale", "default": "en"},
+        "department": {"from": "department", "transform": "upper"},
+        "employee_id": {"from": "employee.id"},
+        "domain": {"from": "$email", "transform": ["lower", "domain"]},
+        "slug": {"from": "$username", "transform": [{"replace": {"pattern": "[^a-z0-9]+", "with": "-"}}]},
+    }
+    deny = [
+        {"when": {"not": {"claim": "$email_verified", "equals": True}}, "code": "unverified_email"},
+        {"when": {"claim": "blocked", "equals": True}, "code": "blocked"},
+        {"when": {"claim": "$groups", "contains": "/suspended"}, "code": "suspended"},
+        {"when": {"claim": "email", "matches": r"@(spam|junk)\.example$"}, "code": "bad_domain"},
+        {
+            "when": {"all": [{"claim": "typ", "equals": "Bearer"}, {"claim": "azp", "equals": "other"}]},
+            "code": "c",
+        },
+    ]
+    rules: list[dict[str, Any]] = []
+    for i in range(10):
+        rules.append({"grant": [f"group-{i}"], "when": {"claim": "$groups", "contains": f"/team-{i}"}})
+    for i in range(5):
+        rules.append(
+            {
+                "grant": [f"realm-{i}"],
+                "when": {"claim": "realm_access.roles", "contains_any": [f"r{i}", f"s{i}"]},
+            }
+        )
+    for i in range(5):
+        rules.append(
+            {
+                "grant": [f"client-{i}"],
+                "when": {"claim": "resource_access.web-app.roles", "contains": f"c{i}"},
+            }
+        )
+    for i in range(5):
+        rules.append({"grant": [f"dept-{i}"], "when": {"claim": "department", "in": [f"d{i}", f"e{i}"]}})
+    for i in range(4):
+        rules.append(
+            {"grant": [f"mail-{i}"], "when": {"claim": "$email", "matches": rf"@(sub{i}\.)?example\.com$"}}
+        )
+    rules.append({"grant": ["has-locale"], "when": {"claim": "locale", "exists": True}})
+    rules.append({"grant": ["not-guest"], "when": {"not": {"claim": "$groups", "contains": "/guests"}}})
+    rules.append(
+        {
+            "grant": ["staff"],
+            "when": {
+                "all": [
+                    {"claim": "$email_verified", "equals": True},
+                    {"claim": "$groups", "contains": "/staff"},
+                ]
+            },
+        }
+    )
+    rules.append(
+        {
+            "grant": ["any"],
+            "when": {"any": [{"claim": "x", "exists": True}, {"claim": "$groups", "contains": "/b"}]},
+        }
+    )
+    rules.append(
+        {
+            "grant_from": "$groups",
+            "transform": [{"replace": {"pattern": "^/", "with": ""}}, "lower", {"prefix": "g-"}],
+            "only": [f"g-team-{i}" for i in range(10)],
+        }
+    )
+    rules.append(
+        {
+            "grant": ["admin"],
+            "allow_privileged": True,
+            "when": {"claim": "realm_access.roles", "contains": "realm-admin"},
+        }
+    )
+    assert len(attributes) + len(deny) + len(rules) == 50
+    roles = {
+        "sync": "authoritative",
+        "default": ["member"],
+        "protected": ["owner"],
+        "privileged": ["admin"],
+        "rules": rules,
+    }
+    return {"version": 1, "attributes": attributes, "roles": roles, "deny": deny}
+
+
+def one_rule() -> dict[str, Any]:
+    return {
+        "version": 1,
+        "roles": {
+            "sync": "additive",
+            "rules": [{"grant": ["a"], "when": {"claim": "$groups", "contains": "/a"}}],
+        },
+    }
+
+
+def typical_token() -> VerifiedToken:
+    """A Keycloak id token, minted by a mock realm and verified by a Bridge."""
+    clock = FrozenClock(NOW)
+    idp = MockIdP(
+        issuer=ISSUER, audience="web-app", clock=clock, jwks_path="/realms/acme/protocol/openid-connect/certs"
+    )
+    config = {"issuers": [{"provider": "keycloak", "base_url": "https://sso.example.com", "realm": "acme",
+                           "client_ids": ["web-app"]}]}  # fmt: skip
+    claims = {
+        "typ": "ID", "azp": "web-app", "sid": "54db1502-a5dc-4a27-af62-eeef0694a628",
+        "sub": "8befeac4-8963-49da-a9ac-f310e8d922d8", "auth_time": NOW, "nonce": "n-0S6_WzA2Mj",
+        "realm_access": {"roles": ["offline_access", "uma_authorization", "r2", "s4"]},
+        "resource_access": {"web-app": {"roles": ["c1", "c3"]}, "account": {"roles": ["manage-account"]}},
+        "groups": ["/staff", "/team-1", "/team-4", "/team-7", "/eng", "/eng/platform", "/oncall", "/pto",
+                   "/berlin", "/all"],
+        "email_verified": True, "name": "Pat Teacher", "preferred_username": "pat.teacher",
+        "given_name": "Pat", "family_name": "Teacher", "email": "Pat.Teacher@example.com",
+        "locale": "de", "department": "d3", "employee": {"id": "E-1042"},
+    }  # fmt: skip
+    with idp.bridge(config=config) as bridge:
+        token = bridge.verify(idp.mint(claims))
+    idp.close()
+    return token
+
+
+class User:
+    attributes = {"email": "pat.teacher@example.com", "username": "pat.teacher", "first_name": "Pat"}
+    roles = frozenset({"member", "owner", "group-1", "legacy"})
+
+
+def measure(cases: dict[str, Callable[[], MappingResult]], rounds: int, batch: int) -> dict[str, list[float]]:
+    names = list(cases)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for fn in cases.values():  # warm up: compile lazily built plans and DFA states
+        for _ in range(200):
+            fn()
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(rounds):
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for name in order:
+                fn = cases[name]
+                start = time.perf_counter()
+                for _ in range(batch):
+                    fn()
+                samples[name].append((time.perf_counter() - start) / batch * 1e6)
+    finally:
+        if gc_was:
+            gc.enable()
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    args = parser.parse_args()
+    rounds, batch = (15, 200) if args.quick else (60, 500)
+
+    token = typical_token()
+    user = User()
+    big = Mapping.from_dict(fifty_rules())
+    keycloak = Mapping.from_file(ROOT / "examples" / "mappings" / "keycloak.yaml")
+    small = Mapping.from_dict(one_rule())
+    result = big.apply(token, user)
+    assert result.allowed and "staff" in result.roles and "group-4" in result.roles, result
+    assert len([t for t in result.trace if t.rule.startswith(("roles.rules", "deny", "attributes"))]) == 50
+    cases: dict[str, Callable[[], MappingResult]] = {
+        "50 rules (10 attributes, 5 deny, 35 role rules)": lambda: big.apply(token, user),
+        "examples/mappings/keycloak.yaml (12 rules)": lambda: keycloak.apply(token, user),
+        "1 role rule (fixed cost)": lambda: small.apply(token, user),
+    }
+    samples = measure(cases, rounds, batch)
+    print(f"federation-bridge mapping benchmark  (Python {platform.python_version()}, {platform.machine()}, "
+          f"{rounds} interleaved rounds x {batch} applies)")  # fmt: skip
+    print()
+    print(f"{'case':<50} {'median µs/apply':>16} {'p10':>8} {'p90':>8}")
+    for name, values in samples.items():
+        deciles = statistics.quantiles(values, n=10)
+        print(f"{name:<50} {statistics.median(values):>16.1f} {deciles[0]:>8.1f} {deciles[-1]:>8.1f}")
+
+
+if __name__ == "__main__":
+    main()

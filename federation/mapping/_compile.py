@@ -1,0 +1,262 @@
+"""Compiling a validated mapping into plans: closures built once, merged per scope.
+
+Owns: turning each section of a :class:`MappingFile` (the base, every
+``providers.<name>`` and every ``issuers.<iss>`` overlay) into compiled
+attributes, role rules and deny rules once at load time, and merging them
+into the :class:`Plan` for one (provider, issuer) pair:
+
+* attributes: the base entries, then the provider's, then the issuer's; an
+  overlay entry replaces the entry of the same name whole (at its place), a
+  new name is added at the end;
+* ``roles.default``: the union of the base and overlay defaults;
+* role rules and deny rules: the base rules, then the provider's, then the
+  issuer's, in file order;
+* ``roles.sync``, ``protected`` and ``privileged`` exist only at the top.
+
+Every compiled piece carries its path in the file (``roles.rules[1]``,
+``providers.cognito.deny[0]``) for the trace, and a small cache of the trace
+entries it produced (most details are fixed strings; entries are immutable).
+
+Must not: evaluate rules against a token (:mod:`._engine` does).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._conditions import Check, compile_condition, describe
+from ._model import AttributeSpec, DenyRule, MappingFile, Overlay, RoleRule
+from ._paths import ClaimPath, Context, parse_path
+from ._result import TraceEntry
+from ._templates import Template, is_template, parse_template
+from ._transforms import Transform, compile_steps
+
+__all__ = [
+    "CompiledAttribute",
+    "CompiledDeny",
+    "CompiledRule",
+    "CompiledSource",
+    "Plan",
+    "Planner",
+    "RolesPlan",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledSource:
+    label: str  # as written in the file
+    path: ClaimPath | None
+    template: Template | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledAttribute:
+    name: str
+    rule: str
+    sources: tuple[CompiledSource, ...]
+    transform: Transform | None
+    default: Any  # None, a literal value, or a Template
+    required: bool
+    update: str
+    when: Check | None
+    entries: dict[tuple[str, str], TraceEntry] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    rule: str
+    label: str  # "name: " or "", the prefix of trace details
+    check: Check
+    text: str  # the condition in words
+    grant: tuple[str, ...]
+    grant_from: ClaimPath | None
+    transform: Transform | None
+    only: frozenset[str] | None
+    allow_privileged: bool
+    entries: dict[tuple[str, str], TraceEntry] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledDeny:
+    rule: str
+    label: str  # "name: " or "", the prefix of trace details
+    check: Check
+    text: str
+    code: str
+    message: str | None
+    entries: dict[tuple[str, str], TraceEntry] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RolesPlan:
+    sync: str
+    default: tuple[tuple[tuple[str, ...], TraceEntry], ...]  # per section: its roles, its trace entry
+    protected: frozenset[str]
+    privileged: frozenset[str]
+    rules: tuple[CompiledRule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything that applies to tokens of one provider and issuer, in order."""
+
+    deny: tuple[CompiledDeny, ...]
+    attributes: tuple[CompiledAttribute, ...]
+    roles: RolesPlan | None
+
+
+def _source(text: str) -> CompiledSource:
+    if is_template(text):
+        return CompiledSource(text, None, parse_template(text))
+    return CompiledSource(text, parse_path(text), None)
+
+
+def _attribute(name: str, spec: AttributeSpec, rule: str) -> CompiledAttribute:
+    default: Any = spec.default
+    if isinstance(default, str) and is_template(default):
+        default = parse_template(default)
+    return CompiledAttribute(
+        name=name,
+        rule=rule,
+        sources=tuple(_source(s) for s in spec.from_ or ()),
+        transform=compile_steps(spec.transform),
+        default=default,
+        required=spec.required,
+        update=spec.update,
+        when=compile_condition(spec.when) if spec.when is not None else None,
+    )
+
+
+def _always(ctx: Context) -> str | None:
+    return None
+
+
+def _rule(rule: RoleRule, where: str) -> CompiledRule:
+    return CompiledRule(
+        rule=where,
+        label=f"{rule.name}: " if rule.name else "",
+        check=compile_condition(rule.when) if rule.when is not None else _always,
+        text=describe(rule.when) if rule.when is not None else "always",
+        grant=tuple(dict.fromkeys(rule.grant)),
+        grant_from=parse_path(rule.grant_from) if rule.grant_from is not None else None,
+        transform=compile_steps(rule.transform),
+        only=frozenset(rule.only) if rule.only is not None else None,
+        allow_privileged=rule.allow_privileged,
+    )
+
+
+def _deny(rule: DenyRule, where: str) -> CompiledDeny:
+    return CompiledDeny(
+        rule=where,
+        label=f"{rule.name}: " if rule.name else "",
+        check=compile_condition(rule.when),
+        text=describe(rule.when),
+        code=rule.code,
+        message=rule.message,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    attributes: dict[str, CompiledAttribute]
+    default_path: str
+    default: tuple[str, ...]
+    rules: tuple[CompiledRule, ...]
+    deny: tuple[CompiledDeny, ...]
+
+
+def _section(
+    prefix: str,
+    attributes: dict[str, AttributeSpec],
+    default: list[str],
+    rules: list[RoleRule],
+    deny: list[DenyRule],
+) -> _Section:
+    return _Section(
+        attributes={
+            name: _attribute(name, spec, f"{prefix}attributes.{name}") for name, spec in attributes.items()
+        },
+        default_path=f"{prefix}roles.default",
+        default=tuple(dict.fromkeys(default)),
+        rules=tuple(_rule(rule, f"{prefix}roles.rules[{i}]") for i, rule in enumerate(rules)),
+        deny=tuple(_deny(rule, f"{prefix}deny[{i}]") for i, rule in enumerate(deny)),
+    )
+
+
+def _overlay(prefix: str, overlay: Overlay) -> _Section:
+    roles = overlay.roles
+    return _section(
+        prefix,
+        overlay.attributes,
+        roles.default if roles is not None else [],
+        roles.rules if roles is not None else [],
+        overlay.deny,
+    )
+
+
+def _key_text(key: str) -> str:
+    """An overlay key as it reads in a path (issuers contain dots: quote them)."""
+    return f".{key}" if key.isidentifier() else f"[{key!r}]"
+
+
+class Planner:
+    """The compiled mapping: every section compiled once, plans merged and cached per scope.
+
+    The cache is bounded: plans are keyed by provider name and by the issuer
+    only when an ``issuers`` section names it, so arbitrary issuer strings
+    (Entra multi-tenant, dry runs) share one plan per provider.
+    """
+
+    def __init__(self, model: MappingFile) -> None:
+        roles = model.roles
+        self._base = _section(
+            "",
+            model.attributes,
+            roles.default if roles is not None else [],
+            roles.rules if roles is not None else [],
+            model.deny,
+        )
+        self._roles = roles
+        self._providers = {name: _overlay(f"providers.{name}.", o) for name, o in model.providers.items()}
+        self._issuers = {iss: _overlay(f"issuers{_key_text(iss)}.", o) for iss, o in model.issuers.items()}
+        self._plans: dict[tuple[str, str | None], Plan] = {}
+        self._lock = threading.Lock()
+
+    def plan(self, provider: str, issuer: str) -> Plan:
+        key = (provider, issuer if issuer in self._issuers else None)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._merge(*key)
+            with self._lock:
+                plan = self._plans.setdefault(key, plan)
+        return plan
+
+    def _merge(self, provider: str, issuer: str | None) -> Plan:
+        sections = [self._base]
+        if provider in self._providers:
+            sections.append(self._providers[provider])
+        if issuer is not None:
+            sections.append(self._issuers[issuer])
+        attributes: dict[str, CompiledAttribute] = {}
+        for section in sections:
+            attributes.update(section.attributes)
+        roles_plan = None
+        if self._roles is not None:
+            roles_plan = RolesPlan(
+                sync=self._roles.sync,
+                default=tuple(
+                    (roles, TraceEntry(where, "granted", ", ".join(roles)))
+                    for where, roles in ((s.default_path, s.default) for s in sections)
+                    if roles
+                ),
+                protected=frozenset(self._roles.protected),
+                privileged=frozenset(self._roles.privileged),
+                rules=tuple(r for s in sections for r in s.rules),
+            )
+        return Plan(
+            deny=tuple(d for s in sections for d in s.deny),
+            attributes=tuple(attributes.values()),
+            roles=roles_plan,
+        )

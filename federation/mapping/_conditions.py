@@ -1,0 +1,291 @@
+"""Conditions: validated ``when:`` trees compiled into small closures.
+
+Owns: the meaning of every operator, decided once at load time and run as a
+closure per node:
+
+* ``equals``/``in``/``matches`` test a single value, and a list when *any*
+  element passes; ``contains``/``contains_any``/``contains_all`` test a list,
+  and a single value as a list of one. Comparison is typed: a boolean equals
+  only a boolean (``true`` is not ``"true"`` and not ``1``), numbers compare
+  by value (``1`` equals ``1.0``), strings exactly (no case folding: use
+  ``matches: '(?i)...'``).
+* ``matches`` searches with the linear-time engine of :mod:`._regex`; a value
+  longer than its input bound never matches (the reason says so).
+* ``exists: true`` holds when the path resolves to a non-null value;
+  ``exists: false`` when it does not.
+* ``not``, ``all``, ``any``; ``provider`` and ``issuer`` scope by the token's
+  profile name and configured issuer string.
+
+A compiled check returns None when the condition holds, else a short reason
+("groups does not contain \"admins\"", "email is absent"). It never raises:
+absent claims and wrong types are reasons, not errors.
+
+Must not: know about attributes, roles or deny rules.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from ._model import Condition
+from ._paths import MISSING, Context, kind_of, parse_path
+from ._regex import MAX_INPUT_LENGTH, compile_pattern
+
+__all__ = ["MAX_DEPTH", "Check", "compile_condition", "condition_depth", "describe", "value_key"]
+
+#: None when the condition holds, else why it does not.
+Check = Callable[[Context], str | None]
+
+#: Deepest nesting of not/all/any accepted at load time.
+MAX_DEPTH = 16
+
+
+def value_key(value: Any) -> tuple[str, Any] | None:
+    """A hashable, type-tagged key for typed comparison; None for lists and objects."""
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, (int, float)):
+        return ("n", value)
+    if isinstance(value, str):
+        return ("s", value)
+    return None
+
+
+def _show(value: Any) -> str:
+    """A value as written in a mapping: strings quoted (backslashes as they are), lists bracketed."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, str):
+        text = '"' + "".join(c if c.isprintable() else repr(c)[1:-1] for c in value) + '"'
+    else:
+        text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _items(value: Any) -> list[Any] | tuple[Any, ...]:
+    return value if isinstance(value, (list, tuple)) else [value]
+
+
+def describe(cond: Condition) -> str:
+    """The condition in words, for the trace."""
+    op = cond.operator
+    if op == "not":
+        assert cond.not_ is not None
+        return f"not ({describe(cond.not_)})"
+    if op in ("all", "any"):
+        children = cond.all if op == "all" else cond.any
+        assert children is not None
+        return f"{op} of ({'; '.join(describe(c) for c in children)})"
+    if op in ("provider", "issuer"):
+        values = cond.provider if op == "provider" else cond.issuer
+        assert values is not None
+        return f"{op} in {_show(list(values))}" if len(values) > 1 else f"{op} is {_show(values[0])}"
+    arg: Any = {
+        "equals": cond.equals,
+        "in": cond.in_,
+        "contains": cond.contains,
+        "contains_any": cond.contains_any,
+        "contains_all": cond.contains_all,
+        "matches": cond.matches,
+        "exists": cond.exists,
+    }[op]
+    if op == "exists":
+        return f"{cond.claim} {'exists' if arg else 'is absent'}"
+    return f"{cond.claim} {op.replace('_', ' ')} {_show(arg)}"
+
+
+def compile_condition(cond: Condition) -> Check:
+    """A closure for ``cond`` (validated by the schema; depth checked by the loader)."""
+    op = cond.operator
+    if op == "not":
+        assert cond.not_ is not None
+        inner = compile_condition(cond.not_)
+        held = f"not: {describe(cond.not_)} holds"
+
+        def not_(ctx: Context) -> str | None:
+            return held if inner(ctx) is None else None
+
+        return not_
+    if op == "all":
+        assert cond.all is not None
+        parts = [compile_condition(c) for c in cond.all]
+
+        def all_(ctx: Context) -> str | None:
+            for part in parts:
+                reason = part(ctx)
+                if reason is not None:
+                    return reason
+            return None
+
+        return all_
+    if op == "any":
+        assert cond.any is not None
+        options = [compile_condition(c) for c in cond.any]
+
+        def any_(ctx: Context) -> str | None:
+            reasons = []
+            for option in options:
+                reason = option(ctx)
+                if reason is None:
+                    return None
+                reasons.append(reason)
+            shown = "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
+            return f"none of {len(reasons)} held ({shown})"
+
+        return any_
+    if op == "provider":
+        assert cond.provider is not None
+        providers = frozenset(cond.provider)
+        wanted = _show(sorted(providers))
+
+        def provider(ctx: Context) -> str | None:
+            actual = ctx.provider
+            return None if actual in providers else f"provider is {_show(actual)}, not in {wanted}"
+
+        return provider
+    if op == "issuer":
+        assert cond.issuer is not None
+        issuers = frozenset(cond.issuer)
+        listed = _show(sorted(issuers))
+
+        def issuer(ctx: Context) -> str | None:
+            actual = ctx.issuer
+            return None if actual in issuers else f"issuer {_show(actual)} is not in {listed}"
+
+        return issuer
+    assert cond.claim is not None
+    return _value_check(cond, op, cond.claim)
+
+
+def _value_check(cond: Condition, op: str, claim: str) -> Check:
+    resolve = parse_path(claim).resolve
+    absent = f"{claim} is absent"
+    if op == "exists":
+        want = bool(cond.exists)
+        present_reason = f"{claim} is present"
+
+        def exists(ctx: Context) -> str | None:
+            here = resolve(ctx) is not MISSING
+            if here == want:
+                return None
+            return present_reason if here else absent
+
+        return exists
+    if op == "matches":
+        return _matches(cond, claim, resolve, absent)
+    test = _value_test(cond, op)
+    fail = f"{claim} does not {_verb(op)} {_show(_argument(cond, op))}"
+
+    def check(ctx: Context) -> str | None:
+        value = resolve(ctx)
+        if value is MISSING:
+            return absent
+        if test(value):
+            return None
+        if isinstance(value, dict) or hasattr(value, "keys"):
+            return f"{claim} is an object (pick a member with a dotted path)"
+        return fail
+
+    return check
+
+
+def _verb(op: str) -> str:
+    return {
+        "equals": "equal",
+        "in": "have a value in",
+        "contains": "contain",
+        "contains_any": "contain any of",
+        "contains_all": "contain all of",
+    }[op]
+
+
+def _argument(cond: Condition, op: str) -> Any:
+    return {
+        "equals": cond.equals,
+        "in": cond.in_,
+        "contains": cond.contains,
+        "contains_any": cond.contains_any,
+        "contains_all": cond.contains_all,
+    }[op]
+
+
+def _value_test(cond: Condition, op: str) -> Callable[[Any], bool]:
+    if op in ("equals", "contains"):
+        raw = cond.equals if op == "equals" else cond.contains
+        if isinstance(raw, str):  # the common case: a string equals only a string, no tagging needed
+            text = raw
+
+            def one_text(value: Any) -> bool:
+                if isinstance(value, str):
+                    return value == text
+                return isinstance(value, (list, tuple)) and text in value
+
+            return one_text
+        expected = value_key(raw)
+
+        def one(value: Any) -> bool:
+            return any(value_key(item) == expected for item in _items(value))
+
+        return one
+    assert op in ("in", "contains_any", "contains_all")
+    values = cond.in_ if op == "in" else (cond.contains_any if op == "contains_any" else cond.contains_all)
+    assert values is not None
+    if op != "contains_all" and all(isinstance(v, str) for v in values):
+        texts = frozenset(values)
+
+        def some_text(value: Any) -> bool:
+            if isinstance(value, str):
+                return value in texts
+            if isinstance(value, (list, tuple)):
+                return any(isinstance(item, str) and item in texts for item in value)
+            return False
+
+        return some_text
+    wanted = frozenset(value_key(v) for v in values)
+    if op == "contains_all":
+
+        def every(value: Any) -> bool:
+            return wanted <= {value_key(item) for item in _items(value)}
+
+        return every
+
+    def some(value: Any) -> bool:
+        return any(value_key(item) in wanted for item in _items(value))
+
+    return some
+
+
+def _matches(cond: Condition, claim: str, resolve: Callable[[Context], Any], absent: str) -> Check:
+    assert cond.matches is not None
+    pattern = compile_pattern(cond.matches)
+    fail = f"{claim} does not match {_show(cond.matches)}"
+    too_long = f"{claim} is longer than {MAX_INPUT_LENGTH} characters: not matched"
+
+    def matches(ctx: Context) -> str | None:
+        value = resolve(ctx)
+        if value is MISSING:
+            return absent
+        texts = [v for v in _items(value) if isinstance(v, str)]
+        if not texts:
+            return f"{claim} is {kind_of(value)}, not text"
+        skipped = False
+        for text in texts:
+            if len(text) > MAX_INPUT_LENGTH:
+                skipped = True
+            elif pattern.search(text):
+                return None
+        return too_long if skipped else fail
+
+    return matches
+
+
+def condition_depth(cond: Condition) -> int:
+    """How deeply ``not``/``all``/``any`` nest (a leaf is 1)."""
+    if cond.not_ is not None:
+        return 1 + condition_depth(cond.not_)
+    children = cond.all or cond.any
+    if children:
+        return 1 + max(condition_depth(c) for c in children)
+    return 1

@@ -1,0 +1,232 @@
+"""Claim paths: how a mapping names a value in a token.
+
+Owns: the path syntax and its resolution, compiled once per path:
+
+* ``$name`` is the provider-neutral view (see :data:`NORMALISED_NAMES`), never
+  a claim: ``$email`` is the profile's email, whatever the provider calls it;
+* otherwise the whole path as written is tried first as one top-level claim
+  name (so ``https://example.com/roles`` and ``cognito:groups`` work), then as
+  a dotted path into nested objects: ``realm_access.roles``; ``\\.`` is a dot
+  inside a key (``resource_access.my\\.app.roles``), ``\\\\`` a backslash,
+  ``\\$`` a leading dollar of a real claim name, ``\\[`` a bracket; ``[n]``
+  after a key picks a list element (``addresses[0].country``);
+* JSON ``null`` counts as absent.
+
+Resolution never raises: a missing key, a wrong type along the way or an
+index out of range all give :data:`MISSING`.
+
+Must not: interpret values (conditions and transforms do that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = [
+    "MISSING",
+    "NORMALISED_NAMES",
+    "ClaimPath",
+    "Context",
+    "PathError",
+    "kind_of",
+    "parse_path",
+]
+
+MAX_PATH_LENGTH = 256
+MAX_SEGMENTS = 32
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: The result of resolving a path that leads nowhere (also for JSON null).
+MISSING: Final[Any] = _Missing()
+
+#: The reserved ``$`` names and what each one is (documented in docs/mapping.md).
+NORMALISED_NAMES: dict[str, str] = {
+    "email": "the profile's email address (string), whatever claim the provider uses",
+    "email_verified": "true only when the provider vouches for the email as it documents (boolean)",
+    "username": "the provider's username claim, normalised (string)",
+    "groups": "group names or ids from the provider's group claim (list of strings)",
+    "roles": "role names from the provider's role claims (list of strings)",
+    "groups_overage": "true when the provider left groups out because there were too many (Entra)",
+    "provider": "the provider profile that verified the token: oidc, cognito, azure_ad, ...",
+    "issuer": "the configured issuer string the token matched",
+    "subject": "the token's sub",
+    "token_type": "id or access",
+}
+
+
+class PathError(ValueError):
+    """A path that cannot be parsed (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a mapping reads: the claims and the normalised (``$``) view."""
+
+    claims: Mapping[str, Any]
+    normalised: Mapping[str, Any]
+
+    @property
+    def provider(self) -> str:
+        return str(self.normalised["provider"])
+
+    @property
+    def issuer(self) -> str:
+        return str(self.normalised["issuer"])
+
+
+Segment = str | int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimPath:
+    """A parsed path; ``resolve(context)`` gives the value or :data:`MISSING`."""
+
+    text: str
+    normalised: str | None  # the $ name, when the path is one
+    segments: tuple[Segment, ...]
+    resolve: Callable[[Context], Any]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _split(text: str) -> list[Segment]:
+    """Segments of a dotted path with escapes and ``[n]`` indexes."""
+    segments: list[Segment] = []
+    key: list[str] = []
+    have_key = False  # the current key was started (it may legitimately be "" only if escaped)
+    i = 0
+    n = len(text)
+
+    def end_key() -> None:
+        nonlocal have_key
+        if not have_key and not key:
+            raise PathError("empty key in path (two dots in a row, or a leading or trailing dot)")
+        segments.append("".join(key))
+        key.clear()
+        have_key = False
+
+    after_index = False
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            if i + 1 >= n or text[i + 1] not in ".\\$[]":
+                raise PathError(r"a backslash must escape '.', '\', '$', '[' or ']'")
+            key.append(text[i + 1])
+            have_key = True
+            i += 2
+            after_index = False
+            continue
+        if ch == ".":
+            if after_index:
+                after_index = False
+            else:
+                end_key()
+            i += 1
+            continue
+        if ch == "[":
+            close = text.find("]", i)
+            digits = text[i + 1 : close] if close > 0 else ""
+            if not (digits.isascii() and digits.isdigit()):
+                raise PathError(r"'[' must start a list index such as [0] (write '\[' for a bracket)")
+            if not after_index:
+                end_key()
+            segments.append(int(digits))
+            after_index = True
+            i = close + 1
+            if i < n and text[i] not in ".[":
+                raise PathError("a list index must be followed by '.', '[' or the end of the path")
+            continue
+        if ch == "]":
+            raise PathError(r"unbalanced ']' (write '\]' for a bracket)")
+        if after_index:
+            raise PathError("a list index must be followed by '.', '[' or the end of the path")
+        key.append(ch)
+        have_key = True
+        i += 1
+    if not after_index:
+        end_key()
+    if len(segments) > MAX_SEGMENTS:
+        raise PathError(f"path deeper than {MAX_SEGMENTS} levels")
+    return segments
+
+
+def _walk(value: Any, segments: Sequence[Segment]) -> Any:
+    for seg in segments:
+        if isinstance(seg, int):
+            if isinstance(value, (list, tuple)) and seg < len(value):
+                value = value[seg]
+            else:
+                return MISSING
+        elif isinstance(value, Mapping):
+            value = value.get(seg, MISSING)
+        else:
+            return MISSING
+        if value is None:
+            return MISSING
+    return value
+
+
+def parse_path(text: str) -> ClaimPath:
+    """Parse a path; raise :class:`PathError` with the reason."""
+    if not isinstance(text, str) or not text:
+        raise PathError("a claim path must be a non-empty string")
+    if len(text) > MAX_PATH_LENGTH:
+        raise PathError(f"a claim path may have at most {MAX_PATH_LENGTH} characters")
+    if text.startswith("$"):
+        name = text[1:]
+        if name not in NORMALISED_NAMES:
+            known = ", ".join("$" + n for n in NORMALISED_NAMES)
+            raise PathError(f"unknown normalised name {text!r}; known: {known} (write '\\$' for a claim)")
+
+        def normalised(ctx: Context) -> Any:
+            value = ctx.normalised.get(name)
+            return MISSING if value is None else value
+
+        return ClaimPath(text, name, (), normalised)
+    segments = _split(text)
+    if len(segments) == 1 and isinstance(segments[0], str):
+        key = segments[0]
+
+        def top(ctx: Context) -> Any:
+            value = ctx.claims.get(key, MISSING)
+            return MISSING if value is None else value
+
+        return ClaimPath(text, None, tuple(segments), top)
+    frozen = tuple(segments)
+
+    def nested(ctx: Context) -> Any:
+        claims = ctx.claims
+        value = claims.get(text, MISSING)  # a literal claim name wins first
+        if value is MISSING:
+            return _walk(claims, frozen)
+        return MISSING if value is None else value
+
+    return ClaimPath(text, None, frozen, nested)
+
+
+def kind_of(value: object) -> str:
+    """A JSON type name with its article, for messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict) or hasattr(value, "keys"):
+        return "an object"
+    return "null" if value is None else "an unsupported value"
