@@ -3,7 +3,10 @@
 Owns: building the verifier and one key source per configured issuer from a
 :class:`~federation.config.BridgeConfig`, the sync and async entry points
 (``verify``/``averify``, ``warm_up``/``awarm_up``), and the lifetime of the
-HTTP clients it creates. Every rule lives in the pure core (``_verify``,
+HTTP clients it creates. Logging in (``login``/``alogin``, ``deprovision``/
+``adeprovision``) wires verification to :mod:`federation.provisioning`: the
+store (``storage:`` or ``store=``), the mapping (``mapping:`` or ``mapping=``)
+and the audit sink. Every rule lives in the pure core (``_verify``,
 ``_rfc75xx``, ``_keys._state``); this module only wires and moves bytes.
 
 One bridge is built at start-up and shared: it is safe to use from many
@@ -20,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -28,10 +31,17 @@ from ._keys._source import IssuerKeySource
 from ._rfc7515 import Limits
 from ._verify import Route, VerifiedToken, Verifier
 from .config import BridgeConfig, load_config
-from .errors import InvalidToken
+from .errors import ConfigError, InvalidToken, KeySetUnavailable
 from .events import EventSink, log_event
 
+if TYPE_CHECKING:
+    from .provisioning import DeprovisionMode, DeprovisionResult, LoginResult, Mapper, Provisioner
+    from .storage import AsyncStore, AuditSink, Store
+
 __all__ = ["Bridge", "WarmUpReport"]
+
+#: The store used when the config names none: embedded SQLite beside the config file.
+DEFAULT_STORAGE = "sqlite:///federation.db"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,13 @@ class Bridge:
     transport); otherwise the bridge uses its own. ``clock`` returns the
     current Unix time (inject a frozen one in tests); ``on_event`` receives
     key cache events (default: the ``federation`` logger).
+
+    For :meth:`login`: ``store`` is where users live (default: the SQL store
+    named by ``storage:``, else ``sqlite:///federation.db`` beside the config
+    file); ``mapping`` maps tokens onto users (default: ``mapping:``, else
+    :class:`~federation.provisioning.DefaultMapping`); ``audit`` receives audit
+    events: ``"log"`` (default, the ``federation.audit`` logger), ``"store"``
+    (the SQL store's audit table) or any callable.
     """
 
     def __init__(
@@ -69,6 +86,9 @@ class Bridge:
         async_http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
         on_event: EventSink | None = None,
+        store: Store | AsyncStore | None = None,
+        mapping: Mapper | None = None,
+        audit: AuditSink | Literal["log", "store"] | None = None,
     ) -> None:
         self.config = config
         self._clock = clock
@@ -99,6 +119,14 @@ class Bridge:
         self._sources: dict[str, IssuerKeySource] = {
             iss: self._profile_sources[id(route.profile)] for iss, route in self._verifier.routes.items()
         }
+        # Provisioning: the mapping is loaded now (a bad mapping fails at start-up), the
+        # store on first login (no database is touched, nor SQLAlchemy imported, before).
+        self._store_option = store
+        self._mapping: Mapper | None = mapping if mapping is not None else _load_mapping(config)
+        self._audit_option = audit
+        self._provisioner_lock = threading.Lock()
+        self._provisioner_built: Provisioner | None = None
+        self._own_store: Any = None
 
     # -- construction -------------------------------------------------------------------
 
@@ -165,6 +193,125 @@ class Bridge:
         """The exact issuer strings this bridge trusts (dynamic profiles not listed)."""
         return tuple(self._sources)
 
+    # -- login: verify, map, provision ------------------------------------------------------
+
+    @property
+    def provisioner(self) -> Provisioner:
+        """The provisioning engine (built on first use)."""
+        built = self._provisioner_built
+        if built is None:
+            with self._provisioner_lock:
+                built = self._provisioner_built
+                if built is None:
+                    built = self._provisioner_built = self._build_provisioner()
+        return built
+
+    @property
+    def store(self) -> Store | AsyncStore:
+        """Where users live (built on first use)."""
+        return self.provisioner.store
+
+    def _build_provisioner(self) -> Provisioner:
+        from .provisioning import DefaultMapping, Provisioner, ProvisioningPolicy
+        from .storage import SQLStore, log_audit
+
+        store = self._store_option
+        if store is None:
+            store = self._own_store = SQLStore(
+                self.config.storage or DEFAULT_STORAGE, base_dir=self.config.base_dir
+            )
+        audit = self._audit_option
+        sink: AuditSink
+        if audit is None or audit == "log":
+            sink = log_audit
+        elif audit == "store":
+            audit_sink = getattr(store, "audit_sink", None)
+            if audit_sink is None:
+                raise ConfigError("audit='store' needs a store with an audit table (SQLStore)")
+            sink = audit_sink()
+        elif callable(audit):
+            sink = audit
+        else:
+            raise ConfigError("audit must be 'log', 'store' or a callable")
+        return Provisioner(
+            store,
+            self._mapping or DefaultMapping(),
+            ProvisioningPolicy.from_config(self.config.provisioning),
+            audit=sink,
+            clock=self._clock,
+        )
+
+    def _trust_email(self, vt: VerifiedToken) -> bool:
+        route = self._verifier.route_for(vt.issuer, vt.claims)
+        return route is not None and route.profile.trust_email
+
+    def login(self, token: str | bytes) -> LoginResult:
+        """Verify ``token``, map it and provision the local user; return a
+        :class:`~federation.provisioning.LoginResult` (``result.user``, ``.identity``,
+        ``.created``, ``.changes``, ``.token``).
+
+        Raises :class:`~federation.errors.InvalidToken` (401),
+        :class:`~federation.errors.KeySetUnavailable` (503),
+        :class:`~federation.errors.LoginRefused` (403: ``access_denied``,
+        ``account_disabled``, ``registration_closed``, ``link_refused``,
+        ``invalid_attribute``) or :class:`~federation.errors.StorageError` (503).
+        Every outcome is audited.
+        """
+        provisioner = self.provisioner
+        try:
+            vt = self.verify(token)
+        except (InvalidToken, KeySetUnavailable) as exc:
+            provisioner.login_failed(exc)
+            raise
+        return provisioner.login(vt, trust_email=self._trust_email(vt))
+
+    async def alogin(self, token: str | bytes) -> LoginResult:
+        """Async twin of :meth:`login`."""
+        provisioner = self.provisioner
+        try:
+            vt = await self.averify(token)
+        except (InvalidToken, KeySetUnavailable) as exc:
+            provisioner.login_failed(exc)
+            raise
+        return await provisioner.alogin(vt, trust_email=self._trust_email(vt))
+
+    def provision(self, token: VerifiedToken) -> LoginResult:
+        """Map and provision a token this bridge has verified already (:meth:`login` without verify)."""
+        return self.provisioner.login(token, trust_email=self._trust_email(token))
+
+    async def aprovision(self, token: VerifiedToken) -> LoginResult:
+        """Async twin of :meth:`provision`."""
+        return await self.provisioner.alogin(token, trust_email=self._trust_email(token))
+
+    def deprovision(
+        self,
+        *,
+        issuer: str,
+        subject: str,
+        mode: DeprovisionMode = "disable",
+        reason: str | None = None,
+    ) -> DeprovisionResult | None:
+        """Disable (default) or delete the local user of identity (``issuer``, ``subject``).
+
+        ``issuer``/``subject`` are the identity key (``VerifiedToken.identity_key``,
+        ``LoginResult.identity``). A disabled user's logins are refused with
+        ``account_disabled``; a deleted user's identity is gone, so its next
+        login creates a new user (when creation is on). Returns None when no
+        such identity exists (idempotent). ``reason`` goes to the audit event.
+        """
+        return self.provisioner.deprovision(issuer, subject, mode=mode, reason=reason)
+
+    async def adeprovision(
+        self,
+        *,
+        issuer: str,
+        subject: str,
+        mode: DeprovisionMode = "disable",
+        reason: str | None = None,
+    ) -> DeprovisionResult | None:
+        """Async twin of :meth:`deprovision`."""
+        return await self.provisioner.adeprovision(issuer, subject, mode=mode, reason=reason)
+
     # -- HTTP client lifetime ---------------------------------------------------------------
 
     def _sync_client(self) -> httpx.Client:
@@ -181,6 +328,8 @@ class Bridge:
             if self._own_client is not None:
                 self._own_client.close()
                 self._own_client = None
+        if self._own_store is not None:  # a store the bridge built from ``storage:``
+            self._own_store.close()
 
     def __enter__(self) -> Bridge:
         return self
@@ -189,3 +338,12 @@ class Bridge:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _load_mapping(config: BridgeConfig) -> Mapper | None:
+    """The mapping named by ``mapping:`` (a path relative to the config file, or inline)."""
+    if config.mapping is None:
+        return None
+    from .mapping import Mapping
+
+    return Mapping.from_config(config.mapping, config.base_dir)

@@ -11,6 +11,12 @@ Two families matter to a web application:
 * :class:`KeySetUnavailable`: the issuer's keys cannot be had right now
   (network down, 5xx, garbage). The token may be perfectly good. Answer 503.
 
+Logging in (``Bridge.login``) adds a third: :class:`LoginRefused` and its
+subclasses. The token was valid, but this application refuses the person
+(a mapping deny rule, a disabled account, registration closed, a refused
+link). Answer 403. :class:`StorageError` means the user store failed;
+answer 503.
+
 Messages never contain the token, its signature or any value taken from it:
 they say *what* failed, not what the attacker sent.
 
@@ -21,16 +27,25 @@ the package.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
+    "AccountDisabled",
     "BadSignature",
     "ConfigError",
     "DisallowedAlgorithm",
+    "DuplicateIdentity",
     "FederationError",
     "InvalidAudience",
     "InvalidClaim",
     "InvalidToken",
+    "InvalidUserData",
     "IssuedInFuture",
     "KeySetUnavailable",
+    "LinkRefused",
+    "LoginRefused",
     "MalformedToken",
+    "RegistrationClosed",
+    "StorageConflict",
+    "StorageError",
     "TokenExpired",
     "TokenNotYetValid",
     "TokenTooLarge",
@@ -197,3 +212,107 @@ class KeySetUnavailable(FederationError):
         super().__init__(message)
         self.issuer = issuer
         self.reason = reason
+
+
+# -- logging in: the token was valid, the application refuses the person ----------------
+
+
+class LoginRefused(FederationError):
+    """A valid token whose holder may not log in. Not an :class:`InvalidToken`:
+    the token was fine. Applications should answer 403.
+
+    ``reason`` refines ``code`` (the deny code of a mapping rule, or which
+    provisioning rule refused); ``issuer`` and ``subject`` are the identity key
+    of the token (``issuer`` may be a namespace such as ``entra:<tid>``);
+    ``user_id`` is the local user concerned, when there is one.
+    """
+
+    code = "login_refused"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        issuer: str | None = None,
+        subject: str | None = None,
+        user_id: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.reason = reason
+        self.issuer = issuer
+        self.subject = subject
+        self.user_id = user_id
+
+
+class AccessDenied(LoginRefused):
+    """A deny rule of the mapping fired; ``reason`` is the rule's own code."""
+
+    code = "access_denied"
+
+
+class AccountDisabled(LoginRefused):
+    """The local user is disabled (a valid token does not make it active again)."""
+
+    code = "account_disabled"
+
+
+class RegistrationClosed(LoginRefused):
+    """No local user exists for the identity and none may be created.
+
+    ``reason``: ``creation_disabled`` (``provisioning.create_users: false``),
+    ``email_domain_not_allowed`` or ``email_not_verified`` (with
+    ``provisioning.allowed_email_domains``).
+    """
+
+    code = "registration_closed"
+
+
+class LinkRefused(LoginRefused):
+    """The identity's verified email matches an existing user, but linking is not allowed.
+
+    ``reason``: ``email_not_verified``, ``issuer_not_trusted``,
+    ``issuer_already_linked``, ``ambiguous_email``, ``target_email_not_verified``
+    or ``email_domain_not_allowed``.
+    """
+
+    code = "link_refused"
+
+
+class InvalidUserData(LoginRefused):
+    """A mapped value cannot be stored (control characters, too long, not JSON).
+
+    ``attribute`` names the attribute; the value is never in the message.
+    """
+
+    code = "invalid_attribute"
+
+    def __init__(self, message: str, *, attribute: str, **context: str | None) -> None:
+        super().__init__(message, **context)
+        self.attribute = attribute
+
+
+# -- the user store ------------------------------------------------------------------------
+
+
+class StorageError(FederationError):
+    """The user store failed (unreachable, schema too new, retries exhausted).
+    Applications should answer 503."""
+
+    code = "storage_error"
+
+
+class StorageConflict(StorageError):
+    """Raised by a store inside a transaction when a concurrent transaction
+    interfered (a serialization failure, a deadlock, a unique index). The
+    provisioning core rolls back and retries the whole transaction."""
+
+    code = "storage_conflict"
+
+
+class DuplicateIdentity(StorageConflict):
+    """Raised by a store when an identity (issuer, subject) already exists:
+    a concurrent first login won the race. Retried like any conflict."""
+
+    code = "duplicate_identity"

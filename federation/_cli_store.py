@@ -1,0 +1,353 @@
+"""The command-line commands that read and prepare the user store, and the full demo.
+
+Owns: ``federation users list``, ``federation audit tail`` and ``federation db
+init`` (each reads the SQL store named by ``storage:`` in ``--config``; added
+to a parser by :func:`add_commands`), and :func:`run_full_demo`: a mock issuer,
+verification, an example mapping and provisioning into embedded SQLite, with
+the user and the audit trail printed.
+
+Exit codes follow ``federation.cli``: 0 ok, 2 configuration error, 3 the
+store is unavailable (absent database, schema from a newer release).
+
+Must not: hold provisioning or storage logic; it calls the public API only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, cast
+
+import yaml
+
+from .config import BridgeConfig, load_config
+from .errors import LoginRefused, StorageError
+
+if TYPE_CHECKING:
+    from .storage import AuditEvent, SQLStore, User, UserIdentity
+
+__all__ = ["EXAMPLE_MAPPING", "add_commands", "run_full_demo"]
+
+EXIT_OK, EXIT_CONFIG, EXIT_UNAVAILABLE = 0, 2, 3
+
+
+# -- store commands ------------------------------------------------------------------------
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``users``, ``audit`` and ``db`` to the ``federation`` command's subparsers."""
+    users = subparsers.add_parser("users", help="the users in the store named by a config file")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    listing = users_sub.add_parser("list", help="list users with their identities and roles")
+    _config_option(listing)
+    listing.add_argument("--limit", type=int, default=100, help="at most this many users (default 100)")
+    listing.add_argument("--offset", type=int, default=0, help="skip this many users first")
+    listing.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    listing.set_defaults(run=users_list)
+
+    audit = subparsers.add_parser("audit", help="the audit trail in the store named by a config file")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    tail = audit_sub.add_parser("tail", help="print the latest audit events, oldest first")
+    _config_option(tail)
+    tail.add_argument("-n", "--lines", type=int, default=20, help="how many events (default 20)")
+    tail.add_argument("--json", action="store_true", help="print one JSON object per line")
+    tail.set_defaults(run=audit_tail)
+
+    db = subparsers.add_parser("db", help="manage the store's database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    init = db_sub.add_parser("init", help="create the schema, or upgrade it to this release's version")
+    _config_option(init)
+    init.set_defaults(run=db_init)
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", required=True, help="the bridge config (YAML) naming 'storage:'")
+
+
+def _open_store(config: BridgeConfig, *, create: bool) -> SQLStore:
+    from .bridge import DEFAULT_STORAGE
+    from .storage import SQLStore
+
+    store = SQLStore(config.storage or DEFAULT_STORAGE, base_dir=config.base_dir, create_schema=create)
+    url = store.url
+    database = url.database if url.get_backend_name() == "sqlite" else None
+    if not create and database and database != ":memory:" and not Path(database).exists():
+        store.close()
+        raise StorageError(f"no database at {database}: run 'federation db init'")
+    return store
+
+
+def _fail(exc: StorageError) -> int:
+    sys.stderr.write(f"store unavailable: {exc}\n")
+    return EXIT_UNAVAILABLE
+
+
+def users_list(args: argparse.Namespace, out: TextIO) -> int:
+    """``federation users list``: users, oldest first, with identities and roles."""
+    config = load_config(args.config)
+    try:
+        with _open_store(config, create=False) as store:
+            users = store.list_users(limit=args.limit, offset=args.offset)
+            identities = store.identities([u.id for u in users])
+            total = store.count_users()
+    except StorageError as exc:
+        return _fail(exc)
+    if args.json:
+        document = [{**u.as_dict(), "identities": [i.as_dict() for i in identities[u.id]]} for u in users]
+        json.dump({"total": total, "users": document}, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    out.write(
+        f"{total} user{'s' if total != 1 else ''} in {store.url.render_as_string(hide_password=True)}\n"
+    )
+    for user in users:
+        out.write("\n")
+        _write_user(out, user, identities[user.id])
+    return EXIT_OK
+
+
+def _write_user(out: TextIO, user: User, identities: list[UserIdentity], indent: str = "") -> None:
+    last = user.last_login_at.isoformat() if user.last_login_at else "never"
+    rows: list[tuple[str, Any]] = [
+        ("id", user.id),
+        ("username", user.username),
+        (
+            "email",
+            f"{user.email} ({'verified' if user.email_verified else 'unverified'})" if user.email else None,
+        ),
+        ("display_name", user.display_name),
+        ("status", user.status),
+        ("roles", ", ".join(sorted(user.roles)) or "-"),
+        ("attributes", json.dumps(dict(user.attributes), sort_keys=True) if user.attributes else "-"),
+        ("created_at", user.created_at.isoformat()),
+        ("last_login_at", last),
+    ]
+    for name, value in rows:
+        out.write(f"{indent}  {name:<14} {value if value is not None else '-'}\n")
+    for identity in identities:
+        out.write(
+            f"{indent}  {'identity':<14} {identity.issuer} | {identity.subject} ({identity.provider})\n"
+        )
+
+
+def audit_tail(args: argparse.Namespace, out: TextIO) -> int:
+    """``federation audit tail``: the latest audit events."""
+    config = load_config(args.config)
+    try:
+        with _open_store(config, create=False) as store:
+            events = store.audit_tail(args.lines)
+    except StorageError as exc:
+        return _fail(exc)
+    for event in events:
+        if args.json:
+            out.write(json.dumps(event.as_dict(), sort_keys=True) + "\n")
+        else:
+            out.write(_audit_line(event) + "\n")
+    return EXIT_OK
+
+
+def _audit_line(event: AuditEvent) -> str:
+    parts = [event.at.isoformat(), f"{event.name:<16}"]
+    if event.user_id:
+        parts.append(f"user={event.user_id}")
+    if event.issuer:
+        parts.append(f"identity={event.issuer}|{event.subject}")
+    parts.extend(f"{k}={_detail(v)}" for k, v in sorted(event.detail.items()))
+    return "  ".join(parts)
+
+
+def _detail(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def db_init(args: argparse.Namespace, out: TextIO) -> int:
+    """``federation db init``: create the schema, or upgrade it."""
+    config = load_config(args.config)
+    try:
+        with _open_store(config, create=True) as store:
+            before, after = store.init_schema()
+            where = store.url.render_as_string(hide_password=True)
+    except StorageError as exc:
+        return _fail(exc)
+    if before is None:
+        out.write(f"created the federation schema (version {after}) in {where}\n")
+    elif before == after:
+        out.write(f"the federation schema in {where} is up to date (version {after})\n")
+    else:
+        out.write(f"upgraded the federation schema in {where} from version {before} to {after}\n")
+    return EXIT_OK
+
+
+# -- the full demo -------------------------------------------------------------------------
+
+#: The demo's mapping file (``mapping.yaml`` beside ``federation.yaml``); docs/provisioning.md explains it.
+EXAMPLE_MAPPING = """\
+version: 1
+attributes:
+  username:
+    from: [$username, $email]
+    transform: [localpart, lower]
+    update: on_create            # chosen once; the user may rename it locally
+  email:
+    from: $email                 # updated at every login (update: always)
+  display_name:
+    from: name
+  department:
+    from: department
+roles:
+  sync: authoritative            # roles the rules no longer grant are revoked...
+  protected: [owner]             # ...except these, granted by the application
+  default: [member]
+  rules:
+    - when: {claim: $groups, contains: staff}
+      grant: [staff]
+    - when: {claim: $groups, contains: admins}
+      grant: [admin]
+deny:
+  - when: {claim: account_status, equals: suspended}
+    code: account_suspended
+"""
+
+
+_DEMO_PARAMS: dict[str, dict[str, Any]] = {
+    "oidc": {"issuer": "https://idp.example.test", "audience": "demo-app"},
+    "cognito": {"user_pool_id": "eu-west-1_Demo12345", "client_id": "demoappclient42"},
+    "azure_ad": {
+        "tenant": "aaaabbbb-0000-cccc-1111-dddd2222eeee",
+        "client_id": "00001111-aaaa-2222-bbbb-3333cccc4444",
+    },
+    "azure_ad_b2c": {"tenant_name": "contoso", "policy": "B2C_1_signupsignin1"},
+    "okta": {"domain": "dev-123.okta.com", "authorization_server": "default", "client_id": "0oademoapp42"},
+    "keycloak": {"base_url": "https://sso.example.com", "realm": "demo", "client_id": "demo-app"},
+    "google": {"client_id": "1234567890-demo.apps.googleusercontent.com", "hosted_domain": "example.com"},
+    "firebase": {"project_id": "demo-project"},
+}
+
+
+def run_full_demo(out: TextIO, *, provider: str = "oidc", as_json: bool = False) -> int:
+    """The whole path on embedded defaults: mock issuer, verify, map, provision into SQLite.
+
+    Four logins of one person (created; updated with a new group and name;
+    refused by a deny rule while suspended; refused once deprovisioned), then
+    the user and the audit trail as the store holds them. No network; the database
+    lives in a temporary directory.
+    """
+    from .bridge import Bridge
+    from .testing import FrozenClock, MockIdP
+
+    if provider not in _DEMO_PARAMS:
+        sys.stderr.write(f"unknown provider {provider!r}; one of {', '.join(_DEMO_PARAMS)}\n")
+        return EXIT_CONFIG
+    clock = FrozenClock(float(int(time.time())))
+    if provider == "oidc":
+        idp = MockIdP(**_DEMO_PARAMS[provider], clock=clock)
+        person: dict[str, Any] = {
+            "sub": "user-42",
+            "email": "ada@example.com",
+            "email_verified": True,
+            "preferred_username": "ada",
+            "name": "Ada Lovelace",
+            "groups": ["staff"],
+            "department": "Analytical Engines",
+        }
+        returning = {**person, "name": "Ada King", "groups": ["staff", "admins"], "department": "Computing"}
+    else:
+        idp = MockIdP.for_provider(provider, **_DEMO_PARAMS[provider], clock=clock)
+        person, returning = {}, {"name": "Renamed by the identity provider"}
+    suspended = {**returning, "account_status": "suspended"}
+    steps: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="federation-demo-") as tmp:
+        base = Path(tmp)
+        config = {
+            "issuers": [idp.issuer_config()],
+            "mapping": "mapping.yaml",
+            "storage": "sqlite:///federation.db",
+        }
+        (base / "federation.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        (base / "mapping.yaml").write_text(EXAMPLE_MAPPING)
+        bridge = Bridge.from_file(
+            base / "federation.yaml",
+            http_client=idp.client(),
+            async_http_client=idp.async_client(),
+            clock=clock,
+            on_event=lambda event: None,
+            audit="store",
+        )
+        with bridge:
+            first = bridge.login(idp.mint(person))
+            steps.append(_step("first login", first))
+            clock.advance(3600)  # an hour later
+            second = bridge.login(idp.mint(returning))
+            steps.append(_step("second login", second))
+            steps.append(_refusal(bridge, "login while suspended", idp.mint(suspended)))
+            issuer, subject = second.identity.key
+            gone = bridge.deprovision(issuer=issuer, subject=subject, reason="left the company")
+            steps.append({"step": "deprovision", "action": gone.action if gone else None})
+            steps.append(_refusal(bridge, "login after deprovisioning", idp.mint(returning)))
+            store = cast("SQLStore", bridge.store)
+            user = store.list_users(limit=1)[0]
+            identities = store.identities([user.id])[user.id]
+            trail = store.audit_tail(50)
+            url = "sqlite:///federation.db (beside federation.yaml)"
+    if as_json:
+        document = {
+            "provider": provider,
+            "storage": url,
+            "steps": steps,
+            "user": {**user.as_dict(), "identities": [i.as_dict() for i in identities]},
+            "audit": [e.as_dict() for e in trail],
+        }
+        json.dump(document, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    out.write(f"federation demo: verify, map and provision, with a mock {provider} issuer, no network\n")
+    out.write(f"storage          {url}\n")
+    out.write("mapping          mapping.yaml (beside it: the example of docs/provisioning.md)\n\n")
+    for step in steps:
+        out.write(f"{step['step']:<28} {_describe(step)}\n")
+    out.write("\nthe user in the store\n")
+    _write_user(out, user, identities)
+    out.write("\naudit trail\n")
+    for event in trail:
+        out.write(f"  {_audit_line(event)}\n")
+    return EXIT_OK
+
+
+def _step(label: str, result: Any) -> dict[str, Any]:
+    return {
+        "step": label,
+        "user_id": result.user.id,
+        "created": result.created,
+        "changes": sorted(result.changes),
+        "granted": sorted(result.granted),
+        "revoked": sorted(result.revoked),
+    }
+
+
+def _refusal(bridge: Any, label: str, token: str) -> dict[str, Any]:
+    try:
+        bridge.login(token)
+    except LoginRefused as exc:
+        return {"step": label, "refused": exc.code, "reason": exc.reason}
+    return {"step": label, "refused": None}
+
+
+def _describe(step: Mapping[str, Any]) -> str:
+    if "action" in step:
+        return f"user {step['action']}d"
+    if "refused" in step:
+        reason = f" ({step['reason']})" if step.get("reason") else ""
+        return f"refused: {step['refused']}{reason}"
+    if step["created"]:
+        return f"created user {step['user_id']}, roles granted: {', '.join(step['granted']) or '-'}"
+    changed = ", ".join(step["changes"]) or "nothing"
+    extra = f"; granted {', '.join(step['granted'])}" if step["granted"] else ""
+    extra += f"; revoked {', '.join(step['revoked'])}" if step["revoked"] else ""
+    return f"updated: {changed}{extra}"

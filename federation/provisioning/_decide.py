@@ -1,0 +1,328 @@
+"""The pure provisioning decision: from what was read and what the mapping said, the writes.
+
+Owns: :class:`LoginFacts` (the identity as provisioning sees it),
+:func:`resolve` (which local user a login is about: the linked one, one to
+link by email, or a new one; and every refusal: disabled account, refused
+link, closed registration), :func:`plan_login` (the writes and audit events of
+a login, given the mapping result: creation, update policies already applied
+by the mapping, role sync) and :func:`plan_deprovision`.
+
+Every function here is pure: no store, no clock, no I/O. The sans-I/O plan
+(``_plan``) reads through the store, calls these, and yields the writes.
+
+Must not: touch a store, read the clock, or apply a mapping itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from ..errors import AccessDenied, AccountDisabled, LinkRefused, LoginRefused, RegistrationClosed
+from ..mapping import MappingResult
+from ..storage._audit import (
+    IDENTITY_LINKED,
+    LOGIN_SUCCEEDED,
+    ROLE_GRANTED,
+    ROLE_REVOKED,
+    USER_CREATED,
+    USER_DELETED,
+    USER_DISABLED,
+    USER_UPDATED,
+)
+from ..storage._records import (
+    ACTIVE,
+    DISABLED,
+    USER_COLUMNS,
+    AuditEvent,
+    NewUser,
+    User,
+    UserIdentity,
+    email_key,
+)
+from ._policy import ProvisioningPolicy, check_values
+
+__all__ = [
+    "DeprovisionMode",
+    "DeprovisionPlan",
+    "LoginFacts",
+    "LoginPlan",
+    "Resolution",
+    "plan_deprovision",
+    "plan_login",
+    "resolve",
+]
+
+DeprovisionMode = Literal["disable", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoginFacts:
+    """What provisioning needs to know about a verified token.
+
+    ``issuer``/``subject`` are the identity key (``VerifiedToken.identity_key``);
+    ``email_verified`` is the provider's word as its profile reads it (False for
+    an Entra email without ``xms_edov``); ``trust_email`` is the issuer entry's
+    ``trust_email`` switch.
+    """
+
+    issuer: str
+    subject: str
+    provider: str
+    email: str | None = None
+    email_verified: bool = False
+    trust_email: bool = False
+
+    def refusal(
+        self, cls: type[LoginRefused], message: str, reason: str | None, user_id: str | None = None
+    ) -> LoginRefused:
+        """A refusal naming this identity."""
+        return cls(message, reason=reason, issuer=self.issuer, subject=self.subject, user_id=user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Which local user a login is about.
+
+    ``kind``: ``existing`` (the identity is linked to ``user``), ``link``
+    (``user`` matched by verified email; the identity will be linked) or
+    ``create`` (no user yet; ``user`` is None).
+    """
+
+    kind: Literal["existing", "link", "create"]
+    user: User | None = None
+    identity: UserIdentity | None = None
+
+
+def resolve(
+    facts: LoginFacts,
+    identity: UserIdentity | None,
+    user: User | None,
+    candidates: Sequence[User],
+    candidate_identities: Mapping[str, Sequence[UserIdentity]],
+    policy: ProvisioningPolicy,
+) -> Resolution:
+    """Decide whose login this is, or refuse.
+
+    ``identity``/``user``: the identity with this key and its user, if linked.
+    ``candidates``: users with the same canonical email (read only when
+    ``policy.link_by_email``), with their identities.
+    """
+    if identity is not None:
+        if user is None:  # pragma: no cover - the plan retries instead
+            raise ValueError("an identity without its user")
+        if user.status != ACTIVE:
+            raise facts.refusal(AccountDisabled, "the account is disabled", "disabled", user.id)
+        return Resolution("existing", user, identity)
+    if candidates:
+        return Resolution("link", _link_target(facts, candidates, candidate_identities, policy))
+    if not policy.create_users:
+        raise facts.refusal(
+            RegistrationClosed, "no account exists for this identity and creation is off", "creation_disabled"
+        )
+    if policy.allowed_email_domains is not None:
+        if not facts.email_verified:
+            raise facts.refusal(
+                RegistrationClosed,
+                "accounts are only created for verified emails of allowed domains",
+                "email_not_verified",
+            )
+        if not policy.domain_allowed(facts.email):
+            raise facts.refusal(
+                RegistrationClosed, "the email's domain is not allowed", "email_domain_not_allowed"
+            )
+    return Resolution("create")
+
+
+def _link_target(
+    facts: LoginFacts,
+    candidates: Sequence[User],
+    candidate_identities: Mapping[str, Sequence[UserIdentity]],
+    policy: ProvisioningPolicy,
+) -> User:
+    def refuse(reason: str, message: str, user_id: str | None = None) -> LoginRefused:
+        return facts.refusal(LinkRefused, message, reason, user_id)
+
+    # The token's side: only a verified email, from an issuer trusted for emails, in an allowed domain.
+    if not facts.email_verified:
+        raise refuse("email_not_verified", "an account with this email exists; the email is not verified")
+    if not facts.trust_email:
+        raise refuse("issuer_not_trusted", "an account with this email exists; the issuer is not trusted")
+    if not policy.domain_allowed(facts.email):
+        raise refuse("email_domain_not_allowed", "the email's domain is not allowed")
+    if len(candidates) != 1:
+        raise refuse("ambiguous_email", "several accounts have this email")
+    target = candidates[0]
+    # The account's side: its own email verified (no pre-hijacked accounts), no identity from this issuer.
+    if not target.email_verified:
+        raise refuse("target_email_not_verified", "the existing account's email is not verified", target.id)
+    if any(i.issuer == facts.issuer for i in candidate_identities.get(target.id, ())):
+        raise refuse(
+            "issuer_already_linked", "the existing account already has an identity of this issuer", target.id
+        )
+    if target.status != ACTIVE:
+        raise facts.refusal(AccountDisabled, "the account is disabled", "disabled", target.id)
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class LoginPlan:
+    """The writes of one login, in order, and what they mean.
+
+    Exactly one of ``new_user`` (create) and ``user`` (existing or link) is
+    set. ``link`` asks for the identity to be inserted (create and link).
+    ``changes`` is what ``update_user`` gets; ``field_changes`` the
+    (old, new) pairs reported to the caller (``last_login_at`` excluded).
+    """
+
+    resolution: Resolution
+    new_user: NewUser | None
+    user: User | None
+    link: bool
+    changes: Mapping[str, Any]
+    field_changes: Mapping[str, tuple[Any, Any]]
+    granted: frozenset[str]
+    revoked: frozenset[str]
+    provider: str
+    now: datetime
+
+    def identity_for(self, facts: LoginFacts, user_id: str) -> UserIdentity:
+        """The identity row to insert once ``user_id`` is known."""
+        return UserIdentity(facts.issuer, facts.subject, facts.provider, user_id, self.now)
+
+    def events(self, facts: LoginFacts, user_id: str) -> list[AuditEvent]:
+        """The audit events of this plan, once it is committed."""
+
+        def ev(name: str, **detail: Any) -> AuditEvent:
+            return AuditEvent(name, self.now, user_id, facts.issuer, facts.subject, detail)
+
+        events: list[AuditEvent] = []
+        kind = self.resolution.kind
+        if kind == "create":
+            events.append(ev(USER_CREATED, provider=facts.provider))
+        elif kind == "link":
+            events.append(ev(IDENTITY_LINKED, via="email", provider=facts.provider))
+        fields = sorted(name for name in self.field_changes if name != "roles")
+        if fields:
+            events.append(ev(USER_UPDATED, fields=fields))
+        events.extend(ev(ROLE_GRANTED, role=role) for role in sorted(self.granted))
+        events.extend(ev(ROLE_REVOKED, role=role) for role in sorted(self.revoked))
+        events.append(ev(LOGIN_SUCCEEDED, created=kind == "create", linked=kind == "link"))
+        return events
+
+
+def _same_email(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return False
+    return a == b or (email_key(a) is not None and email_key(a) == email_key(b))
+
+
+def plan_login(facts: LoginFacts, resolution: Resolution, result: MappingResult, now: datetime) -> LoginPlan:
+    """The writes for a login the mapping allowed, or :class:`~federation.errors.AccessDenied`.
+
+    Columns (``username``, ``email``, ``display_name``) come from the
+    mapping's attributes of the same names; every other attribute goes to
+    ``User.attributes`` (None removes it). The mapping's ``roles`` is the
+    complete new role set. ``email_verified`` is the provider's word when the
+    stored email is the token's own email, else False.
+    """
+    user = resolution.user
+    if result.denied is not None:
+        raise facts.refusal(
+            AccessDenied, "a mapping rule denies access", result.denied, user.id if user else None
+        )
+    columns = {k: v for k, v in result.attributes.items() if k in USER_COLUMNS}
+    extra = {k: v for k, v in result.attributes.items() if k not in USER_COLUMNS}
+    try:
+        check_values(columns, extra)
+    except LoginRefused as exc:
+        exc.issuer, exc.subject, exc.user_id = facts.issuer, facts.subject, user.id if user else None
+        raise
+    roles = frozenset(result.roles)
+
+    if user is None:
+        email = columns.get("email")
+        new_user = NewUser(
+            username=columns.get("username"),
+            email=email,
+            email_verified=facts.email_verified and _same_email(email, facts.email),
+            display_name=columns.get("display_name"),
+            roles=roles,
+            attributes={k: v for k, v in extra.items() if v is not None},
+            status=ACTIVE,
+            created_at=now,
+            updated_at=now,
+            last_login_at=now,
+        )
+        return LoginPlan(resolution, new_user, None, True, {}, {}, roles, frozenset(), facts.provider, now)
+
+    field_changes: dict[str, tuple[Any, Any]] = {}
+    changes: dict[str, Any] = {}
+    for name, value in columns.items():
+        if getattr(user, name) != value:
+            field_changes[name] = (getattr(user, name), value)
+            changes[name] = value
+    if "email" in columns:
+        verified = facts.email_verified and _same_email(columns["email"], facts.email)
+        if verified != user.email_verified:
+            field_changes["email_verified"] = (user.email_verified, verified)
+            changes["email_verified"] = verified
+    attributes = dict(user.attributes)
+    for name, value in extra.items():
+        old = attributes.get(name)
+        if value is None:
+            attributes.pop(name, None)
+        else:
+            attributes[name] = value
+        if old != value:
+            field_changes[f"attributes.{name}"] = (old, value)
+    if attributes != dict(user.attributes):
+        changes["attributes"] = attributes
+    granted, revoked = roles - user.roles, user.roles - roles
+    if granted or revoked:
+        field_changes["roles"] = (user.roles, roles)
+        changes["roles"] = roles
+    if changes:
+        changes["updated_at"] = now
+    changes["last_login_at"] = now
+    return LoginPlan(
+        resolution,
+        None,
+        user,
+        resolution.kind == "link",
+        changes,
+        field_changes,
+        granted,
+        revoked,
+        facts.provider,
+        now,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DeprovisionPlan:
+    """What deprovisioning one identity does: ``delete`` the user, ``disable`` it, or nothing."""
+
+    action: Literal["delete", "disable", "none"]
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    events: tuple[AuditEvent, ...] = ()
+
+
+def plan_deprovision(
+    identity: UserIdentity, user: User, mode: DeprovisionMode, now: datetime, reason: str | None = None
+) -> DeprovisionPlan:
+    """Disable (idempotent) or delete the user an identity belongs to."""
+    detail: dict[str, Any] = {"reason": reason} if reason else {}
+
+    def ev(name: str) -> AuditEvent:
+        return AuditEvent(name, now, user.id, identity.issuer, identity.subject, detail)
+
+    if mode == "delete":
+        return DeprovisionPlan("delete", events=(ev(USER_DELETED),))
+    if mode != "disable":
+        raise ValueError("mode must be 'disable' or 'delete'")
+    if user.status == DISABLED:
+        return DeprovisionPlan("none")
+    return DeprovisionPlan("disable", {"status": DISABLED, "updated_at": now}, events=(ev(USER_DISABLED),))

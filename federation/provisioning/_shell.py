@@ -1,0 +1,213 @@
+"""The provisioning shells: transactions, retries and audit around the sans-I/O plans.
+
+Owns: :class:`Provisioner`: for each login (or deprovisioning), open one
+transaction on the store, drive the plan, commit; on a
+:class:`~federation.errors.StorageConflict` roll back and run the whole plan
+again (a concurrent first login won: the retry finds its identity); after
+commit, hand the audit events to the sink; on failure, a ``login_failed``
+event with the reason code.
+
+Async callers: a store with ``atransaction`` (native async) has the plan
+driven with ``await``; any other store serves ``alogin`` by running the whole
+sync transaction in a worker thread, one hop per login, so a blocking
+database driver never stalls the event loop and the logic exists once.
+
+Must not: decide anything (``_decide``) or know the order of store calls (``_plan``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TypeVar, cast
+
+from .._verify import VerifiedToken
+from ..errors import FederationError, LoginRefused, StorageConflict, StorageError
+from ..storage._audit import LOGIN_FAILED, AuditSink, deliver, log_audit
+from ..storage._protocol import AsyncStore, Store, is_async_store
+from ..storage._records import AuditEvent
+from ._decide import DeprovisionMode, LoginFacts
+from ._plan import LoginOutcome, Mapper, Plan, adrive, deprovision_plan, drive, login_plan
+from ._policy import ProvisioningPolicy
+from ._result import DeprovisionResult, LoginResult
+
+__all__ = ["Provisioner"]
+
+T = TypeVar("T")
+
+
+class Provisioner:
+    """Turns verified tokens into local users in ``store``, through ``mapper`` and ``policy``.
+
+    ``audit`` receives every audit event after commit (default: the
+    ``federation.audit`` logger); ``clock`` gives Unix time for timestamps;
+    ``max_attempts`` bounds the retries of a conflicting transaction.
+    Thread-safe and shareable between event loops when the store is.
+    """
+
+    def __init__(
+        self,
+        store: Store | AsyncStore,
+        mapper: Mapper,
+        policy: ProvisioningPolicy | None = None,
+        *,
+        audit: AuditSink | None = None,
+        clock: Callable[[], float] = time.time,
+        max_attempts: int = 8,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.store = store
+        self.mapper = mapper
+        self.policy = policy or ProvisioningPolicy()
+        self.audit: AuditSink = audit or log_audit
+        self._clock = clock
+        self.max_attempts = max_attempts
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), tz=timezone.utc)
+
+    @staticmethod
+    def facts(token: VerifiedToken, *, trust_email: bool = False) -> LoginFacts:
+        """What provisioning reads from a verified token."""
+        issuer, subject = token.identity_key
+        return LoginFacts(issuer, subject, token.provider, token.email, token.email_verified, trust_email)
+
+    # -- login ------------------------------------------------------------------------
+
+    def login(self, token: VerifiedToken, *, trust_email: bool = False) -> LoginResult:
+        """Provision the user of ``token`` (already verified); see ``Bridge.login``."""
+        facts = self.facts(token, trust_email=trust_email)
+        try:
+            outcome = self._run(lambda: login_plan(facts, token, self.mapper, self.policy, self._now()))
+        except Exception as exc:
+            self.login_failed(exc, facts.issuer, facts.subject)
+            raise
+        deliver(self.audit, list(outcome.events))
+        return self._result(token, outcome)
+
+    async def alogin(self, token: VerifiedToken, *, trust_email: bool = False) -> LoginResult:
+        """Async twin of :meth:`login`."""
+        if not is_async_store(self.store):
+            return await asyncio.to_thread(self.login, token, trust_email=trust_email)
+        facts = self.facts(token, trust_email=trust_email)
+        try:
+            outcome = await self._arun(
+                lambda: login_plan(facts, token, self.mapper, self.policy, self._now())
+            )
+        except Exception as exc:
+            self.login_failed(exc, facts.issuer, facts.subject)
+            raise
+        deliver(self.audit, list(outcome.events))
+        return self._result(token, outcome)
+
+    @staticmethod
+    def _result(token: VerifiedToken, outcome: LoginOutcome) -> LoginResult:
+        plan = outcome.plan
+        return LoginResult(
+            user=outcome.user,
+            identity=outcome.identity,
+            token=token,
+            created=plan.resolution.kind == "create",
+            linked=plan.resolution.kind == "link",
+            changes=dict(plan.field_changes),
+            granted=plan.granted,
+            revoked=plan.revoked,
+            mapping=outcome.mapping,
+            events=outcome.events,
+        )
+
+    def login_failed(
+        self,
+        exc: BaseException,
+        issuer: str | None = None,
+        subject: str | None = None,
+    ) -> None:
+        """Audit a failed login: ``detail.reason`` is the error code, ``detail.rule`` a refusal's reason."""
+        code = exc.code if isinstance(exc, FederationError) else "internal_error"
+        detail: dict[str, object] = {"reason": code}
+        user_id = None
+        if isinstance(exc, LoginRefused):
+            if exc.reason is not None:
+                detail["rule"] = exc.reason
+            user_id = exc.user_id
+            issuer, subject = exc.issuer or issuer, exc.subject or subject
+        elif issuer is None:
+            issuer = getattr(exc, "issuer", None)
+        event = AuditEvent(LOGIN_FAILED, self._now(), user_id, issuer, subject, detail)
+        deliver(self.audit, [event])
+
+    # -- deprovisioning -----------------------------------------------------------------
+
+    def deprovision(
+        self, issuer: str, subject: str, *, mode: DeprovisionMode = "disable", reason: str | None = None
+    ) -> DeprovisionResult | None:
+        """Disable or delete the user of identity (issuer, subject); None when no such identity."""
+        _check_mode(mode)
+        outcome = self._run(lambda: deprovision_plan(issuer, subject, mode, self._now(), reason))
+        if outcome is None:
+            return None
+        deliver(self.audit, list(outcome.events))
+        return DeprovisionResult(outcome.action, outcome.user, outcome.identity, outcome.events)
+
+    async def adeprovision(
+        self, issuer: str, subject: str, *, mode: DeprovisionMode = "disable", reason: str | None = None
+    ) -> DeprovisionResult | None:
+        """Async twin of :meth:`deprovision`."""
+        _check_mode(mode)
+        if not is_async_store(self.store):
+            return await asyncio.to_thread(self.deprovision, issuer, subject, mode=mode, reason=reason)
+        outcome = await self._arun(lambda: deprovision_plan(issuer, subject, mode, self._now(), reason))
+        if outcome is None:
+            return None
+        deliver(self.audit, list(outcome.events))
+        return DeprovisionResult(outcome.action, outcome.user, outcome.identity, outcome.events)
+
+    # -- transactions and retries -------------------------------------------------------
+
+    def _run(self, make_plan: Callable[[], Plan[T]]) -> T:
+        store = self.store
+        if not hasattr(store, "transaction"):
+            raise TypeError("this store is async only: use the async methods (alogin, adeprovision)")
+        store = cast(Store, store)
+        last: StorageConflict | None = None
+        for attempt in range(self.max_attempts):
+            if attempt:
+                time.sleep(_backoff(attempt))
+            try:
+                with store.transaction() as tx:
+                    return drive(make_plan(), tx)
+            except StorageConflict as exc:
+                last = exc
+        raise _gave_up(self.max_attempts) from last
+
+    async def _arun(self, make_plan: Callable[[], Plan[T]]) -> T:
+        store = self.store
+        assert isinstance(store, AsyncStore)
+        last: StorageConflict | None = None
+        for attempt in range(self.max_attempts):
+            if attempt:
+                await asyncio.sleep(_backoff(attempt))
+            try:
+                async with store.atransaction() as tx:
+                    return await adrive(make_plan(), tx)
+            except StorageConflict as exc:
+                last = exc
+        raise _gave_up(self.max_attempts) from last
+
+
+def _gave_up(attempts: int) -> StorageError:
+    return StorageError(f"the store kept conflicting; gave up after {attempts} attempts")
+
+
+def _backoff(attempt: int) -> float:
+    """A short, jittered pause before retry ``attempt`` (so racing writers spread out)."""
+    return random.uniform(0, min(0.05, 0.002 * 2**attempt))  # noqa: S311 - jitter, not security
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("disable", "delete"):
+        raise ValueError("mode must be 'disable' or 'delete'")

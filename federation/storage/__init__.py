@@ -1,0 +1,102 @@
+"""User storage: the protocol provisioning writes through, and the shipped stores.
+
+::
+
+    from federation.storage import SQLStore, MemoryStore
+
+    store = SQLStore("sqlite:///federation.db")                       # embedded, the default
+    store = SQLStore("postgresql+psycopg://app@db.internal/app")      # the same code, on PostgreSQL
+
+A store is a transaction with eight methods (:class:`StoreTransaction`):
+``find_identity``, ``get_user``, ``find_users_by_email``, ``identities_of``,
+``insert_user``, ``update_user``, ``insert_identity``, ``delete_user``.
+Implement it over your own user table (``docs/storage.md``) and check it with
+``federation.testing.storage_conformance``.
+
+Must not: hold provisioning rules (``federation.provisioning`` does).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DuplicateIdentity, StorageConflict, StorageError
+from ._audit import (
+    AUDIT_EVENTS,
+    IDENTITY_LINKED,
+    LOGIN_FAILED,
+    LOGIN_SUCCEEDED,
+    ROLE_GRANTED,
+    ROLE_REVOKED,
+    USER_CREATED,
+    USER_DELETED,
+    USER_DISABLED,
+    USER_UPDATED,
+    AuditSink,
+    fan_out,
+    log_audit,
+)
+from ._memory import MemoryStore
+from ._protocol import AsyncStore, AsyncStoreTransaction, Store, StoreTransaction, is_async_store
+from ._records import (
+    ACTIVE,
+    DISABLED,
+    USER_COLUMNS,
+    USER_FIELDS,
+    AuditEvent,
+    NewUser,
+    User,
+    UserIdentity,
+    UserStatus,
+    email_key,
+)
+
+if TYPE_CHECKING:
+    from ._sql import SCHEMA_VERSION, SQLStore, resolve_url
+
+__all__ = [
+    "ACTIVE",
+    "AUDIT_EVENTS",
+    "DISABLED",
+    "IDENTITY_LINKED",
+    "LOGIN_FAILED",
+    "LOGIN_SUCCEEDED",
+    "ROLE_GRANTED",
+    "ROLE_REVOKED",
+    "SCHEMA_VERSION",
+    "USER_COLUMNS",
+    "USER_CREATED",
+    "USER_DELETED",
+    "USER_DISABLED",
+    "USER_FIELDS",
+    "USER_UPDATED",
+    "AsyncStore",
+    "AsyncStoreTransaction",
+    "AuditEvent",
+    "AuditSink",
+    "DuplicateIdentity",
+    "MemoryStore",
+    "NewUser",
+    "SQLStore",
+    "StorageConflict",
+    "StorageError",
+    "Store",
+    "StoreTransaction",
+    "User",
+    "UserIdentity",
+    "UserStatus",
+    "email_key",
+    "fan_out",
+    "is_async_store",
+    "log_audit",
+    "resolve_url",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # SQLAlchemy is imported on first use of the SQL store, not by `import federation`.
+    if name in ("SQLStore", "SCHEMA_VERSION", "resolve_url"):
+        from . import _sql
+
+        return getattr(_sql, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,228 @@
+"""The records a user store holds: users, their identities, audit events.
+
+Owns: :class:`User` (a local user as the store returns it), :class:`NewUser`
+(what provisioning asks a store to insert), :class:`UserIdentity` (one link
+from an external identity key to a local user), :class:`AuditEvent`, the
+names of the fields provisioning may change (:data:`USER_FIELDS`) and the
+canonical form of an email used for lookups (:func:`email_key`).
+
+Must not: talk to a database or decide provisioning policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Literal
+
+__all__ = [
+    "ACTIVE",
+    "DISABLED",
+    "USER_COLUMNS",
+    "USER_FIELDS",
+    "AuditEvent",
+    "NewUser",
+    "User",
+    "UserIdentity",
+    "UserStatus",
+    "email_key",
+]
+
+UserStatus = Literal["active", "disabled"]
+ACTIVE: UserStatus = "active"
+DISABLED: UserStatus = "disabled"
+
+#: Mapping attributes with these names are user columns; every other attribute goes to ``User.attributes``.
+USER_COLUMNS: tuple[str, ...] = ("username", "email", "display_name")
+
+#: The fields of a user that ``update_user`` may be asked to change.
+USER_FIELDS: frozenset[str] = frozenset(
+    {
+        "username",
+        "email",
+        "email_verified",
+        "display_name",
+        "roles",
+        "attributes",
+        "status",
+        "updated_at",
+        "last_login_at",
+    }
+)
+
+
+def _frozen(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return value if isinstance(value, MappingProxyType) else MappingProxyType(dict(value))
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    """A user to insert; the store assigns the id.
+
+    ``attributes`` holds every mapped attribute that is not a column
+    (JSON values: strings, numbers, booleans, None, lists and objects).
+    """
+
+    username: str | None
+    email: str | None
+    email_verified: bool
+    display_name: str | None
+    roles: frozenset[str]
+    attributes: Mapping[str, Any]
+    status: UserStatus
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "roles", frozenset(self.roles))
+        object.__setattr__(self, "attributes", _frozen(self.attributes))
+
+    def with_id(self, user_id: str) -> User:
+        """The stored user this becomes once the store assigned ``user_id``."""
+        return User(
+            id=user_id,
+            username=self.username,
+            email=self.email,
+            email_verified=self.email_verified,
+            display_name=self.display_name,
+            roles=self.roles,
+            attributes=self.attributes,
+            status=self.status,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            last_login_at=self.last_login_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A local user. ``id`` is the store's key, as a string (convert integer keys).
+
+    ``status`` is ``active`` or ``disabled``; datetimes are timezone-aware UTC.
+    Authorise on ``id`` and ``roles``, never on ``username`` or ``email``:
+    those are copied from identity providers and may collide or change.
+    """
+
+    id: str
+    username: str | None
+    email: str | None
+    email_verified: bool
+    display_name: str | None
+    roles: frozenset[str]
+    attributes: Mapping[str, Any]
+    status: UserStatus
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "roles", frozenset(self.roles))
+        object.__setattr__(self, "attributes", _frozen(self.attributes))
+
+    @property
+    def active(self) -> bool:
+        """True unless the user is disabled."""
+        return self.status == ACTIVE
+
+    def changed(self, changes: Mapping[str, Any]) -> User:
+        """This user with ``changes`` (field name -> new value) applied."""
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        values.update(changes)
+        return User(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly: roles sorted, datetimes in ISO 8601."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "email": self.email,
+            "email_verified": self.email_verified,
+            "display_name": self.display_name,
+            "roles": sorted(self.roles),
+            "attributes": dict(self.attributes),
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "last_login_at": self.last_login_at.isoformat() if self.last_login_at else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UserIdentity:
+    """An external identity linked to a local user.
+
+    ``(issuer, subject)`` is the provider's stable identity key
+    (``VerifiedToken.identity_key``): the token's issuer and ``sub`` for most
+    providers, (``entra:<tid>``, ``oid``) for Entra ID. Never an email.
+    ``provider`` is the profile that verified it (``oidc``, ``azure_ad`` ...).
+    """
+
+    issuer: str
+    subject: str
+    provider: str
+    user_id: str
+    created_at: datetime
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(issuer, subject)``."""
+        return (self.issuer, self.subject)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly."""
+        return {
+            "issuer": self.issuer,
+            "subject": self.subject,
+            "provider": self.provider,
+            "user_id": self.user_id,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One audit record: what happened to whom, never the token.
+
+    ``issuer``/``subject`` are the identity key concerned (when known),
+    ``user_id`` the local user (when known). ``detail`` holds codes, field
+    names and role names: ``reason`` for ``login_failed``, ``fields`` for
+    ``user_updated``, ``role`` for ``role_granted``/``role_revoked``.
+    """
+
+    name: str
+    at: datetime
+    user_id: str | None = None
+    issuer: str | None = None
+    subject: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detail", _frozen(self.detail))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly."""
+        return {
+            "name": self.name,
+            "at": self.at.isoformat(),
+            "user_id": self.user_id,
+            "issuer": self.issuer,
+            "subject": self.subject,
+            "detail": dict(self.detail),
+        }
+
+
+def email_key(email: str | None) -> str | None:
+    """The canonical form of an email for lookups, or None when it has none.
+
+    Only plain ASCII addresses have one (lower-cased whole): an address with
+    any other character is never matched against another user, so look-alike
+    letters, case-folding collisions (``ß``/``ss``, the Kelvin sign) and
+    normalisation forms can never merge two accounts. Store implementations
+    compare it with ``lower(email)``.
+    """
+    if not email or not email.isascii() or email.count("@") != 1:
+        return None
+    return email.lower()

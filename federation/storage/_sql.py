@@ -1,0 +1,567 @@
+"""The SQL store: users, identities and audit in SQLite or PostgreSQL (SQLAlchemy 2 Core).
+
+Owns: :class:`SQLStore` (the storage protocol over four tables), the schema
+and its version table (created on first use, upgraded by :meth:`SQLStore.init_schema`
+through :data:`MIGRATIONS`), the per-database transaction discipline, the
+mapping of driver errors onto :class:`~federation.errors.StorageConflict` /
+:class:`~federation.errors.StorageError`, the audit table sink, and URL
+resolution (``sqlite:///federation.db`` relative to the config's directory,
+``postgresql://`` with psycopg 3).
+
+Atomicity, per database:
+
+* SQLite: every transaction starts with ``BEGIN IMMEDIATE`` (one writer at a
+  time, the others wait up to ``busy_timeout``), in WAL mode so readers never
+  block. Twenty concurrent first logins run one after the other; the second
+  finds the identity the first created.
+* PostgreSQL: READ COMMITTED, ``SELECT ... FOR UPDATE`` on the user rows a
+  login reads, and a unique primary key on (issuer, subject). Concurrent first
+  logins race; the loser's insert waits for the winner's commit and fails with
+  a unique violation, surfaced as :class:`~federation.errors.DuplicateIdentity`;
+  the whole transaction (its user row included) rolls back and provisioning
+  retries, now finding the winner's identity. Serialization failures and
+  deadlocks are retried the same way.
+
+Must not: decide provisioning policy; it stores what it is told.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Dialect,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import URL, Row, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeDecorator
+
+from ..errors import ConfigError, DuplicateIdentity, StorageConflict, StorageError
+from ._records import USER_FIELDS, AuditEvent, NewUser, User, UserIdentity, email_key
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLStore", "resolve_url"]
+
+#: The schema version this release reads and writes.
+SCHEMA_VERSION = 1
+
+#: Upgrades: ``MIGRATIONS[n](connection, store)`` takes a version-``n`` schema to ``n + 1``.
+#: Each runs inside the upgrade's transaction (PostgreSQL and SQLite both have transactional DDL).
+MIGRATIONS: dict[int, Callable[[Connection, SQLStore], None]] = {}
+
+# SQLSTATEs worth a retry: serialization failure, deadlock.
+_RETRY_STATES = frozenset({"40001", "40P01"})
+_UNIQUE_VIOLATION = "23505"
+
+
+class _UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: use timezone-aware UTC")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+_JSON = JSON().with_variant(JSONB(), "postgresql")
+
+
+def resolve_url(url: str | URL, base_dir: str | Path | None = None) -> URL:
+    """An SQLAlchemy URL with the bridge's conventions applied.
+
+    ``sqlite:///relative.db`` is relative to ``base_dir`` (the config file's
+    directory), not to the working directory; ``postgresql://`` (no driver)
+    means psycopg 3.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("storage: not a database URL", field="storage") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = Path(database)
+            if not path.is_absolute():
+                path = Path(base_dir or Path.cwd()) / path
+            parsed = parsed.set(database=str(path))
+    elif parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and (
+        not url.database or url.database == ":memory:" or "mode=memory" in url.database
+    )
+
+
+def _advisory_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state if isinstance(state, str) else None
+
+
+def _storage_error(exc: SQLAlchemyError) -> StorageError:
+    """A typed error for a driver failure; the message never carries SQL parameters."""
+    if isinstance(exc, DBAPIError):
+        state = _sqlstate(exc)
+        if state in _RETRY_STATES:
+            return StorageConflict(f"the database reported a conflict ({state}); retry")
+        if "database is locked" in str(exc.orig):
+            return StorageConflict("the SQLite database stayed locked beyond busy_timeout")
+        return StorageError(f"the database failed ({type(exc.orig).__name__})")
+    return StorageError(f"the database failed ({type(exc).__name__})")
+
+
+class _SQLTransaction:
+    """The storage protocol's operations on one open connection."""
+
+    def __init__(self, store: SQLStore, conn: Connection) -> None:
+        self._store = store
+        self._conn = conn
+
+    def find_identity(self, issuer: str, subject: str) -> UserIdentity | None:
+        t = self._store.identities_table
+        row = self._conn.execute(select(t).where(t.c.issuer == issuer, t.c.subject == subject)).first()
+        return None if row is None else _identity(row)
+
+    def get_user(self, user_id: str) -> User | None:
+        t = self._store.users_table
+        row = self._conn.execute(select(t).where(t.c.id == user_id).with_for_update()).first()
+        return None if row is None else _user(row)
+
+    def find_users_by_email(self, email_key: str) -> Sequence[User]:
+        t = self._store.users_table
+        query = select(t).where(t.c.email_key == email_key).order_by(t.c.created_at, t.c.id)
+        return [_user(row) for row in self._conn.execute(query.with_for_update())]
+
+    def identities_of(self, user_id: str) -> Sequence[UserIdentity]:
+        t = self._store.identities_table
+        query = select(t).where(t.c.user_id == user_id).order_by(t.c.issuer, t.c.subject)
+        return [_identity(row) for row in self._conn.execute(query)]
+
+    def insert_user(self, user: NewUser) -> str:
+        user_id = str(uuid.uuid4())
+        values = {f.name: getattr(user, f.name) for f in dataclasses.fields(user)}
+        self._conn.execute(insert(self._store.users_table).values(id=user_id, **_user_columns(values)))
+        return user_id
+
+    def update_user(self, user_id: str, changes: Mapping[str, Any]) -> None:
+        unknown = set(changes) - USER_FIELDS
+        if unknown:
+            raise ValueError(f"not user fields: {sorted(unknown)}")
+        if not changes:
+            return
+        t = self._store.users_table
+        self._conn.execute(update(t).where(t.c.id == user_id).values(**_user_columns(changes)))
+
+    def insert_identity(self, identity: UserIdentity) -> None:
+        try:
+            self._conn.execute(
+                insert(self._store.identities_table).values(
+                    issuer=identity.issuer,
+                    subject=identity.subject,
+                    provider=identity.provider,
+                    user_id=identity.user_id,
+                    created_at=identity.created_at,
+                )
+            )
+        except IntegrityError as exc:
+            if _sqlstate(exc) in (None, _UNIQUE_VIOLATION) and "FOREIGN KEY" not in str(exc.orig):
+                raise DuplicateIdentity("the identity is already linked") from exc
+            raise StorageConflict("the user was removed concurrently") from exc
+
+    def delete_user(self, user_id: str) -> None:
+        store = self._store
+        self._conn.execute(delete(store.identities_table).where(store.identities_table.c.user_id == user_id))
+        self._conn.execute(delete(store.users_table).where(store.users_table.c.id == user_id))
+
+
+def _user_columns(values: Mapping[str, Any]) -> dict[str, Any]:
+    columns = dict(values)
+    if "roles" in columns:
+        columns["roles"] = sorted(columns["roles"])
+    if "attributes" in columns:
+        columns["attributes"] = dict(columns["attributes"])
+    if "email" in columns:
+        columns["email_key"] = email_key(columns["email"])
+    return columns
+
+
+def _user(row: Row[Any]) -> User:
+    m = row._mapping
+    return User(
+        id=m["id"],
+        username=m["username"],
+        email=m["email"],
+        email_verified=bool(m["email_verified"]),
+        display_name=m["display_name"],
+        roles=frozenset(m["roles"] or ()),
+        attributes=m["attributes"] or {},
+        status=m["status"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        last_login_at=m["last_login_at"],
+    )
+
+
+def _identity(row: Row[Any]) -> UserIdentity:
+    m = row._mapping
+    return UserIdentity(
+        issuer=m["issuer"],
+        subject=m["subject"],
+        provider=m["provider"],
+        user_id=m["user_id"],
+        created_at=m["created_at"],
+    )
+
+
+def _audit(row: Row[Any]) -> AuditEvent:
+    m = row._mapping
+    return AuditEvent(
+        name=m["name"],
+        at=m["at"],
+        user_id=m["user_id"],
+        issuer=m["issuer"],
+        subject=m["subject"],
+        detail=m["detail"] or {},
+    )
+
+
+class SQLStore:
+    """Users, identities and an audit table in one SQL database.
+
+    ``url`` is an SQLAlchemy URL: ``sqlite:///federation.db`` (relative to
+    ``base_dir``), ``sqlite://`` (in memory, one connection) or
+    ``postgresql+psycopg://user@host/db``. Tables are named
+    ``{table_prefix}users``, ``...identities``, ``...audit`` and
+    ``...schema_version``, in ``schema`` when given (PostgreSQL). The schema
+    is created on first use unless ``create_schema=False`` (then run
+    ``federation db init``). ``busy_timeout`` is how long an SQLite writer
+    waits for the lock, in seconds. ``engine`` lets an application share its
+    own engine (its pool, its event hooks); the SQLite transaction discipline
+    above is then the application's to configure.
+    """
+
+    def __init__(
+        self,
+        url: str | URL = "sqlite:///federation.db",
+        *,
+        base_dir: str | Path | None = None,
+        table_prefix: str = "federation_",
+        schema: str | None = None,
+        create_schema: bool = True,
+        busy_timeout: float = 30.0,
+        engine: Engine | None = None,
+        **engine_options: Any,
+    ) -> None:
+        self.url = engine.url if engine is not None else resolve_url(url, base_dir)
+        self.table_prefix = table_prefix
+        self.schema = schema
+        self.create_schema = create_schema
+        self._memory_lock: threading.Lock | None = None
+        self._schema_lock = threading.RLock()
+        self._schema_ready = False
+        self.engine = engine if engine is not None else self._create_engine(busy_timeout, engine_options)
+        self.metadata = MetaData(schema=schema)
+        p = table_prefix
+        self.users_table = Table(
+            f"{p}users",
+            self.metadata,
+            Column("id", String(36), primary_key=True),
+            Column("username", String(255)),
+            Column("email", String(254)),
+            Column("email_key", String(254)),
+            Column("email_verified", Boolean, nullable=False),
+            Column("display_name", String(256)),
+            Column("roles", _JSON, nullable=False),
+            Column("attributes", _JSON, nullable=False),
+            Column("status", String(16), nullable=False),
+            Column("created_at", _UTCDateTime, nullable=False),
+            Column("updated_at", _UTCDateTime, nullable=False),
+            Column("last_login_at", _UTCDateTime),
+            Index(f"{p}users_email_key", "email_key"),
+            Index(f"{p}users_username", "username"),
+        )
+        self.identities_table = Table(
+            f"{p}identities",
+            self.metadata,
+            Column("issuer", String(1024), primary_key=True),
+            Column("subject", String(1024), primary_key=True),
+            Column("provider", String(64), nullable=False),
+            Column(
+                "user_id",
+                String(36),
+                ForeignKey(self.users_table.c.id, ondelete="CASCADE"),
+                nullable=False,
+            ),
+            Column("created_at", _UTCDateTime, nullable=False),
+            Index(f"{p}identities_user_id", "user_id"),
+        )
+        self.audit_table = Table(
+            f"{p}audit",
+            self.metadata,
+            Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+            Column("at", _UTCDateTime, nullable=False),
+            Column("name", String(64), nullable=False),
+            Column("user_id", String(36)),
+            Column("issuer", String(1024)),
+            Column("subject", String(1024)),
+            Column("detail", _JSON, nullable=False),
+            Index(f"{p}audit_user_id", "user_id"),
+        )
+        self.version_table = Table(
+            f"{p}schema_version",
+            self.metadata,
+            Column("version", Integer, primary_key=True, autoincrement=False),
+            Column("applied_at", _UTCDateTime, nullable=False),
+        )
+
+    def __repr__(self) -> str:
+        return f"SQLStore({self.url.render_as_string(hide_password=True)!r})"
+
+    # -- engine -------------------------------------------------------------------------
+
+    def _create_engine(self, busy_timeout: float, options: dict[str, Any]) -> Engine:
+        options.setdefault("hide_parameters", True)  # driver errors never echo user data
+        url = self.url
+        if url.get_backend_name() != "sqlite":
+            options.setdefault("pool_pre_ping", True)
+            return create_engine(url, **options)
+        connect_args = dict(options.pop("connect_args", {}))
+        connect_args.setdefault("timeout", busy_timeout)
+        connect_args.setdefault("check_same_thread", False)
+        memory = _is_memory_sqlite(url)
+        if memory:
+            options.setdefault("poolclass", StaticPool)  # one connection: the data lives in it
+            self._memory_lock = threading.Lock()
+        engine = create_engine(url, connect_args=connect_args, **options)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, record: Any) -> None:
+            # Take transaction control from the sqlite3 module: we emit BEGIN ourselves.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+                if not memory:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                    cursor.execute("PRAGMA synchronous=NORMAL")
+            finally:
+                cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # one writer at a time: no lost updates
+
+        return engine
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    def __enter__(self) -> SQLStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """A connection inside a transaction: committed on success, rolled back on any error."""
+        lock = self._memory_lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            try:
+                with self.engine.begin() as conn:
+                    yield conn
+            except SQLAlchemyError as exc:
+                raise _storage_error(exc) from exc
+        finally:
+            if lock is not None:
+                lock.release()
+
+    # -- schema -------------------------------------------------------------------------
+
+    def schema_version(self) -> int | None:
+        """The version recorded in the database, or None when the schema is absent."""
+        with self._connection() as conn:
+            return self._read_version(conn)
+
+    def _read_version(self, conn: Connection) -> int | None:
+        if not inspect(conn).has_table(self.version_table.name, schema=self.schema):
+            return None
+        version = conn.execute(select(func.max(self.version_table.c.version))).scalar()
+        return int(version) if version is not None else None
+
+    def init_schema(self) -> tuple[int | None, int]:
+        """Create the schema, or upgrade it to :data:`SCHEMA_VERSION`; return (before, after).
+
+        Safe to run concurrently (PostgreSQL: an advisory lock; SQLite: the
+        write lock) and repeatedly. Raises :class:`~federation.errors.StorageError`
+        when the database was written by a newer release.
+        """
+        with self._connection() as conn:
+            if conn.dialect.name == "postgresql":
+                key = _advisory_key(f"federation-schema:{self.schema}:{self.table_prefix}")
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            before = self._read_version(conn)
+            now = datetime.now(timezone.utc)
+            if before is None:
+                self.metadata.create_all(conn, checkfirst=True)
+                conn.execute(insert(self.version_table).values(version=SCHEMA_VERSION, applied_at=now))
+            elif before > SCHEMA_VERSION:
+                raise StorageError(
+                    f"the database schema is version {before}; this release of federation-bridge "
+                    f"knows versions up to {SCHEMA_VERSION}: upgrade federation-bridge"
+                )
+            else:
+                for version in range(before, SCHEMA_VERSION):
+                    MIGRATIONS[version](conn, self)
+                    conn.execute(insert(self.version_table).values(version=version + 1, applied_at=now))
+        self._schema_ready = True
+        return before, SCHEMA_VERSION
+
+    def _ensure_schema(self) -> None:
+        if not self._schema_ready:
+            with self._schema_lock:  # one thread of this process prepares, the others wait
+                self._prepare_schema()
+
+    def _prepare_schema(self) -> None:
+        if self._schema_ready:
+            return
+        if self.create_schema:
+            self.init_schema()
+            return
+        version = self.schema_version()
+        if version != SCHEMA_VERSION:
+            state = "absent" if version is None else f"at version {version}"
+            raise StorageError(
+                f"the federation schema is {state}, not {SCHEMA_VERSION}: run 'federation db init'"
+            )
+        self._schema_ready = True
+
+    # -- the storage protocol -----------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[_SQLTransaction]:
+        """One database transaction (see the module docstring for the locking discipline)."""
+        self._ensure_schema()
+        with self._connection() as conn:
+            yield _SQLTransaction(self, conn)
+
+    # -- reading for tools ----------------------------------------------------------------
+
+    def list_users(self, *, limit: int = 100, offset: int = 0) -> list[User]:
+        """Users, oldest first."""
+        self._ensure_schema()
+        t = self.users_table
+        query = select(t).order_by(t.c.created_at, t.c.id).limit(limit).offset(offset)
+        with self._connection() as conn:
+            return [_user(row) for row in conn.execute(query)]
+
+    def count_users(self) -> int:
+        """How many users the store holds."""
+        self._ensure_schema()
+        with self._connection() as conn:
+            return int(conn.execute(select(func.count()).select_from(self.users_table)).scalar() or 0)
+
+    def identities(self, user_ids: Sequence[str]) -> dict[str, list[UserIdentity]]:
+        """The identities of each of ``user_ids``."""
+        self._ensure_schema()
+        t = self.identities_table
+        found: dict[str, list[UserIdentity]] = {uid: [] for uid in user_ids}
+        if not user_ids:
+            return found
+        query = select(t).where(t.c.user_id.in_(list(user_ids))).order_by(t.c.issuer, t.c.subject)
+        with self._connection() as conn:
+            for row in conn.execute(query):
+                found[row._mapping["user_id"]].append(_identity(row))
+        return found
+
+    def audit_tail(self, limit: int = 20) -> list[AuditEvent]:
+        """The latest ``limit`` audit events, oldest first."""
+        self._ensure_schema()
+        t = self.audit_table
+        with self._connection() as conn:
+            rows = list(conn.execute(select(t).order_by(t.c.id.desc()).limit(limit)))
+        return [_audit(row) for row in reversed(rows)]
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def write_audit(self, events: Sequence[AuditEvent]) -> None:
+        """Append audit events to the audit table, in one transaction."""
+        if not events:
+            return
+        self._ensure_schema()
+        rows = [
+            {
+                "at": e.at,
+                "name": e.name,
+                "user_id": e.user_id,
+                "issuer": e.issuer,
+                "subject": e.subject,
+                "detail": dict(e.detail),
+            }
+            for e in events
+        ]
+        with self._connection() as conn:
+            conn.execute(insert(self.audit_table), rows)
+
+    def audit_sink(self) -> Callable[[AuditEvent], None]:
+        """A sink writing each event to this store's audit table."""
+
+        def sink(event: AuditEvent) -> None:
+            self.write_audit([event])
+
+        return sink
