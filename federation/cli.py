@@ -1,13 +1,17 @@
 """The ``federation`` command.
 
-Owns: argument parsing and printing for ``federation demo`` (an in-process
-mock issuer of one provider, ``--provider``, mints tokens in that provider's
-shapes; the bridge, configured in the provider profile's own vocabulary,
-verifies them and rejects an expired token, one for another app and one that
-breaks a rule of the provider), ``federation verify``
-(verify a token against a config file), ``federation check-config`` and
-``federation version``. Exit codes: 0 ok, 1 token rejected, 2 configuration
-error, 3 issuer keys unavailable.
+Owns: argument parsing and printing for ``federation demo`` (the whole path
+on embedded defaults — mock issuer, verify, map, provision into SQLite, audit;
+with ``--verify-only`` an in-process mock issuer of one provider,
+``--provider``, mints tokens in that provider's shapes and the bridge,
+configured in the profile's own vocabulary, verifies them and rejects an
+expired token, one for another app and one that breaks a rule of the
+provider), ``federation verify`` (verify a token against a config file),
+``federation check-config``, ``federation version``, and the mapping
+(``map``, ``schema``) and store (``users``, ``audit``, ``db``) commands
+registered from ``_cli_mapping`` and ``_cli_store``. Exit codes: 0 ok,
+1 token rejected or login refused, 2 configuration error, 3 issuer keys or
+storage unavailable.
 
 Must not: hold any verification logic; it calls the public API only.
 """
@@ -24,9 +28,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 import yaml
 
 from . import __version__
+from ._cli_mapping import add_commands as add_mapping_commands
+from ._cli_store import add_commands as add_store_commands
 from .bridge import Bridge
 from .config import load_config
-from .errors import ConfigError, InvalidToken, KeySetUnavailable
+from .errors import ConfigError, InvalidToken, KeySetUnavailable, LoginRefused, StorageError
 
 if TYPE_CHECKING:
     from .testing import MockIdP
@@ -237,21 +243,40 @@ def _check_config(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _demo_entry(args: argparse.Namespace, out: TextIO) -> int:
+    if args.verify_only or args.alg is not None:
+        args.alg = args.alg or "RS256"
+        return _demo(args, out)
+    from ._cli_store import run_full_demo  # imports the storage layer only when needed
+
+    return run_full_demo(out, provider=args.provider, as_json=args.json)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="federation", description="Accept tokens from other identity providers."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="mint a token with an in-process mock issuer and verify it")
+    demo = sub.add_parser(
+        "demo",
+        help="the whole path on embedded defaults: mock issuer, verify, map, provision into SQLite",
+    )
     demo.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    demo.add_argument("--alg", default="RS256", choices=["RS256", "PS256", "ES256", "EdDSA"])
+    demo.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="stop after verification: show the verified identity and refusals (implied by --alg)",
+    )
+    demo.add_argument("--alg", default=None, choices=["RS256", "PS256", "ES256", "EdDSA"])
     demo.add_argument(
         "--provider",
         default="oidc",
         choices=list(_DEMOS),
         help="mock this provider, with its real token shapes and its profile's rules",
     )
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(run=_demo_entry)
+    add_mapping_commands(sub)
+    add_store_commands(sub)
     verify = sub.add_parser("verify", help="verify a token with a config file")
     verify.add_argument("--config", "-c", required=True, help="the bridge config (YAML)")
     verify.add_argument("token", nargs="?", help="the token, or '-' / nothing to read standard input")
@@ -276,6 +301,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except InvalidToken as exc:
         sys.stderr.write(f"token rejected ({exc.code}): {exc}\n")
         return EXIT_REJECTED
+    except LoginRefused as exc:
+        sys.stderr.write(f"login refused ({exc.code}): {exc}\n")
+        return EXIT_REJECTED
+    except StorageError as exc:
+        sys.stderr.write(f"storage unavailable ({exc.code}): {exc}\n")
+        return EXIT_UNAVAILABLE
     except KeySetUnavailable as exc:
         sys.stderr.write(f"issuer keys unavailable ({exc.reason or 'unknown'}): {exc}\n")
         return EXIT_UNAVAILABLE

@@ -64,7 +64,7 @@ def config_block(text: str) -> str:
 @pytest.mark.parametrize("provider", sorted(DEMOS))
 def test_demo_text(provider: str, tmp_path: Path) -> None:
     entry_line, access, codes = DEMOS[provider]
-    code, text = run("demo", "--provider", provider)
+    code, text = run("demo", "--verify-only", "--provider", provider)
     assert code == 0
     assert f"(provider {provider}), no network" in text.splitlines()[0]
     assert f"- provider: {provider}\n" in text and f"    {entry_line}\n" in text
@@ -88,7 +88,7 @@ def test_demo_text(provider: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("provider", sorted(DEMOS))
 def test_demo_json(provider: str) -> None:
     _, access, codes = DEMOS[provider]
-    code, text = run("demo", "--provider", provider, "--json")
+    code, text = run("demo", "--verify-only", "--provider", provider, "--json")
     assert code == 0
     document = json.loads(text)
     assert document["provider"] == provider
@@ -109,7 +109,9 @@ def test_demo_json(provider: str) -> None:
 
 
 def test_demo_uses_the_profile_vocabulary() -> None:
-    entries = {p: json.loads(run("demo", "--provider", p, "--json")[1])["entry"] for p in DEMOS}
+    entries = {
+        p: json.loads(run("demo", "--verify-only", "--provider", p, "--json")[1])["entry"] for p in DEMOS
+    }
     assert entries["cognito"] == {
         "provider": "cognito",
         "user_pool_id": "eu-west-1_Demo12345",
@@ -124,7 +126,7 @@ def test_demo_uses_the_profile_vocabulary() -> None:
 
 
 def test_demo_defaults_to_oidc_and_keeps_its_output() -> None:
-    code, text = run("demo")
+    code, text = run("demo", "--verify-only")
     assert code == 0
     assert "trusted issuer   https://idp.example.test  (audience 'demo-app')" in text
     assert "  subject       user-42\n" in text and "  groups        staff\n" in text
@@ -281,3 +283,24 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         main([], out=io.StringIO())
     assert info.value.code == 2
     assert "required" in capsys.readouterr().err
+
+
+def test_demo_runs_the_whole_path_by_default() -> None:
+    code, text = run("demo")
+    assert code == 0
+    for line in ("created user", "refused: access_denied", "refused: account_disabled", "audit trail"):
+        assert line in text
+    assert "user_created" in text and "login_succeeded" in text
+
+
+def test_mapping_and_store_commands_are_wired(tmp_path: Path) -> None:
+    code, text = run("schema", "mapping")
+    assert code == 0 and json.loads(text)["type"] == "object"
+    config = tmp_path / "federation.yaml"
+    config.write_text(
+        "issuers:\n  - {provider: oidc, issuer: https://idp.test, audiences: [a], jwks_uri: https://idp.test/jwks}\n"
+        f"storage: sqlite:///{tmp_path / 'users.db'}\n"
+    )
+    assert run("db", "init", "--config", str(config))[0] == 0
+    code, text = run("users", "list", "--config", str(config))
+    assert code == 0

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from federation.config import load_config
+from federation.mapping import Mapping
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 PLACEHOLDERS = {
@@ -50,8 +51,19 @@ def test_each_one_line_config_is_valid(line: str) -> None:
 def test_the_yaml_and_python_examples_are_valid() -> None:
     blocks = re.findall(r"```(yaml|python)\n(.*?)```", README, re.S)
     assert any(kind == "python" for kind, _ in blocks)
+    config: dict[str, object] = {}
+    mappings = 0
     for kind, body in blocks:
-        if kind == "yaml" and body.lstrip().startswith(("# federation.yaml", "issuers:")):
-            load_config(yaml.safe_load(body))
-        elif kind == "python":
+        head = body.lstrip().split("\n", 1)[0]
+        if kind == "python":
             compile(body, "README.md", "exec")
+        elif head.startswith("# mapping.yaml"):
+            Mapping.from_dict(yaml.safe_load(body))
+            mappings += 1
+        elif head.startswith("# federation.yaml (continued)"):
+            config.update(yaml.safe_load(body))  # the storage and mapping keys join the first block
+        elif head.startswith("# federation.yaml") or head.startswith("issuers:"):
+            config = yaml.safe_load(body)
+            load_config(config)
+    assert mappings == 1
+    assert load_config(config).storage == "sqlite:///federation.db"
