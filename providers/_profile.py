@@ -121,6 +121,10 @@ class ProviderProfile(BaseModel):
 
     #: Longest accepted ``sub``; OIDC Core §2 says 255 ASCII characters.
     max_subject_length: ClassVar[int] = 255
+    #: When set, the only algorithms the provider signs with: configuration may narrow, not widen.
+    signing_algorithms: ClassVar[frozenset[str] | None] = None
+    #: When set, why the provider's access tokens cannot be verified here: ``token_types`` must be [id].
+    id_tokens_only: ClassVar[str | None] = None
 
     provider: str
     algorithms: list[str] = Field(
@@ -150,6 +154,15 @@ class ProviderProfile(BaseModel):
                 raise ValueError(f"algorithm {alg!r} is never accepted from an issuer with a key set")
             if alg not in ASYMMETRIC_ALGORITHMS:
                 raise ValueError(f"unknown algorithm {alg!r}; supported: {', '.join(DEFAULT_ALGORITHMS)}")
+        if cls.signing_algorithms is not None and not cls.signing_algorithms.issuperset(value):
+            raise ValueError(f"this provider signs with {', '.join(sorted(cls.signing_algorithms))} only")
+        return value
+
+    @field_validator("token_types")
+    @classmethod
+    def _kinds_the_provider_issues(cls, value: list[TokenType]) -> list[TokenType]:
+        if cls.id_tokens_only is not None and "access" in value:
+            raise ValueError(cls.id_tokens_only)
         return value
 
     # -- routing ------------------------------------------------------------------------

@@ -66,6 +66,8 @@ class FirebaseConfig(ProviderProfile):
     max_subject_length: ClassVar[int] = 128
 
     provider: Literal["firebase"] = "firebase"
+    signing_algorithms: ClassVar[frozenset[str] | None] = frozenset({"RS256"})
+    id_tokens_only: ClassVar[str | None] = "Firebase issues ID tokens only: token_types must be [id]"
     project_id: str = Field(
         min_length=1, max_length=100, description="The Firebase project id (not its number)."
     )
@@ -104,20 +106,6 @@ class FirebaseConfig(ProviderProfile):
     def _non_empty_names(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and any(not v or v != v.strip() for v in value):
             raise ValueError("entries must be non-empty strings without surrounding spaces")
-        return value
-
-    @field_validator("algorithms")
-    @classmethod
-    def _rs256_only(cls, value: list[str]) -> list[str]:
-        if value != ["RS256"]:
-            raise ValueError("Firebase signs ID tokens with RS256 only")
-        return value
-
-    @field_validator("token_types")
-    @classmethod
-    def _id_only(cls, value: list[TokenType]) -> list[TokenType]:
-        if "access" in value:
-            raise ValueError("Firebase issues ID tokens only: token_types must be [id]")
         return value
 
     # -- routing and keys -------------------------------------------------------------------

@@ -22,7 +22,7 @@ Must not: perform I/O, or decide anything from the email's domain.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -45,6 +45,10 @@ class GoogleConfig(ProviderProfile):
     """Google ID tokens issued to this application's OAuth clients."""
 
     provider: Literal["google"] = "google"
+    signing_algorithms: ClassVar[frozenset[str] | None] = frozenset({"RS256"})
+    id_tokens_only: ClassVar[str | None] = (
+        "Google access tokens are opaque, not JWTs: only 'id' can be verified"
+    )
     client_ids: list[str] = Field(
         min_length=1, description="OAuth client ids (….apps.googleusercontent.com) accepted in aud and azp."
     )
@@ -78,20 +82,6 @@ class GoogleConfig(ProviderProfile):
             if not domain or domain != domain.strip() or "@" in domain or "/" in domain:
                 raise ValueError("hosted_domains are bare domain names, e.g. example.com")
         return [d.lower() for d in value]
-
-    @field_validator("algorithms")
-    @classmethod
-    def _rs256_only(cls, value: list[str]) -> list[str]:
-        if value != ["RS256"]:
-            raise ValueError("Google signs ID tokens with RS256 only")
-        return value
-
-    @field_validator("token_types")
-    @classmethod
-    def _id_only(cls, value: list[TokenType]) -> list[TokenType]:
-        if "access" in value:
-            raise ValueError("Google access tokens are opaque, not JWTs: only 'id' can be verified")
-        return value
 
     # -- routing and keys -------------------------------------------------------------------
 

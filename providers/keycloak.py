@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -33,7 +34,7 @@ from pydantic import Field, field_validator
 from federation._rfc7519 import TokenType, audience_values
 from federation.errors import InvalidAudience, WrongTokenType
 
-from ._profile import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool, as_string_list
+from ._profile import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_string_list
 
 __all__ = ["KEYCLOAK_BUILTIN_AUDIENCES", "KeycloakConfig"]
 
@@ -158,17 +159,8 @@ class KeycloakConfig(ProviderProfile):
     # -- identity ---------------------------------------------------------------------------
 
     def identity(self, token: TokenContext) -> Identity:
-        claims = token.claims
-        email = claims.get("email")
-        username = claims.get("preferred_username")
-        return Identity(
-            key=(token.issuer, str(claims["sub"])),
-            email=email if isinstance(email, str) else None,
-            email_verified=isinstance(email, str) and as_strict_bool(claims.get("email_verified")),
-            username=username if isinstance(username, str) else None,
-            groups=as_string_list(claims.get("groups")),
-            roles=self._roles(claims),
-        )
+        # Generic OIDC claims; roles come from realm_access / resource_access instead.
+        return replace(super().identity(token), roles=self._roles(token.claims))
 
     def _roles(self, claims: Mapping[str, Any]) -> tuple[str, ...]:
         """Realm roles as-is, then each configured client's roles as ``{client}:{role}``."""

@@ -10,6 +10,7 @@ Rules every test follows:
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -96,3 +97,37 @@ def bridge(make_bridge: Callable[..., Bridge]) -> Bridge:
 def anyio_backend() -> str:
     """Async tests run with ``@pytest.mark.anyio`` on asyncio (anyio's pytest plugin)."""
     return "asyncio"
+
+
+# Key generation dominates the key-cache suites (RSA ~40 ms): with this fixture every test
+# still gets its own MockIdP, but the n-th key of an algorithm generated in a test is the
+# same key material in every test (keys stay distinct within a test).
+_KEY_POOL: dict[str, list[Any]] = {}
+
+
+@pytest.fixture
+def reuse_generated_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opt in (``pytestmark = pytest.mark.usefixtures("reuse_generated_keys")``) to pooled test keys."""
+    from federation.testing import _mockidp
+
+    real = _mockidp.generate_signing_key
+    used: dict[str, int] = {}
+
+    def generate(alg: str = "RS256", **options: Any) -> Any:
+        if options:
+            return real(alg, **options)
+        pool = _KEY_POOL.setdefault(alg, [])
+        n = used[alg] = used.get(alg, -1) + 1
+        while len(pool) <= n:
+            pool.append(real(alg))
+        return pool[n]
+
+    monkeypatch.setattr(_mockidp, "generate_signing_key", generate)
+
+
+@pytest.fixture(params=["sync", "async"])
+def check(request: pytest.FixtureRequest) -> Callable[[Bridge, str], Any]:
+    """Verify through ``bridge.verify`` or ``bridge.averify`` (each test runs both)."""
+    if request.param == "sync":
+        return lambda bridge, token: bridge.verify(token)
+    return lambda bridge, token: asyncio.run(bridge.averify(token))

@@ -27,27 +27,8 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 # Key generation dominates the run time (RSA ~40 ms): every test gets its own
 # MockIdP, but the n-th key of an algorithm generated in a test is the same
-# key material in every test of this module (distinct keys within a test).
-_KEY_POOL: dict[str, list[Any]] = {}
 
-
-@pytest.fixture(autouse=True)
-def _reuse_generated_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    from federation.testing import _mockidp
-
-    real = _mockidp.generate_signing_key
-    used: dict[str, int] = {}
-
-    def generate(alg: str = "RS256", **options: Any) -> Any:
-        if options:
-            return real(alg, **options)
-        pool = _KEY_POOL.setdefault(alg, [])
-        n = used[alg] = used.get(alg, -1) + 1
-        while len(pool) <= n:
-            pool.append(real(alg))
-        return pool[n]
-
-    monkeypatch.setattr(_mockidp, "generate_signing_key", generate)
+pytestmark = pytest.mark.usefixtures("reuse_generated_keys")  # see tests/conftest.py
 
 
 @pytest.fixture(params=["sync", "async"])
