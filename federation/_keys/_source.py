@@ -60,7 +60,7 @@ class IssuerKeySource:
         # A waiter gives up after the fetcher's own worst case (discovery + key set).
         self._wait_budget = 4 * config.timeout + 1
 
-    # -- the pure refresh plan ------------------------------------------------------
+    # -- the sans-I/O refresh plan ---------------------------------------------------
 
     def _event(self, name: str, **detail: object) -> None:
         try:
@@ -69,13 +69,14 @@ class IssuerKeySource:
             pass
 
     def refresh_plan(self, forced: bool) -> RefreshPlan:
-        """Sans-I/O: yields the requests to make, returns True on success."""
-        self.state.begin_attempt(self._clock())
-        return (yield from self._plan_steps(forced))
+        """Sans-I/O: yields the requests to make, returns True on success.
 
-    def _plan_steps(self, forced: bool) -> RefreshPlan:
+        The shells send each response back in; the plan judges it, updates the
+        cache state and emits the events. It never touches the network itself.
+        """
         state = self.state
         now = self._clock()
+        state.begin_attempt(now)
         try:
             jwks_uri = self.jwks_uri or state.jwks_uri_from_discovery(now)
             if jwks_uri is None:
