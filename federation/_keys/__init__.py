@@ -6,7 +6,8 @@
                  ``Cache-Control`` TTL clamping. Pure.
 * ``_state``     the cache state machine per issuer: freshness, forced-refetch cooldown,
                  unknown-kid negative cache, failure back-off, stale-if-error. Pure, clock injected.
+* ``_flight``    single-flight: one fetch in flight per key source; threads wait on a
+                 condition, asyncio tasks (of any event loop) on a future of their own loop.
 * ``_source``    ties them together: a sans-I/O refresh plan driven by a sync shell
-                 (threads, single-flight by lock) and an async shell (tasks, single-flight
-                 by a shared task per event loop).
+                 (threads) and an async shell (tasks), both claiming the same flight.
 """

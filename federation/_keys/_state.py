@@ -3,8 +3,9 @@
 Owns the decisions:
 
 * **fresh**: a key set younger than its TTL answers lookups directly.
-* **unknown kid** in a fresh set: one forced refetch, then at most one fetch
-  per ``refresh_cooldown`` (any fetch attempt starts the cooldown), and a kid
+* **unknown kid** in a fresh set: one forced refetch (or join the fetch already
+  in flight), then at most one fetch per ``refresh_cooldown`` (any fetch
+  attempt starts the cooldown), and a kid
   still unknown after a refetch is remembered as unknown for
   ``unknown_kid_ttl`` (a bounded negative cache), so a flood of random kids
   costs at most one fetch per cooldown.
@@ -14,8 +15,9 @@ Owns the decisions:
 * **success** replaces the set whole: a key the issuer dropped stops verifying
   at once.
 
-Must not: perform I/O, emit events, or block. The shells in ``_source`` hold
-the lock that serialises mutations.
+Must not: perform I/O, emit events, or block. State changes happen only inside
+the single flight (``_flight``: one fetcher at a time); the negative cache,
+which every caller may write, has its own small lock.
 """
 
 from __future__ import annotations
