@@ -32,6 +32,8 @@ from .errors import BadSignature, DisallowedAlgorithm, InvalidToken, UntrustedIs
 
 __all__ = ["Route", "VerifiedToken", "Verifier", "make_route"]
 
+_DYNAMIC_ROUTES = 256  # routes kept for issuers matched by a profile rather than listed
+
 
 @dataclass(frozen=True, slots=True)
 class VerifiedToken:
@@ -121,6 +123,7 @@ class Verifier:
                 self.routes[iss] = make_route(iss, profile, leeway, limits.max_audiences)
         # Profiles whose issuers cannot be listed (any Entra tenant) are asked after the dict misses.
         self._dynamic = [p for p in profiles if type(p).matches_issuer is not ProviderProfile.matches_issuer]
+        self._dynamic_routes: dict[tuple[str, int], Route] = {}
 
     def route_for(self, iss: object, claims: Mapping[str, Any]) -> Route | None:
         """The route of an unverified ``iss``: exact dict lookup, then dynamic profiles."""
@@ -130,7 +133,15 @@ class Verifier:
         if route is None:
             for profile in self._dynamic:
                 if profile.matches_issuer(iss, claims):
-                    return make_route(iss, profile, self._leeway, self._limits.max_audiences)
+                    # A route is a pure function of (iss, profile): keep recent ones, bounded.
+                    key = (iss, id(profile))
+                    route = self._dynamic_routes.get(key)
+                    if route is None:
+                        if len(self._dynamic_routes) >= _DYNAMIC_ROUTES:
+                            self._dynamic_routes.clear()
+                        route = make_route(iss, profile, self._leeway, self._limits.max_audiences)
+                        self._dynamic_routes[key] = route
+                    return route
         return route
 
     def prepare(self, token: object) -> tuple[CompactJWS, Route]:

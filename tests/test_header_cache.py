@@ -37,3 +37,24 @@ def test_cache_is_bounded_and_bad_headers_are_never_cached(idp: MockIdP, bridge:
         with pytest.raises(MalformedToken):
             bridge.verify(malformed)
     assert all("crit" not in header for header, _, _ in cache.values())
+
+
+def test_dynamic_routes_are_reused_and_bounded() -> None:
+    from typing import Any
+
+    from federation._rfc7515 import Limits
+    from federation._verify import _DYNAMIC_ROUTES, Verifier
+    from federation.providers.oidc import OidcIssuerConfig
+
+    class AnyTenant(OidcIssuerConfig):  # a profile whose issuers cannot be listed
+        def matches_issuer(self, iss: str, claims: Any) -> bool:
+            return iss.startswith("https://tenant-")
+
+    verifier = Verifier([AnyTenant(issuer="https://listed.test", audiences=["a"])], Limits(), lambda: 0.0, 60)
+    first = verifier.route_for("https://tenant-1.test", {})
+    assert first is not None and first.issuer == "https://tenant-1.test"
+    assert verifier.route_for("https://tenant-1.test", {}) is first
+    assert verifier.route_for("https://elsewhere.test", {}) is None
+    for i in range(3 * _DYNAMIC_ROUTES):
+        assert verifier.route_for(f"https://tenant-{i}.test", {}) is not None
+        assert len(verifier._dynamic_routes) <= _DYNAMIC_ROUTES

@@ -12,7 +12,7 @@ Must not: talk to a database or decide provisioning policy.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
@@ -36,21 +36,6 @@ DISABLED: UserStatus = "disabled"
 
 #: Mapping attributes with these names are user columns; every other attribute goes to ``User.attributes``.
 USER_COLUMNS: tuple[str, ...] = ("username", "email", "display_name")
-
-#: The fields of a user that ``update_user`` may be asked to change.
-USER_FIELDS: frozenset[str] = frozenset(
-    {
-        "username",
-        "email",
-        "email_verified",
-        "display_name",
-        "roles",
-        "attributes",
-        "status",
-        "updated_at",
-        "last_login_at",
-    }
-)
 
 
 def _frozen(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -82,19 +67,7 @@ class NewUser:
 
     def with_id(self, user_id: str) -> User:
         """The stored user this becomes once the store assigned ``user_id``."""
-        return User(
-            id=user_id,
-            username=self.username,
-            email=self.email,
-            email_verified=self.email_verified,
-            display_name=self.display_name,
-            roles=self.roles,
-            attributes=self.attributes,
-            status=self.status,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            last_login_at=self.last_login_at,
-        )
+        return User(id=user_id, **{f.name: getattr(self, f.name) for f in fields(self)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +121,11 @@ class User:
             "updated_at": self.updated_at.isoformat(),
             "last_login_at": self.last_login_at.isoformat() if self.last_login_at else None,
         }
+
+
+#: The fields of a user that ``update_user`` may be asked to change: every field a new
+#: user has but its creation time.
+USER_FIELDS: frozenset[str] = frozenset(f.name for f in fields(NewUser)) - {"created_at"}
 
 
 @dataclass(frozen=True, slots=True)
