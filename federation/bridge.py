@@ -92,7 +92,9 @@ class Bridge:
     ) -> None:
         self.config = config
         self._clock = clock
-        self._emit = on_event or log_event
+        # ``is None``, not truthiness: a sink that evaluates as false (an empty list
+        # subclass with ``__call__``) is still the caller's sink.
+        self._emit = on_event if on_event is not None else log_event
         self._own_client: httpx.Client | None = None
         self._client_lock = threading.Lock()
         self._http_client = http_client
@@ -172,21 +174,31 @@ class Bridge:
     # -- key prefetch -----------------------------------------------------------------------
 
     def warm_up(self) -> WarmUpReport:
-        """Fetch every issuer's keys now; report which failed (never raises for I/O)."""
-        return self._report({iss: source.refresh() for iss, source in self._sources.items()})
+        """Fetch every key set now, once each; report per issuer string (never raises for I/O)."""
+        sources = self._unique_sources()
+        return self._report({id(source): source.refresh() for source in sources})
 
     async def awarm_up(self) -> WarmUpReport:
-        """Async twin of :meth:`warm_up`; issuers are fetched concurrently."""
+        """Async twin of :meth:`warm_up`; key sets are fetched concurrently."""
         import asyncio
 
-        results = await asyncio.gather(*(source.arefresh() for source in self._sources.values()))
-        return self._report(dict(zip(self._sources, results, strict=True)))
+        sources = self._unique_sources()
+        results = await asyncio.gather(*(source.arefresh() for source in sources))
+        return self._report({id(s): ok for s, ok in zip(sources, results, strict=True)})
 
-    def _report(self, results: Mapping[str, bool]) -> WarmUpReport:
+    def _unique_sources(self) -> list[IssuerKeySource]:
+        # A profile with several issuer strings (Cognito, Google) has one key source: fetch it once.
+        return list({id(source): source for source in self._sources.values()}.values())
+
+    def _report(self, results: Mapping[int, bool]) -> WarmUpReport:
+        """Spread each key source's outcome over every issuer string it serves."""
+        succeeded = tuple(iss for iss, source in self._sources.items() if results[id(source)])
         failed = {
-            iss: self._sources[iss].state.last_error or "failed" for iss, ok in results.items() if not ok
+            iss: source.state.last_error or "failed"
+            for iss, source in self._sources.items()
+            if not results[id(source)]
         }
-        return WarmUpReport(tuple(iss for iss, ok in results.items() if ok), failed)
+        return WarmUpReport(succeeded, failed)
 
     @property
     def issuers(self) -> tuple[str, ...]:
