@@ -2,12 +2,16 @@
 
 Owns: turning a fetched, untrusted JWK Set into the verification keys it is
 safe to use, entry by entry. An unusable entry is skipped with a reason (never
-failing the whole set): encryption keys, symmetric or unknown key types,
-private key material, RSA moduli below 2048 or above 8192 bits, weak
-exponents, EC points off their curve, non-minimal integers, ``x5c``
-certificates that do not match the key, and ``kid`` values claimed by two
-different keys. Key parsing is delegated to joserfc; the public key objects
-are ``cryptography``'s.
+failing the whole set): symmetric or unknown key types, private key material,
+RSA moduli below 2048 or above 8192 bits, weak exponents, EC points off their
+curve, ``x5c`` certificates that do not match the key, and ``kid`` values
+claimed by two different keys of one type. Encryption keys are set aside as
+expected (a :class:`KeyNote` of kind ``ignored``); RSA integers with leading
+zero octets load with a ``tolerated`` note (the same number; refusing the key
+would take the issuer down). One key listed several times under a kid (once
+per ``alg``) is one key; keys of different types under one kid are chosen by
+the token's ``alg`` (RFC 7517 §4.5). Key parsing is delegated to joserfc; the
+public key objects are ``cryptography``'s.
 
 Must not: fetch anything, know about issuers or tokens beyond ``alg``/``kid``
 selection, or keep state between calls.
@@ -31,6 +35,7 @@ from ._rfc7518 import SPECS, PublicKey, Verifier, make_verifier
 from .errors import DisallowedAlgorithm, MalformedToken, UnknownKey
 
 __all__ = [
+    "KeyNote",
     "KeySet",
     "TooManyKeys",
     "UnusableKey",
@@ -87,6 +92,29 @@ class UnusableKey(ValueError):
 
 class TooManyKeys(UnusableKey):
     """A key set holds more entries than the configured limit."""
+
+
+class NotForSignatures(UnusableKey):
+    """An entry meant for something else (``use: enc``, ``key_ops`` without verify): expected."""
+
+
+class KeyNote(str):
+    """One line about one entry of a key set, for the key cache's events.
+
+    ``kind`` is ``skipped`` (unusable, a warning), ``ignored`` (not for
+    signatures, e.g. ``use: enc``: expected, worth a debug line) or
+    ``tolerated`` (loaded although it bends the rules). ``kid`` is the entry's
+    own kid (from the key set, never from a token), when it has one.
+    """
+
+    kind: str
+    kid: str | None
+
+    def __new__(cls, text: str, kind: str = "skipped", kid: str | None = None) -> KeyNote:
+        note = super().__new__(cls, text)
+        note.kind = kind
+        note.kid = kid
+        return note
 
 
 @dataclass(eq=False, slots=True)
@@ -146,13 +174,13 @@ def _uint(jwk: Mapping[str, Any], name: str) -> bytes:
 def _check_use(jwk: Mapping[str, Any]) -> None:
     use = jwk.get("use")
     if use is not None and use != "sig":
-        raise UnusableKey("key is not for signatures (use)")
+        raise NotForSignatures("key is not for signatures (use)")
     ops = jwk.get("key_ops")
     if ops is not None:
         if not isinstance(ops, list) or not all(isinstance(o, str) for o in ops):
             raise UnusableKey("key_ops is not an array of strings")
         if "verify" not in ops:
-            raise UnusableKey("key is not for verification (key_ops)")
+            raise NotForSignatures("key is not for verification (key_ops)")
 
 
 def _algorithms_for(kty: str, crv: str | None, alg: object) -> frozenset[str]:
@@ -167,19 +195,24 @@ def _algorithms_for(kty: str, crv: str | None, alg: object) -> frozenset[str]:
     return frozenset({alg})
 
 
-def _import_rsa(jwk: Mapping[str, Any]) -> PublicKey:
+def _import_rsa(jwk: Mapping[str, Any], notes: list[str]) -> PublicKey:
     n_raw, e_raw = _uint(jwk, "n"), _uint(jwk, "e")
     n = int.from_bytes(n_raw, "big")
     e = int.from_bytes(e_raw, "big")
     if not _MIN_RSA_BITS <= n.bit_length() <= _MAX_RSA_BITS:
         raise UnusableKey(f"RSA modulus size ({n.bit_length()} bits) is outside 2048..8192 bits")
-    if n_raw[0] == 0 or e_raw[0] == 0:
-        raise UnusableKey("RSA integer is not minimally encoded")
     if n % 2 == 0 or e % 2 == 0 or e < 65537 or e >= n:
         raise UnusableKey("RSA exponent or modulus is weak")
     if _is_roca_modulus(n):
         raise UnusableKey("RSA modulus has the ROCA weakness (CVE-2017-15361)")
-    key = RSAKey.import_key({"kty": "RSA", "n": jwk["n"], "e": jwk["e"]}).public_key
+    members = {"n": jwk["n"], "e": jwk["e"]}
+    for name, raw, value in (("n", n_raw, n), ("e", e_raw, e)):
+        if raw[0] == 0:
+            # RFC 7518 §6.3.1 asks for minimal octets, but OpenAM, Gluu and others publish a
+            # leading zero: the number is the same, and refusing it takes the issuer down.
+            notes.append(f"RSA integer '{name}' has leading zero octets (not minimally encoded)")
+            members[name] = _b64uint(value)  # joserfc gets the minimal form
+    key = RSAKey.import_key({"kty": "RSA", **members}).public_key
     assert isinstance(key, rsa.RSAPublicKey)
     return key
 
@@ -228,6 +261,11 @@ def _check_x5c(jwk: Mapping[str, Any], key: PublicKey) -> None:
 
 def import_jwk(jwk: object) -> VerificationKey:
     """Import one JWK entry for verification, or raise :class:`UnusableKey`."""
+    return _import_jwk(jwk, [])
+
+
+def _import_jwk(jwk: object, notes: list[str]) -> VerificationKey:
+    """:func:`import_jwk`, appending to ``notes`` what was tolerated in a key that loaded."""
     if not isinstance(jwk, dict):
         raise UnusableKey("entry is not a JSON object")
     if not _PRIVATE_MEMBERS.isdisjoint(jwk):
@@ -241,7 +279,7 @@ def import_jwk(jwk: object) -> VerificationKey:
     try:
         if kty == "RSA":
             crv = None
-            key = _import_rsa(jwk)
+            key = _import_rsa(jwk, notes)
         elif kty == "EC" and crv in _EC_COORD:
             key = _import_ec(jwk, crv)
         elif kty == "OKP" and crv == "Ed25519":
@@ -267,13 +305,23 @@ def import_jwk(jwk: object) -> VerificationKey:
 
 
 class KeySet:
-    """An immutable set of verification keys with ``kid`` and algorithm lookup."""
+    """An immutable set of verification keys with ``kid`` and algorithm lookup.
 
-    __slots__ = ("_by_kid", "keys")
+    Several keys may share a kid when they are of different types (the
+    importer guarantees it): the token's ``alg`` then picks the one it fits.
+    """
+
+    __slots__ = ("_by_kid", "_shared", "keys")
 
     def __init__(self, keys: Iterable[VerificationKey]) -> None:
         self.keys: tuple[VerificationKey, ...] = tuple(keys)
-        self._by_kid = {k.kid: k for k in self.keys if k.kid is not None}
+        groups: dict[str, list[VerificationKey]] = {}
+        for k in self.keys:
+            if k.kid is not None:
+                groups.setdefault(k.kid, []).append(k)
+        # The common case, one key per kid, stays one dict lookup on the hot path.
+        self._by_kid = {kid: group[0] for kid, group in groups.items() if len(group) == 1}
+        self._shared = {kid: tuple(group) for kid, group in groups.items() if len(group) > 1}
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -281,7 +329,7 @@ class KeySet:
     @property
     def kids(self) -> frozenset[str]:
         """The key ids in the set."""
-        return frozenset(self._by_kid)
+        return frozenset(self._by_kid) | frozenset(self._shared)
 
     def find(self, kid: str | None, alg: str) -> VerificationKey | None:
         """The key for ``kid`` (or, without one, the single key fitting ``alg``).
@@ -292,7 +340,15 @@ class KeySet:
         """
         if kid is not None:
             key = self._by_kid.get(kid)
-            if key is not None and alg not in key.algorithms:
+            if key is None:
+                shared = self._shared.get(kid)
+                if shared is None:
+                    return None
+                for key in shared:  # of different types: at most one fits alg
+                    if alg in key.algorithms:
+                        return key
+                raise DisallowedAlgorithm("the token's algorithm does not fit the selected key")
+            if alg not in key.algorithms:
                 raise DisallowedAlgorithm("the token's algorithm does not fit the selected key")
             return key
         candidates = [k for k in self.keys if alg in k.algorithms]
@@ -320,23 +376,47 @@ def _pem_entry_as_jwk(kid: str, pem: object) -> dict[str, Any]:
     raise UnusableKey("certificate key type is not supported")
 
 
-def import_pem_map(document: object, *, max_keys: int) -> tuple[KeySet, list[str]]:
+def import_pem_map(document: object, *, max_keys: int) -> tuple[KeySet, list[KeyNote]]:
     """Import Google's ``{kid: PEM certificate}`` map (used by Firebase) with JWK Set hygiene."""
     if not isinstance(document, dict):
         raise UnusableKey("document is not a certificate map")
     entries: list[object] = []
-    warnings: list[str] = []
+    warnings: list[KeyNote] = []
     for index, (kid, pem) in enumerate(document.items()):
         try:
             entries.append(_pem_entry_as_jwk(kid, pem))
         except UnusableKey as exc:
-            warnings.append(f"key #{index} skipped: {exc}")
+            warnings.append(KeyNote(f"key #{index} skipped: {exc}", "skipped", _kid_of({"kid": kid})))
     keyset, more = import_jwks({"keys": entries}, max_keys=max_keys)
     return keyset, warnings + more
 
 
-def import_jwks(document: object, *, max_keys: int) -> tuple[KeySet, list[str]]:
-    """Import a JWK Set document: the usable keys, and one warning per skipped entry.
+def _kid_of(entry: object) -> str | None:
+    kid = entry.get("kid") if isinstance(entry, dict) else None
+    return kid if isinstance(kid, str) else None
+
+
+def _describe(kid: str | None) -> str:
+    # The kid comes from the key set (never a token); bounded so a log line stays a line.
+    return "" if kid is None else f" (kid {kid[:64]!r})"
+
+
+def _merged(a: VerificationKey, b: VerificationKey) -> VerificationKey:
+    """One key listed twice: the union of the entries' algorithms (an entry without
+    ``alg`` already allows every algorithm fitting the key)."""
+    return VerificationKey(
+        kid=a.kid,
+        kty=a.kty,
+        crv=a.crv,
+        alg=a.alg if a.alg == b.alg else None,
+        algorithms=a.algorithms | b.algorithms,
+        public_key=a.public_key,
+        issuer=a.issuer,
+    )
+
+
+def import_jwks(document: object, *, max_keys: int) -> tuple[KeySet, list[KeyNote]]:
+    """Import a JWK Set document: the usable keys, and one note per skipped or tolerated entry.
 
     Raises :class:`UnusableKey` when the document itself is not a JWK Set or
     holds more than ``max_keys`` entries. An empty result is the caller's to
@@ -347,31 +427,48 @@ def import_jwks(document: object, *, max_keys: int) -> tuple[KeySet, list[str]]:
     entries = document["keys"]
     if len(entries) > max_keys:
         raise TooManyKeys("JWK Set holds more keys than the configured limit")
-    warnings: list[str] = []
+    warnings: list[KeyNote] = []
     usable: list[VerificationKey] = []
     for index, entry in enumerate(entries):
+        kid = _kid_of(entry)
+        tolerated: list[str] = []
         try:
-            usable.append(import_jwk(entry))
+            usable.append(_import_jwk(entry, tolerated))
+        except NotForSignatures as exc:
+            # Expected (Keycloak publishes an encryption key in every realm): kind "ignored".
+            warnings.append(KeyNote(f"key #{index}{_describe(kid)} skipped: {exc}", "ignored", kid))
         except UnusableKey as exc:
-            warnings.append(f"key #{index} skipped: {exc}")
-    # RFC 7517 §4.5: a kid names one key. Two different keys under one kid are
-    # ambiguous, so neither is used; an exact repeat is harmless and folded.
-    by_kid: dict[str, list[VerificationKey]] = {}
+            warnings.append(KeyNote(f"key #{index} skipped: {exc}", "skipped", kid))
+        for text in tolerated:
+            warnings.append(KeyNote(f"key #{index}{_describe(kid)} used although {text}", "tolerated", kid))
+    # RFC 7517 §4.5: a kid names one key, but keys of different types may share one
+    # (the token's alg tells them apart). One key listed several times (once per alg,
+    # as Keycloak does) is one key. Two different keys of one type under one kid are
+    # ambiguous: none of that kid's keys is used.
+    groups: dict[str, list[VerificationKey]] = {}
     for key in usable:
         if key.kid is not None:
-            by_kid.setdefault(key.kid, []).append(key)
+            distinct = groups.setdefault(key.kid, [])
+            for i, seen in enumerate(distinct):
+                if seen.same_key_as(key) and seen.issuer == key.issuer:
+                    distinct[i] = _merged(seen, key)
+                    break
+            else:
+                distinct.append(key)
     result: list[VerificationKey] = []
-    seen: set[str] = set()
+    done: set[str] = set()
     for key in usable:
         if key.kid is None:
             result.append(key)
             continue
-        if key.kid in seen:
+        if key.kid in done:
             continue
-        seen.add(key.kid)
-        group = by_kid[key.kid]
-        if all(k.same_key_as(group[0]) and k.algorithms == group[0].algorithms for k in group[1:]):
-            result.append(key)
+        done.add(key.kid)
+        group = groups[key.kid]
+        types = [k.kty for k in group]  # two EC keys of other curves count as one type too
+        if len(set(types)) == len(types):
+            result.extend(group)
         else:
-            warnings.append(f"{len(group)} different keys share one kid; none of them is used")
+            text = f"{len(group)} different keys share one kid; none of them is used"
+            warnings.append(KeyNote(text, "skipped", key.kid))
     return KeySet(result), warnings

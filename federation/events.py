@@ -22,7 +22,9 @@ from typing import Any
 __all__ = [
     "FETCHED",
     "FETCH_FAILED",
+    "KEY_IGNORED",
     "KEY_SKIPPED",
+    "KEY_TOLERATED",
     "REFETCH_RATE_LIMITED",
     "STALE_SERVED",
     "Event",
@@ -39,9 +41,17 @@ STALE_SERVED = "stale_served"
 #: An unknown kid wanted a refetch but the issuer's cooldown had not passed.
 REFETCH_RATE_LIMITED = "refetch_rate_limited"
 #: One entry of a fetched key set was unusable and skipped; ``detail["reason"]`` says why.
+#: Said once per key-set version (when the fetched document changes), not on every fetch.
 KEY_SKIPPED = "key_skipped"
+#: One entry is not for signatures (``use: enc``; every Keycloak realm has one): expected,
+#: so DEBUG, once per key-set version. ``detail["kid"]`` names it.
+KEY_IGNORED = "key_ignored"
+#: One entry was used although it bends the rules (RSA integers with leading zero octets);
+#: ``detail["kid"]`` names it, ``detail["reason"]`` says what. Once per key-set version.
+KEY_TOLERATED = "key_tolerated"
 
-_WARNINGS = frozenset({FETCH_FAILED, STALE_SERVED, KEY_SKIPPED})
+_WARNINGS = frozenset({FETCH_FAILED, STALE_SERVED, KEY_SKIPPED, KEY_TOLERATED})
+_DEBUG = frozenset({KEY_IGNORED})
 
 logger = logging.getLogger("federation")
 
@@ -63,7 +73,13 @@ def log_event(event: Event) -> None:
 
     The event name is in ``record.federation_event`` for structured handlers.
     """
-    level = logging.WARNING if event.name in _WARNINGS else logging.INFO
+    level = (
+        logging.WARNING
+        if event.name in _WARNINGS
+        else logging.DEBUG
+        if event.name in _DEBUG
+        else logging.INFO
+    )
     if logger.isEnabledFor(level):
         details = " ".join(f"{k}={v}" for k, v in event.detail.items())
         logger.log(

@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
 import pytest
 
-from federation import Bridge
 from federation.events import FETCHED, Event
 from federation.testing import FrozenClock, MockIdP
 
@@ -91,4 +89,192 @@ def test_warm_up_failure_is_reported_for_every_issuer_string(mode: str) -> None:
     assert set(report.failed) == set(bridge.issuers)
     assert set(report.failed.values()) == {"http_503"}
     assert jwks_requests(idp) == 1
+    bridge.close()
+
+
+# -- keys that share a kid -----------------------------------------------------------------------
+
+
+def _jwk(key: Any, **changes: Any) -> dict[str, Any]:
+    jwk = dict(key.public_jwk)
+    for name, value in changes.items():
+        if value is None:
+            jwk.pop(name, None)
+        else:
+            jwk[name] = value
+    return jwk
+
+
+def test_one_key_listed_once_per_alg_is_one_key(idp: MockIdP, check: Any) -> None:
+    """Keycloak lists one RSA key once per algorithm under one kid: one key, the union of the algs."""
+    from federation._rfc7517 import import_jwks
+
+    rs = idp.key_for("RS256")
+    document = {"keys": [_jwk(rs, alg="RS256"), _jwk(rs, alg="PS256"), _jwk(idp.key_for("ES256"))]}
+    keyset, warnings = import_jwks(document, max_keys=100)
+    assert warnings == []
+    assert len(keyset) == 2
+    key = keyset.find(rs.kid, "PS256")
+    assert key is not None and key.algorithms == {"RS256", "PS256"}
+    assert keyset.find(rs.kid, "RS256") is key
+
+    idp.serve_jwks(document)
+    bridge = idp.bridge(on_event=lambda e: None)
+    assert check(bridge, idp.mint(alg="RS256")).algorithm == "RS256"
+    assert check(bridge, idp.mint(alg="PS256", key=rs)).algorithm == "PS256"
+    assert jwks_requests(idp) == 1
+    bridge.close()
+
+
+def test_one_key_listed_with_and_without_alg_fits_every_algorithm_of_its_type(idp: MockIdP) -> None:
+    from federation._rfc7517 import import_jwks
+    from federation.errors import DisallowedAlgorithm
+
+    rs = idp.key_for("RS256")
+    for entries in ([_jwk(rs, alg="RS256"), _jwk(rs, alg=None)], [_jwk(rs, alg=None), _jwk(rs, alg="RS256")]):
+        keyset, warnings = import_jwks({"keys": entries}, max_keys=100)
+        assert warnings == []
+        assert len(keyset) == 1
+        key = keyset.find(rs.kid, "PS512")
+        assert key is not None
+        assert key.algorithms == {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+        with pytest.raises(DisallowedAlgorithm):
+            keyset.find(rs.kid, "ES256")
+
+
+def test_keys_of_different_types_under_one_kid_are_chosen_by_alg(idp: MockIdP, check: Any) -> None:
+    """RFC 7517 §4.5: keys of different types may share a kid; the token's alg picks one."""
+    from federation._rfc7517 import import_jwks
+    from federation.errors import DisallowedAlgorithm
+
+    rs, es = idp.key_for("RS256"), idp.key_for("ES256")
+    document = {"keys": [_jwk(rs, kid="shared"), _jwk(es, kid="shared")]}
+    keyset, warnings = import_jwks(document, max_keys=100)
+    assert warnings == []
+    assert keyset.kids == {"shared"}
+    rsa_key, ec_key = keyset.find("shared", "RS256"), keyset.find("shared", "ES256")
+    assert rsa_key is not None and rsa_key.kty == "RSA"
+    assert ec_key is not None and ec_key.kty == "EC"
+    with pytest.raises(DisallowedAlgorithm):
+        keyset.find("shared", "ES384")
+
+    idp.serve_jwks(document)
+    bridge = idp.bridge(on_event=lambda e: None)
+    assert check(bridge, idp.mint(alg="RS256", kid="shared")).algorithm == "RS256"
+    assert check(bridge, idp.mint(alg="ES256", kid="shared")).algorithm == "ES256"
+    # The EC key never verifies an RSA signature and vice versa.
+    from federation.errors import BadSignature
+
+    other = idp.mint(alg="ES256", kid="shared", key=generate_key("ES256"))
+    with pytest.raises(BadSignature):
+        check(bridge, other)
+    bridge.close()
+
+
+def generate_key(alg: str) -> Any:
+    from federation.testing import generate_signing_key
+
+    return generate_signing_key(alg)
+
+
+def test_two_different_keys_of_one_type_under_one_kid_stay_ambiguous(idp: MockIdP) -> None:
+    from federation._rfc7517 import import_jwks
+
+    rs = idp.key_for("RS256")
+    other = generate_key("PS256")  # another RSA key: a different alg does not make it unambiguous
+    es = idp.key_for("ES256")
+    keyset, warnings = import_jwks(
+        {"keys": [_jwk(rs), _jwk(other, kid=rs.kid), _jwk(es, kid=rs.kid)]}, max_keys=100
+    )
+    assert len(keyset) == 0  # the whole kid is ambiguous, as before
+    assert len(warnings) == 1 and "kid" in warnings[0]
+
+
+# -- non-minimal RSA integers ---------------------------------------------------------------------
+
+
+def _padded(value: str) -> str:
+    import base64
+
+    raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    return base64.urlsafe_b64encode(b"\x00" + raw).rstrip(b"=").decode("ascii")
+
+
+@pytest.mark.parametrize("member", ["n", "e"])
+def test_rsa_integers_with_a_leading_zero_octet_load_with_a_warning(
+    idp: MockIdP, events: Any, check: Any, member: str
+) -> None:
+    from federation.events import KEY_TOLERATED
+
+    rs = idp.key_for("RS256")
+    jwk = _jwk(rs, **{member: _padded(rs.public_jwk[member])})
+    idp.serve_jwks({"keys": [jwk]})
+    bridge = idp.bridge(on_event=events.append)
+    assert check(bridge, idp.mint()).key_id == rs.kid
+    tolerated = [e for e in events if e.name == KEY_TOLERATED]
+    assert len(tolerated) == 1
+    assert tolerated[0].detail["kid"] == rs.kid
+    assert rs.kid in tolerated[0].detail["reason"] and "minimal" in tolerated[0].detail["reason"]
+    bridge.close()
+
+
+def test_non_minimal_rsa_key_is_the_same_number(idp: MockIdP) -> None:
+    from federation._rfc7517 import import_jwk
+
+    rs = idp.key_for("RS256")
+    padded = import_jwk(_jwk(rs, n=_padded(rs.public_jwk["n"]), e="AAEAAQ"))
+    assert padded.same_key_as(import_jwk(_jwk(rs)))
+
+
+# -- noise: encryption keys and skipped keys once per key-set version ------------------------------
+
+
+def test_encryption_key_is_debug_once_per_key_set_version(
+    idp: MockIdP, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from federation.events import KEY_IGNORED
+
+    caplog.set_level(logging.DEBUG, logger="federation")
+    enc = _jwk(generate_key("RS256"), use="enc", alg="RSA-OAEP", kid="enc-1")
+    sink: list[Event] = []
+
+    def serve() -> None:
+        idp.serve_jwks({"keys": [*idp.jwks()["keys"], enc]})
+
+    serve()
+    bridge = idp.bridge()  # the default sink: the federation logger
+    sunk = idp.bridge(on_event=sink.append)
+    for b in (bridge, sunk):
+        b.verify(idp.mint())
+    for _ in range(3):  # scheduled refreshes of the same content
+        clock.advance(400)
+        bridge.verify(idp.mint())
+        sunk.verify(idp.mint())
+    records = [r for r in caplog.records if r.name == "federation"]
+    assert not [r for r in records if r.levelno >= logging.WARNING]
+    ignored = [r for r in records if getattr(r, "federation_event", None) == KEY_IGNORED]
+    assert len(ignored) == 1 and ignored[0].levelno == logging.DEBUG
+    assert [e.name for e in sink].count(KEY_IGNORED) == 1
+    assert [e.name for e in sink].count(FETCHED) == 4
+
+    idp.rotate_keys()  # a new key-set version: said once more
+    serve()
+    clock.advance(400)
+    sunk.verify(idp.mint())
+    assert [e.name for e in sink].count(KEY_IGNORED) == 2
+    bridge.close()
+    sunk.close()
+
+
+def test_skipped_key_warns_once_per_key_set_version(idp: MockIdP, clock: FrozenClock, events: Any) -> None:
+    from federation.events import KEY_SKIPPED
+
+    idp.serve_jwks({"keys": [{"kty": "oct", "k": "AA"}, *idp.jwks()["keys"]]})
+    bridge = idp.bridge(on_event=events.append)
+    bridge.verify(idp.mint())
+    clock.advance(400)
+    bridge.verify(idp.mint())
+    assert events.names() == [KEY_SKIPPED, FETCHED, FETCHED]
     bridge.close()

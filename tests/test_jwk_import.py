@@ -210,7 +210,6 @@ def test_verifier_checks_real_signatures(rsa_key: SigningKey) -> None:
         ({"e": "Aw"}, "weak"),  # e = 3
         ({"e": "AQ"}, "weak"),  # e = 1
         ({"e": "AQAC"}, "weak"),  # e = 65538, even
-        ({"e": "AAEAAQ"}, "minimal"),  # 65537 with a leading zero byte
         ({"e": None}, "'e'"),
         ({"n": None}, "'n'"),
         ({"n": "not+base64/url"}, "base64url"),
@@ -254,9 +253,13 @@ def test_rsa_above_8192_bits_is_unusable() -> None:
     unusable({"kty": "RSA", "n": b64uint(n), "e": "AQAB"}, "modulus size")
 
 
-def test_rsa_n_with_a_leading_zero_byte_is_unusable(rsa_key: SigningKey) -> None:
+def test_rsa_integers_with_a_leading_zero_byte_load_as_the_same_key(rsa_key: SigningKey) -> None:
+    """Issue 10: OpenAM, Gluu and others publish them; the number is the same (a note says so)."""
     padded = b64u(b"\x00" + unb64u(rsa_key.public_jwk["n"]))
-    unusable(jwk_of(rsa_key, n=padded), "minimal")
+    for changes in ({"n": padded}, {"e": "AAEAAQ"}):  # 65537 with a leading zero byte
+        keyset, warnings = import_jwks({"keys": [jwk_of(rsa_key, **changes)]}, max_keys=100)
+        assert len(keyset) == 1 and keyset.keys[0].same_key_as(import_jwk(jwk_of(rsa_key)))
+        assert len(warnings) == 1 and "minimal" in warnings[0]
 
 
 def test_rsa_even_modulus_is_unusable(rsa_key: SigningKey) -> None:
@@ -358,16 +361,20 @@ def test_duplicate_kid_with_different_keys_makes_neither_usable(
     assert "kid" in warnings[0]
 
 
-def test_duplicate_kid_across_key_types_makes_neither_usable(rsa_key: SigningKey, ec_key: SigningKey) -> None:
+def test_duplicate_kid_across_key_types_is_chosen_by_alg(rsa_key: SigningKey, ec_key: SigningKey) -> None:
+    """Issue 10: RFC 7517 §4.5 lets keys of different types share a kid."""
     keyset, warnings = import_jwks({"keys": [jwk_of(rsa_key), jwk_of(ec_key, kid="rsa-1")]}, max_keys=100)
-    assert len(keyset) == 0
-    assert len(warnings) == 1
+    assert len(keyset) == 2
+    assert warnings == []
+    assert keyset.find("rsa-1", "ES256") is not None and keyset.find("rsa-1", "RS256") is not None
 
 
-def test_duplicate_kid_with_the_same_key_but_other_alg_makes_neither_usable(rsa_key: SigningKey) -> None:
+def test_duplicate_kid_with_the_same_key_but_other_alg_is_one_key(rsa_key: SigningKey) -> None:
+    """Issue 10: Keycloak lists one key once per alg; the algorithms are the union."""
     keyset, warnings = import_jwks({"keys": [jwk_of(rsa_key), jwk_of(rsa_key, alg="PS256")]}, max_keys=100)
-    assert len(keyset) == 0
-    assert len(warnings) == 1
+    assert len(keyset) == 1
+    assert warnings == []
+    assert keyset.keys[0].algorithms == {"RS256", "PS256"}
 
 
 def test_identical_duplicate_is_folded(rsa_key: SigningKey) -> None:

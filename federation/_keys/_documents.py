@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._json import StrictJSONError, loads_object
-from .._rfc7517 import KeySet, TooManyKeys, UnusableKey, import_jwks, import_pem_map
+from .._rfc7517 import KeyNote, KeySet, TooManyKeys, UnusableKey, import_jwks, import_pem_map
 from ..config import KeysConfig, is_fetchable_url, is_loopback_url
 from ._http import FetchResponse
 
@@ -100,13 +100,13 @@ def _internal_host(url: str) -> bool:
     return not address.is_global
 
 
-def parse_jwks(response: FetchResponse, config: KeysConfig) -> tuple[KeySet, list[str]]:
-    """The usable keys of a JWK Set response and one warning per skipped entry."""
+def parse_jwks(response: FetchResponse, config: KeysConfig) -> tuple[KeySet, list[KeyNote]]:
+    """The usable keys of a JWK Set response and one note per skipped or tolerated entry."""
     return parse_keys(response, config, "jwks")
 
 
-def parse_keys(response: FetchResponse, config: KeysConfig, fmt: str) -> tuple[KeySet, list[str]]:
-    """The usable keys of a key document (``jwks`` or ``x509_pem_map``) and its warnings."""
+def parse_keys(response: FetchResponse, config: KeysConfig, fmt: str) -> tuple[KeySet, list[KeyNote]]:
+    """The usable keys of a key document (``jwks`` or ``x509_pem_map``) and its notes."""
     document = _json_body(response)
     if fmt == "x509_pem_map" and len(document) > config.max_keys:
         raise FetchFailed("too_many_keys")  # before parsing any certificate

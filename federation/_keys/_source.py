@@ -13,6 +13,7 @@ Must not: verify signatures or claims, or decide policy beyond what
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable, Generator
 
 import httpx
@@ -22,7 +23,17 @@ from federation.providers._profile import KeySourceSpec
 from .._rfc7517 import VerificationKey
 from ..config import KeysConfig
 from ..errors import UnknownKey
-from ..events import FETCH_FAILED, FETCHED, KEY_SKIPPED, REFETCH_RATE_LIMITED, STALE_SERVED, Event, EventSink
+from ..events import (
+    FETCH_FAILED,
+    FETCHED,
+    KEY_IGNORED,
+    KEY_SKIPPED,
+    KEY_TOLERATED,
+    REFETCH_RATE_LIMITED,
+    STALE_SERVED,
+    Event,
+    EventSink,
+)
 from ._documents import FetchFailed, parse_discovery, parse_keys, ttl_from_headers
 from ._flight import Claim, SingleFlight
 from ._http import FetchRequest, FetchResponse, fetch_async, fetch_sync
@@ -57,6 +68,7 @@ class IssuerKeySource:
         self._sync_client = sync_client
         self._async_client = async_client
         self._flight = SingleFlight(lambda: self.state.generation)
+        self._noted_version: bytes | None = None  # digest of the last key document whose notes were emitted
         # A waiter gives up after the fetcher's own worst case (discovery + key set).
         self._wait_budget = 4 * config.timeout + 1
 
@@ -95,8 +107,13 @@ class IssuerKeySource:
             if stale and now >= state.fresh_until:  # a failed forced refetch of a fresh set is not stale
                 self._event(STALE_SERVED, reason=exc.reason, kids=len(state.keyset or ()))
             return False
-        for warning in warnings:
-            self._event(KEY_SKIPPED, reason=warning)
+        # Notes about entries are news once per key-set version, not on every refresh.
+        version = hashlib.sha256(response.body).digest()
+        if version != self._noted_version:
+            self._noted_version = version
+            for note in warnings:
+                name = {"ignored": KEY_IGNORED, "tolerated": KEY_TOLERATED}.get(note.kind, KEY_SKIPPED)
+                self._event(name, reason=str(note), kid=note.kid)
         ttl = ttl_from_headers(response.headers, self.config)
         state.record_success(keyset, ttl, self._clock())
         self._event(FETCHED, keys=len(keyset), ttl=ttl, forced=forced)

@@ -133,13 +133,21 @@ def test_key_02_e3_key_is_dropped_end_to_end(fresh: Fresh, idp: MockIdP) -> None
 
 
 def test_key_03_non_minimal_base64urluint(fresh: Fresh, idp: MockIdP, rs: SigningKey) -> None:
+    """Policy (issue 10): a leading zero octet is another spelling of the same number, as
+    OpenAM, Gluu and other IdPs publish. The key loads as that number (so it verifies only
+    what the minimal key verifies, and compares equal to it), with a ``key_tolerated``
+    warning; refusing it would take the whole issuer down."""
     n = rs.public_jwk["n"]
     long_e = dict(rs.public_jwk, e="AAEAAQ")
     long_n = dict(rs.public_jwk, n=b64u(b"\x00" + base64.urlsafe_b64decode(n + "==")))
     for jwk in (long_e, long_n):
-        _refused(jwk)
+        assert import_jwk(jwk).same_key_as(import_jwk(rs.public_jwk))
         _serve_with(idp, jwk, replace_kid=rs.kid)
-        _unknown(fresh(), signed(hdr(rs), base_claims(idp), rs))
+        bridge = fresh()
+        assert bridge.verify(signed(hdr(rs), base_claims(idp), rs)).key_id == rs.kid
+        forged = generate_signing_key("RS256", kid=rs.kid)
+        forgery = signed(hdr(forged), base_claims(idp), forged)
+        expect_reject(lambda b=bridge, t=forgery: b.verify(t), BadSignature, "bad_signature")
 
 
 def test_key_04_roca_weak_rsa_key(shared_dir: Path) -> None:
