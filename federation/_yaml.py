@@ -4,14 +4,16 @@ Owns: parsing a YAML document safely (``SafeLoader`` only, duplicate keys
 refused) into plain Python data plus a map from each value's path to its
 1-based (line, column), and turning pydantic validation errors into a
 :class:`~federation.errors.ConfigError` that names the file, line, column and
-field. Used by the bridge config now and by the mapping file later.
+field, in our words rather than pydantic's (the document's owner supplies the
+"did you mean" of an unknown key). Used by the bridge config and the mapping file.
 
 Must not: know what the documents mean.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,24 +154,28 @@ def read_yaml_file(path: str | Path) -> Located:
 
 
 def _field_path(loc: Sequence[str | int], data: Any) -> list[str | int]:
-    """Map a pydantic error location onto the data, dropping union-tag parts."""
+    """Map a pydantic error location onto the data, dropping the parts that are not
+    places in the file (a discriminated union's member name, a plain union's member
+    type): a missing field is named, the other parts must exist in the data."""
     path: list[str | int] = []
-    cursor = data
-    for part in loc:
+    cursor: Any = data
+    absent = object()
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
         if isinstance(cursor, dict):
             if part in cursor:
                 cursor = cursor[part]
-            elif cursor.get("provider") == part:
-                continue  # pydantic names the discriminated-union member; not a field
-            else:
-                cursor = None  # a missing field: name it, point at its parent
-            path.append(part)
+                path.append(part)
+            elif last:
+                path.append(part)  # a missing field: name it (its parent gives the position)
+                cursor = absent
+            # else: a union tag ('oidc', 'cognito', ...): not a place in the file
         elif isinstance(cursor, list) and isinstance(part, int) and 0 <= part < len(cursor):
             cursor = cursor[part]
             path.append(part)
-        else:
-            cursor = None
+        elif cursor is absent:
             path.append(part)
+        # else: a union member of a scalar value ('str', 'dict[str,any]'): not a place
     return path
 
 
@@ -180,15 +186,149 @@ def _format_path(path: Sequence[str | int]) -> str:
     return out or "<root>"
 
 
-def config_error_from_validation(exc: ValidationError, located: Located, what: str = "config") -> ConfigError:
-    """Translate a pydantic error into a located :class:`ConfigError`.
+#: What a value must be, per pydantic type error, in our words (a union's members are joined by "or").
+_KINDS = {
+    "string_type": "a string",
+    "dict_type": "a mapping (key: value)",
+    "model_type": "a mapping (key: value)",
+    "model_attributes_type": "a mapping (key: value)",
+    "list_type": "a list",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "finite_number": "a finite number",
+}
 
+
+#: How close a typo must be to a known word to be suggested (difflib ratio; 'tll' -> 'ttl' is 0.67).
+_CLOSE = 0.6
+
+
+def _quoted_list(text: str) -> list[str]:
+    """pydantic's ``"'a', 'b' or 'c'"`` as ``['a', 'b', 'c']``."""
+    return [part.strip().strip("'\"") for part in text.replace(" or ", ", ").split(",") if part.strip()]
+
+
+def _did_you_mean(value: Any, known: Sequence[str]) -> str:
+    hint = difflib.get_close_matches(value, known, n=1, cutoff=_CLOSE) if isinstance(value, str) else []
+    return f"did you mean {hint[0]!r}?" if hint else ""
+
+
+def _value_at(data: Any, path: Sequence[str | int]) -> Any:
+    for part in path:
+        found = (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        )
+        if not found:
+            return None
+        data = data[part]
+    return data
+
+
+def _message(err: Any, path: list[str | int], data: Any) -> str:
+    """One pydantic error in our words. Input values are never echoed (a config may hold
+    secrets), except a union tag (``provider``), which names a choice, not a secret."""
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "missing":
+        return "required field missing"
+    if kind in _KINDS:
+        return f"must be {_KINDS[kind]}"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        name = str(ctx.get("discriminator", "")).strip("'\"") or "tag"
+        known = _quoted_list(str(ctx.get("expected_tags", "")))
+        if kind == "union_tag_not_found":
+            return f"required field missing (one of {', '.join(known)})"
+        tag = str(ctx.get("tag", ""))
+        hint = _did_you_mean(tag, known)
+        return f"unknown {name} {tag!r}; " + (f"{hint} " if hint else "") + f"known: {', '.join(known)}"
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", ""))
+        hint = _did_you_mean(_value_at(data, path), _quoted_list(expected))
+        return f"must be {expected}" + (f" ({hint})" if hint else "")
+    bounds = {
+        "greater_than": ("must be greater than", "gt"),
+        "greater_than_equal": ("must be at least", "ge"),
+        "less_than": ("must be less than", "lt"),
+        "less_than_equal": ("must be at most", "le"),
+        "too_short": ("must have at least", "min_length"),
+        "too_long": ("must have at most", "max_length"),
+        "string_too_short": ("must have at least", "min_length"),
+        "string_too_long": ("must have at most", "max_length"),
+    }
+    if kind in bounds and bounds[kind][1] in ctx:
+        words, key = bounds[kind]
+        bound = ctx[key]
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
+        unit = {"too_short": "item", "too_long": "item"}.get(kind, "character" if "string" in kind else "")
+        plural = "s" if unit and bound != 1 else ""
+        return f"{words} {bound}" + (f" {unit}{plural}" if unit else "")
+    message = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    if message.startswith("Input should be "):
+        message = "must be " + message[len("Input should be ") :]
+    return message
+
+
+UnknownKeyHint = Callable[[tuple[str | int, ...], Any], str | None]
+
+
+def config_error_from_validation(
+    exc: ValidationError,
+    located: Located,
+    what: str = "config",
+    unknown_key_hint: UnknownKeyHint | None = None,
+) -> ConfigError:
+    """Translate a pydantic error into a located :class:`ConfigError`, in our words.
+
+    Problems are ordered by their place in the file. An unknown key that is a
+    close match of a missing field says "did you mean" and the missing field is
+    not reported again; other unknown keys ask ``unknown_key_hint(path, data)``
+    (the document's owner knows its vocabulary). The members of a union that all
+    refused a value become one problem ("must be a string or a mapping").
     Input values are never echoed (a config may hold secrets).
     """
-    problems: list[tuple[Sequence[str | int], str]] = []
-    for err in exc.errors(include_input=False, include_url=False):
-        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        problems.append((_field_path(err["loc"], located.data), message))
+    data = located.data
+    errors = exc.errors(include_input=False, include_url=False)
+    paths = [_field_path(err["loc"], data) for err in errors]
+    missing = {tuple(p) for err, p in zip(errors, paths, strict=True) if err["type"] == "missing"}
+    explained: set[tuple[str | int, ...]] = set()
+    problems: list[tuple[list[str | int], str]] = []
+    kinds: dict[tuple[str | int, ...], list[str]] = {}
+    for err, path in zip(errors, paths, strict=True):
+        if err["type"] == "extra_forbidden":
+            parent = tuple(path[:-1])
+            absent = [str(p[-1]) for p in missing if p[:-1] == parent]
+            close = difflib.get_close_matches(str(path[-1]), absent, n=1, cutoff=_CLOSE)
+            if close:
+                explained.add((*parent, close[0]))
+                hint: str | None = f"did you mean {close[0]!r}?"
+            else:
+                hint = unknown_key_hint(tuple(path), data) if unknown_key_hint is not None else None
+            problems.append((path, f"unknown key ({hint})" if hint else "unknown key"))
+        elif err["type"] in _KINDS and len(err["loc"]) > len(path) and tuple(path) not in missing:
+            kinds.setdefault(tuple(path), []).append(_KINDS[err["type"]])  # a union member refused it
+        else:
+            if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                name = str((err.get("ctx") or {}).get("discriminator", "")).strip("'\"")
+                path = [*path, name] if name else path  # point at the tag's own line
+            problems.append((path, _message(err, path, data)))
+    for path_key, members in kinds.items():
+        problems.append((list(path_key), "must be " + " or ".join(dict.fromkeys(members))))
+    problems = [(p, m) for p, m in problems if not (m == "required field missing" and tuple(p) in explained)]
+
+    def order(problem: tuple[list[str | int], str]) -> tuple[int, int, bool]:
+        # A missing field points at its parent's line; an unknown key there explains it: first.
+        line, col = located.position(problem[0]) or (0, 0)
+        return line, col, problem[1] == "required field missing"
+
+    problems.sort(key=order)  # stable: pydantic's order among the rest
     return config_error_from_problems(problems, located, what)
 
 

@@ -74,8 +74,9 @@ class Bridge:
     named by ``storage:``, else ``sqlite:///federation.db`` beside the config
     file); ``mapping`` maps tokens onto users (default: ``mapping:``, else
     :class:`~federation.provisioning.DefaultMapping`); ``audit`` receives audit
-    events: ``"log"`` (default, the ``federation.audit`` logger), ``"store"``
-    (the SQL store's audit table) or any callable.
+    events: ``"log"`` (the ``federation.audit`` logger), ``"store"`` (the SQL
+    store's audit table) or any callable; default: ``audit:`` of the config,
+    itself ``"log"`` unless set.
     """
 
     def __init__(
@@ -224,15 +225,17 @@ class Bridge:
         return self.provisioner.store
 
     def _build_provisioner(self) -> Provisioner:
+        from ._storage_check import check_storage_url
         from .provisioning import DefaultMapping, Provisioner, ProvisioningPolicy
         from .storage import SQLStore, log_audit
 
         store = self._store_option
         if store is None:
-            store = self._own_store = SQLStore(
-                self.config.storage or DEFAULT_STORAGE, base_dir=self.config.base_dir
-            )
-        audit = self._audit_option
+            # A missing driver is a ConfigError saying what to install, not an ImportError.
+            url = check_storage_url(self.config.storage or DEFAULT_STORAGE, self.config.base_dir)
+            store = self._own_store = SQLStore(url)
+        # The audit= argument wins; else the config's audit: ("log" unless set).
+        audit = self._audit_option if self._audit_option is not None else self.config.audit
         sink: AuditSink
         if audit is None or audit == "log":
             sink = log_audit

@@ -1,19 +1,21 @@
 """Bridge configuration: the typed models and the loaders.
 
 Owns: the schema of ``federation.yaml`` (issuers, key cache knobs, limits,
-leeway) as pydantic models with unknown keys refused, and loading it from a
-file or a dict into a :class:`BridgeConfig`, raising
-:class:`~federation.errors.ConfigError` that names file, line, column and field.
+leeway, storage, audit) as pydantic models with unknown keys refused, and loading
+it from a file or a dict into a :class:`BridgeConfig`, raising
+:class:`~federation.errors.ConfigError` that names file, line, column and field
+(an unknown key gets a "did you mean" from this schema's vocabulary).
 
 Must not: build HTTP clients, fetch keys or verify tokens.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -131,6 +133,11 @@ class BridgeConfig(BaseModel):
         None, description="Where users live: an SQLAlchemy URL such as sqlite:///federation.db."
     )
     provisioning: ProvisioningConfig = Field(default_factory=ProvisioningConfig)
+    audit: Literal["log", "store"] = Field(
+        "log",
+        description="Where audit events go when Bridge(audit=...) is not given: 'log' (the "
+        "federation.audit logger) or 'store' (the SQL store's audit table, read by 'federation audit tail').",
+    )
     _source_file: Path | None = PrivateAttr(None)
 
     @property
@@ -230,6 +237,73 @@ def is_fetchable_url(url: str, allow_loopback_http: bool) -> bool:
     return parts.scheme == "http" and allow_loopback_http and is_loopback_url(url)
 
 
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "keys": KeysConfig,
+    "limits": LimitsConfig,
+    "provisioning": ProvisioningConfig,
+}
+
+
+def _keys_of(model: type[BaseModel]) -> list[str]:
+    """Every key a model accepts in a file: field names and their aliases."""
+    names: list[str] = []
+    for name, info in model.model_fields.items():
+        names.append(info.alias or name)
+        choices = getattr(info.validation_alias, "choices", ())
+        names.extend(c for c in choices if isinstance(c, str))
+    return list(dict.fromkeys(names))
+
+
+def _profile_model(entry: Any) -> type[ProviderProfile] | None:
+    provider = entry.get("provider", "oidc") if isinstance(entry, dict) else None
+    return next((m for m in PROFILE_MODELS if _provider_name(m) == provider), None)
+
+
+def _unknown_key_hint(path: tuple[str | int, ...], data: Any) -> str | None:
+    """The "did you mean" of an unknown key: a close match in its own section, else the
+    section (or provider) where the key does belong."""
+    parent, key = path[:-1], str(path[-1])
+    entry: Any = None
+    if parent == ():
+        known = _keys_of(BridgeConfig)
+    elif len(parent) == 1 and parent[0] in _SECTIONS:
+        known = _keys_of(_SECTIONS[str(parent[0])])
+    elif len(parent) == 2 and parent[0] == "issuers" and isinstance(parent[1], int):
+        entry = data["issuers"][parent[1]]
+        profile = _profile_model(entry)
+        known = _keys_of(profile) if profile is not None else []
+    else:
+        return None
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)  # 'tll' -> 'ttl' is 0.67
+    if close:
+        return f"did you mean {close[0]!r}?"
+    sections = [name for name, model in _SECTIONS.items() if key in _keys_of(model)]
+    if parent == ():
+        if sections:
+            return f"{key} belongs in the {sections[0]}: section"
+        if any(key in _keys_of(m) for m in PROFILE_MODELS):
+            return f"{key} is a key of an issuer entry, under issuers:"
+        return None
+    if entry is None:
+        return None
+    others = [_provider_name(m) for m in PROFILE_MODELS if key in _keys_of(m)]
+    if others:
+        add = f"'provider: {others[0]}'" if len(others) == 1 else "its provider:"
+        tail = "" if "provider" in entry else f"; this entry names no provider, so it is oidc: add {add}"
+        names = others[0] if len(others) == 1 else ", ".join(others[:-1]) + f" or {others[-1]}"
+        return f"a key of provider {names}{tail}"
+    if sections:
+        return f"{key} is set for every issuer, in the top-level {sections[0]}: section"
+    if key in _keys_of(BridgeConfig):
+        return f"{key} is a top-level setting, for every issuer"
+    return None
+
+
+def _provider_name(model: type[ProviderProfile]) -> str:
+    args = getattr(model.model_fields["provider"].annotation, "__args__", ())
+    return str(args[0]) if args else str(model.model_fields["provider"].default)
+
+
 def load_config(source: str | Path | Mapping[str, Any]) -> BridgeConfig:
     """Validate a config file path or a mapping; raise :class:`ConfigError` on any problem."""
     if isinstance(source, Mapping):
@@ -243,7 +317,7 @@ def load_config(source: str | Path | Mapping[str, Any]) -> BridgeConfig:
     try:
         config = BridgeConfig.model_validate(located.data, context={"located": True})
     except ValidationError as exc:
-        raise config_error_from_validation(exc, located, "bridge config") from None
+        raise config_error_from_validation(exc, located, "bridge config", _unknown_key_hint) from None
     problems = config_problems(config)
     if problems:
         raise config_error_from_problems(problems, located, "bridge config")
