@@ -29,7 +29,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from federation._rfc7519 import TokenType, classify_token
 from federation.errors import InvalidClaim, UntrustedIssuer, WrongTokenType
@@ -110,6 +110,10 @@ def _check_key_issuer(token: TokenContext, tid: str | None, also: str | None = N
         raise UntrustedIssuer("the signing key belongs to another issuer", code="key_issuer_mismatch")
 
 
+def _non_empty_string(value: object) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
 def _first_string(claims: Mapping[str, Any], *names: str) -> str | None:
     for name in names:
         value = claims.get(name)
@@ -126,19 +130,22 @@ class AzureAdConfig(ProviderProfile):
         description="The tenant GUID (single tenant), or common / organizations (multi-tenant), "
         "or consumers (personal Microsoft accounts only)."
     )
+    # Before audiences, which are checked against the versions they must match.
+    versions: list[Version] = Field(
+        default_factory=lambda: ["2.0"],  # type: ignore[arg-type]
+        min_length=1,
+        description="Accepted token versions ('ver'): 2.0 by default; add 1.0 for v1 tokens.",
+    )
     audiences: list[str] = Field(
-        min_length=1, description="Accepted 'aud' values: the client id GUID and/or App ID URIs."
+        min_length=1,
+        description="Accepted 'aud' values: the application (client) id GUID, which every v2 token "
+        "and every id token carries, and/or App ID URIs (api://...), which only v1 access tokens carry.",
     )
     allowed_tenants: list[str] | None = Field(
         default=None, description="Multi-tenant only: the tenant GUIDs whose users are accepted."
     )
     allow_any_tenant: bool = Field(
         default=False, description="Multi-tenant only: accept every tenant (you authorise per tenant)."
-    )
-    versions: list[Version] = Field(
-        default_factory=lambda: ["2.0"],  # type: ignore[arg-type]
-        min_length=1,
-        description="Accepted token versions ('ver'): 2.0 by default; add 1.0 for v1 tokens.",
     )
     authority_host: str = Field(
         default=_PUBLIC_CLOUD_HOST,
@@ -174,8 +181,20 @@ class AzureAdConfig(ProviderProfile):
 
     @field_validator("audiences")
     @classmethod
-    def _audiences(cls, value: list[str]) -> list[str]:
-        return _non_empty_strings(value, "audiences")
+    def _audiences(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        value = _non_empty_strings(value, "audiences")
+        versions = info.data.get("versions")  # absent when versions itself is invalid
+        v2_only = versions is not None and "1.0" not in versions
+        if v2_only and not any(_GUID.fullmatch(a.lower()) for a in value):
+            # Entra v2 tokens always carry the client id GUID as aud (an App ID URI such as
+            # api://my-api only ever appears in v1 access tokens): such an entry refuses
+            # every real token, while a mock minting what the config says would pass.
+            raise ValueError(
+                "version 2.0 tokens always carry the application (client) id GUID as 'aud', never an "
+                "App ID URI (api://...): add the client id GUID to audiences (or add '1.0' to versions "
+                "if your API receives v1 access tokens, which may carry the App ID URI)"
+            )
+        return value
 
     @field_validator("allowed_clients")
     @classmethod
@@ -357,6 +376,15 @@ class AzureAdConfig(ProviderProfile):
         _check_key_issuer(token, tid, self.issuer_for("2.0", tid) if ver == "1.0" else None)
         if token.token_type == "access":
             self._check_client(claims, "appid" if ver == "1.0" else "azp")
+        if not _non_empty_string(claims.get("oid")):
+            # Users are keyed on (tenant, oid). v2 id tokens omit oid without the 'profile'
+            # scope; falling back to the pairwise sub would make a known (perhaps disabled)
+            # user a new account in another namespace.
+            raise InvalidClaim(
+                "the token has no 'oid' (request the 'profile' scope for v2 id tokens)",
+                claim="oid",
+                issuer=token.issuer,
+            )
 
     def _check_client(self, claims: Mapping[str, Any], name: str) -> None:
         client = claims.get(name)
@@ -369,12 +397,9 @@ class AzureAdConfig(ProviderProfile):
 
     def identity(self, token: TokenContext) -> Identity:
         claims = token.claims
-        tid, oid = claims.get("tid"), claims.get("oid")
-        # Keyed on the directory object, never on a (mutable, unverified) name or email.
-        if isinstance(oid, str) and oid and isinstance(tid, str):
-            key = (f"entra:{tid}", oid)
-        else:  # v2 id tokens omit oid without the 'profile' scope: sub is pairwise per app
-            key = (token.issuer, str(claims["sub"]))
+        # Keyed on the directory object, never on a (mutable, unverified) name or email;
+        # check() has refused tokens without a tenant GUID or an oid.
+        key = (f"entra:{claims['tid']}", str(claims["oid"]))
         email = claims.get("email")
         email = email if isinstance(email, str) and email else None
         names = claims.get("_claim_names")
@@ -389,6 +414,18 @@ class AzureAdConfig(ProviderProfile):
             roles=as_string_list(claims.get("roles")),
             groups_overage=overage,
         )
+
+
+def _b2c_object_id(claims: Mapping[str, Any]) -> str | None:
+    """The B2C user's object id: ``oid`` (the user flow's "User's Object ID" claim), else
+    ``sub`` when it is a GUID, which B2C makes it by default (user flows' subject claim
+    "ObjectID", the custom-policy starter pack's ``objectId`` as ``sub``). A ``sub`` of
+    another kind ("Not supported currently. Use oid claim.", an email) is no object id."""
+    oid = claims.get("oid")
+    if _non_empty_string(oid):
+        return str(oid)
+    sub = claims.get("sub")
+    return sub if isinstance(sub, str) and _GUID.fullmatch(sub) else None
 
 
 class AzureAdB2CConfig(ProviderProfile):
@@ -498,14 +535,18 @@ class AzureAdB2CConfig(ProviderProfile):
         if tid is not None and tid != self.tenant_id:
             raise UntrustedIssuer("the token's 'tid' is not the B2C tenant", code="tenant_mismatch")
         _check_key_issuer(token, self.tenant_id)
+        if _b2c_object_id(claims) is None:
+            raise InvalidClaim(
+                "the token has no 'oid' and its 'sub' is not an object id (return the user's "
+                "object id claim from the user flow or policy)",
+                claim="oid",
+                issuer=token.issuer,
+            )
 
     def identity(self, token: TokenContext) -> Identity:
         claims = token.claims
-        oid = claims.get("oid")
-        if isinstance(oid, str) and oid:
-            key = (f"entra:{self.tenant_id}", oid)
-        else:
-            key = (token.issuer, str(claims["sub"]))
+        # One namespace whichever claim carried the object id (check() refused neither).
+        key = (f"entra:{self.tenant_id}", str(_b2c_object_id(claims)))
         emails = as_string_list(claims.get("emails"))
         email = _first_string(claims, "email") or (emails[0] if emails else None)
         return Identity(

@@ -5,7 +5,9 @@ official samples, v2 (``ver: "2.0"``, issuer ``https://{authority_host}/{tid}/v2
 ``preferred_username``; access tokens ``scp``, ``azp``, ``azpacr``) and v1
 (``ver: "1.0"``, issuer ``https://sts.windows.net/{tid}/``, ``unique_name``/``upn``;
 access tokens ``scp``, ``appid``, ``appidacr``; header ``x5t``), always with
-``tid``, ``oid``, ``sub``, ``groups`` and ``roles``; Entra's key set as Entra
+``tid``, ``oid``, ``sub``, ``groups`` and ``roles``; ``aud`` as Entra sets it
+(the client id GUID in id tokens and all v2 tokens, the App ID URI or the GUID
+in v1 access tokens); Entra's key set as Entra
 serves it at ``https://{authority_host}/{tenant}/discovery/v2.0/keys``: no
 ``alg``, ``use: sig``, ``x5t``/``x5c`` of a self-signed certificate, and an
 ``issuer`` member, the ``{tenantid}`` template; and the profile's entry
@@ -65,13 +67,26 @@ def _setup(
     tenant: str = DEFAULT_TENANT_ID,
     tenant_id: str | None = None,
     client_id: str = DEFAULT_CLIENT_ID,
+    app_id_uri: str | None = None,
     version: str = "2.0",
     authority_host: str = PUBLIC_CLOUD_HOST,
     **options: Any,
 ) -> dict[str, Any]:
     """``for_provider("azure_ad", tenant=<GUID> | "organizations" | "common" | "consumers",
-    tenant_id=<the users' tenant GUID, multi-tenant>, client_id=..., version="2.0" | "1.0",
-    authority_host=...)``."""
+    tenant_id=<the users' tenant GUID, multi-tenant>, client_id=<GUID>, app_id_uri="api://...",
+    version="2.0" | "1.0", authority_host=...)``.
+
+    ``aud`` is what Entra puts there: the client id GUID in id tokens and in every v2
+    token; ``app_id_uri`` (when given) in v1 access tokens. An ``audience=`` that is
+    not a GUID is refused: no real Entra token carries it in every kind."""
+    if not _GUID.fullmatch(client_id):
+        raise ValueError("client_id is the application (client) id, a lowercase GUID")
+    audience = options.get("audience", client_id)
+    if not isinstance(audience, str) or not _GUID.fullmatch(audience):
+        raise ValueError(
+            "Entra tokens carry the application (client) id GUID as aud (v1 access tokens may carry "
+            "the App ID URI instead): pass client_id=<GUID> and app_id_uri='api://...'"
+        )
     tenant = tenant.lower()
     if _GUID.fullmatch(tenant):
         if tenant_id is not None and tenant_id != tenant:
@@ -97,6 +112,7 @@ def _setup(
             "tenant": tenant,
             "tenant_id": tid,
             "client_id": client_id,
+            "app_id_uri": app_id_uri,
             "version": version,
             "authority_host": authority_host,
         },
@@ -136,7 +152,9 @@ def _claims(idp: MockIdP, kind: TokenKind, now: int) -> dict[str, Any]:
         claims["email"] = "abeli@contoso.example"  # unverified for Entra unless xms_edov is true
         claims["nonce"] = "123523"
     elif version == "1.0":
+        # v1 access tokens name the resource as it was requested: the App ID URI, or the GUID.
         claims.update(scp="user_impersonation", appid=idp.audience, appidacr="0")
+        claims["aud"] = params.get("app_id_uri") or idp.audience
     else:
         claims.update(scp="access_as_user", azp=idp.audience, azpacr="0")
     return claims
@@ -153,7 +171,10 @@ def _headers(idp: MockIdP, kind: TokenKind) -> dict[str, Any]:
 def _issuer_config(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
     profile_key_url(idp, entry)
     params = idp.provider_params
-    config: dict[str, Any] = {"provider": "azure_ad", "tenant": params["tenant"], "audiences": [idp.audience]}
+    audiences = [idp.audience]
+    if params.get("app_id_uri") and params["version"] == "1.0":
+        audiences.append(params["app_id_uri"])
+    config: dict[str, Any] = {"provider": "azure_ad", "tenant": params["tenant"], "audiences": audiences}
     if params["tenant"] in _MULTI_TENANT:
         config["allowed_tenants"] = [params["tenant_id"]]
     if params["version"] != "2.0":

@@ -320,19 +320,23 @@ def test_any_tenant_accepts_a_new_tenant(make: BridgeFactory, idp: MockIdP) -> N
     assert result.identity_key == (f"entra:{T_EVIL}", "690222be-ff1a-4d56-abd1-7e4f7d38e474")
 
 
+# A v2-only entry needs its client id GUID in audiences (v2 tokens never carry anything else).
+THIRD_APP = "3a1f9c2e-0b4d-4e6f-8a7b-9c0d1e2f3a4b"
+
+
 def test_entries_for_two_applications_do_not_capture_each_other(
     server: KeyServer, entra_clock: FrozenClock, idp: MockIdP
 ) -> None:
     entries = [
         {"provider": "azure_ad", "tenant": "organizations", "allow_any_tenant": True, "audiences": [CLIENT]},
         {"provider": "azure_ad", "tenant": "common", "allow_any_tenant": True, "audiences": [V2_API]},
-        {"provider": "azure_ad", "tenant": T_EVIL, "audiences": ["third-app"]},
+        {"provider": "azure_ad", "tenant": T_EVIL, "audiences": [THIRD_APP]},
     ]
     with httpx.Client(transport=server.transport()) as client:
         bridge = Bridge.from_dict({"issuers": entries}, http_client=client, clock=entra_clock)
         assert bridge.verify(mint(idp, entra_claims(T_B, CLIENT))).audience == (CLIENT,)
         assert bridge.verify(mint(idp, entra_claims(MSA_TENANT, V2_API))).audience == (V2_API,)
-        assert bridge.verify(mint(idp, entra_claims(T_EVIL, "third-app"))).audience == ("third-app",)
+        assert bridge.verify(mint(idp, entra_claims(T_EVIL, THIRD_APP))).audience == (THIRD_APP,)
         # A personal account for the organizations-only application is refused, not re-routed.
         rejects(bridge, mint(idp, entra_claims(MSA_TENANT, CLIENT)), UntrustedIssuer, "tenant_not_allowed")
         rejects(bridge, mint(idp, entra_claims(T_B, "fourth-app")), UntrustedIssuer, "untrusted_issuer")
@@ -614,9 +618,11 @@ def test_groups_roles_and_overage(make: BridgeFactory, idp: MockIdP, server: Key
     )
 
 
-def test_without_oid_the_key_is_issuer_and_sub(make: BridgeFactory, idp: MockIdP) -> None:
-    result = make(**ORGS).verify(mint(idp, entra_claims(T_A, CLIENT, oid=None)))
-    assert result.identity_key == (entra_issuer(T_A, "2.0"), "HKZpfaHyWadeOouYlitjrI-KffTm222X5rrV3xDqfKQ")
+def test_without_oid_the_token_is_refused(make: BridgeFactory, idp: MockIdP) -> None:
+    # Issue 10: falling back to (iss, sub) switched namespaces; see test_hardening_providers.py.
+    with pytest.raises(InvalidClaim) as info:
+        make(**ORGS).verify(mint(idp, entra_claims(T_A, CLIENT, oid=None)))
+    assert (info.value.code, info.value.claim) == ("invalid_claim", "oid")
 
 
 def test_username_falls_back_to_upn(make: BridgeFactory, idp: MockIdP) -> None:
