@@ -4,8 +4,10 @@ Owns: :class:`ProviderProfile`, the base of every profile's configuration
 model, with the hooks the engine calls and their generic-OIDC defaults;
 :class:`KeySourceSpec` (where a profile's keys come from and in which format);
 :class:`TokenContext` (what a profile's extra rules see, after the signature
-has verified); and :class:`Identity` (the provider-neutral view of a user that
-mapping and provisioning consume).
+has verified); :class:`Identity` (the provider-neutral view of a user that
+mapping and provisioning consume); and the claim helpers profiles share
+(:func:`check_client_bound_access`: access tokens bound by ``client_id``
+instead of ``aud``, for Cognito and the generic profile).
 
 A profile never performs I/O and never trusts the token to choose where keys
 come from: every URL is derived from configuration.
@@ -15,7 +17,7 @@ Must not: import the bridge or the key cache.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -23,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from federation._rfc7517 import VerificationKey
 from federation._rfc7518 import ASYMMETRIC_ALGORITHMS, NEVER_ALLOWED
-from federation._rfc7519 import TokenType, classify_token
+from federation._rfc7519 import TokenType, audience_values, classify_token
+from federation.errors import InvalidAudience
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
@@ -33,6 +36,7 @@ __all__ = [
     "TokenContext",
     "as_strict_bool",
     "as_string_list",
+    "check_client_bound_access",
 ]
 
 #: Every asymmetric JWS algorithm the engine implements; HMAC and ``none`` never.
@@ -107,6 +111,49 @@ def as_strict_bool(value: object, *, accept_strings: bool = False) -> bool:
     if value is True:
         return True
     return accept_strings and isinstance(value, str) and value.lower() == "true"
+
+
+def check_client_bound_access(
+    token: TokenContext,
+    *,
+    client_ids: Collection[str],
+    audiences: Collection[str] | None,
+    client_id_always: bool,
+) -> None:
+    """Bind an access token to this application when it may carry no ``aud``.
+
+    Cognito-style issuers name the app client in ``client_id`` and leave ``aud``
+    out (RFC 9068 makes ``aud`` required; they predate or ignore it). Profiles
+    whose :meth:`ProviderProfile.audiences_for` returns None for access tokens
+    call this from :meth:`ProviderProfile.check`:
+
+    * ``client_id`` must be one of ``client_ids`` whenever ``client_id_always``
+      (Cognito) or the token has no ``aud`` (generic OIDC);
+    * a present ``aud`` must name one of ``audiences`` (skipped when
+      ``audiences`` is None: Cognito without resource binding).
+    """
+    claims = token.claims
+    has_aud = "aud" in claims
+    if client_id_always or not has_aud:
+        client_id = claims.get("client_id")
+        if not isinstance(client_id, str):
+            raise InvalidAudience("the access token has no 'client_id' string", issuer=token.issuer)
+        if client_id not in client_ids:
+            raise InvalidAudience(
+                "the access token was issued to a client that is not configured", issuer=token.issuer
+            )
+    if has_aud and audiences is not None:
+        values = audience_values(claims, max_audiences=token.max_audiences, issuer=token.issuer)
+        if not values:
+            raise InvalidAudience("the token has no audience", issuer=token.issuer)
+        if set(audiences).isdisjoint(values):
+            raise InvalidAudience(
+                "the access token is intended for an audience that is not configured", issuer=token.issuer
+            )
+        azp = claims.get("azp")
+        if len(values) > 1 and azp is not None and azp not in audiences:
+            # The engine's rule for several audiences (OIDC Core §3.1.3.7 step 5), kept here.
+            raise InvalidAudience("'azp' is not a configured audience", issuer=token.issuer)
 
 
 class ProviderProfile(BaseModel):

@@ -2,11 +2,12 @@
 
 Owns: the configuration vocabulary of a Cognito user pool (``region``,
 ``user_pool_id``, app ``client_ids``, resource-binding ``audiences``,
-``token_use``) and its rules:
+``token_use``, an emulator's ``jwks_uri``) and its rules:
 
 * both issuer forms of the pool are trusted, ``https://cognito-idp.{region}
   .amazonaws.com/{pool}`` and the "updated" ``https://issuer-cognito-idp...``,
-  with one key set ``https://cognito-idp.{region}.amazonaws.com/{pool}/.well-known/jwks.json``;
+  with one key set ``https://cognito-idp.{region}.amazonaws.com/{pool}/.well-known/jwks.json``
+  (or the configured ``jwks_uri``, for emulators that sign with the pool's issuer);
 * the token kind comes from the ``token_use`` claim alone (required, ``id`` or
   ``access``); a missing or other value is ``wrong_token_type``;
 * id tokens: ``aud`` among the app client ids; access tokens: ``client_id``
@@ -28,9 +29,17 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from federation._rfc7519 import TokenType
-from federation.errors import InvalidAudience, WrongTokenType
+from federation.errors import WrongTokenType
 
-from ._profile import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool, as_string_list
+from ._profile import (
+    Identity,
+    KeySourceSpec,
+    ProviderProfile,
+    TokenContext,
+    as_strict_bool,
+    as_string_list,
+    check_client_bound_access,
+)
 
 __all__ = ["CognitoIssuerConfig"]
 
@@ -87,6 +96,11 @@ class CognitoIssuerConfig(ProviderProfile):
         min_length=1,
         validation_alias=AliasChoices("token_types", "token_use"),
         description="Accepted 'token_use' values (id and/or access); 'token_use' is an alias.",
+    )
+    jwks_uri: str | None = Field(
+        default=None,
+        description="Key set URL (a JWK Set) instead of the pool's own, for emulators such as moto "
+        "or LocalStack; https, or loopback http with keys.allow_loopback_http.",
     )
 
     @model_validator(mode="before")
@@ -162,9 +176,11 @@ class CognitoIssuerConfig(ProviderProfile):
 
     @property
     def key_source(self) -> KeySourceSpec:
-        # Both issuer forms publish the same pool keys; one fixed URL, never discovered.
+        # Both issuer forms publish the same pool keys; one fixed URL (or the configured
+        # override), never discovered.
         return KeySourceSpec(
-            name=self.canonical_issuer, jwks_uri=self.canonical_issuer + "/.well-known/jwks.json"
+            name=self.canonical_issuer,
+            jwks_uri=self.jwks_uri or self.canonical_issuer + "/.well-known/jwks.json",
         )
 
     # -- token rules --------------------------------------------------------------------
@@ -186,25 +202,11 @@ class CognitoIssuerConfig(ProviderProfile):
         return True  # Cognito sets iat on both kinds
 
     def check(self, token: TokenContext) -> None:
-        if token.token_type != "access":
-            return
-        claims = token.claims
-        client_id = claims.get("client_id")
-        if not isinstance(client_id, str):
-            raise InvalidAudience("the access token has no 'client_id' string", issuer=token.issuer)
-        if client_id not in self.client_ids:
-            raise InvalidAudience(
-                "the access token was issued to an app client that is not configured", issuer=token.issuer
+        if token.token_type == "access":
+            # client_id always names the app client; aud only with a resource binding.
+            check_client_bound_access(
+                token, client_ids=self.client_ids, audiences=self.audiences, client_id_always=True
             )
-        if self.audiences is not None and "aud" in claims:
-            aud = claims["aud"]
-            values = as_string_list(aud)
-            if not values or (isinstance(aud, list) and len(values) != len(aud)):
-                raise InvalidAudience("'aud' is not a string or a list of strings", issuer=token.issuer)
-            if not set(values) & set(self.audiences):
-                raise InvalidAudience(
-                    "the access token is bound to a resource that is not configured", issuer=token.issuer
-                )
 
     def identity(self, token: TokenContext) -> Identity:
         claims = token.claims

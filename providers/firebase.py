@@ -9,8 +9,9 @@ JWT library"):
   exactly the project id: the signing keys are shared by every Firebase
   project, so these two checks are the only project binding;
 * keys from Google's ``{kid: PEM certificate}`` map for
-  ``securetoken@system.gserviceaccount.com`` (honouring its Cache-Control);
-  RS256 only; ``kid`` required;
+  ``securetoken@system.gserviceaccount.com`` (honouring its Cache-Control),
+  or from a configured ``jwks_uri``, which is a JWK Set; RS256 only; ``kid``
+  required;
 * id tokens only; ``iat`` required; ``sub`` non-empty and at most 128
   characters; ``auth_time`` required, a number, and not after ``iat``
   (which the engine holds to "not in the future", so ``auth_time`` is in the
@@ -89,6 +90,11 @@ class FirebaseConfig(ProviderProfile):
         min_length=1,
         description="Firebase ID tokens only.",
     )
+    jwks_uri: str | None = Field(
+        default=None,
+        description="A JWK Set URL instead of Google's PEM certificate map (e.g. Google's JWK Set "
+        "of the same keys, or an emulator's); https, or loopback http with keys.allow_loopback_http.",
+    )
 
     @field_validator("project_id")
     @classmethod
@@ -121,6 +127,8 @@ class FirebaseConfig(ProviderProfile):
 
     @property
     def key_source(self) -> KeySourceSpec:
+        if self.jwks_uri is not None:  # an override is a JWK Set, not Google's certificate map
+            return KeySourceSpec(name=self.issuer, jwks_uri=self.jwks_uri)
         return KeySourceSpec(name=self.issuer, jwks_uri=FIREBASE_CERTS_URL, format="x509_pem_map")
 
     # -- token rules ------------------------------------------------------------------------

@@ -6,7 +6,8 @@ rules:
 
 * two exact issuers, ``https://accounts.google.com`` and the legacy
   ``accounts.google.com``; keys from ``https://www.googleapis.com/oauth2/v3/certs``
-  (a JWK Set, honouring its Cache-Control); RS256 only;
+  (a JWK Set, honouring its Cache-Control) or a configured ``jwks_uri`` (an
+  emulator's JWK Set); RS256 only;
 * id tokens only (Google access tokens are opaque, not JWTs);
 * ``aud`` among ``client_ids`` (engine), and ``azp``, when present, among
   ``client_ids`` too, even when ``aud`` is single-valued;
@@ -65,6 +66,11 @@ class GoogleConfig(ProviderProfile):
         min_length=1,
         description="Google ID tokens only; Google access tokens are opaque.",
     )
+    jwks_uri: str | None = Field(
+        default=None,
+        description="Key set URL (a JWK Set) instead of Google's, for emulators; https, or "
+        "loopback http with keys.allow_loopback_http.",
+    )
 
     @field_validator("client_ids")
     @classmethod
@@ -91,7 +97,7 @@ class GoogleConfig(ProviderProfile):
 
     @property
     def key_source(self) -> KeySourceSpec:
-        return KeySourceSpec(name=GOOGLE_ISSUER, jwks_uri=GOOGLE_JWKS_URI)
+        return KeySourceSpec(name=GOOGLE_ISSUER, jwks_uri=self.jwks_uri or GOOGLE_JWKS_URI)
 
     # -- token rules ------------------------------------------------------------------------
 

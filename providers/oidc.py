@@ -1,10 +1,12 @@
 """The generic OpenID Connect profile (``provider: oidc``).
 
 Owns: the configuration vocabulary of a standard OIDC issuer (issuer, audiences,
-optional ``jwks_uri``, algorithm and token-type allow-lists) and its rules:
-exact issuer match, keys from ``jwks_uri`` or OIDC discovery, token kind from
-``typ`` (RFC 9068 ``at+jwt``) or OAuth claims, ``aud`` among the configured
-audiences for both kinds.
+optional ``jwks_uri`` and ``client_ids``, algorithm and token-type allow-lists)
+and its rules: exact issuer match, keys from ``jwks_uri`` or OIDC discovery,
+token kind from ``typ`` (RFC 9068 ``at+jwt``) or OAuth claims, ``aud`` among
+the configured audiences for both kinds; with ``client_ids``, an access token
+without ``aud`` is accepted when its ``client_id`` is one of them (as
+Cognito-style issuers and emulators such as cognito-local issue them).
 
 Must not: perform I/O or know any vendor's quirks (those are other profiles).
 """
@@ -17,7 +19,13 @@ from pydantic import Field, field_validator, model_validator
 
 from federation._rfc7519 import TokenType
 
-from ._profile import DEFAULT_ALGORITHMS, KeySourceSpec, ProviderProfile
+from ._profile import (
+    DEFAULT_ALGORITHMS,
+    KeySourceSpec,
+    ProviderProfile,
+    TokenContext,
+    check_client_bound_access,
+)
 
 __all__ = ["DEFAULT_ALGORITHMS", "OidcIssuerConfig"]
 
@@ -29,12 +37,18 @@ class OidcIssuerConfig(ProviderProfile):
     issuer: str = Field(min_length=1, description="Exact issuer string; compared code point by code point.")
     audiences: list[str] = Field(min_length=1, description="Accepted 'aud' values (client id / API id).")
     jwks_uri: str | None = Field(default=None, description="Key set URL; when absent, OIDC discovery.")
+    client_ids: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Access tokens without 'aud' are accepted when their 'client_id' is one of these "
+        "(Cognito-style issuers); a token with 'aud' still needs one of audiences.",
+    )
 
-    @field_validator("audiences")
+    @field_validator("audiences", "client_ids")
     @classmethod
-    def _non_empty_audiences(cls, value: list[str]) -> list[str]:
-        if any(not a for a in value):
-            raise ValueError("audiences must be non-empty strings")
+    def _non_empty_audiences(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(not a for a in value):
+            raise ValueError("entries must be non-empty strings")
         return value
 
     @model_validator(mode="after")
@@ -58,5 +72,13 @@ class OidcIssuerConfig(ProviderProfile):
             return KeySourceSpec(name=self.issuer, jwks_uri=self.jwks_uri)
         return KeySourceSpec(name=self.issuer, discovery_url=self.discovery_url, discovery_issuer=self.issuer)
 
-    def audiences_for(self, token_type: TokenType) -> frozenset[str]:
+    def audiences_for(self, token_type: TokenType) -> frozenset[str] | None:
+        if token_type == "access" and self.client_ids is not None:
+            return None  # aud or client_id: bound in check()
         return frozenset(self.audiences)
+
+    def check(self, token: TokenContext) -> None:
+        if token.token_type == "access" and self.client_ids is not None:
+            check_client_bound_access(
+                token, client_ids=self.client_ids, audiences=self.audiences, client_id_always=False
+            )

@@ -6,7 +6,8 @@ client id, ``cognito:username``, ``cognito:groups``) and access tokens
 no ``aud``), after AWS's official samples; no ``typ`` header, as Cognito sends
 none. The mock's key set is served at the pool's fixed URL on the
 ``cognito-idp`` host whichever issuer form it uses, and the bridge entry is the
-profile's own (``user_pool_id``, ``client_ids``).
+profile's own (``user_pool_id``, ``client_ids``, plus ``jwks_uri`` when the
+keys are served elsewhere: the loopback server, a ``jwks_uri=`` of the mock).
 
 Must not: perform I/O.
 """
@@ -17,7 +18,7 @@ import secrets
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ._shapes import ProviderShape, TokenKind, profile_key_url, register_provider
+from ._shapes import ProviderShape, TokenKind, register_provider
 
 if TYPE_CHECKING:
     from ._mockidp import MockIdP
@@ -39,7 +40,7 @@ def _setup(
         raise ValueError(f"region {region!r} is not the region of user pool {user_pool_id!r}")
     if issuer_form not in ("original", "updated"):
         raise ValueError("issuer_form must be 'original' or 'updated'")
-    canonical = f"https://cognito-idp.{pool_region}.amazonaws.com/{user_pool_id}"
+    canonical = _canonical_issuer(user_pool_id)
     issuer = (
         canonical if issuer_form == "original" else canonical.replace("://cognito-", "://issuer-cognito-")
     )
@@ -90,7 +91,6 @@ def _headers(idp: MockIdP, kind: TokenKind) -> dict[str, Any]:
 
 
 def _issuer_config(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
-    profile_key_url(idp, entry)
     params = idp.provider_params
     config: dict[str, Any] = {
         "provider": "cognito",
@@ -99,7 +99,14 @@ def _issuer_config(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
     }
     if params.get("region") is not None:
         config["region"] = params["region"]
+    pool_keys = _canonical_issuer(params["user_pool_id"]) + "/.well-known/jwks.json"
+    if entry.get("jwks_uri", pool_keys) != pool_keys:  # the loopback server, an emulator's URL
+        config["jwks_uri"] = entry["jwks_uri"]
     return config
+
+
+def _canonical_issuer(user_pool_id: str) -> str:
+    return f"https://cognito-idp.{user_pool_id.rsplit('_', 1)[0]}.amazonaws.com/{user_pool_id}"
 
 
 COGNITO = register_provider(

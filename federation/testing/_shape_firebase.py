@@ -6,8 +6,9 @@ Owns: the default claims of a Firebase ID token (issuer
 claim with ``identities``, ``sign_in_provider`` and, for an Identity Platform
 tenant, ``tenant``), the keys as Google's ``{kid: PEM certificate}`` map at
 ``https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com``
-(``key_format="x509_pem_map"``: a self-signed certificate per key), and the
-profile's entry (``project_id``, ``tenants``). Firebase issues ID tokens
+(``key_format="x509_pem_map"``: a self-signed certificate per key; with
+``key_format="jwks"`` a JWK Set, which the entry then names as its
+``jwks_uri`` override), and the profile's entry (``project_id``, ``tenants``). Firebase issues ID tokens
 only: asking for an access token is an error.
 
 Must not: perform I/O.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._shapes import ProviderShape, TokenKind, profile_key_url, register_provider
+from ._shapes import ProviderShape, TokenKind, register_provider
 
 if TYPE_CHECKING:
     from ._mockidp import MockIdP
@@ -75,11 +76,19 @@ def _claims(idp: MockIdP, kind: TokenKind, now: int) -> dict[str, Any]:
 
 
 def _issuer_config(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
-    profile_key_url(idp, entry)
     params = idp.provider_params
     config: dict[str, Any] = {"provider": "firebase", "project_id": params["project_id"]}
     if params["tenant"] is not None:
         config["tenants"] = [params["tenant"]]
+    jwks_uri = entry.get("jwks_uri")
+    if idp.key_format == "jwks":
+        # The profile's jwks_uri override is a JWK Set, which this mock serves.
+        config["jwks_uri"] = jwks_uri or idp.jwks_uri
+    elif jwks_uri is not None and jwks_uri != FIREBASE_CERTS_URL:
+        raise ValueError(
+            "the firebase profile reads Google's certificate map only from its own URL; a jwks_uri "
+            "override is a JWK Set: build the mock with key_format='jwks' to serve one"
+        )
     return config
 
 

@@ -5,7 +5,8 @@ it (issuer ``https://accounts.google.com``, ``aud`` and ``azp`` = the OAuth
 client id, a numeric ``sub``, ``email``/``email_verified``, profile claims, and
 ``hd`` for a Workspace account), Google's key set URL
 ``https://www.googleapis.com/oauth2/v3/certs`` (another host than the issuer),
-and the profile's entry (``client_ids``, ``hosted_domains``). Google access
+and the profile's entry (``client_ids``, ``hosted_domains``, and ``jwks_uri``
+when the keys are served elsewhere). Google access
 tokens are opaque, not JWTs: asking for one is an error. The legacy issuer
 spelling is one keyword away: ``idp.mint(iss="accounts.google.com")``.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._shapes import ProviderShape, TokenKind, profile_key_url, register_provider
+from ._shapes import ProviderShape, TokenKind, register_provider
 
 if TYPE_CHECKING:
     from ._mockidp import MockIdP
@@ -64,11 +65,12 @@ def _claims(idp: MockIdP, kind: TokenKind, now: int) -> dict[str, Any]:
 
 
 def _issuer_config(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
-    profile_key_url(idp, entry)
     config: dict[str, Any] = {"provider": "google", "client_ids": [idp.audience]}
     hd = idp.provider_params["hosted_domain"]
     if hd:
         config["hosted_domains"] = [hd]
+    if entry.get("jwks_uri", GOOGLE_JWKS_URI) != GOOGLE_JWKS_URI:  # the loopback server, an emulator
+        config["jwks_uri"] = entry["jwks_uri"]
     return config
 
 
