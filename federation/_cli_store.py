@@ -266,7 +266,8 @@ def run_full_demo(out: TextIO, *, provider: str = "oidc", as_json: bool = False)
     with tempfile.TemporaryDirectory(prefix="federation-demo-") as tmp:
         base = Path(tmp)
         config = {
-            "issuers": [idp.issuer_config()],
+            # the demo's own issuer vouches for its emails: stored as verified only then
+            "issuers": [idp.issuer_config(trust_email=True)],
             "mapping": "mapping.yaml",
             "storage": "sqlite:///federation.db",
         }

@@ -5,7 +5,9 @@ Owns: :class:`LoginFacts` (the identity as provisioning sees it),
 link by email, or a new one; and every refusal: disabled account, refused
 link, closed registration), :func:`plan_login` (the writes and audit events of
 a login, given the mapping result: creation, update policies already applied
-by the mapping, role sync) and :func:`plan_deprovision`.
+by the mapping, role sync), :func:`stored_email_verified` (the only way the
+stored ``email_verified`` is set: by an issuer trusted for emails) and
+:func:`plan_deprovision`.
 
 Every function here is pure: no store, no clock, no I/O. The sans-I/O plan
 (``_plan``) reads through the store, calls these, and yields the writes.
@@ -53,6 +55,7 @@ __all__ = [
     "plan_deprovision",
     "plan_login",
     "resolve",
+    "stored_email_verified",
 ]
 
 DeprovisionMode = Literal["disable", "delete"]
@@ -65,7 +68,8 @@ class LoginFacts:
     ``issuer``/``subject`` are the identity key (``VerifiedToken.identity_key``);
     ``email_verified`` is the provider's word as its profile reads it (False for
     an Entra email without ``xms_edov``); ``trust_email`` is the issuer entry's
-    ``trust_email`` switch.
+    ``trust_email`` switch: only then does that word reach the stored
+    ``User.email_verified`` (:func:`stored_email_verified`).
     """
 
     issuer: str
@@ -155,7 +159,8 @@ def _link_target(
     if len(candidates) != 1:
         raise refuse("ambiguous_email", "several accounts have this email")
     target = candidates[0]
-    # The account's side: its own email verified (no pre-hijacked accounts), no identity from this issuer.
+    # The account's side: its own email verified (no pre-hijacked accounts: only an issuer trusted
+    # for emails ever sets the stored flag, see stored_email_verified), no identity from this issuer.
     if not target.email_verified:
         raise refuse("target_email_not_verified", "the existing account's email is not verified", target.id)
     if any(i.issuer == facts.issuer for i in candidate_identities.get(target.id, ())):
@@ -219,14 +224,30 @@ def _same_email(a: str | None, b: str | None) -> bool:
     return a == b or (email_key(a) is not None and email_key(a) == email_key(b))
 
 
+def stored_email_verified(facts: LoginFacts, email: str | None, user: User | None) -> bool:
+    """The stored ``email_verified`` once ``email`` is written by this login.
+
+    True only when an issuer trusted for emails vouched for this address: the
+    token's issuer, when it is trusted and ``email`` is the token's own email;
+    otherwise the flag an earlier trusted issuer set survives for the unchanged
+    address, and is never raised. Linking trusts this flag (``_link_target``),
+    so an issuer not trusted for emails must not be able to set it: that is
+    account pre-hijacking (sign up with the victim's address, wait for the
+    victim's trusted login to be linked in).
+    """
+    if facts.trust_email and _same_email(email, facts.email):
+        return facts.email_verified
+    return user is not None and user.email_verified and _same_email(email, user.email)
+
+
 def plan_login(facts: LoginFacts, resolution: Resolution, result: MappingResult, now: datetime) -> LoginPlan:
     """The writes for a login the mapping allowed, or :class:`~federation.errors.AccessDenied`.
 
     Columns (``username``, ``email``, ``display_name``) come from the
     mapping's attributes of the same names; every other attribute goes to
     ``User.attributes`` (None removes it). The mapping's ``roles`` is the
-    complete new role set. ``email_verified`` is the provider's word when the
-    stored email is the token's own email, else False.
+    complete new role set. ``email_verified`` is recomputed whenever the
+    mapping writes ``email`` (:func:`stored_email_verified`).
     """
     user = resolution.user
     if result.denied is not None:
@@ -247,7 +268,7 @@ def plan_login(facts: LoginFacts, resolution: Resolution, result: MappingResult,
         new_user = NewUser(
             username=columns.get("username"),
             email=email,
-            email_verified=facts.email_verified and _same_email(email, facts.email),
+            email_verified=stored_email_verified(facts, email, None),
             display_name=columns.get("display_name"),
             roles=roles,
             attributes={k: v for k, v in extra.items() if v is not None},
@@ -265,7 +286,7 @@ def plan_login(facts: LoginFacts, resolution: Resolution, result: MappingResult,
             field_changes[name] = (getattr(user, name), value)
             changes[name] = value
     if "email" in columns:
-        verified = facts.email_verified and _same_email(columns["email"], facts.email)
+        verified = stored_email_verified(facts, columns["email"], user)
         if verified != user.email_verified:
             field_changes["email_verified"] = (user.email_verified, verified)
             changes["email_verified"] = verified

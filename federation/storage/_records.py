@@ -75,6 +75,8 @@ class User:
     """A local user. ``id`` is the store's key, as a string (convert integer keys).
 
     ``status`` is ``active`` or ``disabled``; datetimes are timezone-aware UTC.
+    ``email_verified`` is True only when an issuer trusted for emails
+    (``trust_email: true``) vouched for ``email``; linking by email relies on it.
     Authorise on ``id`` and ``roles``, never on ``username`` or ``email``:
     those are copied from identity providers and may collide or change.
     """

@@ -29,6 +29,7 @@ def test_a_users_life_in_events(login_bridge: Any, idp: MockIdP, clock: FrozenCl
         MemoryStore(),
         mapping=mapping,
         provisioning={"link_by_email": True},
+        issuer={"trust_email": True},
         idps=[(partner, {"trust_email": True})],
     )
     tokens = [

@@ -29,7 +29,9 @@ def _run(*argv: str) -> tuple[int, str]:
 @pytest.fixture
 def config_file(tmp_path: Path, idp: MockIdP) -> Path:
     path = tmp_path / "federation.yaml"
-    path.write_text(yaml.safe_dump({"issuers": [idp.issuer_config()], "storage": "sqlite:///users.db"}))
+    path.write_text(
+        yaml.safe_dump({"issuers": [idp.issuer_config(trust_email=True)], "storage": "sqlite:///users.db"})
+    )
     return path
 
 

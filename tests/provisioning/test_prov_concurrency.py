@@ -219,7 +219,7 @@ def test_a_failure_in_a_link_leaves_the_user_untouched(
     login_bridge: Any, idp: MockIdP, store: Any, audit: AuditLog
 ) -> None:
     partner = MockIdP(issuer="https://partner-idp.test", audience="my-client", alg="ES256", clock=idp.clock)
-    home = login_bridge(store).login(idp.mint(CLAIMS))
+    home = login_bridge(store, issuer={"trust_email": True}).login(idp.mint(CLAIMS))
     faulty = _Faulty(store, "insert_identity")
     bridge = login_bridge(
         faulty, provisioning={"link_by_email": True}, idps=[(partner, {"trust_email": True})]

@@ -28,7 +28,7 @@ def test_first_login_creates_the_user_and_its_identity(
     login_bridge: Any, idp: MockIdP, clock: FrozenClock
 ) -> None:
     store = MemoryStore()
-    bridge = login_bridge(store)
+    bridge = login_bridge(store, issuer={"trust_email": True})
     token = idp.mint(ADA)
     result = bridge.login(token)
     now = datetime.fromtimestamp(clock(), tz=timezone.utc)
@@ -256,18 +256,28 @@ def test_storable_values_round_trip(login_bridge: Any, idp: MockIdP) -> None:
 def test_email_verified_is_the_providers_word_for_the_tokens_own_email(
     login_bridge: Any, idp: MockIdP
 ) -> None:
+    """...from an issuer trusted for emails; any other issuer's word is never stored."""
     store = MemoryStore()
-    own = login_bridge(store).login(idp.mint(sub="a", email="a@example.com", email_verified=True))
+    trusted = {"trust_email": True}
+    own = login_bridge(store, issuer=trusted).login(
+        idp.mint(sub="a", email="a@example.com", email_verified=True)
+    )
     assert own.user.email_verified
-    unverified = login_bridge(store).login(idp.mint(sub="b", email="b@example.com", email_verified=False))
+    unverified = login_bridge(store, issuer=trusted).login(
+        idp.mint(sub="b", email="b@example.com", email_verified=False)
+    )
     assert not unverified.user.email_verified
-    stringly = login_bridge(store).login(idp.mint(sub="c", email="c@example.com", email_verified="true"))
+    stringly = login_bridge(store, issuer=trusted).login(
+        idp.mint(sub="c", email="c@example.com", email_verified="true")
+    )
     assert not stringly.user.email_verified  # generic OIDC: only JSON true counts
     # a mapping that writes some other address: the provider vouched for nothing about it
-    other = login_bridge(store, mapping=_mapping({"email": "someone-else@example.com"})).login(
-        idp.mint(sub="d", email="d@example.com", email_verified=True)
-    )
+    elsewhere = login_bridge(store, mapping=_mapping({"email": "someone-else@example.com"}), issuer=trusted)
+    other = elsewhere.login(idp.mint(sub="d", email="d@example.com", email_verified=True))
     assert other.user.email == "someone-else@example.com" and not other.user.email_verified
+    # an issuer not trusted for emails (the default): its word is not stored
+    untrusted = login_bridge(store).login(idp.mint(sub="e", email="e@example.com", email_verified=True))
+    assert untrusted.token.email_verified and not untrusted.user.email_verified
 
 
 def test_default_mapping_copies_columns_and_grants_nothing(idp: MockIdP, login_bridge: Any) -> None:

@@ -52,7 +52,10 @@ def test_disabling_one_identity_disables_the_user_for_all(
 ) -> None:
     partner = MockIdP(issuer="https://partner-idp.test", audience="my-client", alg="ES256", clock=clock)
     bridge = login_bridge(
-        store, provisioning={"link_by_email": True}, idps=[(partner, {"trust_email": True})]
+        store,
+        provisioning={"link_by_email": True},
+        issuer={"trust_email": True},
+        idps=[(partner, {"trust_email": True})],
     )
     bridge.login(idp.mint(sub="u", email="a@corp.example", email_verified=True))
     linked = bridge.login(partner.mint(sub="p", email="a@corp.example", email_verified=True))
@@ -67,7 +70,10 @@ def test_delete_removes_the_user_and_every_identity(
 ) -> None:
     partner = MockIdP(issuer="https://partner-idp.test", audience="my-client", alg="ES256", clock=clock)
     bridge = login_bridge(
-        store, provisioning={"link_by_email": True}, idps=[(partner, {"trust_email": True})]
+        store,
+        provisioning={"link_by_email": True},
+        issuer={"trust_email": True},
+        idps=[(partner, {"trust_email": True})],
     )
     first = bridge.login(idp.mint(sub="u", email="a@corp.example", email_verified=True))
     bridge.login(partner.mint(sub="p", email="a@corp.example", email_verified=True))

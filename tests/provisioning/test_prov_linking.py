@@ -25,7 +25,8 @@ def partner(clock: FrozenClock) -> MockIdP:
 
 def _existing(login_bridge: Any, idp: MockIdP, store: Any, **claims: Any) -> Any:
     values = {"sub": "home-1", "email": "ada@corp.example", "email_verified": True, **claims}
-    return login_bridge(store).login(idp.mint(values))
+    # the home issuer vouches for its emails: only then is the stored email verified
+    return login_bridge(store, issuer={"trust_email": True}).login(idp.mint(values))
 
 
 def test_off_by_default_a_second_account_is_created(

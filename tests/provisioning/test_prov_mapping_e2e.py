@@ -58,7 +58,7 @@ def make_bridge_from_files(tmp_path: Path, idp: MockIdP, audit: AuditLog) -> Any
         (tmp_path / "maps").mkdir(exist_ok=True)
         (tmp_path / "maps" / "users.yaml").write_text(MAPPING.format(sync=sync))
         (tmp_path / "federation.yaml").write_text(
-            yaml.safe_dump({"issuers": [idp.issuer_config()], "mapping": "maps/users.yaml"})
+            yaml.safe_dump({"issuers": [idp.issuer_config(trust_email=True)], "mapping": "maps/users.yaml"})
         )
         bridge = Bridge.from_file(
             tmp_path / "federation.yaml",

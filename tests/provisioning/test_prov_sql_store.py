@@ -167,7 +167,9 @@ def test_every_login_query_uses_an_index(idp: MockIdP, make_store: Any) -> None:
         if statement.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE")):
             statements.append((statement, parameters))
 
-    bridge = idp.bridge(store=store, on_event=lambda e: None)
+    bridge = idp.bridge(
+        config={"issuers": [idp.issuer_config(trust_email=True)]}, store=store, on_event=lambda e: None
+    )
     bridge.login(idp.mint(sub="u", email="a@example.com", email_verified=True))
     bridge.login(idp.mint(sub="u", name="changed"))
     linker = Bridge.from_dict(

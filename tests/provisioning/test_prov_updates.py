@@ -95,7 +95,8 @@ def test_on_create_attributes_are_never_overwritten(login_bridge: Any, idp: Mock
 
 
 def test_email_change_recomputes_email_verified(login_bridge: Any, idp: MockIdP, store: Any) -> None:
-    bridge = login_bridge(store)  # the default mapping copies the token's email
+    # the default mapping copies the token's email; the issuer is trusted to vouch for it
+    bridge = login_bridge(store, issuer={"trust_email": True})
     first = bridge.login(idp.mint(sub="u", email="a@example.com", email_verified=True))
     assert first.user.email_verified
     second = bridge.login(idp.mint(sub="u", email="b@example.com", email_verified=False))

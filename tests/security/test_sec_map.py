@@ -1,4 +1,4 @@
-"""MAP-01..MAP-13: account mapping and provisioning attacks (references/security.md §3.10).
+"""MAP-01..MAP-13: account mapping and provisioning attacks (catalogue: docs/security.md).
 
 Each test builds the attack through ``bridge.login`` (verification, mapping and
 provisioning together) on a :class:`~federation.storage.MemoryStore` (SQLite for the
@@ -225,7 +225,8 @@ def test_map_04_an_authoritative_issuer_links_and_the_link_is_audited(
     build: Build, idp: MockIdP, idp_b: MockIdP, audit: list[AuditEvent]
 ) -> None:
     store = MemoryStore()
-    home = build((idp, {}), store=store).login(
+    # the home account's email counts as verified only because its issuer is trusted for emails
+    home = build((idp, {"trust_email": True}), store=store).login(
         idp.mint(sub="home", email="ada@corp.example", email_verified=True)
     )
     provisioning = {**LINK, "allowed_email_domains": ["corp.example"]}
@@ -292,7 +293,7 @@ LOOKALIKES = (
 
 def test_map_06_look_alike_emails_never_merge_accounts(build: Build, idp: MockIdP, idp_b: MockIdP) -> None:
     store = MemoryStore()
-    home = build((idp, {}), store=store)
+    home = build((idp, {"trust_email": True}), store=store)  # the targets' emails are verified
     targets = {
         home.login(idp.mint(sub=f"t-{n}", email=email, email_verified=True)).user.id
         for n, email in enumerate(TARGETS)

@@ -1,0 +1,169 @@
+"""Issue 10 §2, identity and linking: account pre-hijacking through an issuer not trusted
+for emails, and racing first logins with ``link_by_email`` on every shipped store.
+
+Pre-hijacking: an attacker signs up through an issuer marked ``trust_email: false`` with
+the victim's address and ``email_verified: true``. The stored ``User.email_verified`` is
+only ever raised by an issuer trusted for emails, so the victim's later login through a
+trusted issuer finds an account whose email is not verified and is refused
+(``link_refused``, ``target_email_not_verified``): never linked into the attacker's account.
+
+Races: under READ COMMITTED (PostgreSQL) a first login that read "no identity" can then
+read the winner's committed user and identity among its email candidates; that is a
+conflict to retry, never an ``issuer_already_linked`` refusal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from _prov_helpers import AuditLog
+
+from federation.errors import LinkRefused
+from federation.testing import FrozenClock, MockIdP
+
+LINK = {"link_by_email": True}
+VICTIM = "victim@example.com"
+
+
+@pytest.fixture
+def trusted(clock: FrozenClock) -> MockIdP:
+    """Issuer T: marked trust_email (it owns the domains it vouches for)."""
+    return MockIdP(issuer="https://trusted-idp.test", audience="my-client", alg="ES256", clock=clock)
+
+
+def _bridge(login_bridge: Any, store: Any, trusted: MockIdP, **options: Any) -> Any:
+    """``idp`` (https://idp.test) is issuer U, not trusted for emails; ``trusted`` is T."""
+    return login_bridge(
+        store,
+        provisioning=options.pop("provisioning", LINK),
+        issuer={"trust_email": False},
+        idps=[(trusted, {"trust_email": True})],
+        **options,
+    )
+
+
+def _identities(store: Any, user_id: str) -> list[tuple[str, str]]:
+    with store.transaction() as tx:
+        return [i.key for i in tx.identities_of(user_id)]
+
+
+# -- 1. account pre-hijacking -------------------------------------------------------------
+
+
+def test_an_untrusted_issuer_never_sets_the_stored_email_verified(
+    login_bridge: Any, idp: MockIdP, trusted: MockIdP, store: Any
+) -> None:
+    bridge = _bridge(login_bridge, store, trusted)
+    attacker = bridge.login(idp.mint(sub="attacker", email=VICTIM, email_verified=True))
+    assert attacker.created and attacker.token.email_verified  # the token says so...
+    assert attacker.user.email_verified is False  # ...but U is not trusted to vouch for emails
+    with store.transaction() as tx:
+        assert tx.get_user(attacker.user.id).email_verified is False
+
+
+def test_pre_hijacking_through_an_untrusted_issuer_is_refused(
+    login_bridge: Any, idp: MockIdP, trusted: MockIdP, store: Any, audit: AuditLog
+) -> None:
+    bridge = _bridge(login_bridge, store, trusted)
+    attacker = bridge.login(idp.mint(sub="attacker", email=VICTIM, email_verified=True))
+    audit.clear()
+    with pytest.raises(LinkRefused) as caught:
+        bridge.login(trusted.mint(sub="victim", email=VICTIM, email_verified=True))
+    assert caught.value.code == "link_refused" and caught.value.reason == "target_email_not_verified"
+    assert caught.value.user_id == attacker.user.id
+    # nothing written: the attacker's account holds only the attacker's identity
+    assert _identities(store, attacker.user.id) == [("https://idp.test", "attacker")]
+    with store.transaction() as tx:
+        assert tx.find_identity("https://trusted-idp.test", "victim") is None
+    assert audit.names() == ["login_failed"]
+    assert audit[0].detail == {"reason": "link_refused", "rule": "target_email_not_verified"}
+
+
+@pytest.mark.anyio
+async def test_pre_hijacking_through_an_untrusted_issuer_is_refused_async(
+    login_bridge: Any, idp: MockIdP, trusted: MockIdP, store: Any
+) -> None:
+    bridge = _bridge(login_bridge, store, trusted)
+    attacker = await bridge.alogin(idp.mint(sub="attacker", email=VICTIM, email_verified=True))
+    assert attacker.user.email_verified is False
+    with pytest.raises(LinkRefused) as caught:
+        await bridge.alogin(trusted.mint(sub="victim", email=VICTIM, email_verified=True))
+    assert caught.value.reason == "target_email_not_verified"
+    assert _identities(store, attacker.user.id) == [("https://idp.test", "attacker")]
+
+
+@pytest.mark.anyio
+async def test_pre_hijacking_on_a_native_async_store(
+    login_bridge: Any, idp: MockIdP, trusted: MockIdP
+) -> None:
+    """MemoryStore is also a native async store: the plan driven with await refuses alike."""
+    from federation.storage import MemoryStore
+
+    store = MemoryStore()
+    bridge = _bridge(login_bridge, store, trusted)
+    attacker = await bridge.alogin(idp.mint(sub="attacker", email=VICTIM, email_verified=True))
+    with pytest.raises(LinkRefused) as caught:
+        await bridge.alogin(trusted.mint(sub="victim", email=VICTIM, email_verified=True))
+    assert caught.value.reason == "target_email_not_verified"
+    assert [i.key for i in store.identities()] == [("https://idp.test", "attacker")]
+    assert attacker.user.id == store.users()[0].id
+
+
+def test_an_update_through_an_untrusted_issuer_never_raises_the_flag(
+    login_bridge: Any, idp: MockIdP, trusted: MockIdP, store: Any
+) -> None:
+    bridge = _bridge(login_bridge, store, trusted)
+    first = bridge.login(idp.mint(sub="attacker", email="other@example.com", email_verified=False))
+    assert first.user.email_verified is False
+    # the attacker's issuer now claims the victim's address, verified
+    changed = bridge.login(idp.mint(sub="attacker", email=VICTIM, email_verified=True))
+    assert changed.user.email == VICTIM and changed.user.email_verified is False
+    assert "email_verified" not in changed.changes
+    again = bridge.login(idp.mint(sub="attacker", email=VICTIM, email_verified=True))
+    assert again.user.email_verified is False and "email_verified" not in again.changes
+    with pytest.raises(LinkRefused) as caught:
+        bridge.login(trusted.mint(sub="victim", email=VICTIM, email_verified=True))
+    assert caught.value.reason == "target_email_not_verified"
+
+
+def test_a_trusted_issuer_still_vouches_and_links(
+    login_bridge: Any, idp: MockIdP, trusted: MockIdP, store: Any, clock: FrozenClock
+) -> None:
+    """The other side of the rule: a trusted issuer raises the flag, and then linking works."""
+    other = MockIdP(issuer="https://trusted-two.test", audience="my-client", alg="ES256", clock=clock)
+    bridge = login_bridge(
+        store,
+        provisioning=LINK,
+        issuer={"trust_email": False},
+        idps=[(trusted, {"trust_email": True}), (other, {"trust_email": True})],
+    )
+    home = bridge.login(trusted.mint(sub="victim", email=VICTIM, email_verified=False))
+    assert home.user.email_verified is False
+    verified = bridge.login(trusted.mint(sub="victim", email=VICTIM, email_verified=True))
+    assert verified.changes == {"email_verified": (False, True)} and verified.user.email_verified
+    # an untrusted issuer neither links nor lowers nor raises anything
+    with pytest.raises(LinkRefused) as caught:
+        bridge.login(idp.mint(sub="u-1", email=VICTIM, email_verified=True))
+    assert caught.value.reason == "issuer_not_trusted"
+    linked = bridge.login(other.mint(sub="t2", email=VICTIM, email_verified=True))
+    assert linked.linked and linked.user.id == home.user.id
+
+
+def test_an_untrusted_issuer_keeps_but_never_raises_a_vouched_flag(
+    login_bridge: Any, idp: MockIdP, trusted: MockIdP, store: Any
+) -> None:
+    """A user whose email a trusted issuer vouched for, logging in through an identity of an
+    issuer no longer trusted (its entry changed): the same address keeps its flag, a new
+    address is unverified."""
+    vouched = login_bridge(store, issuer={"trust_email": True}).login(
+        idp.mint(sub="u", email=VICTIM, email_verified=True)
+    )
+    assert vouched.user.email_verified
+    untrusted = login_bridge(store, issuer={"trust_email": False})
+    same = untrusted.login(idp.mint(sub="u", email=VICTIM, email_verified=False))
+    assert same.user.email_verified and "email_verified" not in same.changes
+    moved = untrusted.login(idp.mint(sub="u", email="new@example.com", email_verified=True))
+    assert moved.changes["email_verified"] == (True, False) and not moved.user.email_verified
+    back = untrusted.login(idp.mint(sub="u", email=VICTIM, email_verified=True))
+    assert not back.user.email_verified
