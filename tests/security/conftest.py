@@ -1,6 +1,6 @@
 """Fixtures of the security conformance suite, and the vector-count summary.
 
-The catalogue's reference fixtures (references/security.md §1.1) map onto the
+The catalogue's reference fixtures (docs/security.md) map onto the
 shared ones: ``clock`` (NOW = 1_800_000_000), ``idp`` (ISS_A = https://idp.test
 with an RSA-2048 RS256 key and a P-256 ES256 key, audience CLIENT = my-client).
 Attacker keys (KX) are generated once per session. Every bridge here runs on a

@@ -9,8 +9,8 @@ explicit tables below, never from the library's outcome:
 * ``verify``  — a ``valid`` case: the library must verify it;
 * ``reject``  — an ``invalid`` or ``acceptable`` case (strict: legacy
   encodings are refused): the library must reject it with its own error;
-* ``override`` — one of the upstream mislabels listed in SOURCES.md /
-  references/security.md §5.1 (:data:`MISLABELS`);
+* ``override`` — one of the upstream mislabels (:data:`MISLABELS`, listed in
+  docs/security.md, "External test vectors");
 * ``policy``  — a ``valid`` case that our documented policy refuses
   (:func:`policy_reason`): HMAC keys/algorithms from a key set, RSA keys
   below 2048 bits or with e < 65537 ("key refused by policy"), four upstream

@@ -1,4 +1,4 @@
-"""ALG-*: algorithm attacks (references/security.md §3.3).
+"""ALG-*: algorithm attacks (catalogue: docs/security.md).
 
 Catalogue class -> ours: UnsupportedAlgorithm -> DisallowedAlgorithm
 (``disallowed_algorithm``); InvalidHeader -> MalformedToken (``malformed``);

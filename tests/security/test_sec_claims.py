@@ -1,4 +1,4 @@
-"""CLM-*: registered claims (references/security.md §3.8).
+"""CLM-*: registered claims (catalogue: docs/security.md).
 
 Catalogue class -> ours: Expired -> TokenExpired (``expired``); NotYetValid ->
 TokenNotYetValid (``not_yet_valid``); InvalidClaim(iat) for a future ``iat``

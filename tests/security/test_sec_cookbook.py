@@ -1,4 +1,4 @@
-"""RFC 7520 "JOSE Cookbook" examples (references/security.md §5.2).
+"""RFC 7520 "JOSE Cookbook" examples (docs/security.md, "External test vectors").
 
 Positive: the compact asymmetric examples (4.1 RS256, 4.2 PS384, 4.3 ES512,
 RFC 8037 EdDSA) verify through the library's signature path with the public

@@ -1,4 +1,4 @@
-"""DOS-*: resource limits and implementation hygiene (references/security.md §3.11).
+"""DOS-*: resource limits and implementation hygiene (catalogue: docs/security.md).
 
 DOS-01 (exception hygiene) is the property-based suite in
 test_sec_properties.py plus the whole-bridge fuzz below. Resource bounds

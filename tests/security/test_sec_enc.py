@@ -1,4 +1,4 @@
-"""ENC-*: compact serialisation and base64url (references/security.md §3.1).
+"""ENC-*: compact serialisation and base64url (catalogue: docs/security.md).
 
 Catalogue class -> ours: MalformedToken -> MalformedToken (``malformed``);
 NotAJWS -> MalformedToken (``malformed``, message names JWE); TokenTooLarge ->

@@ -1,4 +1,4 @@
-"""FETCH-01..05: routing, discovery, redirects, unsafe key URLs, TLS (references/security.md §3.7).
+"""FETCH-01..05: routing, discovery, redirects, unsafe key URLs, TLS (catalogue: docs/security.md).
 
 FETCH-06..11 (size/time caps, unknown-kid flood, rotation, cache headers,
 fail-closed, verified-token cache) are covered by the key cache tests

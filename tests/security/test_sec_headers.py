@@ -1,4 +1,4 @@
-"""HDR-*: header parameters (references/security.md §3.4).
+"""HDR-*: header parameters (catalogue: docs/security.md).
 
 Catalogue class -> ours: InvalidHeader -> MalformedToken (``malformed``);
 InvalidSignature -> BadSignature; KeyNotFound -> UnknownKey; WrongTokenType ->

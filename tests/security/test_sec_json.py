@@ -1,4 +1,4 @@
-"""JSON-*: header and payload parsing (references/security.md §3.2).
+"""JSON-*: header and payload parsing (catalogue: docs/security.md).
 
 Tokens are built from raw bytes and correctly signed by the issuer's key, so
 the JSON defect is the only reason for rejection. Catalogue MalformedToken ->

@@ -1,4 +1,4 @@
-"""JWE-*: encrypted tokens where a signed one is expected (references/security.md §3.5).
+"""JWE-*: encrypted tokens where a signed one is expected (catalogue: docs/security.md).
 
 The library is JWS-only. Catalogue NotAJWS -> MalformedToken (``malformed``).
 Every JWE is refused before any base64url decoding, key lookup, decryption or

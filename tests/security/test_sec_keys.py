@@ -1,4 +1,4 @@
-"""KEY-*: JWK / JWK Set content (references/security.md §3.6).
+"""KEY-*: JWK / JWK Set content (catalogue: docs/security.md).
 
 The import rule is per entry: an unusable entry is skipped with a
 ``key_skipped`` event and the rest of the set is kept (KEY-12). So a token

@@ -1,4 +1,4 @@
-"""OIDC-01, -02, -10, -11, -12: generic federation attacks (references/security.md §3.9).
+"""OIDC-01, -02, -10, -11, -12: generic federation attacks (catalogue: docs/security.md).
 
 Provider-specific rows (OIDC-03..09) belong to the provider profiles (issue 4);
 OIDC-13 (at_hash/c_hash) is a login-flow feature (pending, not scheduled).

@@ -1,4 +1,4 @@
-"""Wycheproof through the library's own verification path (references/security.md §5.1).
+"""Wycheproof through the library's own verification path (docs/security.md, "External test vectors").
 
 * JWS files (json_web_signature, json_web_key, json_web_crypto ``jws`` cases):
   the bridge's path at the JWS level (security_support.verify_jws: strict
