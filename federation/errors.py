@@ -204,14 +204,20 @@ class WrongTokenType(InvalidToken):
 class KeySetUnavailable(FederationError):
     """The issuer's signing keys could not be obtained and no usable cached
     copy exists. Not an :class:`InvalidToken`: applications should answer 503.
+
+    ``reason`` is the failure slug (``http_503``, ``timeout``, ...), ``url`` the
+    key set or discovery URL that failed (never anything from a token).
     """
 
     code = "keyset_unavailable"
 
-    def __init__(self, message: str, *, issuer: str | None = None, reason: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, issuer: str | None = None, reason: str | None = None, url: str | None = None
+    ) -> None:
         super().__init__(message)
         self.issuer = issuer
         self.reason = reason
+        self.url = url  # the key set or discovery URL that failed (from config or discovery)
 
 
 # -- logging in: the token was valid, the application refuses the person ----------------

@@ -278,3 +278,185 @@ def test_skipped_key_warns_once_per_key_set_version(idp: MockIdP, clock: FrozenC
     bridge.verify(idp.mint())
     assert events.names() == [KEY_SKIPPED, FETCHED, FETCHED]
     bridge.close()
+
+
+# -- rotation right after a fetch ---------------------------------------------------------------
+
+COOLDOWN = 30
+
+
+def test_rotation_right_after_the_cold_fetch_refetches_at_once(
+    idp: MockIdP, events: Any, clock: FrozenClock, check: Any
+) -> None:
+    from federation.events import REFETCH_RATE_LIMITED
+
+    bridge = idp.bridge(on_event=events.append)
+    check(bridge, idp.mint())
+    new_key = idp.rotate_keys()
+    assert check(bridge, idp.mint()).key_id == new_key.kid  # no cooldown wait after the cold fetch
+    assert jwks_requests(idp) == 2
+    assert [e.detail["forced"] for e in events if e.name == FETCHED] == [False, True]
+
+    # After a scheduled (TTL) refresh, again: the first unknown kid refetches at once.
+    clock.advance(300)
+    check(bridge, idp.mint())
+    assert jwks_requests(idp) == 3
+    newer = idp.rotate_keys()
+    assert check(bridge, idp.mint()).key_id == newer.kid
+    assert jwks_requests(idp) == 4
+    assert REFETCH_RATE_LIMITED not in [e.name for e in events]
+    bridge.close()
+
+
+def test_forced_refetch_that_drops_a_key_stops_it_at_once(idp: MockIdP, check: Any) -> None:
+    from federation.errors import UnknownKey
+
+    old = idp.key_for("RS256")
+    bridge = idp.bridge(on_event=lambda e: None)
+    check(bridge, idp.mint())
+    old_token = idp.mint(key=old, lifetime=3600)
+    idp.rotate_keys(keep_old=False)
+    check(bridge, idp.mint())  # new kid right after the cold fetch: forced refetch
+    assert jwks_requests(idp) == 2
+    with pytest.raises(UnknownKey):
+        check(bridge, old_token)
+    assert jwks_requests(idp) == 2  # the dropped kid costs nothing more (cooldown)
+    bridge.close()
+
+
+def test_flood_right_after_a_fetch_still_costs_one_fetch_per_cooldown(
+    idp: MockIdP, events: Any, clock: FrozenClock, check: Any
+) -> None:
+    import secrets
+
+    from federation.errors import UnknownKey
+    from federation.events import REFETCH_RATE_LIMITED
+
+    idp.cache_max_age = 3600  # the set stays fresh: only forced refetches count
+    bridge = idp.bridge(on_event=events.append)
+    good = idp.mint(alg="ES256", lifetime=3600)
+    check(bridge, good)
+    for i in range(200):
+        with pytest.raises(UnknownKey):
+            check(bridge, idp.mint(alg="ES256", kid=secrets.token_hex(8)))
+        if i % 50 == 0:
+            check(bridge, good)
+        clock.advance(0.5)  # 100 s in all
+    # the cold fetch, then forced refetches at +0, +30, +60, +90 s
+    assert jwks_requests(idp) == 1 + 4
+    assert [e.name for e in events].count(REFETCH_RATE_LIMITED) == 200 - 4
+    bridge.close()
+
+
+def _gated(idp: MockIdP) -> tuple[Any, Any]:
+    """A transport whose second key-set response waits for ``gate`` (so callers pile up)."""
+    import threading
+
+    import httpx
+
+    gate = threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if idp.handles(request) and len(idp.requests_to("jwks")) >= 1:
+            gate.wait(10)
+        return idp.handler(request)
+
+    return httpx.MockTransport(handler), gate
+
+
+def test_twenty_threads_with_a_freshly_rotated_kid_cause_one_refetch(idp: MockIdP) -> None:
+    import threading
+    import time
+
+    import httpx
+
+    transport, gate = _gated(idp)
+    bridge = idp.bridge(http_client=httpx.Client(transport=transport), on_event=lambda e: None)
+    bridge.verify(idp.mint())
+    new_key = idp.rotate_keys()
+    token = idp.mint()
+    results: list[str | None] = []
+    start = threading.Barrier(20)
+
+    def worker() -> None:
+        start.wait()
+        results.append(bridge.verify(token).key_id)
+
+    threads = [threading.Thread(target=worker) for _ in range(20)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)  # let them pile up on the refetch (correctness does not depend on it)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert results == [new_key.kid] * 20
+    assert jwks_requests(idp) == 2
+    bridge.close()
+
+
+def test_twenty_tasks_with_a_freshly_rotated_kid_cause_one_refetch(idp: MockIdP) -> None:
+    import httpx
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.01)  # the refetch takes a while: the other tasks join it
+        return idp.handler(request)
+
+    bridge = idp.bridge(
+        async_http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)), on_event=lambda e: None
+    )
+
+    async def main() -> list[str | None]:
+        await bridge.averify(idp.mint())
+        new_key = idp.rotate_keys()
+        token = idp.mint()
+        results = await asyncio.gather(*(bridge.averify(token) for _ in range(20)))
+        assert {vt.key_id for vt in results} == {new_key.kid}
+        return [vt.key_id for vt in results]
+
+    assert len(asyncio.run(main())) == 20
+    assert jwks_requests(idp) == 2
+    bridge.close()
+
+
+# -- keyset_unavailable names the URL it tried ---------------------------------------------------
+
+
+def test_keyset_unavailable_names_the_key_set_url(idp: MockIdP, events: Any, check: Any) -> None:
+    from federation.errors import KeySetUnavailable
+    from federation.events import FETCH_FAILED
+
+    bridge = idp.bridge(on_event=events.append)
+    idp.outage(503)
+    token = idp.mint()
+    with pytest.raises(KeySetUnavailable) as exc:
+        check(bridge, token)
+    assert exc.value.code == "keyset_unavailable"
+    assert exc.value.reason == "http_503"
+    assert exc.value.url == idp.jwks_uri
+    assert str(exc.value) == f"the issuer's keys are unavailable ({idp.jwks_uri}: http_503)"
+    assert not any(part in str(exc.value) for part in token.split("."))
+    failed = [e for e in events if e.name == FETCH_FAILED]
+    assert failed[0].detail["url"] == idp.jwks_uri
+    # Within the back-off window the answer still names the URL.
+    with pytest.raises(KeySetUnavailable) as again:
+        check(bridge, token)
+    assert again.value.url == idp.jwks_uri and idp.jwks_uri in str(again.value)
+    bridge.close()
+
+
+def test_keyset_unavailable_names_the_discovery_url(idp: MockIdP, check: Any) -> None:
+    from federation.errors import KeySetUnavailable
+
+    bridge = idp.bridge(discovery=True, on_event=lambda e: None)
+    idp.outage(500)
+    with pytest.raises(KeySetUnavailable) as exc:
+        check(bridge, idp.mint())
+    assert exc.value.url == idp.discovery_url
+    assert f"({idp.discovery_url}: http_500)" in str(exc.value)
+    bridge.close()
+
+
+def test_keyset_unavailable_url_drops_credentials_and_query() -> None:
+    from federation._keys._documents import display_url
+
+    assert display_url("https://user:pw@idp.test:8443/jwks?sig=secret#x") == "https://idp.test:8443/jwks"

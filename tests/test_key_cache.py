@@ -217,29 +217,33 @@ def test_rotation_verifies_after_exactly_one_forced_refetch(
     assert jwks_requests(idp) == 2
 
 
-def test_new_kid_right_after_a_fetch_waits_for_the_cooldown(
+def test_new_kid_right_after_a_forced_refetch_waits_for_the_cooldown(
     idp: MockIdP, bridge: Bridge, events: Any, clock: FrozenClock, check: Check
 ) -> None:
-    # Documented: any fetch attempt (the cold one included) opens the cooldown.
+    # Issue 10: the cooldown runs from the last *forced* refetch (the first unknown kid
+    # after the cold fetch refetches at once; tests/test_hardening_keys.py).
     check(bridge, idp.mint())
+    with pytest.raises(UnknownKey):
+        check(bridge, idp.mint(kid="not-yet"))  # the one forced refetch
+    assert jwks_requests(idp) == 2
     idp.rotate_keys()
     token = idp.mint()
     with pytest.raises(UnknownKey) as exc:
         check(bridge, token)
     assert exc.value.code == "unknown_key"
     assert exc.value.issuer == idp.issuer
-    assert jwks_requests(idp) == 1
-    assert events.names() == [FETCHED, REFETCH_RATE_LIMITED]
+    assert jwks_requests(idp) == 2
+    assert events.names() == [FETCHED, FETCHED, REFETCH_RATE_LIMITED]
     assert events[-1].detail["cooldown"] == COOLDOWN
 
     clock.advance(COOLDOWN - 1)
     with pytest.raises(UnknownKey):
         check(bridge, token)
-    assert jwks_requests(idp) == 1
+    assert jwks_requests(idp) == 2
 
     clock.advance(1)
     assert check(bridge, token).subject == "user-1"
-    assert jwks_requests(idp) == 2
+    assert jwks_requests(idp) == 3
 
 
 def test_unknown_kid_flood_costs_one_fetch_and_good_keys_keep_working(
@@ -573,12 +577,14 @@ def test_a_raising_sink_never_breaks_verification(
 
     bridge = build(on_event=sink)
     check(bridge, idp.mint())
-    with pytest.raises(UnknownKey):  # refetch_rate_limited goes through the sink too
+    with pytest.raises(UnknownKey):  # the forced refetch (issue 10: at once after a fetch)
         check(bridge, idp.mint(kid="unknown"))
+    with pytest.raises(UnknownKey):  # refetch_rate_limited goes through the sink too
+        check(bridge, idp.mint(kid="unknown-2"))
     clock.advance(MAX_AGE)
     idp.outage(500)
     check(bridge, idp.mint())  # fetch_failed + stale_served
-    assert calls == [FETCHED, REFETCH_RATE_LIMITED, FETCH_FAILED, STALE_SERVED]
+    assert calls == [FETCHED, FETCHED, REFETCH_RATE_LIMITED, FETCH_FAILED, STALE_SERVED]
 
 
 def test_default_sink_logs_on_the_federation_logger(

@@ -22,7 +22,7 @@ from .._rfc7517 import KeyNote, KeySet, TooManyKeys, UnusableKey, import_jwks, i
 from ..config import KeysConfig, is_fetchable_url, is_loopback_url
 from ._http import FetchResponse
 
-__all__ = ["FetchFailed", "parse_discovery", "parse_jwks", "parse_keys", "ttl_from_headers"]
+__all__ = ["FetchFailed", "display_url", "parse_discovery", "parse_jwks", "parse_keys", "ttl_from_headers"]
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_STORE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:,|$|=)", re.IGNORECASE)
@@ -34,6 +34,19 @@ class FetchFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def display_url(url: str) -> str:
+    """``url`` fit for errors and logs: without userinfo, query or fragment (they may hold secrets)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        return "<unparseable URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def ttl_from_headers(headers: Mapping[str, str], config: KeysConfig) -> float:

@@ -34,7 +34,7 @@ from ..events import (
     Event,
     EventSink,
 )
-from ._documents import FetchFailed, parse_discovery, parse_keys, ttl_from_headers
+from ._documents import FetchFailed, display_url, parse_discovery, parse_keys, ttl_from_headers
 from ._flight import Claim, SingleFlight
 from ._http import FetchRequest, FetchResponse, fetch_async, fetch_sync
 from ._state import KeyCacheState, Miss
@@ -88,22 +88,26 @@ class IssuerKeySource:
         """
         state = self.state
         now = self._clock()
-        state.begin_attempt(now)
+        state.begin_attempt(now, forced)
+        url: str | None = None  # what is being fetched, for errors and events
         try:
             jwks_uri = self.jwks_uri or state.jwks_uri_from_discovery(now)
             if jwks_uri is None:
                 assert self.discovery_url is not None
-                response = yield FetchRequest(self.discovery_url, "discovery", forced)
+                url = self.discovery_url
+                response = yield FetchRequest(url, "discovery", forced)
                 jwks_uri = parse_discovery(response, self.spec.discovery_issuer or self.name, self.config)
                 state.record_discovery(
                     jwks_uri, ttl_from_headers(response.headers, self.config), self._clock()
                 )
+            url = jwks_uri
             response = yield FetchRequest(jwks_uri, "jwks", forced)
             keyset, warnings = parse_keys(response, self.config, self.spec.format)
         except FetchFailed as exc:
             now = self._clock()
-            stale = state.record_failure(exc.reason, now)
-            self._event(FETCH_FAILED, reason=exc.reason, forced=forced)
+            shown = display_url(url) if url is not None else None
+            stale = state.record_failure(exc.reason, now, shown)
+            self._event(FETCH_FAILED, reason=exc.reason, forced=forced, url=shown)
             if stale and now >= state.fresh_until:  # a failed forced refetch of a fresh set is not stale
                 self._event(STALE_SERVED, reason=exc.reason, kids=len(state.keyset or ()))
             return False
@@ -149,7 +153,7 @@ class IssuerKeySource:
     def get_key(self, kid: str | None, alg: str) -> VerificationKey:
         """The verification key for (kid, alg), fetching when needed (blocking)."""
         generation = self.state.generation  # read before the lookup, so a fetch landing after it counts
-        decision = self._lookup(kid, alg)
+        decision = self._lookup(kid, alg, generation)
         if isinstance(decision, VerificationKey):
             return decision
         self._refresh_sync(decision is Miss.FORCED, generation)
@@ -195,7 +199,7 @@ class IssuerKeySource:
     async def aget_key(self, kid: str | None, alg: str) -> VerificationKey:
         """Async twin of :meth:`get_key`."""
         generation = self.state.generation
-        decision = self._lookup(kid, alg)
+        decision = self._lookup(kid, alg, generation)
         if isinstance(decision, VerificationKey):
             return decision
         await self._refresh_async(decision is Miss.FORCED, generation)
@@ -208,8 +212,11 @@ class IssuerKeySource:
 
     # -- shared -------------------------------------------------------------------------
 
-    def _lookup(self, kid: str | None, alg: str) -> VerificationKey | Miss:
+    def _lookup(self, kid: str | None, alg: str, generation: int) -> VerificationKey | Miss:
         decision = self.state.lookup(kid, alg, self._clock(), in_flight=self._flight.in_flight)
+        if decision is Miss.RATE_LIMITED and self.state.generation != generation:
+            # A refetch landed between our look at the set and at the flight: use its result.
+            return self._after(kid, alg)
         if decision is Miss.RATE_LIMITED:
             self._event(REFETCH_RATE_LIMITED, cooldown=self.config.refresh_cooldown)
             raise UnknownKey(

@@ -3,12 +3,13 @@
 Owns the decisions:
 
 * **fresh**: a key set younger than its TTL answers lookups directly.
-* **unknown kid** in a fresh set: one forced refetch (or join the fetch already
-  in flight), then at most one fetch per ``refresh_cooldown`` (any fetch
-  attempt starts the cooldown), and a kid
-  still unknown after a refetch is remembered as unknown for
-  ``unknown_kid_ttl`` (a bounded negative cache), so a flood of random kids
-  costs at most one fetch per cooldown.
+* **unknown kid** in a fresh set: the first one after any fetch (the cold
+  one, a scheduled TTL refresh) triggers one forced refetch at once, or joins
+  the fetch already in flight, so a rotation verifies at once; after a forced
+  refetch, the next one waits for ``refresh_cooldown``. A kid still unknown
+  after a refetch is remembered as unknown for ``unknown_kid_ttl`` (a bounded
+  negative cache), so a flood of random kids costs at most one forced
+  refetch per cooldown (plus one after each scheduled refresh).
 * **expired** set: refresh. If the refresh fails, the last good set keeps
   serving for up to ``max_stale`` past its TTL (stale-if-error); failed
   attempts are retried at most once per cooldown.
@@ -56,8 +57,11 @@ class KeyCacheState:
         self.fresh_until = -math.inf
         self.stale_until = -math.inf  # fresh_until + max_stale
         self.last_attempt = -math.inf
+        self.last_forced = -math.inf  # start of the last forced refetch: the cooldown runs from it
+        self.forced_since_fetch = False  # a forced refetch followed the last other fetch
         self.last_failure = -math.inf
         self.last_error: str | None = None
+        self.last_error_url: str | None = None  # the URL (config or discovery) that failed
         self.discovered_jwks_uri: str | None = None
         self.discovered_until = -math.inf
         self.generation = 0  # bumped after every completed attempt, for single-flight
@@ -98,15 +102,20 @@ class KeyCacheState:
             return kid in self._unknown_kids
 
     def forced_refetch_allowed(self, now: float) -> bool:
-        """True when no fetch was attempted within the cooldown."""
-        return now - self.last_attempt >= self.config.refresh_cooldown
+        """True for the first unknown kid after a fetch, else once the cooldown has passed."""
+        return not self.forced_since_fetch or now - self.last_forced >= self.config.refresh_cooldown
+
+    def unavailable(self) -> KeySetUnavailable:
+        """The error for "no usable keys", naming the URL that failed (never a token)."""
+        reason, url = self.last_error, self.last_error_url
+        where = f"{url}: {reason}" if url and reason else (url or reason)
+        message = "the issuer's keys are unavailable" + (f" ({where})" if where else "")
+        return KeySetUnavailable(message, issuer=self.issuer, reason=reason, url=url)
 
     def lookup_after_fetch(self, kid: str | None, alg: str, now: float) -> VerificationKey:
         """Answer after a fetch attempt (ours or a concurrent one); never asks to fetch."""
         if self.keyset is None or (now >= self.fresh_until and now >= self.stale_until):
-            raise KeySetUnavailable(
-                "the issuer's keys are unavailable", issuer=self.issuer, reason=self.last_error
-            )
+            raise self.unavailable()
         key = self.keyset.find(kid, alg)
         if key is None:
             if kid is not None and self.last_error is None:
@@ -123,9 +132,7 @@ class KeyCacheState:
             if key is None:
                 raise UnknownKey("no key of the issuer has the token's kid", issuer=self.issuer)
             return key
-        raise KeySetUnavailable(
-            "the issuer's keys are unavailable", issuer=self.issuer, reason=self.last_error
-        )
+        raise self.unavailable()
 
     @property
     def serving_stale(self) -> bool:
@@ -134,9 +141,13 @@ class KeyCacheState:
 
     # -- transitions -------------------------------------------------------------
 
-    def begin_attempt(self, now: float) -> None:
-        """A fetch starts now: it opens the cooldown window."""
+    def begin_attempt(self, now: float, forced: bool = False) -> None:
+        """A fetch starts now. A forced one opens the cooldown window; any other one
+        lets the next unknown kid force a refetch at once (a rotation may follow it)."""
         self.last_attempt = now
+        if forced:
+            self.last_forced = now
+        self.forced_since_fetch = forced
 
     def record_success(self, keyset: KeySet, ttl: float, now: float) -> None:
         """Replace the set whole (dropped keys stop verifying at once)."""
@@ -144,14 +155,16 @@ class KeyCacheState:
         self.fresh_until = now + ttl
         self.stale_until = self.fresh_until + self.config.max_stale
         self.last_error = None
+        self.last_error_url = None
         with self._negative_lock:
             self._unknown_kids.clear()
         self.generation += 1
 
-    def record_failure(self, reason: str, now: float) -> bool:
-        """Note a failed attempt; return True when a stale set keeps serving."""
+    def record_failure(self, reason: str, now: float, url: str | None = None) -> bool:
+        """Note a failed attempt (``url``: what failed); return True when a stale set keeps serving."""
         self.last_failure = now
         self.last_error = reason
+        self.last_error_url = url
         self.discovered_jwks_uri = None  # re-discover next time: the URL may have moved
         self.generation += 1
         return self.keyset is not None and now < self.stale_until
