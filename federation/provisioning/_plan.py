@@ -116,7 +116,13 @@ def login_plan(
     policy: ProvisioningPolicy,
     now: datetime,
 ) -> Plan[LoginOutcome]:
-    """Read, resolve, map, decide, write: one login, inside one transaction."""
+    """Read, resolve, map, decide, write: one login, inside one transaction.
+
+    Reads that contradict each other (the identity's user vanished, or the
+    identity appeared among the email candidates after it was not found) raise
+    :class:`~federation.errors.StorageConflict`: the shell retries the whole
+    plan, which then reads a consistent state.
+    """
     identity: UserIdentity | None = yield StoreCall("find_identity", (facts.issuer, facts.subject))
     user: User | None = None
     candidates: list[User] = []
@@ -128,7 +134,12 @@ def login_plan(
     elif policy.link_by_email and (key := email_key(facts.email)) is not None:
         candidates = list((yield StoreCall("find_users_by_email", (key,))))
         for candidate in candidates:
-            candidate_identities[candidate.id] = list((yield StoreCall("identities_of", (candidate.id,))))
+            owned = list((yield StoreCall("identities_of", (candidate.id,))))
+            if any(i.key == (facts.issuer, facts.subject) for i in owned):
+                # A concurrent first login committed this very identity after our first read
+                # (READ COMMITTED): not a second identity of the issuer, so start again and find it.
+                raise StorageConflict("the identity was provisioned concurrently during the login")
+            candidate_identities[candidate.id] = owned
     resolution = resolve(facts, identity, user, candidates, candidate_identities, policy)
     existing = ExistingView(resolution.user) if resolution.user is not None else None
     result = mapper.apply(token, existing)

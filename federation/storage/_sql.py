@@ -19,8 +19,11 @@ Atomicity, per database:
   logins race; the loser's insert waits for the winner's commit and fails with
   a unique violation, surfaced as :class:`~federation.errors.DuplicateIdentity`;
   the whole transaction (its user row included) rolls back and provisioning
-  retries, now finding the winner's identity. Serialization failures and
-  deadlocks are retried the same way.
+  retries, now finding the winner's identity. Each statement sees what was
+  committed before it, so a login may find no identity and then, one
+  statement later, the winner's user and identity among its email
+  candidates: provisioning treats that as a conflict too and retries.
+  Serialization failures and deadlocks are retried the same way.
 
 Must not: decide provisioning policy; it stores what it is told.
 """

@@ -14,6 +14,11 @@ conflict to retry, never an ``issuer_already_linked`` refusal.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -167,3 +172,176 @@ def test_an_untrusted_issuer_keeps_but_never_raises_a_vouched_flag(
     assert moved.changes["email_verified"] == (True, False) and not moved.user.email_verified
     back = untrusted.login(idp.mint(sub="u", email=VICTIM, email_verified=True))
     assert not back.user.email_verified
+
+
+# -- 3. concurrent first logins with link_by_email ------------------------------------------
+
+N = 20
+NEWCOMER = {"sub": "newcomer", "email": "new@example.com", "email_verified": True, "name": "New Comer"}
+
+
+class _ReadThenWait:
+    """A store proxy that forces READ COMMITTED's window: the first transaction reads "no
+    such identity", then waits until another transaction has committed; only then does it
+    read the email candidates (and sees the winner's user and identity among them).
+
+    Only for stores whose transactions do not exclude each other (PostgreSQL): SQLite's
+    BEGIN IMMEDIATE and the memory store's lock make this interleaving impossible.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.lock = threading.Lock()
+        self.slow_taken = False
+        self.slow_read = threading.Event()
+        self.committed = threading.Event()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.lock:
+            slow, self.slow_taken = not self.slow_taken, True
+        if not slow:
+            assert self.slow_read.wait(20)  # start only once the slow one has read
+        with self.store.transaction() as tx:
+            yield _SlowTx(tx, self) if slow else tx
+        if not slow:
+            self.committed.set()
+
+
+class _SlowTx:
+    def __init__(self, tx: Any, owner: _ReadThenWait) -> None:
+        self._tx = tx
+        self._owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+    def find_identity(self, issuer: str, subject: str) -> Any:
+        found = self._tx.find_identity(issuer, subject)
+        self._owner.slow_read.set()
+        assert self._owner.committed.wait(20)  # the other login commits in between
+        return found
+
+
+def _link_bridge(login_bridge: Any, store: Any, *, link: bool = True) -> Any:
+    return login_bridge(
+        store, provisioning={"link_by_email": link}, issuer={"trust_email": True}, audit=lambda e: None
+    )
+
+
+def _home(login_bridge: Any, store: Any, trusted: MockIdP) -> Any:
+    """An existing user with the newcomer's verified email, at another (trusted) issuer."""
+    bridge = login_bridge(store, idps=[(trusted, {"trust_email": True})], issuer={"trust_email": True})
+    return bridge.login(trusted.mint(sub="home", email="new@example.com", email_verified=True))
+
+
+def _same_user(results: list[Any], store: Any, home: Any = None) -> None:
+    assert len({r.user.id for r in results}) == 1, "every racer is the same user"
+    user_id = results[0].user.id
+    expected = [("https://idp.test", "newcomer")]
+    if home is not None:
+        assert user_id == home.user.id
+        assert sum(r.linked for r in results) == 1 and not any(r.created for r in results)
+        expected = sorted([*expected, ("https://trusted-idp.test", "home")])
+    else:
+        assert sum(r.created for r in results) == 1
+    assert _identities(store, user_id) == expected
+    with store.transaction() as tx:
+        assert [u.id for u in tx.find_users_by_email("new@example.com")] == [user_id]
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-user", "link-to-existing"])
+def test_a_login_that_sees_the_winners_commit_retries_instead_of_refusing(
+    login_bridge: Any, idp: MockIdP, trusted: MockIdP, make_store: Any, existing: bool
+) -> None:
+    """PostgreSQL, READ COMMITTED: the loser read "no identity" before the winner committed
+    and its email candidates after: the winner's identity of this very issuer is among them.
+    That is the identity appearing concurrently (retry: it is found), not a second identity
+    of the issuer (issuer_already_linked)."""
+    store = make_store("postgres")
+    home = _home(login_bridge, store, trusted) if existing else None
+    racing = _ReadThenWait(store)
+    bridge = login_bridge(
+        racing,
+        provisioning={"link_by_email": True},
+        issuer={"trust_email": True},
+        idps=[(trusted, {"trust_email": True})],
+    )
+    token = idp.mint(NEWCOMER)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = [f.result() for f in [pool.submit(bridge.login, token) for _ in range(2)]]
+    assert racing.committed.is_set()
+    _same_user(results, store, home)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("existing", [False, True], ids=["new-user", "link-to-existing"])
+async def test_a_login_that_sees_the_winners_commit_retries_async(
+    login_bridge: Any, idp: MockIdP, trusted: MockIdP, make_store: Any, existing: bool
+) -> None:
+    store = make_store("postgres")
+    home = _home(login_bridge, store, trusted) if existing else None
+    racing = _ReadThenWait(store)
+    bridge = login_bridge(
+        racing,
+        provisioning={"link_by_email": True},
+        issuer={"trust_email": True},
+        idps=[(trusted, {"trust_email": True})],
+    )
+    token = idp.mint(NEWCOMER)
+    results = await asyncio.gather(bridge.alogin(token), bridge.alogin(token))
+    _same_user(list(results), store, home)
+
+
+@pytest.mark.parametrize("link", [True, False], ids=["linking", "no-linking"])
+@pytest.mark.parametrize("existing", [False, True], ids=["new-user", "existing-user"])
+def test_twenty_racing_first_logins_are_one_user(
+    login_bridge: Any, idp: MockIdP, trusted: MockIdP, store: Any, link: bool, existing: bool
+) -> None:
+    home = _home(login_bridge, store, trusted) if existing else None
+    bridge = login_bridge(
+        store,
+        provisioning={"link_by_email": link},
+        issuer={"trust_email": True},
+        idps=[(trusted, {"trust_email": True})],
+    )
+    bridge.warm_up()
+    token = idp.mint(NEWCOMER)
+    if existing and not link:
+        home = None  # linking off: the newcomer is a user of its own
+        with store.transaction() as tx:
+            assert len(tx.find_users_by_email("new@example.com")) == 1
+    barrier = threading.Barrier(N)
+
+    def run() -> Any:
+        barrier.wait()
+        return bridge.login(token)
+
+    with ThreadPoolExecutor(max_workers=N) as pool:
+        results = [f.result() for f in [pool.submit(run) for _ in range(N)]]
+    if existing and not link:
+        assert len({r.user.id for r in results}) == 1 and sum(r.created for r in results) == 1
+        assert _identities(store, results[0].user.id) == [("https://idp.test", "newcomer")]
+    else:
+        _same_user(results, store, home)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("link", [True, False], ids=["linking", "no-linking"])
+async def test_twenty_racing_first_login_tasks_are_one_user(
+    login_bridge: Any, idp: MockIdP, trusted: MockIdP, store: Any, link: bool
+) -> None:
+    home = _home(login_bridge, store, trusted) if link else None
+    bridge = login_bridge(
+        store,
+        provisioning={"link_by_email": link},
+        issuer={"trust_email": True},
+        idps=[(trusted, {"trust_email": True})],
+    )
+    await bridge.awarm_up()
+    token = idp.mint(NEWCOMER)
+    results = list(await asyncio.gather(*(bridge.alogin(token) for _ in range(N))))
+    if home is None:
+        _same_user(results, store)
+    else:
+        _same_user(results, store, home)
