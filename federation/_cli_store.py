@@ -6,8 +6,12 @@ to a parser by :func:`add_commands`), and :func:`run_full_demo`: a mock issuer,
 verification, an example mapping and provisioning into embedded SQLite, with
 the user and the audit trail printed.
 
-Exit codes follow ``federation.cli``: 0 ok, 2 configuration error, 3 the
-store is unavailable (absent database, schema from a newer release).
+Exit codes follow ``federation.cli``: 0 ok, 2 configuration error (a
+``storage:`` URL that is not one, names an unknown database or a driver that is
+not installed), 3 the store is unavailable (absent database, unreachable
+server, schema from a newer release; the message names the database and what
+the driver said). :func:`storage_url` and :func:`probe_store` serve
+``federation check-config`` too.
 
 Must not: hold provisioning or storage logic; it calls the public API only.
 """
@@ -25,13 +29,17 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import yaml
 
+from ._storage_check import check_storage_url, describe_storage_failure, display_url
+from ._yaml import config_error_from_problems, read_yaml_file
 from .config import BridgeConfig, load_config
-from .errors import LoginRefused, StorageError
+from .errors import ConfigError, LoginRefused, StorageError
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
     from .storage import AuditEvent, SQLStore, User, UserIdentity
 
-__all__ = ["EXAMPLE_MAPPING", "add_commands", "run_full_demo"]
+__all__ = ["EXAMPLE_MAPPING", "add_commands", "probe_store", "run_full_demo", "storage_url"]
 
 EXIT_OK, EXIT_CONFIG, EXIT_UNAVAILABLE = 0, 2, 3
 
@@ -69,42 +77,93 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", required=True, help="the bridge config (YAML) naming 'storage:'")
 
 
-def _open_store(config: BridgeConfig, *, create: bool) -> SQLStore:
+def storage_url(config: BridgeConfig) -> URL:
+    """The store's URL once it parses and its driver imports; else a :class:`ConfigError`
+    at the ``storage:`` line of the config file (exit 2, before any connection)."""
     from .bridge import DEFAULT_STORAGE
+
+    try:
+        return check_storage_url(config.storage or DEFAULT_STORAGE, config.base_dir)
+    except ConfigError as exc:
+        if config.source_file is None or config.storage is None:
+            raise
+        located = read_yaml_file(config.source_file)
+        message = exc.message.removeprefix("storage: ")
+        raise config_error_from_problems([(("storage",), message)], located, "bridge config") from None
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    database = url.database if url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _open_store(url: URL, *, create: bool) -> SQLStore:
     from .storage import SQLStore
 
-    store = SQLStore(config.storage or DEFAULT_STORAGE, base_dir=config.base_dir, create_schema=create)
-    url = store.url
-    database = url.database if url.get_backend_name() == "sqlite" else None
-    if not create and database and database != ":memory:" and not Path(database).exists():
-        store.close()
-        raise StorageError(f"no database at {database}: run 'federation db init'")
-    return store
+    file = _sqlite_file(url)
+    if not create and file is not None and not file.exists():
+        raise StorageError(f"no database at {file}: run 'federation db init'")
+    return SQLStore(url, create_schema=create)
 
 
-def _fail(exc: StorageError) -> int:
-    sys.stderr.write(f"store unavailable: {exc}\n")
+def probe_store(url: URL) -> str:
+    """Connect to the store and read its schema version, creating nothing; the state in
+    words. Raises :class:`StorageError` (with the database named) when the application
+    could not use it."""
+    from .storage import SQLStore
+    from .storage._sql import SCHEMA_VERSION
+
+    file = _sqlite_file(url)
+    if file is not None and not file.exists():
+        if not file.parent.is_dir():
+            raise StorageError(
+                f"the directory {file.parent} does not exist: SQLite cannot create {file.name}"
+            )
+        return "no database yet (the first login creates it; or run 'federation db init')"
+    options: dict[str, Any] = {}
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2"):
+        options["connect_args"] = {"connect_timeout": 10}  # a probe must not hang on a dead host
+    try:
+        with SQLStore(url, create_schema=False, **options) as store:
+            version = store.schema_version()
+    except StorageError as exc:
+        raise StorageError(describe_storage_failure(exc, url)) from exc
+    if version is None:
+        return "reachable, no schema yet (the first login creates it; or run 'federation db init')"
+    if version > SCHEMA_VERSION:
+        raise StorageError(
+            f"the database schema is version {version}; this release of federation-bridge "
+            f"knows versions up to {SCHEMA_VERSION}: upgrade federation-bridge"
+        )
+    if version < SCHEMA_VERSION:
+        return f"reachable, schema version {version} (run 'federation db init' to upgrade it)"
+    return f"reachable, schema version {version}"
+
+
+def _fail(exc: StorageError, url: URL) -> int:
+    sys.stderr.write(f"store unavailable: {describe_storage_failure(exc, url)}\n")
     return EXIT_UNAVAILABLE
 
 
 def users_list(args: argparse.Namespace, out: TextIO) -> int:
     """``federation users list``: users, oldest first, with identities and roles."""
     config = load_config(args.config)
+    url = storage_url(config)
     try:
-        with _open_store(config, create=False) as store:
+        with _open_store(url, create=False) as store:
             users = store.list_users(limit=args.limit, offset=args.offset)
             identities = store.identities([u.id for u in users])
             total = store.count_users()
     except StorageError as exc:
-        return _fail(exc)
+        return _fail(exc, url)
     if args.json:
         document = [{**u.as_dict(), "identities": [i.as_dict() for i in identities[u.id]]} for u in users]
         json.dump({"total": total, "users": document}, out, indent=2)
         out.write("\n")
         return EXIT_OK
-    out.write(
-        f"{total} user{'s' if total != 1 else ''} in {store.url.render_as_string(hide_password=True)}\n"
-    )
+    out.write(f"{total} user{'s' if total != 1 else ''} in {display_url(url)}\n")
     for user in users:
         out.write("\n")
         _write_user(out, user, identities[user.id])
@@ -138,11 +197,20 @@ def _write_user(out: TextIO, user: User, identities: list[UserIdentity], indent:
 def audit_tail(args: argparse.Namespace, out: TextIO) -> int:
     """``federation audit tail``: the latest audit events."""
     config = load_config(args.config)
+    url = storage_url(config)
     try:
-        with _open_store(config, create=False) as store:
+        with _open_store(url, create=False) as store:
             events = store.audit_tail(args.lines)
     except StorageError as exc:
-        return _fail(exc)
+        return _fail(exc, url)
+    if not events and not args.json:  # JSON lines: none is an empty stream
+        why = (
+            "this config sends audit events to the log (audit: log); set 'audit: store' to keep them here"
+            if config.audit == "log"
+            else "no login has been audited yet"
+        )
+        out.write(f"no audit events in {display_url(url)}: {why}\n")
+        return EXIT_OK
     for event in events:
         if args.json:
             out.write(json.dumps(event.as_dict(), sort_keys=True) + "\n")
@@ -170,12 +238,13 @@ def _detail(value: Any) -> str:
 def db_init(args: argparse.Namespace, out: TextIO) -> int:
     """``federation db init``: create the schema, or upgrade it."""
     config = load_config(args.config)
+    url = storage_url(config)
     try:
-        with _open_store(config, create=True) as store:
+        with _open_store(url, create=True) as store:
             before, after = store.init_schema()
-            where = store.url.render_as_string(hide_password=True)
+            where = display_url(url)
     except StorageError as exc:
-        return _fail(exc)
+        return _fail(exc, url)
     if before is None:
         out.write(f"created the federation schema (version {after}) in {where}\n")
     elif before == after:

@@ -95,9 +95,9 @@ def describe_storage_failure(exc: StorageError, url: URL | None) -> str:
     if driver is not None:
         lines = [line.strip() for line in str(driver).splitlines() if line.strip()]
         said = lines[0][:300] if lines else type(driver).__name__
-    if url is None:
+    if url is None or (url.database and url.database in message):
         return f"{message} ({said})" if said else message
     where = f"database {url.database!r}" if url.database else "the database"
     if url.get_backend_name() != "sqlite":
-        where += f" at {display_url(url.set(database=None))}"
+        where += f" at {display_url(url._replace(database=None))}"
     return f"{where}: {message}" + (f"; the driver said: {said}" if said else "")

@@ -7,11 +7,17 @@ with ``--verify-only`` an in-process mock issuer of one provider,
 configured in the profile's own vocabulary, verifies them and rejects an
 expired token, one for another app and one that breaks a rule of the
 provider), ``federation verify`` (verify a token against a config file),
-``federation check-config``, ``federation version``, and the mapping
-(``map``, ``schema``) and store (``users``, ``audit``, ``db``) commands
-registered from ``_cli_mapping`` and ``_cli_store``. Exit codes: 0 ok,
-1 token rejected or login refused, 2 configuration error, 3 issuer keys or
-storage unavailable.
+``federation check-config [--probe]`` (load everything the application will:
+the config, its mapping, the storage URL and its driver; with ``--probe``
+also reach the store and fetch every issuer's keys), ``federation version``
+(and ``--version``), and the mapping (``map``, ``schema``) and store
+(``users``, ``audit``, ``db``) commands registered from ``_cli_mapping`` and
+``_cli_store``; and turning every failure into one line on stderr with a
+stable exit code, never a traceback (``FEDERATION_DEBUG=1`` shows it).
+
+Exit codes: 0 ok, 1 token rejected or login refused, 2 configuration error,
+3 issuer keys or storage unavailable, 70 an unexpected error (a bug), 130
+interrupted, 141 standard output closed early (``| head``).
 
 Must not: hold any verification logic; it calls the public API only.
 """
@@ -20,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +40,14 @@ from ._cli_mapping import add_commands as add_mapping_commands
 from ._cli_store import add_commands as add_store_commands
 from .bridge import Bridge
 from .config import load_config
-from .errors import ConfigError, InvalidToken, KeySetUnavailable, LoginRefused, StorageError
+from .errors import (
+    ConfigError,
+    FederationError,
+    InvalidToken,
+    KeySetUnavailable,
+    LoginRefused,
+    StorageError,
+)
 
 if TYPE_CHECKING:
     from .testing import MockIdP
@@ -40,6 +55,12 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 EXIT_OK, EXIT_REJECTED, EXIT_CONFIG, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: an exception nobody anticipated
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `cmd | head` gives for any Unix tool
+
+# RFC 6750's scheme is case-insensitive; the token itself never contains a space.
+_BEARER = re.compile(r"\s*bearer\s", re.IGNORECASE)
 
 
 def _identity(vt: Any) -> dict[str, Any]:
@@ -227,6 +248,14 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
     token = sys.stdin.read().strip() if args.token in (None, "-") else args.token
+    if _BEARER.match(token):
+        # Refused, not stripped: bridge.verify() refuses it too, and an application that
+        # passes the whole Authorization header should learn that here, not in production.
+        sys.stderr.write(
+            "token rejected (malformed): this is an Authorization header value, not a token: "
+            "remove the 'Bearer ' prefix\n"
+        )
+        return EXIT_REJECTED
     with Bridge.from_file(args.config) as bridge:
         vt = bridge.verify(token)
     json.dump(_identity(vt), out, indent=2, default=str)
@@ -235,11 +264,49 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _check_config(args: argparse.Namespace, out: TextIO) -> int:
+    """Load what the application loads: any ConfigError is exit 2 before anything is printed."""
+    from ._cli_store import probe_store, storage_url
+    from ._storage_check import SUPPORTED_BACKENDS, display_url
+    from .mapping import Mapping
+
     config = load_config(args.config)
+    mapping = Mapping.from_config(config.mapping, config.base_dir) if config.mapping is not None else None
+    url = storage_url(config) if config.storage is not None else None
     issuers = [iss for entry in config.issuers for iss in entry.trusted_issuers]
     out.write(f"{args.config}: ok ({len(issuers)} issuer{'s' if len(issuers) != 1 else ''})\n")
     for iss in issuers:
         out.write(f"  {iss}\n")
+    if mapping is not None:
+        out.write(f"mapping  {mapping.source or 'inline'}: ok\n")
+    if url is not None:
+        driver = url.get_dialect().import_dbapi().__name__.split(".")[0]
+        out.write(f"storage  {display_url(url)}: ok (driver {driver})\n")
+        if url.get_backend_name() not in SUPPORTED_BACKENDS:
+            out.write(f"  note: the SQL store is written and tested for {' and '.join(SUPPORTED_BACKENDS)}\n")
+    if config.audit != "log":
+        out.write(f"audit    {config.audit}\n")
+    if not args.probe:
+        return EXIT_OK
+    unavailable: list[str] = []
+    with Bridge(config, mapping=mapping, on_event=lambda event: None) as bridge:
+        report = bridge.warm_up()
+    for iss in bridge.issuers:
+        if iss in report.failed:
+            out.write(f"probe    keys of {iss}: unavailable ({report.failed[iss]})\n")
+            unavailable.append(f"keys of {iss} ({report.failed[iss]})")
+        else:
+            out.write(f"probe    keys of {iss}: fetched\n")
+    if url is not None:
+        try:
+            state = probe_store(url)
+        except StorageError as exc:
+            out.write(f"probe    storage: unavailable ({exc})\n")
+            unavailable.append(f"storage: {exc}")
+        else:
+            out.write(f"probe    storage: {state}\n")
+    if unavailable:
+        sys.stderr.write("unavailable: " + "; ".join(unavailable) + "\n")
+        return EXIT_UNAVAILABLE
     return EXIT_OK
 
 
@@ -256,7 +323,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="federation", description="Accept tokens from other identity providers."
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--version", "-V", action=_VersionAction, help="print the version (as 'federation version')"
+    )
+    # Not required=True: --version stands alone; main() asks for a command when none is given.
+    sub = parser.add_subparsers(dest="command", metavar="command")
     demo = sub.add_parser(
         "demo",
         help="the whole path on embedded defaults: mock issuer, verify, map, provision into SQLite",
@@ -281,20 +352,75 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--config", "-c", required=True, help="the bridge config (YAML)")
     verify.add_argument("token", nargs="?", help="the token, or '-' / nothing to read standard input")
     verify.set_defaults(run=_verify)
-    check = sub.add_parser("check-config", help="validate a config file")
+    check = sub.add_parser(
+        "check-config",
+        help="validate a config file, its mapping and its storage URL; --probe: reach keys and store",
+        description="Load what the application will load: the config, the mapping it names, the "
+        "storage URL and its driver. Exit codes: 0 ok, 2 configuration error, 3 (--probe) an "
+        "issuer's keys or the store unavailable.",
+    )
     check.add_argument("config")
+    check.add_argument(
+        "--probe",
+        action="store_true",
+        help="also connect to the store (creating nothing) and fetch every issuer's keys",
+    )
     check.set_defaults(run=_check_config)
     version = sub.add_parser("version", help="print the version")
-    version.set_defaults(run=lambda args, out: out.write(f"federation-bridge {__version__}\n") and EXIT_OK)
+    version.set_defaults(run=_version)
     return parser
 
 
+def _version(args: argparse.Namespace, out: TextIO) -> int:
+    out.write(f"federation-bridge {__version__}\n")
+    return EXIT_OK
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the ``version`` command (printed to ``main``'s ``out``, unlike argparse's)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option: Any = None) -> None:
+        namespace.run = _version
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Run the command line; return the exit code."""
-    out = out or sys.stdout
-    args = _parser().parse_args(argv)
+    """Run the command line; return the exit code. Never raises but ``SystemExit`` for
+    usage errors (argparse's exit 2); ``FEDERATION_DEBUG=1`` lets unexpected errors through."""
+    stream = out or sys.stdout
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "run", None) is None:
+        parser.error("the following arguments are required: command")
+    try:
+        code = _run(args, stream)
+        stream.flush()  # a closed pipe shows here, not in the interpreter's shutdown
+    except BrokenPipeError:
+        _discard_stdout(stream)
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _discard_stdout(stream: TextIO) -> None:
+    """After ``| head`` closed the pipe: point stdout at devnull, so the interpreter's final
+    flush does not fail again (the recipe of Python's signal documentation)."""
+    if stream is not sys.stdout:
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no file descriptor: nothing to flush later
+        pass
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    """Run one command; every failure becomes one line on stderr and its exit code."""
     try:
         code: int = args.run(args, out)
+    except BrokenPipeError:
+        raise
     except ConfigError as exc:
         sys.stderr.write(f"configuration error: {exc}\n")
         return EXIT_CONFIG
@@ -310,6 +436,21 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except KeySetUnavailable as exc:
         sys.stderr.write(f"issuer keys unavailable ({exc.reason or 'unknown'}): {exc}\n")
         return EXIT_UNAVAILABLE
+    except FederationError as exc:  # a typed error without a family above: its words are ours
+        sys.stderr.write(f"error ({exc.code}): {exc}\n")
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if os.environ.get("FEDERATION_DEBUG") == "1":
+            raise
+        # Only the type: a dependency's message may quote its input (a token, a secret).
+        sys.stderr.write(
+            f"federation: unexpected error ({type(exc).__name__}); this is a bug, please report it "
+            "(FEDERATION_DEBUG=1 shows the traceback)\n"
+        )
+        return EXIT_INTERNAL
     return code
 
 

@@ -1,0 +1,362 @@
+"""The command line a new user trips on (issue 10 §4): ``check-config`` that checks
+what the application will need (the mapping, the storage URL and its driver, and
+with ``--probe`` the store and every issuer's keys), and no traceback ever: missing
+drivers, ``| head``, a wrong database name, a ``Bearer`` prefix, unexpected errors.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from federation import __version__
+from federation.cli import main
+from federation.testing import MockIdP
+
+FEDERATION = Path(sys.executable).with_name("federation")
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+POSTGRES_URL = os.environ.get(
+    "FEDERATION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+def write_config(tmp_path: Path, idp: MockIdP | None = None, **extra: Any) -> Path:
+    entry = (
+        idp.issuer_config()
+        if idp is not None
+        else {"issuer": "https://idp.test", "audiences": ["a"], "jwks_uri": "https://idp.test/jwks"}
+    )
+    path = tmp_path / "federation.yaml"
+    path.write_text(yaml.safe_dump({"issuers": [entry], **extra}, sort_keys=False))
+    return path
+
+
+def line_of(path: Path, key: str) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if line.startswith(f"{key}:"))
+
+
+def postgres_or_skip() -> None:
+    from sqlalchemy import create_engine
+
+    try:
+        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # any failure means: no server here
+        if os.environ.get("FEDERATION_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"PostgreSQL not reachable at {POSTGRES_URL}: {type(exc).__name__}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
+
+
+def no_traceback(err: str) -> None:
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+# -- check-config loads what the application loads ---------------------------------------------
+
+
+def test_check_config_loads_the_mapping_it_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "mapping.yaml").write_text("version: 1\nattributes:\n  email: {form: $email}\n")
+    path = write_config(tmp_path, mapping="mapping.yaml")
+    code, out = run("check-config", str(path))
+    assert (code, out) == (2, "")
+    err = capsys.readouterr().err
+    no_traceback(err.split("\n  ")[0] + "\n")
+    assert f"{tmp_path / 'mapping.yaml'}:3:" in err and "form" in err
+
+
+def test_check_config_names_a_missing_mapping_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path, mapping="nowhere.yaml")
+    assert run("check-config", str(path)) == (2, "")
+    err = capsys.readouterr().err
+    no_traceback(err)
+    assert "nowhere.yaml" in err
+
+
+def test_check_config_reports_what_it_checked(tmp_path: Path) -> None:
+    (tmp_path / "mapping.yaml").write_text("version: 1\n")
+    path = write_config(tmp_path, mapping="mapping.yaml", storage="sqlite:///users.db", audit="store")
+    code, out = run("check-config", str(path))
+    assert code == 0
+    assert out.startswith(f"{path}: ok (1 issuer)\n  https://idp.test\n")
+    assert f"mapping  {tmp_path / 'mapping.yaml'}: ok\n" in out
+    assert f"storage  sqlite:///{tmp_path / 'users.db'}: ok (driver sqlite3)\n" in out
+    assert "audit    store\n" in out
+    assert not (tmp_path / "users.db").exists()  # checking never creates a database
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("nosuchdb://host/db", ("unknown database 'nosuchdb'", "sqlite and postgresql")),
+        ("postgresql+pg8000://app@db/app", ("'pg8000'", "not installed", "pip install pg8000")),
+        ("mysql+mysqldb://app@db/app", ("'MySQLdb'", "not installed", "pip install mysqlclient")),
+        ("not a url", ("not a database URL",)),
+    ],
+)
+def test_check_config_validates_the_storage_url_and_its_driver(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, words: tuple[str, ...]
+) -> None:
+    path = write_config(tmp_path, storage=url)
+    assert run("check-config", str(path)) == (2, "")
+    err = capsys.readouterr().err
+    no_traceback(err)
+    assert f"{path}:{line_of(path, 'storage')}:1: storage: " in err
+    for word in words:
+        assert word in err
+
+
+def test_check_config_gives_the_install_hint_of_the_postgres_extra(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
+    path = write_config(tmp_path, storage="postgresql://app@db/app")
+    assert run("check-config", str(path))[0] == 2
+    err = capsys.readouterr().err
+    assert "'psycopg'" in err and "pip install 'federation-bridge[postgres]'" in err
+
+
+def test_check_config_in_a_real_process(tmp_path: Path) -> None:
+    path = write_config(tmp_path, storage="postgresql+pg8000://app@db/app")
+    done = subprocess.run(
+        [str(FEDERATION), "check-config", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    no_traceback(done.stderr)
+    assert "pip install pg8000" in done.stderr
+
+
+# -- check-config --probe ---------------------------------------------------------------------
+
+
+def test_probe_fetches_every_issuers_keys_and_opens_the_store(tmp_path: Path) -> None:
+    idp = MockIdP(issuer="https://probe.test", audience="app")
+    path = write_config(tmp_path, idp, storage="sqlite:///users.db")
+    assert run("db", "init", "-c", str(path))[0] == 0
+    with idp:
+        code, out = run("check-config", "--probe", str(path))
+    assert code == 0, out
+    assert "probe    keys of https://probe.test: fetched\n" in out
+    assert "probe    storage: reachable, schema version 1\n" in out
+    assert idp.requests_to("jwks")
+    idp.close()
+
+
+def test_probe_exits_3_naming_the_issuer_without_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    idp = MockIdP(issuer="https://down.test", audience="app")
+    idp.outage(status=503)
+    path = write_config(tmp_path, idp)
+    with idp:
+        code, out = run("check-config", "--probe", str(path))
+    assert code == 3
+    assert "probe    keys of https://down.test: unavailable (" in out
+    err = capsys.readouterr().err
+    no_traceback(err)
+    assert err.startswith("unavailable: keys of https://down.test")
+    idp.close()
+
+
+def test_probe_exits_3_naming_a_database_directory_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    idp = MockIdP(issuer="https://probe.test", audience="app")
+    path = write_config(tmp_path, idp, storage="sqlite:///no/such/dir/users.db")
+    with idp:
+        code, _ = run("check-config", "--probe", str(path))
+    assert code == 3
+    assert "no/such/dir" in capsys.readouterr().err
+    idp.close()
+
+
+def test_probe_of_a_postgres_database_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    postgres_or_skip()
+    idp = MockIdP(issuer="https://probe.test", audience="app")
+    nope = POSTGRES_URL.rsplit("/", 1)[0] + "/nope"
+    path = write_config(tmp_path, idp, storage=nope)
+    with idp:
+        code, _ = run("check-config", "--probe", str(path))
+    assert code == 3
+    err = capsys.readouterr().err
+    no_traceback(err)
+    assert "database 'nope'" in err and "does not exist" in err
+    idp.close()
+
+
+def test_probe_of_a_reachable_postgres(tmp_path: Path) -> None:
+    postgres_or_skip()
+    idp = MockIdP(issuer="https://probe.test", audience="app")
+    path = write_config(tmp_path, idp, storage=POSTGRES_URL)
+    with idp:
+        code, out = run("check-config", "--probe", str(path))
+    assert code == 0, out
+    assert "probe    storage: reachable" in out
+    idp.close()
+
+
+# -- no tracebacks --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [("users", "list"), ("audit", "tail"), ("db", "init")])
+def test_store_commands_with_a_driver_that_is_not_installed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
+) -> None:
+    path = write_config(tmp_path, storage="mysql+mysqldb://app@db/app")
+    assert run(*command, "-c", str(path)) == (2, "")
+    err = capsys.readouterr().err
+    no_traceback(err)
+    assert "'MySQLdb'" in err and "pip install mysqlclient" in err
+
+
+def test_login_with_a_driver_that_is_not_installed_is_a_config_error(idp: MockIdP, tmp_path: Path) -> None:
+    from federation import Bridge
+    from federation.errors import ConfigError
+
+    path = write_config(tmp_path, idp, storage="postgresql+pg8000://app@db/app")
+    with (
+        Bridge.from_file(path, http_client=idp.client(), clock=idp.clock) as bridge,
+        pytest.raises(ConfigError, match="pip install pg8000") as info,
+    ):
+        bridge.login(idp.mint())
+    assert info.value.field == "storage"
+
+
+@pytest.mark.parametrize("command", [("users", "list"), ("audit", "tail")])
+def test_a_postgres_database_that_does_not_exist_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
+) -> None:
+    postgres_or_skip()
+    path = write_config(tmp_path, storage=POSTGRES_URL.rsplit("/", 1)[0] + "/nope")
+    assert run(*command, "-c", str(path)) == (3, "")
+    err = capsys.readouterr().err
+    no_traceback(err)
+    assert "database 'nope'" in err and 'database "nope" does not exist' in err
+
+
+def test_users_list_into_head_exits_cleanly(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from federation.storage import NewUser, SQLStore
+
+    path = write_config(tmp_path, storage="sqlite:///users.db")
+    now = datetime(2027, 1, 15, tzinfo=timezone.utc)
+    with SQLStore("sqlite:///users.db", base_dir=tmp_path) as store, store.transaction() as tx:
+        for i in range(400):  # far more output than a pipe holds
+            tx.insert_user(
+                NewUser(f"user{i}", f"u{i}@example.com", True, f"User {i}", frozenset({"member"}), {},
+                        "active", now, now, None)
+            )  # fmt: skip
+    process = subprocess.Popen(
+        [str(FEDERATION), "users", "list", "-c", str(path), "--limit", "1000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()  # what `| head -1` does after its line
+    err = process.stderr.read().decode()
+    code = process.wait(timeout=60)
+    assert first.startswith(b"400 users in sqlite:///")
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert err == "" and code == 141
+
+
+def test_head_in_a_shell_pipeline(tmp_path: Path) -> None:
+    done = subprocess.run(
+        f"'{FEDERATION}' schema mapping | head -c 10; exit ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Traceback" not in done.stderr and done.returncode in (0, 141)
+
+
+def test_a_bearer_prefix_is_named_not_stripped(
+    idp: MockIdP, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_config(tmp_path, idp)
+    token = idp.mint()
+    for given in (f"Bearer {token}", f"bearer {token}"):
+        assert run("verify", "-c", str(path), given) == (1, "")
+        err = capsys.readouterr().err
+        no_traceback(err)
+        assert "remove the 'Bearer ' prefix" in err and token not in err
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"Bearer {token}\n"))
+    assert run("verify", "-c", str(path), "-")[0] == 1
+    assert "remove the 'Bearer ' prefix" in capsys.readouterr().err
+
+
+def test_version_both_ways() -> None:
+    assert run("--version") == (0, f"federation-bridge {__version__}\n")
+    assert run("version") == (0, f"federation-bridge {__version__}\n")
+    assert run("-V")[0] == 0
+
+
+def test_the_readme_lists_version_and_probe() -> None:
+    table = README.split("## Command line", 1)[1].split("\n## ", 1)[0]
+    assert "`federation version`" in table and "`federation --version`" in table
+    assert "--probe" in table
+
+
+def test_audit_tail_of_an_empty_store_says_so(tmp_path: Path) -> None:
+    path = write_config(tmp_path, storage="sqlite:///users.db")
+    assert run("db", "init", "-c", str(path))[0] == 0
+    code, out = run("audit", "tail", "-c", str(path))
+    assert code == 0
+    assert out.startswith("no audit events in sqlite:///")
+    assert "audit: log" in out  # why: this config sends its audit events to the log
+    assert run("audit", "tail", "-c", str(path), "--json") == (0, "")  # JSON lines: none
+
+
+def test_an_unexpected_error_is_one_line_without_its_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import federation.cli
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("eyJhbGciOi-something-secret")
+
+    monkeypatch.setattr(federation.cli, "load_config", boom)
+    path = write_config(tmp_path)
+    monkeypatch.delenv("FEDERATION_DEBUG", raising=False)
+    assert run("check-config", str(path)) == (70, "")
+    err = capsys.readouterr().err
+    no_traceback(err)
+    assert "RuntimeError" in err and "FEDERATION_DEBUG=1" in err and "secret" not in err
+    monkeypatch.setenv("FEDERATION_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        run("check-config", str(path))
+
+
+def test_an_interrupt_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import federation.cli
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(federation.cli, "load_config", interrupted)
+    assert run("check-config", str(write_config(tmp_path))) == (130, "")
+    no_traceback(capsys.readouterr().err)
