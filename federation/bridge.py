@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from ._keys._source import IssuerKeySource
+from ._keys._source import AsyncClientOption, IssuerKeySource
 from ._rfc7515 import Limits
 from ._verify import Route, VerifiedToken, Verifier
 from .config import BridgeConfig, load_config
@@ -109,6 +109,12 @@ class Bridge:
         self._verifier = Verifier(list(config.issuers), limits, clock, config.leeway)
         # One key source per profile: every issuer string of a profile shares its keys.
         self._profile_sources: dict[int, IssuerKeySource] = {}
+        # Async fetches use the injected async client; else the injected sync client in a
+        # worker thread (never bypass what the application injected: mocks, proxies); else
+        # the bridge's own short-lived async clients.
+        async_option: AsyncClientOption = async_http_client
+        if async_option is None and http_client is None:
+            async_option = self._new_async_client
         for profile in config.issuers:
             spec = profile.key_source
             self._profile_sources[id(profile)] = IssuerKeySource(
@@ -117,7 +123,7 @@ class Bridge:
                 clock=clock,
                 emit=self._emit,
                 sync_client=self._sync_client,
-                async_client=async_http_client,
+                async_client=async_option,
             )
         self._sources: dict[str, IssuerKeySource] = {
             iss: self._profile_sources[id(route.profile)] for iss, route in self._verifier.routes.items()
@@ -336,6 +342,11 @@ class Bridge:
             if self._own_client is None:
                 self._own_client = httpx.Client()
             return self._own_client
+
+    def _new_async_client(self) -> httpx.AsyncClient:
+        """A short-lived async client of the bridge's own (one per fetch: fetches are rare,
+        and an event-loop-bound pool must not outlive its loop)."""
+        return httpx.AsyncClient()
 
     def close(self) -> None:
         """Close the HTTP client the bridge created (injected clients are the caller's)."""

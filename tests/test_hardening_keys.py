@@ -460,3 +460,197 @@ def test_keyset_unavailable_url_drops_credentials_and_query() -> None:
     from federation._keys._documents import display_url
 
     assert display_url("https://user:pw@idp.test:8443/jwks?sig=secret#x") == "https://idp.test:8443/jwks"
+
+
+# -- an abandoned async fetch never wedges the cache ------------------------------------------------
+
+FAST = {"timeout": 0.1}  # lease = 4 x timeout + 1 = 1.4 s: how long an abandoned flight holds
+
+
+class StallFirst:
+    """An async handler that never answers the first key request (its loop is abandoned)."""
+
+    def __init__(self, idp: MockIdP) -> None:
+        self.idp = idp
+        self.calls = 0
+
+    async def __call__(self, request: Any) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.Event().wait()  # forever: nobody runs this loop again
+        return self.idp.handler(request)
+
+
+def _abandon_a_fetch(bridge: Any, token: str, close: bool) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(asyncio.TimeoutError):
+            # A sync wrapper around run_until_complete whose caller timed out: the loop stops
+            # while the shielded fetch task is pending.
+            loop.run_until_complete(asyncio.wait_for(bridge.averify(token), 0.05))
+    finally:
+        if close:
+            loop.close()
+
+
+@pytest.mark.parametrize("close", [False, True], ids=["loop_stopped", "loop_closed"])
+@pytest.mark.parametrize("taker", ["thread", "other_loop"])
+def test_an_abandoned_async_fetch_is_taken_over(idp: MockIdP, close: bool, taker: str) -> None:
+    import threading
+
+    import httpx
+
+    stall = StallFirst(idp)
+    bridge = idp.bridge(
+        config=idp.bridge_config(keys=FAST),
+        http_client=idp.client(),
+        async_http_client=httpx.AsyncClient(transport=httpx.MockTransport(stall)),
+        on_event=lambda e: None,
+    )
+    token = idp.mint()
+    _abandon_a_fetch(bridge, token, close)
+    assert stall.calls == 1 and jwks_requests(idp) == 0
+
+    results: list[Any] = []
+    if taker == "thread":
+        worker = threading.Thread(target=lambda: results.append(bridge.verify(token)))
+        worker.start()
+        worker.join(10)
+    else:
+        results.append(asyncio.run(bridge.averify(token)))
+    # Taken over at the lease's end (never KeySetUnavailable while the issuer answers).
+    assert [vt.subject for vt in results] == ["user-1"]
+    assert jwks_requests(idp) == 1
+    # Everyone else is served from the cache now, threads and loops alike.
+    assert bridge.verify(idp.mint()).issuer == idp.issuer
+    assert asyncio.run(bridge.averify(idp.mint())).issuer == idp.issuer
+    assert jwks_requests(idp) == 1
+    bridge.close()
+
+
+def test_a_stale_owner_cannot_release_or_write_after_a_takeover() -> None:
+    from federation._keys._flight import Claim, SingleFlight
+
+    now = [0.0]
+    flight = SingleFlight(lambda: 0, lease=5, clock=lambda: now[0])
+    claim, stale = flight.claim(None)
+    assert claim is Claim.FETCH and stale is not None
+    assert flight.claim(None)[0] is Claim.JOIN
+    now[0] = 5.0  # the lease ran out: the owner is presumed gone
+    assert not flight.in_flight
+    claim, fresh = flight.claim(None)
+    assert claim is Claim.FETCH and fresh is not None and fresh is not stale
+    flight.release(stale)  # late, by the stale owner: ignored
+    assert flight.in_flight and flight.owns(fresh) and not flight.owns(stale)
+    assert flight.claim(None)[0] is Claim.JOIN
+    flight.release(fresh)
+    assert not flight.in_flight
+
+
+# -- injected clients are never bypassed --------------------------------------------------------------
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record (and refuse) any attempt to build an AsyncClient or open a socket."""
+    import socket
+
+    import httpx
+
+    attempts: list[str] = []
+    real_init = httpx.AsyncClient.__init__
+
+    def spy_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        attempts.append("AsyncClient")
+        real_init(self, *args, **kwargs)
+
+    def refuse_connect(self: Any, *args: Any, **kwargs: Any) -> None:
+        attempts.append("connect")
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(httpx.AsyncClient, "__init__", spy_init)
+    monkeypatch.setattr(socket.socket, "connect", refuse_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse_connect)
+    return attempts
+
+
+def test_averify_uses_the_injected_sync_client(idp: MockIdP, no_network: list[str]) -> None:
+    import httpx
+
+    from federation import Bridge
+
+    client = httpx.Client(transport=idp.transport())
+    bridge = Bridge.from_dict(
+        idp.bridge_config(), http_client=client, clock=idp.clock, on_event=lambda e: None
+    )
+    assert asyncio.run(bridge.averify(idp.mint())).issuer == idp.issuer
+    assert jwks_requests(idp) == 1  # the mock saw the fetch: it went through the injected client
+    assert no_network == []
+    bridge.close()
+    client.close()
+
+
+def test_awarm_up_and_forced_refetch_use_the_injected_sync_client(
+    idp: MockIdP, no_network: list[str]
+) -> None:
+    import httpx
+
+    from federation import Bridge
+
+    client = httpx.Client(transport=idp.transport())
+    bridge = Bridge.from_dict(
+        idp.bridge_config(discovery=True), http_client=client, clock=idp.clock, on_event=lambda e: None
+    )
+
+    async def main() -> None:
+        assert (await bridge.awarm_up()).ok
+        idp.rotate_keys()
+        await bridge.averify(idp.mint())  # forced refetch, async, through the sync client
+
+    asyncio.run(main())
+    assert len(idp.requests_to("discovery")) == 1
+    assert jwks_requests(idp) == 2
+    assert no_network == []
+    bridge.close()
+    client.close()
+
+
+def test_alogin_uses_the_injected_sync_client(idp: MockIdP, no_network: list[str]) -> None:
+    import httpx
+
+    from federation import Bridge
+    from federation.storage import MemoryStore
+
+    client = httpx.Client(transport=idp.transport())
+    bridge = Bridge.from_dict(
+        idp.bridge_config(), http_client=client, clock=idp.clock, on_event=lambda e: None, store=MemoryStore()
+    )
+    result = asyncio.run(bridge.alogin(idp.mint(email="ada@example.test")))
+    assert result.created
+    assert jwks_requests(idp) == 1
+    assert no_network == []
+    bridge.close()
+    client.close()
+
+
+def test_an_injected_async_client_is_used_for_async_fetches(idp: MockIdP) -> None:
+    import httpx
+
+    from federation import Bridge
+
+    sync_calls: list[str] = []
+
+    def sync_handler(request: httpx.Request) -> httpx.Response:
+        sync_calls.append(str(request.url))
+        return idp.handler(request)
+
+    bridge = Bridge.from_dict(
+        idp.bridge_config(),
+        http_client=httpx.Client(transport=httpx.MockTransport(sync_handler)),
+        async_http_client=httpx.AsyncClient(transport=idp.transport()),
+        clock=idp.clock,
+        on_event=lambda e: None,
+    )
+    asyncio.run(bridge.averify(idp.mint()))
+    assert jwks_requests(idp) == 1 and sync_calls == []
+    bridge.close()

@@ -7,7 +7,8 @@
 * ``_state``     the cache state machine per issuer: freshness, forced-refetch cooldown,
                  unknown-kid negative cache, failure back-off, stale-if-error. Pure, clock injected.
 * ``_flight``    single-flight: one fetch in flight per key source; threads wait on a
-                 condition, asyncio tasks (of any event loop) on a future of their own loop.
+                 condition, asyncio tasks (of any event loop) on a future of their own loop;
+                 a flight is a lease, so an abandoned one (its loop stopped) is taken over.
 * ``_source``    ties them together: a sans-I/O refresh plan driven by a sync shell
                  (threads) and an async shell (tasks), both claiming the same flight.
 """

@@ -121,14 +121,10 @@ async def _fetch_async(
 
 
 async def fetch_async(
-    client: httpx.AsyncClient | None, request: FetchRequest, *, timeout: float, max_bytes: int
+    client: httpx.AsyncClient, request: FetchRequest, *, timeout: float, max_bytes: int
 ) -> FetchResponse:
-    """Async twin of :func:`fetch_sync`. With no client, a short-lived one is used:
-    fetches are rare, and an event-loop-bound pool must not outlive its loop."""
+    """Async twin of :func:`fetch_sync` (the caller picks the client: never a default one)."""
     try:
-        if client is None:
-            async with httpx.AsyncClient() as own:
-                return await asyncio.wait_for(_fetch_async(own, request, timeout, max_bytes), 2 * timeout)
         return await asyncio.wait_for(_fetch_async(client, request, timeout, max_bytes), 2 * timeout)
     except Exception as exc:
         return _transport_error(exc)

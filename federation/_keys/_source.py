@@ -4,7 +4,11 @@ Owns: the sans-I/O refresh plan (a generator that yields
 :class:`FetchRequest` and receives :class:`FetchResponse`: discovery when
 needed, then the JWK Set), driven by a sync shell and an async shell that only
 move bytes; single-flight across both (``_flight``: N cold callers of any mix
-of threads and event loops cause one fetch); and the events of the key cache.
+of threads and event loops cause one fetch; a flight whose owner's event loop
+stopped is taken over at the end of its lease, and a stale owner stops driving
+its plan); which client an async fetch uses (the injected async client, else
+the injected sync client in a worker thread, else the bridge's own); and the
+events of the key cache.
 
 Must not: verify signatures or claims, or decide policy beyond what
 ``_state`` and ``_documents`` say.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Callable, Generator
 
 import httpx
@@ -35,13 +40,18 @@ from ..events import (
     EventSink,
 )
 from ._documents import FetchFailed, display_url, parse_discovery, parse_keys, ttl_from_headers
-from ._flight import Claim, SingleFlight
+from ._flight import Claim, SingleFlight, Ticket
 from ._http import FetchRequest, FetchResponse, fetch_async, fetch_sync
 from ._state import KeyCacheState, Miss
 
 __all__ = ["IssuerKeySource", "RefreshPlan"]
 
 RefreshPlan = Generator[FetchRequest, FetchResponse, bool]
+
+#: How async fetches move bytes: an injected ``httpx.AsyncClient``; a factory of the
+#: bridge's own short-lived clients; or None: the (injected) sync client in a worker
+#: thread, so an application that injected only a sync client is never bypassed.
+AsyncClientOption = httpx.AsyncClient | Callable[[], httpx.AsyncClient] | None
 
 
 class IssuerKeySource:
@@ -55,7 +65,7 @@ class IssuerKeySource:
         clock: Callable[[], float],
         emit: EventSink,
         sync_client: Callable[[], httpx.Client],
-        async_client: httpx.AsyncClient | None,
+        async_client: AsyncClientOption,
     ) -> None:
         self.spec = spec
         self.name = self.issuer = spec.name
@@ -67,10 +77,13 @@ class IssuerKeySource:
         self._emit = emit
         self._sync_client = sync_client
         self._async_client = async_client
-        self._flight = SingleFlight(lambda: self.state.generation)
+        # A flight's lease is the fetcher's own worst case (discovery + key set, each with
+        # a total budget of twice the timeout); past it, the flight counts as abandoned.
+        self._lease = 4 * config.timeout + 1
+        self._flight = SingleFlight(lambda: self.state.generation, lease=self._lease)
         self._noted_version: bytes | None = None  # digest of the last key document whose notes were emitted
-        # A waiter gives up after the fetcher's own worst case (discovery + key set).
-        self._wait_budget = 4 * config.timeout + 1
+        # A waiter waits out one lease, then may take over and fetch itself.
+        self._wait_budget = 2 * self._lease
 
     # -- the sans-I/O refresh plan ---------------------------------------------------
 
@@ -125,30 +138,44 @@ class IssuerKeySource:
 
     # -- sync shell -------------------------------------------------------------------
 
-    def _drive_sync(self, forced: bool) -> bool:
+    def _fetch_sync(self, request: FetchRequest) -> FetchResponse:
+        return fetch_sync(
+            self._sync_client(),
+            request,
+            timeout=self.config.timeout,
+            max_bytes=self.config.max_response_bytes,
+        )
+
+    def _drive_sync(self, forced: bool, ticket: Ticket) -> bool:
         plan = self.refresh_plan(forced)
         try:
             request = next(plan)
             while True:
-                response = fetch_sync(
-                    self._sync_client(),
-                    request,
-                    timeout=self.config.timeout,
-                    max_bytes=self.config.max_response_bytes,
-                )
+                response = self._fetch_sync(request)
+                if not self._flight.owns(ticket):
+                    plan.close()  # taken over meanwhile: the new owner writes the state
+                    return False
                 request = plan.send(response)
         except StopIteration as done:
             return bool(done.value)
 
     def _refresh_sync(self, forced: bool, seen_generation: int | None) -> None:
-        claim = self._flight.claim(seen_generation)
-        if claim is Claim.FETCH:
-            try:
-                self._drive_sync(forced)
-            finally:
-                self._flight.release()
-        elif claim is Claim.JOIN:
-            self._flight.wait(self._wait_budget)
+        give_up = time.monotonic() + self._wait_budget
+        while True:
+            claim, ticket = self._flight.claim(seen_generation)
+            if claim is Claim.FETCH:
+                assert ticket is not None
+                try:
+                    self._drive_sync(forced, ticket)
+                finally:
+                    self._flight.release(ticket)
+                return
+            if claim is Claim.DONE:
+                return
+            # JOIN: wait for it to land; at its deadline claim again (taking an abandoned one over).
+            remaining = give_up - time.monotonic()
+            if remaining <= 0 or self._flight.wait(remaining):
+                return
 
     def get_key(self, kid: str | None, alg: str) -> VerificationKey:
         """The verification key for (kid, alg), fetching when needed (blocking)."""
@@ -166,35 +193,57 @@ class IssuerKeySource:
 
     # -- async shell ------------------------------------------------------------------
 
-    async def _drive_async(self, forced: bool) -> bool:
+    async def _fetch_async(self, request: FetchRequest) -> FetchResponse:
+        option = self._async_client
+        timeout, max_bytes = self.config.timeout, self.config.max_response_bytes
+        if option is None:
+            # Only a sync client was injected: use it, in a worker thread (never a client
+            # the application did not ask for).
+            return await asyncio.to_thread(self._fetch_sync, request)
+        if isinstance(option, httpx.AsyncClient):
+            return await fetch_async(option, request, timeout=timeout, max_bytes=max_bytes)
+        # The bridge's own: short-lived, as an event-loop-bound pool must not outlive its loop.
+        try:
+            own = option()
+        except Exception as exc:  # reported as data, like every transport failure
+            return FetchResponse(error=f"transport_error:{type(exc).__name__}")
+        async with own:
+            return await fetch_async(own, request, timeout=timeout, max_bytes=max_bytes)
+
+    async def _drive_async(self, forced: bool, ticket: Ticket) -> bool:
         plan = self.refresh_plan(forced)
         try:
             request = next(plan)
             while True:
-                response = await fetch_async(
-                    self._async_client,
-                    request,
-                    timeout=self.config.timeout,
-                    max_bytes=self.config.max_response_bytes,
-                )
+                response = await self._fetch_async(request)
+                if not self._flight.owns(ticket):
+                    plan.close()  # taken over meanwhile: the new owner writes the state
+                    return False
                 request = plan.send(response)
         except StopIteration as done:
             return bool(done.value)
 
-    async def _fly_async(self, forced: bool) -> None:
+    async def _fly_async(self, forced: bool, ticket: Ticket) -> None:
         try:
-            await self._drive_async(forced)
+            await self._drive_async(forced, ticket)
         finally:
-            self._flight.release()
+            self._flight.release(ticket)
 
     async def _refresh_async(self, forced: bool, seen_generation: int | None) -> None:
-        claim = self._flight.claim(seen_generation)
-        if claim is Claim.FETCH:
-            task = asyncio.get_running_loop().create_task(self._fly_async(forced))
-            # shield: this caller's cancellation must not cancel the fetch others wait on.
-            await asyncio.shield(task)
-        elif claim is Claim.JOIN:
-            await self._flight.await_landing(self._wait_budget)
+        give_up = time.monotonic() + self._wait_budget
+        while True:
+            claim, ticket = self._flight.claim(seen_generation)
+            if claim is Claim.FETCH:
+                assert ticket is not None
+                task = asyncio.get_running_loop().create_task(self._fly_async(forced, ticket))
+                # shield: this caller's cancellation must not cancel the fetch others wait on.
+                await asyncio.shield(task)
+                return
+            if claim is Claim.DONE:
+                return
+            remaining = give_up - time.monotonic()
+            if remaining <= 0 or await self._flight.await_landing(remaining):
+                return
 
     async def aget_key(self, kid: str | None, alg: str) -> VerificationKey:
         """Async twin of :meth:`get_key`."""
