@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
+from ._keys._connect import ConnectPolicy, guarded_async_transport, guarded_transport
 from ._keys._source import AsyncClientOption, IssuerKeySource
 from ._rfc7515 import Limits
 from ._verify import Route, VerifiedToken, Verifier
@@ -99,6 +100,10 @@ class Bridge:
         self._own_client: httpx.Client | None = None
         self._client_lock = threading.Lock()
         self._http_client = http_client
+        # The own clients check every address they connect to (after DNS) against this.
+        self._connect_policy = ConnectPolicy(
+            allow_loopback=config.keys.allow_loopback_http, allow_private=config.keys.allow_private_networks
+        )
         limits = Limits(
             max_token_bytes=config.limits.max_token_bytes,
             max_header_bytes=config.limits.max_header_bytes,
@@ -340,13 +345,13 @@ class Bridge:
             return self._http_client
         with self._client_lock:
             if self._own_client is None:
-                self._own_client = httpx.Client()
+                self._own_client = httpx.Client(transport=guarded_transport(self._connect_policy))
             return self._own_client
 
     def _new_async_client(self) -> httpx.AsyncClient:
         """A short-lived async client of the bridge's own (one per fetch: fetches are rare,
         and an event-loop-bound pool must not outlive its loop)."""
-        return httpx.AsyncClient()
+        return httpx.AsyncClient(transport=guarded_async_transport(self._connect_policy))
 
     def close(self) -> None:
         """Close the HTTP client the bridge created (injected clients are the caller's)."""

@@ -12,7 +12,6 @@ Must not: build HTTP clients, fetch keys or verify tokens.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
@@ -30,6 +29,7 @@ from pydantic import (
 
 from federation.providers import PROFILE_MODELS, ProviderProfile
 
+from ._netaddr import is_canonical_loopback_host, literal_address
 from ._yaml import (
     Located,
     config_error_from_problems,
@@ -79,6 +79,11 @@ class KeysConfig(BaseModel):
     max_keys: int = Field(100, ge=1, le=10000, description="A key set with more entries is refused.")
     allow_loopback_http: bool = Field(
         False, description="Allow plain http:// key and discovery URLs on loopback hosts (tests only)."
+    )
+    allow_private_networks: bool = Field(
+        False,
+        description="Allow key and discovery fetches to private-use addresses (10/8, 172.16/12, "
+        "192.168/16, 100.64/10, fc00::/7), e.g. an on-prem IdP. Loopback and link-local never.",
     )
 
     @model_validator(mode="after")
@@ -202,8 +207,12 @@ def config_problems(config: BridgeConfig) -> list[Problem]:
             seen.setdefault(iss, index)
         spec = entry.key_source
         for url, field in ((spec.jwks_uri, "jwks_uri"), (spec.discovery_url, "issuer")):
-            if url is not None and not is_fetchable_url(url, config.keys.allow_loopback_http):
-                where = ("issuers", index, field) if getattr(entry, field, None) else ("issuers", index)
+            where = ("issuers", index, field) if getattr(entry, field, None) else ("issuers", index)
+            if url is not None and _odd_ip_spelling(url):
+                # The resolver reads 2130706433 or 127.1 as 127.0.0.1: no URL check may be
+                # fooled by a spelling, so only the standard one is accepted.
+                problems.append((where, "write the IP address in its standard form (such as 10.0.0.5)"))
+            elif url is not None and not is_fetchable_url(url, config.keys.allow_loopback_http):
                 problems.append(
                     (
                         where,
@@ -213,15 +222,24 @@ def config_problems(config: BridgeConfig) -> list[Problem]:
     return problems
 
 
-def is_loopback_url(url: str) -> bool:
-    """True for http(s) URLs whose host is localhost or a loopback address."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
+def _odd_ip_spelling(url: str) -> bool:
+    """True when the URL's host is an IP address written other than the standard way."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        host = urlsplit(url).hostname or ""
     except ValueError:
         return False
+    address = literal_address(host)
+    return address is not None and str(address) != host
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for URLs whose host is ``localhost`` or a loopback address in its standard
+    spelling (``127.0.0.1``, ``[::1]``): ``127.1`` or ``2130706433`` never count."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    return is_canonical_loopback_host(host)
 
 
 def is_fetchable_url(url: str, allow_loopback_http: bool) -> bool:

@@ -1,7 +1,8 @@
 """The per-issuer key cache, built as small layers (after Nimbus ``JWKSourceBuilder``).
 
-* ``_http``      moves bytes: one GET, HTTPS only, no redirects, timeouts, a size cap
-                 (the only module here that imports httpx).
+* ``_http``      moves bytes: one GET, HTTPS only, no redirects, timeouts, a size cap.
+* ``_connect``   the bridge's own transports: every connection vets the addresses the
+                 host resolves to (SSRF), then connects to a vetted IP.
 * ``_documents`` judges responses: status, JSON, discovery ``issuer``, JWK Set hygiene,
                  ``Cache-Control`` TTL clamping. Pure.
 * ``_state``     the cache state machine per issuer: freshness, forced-refetch cooldown,

@@ -11,15 +11,15 @@ Must not: perform I/O or keep state.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from .._json import StrictJSONError, loads_object
+from .._netaddr import host_refusal
 from .._rfc7517 import KeyNote, KeySet, TooManyKeys, UnusableKey, import_jwks, import_pem_map
-from ..config import KeysConfig, is_fetchable_url, is_loopback_url
+from ..config import KeysConfig, is_fetchable_url
 from ._http import FetchResponse
 
 __all__ = ["FetchFailed", "display_url", "parse_discovery", "parse_jwks", "parse_keys", "ttl_from_headers"]
@@ -93,24 +93,14 @@ def parse_discovery(response: FetchResponse, issuer: str, config: KeysConfig) ->
     jwks_uri = document.get("jwks_uri")
     if not isinstance(jwks_uri, str) or not is_fetchable_url(jwks_uri, config.allow_loopback_http):
         raise FetchFailed("discovery_jwks_uri_not_https")
-    if _internal_host(jwks_uri) and not (config.allow_loopback_http and is_loopback_url(jwks_uri)):
-        # A discovery document may not aim our fetch at internal services (SSRF, FETCH-04).
+    host = urlsplit(jwks_uri).hostname or ""
+    if host_refusal(
+        host, allow_loopback=config.allow_loopback_http, allow_private=config.allow_private_networks
+    ):
+        # A discovery document may not aim our fetch at internal services (SSRF, FETCH-04),
+        # in any spelling of their address (2130706433, 127.1, [::ffff:7f00:1], ...).
         raise FetchFailed("discovery_jwks_uri_not_public")
     return jwks_uri
-
-
-def _internal_host(url: str) -> bool:
-    """True for localhost and IP literals that are not globally routable."""
-    host = (urlsplit(url).hostname or "").rstrip(".").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False  # a DNS name: resolved by the HTTP client, documented as trusted to the issuer's TLS
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return not address.is_global
 
 
 def parse_jwks(response: FetchResponse, config: KeysConfig) -> tuple[KeySet, list[KeyNote]]:

@@ -17,6 +17,8 @@ from typing import Literal
 
 import httpx
 
+from ._connect import AddressNotAllowed
+
 __all__ = ["FetchRequest", "FetchResponse", "fetch_async", "fetch_sync"]
 
 _USER_AGENT = "federation-bridge"
@@ -55,6 +57,8 @@ class _TooLarge(Exception):
 def _transport_error(exc: BaseException) -> FetchResponse:
     if isinstance(exc, _TooLarge):
         return FetchResponse(error="response_too_large")
+    if isinstance(exc, AddressNotAllowed):  # the own clients' connect-time SSRF check
+        return FetchResponse(error="address_not_allowed")
     if isinstance(exc, (httpx.TimeoutException, TimeoutError, asyncio.TimeoutError)):
         return FetchResponse(error="timeout")
     if isinstance(exc, httpx.ConnectError):

@@ -12,6 +12,7 @@ KeySetUnavailable (``keyset_unavailable``, a 503, not an InvalidToken); its
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -253,4 +254,9 @@ def test_fetch_05_the_bridges_own_client_verifies_tls(
     assert created, "the bridge did not build its own client"
     for kwargs in created:
         assert kwargs.get("verify", True) is not False
-        assert "transport" not in kwargs and "mounts" not in kwargs
+        assert "mounts" not in kwargs
+        # Issue 10: the own client's transport is the address-checking one; its TLS still verifies.
+        transport = kwargs.get("transport")
+        assert type(transport).__name__ == "_GuardedTransport"
+        context = transport._pool._ssl_context
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
