@@ -73,8 +73,9 @@ class SingleFlight:
 
     @property
     def in_flight(self) -> bool:
-        """True while a fetch is running and within its lease."""
-        return self._owner is not None and self._clock() < self._deadline
+        """True while a fetch is claimed. Read on every cache lookup, so it reads no
+        clock: whether the flight is past its lease is :meth:`claim`'s to decide."""
+        return self._owner is not None
 
     def claim(self, seen_generation: int | None) -> tuple[Claim, Ticket | None]:
         """Become the fetcher (with a ticket), or learn whom to wait for.
