@@ -360,3 +360,41 @@ def test_an_interrupt_is_one_line(
     monkeypatch.setattr(federation.cli, "load_config", interrupted)
     assert run("check-config", str(write_config(tmp_path))) == (130, "")
     no_traceback(capsys.readouterr().err)
+
+
+# -- the testing extra -------------------------------------------------------------------------
+
+
+def test_the_testing_extra_is_slim_and_inside_the_test_extra() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    extras = pyproject["project"]["optional-dependencies"]
+    names = {req.split(">")[0].split("[")[0].split("=")[0] for req in extras["testing"]}
+    assert names == {"pytest", "respx"}
+    assert set(extras["testing"]) <= set(extras["test"])
+
+
+pytest_plugins = ["pytester"]
+
+
+def test_without_respx_pytest_runs_and_mock_idp_says_which_extra(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("import sys\nsys.modules['respx'] = None  # as if respx were not installed\n")
+    pytester.makepyfile(
+        """
+        def test_other_tests_still_run(federation_clock):
+            assert federation_clock() == 1_800_000_000
+
+        def test_not_installed_mock_works(mock_idp):
+            idp = mock_idp(install=False)
+            assert idp.transport() is not None
+
+        def test_installed_mock_needs_the_extra(mock_idp):
+            mock_idp()
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:respx", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    output = result.stdout.str()
+    assert "pip install 'federation-bridge[testing]'" in output
+    assert "Traceback" not in output and "During handling" not in output

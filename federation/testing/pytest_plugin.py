@@ -1,6 +1,8 @@
 """The pytest plugin of the testing toolkit (registered through the ``pytest11`` entry point).
 
-Installed with ``federation-bridge``, it gives every test suite two fixtures:
+Installed with ``federation-bridge``, it gives every test suite two fixtures (the
+``mock_idp`` fixture's install needs respx: ``pip install 'federation-bridge[testing]'``;
+without it pytest still runs and the fixture fails saying so):
 
 ``mock_idp``
     A factory: ``idp = mock_idp(issuer=..., audience=..., **MockIdP options)``
@@ -71,6 +73,7 @@ class MockIdPFactory:
     def _keep(self, idp: MockIdP, install: bool) -> MockIdP:
         self._made.append(idp)
         if install:
+            _require_respx()
             idp.__enter__()
         return idp
 
@@ -78,6 +81,23 @@ class MockIdPFactory:
         """Uninstall, stop and close every mock (newest first)."""
         while self._made:
             self._made.pop().close()
+
+
+def _require_respx() -> None:
+    """Installing a mock into httpx needs respx; without it, say which extra brings it."""
+    try:
+        import respx  # noqa: F401 - only whether it imports
+    except ImportError:
+        missing = True
+    else:
+        missing = False
+    if missing:  # outside the except: no "during handling" chain in the report
+        pytest.fail(
+            "mock_idp installs the mock into httpx through respx, which is not installed: "
+            "pip install 'federation-bridge[testing]' (or use mock_idp(install=False) with "
+            "idp.transport() / idp.serve())",
+            pytrace=False,
+        )
 
 
 @pytest.fixture
