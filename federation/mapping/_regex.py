@@ -5,7 +5,10 @@ transform (a subset of Python's ``re`` syntax, refused with a clear message
 when a pattern uses anything else), compiling it to a Thompson NFA, and running
 it as a lazily built DFA: every input character costs one dictionary lookup
 once the DFA state is cached, and at most one NFA closure when it is not, so a
-match is O(len(input) x len(pattern)) whatever the pattern. Python's ``re``
+match is O(len(input) x len(pattern)) whatever the pattern. The DFA's memory is
+bounded per pattern whatever the values hold: transitions are cached by
+character class (the NFA states a character moves to), the per-character fast
+path is capped, and a full cache starts over. Python's ``re``
 backtracks: ``.*.*.*=`` takes tens of seconds on a 1 KiB claim value, which a
 token's author controls. Nothing here backtracks.
 
@@ -17,7 +20,13 @@ groups ``(...)``, ``(?:...)``, ``(?P<name>...)`` (none captures); ``|``;
 ``* + ? {m} {m,} {m,n} {,n}`` (at most :data:`MAX_REPEAT`), lazy forms
 accepted by ``matches`` (where only yes or no counts); flags ``(?i)`` and
 ``(?s)`` at the start. Refused: backreferences, lookaround, atomic groups,
-possessive quantifiers, ``\\b``, scoped flags, other escapes.
+possessive quantifiers, ``\\b``, scoped flags, other escapes, and under ``(?i)`` an
+upper-case letter outside the BMP (``re`` itself does not match one reliably).
+
+``(?i)`` folds case exactly as the running Python's ``re`` does (simple lower-case
+forms plus ``re``'s table of extra equivalences, and sre's rules for classes), so a
+rule tried out with ``re`` holds here: ``(?i)i`` matches ``İ`` and ``ı``, ``(?i)s``
+matches ``ſ``, ``(?i)k`` the Kelvin sign.
 
 Semantics: ``search`` answers whether the pattern matches anywhere in the value
 (anchor with ``^`` and ``$``); ``sub`` replaces the leftmost-longest
@@ -29,7 +38,9 @@ Must not: import ``re`` for matching, or know what a claim or a mapping is.
 
 from __future__ import annotations
 
+import importlib
 import threading
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -54,6 +65,12 @@ MAX_REPEAT = 100
 MAX_STATES = 2000
 #: DFA states cached per pattern before the cache starts over.
 MAX_DFA_STATES = 512
+#: NFA states held by the cached DFA states and their class-keyed transitions, per pattern,
+#: before the cache starts over (bounds the memory of large patterns).
+MAX_DFA_WEIGHT = 50_000
+#: Transitions cached by character per pattern; past this the character table starts over
+#: (the class-keyed table behind it is kept), whatever characters the values carry.
+MAX_CHAR_TRANSITIONS = 4096
 #: Work budget of one ``sub`` call, in DFA steps per input character.
 SUB_STEPS_PER_CHAR = 32
 
@@ -97,40 +114,153 @@ _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "f": "\f", "v": "\v", "a": "
 
 @dataclass(frozen=True)
 class _Class:
-    """A character class: ranges and categories, possibly negated."""
+    """A character class: single characters, ranges and categories, possibly negated."""
 
+    literals: frozenset[str]
     ranges: tuple[tuple[str, str], ...]
     categories: tuple[tuple[CharTest, bool], ...]
     negated: bool
 
     def contains(self, c: str) -> bool:
+        if c in self.literals:
+            return True
         for lo, hi in self.ranges:
             if lo <= c <= hi:
                 return True
         return any(test(c) != negate for test, negate in self.categories)
 
 
+# -- case-insensitive matching, exactly as Python's re ------------------------------------
+#
+# sre compares *simple* case mappings: CPython's one-character lower/upper of a code point,
+# which is the first character of ``str.lower()``/``str.upper()`` (İ lowers to "i"). A
+# cased literal matches every character whose simple lower case is its own, or one of the
+# extra equivalences re ships (dotless i ~ i, long s ~ s, final sigma ~ sigma, ...:
+# characters sharing an upper case).
+# A class under (?i) is tested on the lowered character; its BMP members are lowered when
+# compiled, its members outside the BMP are matched as sre's RANGE_UNI_IGNORE does.
+
+
+def _fold(c: str) -> str:
+    """sre's lower case of ``c`` (``_sre.unicode_tolower``)."""
+    return c.lower()[0]
+
+
+def _upper(c: str) -> str:
+    """sre's upper case of ``c`` (``sre_upper_unicode``)."""
+    return c.upper()[0]
+
+
+def _cased(c: str) -> bool:
+    """sre's ``unicode_iscased``: the character has another case."""
+    return _fold(c) != c or _upper(c) != c
+
+
+def _compute_extra_cases() -> dict[str, tuple[str, ...]]:
+    """The extra equivalences, computed as CPython generates ``re._casefix``.
+
+    Characters with the same upper case whose lower cases differ are equal under (?i).
+    """
+    by_upper: dict[str, set[str]] = {}
+    for i in range(0x110000):
+        c = chr(i)
+        by_upper.setdefault(c.upper(), set()).add(c)
+    table: dict[str, tuple[str, ...]] = {}
+    for group in by_upper.values():
+        lowered = sorted({c.lower() for c in group if len(c.lower()) == 1})
+        if len(lowered) > 1:
+            for low in lowered:
+                table[low] = tuple(other for other in lowered if other != low)
+    return table
+
+
+@lru_cache(maxsize=1)
+def _extra_cases() -> dict[str, tuple[str, ...]]:
+    """The table of extra case equivalences the running Python's ``re`` uses."""
+    # Read from the standard library so that (?i) agrees with this Python's re even where
+    # its table differs between versions (3.10 ships a shorter, hand-written one).
+    for module, name in (("re._casefix", "_EXTRA_CASES"), ("sre_compile", "_ignorecase_fixes")):
+        try:
+            raw = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+        return {chr(k): tuple(chr(v) for v in vs) for k, vs in raw.items()}
+    return _compute_extra_cases()
+
+
+def _fold_set(c: str) -> frozenset[str]:
+    """The lower-case forms a cased ``c`` matches under (?i)."""
+    low = _fold(c)
+    return frozenset((low, *_extra_cases().get(low, ())))
+
+
+@lru_cache(maxsize=1)
+def _cased_bmp() -> tuple[str, ...]:
+    """Every cased character of the BMP, in order (for lowering ranges)."""
+    return tuple(c for c in map(chr, range(0x10000)) if _cased(c))
+
+
 def _literal_test(ch: str, icase: bool) -> CharTest:
-    if not icase or ch.lower() == ch.upper():
+    if not icase or not _cased(ch):
         return ch.__eq__
-    variants = frozenset({ch, ch.lower(), ch.upper()})
-    lowered = ch.lower()
-    return lambda c: c in variants or c.lower() == lowered
+    folds = _fold_set(ch)
+    if len(folds) == 1:
+        (low,) = folds
+        return lambda c: c.lower()[0] == low
+    return lambda c: c.lower()[0] in folds
 
 
 def _class_test(cls: _Class, icase: bool) -> CharTest:
     contains = cls.contains
-    if icase:
+    negated = cls.negated
+    wide = [r for r in cls.ranges if r[1] > "\uffff"]
+    if not icase or not (
+        any(map(_cased, cls.literals))
+        or any(c > "\uffff" for c in cls.literals)
+        or wide
+        or any(_cased_in(lo, hi) for lo, hi in cls.ranges)
+    ):
+        # Nothing cased in the class: sre tests the character as it is.
+        def plain(c: str) -> bool:
+            return contains(c) != negated
 
-        def test(c: str) -> bool:
-            return (contains(c) or contains(c.lower()) or contains(c.upper())) != cls.negated
+        return plain
 
-    else:
+    # sre's charmap: every BMP member lowered, with its extra equivalences. Lowering is
+    # idempotent, so a lowered character inside a range is a member as it is; only the
+    # lower forms of the range's cased characters need listing.
+    folded: set[str] = set()
+    for c in cls.literals:
+        folded |= _fold_set(c) if _cased(c) else {c}
+    for lo, hi in cls.ranges:
+        for c in _cased_in(lo, hi):
+            folded |= _fold_set(c)
+    members = frozenset(folded)
+    ranges = tuple((lo, min(hi, "\uffff")) for lo, hi in cls.ranges if lo <= "\uffff")
+    categories = cls.categories
 
-        def test(c: str) -> bool:
-            return contains(c) != cls.negated
+    def test(c: str) -> bool:
+        f = c.lower()[0]
+        if f in members:
+            return not negated
+        for lo, hi in ranges:
+            if lo <= f <= hi:
+                return not negated
+        for lo, hi in wide:  # sre's RANGE_UNI_IGNORE: a range reaching past the BMP, whole
+            if lo <= f <= hi or lo <= _upper(f) <= hi:
+                return not negated
+        for t, negate in categories:  # sre tests categories on the lowered character too
+            if t(f) != negate:
+                return not negated
+        return negated
 
     return test
+
+
+def _cased_in(lo: str, hi: str) -> tuple[str, ...]:
+    """The cased BMP characters in ``lo..hi``."""
+    cased = _cased_bmp()
+    return cased[bisect_left(cased, lo) : bisect_right(cased, hi)]
 
 
 # -- parsing -----------------------------------------------------------------------------
@@ -278,7 +408,19 @@ class _Parser:
         if ch == "{" and self._looks_like_braces():
             raise self.error("nothing to repeat")
         self.i += 1
-        return ("char", _literal_test(ch, self.icase))
+        return ("char", _literal_test(self._literal(ch), self.icase))
+
+    def _literal(self, ch: str) -> str:
+        """``ch``, once it is known that re matches it as written here."""
+        if self.icase and ch > "\uffff" and _fold(ch) != ch:
+            # sre compares a class member outside the BMP with the lowered input as written,
+            # so in a class or an alternation it never matches this letter in either case.
+            raise self.error(
+                f"(?i) with U+{ord(ch):04X}, an upper-case letter outside the BMP, which "
+                f"Python's re does not always match case-insensitively: write its lower-case "
+                f"form U+{ord(_fold(ch)):04X}"
+            )
+        return ch
 
     def _group(self) -> Node:
         start = self.i
@@ -322,14 +464,14 @@ class _Parser:
         ch = self.p[self.i + 1]
         if ch in _CATEGORIES:
             self.i += 2
-            return ("char", _class_test(_Class((), (_CATEGORIES[ch],), False), False))
+            return ("char", _class_test(_Class(frozenset(), (), (_CATEGORIES[ch],), False), False))
         if ch == "A":
             self.i += 2
             return ("bol",)
         if ch in "Zz":
             self.i += 2
             return ("eol",)
-        return ("char", _literal_test(self._escaped_char(), self.icase))
+        return ("char", _literal_test(self._literal(self._escaped_char()), self.icase))
 
     def _escaped_char(self) -> str:
         """The literal character of the escape at ``self.i`` (outside or inside a class)."""
@@ -352,6 +494,7 @@ class _Parser:
         negated = self.peek() == "^"
         if negated:
             self.i += 1
+        literals: set[str] = set()
         ranges: list[tuple[str, str]] = []
         cats: list[tuple[CharTest, bool]] = []
         first = True
@@ -378,8 +521,8 @@ class _Parser:
                     raise self.error("bad character range")
                 ranges.append((lo, hi))
             else:
-                ranges.append((lo, lo))
-        return _Class(tuple(ranges), tuple(cats), negated)
+                literals.add(self._literal(lo))
+        return _Class(frozenset(literals), tuple(ranges), tuple(cats), negated)
 
     def _class_char(self) -> str:
         ch = self.p[self.i]
@@ -501,9 +644,16 @@ class _Program:
 
 
 class _Cache:
-    """One generation of a DFA's states and transitions (replaced whole when full)."""
+    """One generation of a DFA's states and transitions (replaced whole when full).
 
-    __slots__ = ("accept", "end", "ids", "sets", "starts", "trans")
+    ``trans`` maps (state, character) to the next state: the fast path, and the only
+    table a new code point adds to, so it is capped by :data:`MAX_CHAR_TRANSITIONS`.
+    ``by_moves`` maps (state, the NFA states the character moves to) to the next state:
+    one entry per character *class* the state distinguishes, however many code points
+    fall in it, so a fresh code point costs the state's character tests and no closure.
+    """
+
+    __slots__ = ("accept", "by_moves", "end", "ids", "sets", "starts", "trans", "weight")
 
     def __init__(self) -> None:
         self.starts: dict[bool, int] = {}  # the initial state, at the start of the value or not
@@ -512,6 +662,11 @@ class _Cache:
         self.accept: list[bool] = []
         self.end: dict[int, bool] = {}
         self.trans: dict[tuple[int, str], int] = {}
+        self.by_moves: dict[tuple[int, tuple[int, ...]], int] = {}
+        self.weight = 0  # NFA states held in sets and by_moves keys
+
+    def full(self) -> bool:
+        return len(self.sets) >= MAX_DFA_STATES or self.weight >= MAX_DFA_WEIGHT
 
 
 class _Dfa:
@@ -535,6 +690,7 @@ class _Dfa:
                 cache.sets.append(states)
                 cache.accept.append(_MATCH in {self.prog.kind[s] for s in states})
                 cache.ids[states] = sid
+                cache.weight += len(states) + 1
         return sid
 
     def initial(self, at_start: bool) -> tuple[_Cache, int]:
@@ -549,16 +705,27 @@ class _Dfa:
         """The state after ``c`` (the cache may be a new generation)."""
         prog = self.prog
         test, out1 = prog.test, prog.out1
-        moves = [out1[s] for s in cache.sets[sid] if test[s](c)]
-        states = prog.closure(moves, False, None)
-        if self.unanchored:
-            states = states | self._mid
-        if len(cache.sets) >= MAX_DFA_STATES:  # start a new generation; other threads keep theirs
-            fresh = _Cache()
-            self._cache = fresh
-            return fresh, self._intern(fresh, states)
-        nxt = self._intern(cache, states)
-        cache.trans[(sid, c)] = nxt
+        moves = tuple(out1[s] for s in cache.sets[sid] if test[s](c))
+        key = (sid, moves)
+        nxt = cache.by_moves.get(key)
+        if nxt is None:
+            states = prog.closure(list(moves), False, None)
+            if self.unanchored:
+                states = states | self._mid
+            if cache.full():  # start a new generation; other threads keep theirs
+                fresh = _Cache()
+                self._cache = fresh
+                return fresh, self._intern(fresh, states)
+            nxt = self._intern(cache, states)
+            with self._lock:
+                cache.by_moves[key] = nxt
+                cache.weight += len(moves) + 1
+        trans = cache.trans
+        if len(trans) >= MAX_CHAR_TRANSITIONS:
+            # Only this table grows with the number of distinct code points: start it over,
+            # keeping the states and the class-keyed table (readers keep the old dict).
+            trans = cache.trans = {}
+        trans[(sid, c)] = nxt
         return cache, nxt
 
     def accepts_at_end(self, cache: _Cache, sid: int, at_start: bool) -> bool:
