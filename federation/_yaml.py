@@ -1,8 +1,9 @@
 """YAML loading that remembers where every value came from.
 
-Owns: parsing a YAML document safely (``SafeLoader`` only, duplicate keys
-refused) into plain Python data plus a map from each value's path to its
-1-based (line, column), and turning pydantic validation errors into a
+Owns: parsing a YAML document safely (``SafeLoader`` only, duplicate keys and
+merge keys refused, aliases converted once, a node budget) into plain Python
+data plus a map from each value's path to its 1-based (line, column), and
+turning pydantic validation errors into a
 :class:`~federation.errors.ConfigError` that names the file, line, column and
 field, in our words rather than pydantic's (the document's owner supplies the
 "did you mean" of an unknown key). Used by the bridge config and the mapping file.
@@ -58,6 +59,7 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 
 
 _MAX_NODES = 100_000  # a config or mapping file is hand-written: far below this
+_MERGE_TAG = "tag:yaml.org,2002:merge"  # what the resolver gives a plain '<<' key
 
 
 class _Converter:
@@ -96,7 +98,12 @@ class _Converter:
 
     def _convert(self, node: yaml.Node, path: PathKey) -> Any:
         if isinstance(node, yaml.MappingNode):
-            self.loader.flatten_mapping(node)  # resolves '<<' merge keys
+            for key_node, _ in node.value:
+                # PyYAML expands merges before any budget of ours applies, and a chain of
+                # merges grows exponentially: refuse them before flatten_mapping sees one.
+                if key_node.tag == _MERGE_TAG:
+                    raise self.error(key_node, "YAML merge keys ('<<') are not supported: write the keys out")
+            self.loader.flatten_mapping(node)  # no merges left: only turns '=' keys into strings
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 key = (
