@@ -220,19 +220,16 @@ def audit_tail(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _audit_line(event: AuditEvent) -> str:
-    parts = [event.at.isoformat(), f"{event.name:<16}"]
+    from .storage import audit_fields, audit_value
+
+    # Values go through the audit line's own quoting: claim-derived text cannot forge a line.
+    pairs: list[tuple[str, Any]] = []
     if event.user_id:
-        parts.append(f"user={event.user_id}")
+        pairs.append(("user", event.user_id))
     if event.issuer:
-        parts.append(f"identity={event.issuer}|{event.subject}")
-    parts.extend(f"{k}={_detail(v)}" for k, v in sorted(event.detail.items()))
-    return "  ".join(parts)
-
-
-def _detail(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    return str(value)
+        pairs.append(("identity", f"{event.issuer}|{event.subject}"))
+    pairs.extend(sorted(event.detail.items()))
+    return "  ".join([event.at.isoformat(), f"{audit_value(event.name):<16}", audit_fields(pairs)])
 
 
 def db_init(args: argparse.Namespace, out: TextIO) -> int:

@@ -33,6 +33,8 @@ from ._audit import (
     USER_DISABLED,
     USER_UPDATED,
     AuditSink,
+    audit_fields,
+    audit_value,
     fan_out,
     log_audit,
 )
@@ -85,6 +87,8 @@ __all__ = [
     "User",
     "UserIdentity",
     "UserStatus",
+    "audit_fields",
+    "audit_value",
     "email_key",
     "fan_out",
     "is_async_store",

@@ -6,15 +6,22 @@ Owns: the audit event names, :data:`AuditSink` (any callable taking an
 The SQL store's audit table is a sink too (``SQLStore.audit_sink()``).
 
 Events never contain the token, its claims or attribute values: identity
-keys, user ids, codes, field names and role names only.
+keys, user ids, codes, field names and role names only. Some of those come
+from claims (role names, subjects, deny reasons), so the plain-text line writes
+every value with :func:`audit_value`: a value made only of safe characters
+as it is, anything else as a JSON string (``role="a b\\nc"``), so a crafted
+value can neither add a ``key=value`` pair nor start a new line.
 
 Must not: decide what happened (provisioning emits the events).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Callable
+from typing import Any
 
 from ._records import AuditEvent
 
@@ -30,6 +37,8 @@ __all__ = [
     "USER_DISABLED",
     "USER_UPDATED",
     "AuditSink",
+    "audit_fields",
+    "audit_value",
     "deliver",
     "fan_out",
     "log_audit",
@@ -64,6 +73,36 @@ AuditSink = Callable[[AuditEvent], None]
 
 audit_logger = logging.getLogger("federation.audit")
 
+# Written bare: nothing here can end a value, start a pair or a line, or fool a terminal.
+_BARE = re.compile(r"[A-Za-z0-9._:/@+|-]+")
+
+
+def audit_value(value: Any) -> str:
+    """One value as the plain-text audit line writes it; parse it back with ``json.loads``
+    when it starts with ``"`` or ``[``.
+
+    Safe characters only: bare. Anything else (spaces, ``=``, quotes, control and
+    non-ASCII characters, U+2028, ANSI escapes): a JSON string with every
+    non-ASCII character escaped. Lists: comma-joined when every item is bare,
+    else a compact JSON array. ``None``: ``-``.
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+        if items and all(_BARE.fullmatch(i) for i in items):
+            return ",".join(items)
+        return json.dumps(items, ensure_ascii=True, separators=(",", ":"))
+    text = str(value)
+    if _BARE.fullmatch(text):
+        return text
+    return json.dumps(text, ensure_ascii=True)
+
+
+def audit_fields(pairs: Any) -> str:
+    """``key=value`` pairs joined by one space, every value through :func:`audit_value`."""
+    return " ".join(f"{key}={audit_value(value)}" for key, value in pairs)
+
 
 def log_audit(event: AuditEvent) -> None:
     """The default sink: one line on the ``federation.audit`` logger (``login_failed`` at WARNING).
@@ -72,16 +111,12 @@ def log_audit(event: AuditEvent) -> None:
     """
     level = logging.WARNING if event.name == LOGIN_FAILED else logging.INFO
     if audit_logger.isEnabledFor(level):
-        details = " ".join(f"{k}={v}" for k, v in event.detail.items())
+        fields = audit_fields(
+            [("user", event.user_id), ("issuer", event.issuer), ("subject", event.subject)]
+            + list(event.detail.items())
+        )
         audit_logger.log(
-            level,
-            "audit %s user=%s issuer=%s subject=%s %s",
-            event.name,
-            event.user_id,
-            event.issuer,
-            event.subject,
-            details,
-            extra={"federation_audit": event.as_dict()},
+            level, "audit %s %s", audit_value(event.name), fields, extra={"federation_audit": event.as_dict()}
         )
 
 
