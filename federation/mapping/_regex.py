@@ -25,8 +25,8 @@ upper-case letter outside the BMP (``re`` itself does not match one reliably).
 
 ``(?i)`` folds case exactly as the running Python's ``re`` does (simple lower-case
 forms plus ``re``'s table of extra equivalences, and sre's rules for classes), so a
-rule tried out with ``re`` holds here: ``(?i)i`` matches ``İ`` and ``ı``, ``(?i)s``
-matches ``ſ``, ``(?i)k`` the Kelvin sign.
+rule tried out with ``re`` holds here: ``(?i)i`` matches U+0130 and U+0131 (dotted and
+dotless I), ``(?i)s`` matches U+017F (long s), ``(?i)k`` the Kelvin sign.
 
 Semantics: ``search`` answers whether the pattern matches anywhere in the value
 (anchor with ``^`` and ``$``); ``sub`` replaces the leftmost-longest
