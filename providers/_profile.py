@@ -224,6 +224,20 @@ class ProviderProfile(BaseModel):
         belong to this profile? Consulted only after the exact lookup missed."""
         return False
 
+    @classmethod
+    def namespace_of(cls, issuer: str) -> str | None:
+        """The canonical namespace of an issuer string as this provider spells it, or None
+        when it is no issuer of this provider's form.
+
+        Every spelling of one issuer (Google's two strings, Cognito's two forms, Entra's
+        v1 and v2 issuers of a tenant) gives one value, the namespace of the identities
+        it issues (``Identity.key[0]``). Mapping rules scoped by issuer compare by it, so
+        a rule listed under one spelling also holds for the others. A class method: it
+        reads the string alone, never the configuration, so dry runs that know only the
+        provider's name agree with verified logins. Default: the issuer itself (exact).
+        """
+        return issuer
+
     # -- keys ---------------------------------------------------------------------------
 
     @property

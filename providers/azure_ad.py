@@ -290,6 +290,18 @@ class AzureAdConfig(ProviderProfile):
         issuers = (self.issuer_for(v, t) for t in tenants for v in self.versions)
         return tuple(i for i in issuers if i is not None)
 
+    @classmethod
+    def namespace_of(cls, issuer: str) -> str | None:
+        """``entra:<tid>`` for a v1 (``https://{host}/{tid}/``) or v2 (``.../{tid}/v2.0``)
+        issuer: both versions of a tenant are one namespace, as in the identity key."""
+        scheme, _, rest = issuer.partition("://")
+        host, _, path = rest.partition("/")
+        tid, slash, version = path.partition("/")
+        tid = tid.lower()
+        if scheme != "https" or not slash or version not in ("", "v2.0"):
+            return None
+        return f"entra:{tid}" if _HOST.fullmatch(host.lower()) and _GUID.fullmatch(tid) else None
+
     def matches_issuer(self, iss: str, claims: Mapping[str, Any]) -> bool:
         """An Entra issuer (v1 or v2 form) of the token's own ``tid``, for this entry's audience.
 

@@ -48,6 +48,10 @@ _REGION = re.compile(r"[a-z]{2}-(?:gov-|iso[a-z]?-)?[a-z]+-[0-9]{1,2}")
 # A user pool id is "{region}_{alphanumerics}" (aws-jwt-verify: ^(region)_[a-zA-Z0-9]+$).
 _POOL_ID = re.compile(r"(?P<region>[a-z0-9-]+)_(?P<id>[A-Za-z0-9]+)")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._~+-]+")
+# Either issuer form of a pool (original cognito-idp, updated issuer-cognito-idp).
+_ISSUER = re.compile(
+    r"https://(?:issuer-)?cognito-idp\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/(?P<pool>(?P=region)_[A-Za-z0-9]+)"
+)
 
 IssuerForm = Literal["original", "updated"]
 
@@ -165,6 +169,14 @@ class CognitoIssuerConfig(ProviderProfile):
     def canonical_issuer(self) -> str:
         """The original issuer form; also the identity namespace of the pool's users."""
         return f"https://cognito-idp.{self.pool_region}.amazonaws.com/{self.user_pool_id}"
+
+    @classmethod
+    def namespace_of(cls, issuer: str) -> str | None:
+        # Either form of a pool names the pool: its original form, the identity namespace.
+        match = _ISSUER.fullmatch(issuer)
+        if match is None:
+            return None
+        return f"https://cognito-idp.{match['region']}.amazonaws.com/{match['pool']}"
 
     @property
     def trusted_issuers(self) -> tuple[str, ...]:

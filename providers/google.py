@@ -95,6 +95,11 @@ class GoogleConfig(ProviderProfile):
     def trusted_issuers(self) -> tuple[str, ...]:
         return GOOGLE_ISSUERS
 
+    @classmethod
+    def namespace_of(cls, issuer: str) -> str | None:
+        # both spellings are one issuer, as in the identity key
+        return GOOGLE_ISSUER if issuer in GOOGLE_ISSUERS else None
+
     @property
     def key_source(self) -> KeySourceSpec:
         return KeySourceSpec(name=GOOGLE_ISSUER, jwks_uri=self.jwks_uri or GOOGLE_JWKS_URI)

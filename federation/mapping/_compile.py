@@ -10,7 +10,9 @@ into the :class:`Plan` for one (provider, issuer) pair:
   new name is added at the end;
 * ``roles.default``: the union of the base and overlay defaults;
 * role rules and deny rules: the base rules, then the provider's, then the
-  issuer's, in file order;
+  issuer's, in file order (an issuer section applies to every spelling of its
+  issuer that the token's profile accepts; several matching sections apply in
+  file order);
 * ``roles.sync``, ``protected`` and ``privileged`` exist only at the top.
 
 Every compiled piece carries its path in the file (``roles.rules[1]``,
@@ -30,6 +32,7 @@ from ._conditions import Check, compile_condition, describe
 from ._model import AttributeSpec, DenyRule, MappingFile, Overlay, RoleRule
 from ._paths import ClaimPath, Context, parse_path
 from ._result import TraceEntry
+from ._scope import IssuerScope
 from ._templates import Template, is_template, parse_template
 from ._transforms import Transform, compile_steps
 
@@ -204,9 +207,10 @@ def _key_text(key: str) -> str:
 class Planner:
     """The compiled mapping: every section compiled once, plans merged and cached per scope.
 
-    The cache is bounded: plans are keyed by provider name and by the issuer
-    only when an ``issuers`` section names it, so arbitrary issuer strings
-    (Entra multi-tenant, dry runs) share one plan per provider.
+    The cache is bounded: plans are keyed by provider name and by the
+    ``issuers`` sections that match the token's issuer (every spelling of a
+    listed issuer: :mod:`._scope`), so arbitrary issuer strings (Entra
+    multi-tenant, dry runs) share one plan per provider and set of sections.
     """
 
     def __init__(self, model: MappingFile) -> None:
@@ -221,11 +225,12 @@ class Planner:
         self._roles = roles
         self._providers = {name: _overlay(f"providers.{name}.", o) for name, o in model.providers.items()}
         self._issuers = {iss: _overlay(f"issuers{_key_text(iss)}.", o) for iss, o in model.issuers.items()}
-        self._plans: dict[tuple[str, str | None], Plan] = {}
+        self._scope = IssuerScope(model.issuers)
+        self._plans: dict[tuple[str, tuple[str, ...]], Plan] = {}
         self._lock = threading.Lock()
 
     def plan(self, provider: str, issuer: str) -> Plan:
-        key = (provider, issuer if issuer in self._issuers else None)
+        key = (provider, self._scope.matching(provider, issuer))
         plan = self._plans.get(key)
         if plan is None:
             plan = self._merge(*key)
@@ -233,12 +238,11 @@ class Planner:
                 plan = self._plans.setdefault(key, plan)
         return plan
 
-    def _merge(self, provider: str, issuer: str | None) -> Plan:
+    def _merge(self, provider: str, issuers: tuple[str, ...]) -> Plan:
         sections = [self._base]
         if provider in self._providers:
             sections.append(self._providers[provider])
-        if issuer is not None:
-            sections.append(self._issuers[issuer])
+        sections.extend(self._issuers[iss] for iss in issuers)  # every matching spelling, file order
         attributes: dict[str, CompiledAttribute] = {}
         for section in sections:
             attributes.update(section.attributes)

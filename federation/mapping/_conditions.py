@@ -14,7 +14,7 @@ closure per node:
 * ``exists: true`` holds when the path resolves to a non-null value;
   ``exists: false`` when it does not.
 * ``not``, ``all``, ``any``; ``provider`` and ``issuer`` scope by the token's
-  profile name and configured issuer string.
+  profile name and issuer (any spelling of a listed issuer: :mod:`._scope`).
 
 A compiled check returns None when the condition holds, else a short reason
 ("groups does not contain \"admins\"", "email is absent"). It never raises:
@@ -32,6 +32,7 @@ from typing import Any
 from ._model import Condition
 from ._paths import MISSING, Context, kind_of, parse_path
 from ._regex import MAX_INPUT_LENGTH, compile_pattern
+from ._scope import IssuerScope
 
 __all__ = ["MAX_DEPTH", "Check", "compile_condition", "condition_depth", "describe", "value_key"]
 
@@ -147,12 +148,15 @@ def compile_condition(cond: Condition) -> Check:
         return provider
     if op == "issuer":
         assert cond.issuer is not None
-        issuers = frozenset(cond.issuer)
-        listed = _show(sorted(issuers))
+        scope = IssuerScope(cond.issuer)
+        listed = _show(sorted(scope.listed))
 
         def issuer(ctx: Context) -> str | None:
+            # by namespace: every spelling of the listed issuers the token's profile accepts
             actual = ctx.issuer
-            return None if actual in issuers else f"issuer {_show(actual)} is not in {listed}"
+            if scope.matching(ctx.provider, actual):
+                return None
+            return f"issuer {_show(actual)} is not in {listed}"
 
         return issuer
     assert cond.claim is not None

@@ -432,8 +432,8 @@ def test_plans_are_cached_per_provider_and_named_issuer_only() -> None:
         m.apply_claims({}, provider="azure_ad", issuer=f"https://login.microsoftonline.com/{i}/v2.0")
     m.apply_claims({}, provider="cognito", issuer="https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc")
     assert set(m._planner._plans) == {
-        ("azure_ad", None),
-        ("cognito", "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc"),
+        ("azure_ad", ()),  # keyed by the matching issuers sections (issue 10: by namespace)
+        ("cognito", ("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc",)),
     }
 
 

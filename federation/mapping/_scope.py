@@ -1,0 +1,57 @@
+"""Issuer scopes: which issuer strings listed in a mapping a token's issuer matches.
+
+Owns: :class:`IssuerScope`, the one comparison behind ``issuers:`` sections and
+``{issuer: ...}`` conditions. A listed string matches a token's issuer when it
+is the same string, or when the token's provider profile reads both as one
+namespace (``ProviderProfile.namespace_of``: Google's two issuer strings,
+Cognito's two forms of a pool, Entra's v1 and v2 issuers of a tenant). The
+listed strings are grouped by namespace once per provider name (a bounded set),
+so matching costs one ``namespace_of`` call per token.
+
+Must not: know about attributes, roles or deny rules.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+
+from federation.providers import PROFILE_MODELS
+
+__all__ = ["IssuerScope"]
+
+_NAMESPACE_OF: dict[str, Callable[[str], str | None]] = {
+    str(model.model_fields["provider"].default): model.namespace_of for model in PROFILE_MODELS
+}
+
+
+class IssuerScope:
+    """Issuer strings as listed in a mapping (file order kept), matched by namespace."""
+
+    def __init__(self, listed: Iterable[str]) -> None:
+        self.listed = tuple(dict.fromkeys(listed))
+        self._exact = frozenset(self.listed)
+        self._groups: dict[str, dict[str, tuple[str, ...]]] = {}  # provider -> namespace -> listed
+        self._lock = threading.Lock()
+
+    def matching(self, provider: str, issuer: str) -> tuple[str, ...]:
+        """The listed strings that name ``issuer`` of ``provider``, in file order."""
+        if not self.listed:
+            return ()
+        namespace_of = _NAMESPACE_OF.get(provider)
+        if namespace_of is None:  # an unknown profile: exact strings only
+            return (issuer,) if issuer in self._exact else ()
+        groups = self._groups.get(provider)
+        if groups is None:
+            built: dict[str, list[str]] = {}
+            for listed in self.listed:
+                namespace = namespace_of(listed)
+                if namespace is not None:
+                    built.setdefault(namespace, []).append(listed)
+            with self._lock:
+                groups = self._groups.setdefault(provider, {k: tuple(v) for k, v in built.items()})
+        namespace = namespace_of(issuer)
+        found = groups.get(namespace, ()) if namespace is not None else ()
+        if issuer in self._exact and issuer not in found:
+            return tuple(s for s in self.listed if s == issuer or s in found)
+        return found
