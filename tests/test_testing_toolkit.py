@@ -480,3 +480,15 @@ def test_a_registered_shape_drives_for_provider(clock: FrozenClock) -> None:
     assert "acme" not in registered_providers()
     with pytest.raises(ValueError, match="must match"):
         register_provider(ProviderShape("Bad Name", claims=_acme_claims))
+
+
+def test_with_mock_idp_without_respx_names_the_testing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Outside the fixture too: 'with idp:' is the same install and says the same.
+    import sys
+
+    from federation.testing import MockIdP
+
+    monkeypatch.setitem(sys.modules, "respx", None)
+    idp = MockIdP(issuer="https://idp.test", audience="my-client")
+    with pytest.raises(RuntimeError, match=r"pip install 'federation-bridge\[testing\]'"):
+        idp.__enter__()

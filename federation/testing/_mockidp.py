@@ -43,6 +43,12 @@ __all__ = ["KeyFormat", "MockIdP", "mock_transport", "x509_jwk_members"]
 #: Where the route a request took is noted (``request.extensions[ROUTE]``).
 ROUTE = "federation.testing.route"
 
+#: Said wherever the mock would install into httpx without respx (``with idp:``, the fixture).
+RESPX_MISSING = (
+    "installing the mock into httpx needs respx, which is not installed: "
+    "pip install 'federation-bridge[testing]' (or, without it, use idp.transport() or idp.serve())"
+)
+
 # One respx router for every MockIdP inside a ``with`` block, so several mocks nest.
 _ACTIVE: list[MockIdP] = []
 _ACTIVE_LOCK = threading.Lock()
@@ -635,8 +641,8 @@ class MockIdP:
         global _ROUTER
         try:
             import respx
-        except ImportError:  # pragma: no cover - respx ships with the test extra
-            raise RuntimeError("'with MockIdP()' needs respx; use idp.transport() without it") from None
+        except ImportError:  # respx ships with the testing extra
+            raise RuntimeError(RESPX_MISSING) from None
         with _ACTIVE_LOCK:
             if _ROUTER is None:
                 router = respx.mock(assert_all_called=False, assert_all_mocked=True)

@@ -92,12 +92,9 @@ def _require_respx() -> None:
     else:
         missing = False
     if missing:  # outside the except: no "during handling" chain in the report
-        pytest.fail(
-            "mock_idp installs the mock into httpx through respx, which is not installed: "
-            "pip install 'federation-bridge[testing]' (or use mock_idp(install=False) with "
-            "idp.transport() / idp.serve())",
-            pytrace=False,
-        )
+        from ._mockidp import RESPX_MISSING
+
+        pytest.fail(f"mock_idp: {RESPX_MISSING}; mock_idp(install=False) works without it", pytrace=False)
 
 
 @pytest.fixture
