@@ -31,7 +31,7 @@ class IssuerScope:
     def __init__(self, listed: Iterable[str]) -> None:
         self.listed = tuple(dict.fromkeys(listed))
         self._exact = frozenset(self.listed)
-        self._groups: dict[str, dict[str, tuple[str, ...]]] = {}  # provider -> namespace -> listed
+        self._groups: dict[str, dict[_Key, tuple[str, ...]]] = {}  # provider -> key -> listed
         self._lock = threading.Lock()
 
     def matching(self, provider: str, issuer: str) -> tuple[str, ...]:
@@ -43,15 +43,19 @@ class IssuerScope:
             return (issuer,) if issuer in self._exact else ()
         groups = self._groups.get(provider)
         if groups is None:
-            built: dict[str, list[str]] = {}
+            built: dict[_Key, list[str]] = {}
             for listed in self.listed:
-                namespace = namespace_of(listed)
-                if namespace is not None:
-                    built.setdefault(namespace, []).append(listed)
+                built.setdefault(_key(namespace_of, listed), []).append(listed)
             with self._lock:
                 groups = self._groups.setdefault(provider, {k: tuple(v) for k, v in built.items()})
-        namespace = namespace_of(issuer)
-        found = groups.get(namespace, ()) if namespace is not None else ()
-        if issuer in self._exact and issuer not in found:
-            return tuple(s for s in self.listed if s == issuer or s in found)
-        return found
+        return groups.get(_key(namespace_of, issuer), ())
+
+
+# A namespace, or the exact string of an issuer that is no issuer of the provider's form:
+# tagged apart, so an exact string never stands in for a namespace.
+_Key = tuple[bool, str]
+
+
+def _key(namespace_of: Callable[[str], str | None], issuer: str) -> _Key:
+    namespace = namespace_of(issuer)
+    return (True, namespace) if namespace is not None else (False, issuer)
