@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
-from federation.providers._profile import Identity, ProviderProfile, TokenContext
+from ._profile import Identity, ProviderProfile, TokenContext
 
 from ._rfc7515 import CompactJWS, Limits, parse_compact
 from ._rfc7517 import VerificationKey

@@ -6,7 +6,7 @@ engine: which exact issuer strings it trusts, where its keys come from, how a
 token's kind (id or access) is told, and any extra claim rules.
 
 Adding a provider is one module here (a subclass of
-:class:`~federation.providers._profile.ProviderProfile` whose ``provider``
+:class:`~federation.spi.ProviderProfile` whose ``provider``
 field is a ``Literal`` naming it), one entry in :data:`PROFILE_MODELS` below,
 a docs page and its tests. ``federation.yaml`` picks the model by ``provider``.
 
@@ -16,7 +16,7 @@ the reverse.
 
 from __future__ import annotations
 
-from ._profile import Identity, KeySourceSpec, ProviderProfile, TokenContext
+from federation.spi import Identity, KeySourceSpec, ProviderProfile, TokenContext
 from .azure_ad import AzureAdB2CConfig, AzureAdConfig
 from .cognito import CognitoIssuerConfig
 from .firebase import FirebaseConfig

@@ -31,10 +31,10 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from federation._rfc7519 import TokenType, classify_token
+from federation.spi import TokenType, classify_token
 from federation.errors import InvalidClaim, UntrustedIssuer, WrongTokenType
 
-from ._profile import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool, as_string_list
+from federation.spi import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool, as_string_list
 
 __all__ = ["MSA_TENANT_ID", "AzureAdB2CConfig", "AzureAdConfig"]
 

@@ -28,10 +28,10 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from federation._rfc7519 import TokenType
+from federation.spi import TokenType
 from federation.errors import WrongTokenType
 
-from ._profile import (
+from federation.spi import (
     Identity,
     KeySourceSpec,
     ProviderProfile,

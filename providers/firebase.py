@@ -34,10 +34,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from federation._rfc7519 import TokenType, numeric_date
+from federation.spi import TokenType, numeric_date
 from federation.errors import InvalidClaim, UnknownKey, WrongTokenType
 
-from ._profile import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool
+from federation.spi import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool
 
 __all__ = ["FIREBASE_CERTS_URL", "FIREBASE_ISSUER_PREFIX", "FirebaseConfig"]
 

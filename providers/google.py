@@ -27,10 +27,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from federation._rfc7519 import TokenType
+from federation.spi import TokenType
 from federation.errors import InvalidAudience, InvalidClaim, WrongTokenType
 
-from ._profile import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool
+from federation.spi import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool
 
 __all__ = ["GOOGLE_ISSUER", "GOOGLE_ISSUERS", "GOOGLE_JWKS_URI", "GoogleConfig"]
 

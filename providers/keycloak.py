@@ -31,10 +31,10 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from federation._rfc7519 import TokenType, audience_values
+from federation.spi import TokenType, audience_values
 from federation.errors import InvalidAudience, WrongTokenType
 
-from ._profile import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_string_list
+from federation.spi import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_string_list
 
 __all__ = ["KEYCLOAK_BUILTIN_AUDIENCES", "KeycloakConfig"]
 

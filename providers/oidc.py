@@ -17,9 +17,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from federation._rfc7519 import TokenType
+from federation.spi import TokenType
 
-from ._profile import (
+from federation.spi import (
     DEFAULT_ALGORITHMS,
     KeySourceSpec,
     ProviderProfile,

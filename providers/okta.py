@@ -29,10 +29,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from federation._rfc7519 import TokenType
+from federation.spi import TokenType
 from federation.errors import InvalidAudience, InvalidClaim, WrongTokenType
 
-from ._profile import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool, as_string_list
+from federation.spi import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool, as_string_list
 
 __all__ = ["OktaIssuerConfig"]
 

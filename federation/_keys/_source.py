@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator
 
 import httpx
 
-from federation.providers._profile import KeySourceSpec
+from .._profile import KeySourceSpec
 
 from .._rfc7517 import VerificationKey
 from ..config import KeysConfig

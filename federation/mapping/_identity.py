@@ -24,15 +24,16 @@ from collections.abc import Mapping
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from federation._rfc7517 import VerificationKey
-from federation._rfc7519 import TokenType, classify_token
 from federation.providers import PROFILE_MODELS
-from federation.providers._profile import (
+from federation.spi import (
     Identity,
     ProviderProfile,
     TokenContext,
+    TokenType,
+    VerificationKey,
     as_strict_bool,
     as_string_list,
+    classify_token,
 )
 
 __all__ = ["dry_run_identity", "dry_run_token_type"]

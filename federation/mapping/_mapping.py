@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from federation._yaml import Located
 from federation.errors import ConfigError
-from federation.providers._profile import Identity, ProviderProfile
+from federation.spi import Identity, ProviderProfile
 
 from ._compile import Planner
 from ._engine import run
@@ -27,8 +27,8 @@ from ._paths import Context
 from ._result import ExistingUser, MappingResult
 
 if TYPE_CHECKING:
-    from federation._rfc7519 import TokenType
-    from federation._verify import VerifiedToken
+    from federation.spi import TokenType
+    from federation.spi import VerifiedToken
 
 __all__ = ["Mapping"]
 

@@ -46,9 +46,9 @@ from typing import Any, Literal, TypeVar
 
 import pytest
 
-from federation._verify import VerifiedToken
+from federation.spi import VerifiedToken
 from federation.errors import DuplicateIdentity, StorageConflict
-from federation.providers._profile import Identity
+from federation.spi import Identity
 from federation.provisioning import DefaultMapping, Provisioner, StoreCall, adrive, drive
 from federation.storage import NewUser, User, UserIdentity, email_key, is_async_store
 

@@ -23,10 +23,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from federation._rfc7517 import VerificationKey
-from federation._rfc7518 import ASYMMETRIC_ALGORITHMS, NEVER_ALLOWED
-from federation._rfc7519 import TokenType, audience_values, classify_token
-from federation.errors import InvalidAudience
+from ._rfc7517 import VerificationKey
+from ._rfc7518 import ASYMMETRIC_ALGORITHMS, NEVER_ALLOWED
+from ._rfc7519 import TokenType, audience_values, classify_token
+from .errors import InvalidAudience
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
