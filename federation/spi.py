@@ -9,6 +9,18 @@ four common extensions and the files each touches)::
 The engine's own packages use these names through this module too: nothing
 imports another package's underscore modules (``tests/test_architecture.py``
 walks the source tree and fails on such an import).
+
+What is here, by who needs it:
+
+* a provider: :class:`ProviderProfile` (subclass it), :class:`TokenContext`,
+  :class:`Identity`, :class:`KeySourceSpec`, :data:`TokenType` and the claim
+  helpers (``as_strict_bool``, ``as_string_list``, ``audience_values``,
+  ``classify_token``, ``numeric_date``, ``check_client_bound_access``);
+* a key source: :class:`VerificationKey` and :class:`KeySet`;
+* a store: the protocol and records live in :mod:`federation.storage`;
+* anything with a file of its own: the safe YAML reader behind
+  ``federation.yaml`` (:func:`read_yaml_file`, :func:`load_yaml`,
+  :class:`Located` with line numbers) and its ``ConfigError`` builders.
 """
 
 from __future__ import annotations
@@ -26,12 +38,20 @@ from ._profile import (
 from ._rfc7517 import KeySet, VerificationKey
 from ._rfc7519 import TokenType, audience_values, classify_token, numeric_date
 from ._verify import VerifiedToken
+from ._yaml import (
+    Located,
+    config_error_from_problems,
+    config_error_from_validation,
+    load_yaml,
+    read_yaml_file,
+)
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
     "Identity",
     "KeySet",
     "KeySourceSpec",
+    "Located",
     "ProviderProfile",
     "TokenContext",
     "TokenType",
@@ -42,5 +62,9 @@ __all__ = [
     "audience_values",
     "check_client_bound_access",
     "classify_token",
+    "config_error_from_problems",
+    "config_error_from_validation",
+    "load_yaml",
     "numeric_date",
+    "read_yaml_file",
 ]

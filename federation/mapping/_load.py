@@ -1,6 +1,6 @@
 """Loading a mapping: YAML or a dict to a validated :class:`MappingFile`, or a located error.
 
-Owns: reading the file (through :mod:`federation._yaml`: safe loader,
+Owns: reading the file (through the safe YAML reader of :mod:`federation.spi`: safe loader,
 duplicate keys refused, positions kept), validating it against the schema,
 the checks that span fields (privileged roles in defaults and in rules
 without ``allow_privileged``, overlay roles without a base ``roles`` section,
@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from federation._yaml import Located, config_error_from_problems, load_yaml, read_yaml_file
 from federation.errors import ConfigError
+from federation.spi import Located, config_error_from_problems, load_yaml, read_yaml_file
 
 from ._conditions import MAX_DEPTH, condition_depth
 from ._model import (

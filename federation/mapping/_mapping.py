@@ -14,9 +14,8 @@ from collections.abc import Mapping as AbcMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from federation._yaml import Located
 from federation.errors import ConfigError
-from federation.spi import Identity, ProviderProfile
+from federation.spi import Identity, Located, ProviderProfile
 
 from ._compile import Planner
 from ._engine import run
@@ -27,8 +26,7 @@ from ._paths import Context
 from ._result import ExistingUser, MappingResult
 
 if TYPE_CHECKING:
-    from federation.spi import TokenType
-    from federation.spi import VerifiedToken
+    from federation.spi import TokenType, VerifiedToken
 
 __all__ = ["Mapping"]
 
