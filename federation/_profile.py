@@ -192,6 +192,12 @@ class ProviderProfile(BaseModel):
         min_length=1,
         description="Which token kinds are accepted (id and/or access).",
     )
+    jwks_file: str | None = Field(
+        None,
+        description="A key file (relative to the config file) used instead of fetching: a JWK Set, "
+        "or for x509_pem_map providers a {kid: PEM} map, as JSON. For air-gapped deployments; "
+        "keys are never fetched for this entry.",
+    )
 
     @field_validator("algorithms")
     @classmethod

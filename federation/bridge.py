@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
+from ._keys import KeySource, StaticKeySet
 from ._keys._connect import ConnectPolicy, guarded_async_transport, guarded_transport
 from ._keys._source import AsyncClientOption, IssuerKeySource
 from ._rfc7515 import Limits
@@ -69,7 +70,10 @@ class Bridge:
     let an application inject its own httpx clients (proxies, a mock
     transport); otherwise the bridge uses its own. ``clock`` returns the
     current Unix time (inject a frozen one in tests); ``on_event`` receives
-    key cache events (default: the ``federation`` logger).
+    key cache events (default: the ``federation`` logger). ``key_sources``
+    maps an issuer string to a :class:`~federation._keys.KeySource` of your own
+    used for that issuer's entry instead of fetching (an issuer entry with
+    ``jwks_file:`` uses a :class:`~federation._keys.StaticKeySet`).
 
     For :meth:`login`: ``store`` is where users live (default: the SQL store
     named by ``storage:``, else ``sqlite:///federation.db`` beside the config
@@ -91,6 +95,7 @@ class Bridge:
         store: Store | AsyncStore | None = None,
         mapping: Mapper | None = None,
         audit: AuditSink | Literal["log", "store"] | None = None,
+        key_sources: Mapping[str, KeySource] | None = None,
     ) -> None:
         self.config = config
         self._clock = clock
@@ -113,14 +118,19 @@ class Bridge:
         )
         self._verifier = Verifier(list(config.issuers), limits, clock, config.leeway)
         # One key source per profile: every issuer string of a profile shares its keys.
-        self._profile_sources: dict[int, IssuerKeySource] = {}
+        self._profile_sources: dict[int, KeySource] = self._injected_sources(key_sources or {})
         # Async fetches use the injected async client; else the injected sync client in a
         # worker thread (never bypass what the application injected: mocks, proxies); else
         # the bridge's own short-lived async clients.
         async_option: AsyncClientOption = async_http_client
         if async_option is None and http_client is None:
             async_option = self._new_async_client
-        for profile in config.issuers:
+        for index, profile in enumerate(config.issuers):
+            if id(profile) in self._profile_sources:
+                continue  # injected: never fetched
+            if profile.jwks_file is not None:
+                self._profile_sources[id(profile)] = self._static_source(index, profile.jwks_file)
+                continue
             spec = profile.key_source
             self._profile_sources[id(profile)] = IssuerKeySource(
                 spec,
@@ -130,7 +140,7 @@ class Bridge:
                 sync_client=self._sync_client,
                 async_client=async_option,
             )
-        self._sources: dict[str, IssuerKeySource] = {
+        self._sources: dict[str, KeySource] = {
             iss: self._profile_sources[id(route.profile)] for iss, route in self._verifier.routes.items()
         }
         # Provisioning: the mapping is loaded now (a bad mapping fails at start-up), the
@@ -180,8 +190,51 @@ class Bridge:
             exc.issuer = exc.issuer or route.issuer
             raise
 
-    def _source(self, route: Route) -> IssuerKeySource:
+    def _source(self, route: Route) -> KeySource:
         return self._profile_sources[id(route.profile)]
+
+    def _injected_sources(self, given: Mapping[str, KeySource]) -> dict[int, KeySource]:
+        """The application's key sources, by profile; each issuer must be configured."""
+        chosen: dict[int, KeySource] = {}
+        for iss, source in given.items():
+            route = self._verifier.routes.get(iss)
+            if route is None:
+                raise ConfigError(f"key_sources: issuer {iss!r} is not configured", field="key_sources")
+            previous = chosen.setdefault(id(route.profile), source)
+            if previous is not source:
+                # Every issuer string of one entry shares one key set.
+                raise ConfigError(
+                    f"key_sources: issuer {iss!r} shares its entry's keys with another issuer "
+                    "string given a different key source",
+                    field="key_sources",
+                )
+            if getattr(source, "on_event", None) is None:
+                source.on_event = self._emit
+        return chosen
+
+    def _static_source(self, index: int, jwks_file: str) -> StaticKeySet:
+        """The ``jwks_file:`` of ``issuers[index]``, resolved beside the config file."""
+        profile = self.config.issuers[index]
+        path = Path(jwks_file)
+        if not path.is_absolute():
+            path = self.config.base_dir / path
+        try:
+            source = StaticKeySet.from_file(
+                path,
+                format=profile.key_source.format,
+                issuer=profile.key_source.name,
+                max_keys=self.config.keys.max_keys,
+            )
+        except ConfigError as exc:
+            where = f"issuers[{index}].jwks_file"
+            raise ConfigError(
+                f"{where}: {exc}",
+                file=exc.file,
+                field=where,
+                problems=(f"{where}: {exc}",),
+            ) from None
+        source.on_event = self._emit
+        return source
 
     # -- key prefetch -----------------------------------------------------------------------
 
@@ -198,7 +251,7 @@ class Bridge:
         results = await asyncio.gather(*(source.arefresh() for source in sources))
         return self._report({id(s): ok for s, ok in zip(sources, results, strict=True)})
 
-    def _unique_sources(self) -> list[IssuerKeySource]:
+    def _unique_sources(self) -> list[KeySource]:
         # A profile with several issuer strings (Cognito, Google) has one key source: fetch it once.
         return list({id(source): source for source in self._sources.values()}.values())
 
@@ -206,7 +259,7 @@ class Bridge:
         """Spread each key source's outcome over every issuer string it serves."""
         succeeded = tuple(iss for iss, source in self._sources.items() if results[id(source)])
         failed = {
-            iss: source.state.last_error or "failed"
+            iss: getattr(source, "last_error", None) or "failed"
             for iss, source in self._sources.items()
             if not results[id(source)]
         }

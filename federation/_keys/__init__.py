@@ -1,5 +1,7 @@
-"""The per-issuer key cache, built as small layers (after Nimbus ``JWKSourceBuilder``).
+"""Key sources: the :class:`KeySource` interface, a static key set, and the HTTP key cache.
 
+* ``_protocol``  the :class:`KeySource` protocol the bridge asks of every source.
+* ``_static``    :class:`StaticKeySet`: fixed keys from a file or a dict, never fetched.
 * ``_http``      moves bytes: one GET, HTTPS only, no redirects, timeouts, a size cap.
 * ``_connect``   the bridge's own transports: every connection vets the addresses the
                  host resolves to (SSRF), then connects to a vetted IP.
@@ -13,3 +15,8 @@
 * ``_source``    ties them together: a sans-I/O refresh plan driven by a sync shell
                  (threads) and an async shell (tasks), both claiming the same flight.
 """
+
+from ._protocol import KeySource
+from ._static import StaticKeySet
+
+__all__ = ["KeySource", "StaticKeySet"]

@@ -24,7 +24,6 @@ from collections.abc import Callable, Generator
 import httpx
 
 from .._profile import KeySourceSpec
-
 from .._rfc7517 import VerificationKey
 from ..config import KeysConfig
 from ..errors import UnknownKey
@@ -74,7 +73,7 @@ class IssuerKeySource:
         self.config = config
         self.state = KeyCacheState(spec.name, config, clock)
         self._clock = clock
-        self._emit = emit
+        self.on_event: EventSink | None = emit  # the KeySource events hook
         self._sync_client = sync_client
         self._async_client = async_client
         # A flight's lease is the fetcher's own worst case (discovery + key set, each with
@@ -89,7 +88,8 @@ class IssuerKeySource:
 
     def _event(self, name: str, **detail: object) -> None:
         try:
-            self._emit(Event(name, self.issuer, detail))
+            if self.on_event is not None:
+                self.on_event(Event(name, self.issuer, detail))
         except Exception:  # noqa: S110 - a broken sink must never break verification
             pass
 
@@ -258,6 +258,11 @@ class IssuerKeySource:
         """Async twin of :meth:`refresh`."""
         await self._refresh_async(False, None)
         return self.state.keyset is not None and self.state.last_error is None
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last fetch failed (None after a success), for warm-up reports."""
+        return self.state.last_error
 
     # -- shared -------------------------------------------------------------------------
 

@@ -1,0 +1,139 @@
+"""A fixed key set, for air-gapped deployments: keys loaded once, never fetched.
+
+Owns: :class:`StaticKeySet`, a :class:`~federation._keys._protocol.KeySource`
+built from a JWK Set (a dict or a JSON file) or from X.509 PEM certificates (a
+``{kid: PEM}`` map, its JSON file, or one PEM file). Every entry goes through the
+same importers as fetched keys (``_rfc7517.import_jwks``/``import_pem_map``), so
+every key-hygiene rule applies. A problem with the document is a
+:class:`~federation.errors.ConfigError` naming the file.
+
+Must not: perform network I/O, or accept a key the importers refuse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from .._json import StrictJSONError, loads_object
+from .._rfc7517 import KeyNote, KeySet, UnusableKey, VerificationKey, import_jwks, import_pem_map
+from ..errors import ConfigError, UnknownKey
+from ..events import KEY_IGNORED, KEY_SKIPPED, KEY_TOLERATED, Event, EventSink
+
+__all__ = ["StaticKeySet"]
+
+#: Same default bound as ``keys.max_keys``.
+_MAX_KEYS = 100
+#: A key file larger than this is refused before parsing (same bound as a fetched response).
+_MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+class StaticKeySet:
+    """Keys fixed at start-up. An unknown kid is :class:`~federation.errors.UnknownKey`
+    at once, exactly as the HTTP cache answers after a refetch."""
+
+    def __init__(self, keyset: KeySet, *, issuer: str | None = None, notes: tuple[KeyNote, ...] = ()) -> None:
+        if len(keyset) == 0:
+            raise ConfigError("the static key set holds no usable key")
+        self.keyset = keyset
+        self.issuer = issuer
+        self.notes = notes  # entries skipped or tolerated at import, reported once on refresh()
+        self.on_event: EventSink | None = None
+        self.last_error: str | None = None
+        self._noted = False
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def from_jwks(
+        cls, document: Mapping[str, Any], *, issuer: str | None = None, max_keys: int = _MAX_KEYS
+    ) -> StaticKeySet:
+        """From a JWK Set document (``{"keys": [...]}``)."""
+        return cls._imported(dict(document), "jwks", issuer, max_keys, None)
+
+    @classmethod
+    def from_pem_map(
+        cls, certificates: Mapping[str, str], *, issuer: str | None = None, max_keys: int = _MAX_KEYS
+    ) -> StaticKeySet:
+        """From a ``{kid: PEM certificate}`` map (Google's ``x509`` format)."""
+        return cls._imported(dict(certificates), "x509_pem_map", issuer, max_keys, None)
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        *,
+        format: Literal["jwks", "x509_pem_map"] = "jwks",
+        issuer: str | None = None,
+        max_keys: int = _MAX_KEYS,
+    ) -> StaticKeySet:
+        """From a JSON file: a JWK Set (``format="jwks"``) or a ``{kid: PEM}`` map."""
+        text = _read(Path(path))
+        try:
+            document = loads_object(text.encode("utf-8"), max_depth=16)
+        except StrictJSONError as exc:
+            raise ConfigError(f"{path}: not a JSON object ({exc})", file=str(path)) from None
+        return cls._imported(document, format, issuer, max_keys, str(path))
+
+    @classmethod
+    def from_pem_file(cls, path: str | Path, *, kid: str, issuer: str | None = None) -> StaticKeySet:
+        """From one PEM certificate file; tokens must name it by ``kid``."""
+        return cls._imported({kid: _read(Path(path))}, "x509_pem_map", issuer, 1, str(path))
+
+    @classmethod
+    def _imported(
+        cls, document: object, fmt: str, issuer: str | None, max_keys: int, file: str | None
+    ) -> StaticKeySet:
+        where = f"{file}: " if file else ""
+        try:
+            if fmt == "x509_pem_map":
+                keyset, notes = import_pem_map(document, max_keys=max_keys)
+            else:
+                keyset, notes = import_jwks(document, max_keys=max_keys)
+        except UnusableKey as exc:
+            raise ConfigError(f"{where}unusable key document: {exc}", file=file) from None
+        if len(keyset) == 0:
+            details = "; ".join(str(n) for n in notes)
+            raise ConfigError(f"{where}no usable key" + (f" ({details})" if details else ""), file=file)
+        return cls(keyset, issuer=issuer, notes=tuple(notes))
+
+    # -- KeySource ------------------------------------------------------------------------
+
+    def get_key(self, kid: str | None, alg: str) -> VerificationKey:
+        """The key for (``kid``, ``alg``); :class:`UnknownKey` when none has the kid."""
+        key = self.keyset.find(kid, alg)
+        if key is None:
+            raise UnknownKey("no key of the issuer has the token's kid", issuer=self.issuer)
+        return key
+
+    async def aget_key(self, kid: str | None, alg: str) -> VerificationKey:
+        """Async twin of :meth:`get_key` (no I/O)."""
+        return self.get_key(kid, alg)
+
+    def refresh(self) -> bool:
+        """Nothing to load; reports the import notes once. Always True."""
+        if not self._noted and self.on_event is not None:
+            self._noted = True
+            for note in self.notes:
+                name = {"ignored": KEY_IGNORED, "tolerated": KEY_TOLERATED}.get(note.kind, KEY_SKIPPED)
+                try:
+                    self.on_event(Event(name, self.issuer or "", {"reason": str(note), "kid": note.kid}))
+                except Exception:  # noqa: S110 - a broken sink must never break start-up
+                    pass
+        return True
+
+    async def arefresh(self) -> bool:
+        """Async twin of :meth:`refresh`."""
+        return self.refresh()
+
+
+def _read(path: Path) -> str:
+    try:
+        if path.stat().st_size > _MAX_FILE_BYTES:
+            raise ConfigError(f"{path}: key file is larger than {_MAX_FILE_BYTES} bytes", file=str(path))
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: key file not found", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read key file ({type(exc).__name__})", file=str(path)) from None

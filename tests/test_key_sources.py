@@ -1,0 +1,222 @@
+"""Key sources (issue 11 item 6): the KeySource interface, injected sources, StaticKeySet,
+``jwks_file:`` in YAML, and one focused test per layer of the shipped cache."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+import yaml
+
+from federation import Bridge
+from federation._keys import KeySource, StaticKeySet
+from federation._rfc7517 import VerificationKey
+from federation.errors import ConfigError, UnknownKey
+from federation.events import Event, EventSink
+from federation.testing import MockIdP
+
+pytestmark = pytest.mark.usefixtures("reuse_generated_keys")  # see tests/conftest.py
+
+
+class CountingSource:
+    """A KeySource of the application's own: answers from a StaticKeySet, counts calls."""
+
+    def __init__(self, inner: StaticKeySet) -> None:
+        self.inner = inner
+        self.on_event: EventSink | None = None
+        self.calls: list[str] = []
+
+    def get_key(self, kid: str | None, alg: str) -> VerificationKey:
+        self.calls.append("get_key")
+        return self.inner.get_key(kid, alg)
+
+    async def aget_key(self, kid: str | None, alg: str) -> VerificationKey:
+        self.calls.append("aget_key")
+        return self.inner.get_key(kid, alg)
+
+    def refresh(self) -> bool:
+        self.calls.append("refresh")
+        return True
+
+    async def arefresh(self) -> bool:
+        self.calls.append("arefresh")
+        return True
+
+
+def _no_http() -> respx.MockRouter:
+    router = respx.mock(assert_all_called=False)
+    router.route(name="any").mock(return_value=httpx.Response(500))
+    return router
+
+
+# -- injected sources -----------------------------------------------------------------------
+
+
+def test_an_injected_source_is_used_sync_and_async_and_nothing_is_fetched() -> None:
+    idp = MockIdP()
+    source = CountingSource(StaticKeySet.from_jwks(idp.jwks()))
+    assert isinstance(source, KeySource)
+    with _no_http() as router:
+        bridge = Bridge.from_dict(idp.bridge_config(), key_sources={idp.issuer: source})
+        assert bridge.verify(idp.mint(sub="u1")).subject == "u1"
+        assert asyncio.run(bridge.averify(idp.mint(sub="u2"))).subject == "u2"
+        assert bridge.warm_up().ok
+        assert asyncio.run(bridge.awarm_up()).succeeded == (idp.issuer,)
+        bridge.close()
+        assert router["any"].call_count == 0
+    assert source.calls == ["get_key", "aget_key", "refresh", "arefresh"]
+    assert source.on_event is not None  # the bridge handed over its events hook
+
+
+def test_the_bridge_passes_its_event_sink_to_an_injected_source() -> None:
+    idp = MockIdP()
+    seen: list[Event] = []
+    source = CountingSource(StaticKeySet.from_jwks(idp.jwks()))
+    Bridge.from_dict(idp.bridge_config(), key_sources={idp.issuer: source}, on_event=seen.append)
+    assert source.on_event is not None
+    source.on_event(Event("fetched", idp.issuer, {}))
+    assert [e.name for e in seen] == ["fetched"]
+
+
+def test_a_failed_injected_refresh_is_reported_by_warm_up() -> None:
+    idp = MockIdP()
+
+    class Down(CountingSource):
+        last_error = "offline"
+
+        def refresh(self) -> bool:
+            return False
+
+    source = Down(StaticKeySet.from_jwks(idp.jwks()))
+    bridge = Bridge.from_dict(idp.bridge_config(), key_sources={idp.issuer: source})
+    assert dict(bridge.warm_up().failed) == {idp.issuer: "offline"}
+
+
+def test_a_key_source_for_an_unconfigured_issuer_is_a_config_error() -> None:
+    idp = MockIdP()
+    source = StaticKeySet.from_jwks(idp.jwks())
+    with pytest.raises(ConfigError) as caught:
+        Bridge.from_dict(idp.bridge_config(), key_sources={"https://other.test": source})
+    assert caught.value.code == "config_error"
+    assert caught.value.field == "key_sources"
+    assert "https://other.test" in str(caught.value)
+
+
+def test_other_issuers_still_fetch() -> None:
+    injected, fetched = MockIdP(issuer="https://a.test"), MockIdP(issuer="https://b.test")
+    config = {"issuers": [injected.issuer_config(), fetched.issuer_config()]}
+    with fetched:  # respx-installed mock issuer for b only
+        bridge = Bridge.from_dict(
+            config, key_sources={injected.issuer: StaticKeySet.from_jwks(injected.jwks())}
+        )
+        assert bridge.verify(injected.mint(sub="a")).subject == "a"
+        assert bridge.verify(fetched.mint(sub="b")).subject == "b"
+    assert len(injected.requests) == 0
+    assert len(fetched.requests_to("jwks")) == 1
+
+
+# -- StaticKeySet -----------------------------------------------------------------------------
+
+
+def _static_bridge(idp: MockIdP, source: StaticKeySet) -> Bridge:
+    return Bridge.from_dict(idp.bridge_config(), key_sources={idp.issuer: source})
+
+
+def test_static_from_a_jwks_dict_verifies_and_refuses_an_unknown_kid() -> None:
+    idp = MockIdP(algorithms=["ES256"])
+    bridge = _static_bridge(idp, StaticKeySet.from_jwks(idp.jwks(), issuer=idp.issuer))
+    assert bridge.verify(idp.mint(sub="u")).subject == "u"
+    assert bridge.verify(idp.mint(sub="e", alg="ES256")).subject == "e"
+    with pytest.raises(UnknownKey) as caught:
+        bridge.verify(idp.mint(sub="u", kid="not-there"))
+    assert caught.value.issuer == idp.issuer
+    with pytest.raises(UnknownKey):
+        asyncio.run(bridge.averify(idp.mint(sub="u", kid="not-there")))
+
+
+def test_static_from_a_jwks_file(tmp_path: Path) -> None:
+    idp = MockIdP()
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps(idp.jwks()))
+    bridge = _static_bridge(idp, StaticKeySet.from_file(path))
+    assert bridge.verify(idp.mint(sub="u")).subject == "u"
+    idp.rotate_keys(keep_old=False)  # a new key the static set never saw
+    with pytest.raises(UnknownKey):
+        bridge.verify(idp.mint(sub="u"))
+
+
+def test_static_from_pem_map_and_pem_file(tmp_path: Path) -> None:
+    idp = MockIdP(key_format="x509_pem_map")
+    certificates = idp.certificates()
+    ((kid, pem),) = certificates.items()
+    assert _static_bridge(idp, StaticKeySet.from_pem_map(certificates)).verify(idp.mint(sub="m")).subject == "m"
+    path = tmp_path / "cert.pem"
+    path.write_text(pem)
+    bridge = _static_bridge(idp, StaticKeySet.from_pem_file(path, kid=kid))
+    assert bridge.verify(idp.mint(sub="f")).subject == "f"
+    with pytest.raises(UnknownKey):
+        bridge.verify(idp.mint(sub="f", kid="other"))
+
+
+def test_static_applies_key_hygiene() -> None:
+    # A private key member is refused by the importer; a set with nothing usable is an error.
+    idp = MockIdP()
+    jwk = dict(idp.jwks()["keys"][0], d="AQAB")
+    with pytest.raises(ConfigError, match="no usable key"):
+        StaticKeySet.from_jwks({"keys": [jwk]})
+    with pytest.raises(ConfigError, match="not a JWK Set"):
+        StaticKeySet.from_jwks({"kty": "RSA"})
+
+
+# -- jwks_file: in YAML -----------------------------------------------------------------------
+
+
+def _write_config(tmp_path: Path, idp: MockIdP, jwks_file: str) -> Path:
+    entry: dict[str, Any] = idp.issuer_config()
+    del entry["jwks_uri"]
+    entry["jwks_file"] = jwks_file
+    path = tmp_path / "federation.yaml"
+    path.write_text(yaml.safe_dump({"issuers": [entry]}))
+    return path
+
+
+def test_jwks_file_in_yaml_is_resolved_beside_the_config_and_never_fetches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    idp = MockIdP()
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "idp.json").write_text(json.dumps(idp.jwks()))
+    config = _write_config(tmp_path, idp, "keys/idp.json")
+    monkeypatch.chdir(tmp_path / "keys")  # relative to the config file, not the working directory
+    with _no_http() as router:
+        with Bridge.from_file(config) as bridge:
+            assert bridge.warm_up().ok
+            assert bridge.verify(idp.mint(sub="y")).subject == "y"
+            assert asyncio.run(bridge.averify(idp.mint(sub="z"))).subject == "z"
+            with pytest.raises(UnknownKey):
+                bridge.verify(idp.mint(sub="y", kid="nope"))
+        assert router["any"].call_count == 0
+
+
+def test_a_missing_jwks_file_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    idp = MockIdP()
+    config = _write_config(tmp_path, idp, "absent.json")
+    with pytest.raises(ConfigError) as caught:
+        Bridge.from_file(config)
+    assert "absent.json" in str(caught.value)
+    assert caught.value.field == "issuers[0].jwks_file"
+    assert caught.value.file is not None and caught.value.file.endswith("absent.json")
+
+
+@pytest.mark.parametrize("content", ["not json", '{"keys": "x"}', '{"keys": []}'])
+def test_a_bad_jwks_file_is_a_config_error_naming_the_file(tmp_path: Path, content: str) -> None:
+    idp = MockIdP()
+    (tmp_path / "bad.json").write_text(content)
+    config = _write_config(tmp_path, idp, "bad.json")
+    with pytest.raises(ConfigError, match="bad.json"):
+        Bridge.from_file(config)
