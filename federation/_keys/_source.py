@@ -41,7 +41,7 @@ from ..events import (
 from ._documents import FetchFailed, display_url, parse_discovery, parse_keys, ttl_from_headers
 from ._flight import Claim, SingleFlight, Ticket
 from ._http import FetchRequest, FetchResponse, fetch_async, fetch_sync
-from ._state import KeyCacheState, Miss
+from ._state import CacheTimings, KeyCacheState, Miss
 
 __all__ = ["IssuerKeySource", "RefreshPlan"]
 
@@ -71,7 +71,13 @@ class IssuerKeySource:
         self.jwks_uri = spec.jwks_uri
         self.discovery_url = spec.discovery_url
         self.config = config
-        self.state = KeyCacheState(spec.name, config, clock)
+        # The pure layers take plain numbers: convert the config once, here.
+        timings = CacheTimings(
+            refresh_cooldown=config.refresh_cooldown,
+            max_stale=config.max_stale,
+            unknown_kid_ttl=config.unknown_kid_ttl,
+        )
+        self.state = KeyCacheState(spec.name, timings, clock)
         self._clock = clock
         self.on_event: EventSink | None = emit  # the KeySource events hook
         self._sync_client = sync_client
