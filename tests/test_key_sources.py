@@ -16,7 +16,7 @@ import yaml
 from federation import Bridge
 from federation._keys import KeySource, StaticKeySet
 from federation._rfc7517 import VerificationKey
-from federation.errors import ConfigError, UnknownKey
+from federation.errors import ConfigError, KeySetUnavailable, UnknownKey
 from federation.events import Event, EventSink
 from federation.testing import MockIdP
 
@@ -154,7 +154,9 @@ def test_static_from_pem_map_and_pem_file(tmp_path: Path) -> None:
     idp = MockIdP(key_format="x509_pem_map")
     certificates = idp.certificates()
     ((kid, pem),) = certificates.items()
-    assert _static_bridge(idp, StaticKeySet.from_pem_map(certificates)).verify(idp.mint(sub="m")).subject == "m"
+    assert (
+        _static_bridge(idp, StaticKeySet.from_pem_map(certificates)).verify(idp.mint(sub="m")).subject == "m"
+    )
     path = tmp_path / "cert.pem"
     path.write_text(pem)
     bridge = _static_bridge(idp, StaticKeySet.from_pem_file(path, kid=kid))
@@ -218,5 +220,102 @@ def test_a_bad_jwks_file_is_a_config_error_naming_the_file(tmp_path: Path, conte
     idp = MockIdP()
     (tmp_path / "bad.json").write_text(content)
     config = _write_config(tmp_path, idp, "bad.json")
-    with pytest.raises(ConfigError, match="bad.json"):
+    with pytest.raises(ConfigError, match=r"bad\.json"):
         Bridge.from_file(config)
+
+
+# -- the cache layers, one rule each -----------------------------------------------------------
+
+
+def _keyset() -> Any:
+    from federation._rfc7517 import KeySet
+
+    return KeySet(StaticKeySet.from_jwks(MockIdP().jwks()).keyset.keys)
+
+
+def test_ttl_layer_is_fresh_until_its_ttl_and_replaces_the_set_whole() -> None:
+    from federation._keys._layers import TtlCache
+
+    cache = TtlCache()
+    assert cache.keyset is None and cache.fresh_until == float("-inf")
+    first, second = _keyset(), _keyset()
+    cache.store(first, 300, now=1000)
+    assert cache.keyset is first and cache.fresh_until == 1300
+    cache.store(second, 60, now=1100)
+    assert cache.keyset is second and cache.fresh_until == 1160
+
+
+def test_cooldown_layer_allows_one_forced_refetch_per_cooldown_after_the_first() -> None:
+    from federation._keys._layers import Cooldown
+
+    cooldown = Cooldown(30)
+    assert cooldown.allowed(0)  # nothing forced yet
+    cooldown.begin(100, forced=False)
+    assert cooldown.allowed(100)  # the first unknown kid after a fetch refetches at once
+    cooldown.begin(100, forced=True)
+    assert not cooldown.allowed(129.9)
+    assert cooldown.allowed(130)
+    cooldown.begin(110, forced=False)  # a scheduled fetch: the next forced one is free again
+    assert cooldown.allowed(111)
+
+
+def test_negative_cache_layer_remembers_unknown_kids_for_its_ttl_and_is_bounded() -> None:
+    from federation._keys._layers import NegativeCache
+
+    now = [0.0]
+    unknown = NegativeCache(60, lambda: now[0], maxsize=2)
+    unknown.add("a")
+    assert "a" in unknown and "b" not in unknown
+    now[0] = 59.9
+    assert "a" in unknown
+    now[0] = 60.0
+    assert "a" not in unknown
+    for kid in ("x", "y", "z"):
+        unknown.add(kid)
+    assert "x" not in unknown and "z" in unknown  # bounded: the oldest went
+    unknown.clear()
+    assert "z" not in unknown
+
+
+def test_stale_if_error_layer_backs_off_and_serves_stale_for_max_stale() -> None:
+    from federation._keys._layers import StaleIfError
+
+    stale = StaleIfError(cooldown=30, max_stale=3600)
+    assert not stale.may_serve(0) and not stale.backing_off(0)
+    stale.succeeded(fresh_until=1000)
+    assert stale.may_serve(4599) and not stale.may_serve(4600)
+    stale.failed("http_500", now=2000, url="https://idp.test/jwks")
+    assert stale.backing_off(2029) and not stale.backing_off(2030)
+    assert (stale.last_error, stale.last_error_url) == ("http_500", "https://idp.test/jwks")
+    stale.succeeded(fresh_until=5000)
+    assert stale.last_error is None and stale.last_error_url is None
+
+
+def test_state_composes_the_layers_from_plain_timings() -> None:
+    from federation._keys._state import CacheTimings, KeyCacheState, Miss
+
+    now = [1000.0]
+    state = KeyCacheState("https://idp.test", CacheTimings(30, 3600, 60), lambda: now[0])
+    assert state.lookup("k", "RS256", now[0]) is Miss.REFRESH
+    keyset = _keyset()
+    (kid,) = keyset.kids
+    state.begin_attempt(now[0])
+    state.record_success(keyset, 300, now[0])
+    assert isinstance(state.lookup(kid, "RS256", now[0]), VerificationKey)
+    assert state.lookup("other", "RS256", now[0]) is Miss.FORCED
+    state.begin_attempt(now[0], forced=True)
+    state.record_success(keyset, 300, now[0])
+    with pytest.raises(UnknownKey):
+        state.lookup_after_fetch("other", "RS256", now[0])  # proven unknown: remembered
+    with pytest.raises(UnknownKey):
+        state.lookup("other", "RS256", now[0] + 1)
+    assert state.lookup("third", "RS256", now[0] + 1) is Miss.RATE_LIMITED
+    # Past the TTL a failure serves the stale set, within max_stale.
+    state.record_failure("timeout", now[0] + 400)
+    assert isinstance(state.lookup(kid, "RS256", now[0] + 401), VerificationKey)
+    assert state.lookup(kid, "RS256", now[0] + 430) is Miss.REFRESH  # the back-off is over: retry
+    # Past max_stale a failure leaves nothing to serve.
+    gone = now[0] + 300 + 3600 + 1
+    state.record_failure("timeout", gone)
+    with pytest.raises(KeySetUnavailable, match="timeout"):
+        state.lookup(kid, "RS256", gone + 1)
