@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import plugins
 from ._json import StrictJSONError, loads_object
 from .errors import ConfigError
 from .mapping import Mapping as MappingRules
 from .mapping import MappingResult
-from .mapping._model import PROVIDER_NAMES
 
 __all__ = ["EXIT_ALLOWED", "EXIT_DENIED", "add_commands"]
 
@@ -47,7 +47,7 @@ def add_commands(subparsers: Any) -> None:
     dry.add_argument("--claims", required=True, help="a JSON object of claims, or '-' for standard input")
     dry.add_argument(
         "--provider",
-        choices=PROVIDER_NAMES,
+        choices=plugins.names(),
         help="the provider profile whose normalisation ($email, $groups ...) applies; default oidc",
     )
     dry.add_argument("--issuer", help="the configured issuer string (default: the claims' iss)")

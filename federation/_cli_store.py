@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import yaml
 
+from . import plugins
 from ._storage_check import check_storage_url, describe_storage_failure, display_url
 from ._yaml import config_error_from_problems, read_yaml_file
 from .config import BridgeConfig, load_config
@@ -282,21 +283,6 @@ deny:
 """
 
 
-_DEMO_PARAMS: dict[str, dict[str, Any]] = {
-    "oidc": {"issuer": "https://idp.example.test", "audience": "demo-app"},
-    "cognito": {"user_pool_id": "eu-west-1_Demo12345", "client_id": "demoappclient42"},
-    "azure_ad": {
-        "tenant": "aaaabbbb-0000-cccc-1111-dddd2222eeee",
-        "client_id": "00001111-aaaa-2222-bbbb-3333cccc4444",
-    },
-    "azure_ad_b2c": {"tenant_name": "contoso", "policy": "B2C_1_signupsignin1"},
-    "okta": {"domain": "dev-123.okta.com", "authorization_server": "default", "client_id": "0oademoapp42"},
-    "keycloak": {"base_url": "https://sso.example.com", "realm": "demo", "client_id": "demo-app"},
-    "google": {"client_id": "1234567890-demo.apps.googleusercontent.com", "hosted_domain": "example.com"},
-    "firebase": {"project_id": "demo-project"},
-}
-
-
 def run_full_demo(out: TextIO, *, provider: str = "oidc", as_json: bool = False) -> int:
     """The whole path on embedded defaults: mock issuer, verify, map, provision into SQLite.
 
@@ -308,25 +294,15 @@ def run_full_demo(out: TextIO, *, provider: str = "oidc", as_json: bool = False)
     from .bridge import Bridge
     from .testing import FrozenClock, MockIdP
 
-    if provider not in _DEMO_PARAMS:
-        sys.stderr.write(f"unknown provider {provider!r}; one of {', '.join(_DEMO_PARAMS)}\n")
+    demos = {p.name: p.demo for p in plugins.plugins() if p.demo is not None}
+    demo = demos.get(provider)
+    if demo is None:
+        sys.stderr.write(f"unknown provider {provider!r}; one of {', '.join(demos)}\n")
         return EXIT_CONFIG
     clock = FrozenClock(float(int(time.time())))
-    if provider == "oidc":
-        idp = MockIdP(**_DEMO_PARAMS[provider], clock=clock)
-        person: dict[str, Any] = {
-            "sub": "user-42",
-            "email": "ada@example.com",
-            "email_verified": True,
-            "preferred_username": "ada",
-            "name": "Ada Lovelace",
-            "groups": ["staff"],
-            "department": "Analytical Engines",
-        }
-        returning = {**person, "name": "Ada King", "groups": ["staff", "admins"], "department": "Computing"}
-    else:
-        idp = MockIdP.for_provider(provider, **_DEMO_PARAMS[provider], clock=clock)
-        person, returning = {}, {"name": "Renamed by the identity provider"}
+    idp = MockIdP.for_provider(provider, **demo.params, clock=clock)
+    person: dict[str, Any] = dict(demo.person)
+    returning = {**person, **demo.returning}  # the later logins: changed by the identity provider
     suspended = {**returning, "account_status": "suspended"}
     steps: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="federation-demo-") as tmp:

@@ -29,13 +29,12 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
 
 import yaml
 
-from . import __version__
+from . import __version__, plugins
 from ._cli_mapping import add_commands as add_mapping_commands
 from ._cli_store import add_commands as add_store_commands
 from .bridge import Bridge
@@ -48,9 +47,7 @@ from .errors import (
     LoginRefused,
     StorageError,
 )
-
-if TYPE_CHECKING:
-    from .testing import MockIdP
+from .plugins import DemoSpec
 
 __all__ = ["main"]
 
@@ -83,85 +80,9 @@ def _identity(vt: Any) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class _Demo:
-    """One provider's demo: what is mocked, from which words, and the provider rule shown."""
-
-    what: str
-    params: dict[str, Any]
-    rule: str
-    breaks_rule: Callable[[MockIdP], str]
-    no_access: str | None = None  # why no access token is minted (the provider issues no JWT ones)
-    id_claims: dict[str, Any] = field(default_factory=dict)  # over the shape's defaults
-    access_claims: dict[str, Any] = field(default_factory=dict)
-
-
-_DEMOS: dict[str, _Demo] = {
-    "oidc": _Demo(
-        "OpenID Connect issuer",
-        {"issuer": "https://idp.example.test", "audience": "demo-app"},
-        "token signed with an unknown key",
-        lambda idp: idp.mint(kid="not-published"),
-        id_claims={
-            "sub": "user-42",
-            "email": "ada@example.com",
-            "email_verified": True,
-            "name": "Ada Lovelace",
-            "groups": ["staff"],
-        },
-        access_claims={"sub": "user-42", "scope": "openid profile"},
-    ),
-    "cognito": _Demo(
-        "AWS Cognito user pool",
-        {"user_pool_id": "eu-west-1_Demo12345", "client_id": "demoappclient42"},
-        "token without token_use (not a pool token)",
-        lambda idp: idp.mint(token_use=None),
-    ),
-    "azure_ad": _Demo(
-        "Microsoft Entra ID tenant",
-        {
-            "tenant": "aaaabbbb-0000-cccc-1111-dddd2222eeee",
-            "client_id": "00001111-aaaa-2222-bbbb-3333cccc4444",
-        },
-        "token from another tenant",
-        lambda idp: idp.mint(
-            tid=_OTHER_TENANT, iss=f"https://login.microsoftonline.com/{_OTHER_TENANT}/v2.0"
-        ),
-    ),
-    "azure_ad_b2c": _Demo(
-        "Azure AD B2C tenant",
-        {"tenant_name": "contoso", "policy": "B2C_1_signupsignin1"},
-        "token of another user flow (tfp)",
-        lambda idp: idp.mint(tfp="B2C_1_passwordreset"),
-    ),
-    "okta": _Demo(
-        "Okta authorization server",
-        {"domain": "dev-123.okta.com", "authorization_server": "default", "client_id": "0oademoapp42"},
-        "access token of an unconfigured client (cid)",
-        lambda idp: idp.mint(token_type="access", cid="0oaotherclient"),
-    ),
-    "keycloak": _Demo(
-        "Keycloak realm",
-        {"base_url": "https://sso.example.com", "realm": "demo", "client_id": "demo-app"},
-        "refresh token (typ: Refresh)",
-        lambda idp: idp.mint(token_type="access", typ="Refresh"),
-    ),
-    "google": _Demo(
-        "Google Sign-In for a Workspace domain",
-        {"client_id": "1234567890-demo.apps.googleusercontent.com", "hosted_domain": "example.com"},
-        "account of another Workspace domain (hd)",
-        lambda idp: idp.mint(hd="other.example", email="elisa@other.example"),
-        no_access="Google access tokens are opaque, not JWTs",
-    ),
-    "firebase": _Demo(
-        "Firebase project",
-        {"project_id": "demo-project"},
-        "token of another Firebase project",
-        lambda idp: idp.mint(iss="https://securetoken.google.com/other-project", aud="other-project"),
-        no_access="Firebase issues ID tokens only",
-    ),
-}
-_OTHER_TENANT = "99998888-7777-6666-5555-444433332222"
+def _demos() -> dict[str, DemoSpec]:
+    """The providers ``federation demo`` offers: every registered plugin with a demo."""
+    return {p.name: p.demo for p in plugins.plugins() if p.demo is not None}
 
 
 def _rejection(bridge: Bridge, label: str, token: str) -> dict[str, Any]:
@@ -175,7 +96,7 @@ def _rejection(bridge: Bridge, label: str, token: str) -> dict[str, Any]:
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from .testing import MockIdP  # the toolkit is only needed by the demo
 
-    demo = _DEMOS[args.provider]
+    demo = _demos()[args.provider]
     idp = MockIdP.for_provider(args.provider, alg=args.alg, **demo.params)
     config = idp.bridge_config()
     entry = config["issuers"][0]
@@ -342,7 +263,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--provider",
         default="oidc",
-        choices=list(_DEMOS),
+        choices=list(_demos()),
         help="mock this provider, with its real token shapes and its profile's rules",
     )
     demo.set_defaults(run=_demo_entry)

@@ -12,6 +12,7 @@ Must not: build HTTP clients, fetch keys or verify tokens.
 from __future__ import annotations
 
 import difflib
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
@@ -27,9 +28,9 @@ from pydantic import (
     model_validator,
 )
 
-from federation.providers import PROFILE_MODELS, ProviderProfile
-
+from . import plugins
 from ._netaddr import is_canonical_loopback_host, literal_address
+from ._profile import ProviderProfile
 from ._yaml import (
     Located,
     config_error_from_problems,
@@ -50,13 +51,23 @@ __all__ = [
     "load_config",
 ]
 
+
+
+def _issuer_union(models: tuple[type[ProviderProfile], ...]) -> Any:
+    """One issuer entry: the profile model named by its ``provider`` field."""
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[models], Field(discriminator="provider")]  # noqa: UP007
+
+
+def _profile_models() -> tuple[type[ProviderProfile], ...]:
+    return tuple(p.model for p in plugins.plugins())
+
+
 if TYPE_CHECKING:
     IssuerConfig = ProviderProfile
-elif len(PROFILE_MODELS) == 1:
-    IssuerConfig = PROFILE_MODELS[0]
 else:
-    #: One issuer entry: the profile model named by its ``provider`` field.
-    IssuerConfig = Annotated[Union[PROFILE_MODELS], Field(discriminator="provider")]  # noqa: UP007
+    IssuerConfig = _issuer_union(_profile_models())
 
 
 class KeysConfig(BaseModel):
@@ -274,7 +285,7 @@ def _keys_of(model: type[BaseModel]) -> list[str]:
 
 def _profile_model(entry: Any) -> type[ProviderProfile] | None:
     provider = entry.get("provider", "oidc") if isinstance(entry, dict) else None
-    return next((m for m in PROFILE_MODELS if _provider_name(m) == provider), None)
+    return next((m for m in _profile_models() if _provider_name(m) == provider), None)
 
 
 def _unknown_key_hint(path: tuple[str | int, ...], data: Any) -> str | None:
@@ -299,12 +310,12 @@ def _unknown_key_hint(path: tuple[str | int, ...], data: Any) -> str | None:
     if parent == ():
         if sections:
             return f"{key} belongs in the {sections[0]}: section"
-        if any(key in _keys_of(m) for m in PROFILE_MODELS):
+        if any(key in _keys_of(m) for m in _profile_models()):
             return f"{key} is a key of an issuer entry, under issuers:"
         return None
     if entry is None:
         return None
-    others = [_provider_name(m) for m in PROFILE_MODELS if key in _keys_of(m)]
+    others = [_provider_name(m) for m in _profile_models() if key in _keys_of(m)]
     if others:
         add = f"'provider: {others[0]}'" if len(others) == 1 else "its provider:"
         tail = "" if "provider" in entry else f"; this entry names no provider, so it is oidc: add {add}"
@@ -322,8 +333,27 @@ def _provider_name(model: type[ProviderProfile]) -> str:
     return str(args[0]) if args else str(model.model_fields["provider"].default)
 
 
+_SCHEMA_GENERATION = plugins.generation()  # the registry state the issuer union was built from
+_SCHEMA_LOCK = threading.Lock()
+
+
+def _sync_providers() -> None:
+    """Rebuild the issuer union when a provider was registered after this module was imported."""
+    global _SCHEMA_GENERATION
+    if plugins.generation() == _SCHEMA_GENERATION:
+        return
+    with _SCHEMA_LOCK:
+        current = plugins.generation()
+        if current == _SCHEMA_GENERATION:
+            return
+        BridgeConfig.model_fields["issuers"].annotation = list[_issuer_union(_profile_models())]  # type: ignore[misc,assignment]
+        BridgeConfig.model_rebuild(force=True)
+        _SCHEMA_GENERATION = current
+
+
 def load_config(source: str | Path | Mapping[str, Any]) -> BridgeConfig:
     """Validate a config file path or a mapping; raise :class:`ConfigError` on any problem."""
+    _sync_providers()
     if isinstance(source, Mapping):
         located = Located(dict(source), {}, None)
     else:

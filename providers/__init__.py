@@ -5,10 +5,16 @@ One module per identity provider. A profile is a typed configuration model
 engine: which exact issuer strings it trusts, where its keys come from, how a
 token's kind (id or access) is told, and any extra claim rules.
 
-Adding a provider is one module here (a subclass of
-:class:`~federation.spi.ProviderProfile` whose ``provider``
-field is a ``Literal`` naming it), one entry in :data:`PROFILE_MODELS` below,
-a docs page and its tests. ``federation.yaml`` picks the model by ``provider``.
+A provider is one folder here: ``__init__.py`` holds its profile (a subclass
+of :class:`~federation.spi.ProviderProfile` whose ``provider`` field is a
+``Literal`` naming it) and its ``PLUGIN`` (:class:`ProviderPlugin`: the model,
+its demo parameters, its dry-run stand-in, its mapping vocabulary and the
+name of its mock claim shape, ``shape.py`` beside it). The engine finds
+providers only through the registry (:mod:`federation.plugins`), which loads
+the built-in ``PLUGIN`` objects by name and then the ``federation.providers``
+entry-point group; :func:`register` adds one at run time. A package outside
+this repository adds a provider the same way (see docs/providers/adding.md).
+``federation.yaml`` picks the model by ``provider``.
 
 Must not: perform I/O or import the bridge; the engine calls profiles, never
 the reverse.
@@ -16,7 +22,12 @@ the reverse.
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
+from federation.plugins import DemoSpec, ProviderPlugin, register
 from federation.spi import Identity, KeySourceSpec, ProviderProfile, TokenContext
+
 from .azure_ad import AzureAdB2CConfig, AzureAdConfig
 from .cognito import CognitoIssuerConfig
 from .firebase import FirebaseConfig
@@ -30,6 +41,7 @@ __all__ = [
     "AzureAdB2CConfig",
     "AzureAdConfig",
     "CognitoIssuerConfig",
+    "DemoSpec",
     "FirebaseConfig",
     "GoogleConfig",
     "Identity",
@@ -37,18 +49,23 @@ __all__ = [
     "KeycloakConfig",
     "OidcIssuerConfig",
     "OktaIssuerConfig",
+    "ProviderPlugin",
     "ProviderProfile",
     "TokenContext",
+    "register",
 ]
 
-#: Every profile model, discriminated by its ``provider`` field.
-PROFILE_MODELS: tuple[type[ProviderProfile], ...] = (
-    OidcIssuerConfig,
-    AzureAdConfig,
-    AzureAdB2CConfig,
-    KeycloakConfig,
-    GoogleConfig,
-    FirebaseConfig,
-    CognitoIssuerConfig,
-    OktaIssuerConfig,
-)
+
+def __getattr__(name: str) -> Any:
+    """``PROFILE_MODELS``: deprecated, every registered profile model (read the registry instead)."""
+    if name == "PROFILE_MODELS":
+        warnings.warn(
+            "federation.providers.PROFILE_MODELS is deprecated: use federation.plugins.plugins() "
+            "(each plugin's .model)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from federation import plugins
+
+        return tuple(p.model for p in plugins.plugins())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

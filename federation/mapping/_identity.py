@@ -5,12 +5,11 @@ Owns: building the ``$``-names a mapping reads (``$email``,
 
 * with a provider profile from ``federation.yaml``, the profile's own
   ``identity()`` runs on the claims, exactly as at verification;
-* with only a provider name, the profile class runs with stand-in settings
-  derived from the claims (Keycloak: every client in ``resource_access``
-  counts as configured, so ``$roles`` lists all client roles; Okta: the
-  default ``groups`` claim), so the provider's normalisation rules (Entra's
-  ``xms_edov``, Cognito's string booleans, Google's authoritative domains)
-  apply; if that is impossible, generic OpenID Connect rules apply.
+* with only a provider name, the registered profile class runs with the
+  stand-in settings its plugin derives from the claims
+  (``ProviderPlugin.stand_in``; e.g. every client in ``resource_access``
+  counts as configured), so the provider's normalisation rules apply; if that
+  is impossible, generic OpenID Connect rules apply.
 
 Nothing here verifies anything: a dry run trusts the claims it is given.
 
@@ -22,9 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, cast
-from urllib.parse import urlsplit
 
-from federation.providers import PROFILE_MODELS
+from federation import plugins
 from federation.spi import (
     Identity,
     ProviderProfile,
@@ -38,28 +36,12 @@ from federation.spi import (
 
 __all__ = ["dry_run_identity", "dry_run_token_type"]
 
-_MODELS: dict[str, type[ProviderProfile]] = {
-    str(model.model_fields["provider"].default): model for model in PROFILE_MODELS
-}
-
-
 def _stand_in(provider: str, claims: Mapping[str, Any], issuer: str) -> ProviderProfile | None:
-    model = _MODELS.get(provider)
-    if model is None:
+    plugin = plugins.get(provider)
+    if plugin is None:
         return None
-    fields: dict[str, Any] = {"provider": provider}
-    if provider == "keycloak":
-        access = claims.get("resource_access")
-        fields["client_ids"] = list(access) if isinstance(access, dict) else []
-    elif provider == "okta":
-        fields["domain"] = urlsplit(issuer).hostname or "okta.invalid"
-    elif provider == "cognito":
-        pool = issuer.rstrip("/").rsplit("/", 1)[-1]
-        fields["user_pool_id"] = pool if "_" in pool else "dry-run_pool"
-    elif provider == "azure_ad_b2c":
-        tid = claims.get("tid")
-        fields["tenant_id"] = tid if isinstance(tid, str) else "dry-run"
-    return model.model_construct(**fields)
+    fields: dict[str, Any] = {**plugin.stand_in(claims, issuer), "provider": provider}
+    return plugin.model.model_construct(**fields)
 
 
 def dry_run_token_type(claims: Mapping[str, Any], profile: ProviderProfile | None = None) -> TokenType:

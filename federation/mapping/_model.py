@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from federation.providers import PROFILE_MODELS
+from federation import plugins
 
 from ._paths import NORMALISED_NAMES, PathError, parse_path
 from ._regex import RegexError, compile_pattern
@@ -49,8 +49,9 @@ __all__ = [
     "mapping_json_schema",
 ]
 
-#: Provider names a mapping may scope by (the ``provider:`` values of federation.yaml).
-PROVIDER_NAMES: tuple[str, ...] = tuple(str(m.model_fields["provider"].default) for m in PROFILE_MODELS)
+#: Provider names a mapping may scope by (the ``provider:`` values of federation.yaml), as
+#: registered when this module was imported; validation reads the registry itself.
+PROVIDER_NAMES: tuple[str, ...] = plugins.names()
 
 MAX_LIST = 1000  # entries in one list of values or rules
 MAX_TEXT = 1024  # characters in one literal value
@@ -229,8 +230,9 @@ RoleList = Annotated[list[RoleName], Field(max_length=MAX_LIST)]
 
 
 def _provider_name(value: Any) -> str:
-    if value not in PROVIDER_NAMES:
-        raise ValueError(f"unknown provider {value!r}; known: {', '.join(PROVIDER_NAMES)}")
+    known = plugins.names()  # read now: a provider registered at run time counts
+    if value not in known:
+        raise ValueError(f"unknown provider {value!r}; known: {', '.join(known)}")
     return str(value)
 
 
@@ -530,7 +532,7 @@ class MappingFile(_Model):
 def mapping_json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a mapping file, for editors."""
     schema = _without_nulls(MappingFile.model_json_schema(by_alias=True))
-    schema["properties"]["providers"]["propertyNames"] = {"enum": list(PROVIDER_NAMES)}
+    schema["properties"]["providers"]["propertyNames"] = {"enum": list(plugins.names())}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 

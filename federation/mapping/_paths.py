@@ -4,6 +4,8 @@ Owns: the path syntax and its resolution, compiled once per path:
 
 * ``$name`` is the provider-neutral view (see :data:`NORMALISED_NAMES`), never
   a claim: ``$email`` is the profile's email, whatever the provider calls it;
+  a provider plugin may add names of its own (``ProviderPlugin.vocabulary``,
+  e.g. Entra's ``$tenant``), which resolve only for that provider's tokens;
 * otherwise the whole path as written is tried first as one top-level claim
   name (so ``https://example.com/roles`` and ``cognito:groups`` work), then as
   a dotted path into nested objects: ``realm_access.roles``; ``\\.`` is a dot
@@ -24,6 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from federation import plugins
+
 __all__ = [
     "MISSING",
     "NORMALISED_NAMES",
@@ -32,6 +36,7 @@ __all__ = [
     "PathError",
     "kind_of",
     "parse_path",
+    "provider_vocabulary",
 ]
 
 MAX_PATH_LENGTH = 256
@@ -68,6 +73,34 @@ NORMALISED_NAMES: dict[str, str] = {
 
 class PathError(ValueError):
     """A path that cannot be parsed (the message says why)."""
+
+
+def provider_vocabulary() -> dict[str, tuple[str, ...]]:
+    """The ``$``-names registered providers add: name -> the providers that define it.
+
+    Raises :class:`PathError` when a plugin redefines a provider-neutral name.
+    """
+    names: dict[str, tuple[str, ...]] = {}
+    for plugin in plugins.plugins():
+        for name in plugin.vocabulary:
+            if name in NORMALISED_NAMES:
+                raise PathError(f"provider {plugin.name!r} redefines the provider-neutral name ${name}")
+            names[name] = (*names.get(name, ()), plugin.name)
+    return names
+
+
+def _provider_value(name: str, providers: tuple[str, ...]) -> Callable[[Context], Any]:
+    def resolve(ctx: Context) -> Any:
+        provider = ctx.normalised.get("provider")
+        if provider not in providers:
+            return MISSING  # another provider's token: it has no such name
+        plugin = plugins.get(str(provider))
+        if plugin is None or plugin.values is None:
+            return MISSING
+        value = plugin.values(ctx.claims).get(name)
+        return MISSING if value is None else value
+
+    return resolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +221,10 @@ def parse_path(text: str) -> ClaimPath:
     if text.startswith("$"):
         name = text[1:]
         if name not in NORMALISED_NAMES:
-            known = ", ".join("$" + n for n in NORMALISED_NAMES)
+            extra = provider_vocabulary()
+            if name in extra:
+                return ClaimPath(text, name, (), _provider_value(name, extra[name]))
+            known = ", ".join("$" + n for n in [*NORMALISED_NAMES, *extra])
             raise PathError(f"unknown normalised name {text!r}; known: {known} (write '\\$' for a claim)")
 
         def normalised(ctx: Context) -> Any:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 
-from federation.providers import PROFILE_MODELS
+from federation import plugins
 
 __all__ = ["IssuerScope"]
 
-_NAMESPACE_OF: dict[str, Callable[[str], str | None]] = {
-    str(model.model_fields["provider"].default): model.namespace_of for model in PROFILE_MODELS
-}
+
+def _namespace_of(provider: str) -> Callable[[str], str | None] | None:
+    plugin = plugins.get(provider)
+    return plugin.model.namespace_of if plugin is not None else None
 
 
 class IssuerScope:
@@ -38,7 +39,7 @@ class IssuerScope:
         """The listed strings that name ``issuer`` of ``provider``, in file order."""
         if not self.listed:
             return ()
-        namespace_of = _NAMESPACE_OF.get(provider)
+        namespace_of = _namespace_of(provider)
         if namespace_of is None:  # an unknown profile: exact strings only
             return (issuer,) if issuer in self._exact else ()
         groups = self._groups.get(provider)

@@ -44,10 +44,11 @@ from __future__ import annotations
 
 from ._clock import FrozenClock
 from ._keys import SigningKey, generate_signing_key
-from ._mockidp import MockIdP, mock_transport
+from ._mockidp import MockIdP, mock_transport, x509_jwk_members
 from ._shapes import (
     ProviderShape,
     TokenKind,
+    profile_key_url,
     provider_shape,
     register_provider,
     registered_providers,
@@ -62,8 +63,10 @@ __all__ = [
     "TokenKind",
     "generate_signing_key",
     "mock_transport",
+    "profile_key_url",
     "provider_shape",
     "register_provider",
     "registered_providers",
     "unregister_provider",
+    "x509_jwk_members",
 ]

@@ -6,23 +6,24 @@ and the bridge configuration entry that trusts it) and the registry of shapes
 keyed by provider name that :meth:`MockIdP.for_provider
 <federation.testing.MockIdP.for_provider>` reads.
 
-Extension point: a provider profile ships its shape as a module
-``federation/testing/_shape_<name>.py`` that calls :func:`register_provider`
-at import; the registry imports that module the first time the name is asked
-for, so the library's runtime never imports test code. Anyone else (an
-application, a third-party profile) calls :func:`register_provider` directly.
+Extension point: a provider plugin (:class:`federation.plugins.ProviderPlugin`)
+names its shape as ``"module:attr"``; the first time a name is asked for,
+its plugin's shape is imported and registered here, so the library's runtime
+never imports test code. Anyone else (an application, a test) calls
+:func:`register_provider` directly.
 
 Must not: perform I/O, or be imported by the library's runtime code paths.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from federation import plugins
 
 if TYPE_CHECKING:
     from ._mockidp import MockIdP
@@ -130,12 +131,8 @@ def registered_providers() -> tuple[str, ...]:
         return tuple(sorted(_REGISTRY))
 
 
-def _builtin_module(name: str) -> str:
-    return f"{__package__}._shape_{name}"
-
-
 def provider_shape(name: str) -> ProviderShape:
-    """The shape registered for ``name``, importing the built-in module on first use.
+    """The shape registered for ``name``, importing its provider plugin's shape on first use.
 
     Raises :class:`LookupError` naming the registered providers when there is none.
     """
@@ -143,13 +140,11 @@ def provider_shape(name: str) -> ProviderShape:
         shape = _REGISTRY.get(name)
     if shape is not None:
         return shape
-    if _NAME.fullmatch(name):
-        module = _builtin_module(name)
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # a real import error inside the shape module
-                raise
+    plugin = plugins.get(name)
+    loaded = plugin.load_shape() if plugin is not None else None
+    if loaded is not None:
+        with _LOCK:
+            _REGISTRY.setdefault(name, loaded)  # a shape registered meanwhile wins
     with _LOCK:
         shape = _REGISTRY.get(name)
         known = ", ".join(sorted(_REGISTRY)) or "none"

@@ -27,16 +27,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from federation.spi import TokenType, classify_token
 from federation.errors import InvalidClaim, UntrustedIssuer, WrongTokenType
+from federation.plugins import DemoSpec, ProviderPlugin
+from federation.spi import (
+    Identity,
+    KeySourceSpec,
+    ProviderProfile,
+    TokenContext,
+    TokenType,
+    as_strict_bool,
+    as_string_list,
+    classify_token,
+)
 
-from federation.spi import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool, as_string_list
+if TYPE_CHECKING:
+    from federation.testing import MockIdP
 
-__all__ = ["MSA_TENANT_ID", "AzureAdB2CConfig", "AzureAdConfig"]
+__all__ = ["B2C_PLUGIN", "MSA_TENANT_ID", "PLUGIN", "AzureAdB2CConfig", "AzureAdConfig"]
 
 #: The tenant of personal Microsoft accounts (``consumers``).
 MSA_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
@@ -569,3 +580,57 @@ class AzureAdB2CConfig(ProviderProfile):
             groups=as_string_list(claims.get("groups")),
             roles=as_string_list(claims.get("roles")),
         )
+
+
+# -- the plugin: this provider's entry in the registry (federation.plugins) --------------
+
+_OTHER_TENANT = "99998888-7777-6666-5555-444433332222"
+
+
+def _breaks_tenant(idp: MockIdP) -> str:
+    return idp.mint(tid=_OTHER_TENANT, iss=f"https://login.microsoftonline.com/{_OTHER_TENANT}/v2.0")
+
+
+def _breaks_flow(idp: MockIdP) -> str:
+    return idp.mint(tfp="B2C_1_passwordreset")
+
+
+def _b2c_stand_in(claims: Mapping[str, Any], issuer: str) -> dict[str, Any]:
+    tid = claims.get("tid")
+    return {"tenant_id": tid if isinstance(tid, str) else "dry-run"}
+
+
+def _tenant(claims: Mapping[str, Any]) -> Mapping[str, Any]:
+    tid = claims.get("tid")
+    return {"tenant": tid} if isinstance(tid, str) else {}
+
+
+PLUGIN = ProviderPlugin(
+    name="azure_ad",
+    model=AzureAdConfig,
+    shape="federation.providers.azure_ad.shape:AZURE_AD",
+    demo=DemoSpec(
+        "Microsoft Entra ID tenant",
+        {
+            "tenant": "aaaabbbb-0000-cccc-1111-dddd2222eeee",
+            "client_id": "00001111-aaaa-2222-bbbb-3333cccc4444",
+        },
+        "token from another tenant",
+        _breaks_tenant,
+    ),
+    vocabulary={"tenant": "the Entra tenant id the token was issued in (tid, string)"},
+    values=_tenant,
+)
+
+B2C_PLUGIN = ProviderPlugin(
+    name="azure_ad_b2c",
+    model=AzureAdB2CConfig,
+    shape="federation.providers.azure_ad.shape_b2c:AZURE_AD_B2C",
+    demo=DemoSpec(
+        "Azure AD B2C tenant",
+        {"tenant_name": "contoso", "policy": "B2C_1_signupsignin1"},
+        "token of another user flow (tfp)",
+        _breaks_flow,
+    ),
+    stand_in=_b2c_stand_in,
+)

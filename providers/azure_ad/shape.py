@@ -21,10 +21,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from ._shapes import ProviderShape, TokenKind, profile_key_url, register_provider
+from federation.testing import ProviderShape, TokenKind, profile_key_url
 
 if TYPE_CHECKING:
-    from ._mockidp import MockIdP
+    from federation.testing import MockIdP
 
 __all__ = ["AZURE_AD", "entra_key_set"]
 
@@ -45,7 +45,7 @@ def entra_key_set(
     """``document``'s keys as Entra publishes them: no ``alg``, ``use: sig``, ``x5t``
     and ``x5c`` of a certificate (unless ``certificates=False``: B2C), and the
     key's ``issuer`` member when given."""
-    from ._mockidp import x509_jwk_members
+    from federation.testing import x509_jwk_members
 
     by_kid = {key.kid: key for key in idp.keys}
     keys = []
@@ -162,7 +162,7 @@ def _claims(idp: MockIdP, kind: TokenKind, now: int) -> dict[str, Any]:
 
 def _headers(idp: MockIdP, kind: TokenKind) -> dict[str, Any]:
     if idp.provider_params["version"] == "1.0":  # v1 tokens also name the certificate
-        from ._mockidp import x509_jwk_members
+        from federation.testing import x509_jwk_members
 
         return {"x5t": x509_jwk_members(idp.certificate())["x5t"]}
     return {}
@@ -188,13 +188,11 @@ def _jwks(idp: MockIdP, document: dict[str, Any]) -> dict[str, Any]:
     return entra_key_set(idp, document, f"https://{idp.provider_params['authority_host']}/{{tenantid}}/v2.0")
 
 
-AZURE_AD = register_provider(
-    ProviderShape(
-        "azure_ad",
-        claims=_claims,
-        setup=_setup,
-        headers=_headers,
-        issuer_config=_issuer_config,
-        jwks=_jwks,
-    )
+AZURE_AD = ProviderShape(
+    "azure_ad",
+    claims=_claims,
+    setup=_setup,
+    headers=_headers,
+    issuer_config=_issuer_config,
+    jwks=_jwks,
 )

@@ -16,11 +16,12 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from ._shape_azure_ad import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID, entra_key_set
-from ._shapes import ProviderShape, TokenKind, profile_key_url, register_provider
+from federation.testing import ProviderShape, TokenKind, profile_key_url
+
+from .shape import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID, entra_key_set
 
 if TYPE_CHECKING:
-    from ._mockidp import MockIdP
+    from federation.testing import MockIdP
 
 __all__ = ["AZURE_AD_B2C"]
 
@@ -104,6 +105,6 @@ def _jwks(idp: MockIdP, document: dict[str, Any]) -> dict[str, Any]:
     return entra_key_set(idp, document, None, certificates=False)
 
 
-AZURE_AD_B2C = register_provider(
-    ProviderShape("azure_ad_b2c", claims=_claims, setup=_setup, issuer_config=_issuer_config, jwks=_jwks)
+AZURE_AD_B2C = ProviderShape(
+    "azure_ad_b2c", claims=_claims, setup=_setup, issuer_config=_issuer_config, jwks=_jwks
 )

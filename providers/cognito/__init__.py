@@ -24,24 +24,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from federation.spi import TokenType
 from federation.errors import WrongTokenType
-
+from federation.plugins import DemoSpec, ProviderPlugin
 from federation.spi import (
     Identity,
     KeySourceSpec,
     ProviderProfile,
     TokenContext,
+    TokenType,
     as_strict_bool,
     as_string_list,
     check_client_bound_access,
 )
 
-__all__ = ["CognitoIssuerConfig"]
+if TYPE_CHECKING:
+    from federation.testing import MockIdP
+
+__all__ = ["PLUGIN", "CognitoIssuerConfig"]
 
 # AWS region names: us-east-1, eu-central-2, us-gov-west-1, ap-southeast-7, us-isob-east-1 ...
 _REGION = re.compile(r"[a-z]{2}-(?:gov-|iso[a-z]?-)?[a-z]+-[0-9]{1,2}")
@@ -234,3 +237,28 @@ class CognitoIssuerConfig(ProviderProfile):
             groups=as_string_list(claims.get("cognito:groups")),
             roles=as_string_list(claims.get("cognito:roles")),
         )
+
+
+# -- the plugin: this provider's entry in the registry (federation.plugins) --------------
+
+def _breaks_rule(idp: MockIdP) -> str:
+    return idp.mint(token_use=None)
+
+
+def _stand_in(claims: Mapping[str, Any], issuer: str) -> dict[str, Any]:
+    pool = issuer.rstrip("/").rsplit("/", 1)[-1]
+    return {"user_pool_id": pool if "_" in pool else "dry-run_pool"}
+
+
+PLUGIN = ProviderPlugin(
+    name="cognito",
+    model=CognitoIssuerConfig,
+    shape="federation.providers.cognito.shape:COGNITO",
+    demo=DemoSpec(
+        "AWS Cognito user pool",
+        {"user_pool_id": "eu-west-1_Demo12345", "client_id": "demoappclient42"},
+        "token without token_use (not a pool token)",
+        _breaks_rule,
+    ),
+    stand_in=_stand_in,
+)

@@ -18,10 +18,10 @@ import secrets
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ._shapes import ProviderShape, TokenKind, register_provider
+from federation.testing import ProviderShape, TokenKind
 
 if TYPE_CHECKING:
-    from ._mockidp import MockIdP
+    from federation.testing import MockIdP
 
 __all__ = ["COGNITO"]
 
@@ -109,6 +109,6 @@ def _canonical_issuer(user_pool_id: str) -> str:
     return f"https://cognito-idp.{user_pool_id.rsplit('_', 1)[0]}.amazonaws.com/{user_pool_id}"
 
 
-COGNITO = register_provider(
-    ProviderShape("cognito", claims=_claims, setup=_setup, headers=_headers, issuer_config=_issuer_config)
+COGNITO = ProviderShape(
+    "cognito", claims=_claims, setup=_setup, headers=_headers, issuer_config=_issuer_config
 )

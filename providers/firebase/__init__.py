@@ -30,16 +30,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from federation.spi import TokenType, numeric_date
 from federation.errors import InvalidClaim, UnknownKey, WrongTokenType
+from federation.plugins import DemoSpec, ProviderPlugin
+from federation.spi import (
+    Identity,
+    KeySourceSpec,
+    ProviderProfile,
+    TokenContext,
+    TokenType,
+    as_strict_bool,
+    numeric_date,
+)
 
-from federation.spi import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool
+if TYPE_CHECKING:
+    from federation.testing import MockIdP
 
-__all__ = ["FIREBASE_CERTS_URL", "FIREBASE_ISSUER_PREFIX", "FirebaseConfig"]
+__all__ = ["FIREBASE_CERTS_URL", "FIREBASE_ISSUER_PREFIX", "PLUGIN", "FirebaseConfig"]
 
 #: Firebase ID token issuers are this prefix plus the project id.
 FIREBASE_ISSUER_PREFIX = "https://securetoken.google.com/"
@@ -193,3 +203,23 @@ class FirebaseConfig(ProviderProfile):
             email=email if isinstance(email, str) else None,
             email_verified=isinstance(email, str) and as_strict_bool(claims.get("email_verified")),
         )
+
+
+# -- the plugin: this provider's entry in the registry (federation.plugins) --------------
+
+def _breaks_rule(idp: MockIdP) -> str:
+    return idp.mint(iss="https://securetoken.google.com/other-project", aud="other-project")
+
+
+PLUGIN = ProviderPlugin(
+    name="firebase",
+    model=FirebaseConfig,
+    shape="federation.providers.firebase.shape:FIREBASE",
+    demo=DemoSpec(
+        "Firebase project",
+        {"project_id": "demo-project"},
+        "token of another Firebase project",
+        _breaks_rule,
+        no_access="Firebase issues ID tokens only",
+    ),
+)

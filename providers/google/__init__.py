@@ -23,16 +23,18 @@ Must not: perform I/O, or decide anything from the email's domain.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from federation.spi import TokenType
 from federation.errors import InvalidAudience, InvalidClaim, WrongTokenType
+from federation.plugins import DemoSpec, ProviderPlugin
+from federation.spi import Identity, KeySourceSpec, ProviderProfile, TokenContext, TokenType, as_strict_bool
 
-from federation.spi import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool
+if TYPE_CHECKING:
+    from federation.testing import MockIdP
 
-__all__ = ["GOOGLE_ISSUER", "GOOGLE_ISSUERS", "GOOGLE_JWKS_URI", "GoogleConfig"]
+__all__ = ["GOOGLE_ISSUER", "GOOGLE_ISSUERS", "GOOGLE_JWKS_URI", "PLUGIN", "GoogleConfig"]
 
 #: The issuer Google documents as current; identity keys use it for both spellings.
 GOOGLE_ISSUER = "https://accounts.google.com"
@@ -149,3 +151,23 @@ class GoogleConfig(ProviderProfile):
             email_verified=authoritative
             and as_strict_bool(claims.get("email_verified"), accept_strings=True),
         )
+
+
+# -- the plugin: this provider's entry in the registry (federation.plugins) --------------
+
+def _breaks_rule(idp: MockIdP) -> str:
+    return idp.mint(hd="other.example", email="elisa@other.example")
+
+
+PLUGIN = ProviderPlugin(
+    name="google",
+    model=GoogleConfig,
+    shape="federation.providers.google.shape:GOOGLE",
+    demo=DemoSpec(
+        "Google Sign-In for a Workspace domain",
+        {"client_id": "1234567890-demo.apps.googleusercontent.com", "hosted_domain": "example.com"},
+        "account of another Workspace domain (hd)",
+        _breaks_rule,
+        no_access="Google access tokens are opaque, not JWTs",
+    ),
+)

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._shapes import ProviderShape, TokenKind, register_provider
+from federation.testing import ProviderShape, TokenKind
 
 if TYPE_CHECKING:
-    from ._mockidp import MockIdP
+    from federation.testing import MockIdP
 
 __all__ = ["GOOGLE"]
 
@@ -74,6 +74,4 @@ def _issuer_config(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-GOOGLE = register_provider(
-    ProviderShape("google", claims=_claims, setup=_setup, issuer_config=_issuer_config)
-)
+GOOGLE = ProviderShape("google", claims=_claims, setup=_setup, issuer_config=_issuer_config)

@@ -26,17 +26,27 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from federation.spi import TokenType, audience_values
 from federation.errors import InvalidAudience, WrongTokenType
+from federation.plugins import DemoSpec, ProviderPlugin
+from federation.spi import (
+    Identity,
+    KeySourceSpec,
+    ProviderProfile,
+    TokenContext,
+    TokenType,
+    as_string_list,
+    audience_values,
+)
 
-from federation.spi import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_string_list
+if TYPE_CHECKING:
+    from federation.testing import MockIdP
 
-__all__ = ["KEYCLOAK_BUILTIN_AUDIENCES", "KeycloakConfig"]
+__all__ = ["KEYCLOAK_BUILTIN_AUDIENCES", "PLUGIN", "KeycloakConfig"]
 
 #: Keycloak's own clients that its Audience Resolve mapper puts in ``aud`` because the
 #: user holds roles of theirs (``account`` by default for every user). They never name
@@ -175,3 +185,29 @@ class KeycloakConfig(ProviderProfile):
                 if isinstance(access, dict):
                     roles.extend(f"{client}:{role}" for role in as_string_list(access.get("roles")))
         return tuple(dict.fromkeys(roles))
+
+
+# -- the plugin: this provider's entry in the registry (federation.plugins) --------------
+
+def _breaks_rule(idp: MockIdP) -> str:
+    return idp.mint(token_type="access", typ="Refresh")
+
+
+def _stand_in(claims: Mapping[str, Any], issuer: str) -> dict[str, Any]:
+    # every client in resource_access counts as configured, so $roles lists all client roles
+    access = claims.get("resource_access")
+    return {"client_ids": list(access) if isinstance(access, dict) else []}
+
+
+PLUGIN = ProviderPlugin(
+    name="keycloak",
+    model=KeycloakConfig,
+    shape="federation.providers.keycloak.shape:KEYCLOAK",
+    demo=DemoSpec(
+        "Keycloak realm",
+        {"base_url": "https://sso.example.com", "realm": "demo", "client_id": "demo-app"},
+        "refresh token (typ: Refresh)",
+        _breaks_rule,
+    ),
+    stand_in=_stand_in,
+)

@@ -20,10 +20,10 @@ import secrets
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ._shapes import ProviderShape, TokenKind, register_provider
+from federation.testing import ProviderShape, TokenKind
 
 if TYPE_CHECKING:
-    from ._mockidp import MockIdP
+    from federation.testing import MockIdP
 
 __all__ = ["KEYCLOAK"]
 
@@ -89,7 +89,7 @@ def _claims(idp: MockIdP, kind: TokenKind, now: int) -> dict[str, Any]:
 @functools.cache
 def _encryption_jwk() -> dict[str, Any]:
     """The realm's RSA-OAEP encryption key (public part; one for every mock realm)."""
-    from ._keys import generate_signing_key
+    from federation.testing import generate_signing_key
 
     jwk = dict(generate_signing_key("RS256", kid="enc-" + secrets.token_urlsafe(8)).public_jwk)
     jwk.update(alg="RSA-OAEP", use="enc")
@@ -97,7 +97,7 @@ def _encryption_jwk() -> dict[str, Any]:
 
 
 def _jwks(idp: MockIdP, document: dict[str, Any]) -> dict[str, Any]:
-    from ._mockidp import x509_jwk_members
+    from federation.testing import x509_jwk_members
 
     by_kid = {key.kid: key for key in idp.keys}
     keys = []
@@ -121,6 +121,4 @@ def _issuer_config(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-KEYCLOAK = register_provider(
-    ProviderShape("keycloak", claims=_claims, setup=_setup, issuer_config=_issuer_config, jwks=_jwks)
-)
+KEYCLOAK = ProviderShape("keycloak", claims=_claims, setup=_setup, issuer_config=_issuer_config, jwks=_jwks)

@@ -13,21 +13,24 @@ Must not: perform I/O or know any vendor's quirks (those are other profiles).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from federation.spi import TokenType
-
+from federation.plugins import DemoSpec, ProviderPlugin
 from federation.spi import (
     DEFAULT_ALGORITHMS,
     KeySourceSpec,
     ProviderProfile,
     TokenContext,
+    TokenType,
     check_client_bound_access,
 )
 
-__all__ = ["DEFAULT_ALGORITHMS", "OidcIssuerConfig"]
+if TYPE_CHECKING:
+    from federation.testing import MockIdP
+
+__all__ = ["DEFAULT_ALGORITHMS", "PLUGIN", "OidcIssuerConfig"]
 
 
 class OidcIssuerConfig(ProviderProfile):
@@ -82,3 +85,48 @@ class OidcIssuerConfig(ProviderProfile):
             check_client_bound_access(
                 token, client_ids=self.client_ids, audiences=self.audiences, client_id_always=False
             )
+
+
+# -- the plugin: this provider's entry in the registry (federation.plugins) --------------
+
+def _breaks_rule(idp: MockIdP) -> str:
+    return idp.mint(kid="not-published")
+
+
+PLUGIN = ProviderPlugin(
+    name="oidc",
+    model=OidcIssuerConfig,
+    shape="federation.providers.oidc.shape:OIDC",
+    demo=DemoSpec(
+        "OpenID Connect issuer",
+        {"issuer": "https://idp.example.test", "audience": "demo-app"},
+        "token signed with an unknown key",
+        _breaks_rule,
+        id_claims={
+            "sub": "user-42",
+            "email": "ada@example.com",
+            "email_verified": True,
+            "name": "Ada Lovelace",
+            "groups": ["staff"],
+        },
+        access_claims={"sub": "user-42", "scope": "openid profile"},
+        person={
+            "sub": "user-42",
+            "email": "ada@example.com",
+            "email_verified": True,
+            "preferred_username": "ada",
+            "name": "Ada Lovelace",
+            "groups": ["staff"],
+            "department": "Analytical Engines",
+        },
+        returning={
+            "sub": "user-42",
+            "email": "ada@example.com",
+            "email_verified": True,
+            "preferred_username": "ada",
+            "name": "Ada King",
+            "groups": ["staff", "admins"],
+            "department": "Computing",
+        },
+    ),
+)

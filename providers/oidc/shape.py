@@ -3,7 +3,7 @@
 Owns: the default claims of a standard id token (``iss``, ``sub``, ``aud``,
 ``jti``) and of an RFC 9068 access token (``typ: at+jwt``, ``client_id``,
 ``scope``). It is also the template for provider shape modules: one module
-``_shape_<name>.py`` that calls :func:`register_provider` at import.
+``shape.py`` next to its profile, named by the provider's ``PLUGIN``.
 
 Must not: perform I/O.
 """
@@ -13,10 +13,10 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from ._shapes import ProviderShape, TokenKind, register_provider
+from federation.testing import ProviderShape, TokenKind
 
 if TYPE_CHECKING:
-    from ._mockidp import MockIdP
+    from federation.testing import MockIdP
 
 __all__ = ["OIDC"]
 
@@ -38,4 +38,4 @@ def _headers(idp: MockIdP, kind: TokenKind) -> dict[str, Any]:
     return {"typ": "at+jwt"} if kind == "access" else {}
 
 
-OIDC = register_provider(ProviderShape("oidc", claims=_claims, headers=_headers))
+OIDC = ProviderShape("oidc", claims=_claims, headers=_headers)

@@ -25,16 +25,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from federation.spi import TokenType
 from federation.errors import InvalidAudience, InvalidClaim, WrongTokenType
+from federation.plugins import DemoSpec, ProviderPlugin
+from federation.spi import (
+    Identity,
+    KeySourceSpec,
+    ProviderProfile,
+    TokenContext,
+    TokenType,
+    as_strict_bool,
+    as_string_list,
+)
 
-from federation.spi import Identity, KeySourceSpec, ProviderProfile, TokenContext, as_strict_bool, as_string_list
+if TYPE_CHECKING:
+    from federation.testing import MockIdP
 
-__all__ = ["OktaIssuerConfig"]
+__all__ = ["PLUGIN", "OktaIssuerConfig"]
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
@@ -229,3 +240,27 @@ class OktaIssuerConfig(ProviderProfile):
             username=username if isinstance(username, str) else None,
             groups=as_string_list(claims.get(self.groups_claim)),
         )
+
+
+# -- the plugin: this provider's entry in the registry (federation.plugins) --------------
+
+def _breaks_rule(idp: MockIdP) -> str:
+    return idp.mint(token_type="access", cid="0oaotherclient")
+
+
+def _stand_in(claims: Mapping[str, Any], issuer: str) -> dict[str, Any]:
+    return {"domain": urlsplit(issuer).hostname or "okta.invalid"}
+
+
+PLUGIN = ProviderPlugin(
+    name="okta",
+    model=OktaIssuerConfig,
+    shape="federation.providers.okta.shape:OKTA",
+    demo=DemoSpec(
+        "Okta authorization server",
+        {"domain": "dev-123.okta.com", "authorization_server": "default", "client_id": "0oademoapp42"},
+        "access token of an unconfigured client (cid)",
+        _breaks_rule,
+    ),
+    stand_in=_stand_in,
+)

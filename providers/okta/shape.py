@@ -17,10 +17,10 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from ._shapes import ProviderShape, TokenKind, profile_key_url, register_provider
+from federation.testing import ProviderShape, TokenKind, profile_key_url
 
 if TYPE_CHECKING:
-    from ._mockidp import MockIdP
+    from federation.testing import MockIdP
 
 __all__ = ["OKTA"]
 
@@ -100,6 +100,4 @@ def _issuer_config(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-OKTA = register_provider(
-    ProviderShape("okta", claims=_claims, setup=_setup, headers=_headers, issuer_config=_issuer_config)
-)
+OKTA = ProviderShape("okta", claims=_claims, setup=_setup, headers=_headers, issuer_config=_issuer_config)
