@@ -5,6 +5,10 @@ JWS — strict base64url segments, a strict JSON header and payload, and the
 header rules that do not depend on the issuer (``alg`` present, ``crit``,
 ``b64``, ``zip``, JWE-only parameters, nested JWTs, parameter types).
 
+Also owns the one base64url decoder (:func:`b64url_decode`), which JWK import
+uses too. :func:`parse_compact` may memoise parsed headers in a bounded dict
+the caller owns and passes in; it keeps no state of its own.
+
 Must not: choose keys, check signatures, look at claims beyond parsing them,
 or touch the network. Nothing here trusts the token: everything it returns is
 unverified until the caller has checked the signature.
@@ -12,7 +16,6 @@ unverified until the caller has checked the signature.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from dataclasses import dataclass
@@ -49,6 +52,26 @@ _JWE_ONLY = frozenset({"enc", "zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p
 _STRING_PARAMS = ("kid", "typ", "cty", "jku", "x5u", "x5t", "x5t#S256")
 
 
+def _decode_matched(segment: str) -> bytes:
+    """:func:`b64url_decode` for a segment already known to be in the alphabet
+    (``_COMPACT`` matched it): the length and canonical-bits checks, then one C call."""
+    rem = len(segment) % 4
+    if rem:
+        if rem == 1:
+            raise MalformedToken("segment has an impossible base64url length")
+        # Canonical form: the bits past the last full byte must be zero.
+        unused_mask = 0x0F if rem == 2 else 0x03
+        if _INDEX[segment[-1]] & unused_mask:
+            raise MalformedToken("segment is not canonical base64url")
+    # Surplus "=" after a complete quantum is ignored by the non-strict decoder.
+    return binascii.a2b_base64(segment.encode("ascii").translate(_TO_STD) + b"==")
+
+
+# The public decoder's own reference to the shared tail: a wrapper installed around
+# the parser's fast path (the tests count decodes that way) then never wraps it twice.
+_decode_tail = _decode_matched
+
+
 def b64url_decode(segment: str) -> bytes:
     """Decode one unpadded, canonical base64url segment (RFC 7515 §2).
 
@@ -58,31 +81,7 @@ def b64url_decode(segment: str) -> bytes:
     """
     if not _B64URL.fullmatch(segment):
         raise MalformedToken("segment is not base64url")
-    rem = len(segment) % 4
-    if rem == 1:
-        raise MalformedToken("segment has an impossible base64url length")
-    if rem:
-        # Canonical form: the bits past the last full byte must be zero.
-        unused_mask = 0x0F if rem == 2 else 0x03
-        if _INDEX[segment[-1]] & unused_mask:
-            raise MalformedToken("segment is not canonical base64url")
-    try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):  # pragma: no cover - excluded by the checks above
-        raise MalformedToken("segment is not base64url") from None
-
-
-def _decode_matched(segment: str) -> bytes:
-    """:func:`b64url_decode` for a segment ``_COMPACT`` already matched (so in the
-    alphabet): the same length and canonical-bits checks, without a second regex."""
-    rem = len(segment) % 4
-    if rem:
-        if rem == 1:
-            raise MalformedToken("segment has an impossible base64url length")
-        unused_mask = 0x0F if rem == 2 else 0x03
-        if _INDEX[segment[-1]] & unused_mask:
-            raise MalformedToken("segment is not canonical base64url")
-    return binascii.a2b_base64(segment.encode("ascii").translate(_TO_STD) + b"==")
+    return _decode_tail(segment)
 
 
 _TO_STD = bytes.maketrans(b"-_", b"+/")

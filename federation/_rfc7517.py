@@ -13,8 +13,14 @@ per ``alg``) is one key; keys of different types under one kid are chosen by
 the token's ``alg`` (RFC 7517 §4.5). Key parsing is delegated to joserfc; the
 public key objects are ``cryptography``'s.
 
+Which algorithms a key may verify is the algorithm table's decision
+(``_rfc7518.algorithms_fitting``), made once at import; the lookup by a token's
+``alg`` is membership in that result.
+
 Must not: fetch anything, know about issuers or tokens beyond ``alg``/``kid``
-selection, or keep state between calls.
+selection, or keep state between calls; the one exception is each
+:class:`VerificationKey`'s memo of the signature checks it has built (a lock
+guards it), which changes no answer.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from ._rfc7515 import b64url_decode
-from ._rfc7518 import SPECS, PublicKey, Verifier, make_verifier
+from ._rfc7518 import SPECS, PublicKey, Verifier, algorithms_fitting, make_verifier
 from .errors import DisallowedAlgorithm, MalformedToken, UnknownKey
 
 __all__ = [
@@ -46,8 +52,11 @@ __all__ = [
 ]
 
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_EC_COORD = {"P-256": 32, "P-384": 48, "P-521": 66}
-_MIN_RSA_BITS = 2048
+# From the algorithm table: the octets of each coordinate per curve, the smallest RSA modulus.
+_COORD: dict[str, int] = {s.crv: s.coord_size for s in SPECS.values() if s.crv and s.coord_size}
+_EC_CURVES: frozenset[str] = frozenset(s.crv for s in SPECS.values() if s.kty == "EC" and s.crv)
+_OKP_CURVES: frozenset[str] = frozenset(s.crv for s in SPECS.values() if s.kty == "OKP" and s.crv)  # Ed25519
+_MIN_RSA_BITS = min(spec.min_key_bits for spec in SPECS.values() if spec.kty == "RSA")
 _MAX_RSA_BITS = 8192  # larger moduli are a CPU denial of service, not security
 
 # ROCA (CVE-2017-15361): Infineon-generated moduli are 65537^k mod M for a primorial M,
@@ -140,7 +149,7 @@ class VerificationKey:
         fn = self._verifiers.get(alg)
         if fn is None:
             if alg not in self.algorithms:
-                raise DisallowedAlgorithm("the token's algorithm does not fit the selected key")
+                raise _misfit()
             with self._lock:
                 fn = self._verifiers.setdefault(alg, make_verifier(alg, self.public_key))
         return fn
@@ -184,15 +193,17 @@ def _check_use(jwk: Mapping[str, Any]) -> None:
 
 
 def _algorithms_for(kty: str, crv: str | None, alg: object) -> frozenset[str]:
-    fitting = frozenset(name for name, spec in SPECS.items() if spec.kty == kty and spec.crv == crv)
-    if alg is None:
-        return fitting
-    if not isinstance(alg, str) or alg not in fitting:
-        # 'none', HMAC, encryption algorithms, or one that does not fit the key type.
-        raise UnusableKey("key 'alg' is not a signature algorithm for this key type")
-    if alg in ("EdDSA", "Ed25519"):
-        return frozenset({"EdDSA", "Ed25519"})  # two names for one algorithm
-    return frozenset({alg})
+    """The table's fit decision for an imported key; its ``alg`` member must fit the key."""
+    try:
+        return algorithms_fitting(kty, crv, alg)
+    except ValueError as exc:  # 'none', HMAC, encryption algorithms, another key type
+        raise UnusableKey(str(exc)) from None
+
+
+def _misfit() -> DisallowedAlgorithm:
+    # The verification-time face of the fit decision: a key's ``algorithms`` is what
+    # ``algorithms_fitting`` allowed at import, so a token's alg outside it does not fit.
+    return DisallowedAlgorithm("the token's algorithm does not fit the selected key")
 
 
 def _import_rsa(jwk: Mapping[str, Any], notes: list[str]) -> PublicKey:
@@ -200,7 +211,7 @@ def _import_rsa(jwk: Mapping[str, Any], notes: list[str]) -> PublicKey:
     n = int.from_bytes(n_raw, "big")
     e = int.from_bytes(e_raw, "big")
     if not _MIN_RSA_BITS <= n.bit_length() <= _MAX_RSA_BITS:
-        raise UnusableKey(f"RSA modulus size ({n.bit_length()} bits) is outside 2048..8192 bits")
+        raise UnusableKey(f"RSA modulus size ({n.bit_length()} bits) is outside {_MIN_RSA_BITS}..8192 bits")
     if n % 2 == 0 or e % 2 == 0 or e < 65537 or e >= n:
         raise UnusableKey("RSA exponent or modulus is weak")
     if _is_roca_modulus(n):
@@ -218,7 +229,7 @@ def _import_rsa(jwk: Mapping[str, Any], notes: list[str]) -> PublicKey:
 
 
 def _import_ec(jwk: Mapping[str, Any], crv: str) -> PublicKey:
-    size = _EC_COORD[crv]
+    size = _COORD[crv]
     if len(_uint(jwk, "x")) != size or len(_uint(jwk, "y")) != size:
         raise UnusableKey("EC coordinate has the wrong length for its curve")
     # joserfc builds the key through cryptography, which refuses points off the curve.
@@ -229,7 +240,7 @@ def _import_ec(jwk: Mapping[str, Any], crv: str) -> PublicKey:
 
 def _import_okp(jwk: Mapping[str, Any], crv: str) -> PublicKey:
     raw = _uint(jwk, "x")
-    if len(raw) != 32:
+    if len(raw) != _COORD[crv]:
         raise UnusableKey("Ed25519 public key must be 32 bytes")
     y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
     if y >= _ED25519_P:
@@ -249,6 +260,7 @@ def _check_x5c(jwk: Mapping[str, Any], key: PublicKey) -> None:
     if not isinstance(chain, list) or not chain or not isinstance(chain[0], str):
         raise UnusableKey("x5c is not a non-empty array of strings")
     try:
+        # x5c is standard base64 of DER (RFC 7517 §4.7), not base64url: not b64url_decode.
         cert = x509.load_der_x509_certificate(base64.b64decode(chain[0], validate=True))
         cert_key = cert.public_key()
     except (ValueError, binascii.Error, TypeError):
@@ -280,9 +292,9 @@ def _import_jwk(jwk: object, notes: list[str]) -> VerificationKey:
         if kty == "RSA":
             crv = None
             key = _import_rsa(jwk, notes)
-        elif kty == "EC" and crv in _EC_COORD:
+        elif kty == "EC" and crv in _EC_CURVES:
             key = _import_ec(jwk, crv)
-        elif kty == "OKP" and crv == "Ed25519":
+        elif kty == "OKP" and crv in _OKP_CURVES:
             key = _import_okp(jwk, crv)
         else:
             raise UnusableKey("key type or curve is not supported for signatures")
@@ -347,9 +359,9 @@ class KeySet:
                 for key in shared:  # of different types: at most one fits alg
                     if alg in key.algorithms:
                         return key
-                raise DisallowedAlgorithm("the token's algorithm does not fit the selected key")
-            if alg not in key.algorithms:
-                raise DisallowedAlgorithm("the token's algorithm does not fit the selected key")
+                raise _misfit()
+            if alg not in key.algorithms:  # inline: this is the hot path
+                raise _misfit()
             return key
         candidates = [k for k in self.keys if alg in k.algorithms]
         if len(candidates) > 1:

@@ -1,9 +1,11 @@
 """Registered-claim rules (RFC 7519 §4.1, OIDC Core §2 and §3.1.3.7, RFC 9068 §4).
 
 Owns: the checks every verified token passes after its signature — ``iss``
-exact, ``aud``/``azp``, ``exp``/``nbf``/``iat`` with leeway, ``sub`` — and the
-token-kind classification from the ``typ`` header (RFC 8725 §3.11 explicit
-typing). Pure functions of (claims, policy, now).
+exact, ``aud``/``azp``, ``exp``/``nbf``/``iat`` with leeway, ``sub`` — the
+token-kind classification (the ``typ`` header first, RFC 8725 §3.11 explicit
+typing, then the OAuth claims ``scope``/``scp``/``client_id``), and the claim
+readers profiles share (:func:`numeric_date`, :func:`audience_values`). Pure
+functions of their arguments (header, claims, policy, now).
 
 Must not: parse tokens, touch keys, or perform I/O. Messages never contain
 claim values.

@@ -4,12 +4,19 @@ Owns: the order of checks on one token, split around the only I/O step (key
 lookup) so that the sync and async shells share every rule:
 
 1. :meth:`Verifier.prepare` — parse (size first), route the unverified ``iss``
-   by exact dict lookup to a configured issuer (unknown issuers are rejected
-   before any I/O), apply the issuer's algorithm allow-list.
+   by exact dict lookup to a configured issuer, else to a profile that matches
+   issuers it cannot list (any Entra tenant); unknown issuers are rejected
+   before any I/O. Apply the issuer's algorithm allow-list and the profile's
+   checks of the unverified token.
 2. the shell obtains the key for (kid, alg) from the issuer's key source.
 3. :meth:`Verifier.finish` — verify the signature, then the claims (so a
    forged expired token reports ``bad_signature``), classify the token kind
    and apply the issuer's token-type allow-list.
+
+State: no configuration changes after construction, but a :class:`Verifier`
+keeps two bounded caches — parsed headers by their segment (64 entries) and
+routes built for issuers matched by a dynamic profile (256) — both pure
+memos of their keys, cleared when full.
 
 Must not: perform I/O, fetch keys, or read the clock except through the
 injected callable.
@@ -24,7 +31,6 @@ from types import MappingProxyType
 from typing import Any
 
 from ._profile import Identity, ProviderProfile, TokenContext
-
 from ._rfc7515 import CompactJWS, Limits, parse_compact
 from ._rfc7517 import VerificationKey
 from ._rfc7519 import ClaimsPolicy, TokenType, check_claims
@@ -104,7 +110,13 @@ class Route:
 
 
 class Verifier:
-    """The rules of verification, free of I/O. Thread-safe: it holds no mutable state."""
+    """The rules of verification, free of I/O.
+
+    Thread-safe: its configuration is fixed at construction; its only mutable
+    state are the two bounded memo caches (headers, dynamic routes), whose
+    entries are pure functions of their keys, so a race costs a recomputation,
+    never a wrong answer.
+    """
 
     def __init__(
         self,
