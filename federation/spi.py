@@ -36,6 +36,7 @@ from ._profile import (
     check_client_bound_access,
 )
 from ._rfc7517 import KeySet, VerificationKey
+from ._rfc7518 import ALGORITHMS, AlgorithmSpec
 from ._rfc7519 import TokenType, audience_values, classify_token, numeric_date
 from ._verify import VerifiedToken
 from ._yaml import (
@@ -47,7 +48,9 @@ from ._yaml import (
 )
 
 __all__ = [
+    "ALGORITHMS",
     "DEFAULT_ALGORITHMS",
+    "AlgorithmSpec",
     "Identity",
     "KeySet",
     "KeySourceSpec",

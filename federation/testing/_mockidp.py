@@ -2,9 +2,9 @@
 
 Owns: the mock issuer's keys and their rotation, its key and discovery
 documents (a JWK Set, or Google's ``{kid: PEM certificate}`` map with a
-self-signed certificate per key), minting signed tokens (any claims, any
-header, expired, not yet valid, unknown kid, other algorithms, provider claim
-shapes), failure simulation (HTTP status, timeouts, garbage), a record of the
+self-signed certificate per key), minting tokens signed through joserfc (any
+claims, any header, expired, not yet valid, unknown kid, other algorithms,
+provider claim shapes), failure simulation (HTTP status, timeouts, garbage), a record of the
 requests it served, and plugging into httpx through ``httpx.MockTransport``
 (no test dependency) or respx (``with MockIdP():``), or serving over a real
 loopback HTTP server (``with idp.serve() as url:``).
@@ -30,6 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
+from joserfc.util import urlsafe_b64encode
 
 from ._keys import SigningKey, generate_signing_key, sign
 from ._server import LoopbackServer
@@ -81,7 +82,8 @@ def _dispatch(request: httpx.Request) -> httpx.Response:
 
 
 def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    # Encoding only, with joserfc's encoder: the toolkit shares no base64url code with the verifier.
+    return urlsafe_b64encode(data).decode("ascii")
 
 
 def _origin(url: str) -> str:
@@ -400,7 +402,11 @@ class MockIdP:
     def sign_raw(
         self, header: bytes, payload: bytes, key: SigningKey | None = None, *, alg: str | None = None
     ) -> str:
-        """Sign exact header and payload bytes (for malformed-JSON tests)."""
+        """Sign exact header and payload bytes (for malformed-JSON tests).
+
+        The signature comes from joserfc's JWS algorithm (see :func:`sign`); an
+        ``alg`` the key does not fit is signed by hand for negative tests.
+        """
         signer = key or self.key_for(alg)
         signing_input = _b64(header) + "." + _b64(payload)
         return signing_input + "." + _b64(sign(signer.private_key, alg or signer.alg, signing_input.encode()))
