@@ -16,8 +16,8 @@ The result contract (:class:`MappingResult`, :class:`ExistingUser`,
 :class:`TraceEntry`) is fixed in ``_result`` so that provisioning can rely
 on it. The file format is documented in ``docs/mapping.md``; one private
 module per concern: ``_model`` (schema), ``_load`` (validation and located
-errors), ``_paths``, ``_templates``, ``_transforms``, ``_regex`` (the
-linear-time pattern engine), ``_conditions``, ``_compile`` (plans per
+errors), ``_paths``, ``_templates``, ``_transforms``, ``_patterns`` (the
+RE2 pattern wrapper), ``_conditions``, ``_compile`` (plans per
 provider and issuer), ``_engine`` (applying a plan), ``_identity`` (the
 normalised view for dry runs) and ``_mapping`` (this face).
 """

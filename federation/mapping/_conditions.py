@@ -9,7 +9,7 @@ closure per node:
   only a boolean (``true`` is not ``"true"`` and not ``1``), numbers compare
   by value (``1`` equals ``1.0``), strings exactly (no case folding: use
   ``matches: '(?i)...'``).
-* ``matches`` searches with the linear-time engine of :mod:`._regex`; a value
+* ``matches`` searches with the linear-time engine of :mod:`._patterns` (RE2); a value
   longer than its input bound never matches (the reason says so).
 * ``exists: true`` holds when the path resolves to a non-null value;
   ``exists: false`` when it does not.
@@ -31,7 +31,7 @@ from typing import Any
 
 from ._model import Condition
 from ._paths import MISSING, Context, kind_of, parse_path
-from ._regex import MAX_INPUT_LENGTH, compile_pattern
+from ._patterns import MAX_INPUT_LENGTH, compile_pattern
 from ._scope import IssuerScope
 
 __all__ = ["MAX_DEPTH", "Check", "compile_condition", "condition_depth", "describe", "value_key"]

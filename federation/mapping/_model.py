@@ -32,7 +32,7 @@ from pydantic import (
 from federation import plugins
 
 from ._paths import NORMALISED_NAMES, PathError, parse_path
-from ._regex import RegexError, compile_pattern
+from ._patterns import RegexError, compile_pattern
 from ._templates import TemplateError, is_template, parse_template
 from ._transforms import BARE_TRANSFORMS, VALUE_TRANSFORMS, Step
 

@@ -14,7 +14,7 @@ or as a one-key object (``{split: ","}``, ``{join: " "}``, ``{prefix: "x-"}``,
   makes one string of a list of strings; ``first`` takes a list's first
   element.
 * ``replace`` replaces every leftmost-longest match of a pattern (the linear
-  engine of :mod:`._regex`) with literal text.
+  engine of :mod:`._patterns` (RE2)) with literal text.
 
 A step that does not fit the value (``lower`` on a number, ``localpart`` of a
 value without ``@``) raises :class:`Unresolved` with the reason: the engine
@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._paths import kind_of
-from ._regex import MAX_INPUT_LENGTH, TooCostly, compile_pattern
+from ._patterns import MAX_INPUT_LENGTH, TooCostly, compile_pattern
 
 __all__ = ["BARE_TRANSFORMS", "VALUE_TRANSFORMS", "Step", "Unresolved", "compile_steps", "describe_step"]
 

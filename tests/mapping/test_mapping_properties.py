@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from federation.errors import ConfigError
 from federation.mapping import MISSING_ATTRIBUTE, Mapping, MappingResult
 from federation.mapping._model import PROVIDER_NAMES
-from federation.mapping._regex import RegexError, compile_pattern
+from federation.mapping._patterns import RegexError, compile_pattern
 
 EXAMPLE_NAMES = sorted(p.stem for p in EXAMPLES.glob("*.yaml"))
 MAPPINGS = {name: Mapping.from_file(EXAMPLES / f"{name}.yaml") for name in EXAMPLE_NAMES}

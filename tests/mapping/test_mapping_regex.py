@@ -10,13 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.mapping._regex import (
+from federation.mapping._patterns import (
     MAX_INPUT_LENGTH,
     MAX_PATTERN_LENGTH,
     MAX_REPEAT,
     Pattern,
     RegexError,
-    TooCostly,
     compile_pattern,
 )
 
@@ -156,11 +155,7 @@ def test_values_over_the_input_bound_are_not_run() -> None:
 def test_backtracking_bombs_cost_one_dfa_state_per_character_at_most(pattern: str, text: str) -> None:
     compiled = Pattern(pattern)
     assert compiled.search(text) is False
-    # The work is bounded by construction: each character is one cached transition,
-    # and at most one new DFA state (one NFA closure) per character.
-    cache = compiled._search._cache
-    assert len(cache.sets) <= len(text) + 2
-    assert len(cache.trans) <= len(text) + 1
+    # RE2 runs in time linear in the value (timings: tests/mapping/test_regex_re2.py).
 
 
 def test_the_dfa_cache_starts_over_when_full_and_stays_correct() -> None:
@@ -172,7 +167,6 @@ def test_the_dfa_cache_starts_over_when_full_and_stays_correct() -> None:
         text = "".join(rng.choice("ab") for _ in range(40))
         expected = re.search(r"(a|b)*a(a|b){12}\Z", text) is not None
         assert compiled.search(text) is expected
-    assert len(compiled._search._cache.sets) <= 512 + 1
 
 
 def ref_sub(pattern: str, replacement: str, text: str) -> str:
@@ -211,10 +205,9 @@ def test_sub_examples() -> None:
     assert compile_pattern("^").sub(">", "") == ">"
 
 
-def test_sub_gives_up_on_quadratic_work() -> None:
-    # Every start position scans to the end before failing: a quadratic amount of work.
-    with pytest.raises(TooCostly):
-        compile_pattern("x.*y", allow_lazy=False).sub("-", "x" * 500)
+def test_sub_completes_where_the_old_engine_gave_up() -> None:
+    # The hand-written engine ran out of its budget here (TooCostly); RE2 scans once.
+    assert compile_pattern("x.*y", allow_lazy=False).sub("-", "x" * 500) == "x" * 500
     assert compile_pattern("x.*y", allow_lazy=False).sub("-", "x" * 20) == "x" * 20
 
 
