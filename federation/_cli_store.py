@@ -113,8 +113,7 @@ def probe_store(url: URL) -> str:
     """Connect to the store and read its schema version, creating nothing; the state in
     words. Raises :class:`StorageError` (with the database named) when the application
     could not use it."""
-    from .storage import SQLStore
-    from .storage._sql import SCHEMA_VERSION
+    from .storage import SCHEMA_VERSION, SQLStore
 
     file = _sqlite_file(url)
     if file is not None and not file.exists():

@@ -56,7 +56,7 @@ def check_storage_url(url: str, base_dir: str | Path | None = None) -> URL:
     """
     from sqlalchemy.exc import NoSuchModuleError
 
-    from .storage._sql import resolve_url
+    from .storage import resolve_url
 
     parsed = resolve_url(url, base_dir)  # ConfigError for a string that is not a URL
     try:

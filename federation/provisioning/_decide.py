@@ -24,20 +24,18 @@ from typing import Any, Literal
 
 from ..errors import AccessDenied, AccountDisabled, LinkRefused, LoginRefused, RegistrationClosed
 from ..mapping import MappingResult
-from ..storage._audit import (
+from ..storage import (
+    ACTIVE,
+    DISABLED,
     IDENTITY_LINKED,
     LOGIN_SUCCEEDED,
     ROLE_GRANTED,
     ROLE_REVOKED,
+    USER_COLUMNS,
     USER_CREATED,
     USER_DELETED,
     USER_DISABLED,
     USER_UPDATED,
-)
-from ..storage._records import (
-    ACTIVE,
-    DISABLED,
-    USER_COLUMNS,
     AuditEvent,
     NewUser,
     User,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._verify import VerifiedToken
 from ..mapping import ExistingUser, MappingResult, TraceEntry
+from ..spi import VerifiedToken
 
 __all__ = ["DefaultMapping"]
 

@@ -17,11 +17,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from .._verify import VerifiedToken
 from ..errors import StorageConflict
 from ..mapping import ExistingUser, MappingResult
-from ..storage._protocol import AsyncStoreTransaction, StoreTransaction
-from ..storage._records import USER_COLUMNS, AuditEvent, User, UserIdentity, email_key
+from ..spi import VerifiedToken
+from ..storage import (
+    USER_COLUMNS,
+    AsyncStoreTransaction,
+    AuditEvent,
+    StoreTransaction,
+    User,
+    UserIdentity,
+    email_key,
+)
 from ._decide import (
     DeprovisionMode,
     LoginFacts,

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._verify import VerifiedToken
 from ..mapping import MappingResult
-from ..storage._records import AuditEvent, User, UserIdentity
+from ..spi import VerifiedToken
+from ..storage import AuditEvent, User, UserIdentity
 
 __all__ = ["DeprovisionResult", "LoginResult"]
 

@@ -24,11 +24,18 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TypeVar, cast
 
-from .._verify import VerifiedToken
 from ..errors import FederationError, LoginRefused, StorageConflict, StorageError
-from ..storage._audit import LOGIN_FAILED, AuditSink, deliver, log_audit
-from ..storage._protocol import AsyncStore, Store, is_async_store
-from ..storage._records import AuditEvent
+from ..spi import VerifiedToken
+from ..storage import (
+    LOGIN_FAILED,
+    AsyncStore,
+    AuditEvent,
+    AuditSink,
+    Store,
+    deliver,
+    is_async_store,
+    log_audit,
+)
 from ._decide import DeprovisionMode, LoginFacts
 from ._plan import LoginOutcome, Mapper, Plan, adrive, deprovision_plan, drive, login_plan
 from ._policy import ProvisioningPolicy

@@ -35,6 +35,7 @@ from ._audit import (
     AuditSink,
     audit_fields,
     audit_value,
+    deliver,
     fan_out,
     log_audit,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "UserStatus",
     "audit_fields",
     "audit_value",
+    "deliver",
     "email_key",
     "fan_out",
     "is_async_store",
