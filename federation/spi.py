@@ -16,7 +16,8 @@ What is here, by who needs it:
   :class:`Identity`, :class:`KeySourceSpec`, :data:`TokenType` and the claim
   helpers (``as_strict_bool``, ``as_string_list``, ``audience_values``,
   ``classify_token``, ``numeric_date``, ``check_client_bound_access``);
-* a key source: :class:`VerificationKey` and :class:`KeySet`;
+* a key source: the :class:`KeySource` protocol, :class:`VerificationKey` and
+  :class:`KeySet`; :class:`StaticKeySet` is the shipped one without I/O;
 * a store: the protocol and records live in :mod:`federation.storage`;
 * anything with a file of its own: the safe YAML reader behind
   ``federation.yaml`` (:func:`read_yaml_file`, :func:`load_yaml`,
@@ -25,6 +26,7 @@ What is here, by who needs it:
 
 from __future__ import annotations
 
+from ._keys import KeySource, StaticKeySet
 from ._profile import (
     DEFAULT_ALGORITHMS,
     Identity,
@@ -53,9 +55,11 @@ __all__ = [
     "AlgorithmSpec",
     "Identity",
     "KeySet",
+    "KeySource",
     "KeySourceSpec",
     "Located",
     "ProviderProfile",
+    "StaticKeySet",
     "TokenContext",
     "TokenType",
     "VerificationKey",

@@ -46,10 +46,9 @@ from typing import Any, Literal, TypeVar
 
 import pytest
 
-from federation.spi import VerifiedToken
 from federation.errors import DuplicateIdentity, StorageConflict
-from federation.spi import Identity
 from federation.provisioning import DefaultMapping, Provisioner, StoreCall, adrive, drive
+from federation.spi import Identity, VerifiedToken
 from federation.storage import NewUser, User, UserIdentity, email_key, is_async_store
 
 __all__ = [
@@ -296,7 +295,7 @@ async def check_identity_round_trip(h: Harness) -> None:
     user_id = await h.call("insert_user", h.new_user())
     other_id = await h.call("insert_user", h.new_user())
     first = h.identity(user_id)
-    second = h.identity(user_id, provider="azure_ad")
+    second = h.identity(user_id, provider="another-provider")
     await h.run(_calls(("insert_identity", (first,)), ("insert_identity", (second,))))
     await h.call("insert_identity", h.identity(other_id))
     found = await h.call("find_identity", first.issuer, first.subject)
