@@ -42,9 +42,10 @@ def test_cache_is_bounded_and_bad_headers_are_never_cached(idp: MockIdP, bridge:
 def test_dynamic_routes_are_reused_and_bounded() -> None:
     from typing import Any
 
+    from federation.providers.oidc import OidcIssuerConfig
+
     from federation._rfc7515 import Limits
     from federation._verify import _DYNAMIC_ROUTES, Verifier
-    from federation.providers.oidc import OidcIssuerConfig
 
     class AnyTenant(OidcIssuerConfig):  # a profile whose issuers cannot be listed
         def matches_issuer(self, iss: str, claims: Any) -> bool:

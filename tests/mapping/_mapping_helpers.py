@@ -11,11 +11,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
+from federation.providers import ProviderProfile, TokenContext
+
 from federation import VerifiedToken
 from federation._rfc7517 import VerificationKey
 from federation.config import load_config
 from federation.mapping import Mapping as MappingRules
-from federation.providers import ProviderProfile, TokenContext
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mappings"
 

@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from federation.providers import AzureAdConfig, CognitoIssuerConfig, GoogleConfig, OidcIssuerConfig
 
 from federation import Bridge
 from federation.errors import AccessDenied
 from federation.mapping import Mapping
-from federation.providers import AzureAdConfig, CognitoIssuerConfig, GoogleConfig, OidcIssuerConfig
 from federation.storage import MemoryStore
 from federation.testing import FrozenClock, MockIdP
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from _mapping_helpers import User, mapping, outcome, verified
+from federation.providers import Identity
 
 from federation.mapping import MISSING_ATTRIBUTE, MappingResult, TraceEntry
-from federation.providers import Identity
 
 ATTRS = """
 version: 1

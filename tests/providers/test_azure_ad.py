@@ -33,6 +33,7 @@ from _azure_helpers import (
     entra_jwks_uri,
     sample,
 )
+from federation.providers.azure_ad import AzureAdB2CConfig, AzureAdConfig
 
 from federation import Bridge
 from federation._rfc7517 import import_jwks
@@ -47,7 +48,6 @@ from federation.errors import (
     UntrustedIssuer,
     WrongTokenType,
 )
-from federation.providers.azure_ad import AzureAdB2CConfig, AzureAdConfig
 from federation.testing import FrozenClock, MockIdP, SigningKey, generate_signing_key
 from federation.testing._keys import sign
 

@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from federation.providers.cognito import CognitoIssuerConfig
 
 from federation import Bridge
 from federation.config import load_config
 from federation.errors import ConfigError, InvalidToken
-from federation.providers.cognito import CognitoIssuerConfig
 from federation.testing import FrozenClock, MockIdP, generate_signing_key
 
 NOW = 1_800_000_000

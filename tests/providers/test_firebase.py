@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from _kgf_helpers import KeyServer, Mode, pem_map, rejects, run
+from federation.providers.firebase import FIREBASE_CERTS_URL, FirebaseConfig
 
 from federation import Bridge
 from federation.errors import (
@@ -29,7 +30,6 @@ from federation.errors import (
     UntrustedIssuer,
     WrongTokenType,
 )
-from federation.providers.firebase import FIREBASE_CERTS_URL, FirebaseConfig
 from federation.testing import FrozenClock, MockIdP
 
 NOW = 1_800_000_000

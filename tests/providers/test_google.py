@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from _kgf_helpers import KeyServer, Mode, rejects, run
+from federation.providers.google import GOOGLE_JWKS_URI, GoogleConfig
 
 from federation import Bridge
 from federation.errors import (
@@ -31,7 +32,6 @@ from federation.errors import (
     UntrustedIssuer,
     WrongTokenType,
 )
-from federation.providers.google import GOOGLE_JWKS_URI, GoogleConfig
 from federation.testing import FrozenClock, MockIdP, SigningKey, generate_signing_key
 
 NOW = 1_800_000_000

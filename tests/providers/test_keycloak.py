@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from _kgf_helpers import KeyServer, Mode, hmac_token, rejects, run
+from federation.providers.keycloak import KeycloakConfig
 
 from federation import Bridge
 from federation.errors import (
@@ -26,7 +27,6 @@ from federation.errors import (
     UntrustedIssuer,
     WrongTokenType,
 )
-from federation.providers.keycloak import KeycloakConfig
 from federation.testing import FrozenClock, MockIdP, generate_signing_key
 
 NOW = 1_800_000_000

@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from federation.providers.okta import OktaIssuerConfig
 
 from federation import Bridge
 from federation.config import load_config
 from federation.errors import ConfigError, InvalidClaim, InvalidToken
-from federation.providers.okta import OktaIssuerConfig
 from federation.testing import FrozenClock, MockIdP, generate_signing_key
 
 NOW = 1_800_000_000

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from federation.providers.oidc import DEFAULT_ALGORITHMS
 
 from federation import Bridge
 from federation._keys._documents import FetchFailed, parse_jwks
@@ -44,7 +45,6 @@ from federation.errors import (
     TokenTooLarge,
     UnknownKey,
 )
-from federation.providers.oidc import DEFAULT_ALGORITHMS
 from federation.testing import MockIdP, SigningKey
 from federation.testing._keys import sign
 
