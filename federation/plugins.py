@@ -13,7 +13,9 @@ repository adds a provider by declaring::
     acme = "acme_idp:PLUGIN"
 
 A name registered twice is refused with :class:`ValueError` (no plugin can
-replace another's rules silently).
+replace another's rules silently); an installed entry point that cannot be
+imported or is refused makes every use of the registry raise
+:class:`~federation.errors.ConfigError` naming it.
 
 Must not: import a provider module statically (the core names no provider),
 or import the testing toolkit at run time (a shape is loaded only when asked).
@@ -30,6 +32,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any, cast
 
 from ._profile import ProviderProfile
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from federation.testing import MockIdP, ProviderShape
@@ -183,7 +186,17 @@ def _load_all() -> None:
     for reference in _BUILTIN:
         _add(cast(ProviderPlugin, _load(reference)))
     for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        _add(entry.load())  # the same object as a built-in is accepted; another one is refused
+        try:
+            _add(entry.load())  # the same object as a built-in is accepted; another one is refused
+        except Exception as exc:
+            # An installed package's broken plugin is a configuration problem of this process:
+            # a typed error naming the entry point, raised again on every use (not a partial registry).
+            _LOADED = False
+            raise ConfigError(
+                f"the provider plugin {entry.name!r} ({entry.value}) of the {ENTRY_POINT_GROUP!r} entry "
+                f"points cannot be used: {type(exc).__name__}: {exc}",
+                field="provider",
+            ) from exc
 
 
 def register(plugin: ProviderPlugin) -> ProviderPlugin:

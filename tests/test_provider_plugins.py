@@ -170,3 +170,30 @@ def test_unknown_provider_is_still_refused_with_the_known_names() -> None:
     with pytest.raises(ConfigError) as info:
         load_config({"issuers": [{"provider": "nope", "issuer": "https://x.test", "audiences": ["a"]}]})
     assert "cognito" in str(info.value)
+
+
+def test_a_broken_installed_plugin_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    # A distribution whose entry point names a module that is not there (a broken install).
+    info = tmp_path / "acme_broken-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-broken\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[federation.providers]\nacme = acme_missing_module:PLUGIN\n")
+    script = textwrap.dedent(
+        '''
+        for attempt in range(2):  # the same typed error on every use, never a partial registry
+            try:
+                import federation.config
+                federation.config.load_config({"issuers": [{"issuer": "https://x.test", "audiences": ["a"]}]})
+            except Exception as exc:
+                assert type(exc).__name__ == "ConfigError" and exc.code == "config_error", repr(exc)
+                assert "'acme'" in str(exc) and "acme_missing_module:PLUGIN" in str(exc), exc
+                assert "ModuleNotFoundError" in str(exc), exc
+            else:
+                raise AssertionError("a broken plugin was ignored")
+        print("BROKEN OK")
+        '''
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "BROKEN OK" in done.stdout

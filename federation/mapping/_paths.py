@@ -90,14 +90,18 @@ def provider_vocabulary() -> dict[str, tuple[str, ...]]:
 
 
 def _provider_value(name: str, providers: tuple[str, ...]) -> Callable[[Context], Any]:
+    # The providers' value functions, looked up once when the path compiles, not per token.
+    values_of = {
+        provider: plugin.values
+        for provider in providers
+        if (plugin := plugins.get(provider)) is not None and plugin.values is not None
+    }
+
     def resolve(ctx: Context) -> Any:
-        provider = ctx.normalised.get("provider")
-        if provider not in providers:
-            return MISSING  # another provider's token: it has no such name
-        plugin = plugins.get(str(provider))
-        if plugin is None or plugin.values is None:
-            return MISSING
-        value = plugin.values(ctx.claims).get(name)
+        values = values_of.get(ctx.normalised.get("provider"))  # type: ignore[arg-type]
+        if values is None:
+            return MISSING  # another provider's token, or a provider without values: no such name
+        value = values(ctx.claims).get(name)
         return MISSING if value is None else value
 
     return resolve
