@@ -37,6 +37,7 @@ from .errors import ConfigError, InvalidToken, KeySetUnavailable
 from .events import EventSink, log_event
 
 if TYPE_CHECKING:
+    from ._profile import ProviderProfile
     from .provisioning import DeprovisionMode, DeprovisionResult, LoginResult, Mapper, Provisioner
     from .storage import AsyncStore, AuditSink, Store
 
@@ -71,9 +72,9 @@ class Bridge:
     transport); otherwise the bridge uses its own. ``clock`` returns the
     current Unix time (inject a frozen one in tests); ``on_event`` receives
     key cache events (default: the ``federation`` logger). ``key_sources``
-    maps an issuer string to a :class:`~federation._keys.KeySource` of your own
+    maps an issuer string to a :class:`~federation.spi.KeySource` of your own
     used for that issuer's entry instead of fetching (an issuer entry with
-    ``jwks_file:`` uses a :class:`~federation._keys.StaticKeySet`).
+    ``jwks_file:`` uses a :class:`~federation.spi.StaticKeySet`).
 
     For :meth:`login`: ``store`` is where users live (default: the SQL store
     named by ``storage:``, else ``sqlite:///federation.db`` beside the config
@@ -129,7 +130,7 @@ class Bridge:
             if id(profile) in self._profile_sources:
                 continue  # injected: never fetched
             if profile.jwks_file is not None:
-                self._profile_sources[id(profile)] = self._static_source(index, profile.jwks_file)
+                self._profile_sources[id(profile)] = self._static_source(index, profile, profile.jwks_file)
                 continue
             spec = profile.key_source
             self._profile_sources[id(profile)] = IssuerKeySource(
@@ -212,9 +213,8 @@ class Bridge:
                 source.on_event = self._emit
         return chosen
 
-    def _static_source(self, index: int, jwks_file: str) -> StaticKeySet:
+    def _static_source(self, index: int, profile: ProviderProfile, jwks_file: str) -> StaticKeySet:
         """The ``jwks_file:`` of ``issuers[index]``, resolved beside the config file."""
-        profile = self.config.issuers[index]
         path = Path(jwks_file)
         if not path.is_absolute():
             path = self.config.base_dir / path

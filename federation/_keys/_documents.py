@@ -18,11 +18,19 @@ from urllib.parse import urlsplit
 
 from .._json import StrictJSONError, loads_object
 from .._netaddr import host_refusal
-from .._rfc7517 import KeyNote, KeySet, TooManyKeys, UnusableKey, import_jwks, import_pem_map
+from .._rfc7517 import KeyNote, KeySet, TooManyKeys, UnusableKey
 from ..config import KeysConfig, is_fetchable_url
 from ._http import FetchResponse
+from ._import import import_key_document
 
-__all__ = ["FetchFailed", "display_url", "parse_discovery", "parse_jwks", "parse_keys", "ttl_from_headers"]
+__all__ = [
+    "FetchFailed",
+    "display_url",
+    "parse_discovery",
+    "parse_jwks",
+    "parse_keys",
+    "ttl_from_headers",
+]
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_STORE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:,|$|=)", re.IGNORECASE)
@@ -111,13 +119,8 @@ def parse_jwks(response: FetchResponse, config: KeysConfig) -> tuple[KeySet, lis
 def parse_keys(response: FetchResponse, config: KeysConfig, fmt: str) -> tuple[KeySet, list[KeyNote]]:
     """The usable keys of a key document (``jwks`` or ``x509_pem_map``) and its notes."""
     document = _json_body(response)
-    if fmt == "x509_pem_map" and len(document) > config.max_keys:
-        raise FetchFailed("too_many_keys")  # before parsing any certificate
     try:
-        if fmt == "x509_pem_map":
-            keyset, warnings = import_pem_map(document, max_keys=config.max_keys)
-        else:
-            keyset, warnings = import_jwks(document, max_keys=config.max_keys)
+        keyset, warnings = import_key_document(document, fmt, config.max_keys)
     except TooManyKeys:
         raise FetchFailed("too_many_keys") from None
     except UnusableKey:

@@ -30,9 +30,6 @@ from ..errors import UnknownKey
 from ..events import (
     FETCH_FAILED,
     FETCHED,
-    KEY_IGNORED,
-    KEY_SKIPPED,
-    KEY_TOLERATED,
     REFETCH_RATE_LIMITED,
     STALE_SERVED,
     Event,
@@ -41,6 +38,7 @@ from ..events import (
 from ._documents import FetchFailed, display_url, parse_discovery, parse_keys, ttl_from_headers
 from ._flight import Claim, SingleFlight, Ticket
 from ._http import FetchRequest, FetchResponse, fetch_async, fetch_sync
+from ._import import note_event
 from ._state import CacheTimings, KeyCacheState, Miss
 
 __all__ = ["IssuerKeySource", "RefreshPlan"]
@@ -135,8 +133,7 @@ class IssuerKeySource:
         if version != self._noted_version:
             self._noted_version = version
             for note in warnings:
-                name = {"ignored": KEY_IGNORED, "tolerated": KEY_TOLERATED}.get(note.kind, KEY_SKIPPED)
-                self._event(name, reason=str(note), kid=note.kid)
+                self._event(note_event(note), reason=str(note), kid=note.kid)
         ttl = ttl_from_headers(response.headers, self.config)
         state.record_success(keyset, ttl, self._clock())
         self._event(FETCHED, keys=len(keyset), ttl=ttl, forced=forced)

@@ -1,9 +1,9 @@
 """A fixed key set, for air-gapped deployments: keys loaded once, never fetched.
 
-Owns: :class:`StaticKeySet`, a :class:`~federation._keys._protocol.KeySource`
+Owns: :class:`StaticKeySet`, a :class:`~federation.spi.KeySource`
 built from a JWK Set (a dict or a JSON file) or from X.509 PEM certificates (a
 ``{kid: PEM}`` map, its JSON file, or one PEM file). Every entry goes through the
-same importers as fetched keys (``_rfc7517.import_jwks``/``import_pem_map``), so
+same importer as fetched keys (``_import.import_key_document``), so
 every key-hygiene rule applies. A problem with the document is a
 :class:`~federation.errors.ConfigError` naming the file.
 
@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._json import StrictJSONError, loads_object
-from .._rfc7517 import KeyNote, KeySet, UnusableKey, VerificationKey, import_jwks, import_pem_map
+from .._rfc7517 import KeyNote, KeySet, UnusableKey, VerificationKey
 from ..errors import ConfigError, UnknownKey
-from ..events import KEY_IGNORED, KEY_SKIPPED, KEY_TOLERATED, Event, EventSink
+from ..events import Event, EventSink
+from ._import import import_key_document, note_event
 
 __all__ = ["StaticKeySet"]
 
 #: Same default bound as ``keys.max_keys``.
 _MAX_KEYS = 100
-#: A key file larger than this is refused before parsing (same bound as a fetched response).
+#: A key file larger than this is refused before parsing (the largest keys.max_response_bytes allows).
 _MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
@@ -87,11 +88,8 @@ class StaticKeySet:
     ) -> StaticKeySet:
         where = f"{file}: " if file else ""
         try:
-            if fmt == "x509_pem_map":
-                keyset, notes = import_pem_map(document, max_keys=max_keys)
-            else:
-                keyset, notes = import_jwks(document, max_keys=max_keys)
-        except UnusableKey as exc:
+            keyset, notes = import_key_document(document, fmt, max_keys)
+        except UnusableKey as exc:  # TooManyKeys included
             raise ConfigError(f"{where}unusable key document: {exc}", file=file) from None
         if len(keyset) == 0:
             details = "; ".join(str(n) for n in notes)
@@ -116,9 +114,9 @@ class StaticKeySet:
         if not self._noted and self.on_event is not None:
             self._noted = True
             for note in self.notes:
-                name = {"ignored": KEY_IGNORED, "tolerated": KEY_TOLERATED}.get(note.kind, KEY_SKIPPED)
                 try:
-                    self.on_event(Event(name, self.issuer or "", {"reason": str(note), "kid": note.kid}))
+                    detail = {"reason": str(note), "kid": note.kid}
+                    self.on_event(Event(note_event(note), self.issuer or "", detail))
                 except Exception:  # noqa: S110 - a broken sink must never break start-up
                     pass
         return True
