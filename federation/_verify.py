@@ -47,6 +47,8 @@ class VerifiedToken:
 
     ``claims`` and ``header`` are read-only views. ``issuer`` is the configured
     issuer string the token matched; ``provider`` the profile that verified it.
+    ``issuer_trusts_email`` is that issuer entry's ``trust_email`` setting,
+    decided when the token was routed and carried to provisioning.
     """
 
     issuer: str
@@ -60,6 +62,7 @@ class VerifiedToken:
     audience: tuple[str, ...]
     expires_at: datetime
     identity: Identity
+    issuer_trusts_email: bool = False
 
     @property
     def identity_key(self) -> tuple[str, str]:
@@ -203,6 +206,7 @@ class Verifier:
             audience=(aud,) if isinstance(aud, str) else tuple(a for a in aud or () if isinstance(a, str)),
             expires_at=datetime.fromtimestamp(exp, tz=timezone.utc),
             identity=route.profile.identity(context),
+            issuer_trusts_email=route.profile.trust_email,
         )
 
 

@@ -320,10 +320,6 @@ class Bridge:
             clock=self._clock,
         )
 
-    def _trust_email(self, vt: VerifiedToken) -> bool:
-        route = self._verifier.route_for(vt.issuer, vt.claims)
-        return route is not None and route.profile.trust_email
-
     def login(self, token: str | bytes) -> LoginResult:
         """Verify ``token``, map it and provision the local user; return a
         :class:`~federation.provisioning.LoginResult` (``result.user``, ``.identity``,
@@ -342,7 +338,7 @@ class Bridge:
         except (InvalidToken, KeySetUnavailable) as exc:
             provisioner.login_failed(exc)
             raise
-        return provisioner.login(vt, trust_email=self._trust_email(vt))
+        return provisioner.login(vt, trust_email=vt.issuer_trusts_email)
 
     async def alogin(self, token: str | bytes) -> LoginResult:
         """Async twin of :meth:`login`."""
@@ -352,15 +348,15 @@ class Bridge:
         except (InvalidToken, KeySetUnavailable) as exc:
             provisioner.login_failed(exc)
             raise
-        return await provisioner.alogin(vt, trust_email=self._trust_email(vt))
+        return await provisioner.alogin(vt, trust_email=vt.issuer_trusts_email)
 
     def provision(self, token: VerifiedToken) -> LoginResult:
         """Map and provision a token this bridge has verified already (:meth:`login` without verify)."""
-        return self.provisioner.login(token, trust_email=self._trust_email(token))
+        return self.provisioner.login(token, trust_email=token.issuer_trusts_email)
 
     async def aprovision(self, token: VerifiedToken) -> LoginResult:
         """Async twin of :meth:`provision`."""
-        return await self.provisioner.alogin(token, trust_email=self._trust_email(token))
+        return await self.provisioner.alogin(token, trust_email=token.issuer_trusts_email)
 
     def deprovision(
         self,
