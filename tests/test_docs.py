@@ -150,7 +150,7 @@ PUBLIC_UNDERSCORE = {"_claim_names", "_claim_sources"}
 # The provisioning planner's internals: the docs describe logins through Bridge and the stores.
 PLANNER_INTERNALS = {
     "plan_login", "login_plan", "plan_deprovision", "deprovision_plan", "StoreCall", "LoginFacts",
-    "LoginPlan", "Resolution", "ExistingView", "Mapper", "drive", "adrive", "resolve",
+    "LoginPlan", "Resolution", "ExistingView", "Mapper", "resolve",
 }  # fmt: skip
 
 

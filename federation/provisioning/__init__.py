@@ -19,17 +19,12 @@ Guide: ``docs/provisioning.md``.
 
 from __future__ import annotations
 
-from ._decide import (
-    DeprovisionMode,
-    LoginFacts,
-    LoginPlan,
-    Resolution,
-    plan_deprovision,
-    plan_login,
-    resolve,
-)
+import warnings
+from typing import Any
+
+from ._decide import DeprovisionMode, LoginFacts, LoginPlan, Resolution
 from ._default import DefaultMapping
-from ._plan import ExistingView, Mapper, StoreCall, adrive, deprovision_plan, drive, login_plan
+from ._plan import ExistingView, Mapper
 from ._policy import ProvisioningPolicy, check_values
 from ._result import DeprovisionResult, LoginResult
 from ._shell import Provisioner
@@ -46,13 +41,33 @@ __all__ = [
     "Provisioner",
     "ProvisioningPolicy",
     "Resolution",
-    "StoreCall",
-    "adrive",
     "check_values",
-    "deprovision_plan",
-    "drive",
-    "login_plan",
-    "plan_deprovision",
-    "plan_login",
-    "resolve",
 ]
+
+#: Planner internals once exported here: still importable, with a DeprecationWarning.
+_DEPRECATED = {
+    "StoreCall": "..storage._ops",
+    "drive": "..storage",
+    "adrive": "..storage",
+    "login_plan": "._plan",
+    "deprovision_plan": "._plan",
+    "plan_login": "._decide",
+    "plan_deprovision": "._decide",
+    "resolve": "._decide",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _DEPRECATED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"federation.provisioning.{name} is an internal of the provisioner and will be removed; "
+        "use Provisioner (or Bridge.login); typed store operations and their drivers "
+        "are in federation.storage",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    import importlib
+
+    return getattr(importlib.import_module(module, __name__), name)

@@ -299,7 +299,9 @@ def plan_login(facts: LoginFacts, resolution: Resolution, result: MappingResult,
             field_changes[f"attributes.{name}"] = (old, value)
     if attributes != dict(user.attributes):
         changes["attributes"] = attributes
-    granted, revoked = roles - user.roles, user.roles - roles
+    granted, revoked = result.granted, result.revoked
+    if (user.roles - revoked) | granted != roles:  # a Mapper that filled only ``roles``
+        granted, revoked = roles - user.roles, user.roles - roles
     if granted or revoked:
         field_changes["roles"] = (user.roles, roles)
         changes["roles"] = roles

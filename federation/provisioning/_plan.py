@@ -1,18 +1,22 @@
-"""The sans-I/O provisioning plans, and the two drivers that run them on a store.
+"""The sans-I/O provisioning plans.
 
 Owns: :func:`login_plan` and :func:`deprovision_plan`, generators that yield
-:class:`StoreCall` (a method of the storage protocol and its arguments),
-receive the result, and return the outcome; :func:`drive` runs a plan on a
-sync transaction, :func:`adrive` on a native async one. The order of reads
-and writes lives here once, for both.
+typed store operations (``_ops``), receive the results, and return the
+outcome; the drivers in ``_ops`` run them on a sync or a native async
+transaction. The order of reads and writes lives here once, for both.
 
-Must not: open transactions, retry, emit audit events, or read the clock
-(the shells in ``_shell`` do).
+A login plan receives the mapping already applied (:class:`Mapped`, computed
+outside the transaction by the shell). When the user it reads differs from
+the one the mapping was computed for, it raises :class:`MappingStale`: the
+shell rolls back, maps again for the user read, and runs the plan again.
+
+Must not: open transactions, retry, run mapping rules, emit audit events, or
+read the clock (the shells in ``_shell`` do).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -22,11 +26,19 @@ from ..mapping import ExistingUser, MappingResult
 from ..spi import VerifiedToken
 from ..storage import (
     USER_COLUMNS,
-    AsyncStoreTransaction,
     AuditEvent,
-    StoreTransaction,
+    DeleteUser,
+    FindIdentity,
+    FindUsersByEmail,
+    GetUser,
+    IdentitiesOf,
+    InsertIdentity,
+    InsertUser,
+    Plan,
+    UpdateUser,
     User,
     UserIdentity,
+    call,
     email_key,
 )
 from ._decide import (
@@ -41,33 +53,29 @@ from ._policy import ProvisioningPolicy
 
 __all__ = [
     "DeprovisionOutcome",
+    "ExistingView",
     "LoginOutcome",
+    "Mapped",
     "Mapper",
-    "StoreCall",
-    "adrive",
+    "MappingStale",
     "deprovision_plan",
-    "drive",
     "login_plan",
+    "same_for_mapping",
 ]
 
 T = TypeVar("T")
 
 
 class Mapper(Protocol):
-    """Anything that maps a verified token onto a user: ``federation.mapping.Mapping``, or your own."""
+    """Anything that maps a verified token onto a user: ``federation.mapping.Mapping``, or your own.
+
+    ``apply`` must be pure: the provisioner calls it outside the store
+    transaction, and again only when the stored user changed meanwhile.
+    The result's ``granted``/``revoked`` are its ``roles`` against
+    ``existing.roles``; a result that fills only ``roles`` has them derived.
+    """
 
     def apply(self, token: VerifiedToken, existing: ExistingUser | None) -> MappingResult: ...
-
-
-@dataclass(frozen=True, slots=True)
-class StoreCall:
-    """One storage protocol call the plan wants made."""
-
-    method: str
-    args: tuple[Any, ...]
-
-
-Plan = Generator[StoreCall, Any, T]
 
 
 class ExistingView:
@@ -116,54 +124,82 @@ class DeprovisionOutcome:
     events: tuple[AuditEvent, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """A mapping result and the stored user it was computed for (None: a new user)."""
+
+    existing: User | None
+    result: MappingResult
+
+
+class MappingStale(Exception):
+    """The plan read ``user``, not the user the mapping was computed for: map again, outside the tx."""
+
+    def __init__(self, user: User | None) -> None:
+        super().__init__("the stored user changed since the mapping was applied")
+        self.user = user
+
+
+def same_for_mapping(a: User | None, b: User | None) -> bool:
+    """Whether a mapping computed for ``a`` holds for ``b``: the same user, ``last_login_at`` aside.
+
+    A login of the same user elsewhere moves only ``last_login_at``, which
+    no mapping reads; anything else (roles, attributes, status) maps anew.
+    """
+    if a is None or b is None:
+        return a is b
+    return a == b or dataclasses.replace(a, last_login_at=b.last_login_at) == b
+
+
 def login_plan(
     facts: LoginFacts,
-    token: VerifiedToken,
-    mapper: Mapper,
+    mapped: Mapped,
     policy: ProvisioningPolicy,
     now: datetime,
 ) -> Plan[LoginOutcome]:
-    """Read, resolve, map, decide, write: one login, inside one transaction.
+    """Read, resolve, decide, write: one login, inside one transaction.
 
     Reads that contradict each other (the identity's user vanished, or the
     identity appeared among the email candidates after it was not found) raise
     :class:`~federation.errors.StorageConflict`: the shell retries the whole
-    plan, which then reads a consistent state.
+    plan, which then reads a consistent state. A resolved user other than
+    ``mapped.existing`` raises :class:`MappingStale`.
     """
-    identity: UserIdentity | None = yield StoreCall("find_identity", (facts.issuer, facts.subject))
+    identity = yield from call(FindIdentity(facts.issuer, facts.subject))
     user: User | None = None
     candidates: list[User] = []
     candidate_identities: dict[str, list[UserIdentity]] = {}
     if identity is not None:
-        user = yield StoreCall("get_user", (identity.user_id,))
+        user = yield from call(GetUser(identity.user_id))
         if user is None:  # deleted between the two reads: start again
             raise StorageConflict("the identity's user vanished during the login")
     elif policy.link_by_email and (key := email_key(facts.email)) is not None:
-        candidates = list((yield StoreCall("find_users_by_email", (key,))))
+        candidates = list((yield from call(FindUsersByEmail(key))))
         for candidate in candidates:
-            owned = list((yield StoreCall("identities_of", (candidate.id,))))
+            owned = list((yield from call(IdentitiesOf(candidate.id))))
             if any(i.key == (facts.issuer, facts.subject) for i in owned):
                 # A concurrent first login committed this very identity after our first read
                 # (READ COMMITTED): not a second identity of the issuer, so start again and find it.
                 raise StorageConflict("the identity was provisioned concurrently during the login")
             candidate_identities[candidate.id] = owned
     resolution = resolve(facts, identity, user, candidates, candidate_identities, policy)
-    existing = ExistingView(resolution.user) if resolution.user is not None else None
-    result = mapper.apply(token, existing)
+    if not same_for_mapping(mapped.existing, resolution.user):
+        raise MappingStale(resolution.user)
+    result = mapped.result
     plan = plan_login(facts, resolution, result, now)
 
     if plan.new_user is not None:
-        user_id: str = yield StoreCall("insert_user", (plan.new_user,))
+        user_id = yield from call(InsertUser(plan.new_user))
         final = plan.new_user.with_id(user_id)
     else:
         assert plan.user is not None
         user_id = plan.user.id
         if plan.changes:
-            yield StoreCall("update_user", (user_id, plan.changes))
+            yield from call(UpdateUser(user_id, plan.changes))
         final = plan.user.changed(plan.changes)
     if plan.link:
         identity = plan.identity_for(facts, user_id)
-        yield StoreCall("insert_identity", (identity,))
+        yield from call(InsertIdentity(identity))
     assert identity is not None
     return LoginOutcome(plan, final, identity, result, tuple(plan.events(facts, user_id)))
 
@@ -172,38 +208,16 @@ def deprovision_plan(
     issuer: str, subject: str, mode: DeprovisionMode, now: datetime, reason: str | None
 ) -> Plan[DeprovisionOutcome | None]:
     """Disable or delete the user of identity (issuer, subject); None when there is none."""
-    identity: UserIdentity | None = yield StoreCall("find_identity", (issuer, subject))
+    identity = yield from call(FindIdentity(issuer, subject))
     if identity is None:
         return None
-    user: User | None = yield StoreCall("get_user", (identity.user_id,))
+    user = yield from call(GetUser(identity.user_id))
     if user is None:
         raise StorageConflict("the identity's user vanished during deprovisioning")
     plan = plan_deprovision(identity, user, mode, now, reason)
     if plan.action == "delete":
-        yield StoreCall("delete_user", (user.id,))
+        yield from call(DeleteUser(user.id))
     elif plan.action == "disable":
-        yield StoreCall("update_user", (user.id, plan.changes))
+        yield from call(UpdateUser(user.id, plan.changes))
         user = user.changed(plan.changes)
     return DeprovisionOutcome(plan.action, user, identity, plan.events)
-
-
-def drive(plan: Plan[T], tx: StoreTransaction) -> T:
-    """Run ``plan`` on a sync transaction."""
-    try:
-        call = next(plan)
-        while True:
-            call = plan.send(getattr(tx, call.method)(*call.args))
-    except StopIteration as done:
-        result: T = done.value
-        return result
-
-
-async def adrive(plan: Plan[T], tx: AsyncStoreTransaction) -> T:
-    """Run ``plan`` on a native async transaction."""
-    try:
-        call = next(plan)
-        while True:
-            call = plan.send(await getattr(tx, call.method)(*call.args))
-    except StopIteration as done:
-        result: T = done.value
-        return result

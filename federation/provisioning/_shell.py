@@ -12,6 +12,13 @@ driven with ``await``; any other store serves ``alogin`` by running the whole
 sync transaction in a worker thread, one hop per login, so a blocking
 database driver never stalls the event loop and the logic exists once.
 
+Mapping runs before the transaction opens, for the user this process last
+saw for the identity (a small LRU of committed users; a miss guesses a new
+user). The plan checks that guess against what it reads under the lock; on a
+mismatch (:class:`~._plan.MappingStale`) the shell rolls back, maps for the
+user read, and runs the plan again. So rules never run while the store holds
+locks, and a conflict retry re-decides without re-running them.
+
 Must not: decide anything (``_decide``) or know the order of store calls (``_plan``).
 """
 
@@ -19,10 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TypeVar, cast
+
+from cachetools import LRUCache
 
 from ..errors import FederationError, LoginRefused, StorageConflict, StorageError
 from ..spi import VerifiedToken
@@ -31,19 +41,34 @@ from ..storage import (
     AsyncStore,
     AuditEvent,
     AuditSink,
+    Plan,
     Store,
+    User,
+    adrive,
     deliver,
+    drive,
     is_async_store,
     log_audit,
 )
 from ._decide import DeprovisionMode, LoginFacts
-from ._plan import LoginOutcome, Mapper, Plan, adrive, deprovision_plan, drive, login_plan
+from ._plan import (
+    ExistingView,
+    LoginOutcome,
+    Mapped,
+    Mapper,
+    MappingStale,
+    deprovision_plan,
+    login_plan,
+)
 from ._policy import ProvisioningPolicy
 from ._result import DeprovisionResult, LoginResult
 
 __all__ = ["Provisioner"]
 
 T = TypeVar("T")
+
+#: How many identities' last committed users a provisioner remembers, to map before the transaction.
+KNOWN_USERS = 1024
 
 
 class Provisioner:
@@ -73,6 +98,8 @@ class Provisioner:
         self.audit: AuditSink = audit or log_audit
         self._clock = clock
         self.max_attempts = max_attempts
+        self._known: LRUCache[tuple[str, str], User | None] = LRUCache(KNOWN_USERS)
+        self._known_lock = threading.Lock()
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=timezone.utc)
@@ -89,12 +116,19 @@ class Provisioner:
         """Provision the user of ``token`` (already verified); see ``Bridge.login``."""
         facts = self.facts(token, trust_email=trust_email)
         try:
-            outcome = self._run(lambda: login_plan(facts, token, self.mapper, self.policy, self._now()))
+            mapped = self._map(token, facts)
+            for _ in range(self.max_attempts):
+                try:
+                    outcome = self._run(self._login_plan(facts, mapped))
+                    break
+                except MappingStale as stale:
+                    mapped = self._remap(token, facts, stale.user)
+            else:
+                raise _gave_up(self.max_attempts)
         except Exception as exc:
             self.login_failed(exc, facts.issuer, facts.subject)
             raise
-        deliver(self.audit, list(outcome.events))
-        return self._result(token, outcome)
+        return self._committed(token, facts, outcome)
 
     async def alogin(self, token: VerifiedToken, *, trust_email: bool = False) -> LoginResult:
         """Async twin of :meth:`login`."""
@@ -102,12 +136,39 @@ class Provisioner:
             return await asyncio.to_thread(self.login, token, trust_email=trust_email)
         facts = self.facts(token, trust_email=trust_email)
         try:
-            outcome = await self._arun(
-                lambda: login_plan(facts, token, self.mapper, self.policy, self._now())
-            )
+            mapped = self._map(token, facts)
+            for _ in range(self.max_attempts):
+                try:
+                    outcome = await self._arun(self._login_plan(facts, mapped))
+                    break
+                except MappingStale as stale:
+                    mapped = self._remap(token, facts, stale.user)
+            else:
+                raise _gave_up(self.max_attempts)
         except Exception as exc:
             self.login_failed(exc, facts.issuer, facts.subject)
             raise
+        return self._committed(token, facts, outcome)
+
+    def _login_plan(self, facts: LoginFacts, mapped: Mapped) -> Callable[[], Plan[LoginOutcome]]:
+        """A fresh login plan per attempt, each reading the clock when it starts."""
+        return lambda: login_plan(facts, mapped, self.policy, self._now())
+
+    def _map(self, token: VerifiedToken, facts: LoginFacts) -> Mapped:
+        """Apply the mapping for the user last seen for this identity (None: a new user)."""
+        with self._known_lock:
+            existing = self._known.get((facts.issuer, facts.subject))
+        return self._remap(token, facts, existing)
+
+    def _remap(self, token: VerifiedToken, facts: LoginFacts, user: User | None) -> Mapped:
+        """Apply the mapping for ``user`` (as read by the plan), and remember it."""
+        with self._known_lock:
+            self._known[facts.issuer, facts.subject] = user
+        return Mapped(user, self.mapper.apply(token, ExistingView(user) if user is not None else None))
+
+    def _committed(self, token: VerifiedToken, facts: LoginFacts, outcome: LoginOutcome) -> LoginResult:
+        with self._known_lock:
+            self._known[facts.issuer, facts.subject] = outcome.user
         deliver(self.audit, list(outcome.events))
         return self._result(token, outcome)
 

@@ -11,7 +11,9 @@ A store is a transaction with eight methods (:class:`StoreTransaction`):
 ``find_identity``, ``get_user``, ``find_users_by_email``, ``identities_of``,
 ``insert_user``, ``update_user``, ``insert_identity``, ``delete_user``.
 Implement it over your own user table (``docs/storage.md``) and check it with
-``federation.testing.storage_conformance``.
+``federation.testing.storage_conformance``. Each method is also a typed
+operation (:class:`FindIdentity`, :class:`GetUser`, ...): a sans-I/O plan
+yields them and :func:`drive` / :func:`adrive` run it on a transaction.
 
 Must not: hold provisioning rules (``federation.provisioning`` does).
 """
@@ -40,6 +42,21 @@ from ._audit import (
     log_audit,
 )
 from ._memory import MemoryStore
+from ._ops import (
+    DeleteUser,
+    FindIdentity,
+    FindUsersByEmail,
+    GetUser,
+    IdentitiesOf,
+    InsertIdentity,
+    InsertUser,
+    Plan,
+    StoreOp,
+    UpdateUser,
+    adrive,
+    call,
+    drive,
+)
 from ._protocol import AsyncStore, AsyncStoreTransaction, Store, StoreTransaction, is_async_store
 from ._records import (
     ACTIVE,
@@ -77,20 +94,33 @@ __all__ = [
     "AsyncStoreTransaction",
     "AuditEvent",
     "AuditSink",
+    "DeleteUser",
     "DuplicateIdentity",
+    "FindIdentity",
+    "FindUsersByEmail",
+    "GetUser",
+    "IdentitiesOf",
+    "InsertIdentity",
+    "InsertUser",
     "MemoryStore",
     "NewUser",
+    "Plan",
     "SQLStore",
     "StorageConflict",
     "StorageError",
     "Store",
+    "StoreOp",
     "StoreTransaction",
+    "UpdateUser",
     "User",
     "UserIdentity",
     "UserStatus",
+    "adrive",
     "audit_fields",
     "audit_value",
+    "call",
     "deliver",
+    "drive",
     "email_key",
     "fan_out",
     "is_async_store",

@@ -47,9 +47,27 @@ from typing import Any, Literal, TypeVar
 import pytest
 
 from federation.errors import DuplicateIdentity, StorageConflict
-from federation.provisioning import DefaultMapping, Provisioner, StoreCall, adrive, drive
+from federation.provisioning import DefaultMapping, Provisioner
 from federation.spi import Identity, VerifiedToken
-from federation.storage import NewUser, User, UserIdentity, email_key, is_async_store
+from federation.storage import (
+    DeleteUser,
+    FindIdentity,
+    FindUsersByEmail,
+    GetUser,
+    IdentitiesOf,
+    InsertIdentity,
+    InsertUser,
+    NewUser,
+    StoreOp,
+    UpdateUser,
+    User,
+    UserIdentity,
+    adrive,
+    call,
+    drive,
+    email_key,
+    is_async_store,
+)
 
 __all__ = [
     "CHECKS",
@@ -65,7 +83,7 @@ __all__ = [
 
 T = TypeVar("T")
 Mode = Literal["sync", "async"]
-Body = Generator[StoreCall, Any, T]
+Body = Generator[StoreOp[Any], Any, T]
 
 #: How many concurrent logins (threads, or asyncio tasks) the concurrency checks start.
 CONCURRENCY = 20
@@ -85,7 +103,7 @@ def _require(condition: bool, rule: str) -> None:
 
 
 class Harness:
-    """Runs transaction bodies (generators of :class:`~federation.provisioning.StoreCall`)
+    """Runs transaction bodies (generators of typed store operations, :class:`~federation.storage.StoreOp`)
     on a store, through its sync or its async protocol."""
 
     def __init__(self, store: Any, mode: Mode) -> None:
@@ -109,9 +127,10 @@ class Harness:
         with self.store.transaction() as tx:
             return drive(body, tx)
 
-    async def call(self, method: str, *args: Any) -> Any:
-        """One call in its own transaction."""
-        return await self.run(_calls((method, args)))
+    async def call(self, op: StoreOp[T]) -> T:
+        """One operation in its own transaction."""
+        result: T = await self.run(_calls(op))
+        return result
 
     async def run_and_fail(self, body: Body[Any]) -> None:
         """Run ``body`` then raise inside the transaction: everything it wrote must vanish."""
@@ -204,12 +223,19 @@ class Harness:
         )
 
 
-def _calls(*calls: tuple[str, tuple[Any, ...]]) -> Body[Any]:
-    """A body making ``calls`` in order; returns the last result (a list when several)."""
+def _calls(*ops: StoreOp[Any]) -> Body[Any]:
+    """A body making ``ops`` in order; returns the result (a list when several)."""
     results = []
-    for method, args in calls:
-        results.append((yield StoreCall(method, args)))
+    for op in ops:
+        results.append((yield op))
     return results[0] if len(results) == 1 else results
+
+
+def _found(value: T | None, what: str) -> T:
+    """``value``, or a :class:`ConformanceError` saying that ``what`` found nothing."""
+    if value is None:
+        raise ConformanceError(f"{what} found nothing")
+    return value
 
 
 def _same_instant(a: datetime | None, b: datetime | None) -> bool:
@@ -242,33 +268,29 @@ Check = Callable[[Harness], Coroutine[Any, Any, None]]
 
 async def check_absent_reads(h: Harness) -> None:
     """Reads of things that do not exist return None or nothing."""
-    _require(await h.call("find_identity", h.unique("iss"), "x") is None, "find_identity of an unknown key")
-    _require(
-        await h.call("get_user", h.unique("no-such-id")) is None, "get_user of an unknown id must be None"
-    )
-    found = await h.call("find_users_by_email", h.unique("nobody") + "@example.test")
+    _require(await h.call(FindIdentity(h.unique("iss"), "x")) is None, "find_identity of an unknown key")
+    _require(await h.call(GetUser(h.unique("no-such-id"))) is None, "get_user of an unknown id must be None")
+    found = await h.call(FindUsersByEmail(h.unique("nobody") + "@example.test"))
     _require(list(found) == [], "find_users_by_email of an unknown email must be empty")
-    _require(
-        list(await h.call("identities_of", h.unique("no-such-id"))) == [], "identities_of an unknown user"
-    )
+    _require(list(await h.call(IdentitiesOf(h.unique("no-such-id")))) == [], "identities_of an unknown user")
 
 
 async def check_user_round_trip(h: Harness) -> None:
     """insert_user returns a new string id; get_user returns every field as inserted."""
     user = h.new_user(last_login_at=h.now)
-    user_id = await h.call("insert_user", user)
+    user_id = await h.call(InsertUser(user))
     _require(isinstance(user_id, str) and user_id != "", "insert_user must return the new id as a string")
-    _check_user(await h.call("get_user", user_id), user, user_id, "round trip")
+    _check_user(await h.call(GetUser(user_id)), user, user_id, "round trip")
     bare = h.new_user(username=None, email=None, display_name=None, roles=frozenset(), attributes={})
-    bare_id = await h.call("insert_user", bare)
+    bare_id = await h.call(InsertUser(bare))
     _require(bare_id != user_id, "insert_user must return a distinct id for each user")
-    _check_user(await h.call("get_user", bare_id), bare, bare_id, "round trip of empty values")
+    _check_user(await h.call(GetUser(bare_id)), bare, bare_id, "round trip of empty values")
 
 
 async def check_update_user(h: Harness) -> None:
     """update_user sets exactly the named fields; attributes and roles are replaced whole."""
     user = h.new_user()
-    user_id = await h.call("insert_user", user)
+    user_id = await h.call(InsertUser(user))
     later = h.now + timedelta(hours=1)
     changes: dict[str, Any] = {
         "username": h.unique("renamed"),
@@ -281,32 +303,33 @@ async def check_update_user(h: Harness) -> None:
         "updated_at": later,
         "last_login_at": later,
     }
-    await h.call("update_user", user_id, changes)
+    await h.call(UpdateUser(user_id, changes))
     expected = dataclasses.replace(user, **changes)
-    _check_user(await h.call("get_user", user_id), expected, user_id, "update_user")
-    await h.call("update_user", user_id, {"display_name": None})
-    found = await h.call("get_user", user_id)
+    _check_user(await h.call(GetUser(user_id)), expected, user_id, "update_user")
+    await h.call(UpdateUser(user_id, {"display_name": None}))
+    found = _found(await h.call(GetUser(user_id)), "get_user of an updated user")
     _require(found.display_name is None, "update_user must be able to clear a column (None)")
     _require(found.username == changes["username"], "update_user must leave unnamed fields alone")
 
 
 async def check_identity_round_trip(h: Harness) -> None:
     """insert_identity then find_identity by the exact key; identities_of lists a user's identities."""
-    user_id = await h.call("insert_user", h.new_user())
-    other_id = await h.call("insert_user", h.new_user())
+    user_id = await h.call(InsertUser(h.new_user()))
+    other_id = await h.call(InsertUser(h.new_user()))
     first = h.identity(user_id)
     second = h.identity(user_id, provider="another-provider")
-    await h.run(_calls(("insert_identity", (first,)), ("insert_identity", (second,))))
-    await h.call("insert_identity", h.identity(other_id))
-    found = await h.call("find_identity", first.issuer, first.subject)
-    _require(found is not None, "find_identity must find an inserted identity")
+    await h.run(_calls(InsertIdentity(first), InsertIdentity(second)))
+    await h.call(InsertIdentity(h.identity(other_id)))
+    found = _found(
+        await h.call(FindIdentity(first.issuer, first.subject)), "find_identity of an inserted identity"
+    )
     _require(
         (found.issuer, found.subject, found.provider, found.user_id)
         == (first.issuer, first.subject, "oidc", user_id),
         "find_identity must return issuer, subject, provider and user_id as inserted",
     )
     _require(_same_instant(found.created_at, first.created_at), "identity created_at must round-trip")
-    listed = await h.call("identities_of", user_id)
+    listed = await h.call(IdentitiesOf(user_id))
     _require(
         sorted(i.key for i in listed) == sorted([first.key, second.key]),
         "identities_of must list exactly the user's identities",
@@ -315,9 +338,9 @@ async def check_identity_round_trip(h: Harness) -> None:
 
 async def check_identity_key_is_exact(h: Harness) -> None:
     """Identity keys match exactly: no case folding, no trimming, no URL normalisation."""
-    user_id = await h.call("insert_user", h.new_user())
+    user_id = await h.call(InsertUser(h.new_user()))
     identity = h.identity(user_id, subject=h.unique("Sub"))
-    await h.call("insert_identity", identity)
+    await h.call(InsertIdentity(identity))
     for issuer, subject in (
         (identity.issuer, identity.subject.lower()),
         (identity.issuer, identity.subject.upper()),
@@ -326,24 +349,23 @@ async def check_identity_key_is_exact(h: Harness) -> None:
         (identity.issuer.upper(), identity.subject),
     ):
         _require(
-            await h.call("find_identity", issuer, subject) is None,
+            await h.call(FindIdentity(issuer, subject)) is None,
             "find_identity must compare issuer and subject exactly (case, whitespace, trailing slash)",
         )
     # a second identity differing only in case is a different identity
-    await h.call(
-        "insert_identity", h.identity(user_id, issuer=identity.issuer, subject=identity.subject.upper())
-    )
+    upper = h.identity(user_id, issuer=identity.issuer, subject=identity.subject.upper())
+    await h.call(InsertIdentity(upper))
 
 
 async def check_duplicate_identity(h: Harness) -> None:
     """Inserting an existing (issuer, subject) raises DuplicateIdentity, and the rest of that
     transaction is rolled back."""
-    user_id = await h.call("insert_user", h.new_user())
+    user_id = await h.call(InsertUser(h.new_user()))
     identity = h.identity(user_id)
-    await h.call("insert_identity", identity)
+    await h.call(InsertIdentity(identity))
     intruder = h.new_user()
     try:
-        await h.run(_calls(("insert_user", (intruder,)), ("insert_identity", (identity,))))
+        await h.run(_calls(InsertUser(intruder), InsertIdentity(identity)))
     except DuplicateIdentity:
         pass
     else:
@@ -351,10 +373,10 @@ async def check_duplicate_identity(h: Harness) -> None:
     key = email_key(intruder.email)
     assert key is not None
     _require(
-        list(await h.call("find_users_by_email", key)) == [],
+        list(await h.call(FindUsersByEmail(key))) == [],
         "a transaction that raised DuplicateIdentity must leave nothing behind",
     )
-    found = await h.call("find_identity", identity.issuer, identity.subject)
+    found = await h.call(FindIdentity(identity.issuer, identity.subject))
     _require(found is not None and found.user_id == user_id, "the existing identity must be unchanged")
 
 
@@ -362,79 +384,78 @@ async def check_find_users_by_email(h: Harness) -> None:
     """find_users_by_email matches the canonical (lower-cased ASCII) email, and only it."""
     local = h.unique("Mixed.Case")
     email = f"{local}@Example.TEST"
-    first = await h.call("insert_user", h.new_user(email=email))
-    second = await h.call("insert_user", h.new_user(email=email.lower()))
-    await h.call("insert_user", h.new_user(email=f"{local}x@example.test"))
+    first = await h.call(InsertUser(h.new_user(email=email)))
+    second = await h.call(InsertUser(h.new_user(email=email.lower())))
+    await h.call(InsertUser(h.new_user(email=f"{local}x@example.test")))
     key = email_key(email)
     assert key is not None
-    found = sorted(u.id for u in await h.call("find_users_by_email", key))
+    found = sorted(u.id for u in await h.call(FindUsersByEmail(key)))
     _require(
         found == sorted([first, second]), "find_users_by_email must match lower(email) exactly, every match"
     )
-    await h.call("update_user", second, {"email": h.unique("elsewhere") + "@example.test"})
-    found = [u.id for u in await h.call("find_users_by_email", key)]
+    await h.call(UpdateUser(second, {"email": h.unique("elsewhere") + "@example.test"}))
+    found = [u.id for u in await h.call(FindUsersByEmail(key))]
     _require(found == [first], "find_users_by_email must follow email changes")
 
 
 async def check_delete_user(h: Harness) -> None:
     """delete_user removes the user and its identities, nothing else."""
-    doomed = await h.call("insert_user", h.new_user())
-    kept = await h.call("insert_user", h.new_user())
+    doomed = await h.call(InsertUser(h.new_user()))
+    kept = await h.call(InsertUser(h.new_user()))
     doomed_identity, kept_identity = h.identity(doomed), h.identity(kept)
-    await h.run(_calls(("insert_identity", (doomed_identity,)), ("insert_identity", (kept_identity,))))
-    await h.call("delete_user", doomed)
-    _require(await h.call("get_user", doomed) is None, "delete_user must remove the user")
+    await h.run(_calls(InsertIdentity(doomed_identity), InsertIdentity(kept_identity)))
+    await h.call(DeleteUser(doomed))
+    _require(await h.call(GetUser(doomed)) is None, "delete_user must remove the user")
     _require(
-        await h.call("find_identity", doomed_identity.issuer, doomed_identity.subject) is None,
+        await h.call(FindIdentity(doomed_identity.issuer, doomed_identity.subject)) is None,
         "delete_user must remove the user's identities",
     )
-    _require(
-        list(await h.call("identities_of", doomed)) == [], "delete_user must remove the user's identities"
-    )
-    _require(await h.call("get_user", kept) is not None, "delete_user must not touch other users")
-    found = await h.call("find_identity", kept_identity.issuer, kept_identity.subject)
+    _require(list(await h.call(IdentitiesOf(doomed))) == [], "delete_user must remove the user's identities")
+    _require(await h.call(GetUser(kept)) is not None, "delete_user must not touch other users")
+    found = await h.call(FindIdentity(kept_identity.issuer, kept_identity.subject))
     _require(found is not None, "delete_user must not touch other users' identities")
 
 
 async def check_rollback(h: Harness) -> None:
     """A transaction that raises leaves nothing half-written."""
     user = h.new_user()
-    user_id = await h.call("insert_user", user)
+    user_id = await h.call(InsertUser(user))
     linked = h.identity(user_id)
-    await h.call("insert_identity", linked)
+    await h.call(InsertIdentity(linked))
     ghost = h.new_user()
     ghost_identity = h.identity("placeholder")
 
     def body() -> Body[None]:
-        ghost_id = yield StoreCall("insert_user", (ghost,))
-        yield StoreCall("insert_identity", (dataclasses.replace(ghost_identity, user_id=ghost_id),))
-        yield StoreCall("update_user", (user_id, {"display_name": "changed", "roles": frozenset({"admin"})}))
-        yield StoreCall("delete_user", (user_id,))
+        ghost_id = yield from call(InsertUser(ghost))
+        yield from call(InsertIdentity(dataclasses.replace(ghost_identity, user_id=ghost_id)))
+        yield from call(UpdateUser(user_id, {"display_name": "changed", "roles": frozenset({"admin"})}))
+        yield from call(DeleteUser(user_id))
 
     await h.run_and_fail(body())
     key = email_key(ghost.email)
     assert key is not None
-    _require(list(await h.call("find_users_by_email", key)) == [], "rollback must undo insert_user")
+    _require(list(await h.call(FindUsersByEmail(key))) == [], "rollback must undo insert_user")
     _require(
-        await h.call("find_identity", ghost_identity.issuer, ghost_identity.subject) is None,
+        await h.call(FindIdentity(ghost_identity.issuer, ghost_identity.subject)) is None,
         "rollback must undo insert_identity",
     )
     _check_user(
-        await h.call("get_user", user_id), user, user_id, "rollback must undo update_user and delete_user"
+        await h.call(GetUser(user_id)), user, user_id, "rollback must undo update_user and delete_user"
     )
     _require(
-        await h.call("find_identity", linked.issuer, linked.subject) is not None,
+        await h.call(FindIdentity(linked.issuer, linked.subject)) is not None,
         "rollback must undo delete_user's removal of identities",
     )
 
 
 async def check_no_lost_updates(h: Harness) -> None:
     """Concurrent read-modify-write transactions on one user lose no update (get_user locks the row)."""
-    user_id = await h.call("insert_user", h.new_user(attributes={"counter": 0}))
+    user_id = await h.call(InsertUser(h.new_user(attributes={"counter": 0})))
 
     def body() -> Body[None]:
-        user = yield StoreCall("get_user", (user_id,))
-        yield StoreCall("update_user", (user_id, {"attributes": {"counter": user.attributes["counter"] + 1}}))
+        user = yield from call(GetUser(user_id))
+        assert user is not None
+        yield from call(UpdateUser(user_id, {"attributes": {"counter": user.attributes["counter"] + 1}}))
 
     def job() -> None:
         for _ in range(50):
@@ -457,7 +478,7 @@ async def check_no_lost_updates(h: Harness) -> None:
         raise ConformanceError("a transaction kept conflicting")
 
     await h.concurrently(CONCURRENCY, job, ajob)
-    found = await h.call("get_user", user_id)
+    found = _found(await h.call(GetUser(user_id)), "get_user after concurrent increments")
     _require(
         found.attributes["counter"] == CONCURRENCY,
         f"{CONCURRENCY} concurrent increments must all count (got {found.attributes['counter']}): "
@@ -480,9 +501,9 @@ async def check_concurrent_first_login(h: Harness) -> None:
     (user_id,) = ids
     key = email_key(email)
     assert key is not None
-    users = await h.call("find_users_by_email", key)
+    users = await h.call(FindUsersByEmail(key))
     _require([u.id for u in users] == [user_id], f"exactly one user must exist, found {len(users)}")
-    identities = await h.call("identities_of", user_id)
+    identities = await h.call(IdentitiesOf(user_id))
     _require([i.key for i in identities] == [(issuer, subject)], "exactly one identity must exist")
 
 
