@@ -5,10 +5,11 @@ typed store operations (``_ops``), receive the results, and return the
 outcome; the drivers in ``_ops`` run them on a sync or a native async
 transaction. The order of reads and writes lives here once, for both.
 
-A login plan receives the mapping already applied (:class:`Mapped`, computed
-outside the transaction by the shell). When the user it reads differs from
-the one the mapping was computed for, it raises :class:`MappingStale`: the
-shell rolls back, maps again for the user read, and runs the plan again.
+A login plan receives the mapping already applied (:class:`Mapped`: the
+shell read the identity and its user without a lock, and mapped on them).
+When the user it reads under the lock differs from the one the mapping saw,
+it raises :class:`MappingStale`: the shell rolls back, maps again for the
+user read, and runs the plan again.
 
 Must not: open transactions, retry, run mapping rules, emit audit events, or
 read the clock (the shells in ``_shell`` do).
@@ -60,6 +61,7 @@ __all__ = [
     "MappingStale",
     "deprovision_plan",
     "login_plan",
+    "read_login",
     "same_for_mapping",
 ]
 
@@ -126,17 +128,19 @@ class DeprovisionOutcome:
 
 @dataclass(frozen=True, slots=True)
 class Mapped:
-    """A mapping result and the stored user it was computed for (None: a new user)."""
+    """A mapping result, and the identity and stored user it was computed for (None: unknown, new)."""
 
+    identity: UserIdentity | None
     existing: User | None
     result: MappingResult
 
 
 class MappingStale(Exception):
-    """The plan read ``user``, not the user the mapping was computed for: map again, outside the tx."""
+    """The plan read another user than the mapping saw: map again for ``user``, outside the tx."""
 
-    def __init__(self, user: User | None) -> None:
+    def __init__(self, identity: UserIdentity | None, user: User | None) -> None:
         super().__init__("the stored user changed since the mapping was applied")
+        self.identity = identity
         self.user = user
 
 
@@ -165,14 +169,23 @@ def login_plan(
     plan, which then reads a consistent state. A resolved user other than
     ``mapped.existing`` raises :class:`MappingStale`.
     """
-    identity = yield from call(FindIdentity(facts.issuer, facts.subject))
     user: User | None = None
     candidates: list[User] = []
     candidate_identities: dict[str, list[UserIdentity]] = {}
+    if mapped.identity is not None:
+        # Read before the transaction; an identity never moves to another user, so only
+        # its user is read again, under the lock.
+        identity: UserIdentity | None = mapped.identity
+        user = yield from call(GetUser(mapped.identity.user_id))
+        if user is None:  # deleted since: map again as whatever this identity is now
+            raise MappingStale(None, None)
+    else:
+        identity = yield from call(FindIdentity(facts.issuer, facts.subject))
     if identity is not None:
-        user = yield from call(GetUser(identity.user_id))
-        if user is None:  # deleted between the two reads: start again
-            raise StorageConflict("the identity's user vanished during the login")
+        if user is None:
+            user = yield from call(GetUser(identity.user_id))
+            if user is None:  # deleted between the two reads: start again
+                raise StorageConflict("the identity's user vanished during the login")
     elif policy.link_by_email and (key := email_key(facts.email)) is not None:
         candidates = list((yield from call(FindUsersByEmail(key))))
         for candidate in candidates:
@@ -184,7 +197,7 @@ def login_plan(
             candidate_identities[candidate.id] = owned
     resolution = resolve(facts, identity, user, candidates, candidate_identities, policy)
     if not same_for_mapping(mapped.existing, resolution.user):
-        raise MappingStale(resolution.user)
+        raise MappingStale(identity, resolution.user)
     result = mapped.result
     plan = plan_login(facts, resolution, result, now)
 
@@ -202,6 +215,14 @@ def login_plan(
         yield from call(InsertIdentity(identity))
     assert identity is not None
     return LoginOutcome(plan, final, identity, result, tuple(plan.events(facts, user_id)))
+
+
+def read_login(issuer: str, subject: str) -> Plan[tuple[UserIdentity, User | None] | None]:
+    """The identity and its user, read in a transaction of their own (a store without ``find_login``)."""
+    identity = yield from call(FindIdentity(issuer, subject))
+    if identity is None:
+        return None
+    return identity, (yield from call(GetUser(identity.user_id)))
 
 
 def deprovision_plan(

@@ -12,9 +12,9 @@ driven with ``await``; any other store serves ``alogin`` by running the whole
 sync transaction in a worker thread, one hop per login, so a blocking
 database driver never stalls the event loop and the logic exists once.
 
-Mapping runs before the transaction opens, for the user this process last
-saw for the identity (a small LRU of committed users; a miss guesses a new
-user). The plan checks that guess against what it reads under the lock; on a
+Mapping runs before the transaction opens, on the identity and user read
+without a lock (the store's optional ``find_login``; else a short read
+transaction). The plan re-reads the user under the lock and compares; on a
 mismatch (:class:`~._plan.MappingStale`) the shell rolls back, maps for the
 user read, and runs the plan again. So rules never run while the store holds
 locks, and a conflict retry re-decides without re-running them.
@@ -26,13 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TypeVar, cast
-
-from cachetools import LRUCache
 
 from ..errors import FederationError, LoginRefused, StorageConflict, StorageError
 from ..spi import VerifiedToken
@@ -44,6 +41,7 @@ from ..storage import (
     Plan,
     Store,
     User,
+    UserIdentity,
     adrive,
     deliver,
     drive,
@@ -59,6 +57,7 @@ from ._plan import (
     MappingStale,
     deprovision_plan,
     login_plan,
+    read_login,
 )
 from ._policy import ProvisioningPolicy
 from ._result import DeprovisionResult, LoginResult
@@ -66,9 +65,6 @@ from ._result import DeprovisionResult, LoginResult
 __all__ = ["Provisioner"]
 
 T = TypeVar("T")
-
-#: How many identities' last committed users a provisioner remembers, to map before the transaction.
-KNOWN_USERS = 1024
 
 
 class Provisioner:
@@ -98,8 +94,6 @@ class Provisioner:
         self.audit: AuditSink = audit or log_audit
         self._clock = clock
         self.max_attempts = max_attempts
-        self._known: LRUCache[tuple[str, str], User | None] = LRUCache(KNOWN_USERS)
-        self._known_lock = threading.Lock()
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=timezone.utc)
@@ -122,13 +116,13 @@ class Provisioner:
                     outcome = self._run(self._login_plan(facts, mapped))
                     break
                 except MappingStale as stale:
-                    mapped = self._remap(token, facts, stale.user)
+                    mapped = self._remap(token, stale.identity, stale.user)
             else:
                 raise _gave_up(self.max_attempts)
         except Exception as exc:
             self.login_failed(exc, facts.issuer, facts.subject)
             raise
-        return self._committed(token, facts, outcome)
+        return self._committed(token, outcome)
 
     async def alogin(self, token: VerifiedToken, *, trust_email: bool = False) -> LoginResult:
         """Async twin of :meth:`login`."""
@@ -136,39 +130,52 @@ class Provisioner:
             return await asyncio.to_thread(self.login, token, trust_email=trust_email)
         facts = self.facts(token, trust_email=trust_email)
         try:
-            mapped = self._map(token, facts)
+            mapped = await self._amap(token, facts)
             for _ in range(self.max_attempts):
                 try:
                     outcome = await self._arun(self._login_plan(facts, mapped))
                     break
                 except MappingStale as stale:
-                    mapped = self._remap(token, facts, stale.user)
+                    mapped = self._remap(token, stale.identity, stale.user)
             else:
                 raise _gave_up(self.max_attempts)
         except Exception as exc:
             self.login_failed(exc, facts.issuer, facts.subject)
             raise
-        return self._committed(token, facts, outcome)
+        return self._committed(token, outcome)
 
     def _login_plan(self, facts: LoginFacts, mapped: Mapped) -> Callable[[], Plan[LoginOutcome]]:
         """A fresh login plan per attempt, each reading the clock when it starts."""
         return lambda: login_plan(facts, mapped, self.policy, self._now())
 
     def _map(self, token: VerifiedToken, facts: LoginFacts) -> Mapped:
-        """Apply the mapping for the user last seen for this identity (None: a new user)."""
-        with self._known_lock:
-            existing = self._known.get((facts.issuer, facts.subject))
-        return self._remap(token, facts, existing)
+        """Read the identity and its user without a lock, and apply the mapping for them."""
+        found: tuple[UserIdentity, User | None] | None
+        find = getattr(self.store, "find_login", None)
+        if find is not None:
+            found = find(facts.issuer, facts.subject)
+        else:
+            with cast(Store, self.store).transaction() as tx:
+                found = drive(read_login(facts.issuer, facts.subject), tx)
+        return self._remap(token, *(found or (None, None)))
 
-    def _remap(self, token: VerifiedToken, facts: LoginFacts, user: User | None) -> Mapped:
-        """Apply the mapping for ``user`` (as read by the plan), and remember it."""
-        with self._known_lock:
-            self._known[facts.issuer, facts.subject] = user
-        return Mapped(user, self.mapper.apply(token, ExistingView(user) if user is not None else None))
+    async def _amap(self, token: VerifiedToken, facts: LoginFacts) -> Mapped:
+        """Async twin of :meth:`_map`."""
+        found: tuple[UserIdentity, User | None] | None
+        find = getattr(self.store, "afind_login", None)
+        if find is not None:
+            found = await find(facts.issuer, facts.subject)
+        else:
+            async with cast(AsyncStore, self.store).atransaction() as tx:
+                found = await adrive(read_login(facts.issuer, facts.subject), tx)
+        return self._remap(token, *(found or (None, None)))
 
-    def _committed(self, token: VerifiedToken, facts: LoginFacts, outcome: LoginOutcome) -> LoginResult:
-        with self._known_lock:
-            self._known[facts.issuer, facts.subject] = outcome.user
+    def _remap(self, token: VerifiedToken, identity: UserIdentity | None, user: User | None) -> Mapped:
+        """Apply the mapping for ``user`` (None: a new user)."""
+        existing = ExistingView(user) if user is not None else None
+        return Mapped(identity if user is not None else None, user, self.mapper.apply(token, existing))
+
+    def _committed(self, token: VerifiedToken, outcome: LoginOutcome) -> LoginResult:
         deliver(self.audit, list(outcome.events))
         return self._result(token, outcome)
 

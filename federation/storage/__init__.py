@@ -57,7 +57,15 @@ from ._ops import (
     call,
     drive,
 )
-from ._protocol import AsyncStore, AsyncStoreTransaction, Store, StoreTransaction, is_async_store
+from ._protocol import (
+    AsyncLoginReads,
+    AsyncStore,
+    AsyncStoreTransaction,
+    LoginReads,
+    Store,
+    StoreTransaction,
+    is_async_store,
+)
 from ._records import (
     ACTIVE,
     DISABLED,
@@ -90,6 +98,7 @@ __all__ = [
     "USER_DISABLED",
     "USER_FIELDS",
     "USER_UPDATED",
+    "AsyncLoginReads",
     "AsyncStore",
     "AsyncStoreTransaction",
     "AuditEvent",
@@ -102,6 +111,7 @@ __all__ = [
     "IdentitiesOf",
     "InsertIdentity",
     "InsertUser",
+    "LoginReads",
     "MemoryStore",
     "NewUser",
     "Plan",

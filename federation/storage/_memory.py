@@ -187,6 +187,19 @@ class MemoryStore:
     def _next_id(self) -> str:
         return str(next(self._ids))
 
+    def find_login(self, issuer: str, subject: str) -> tuple[UserIdentity, User | None] | None:
+        """The identity (issuer, subject) and its user; None when unknown.
+
+        Unlocked (two atomic dict reads): an async transaction holds the store's
+        lock across awaits, so waiting for it here could stall its own loop.
+        """
+        identity = self._identities.get((issuer, subject))
+        return None if identity is None else (identity, self._users.get(identity.user_id))
+
+    async def afind_login(self, issuer: str, subject: str) -> tuple[UserIdentity, User | None] | None:
+        """The async twin of :meth:`find_login` (a dict read: it never waits)."""
+        return self.find_login(issuer, subject)
+
     @contextmanager
     def transaction(self) -> Iterator[_MemoryTransaction]:
         """A serialised transaction: committed when the block ends, undone when it raises."""

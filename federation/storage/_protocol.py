@@ -125,6 +125,28 @@ class AsyncStore(Protocol):
         ...
 
 
+class LoginReads(Protocol):
+    """Optional on a :class:`Store`: one unlocked read of an identity and its user.
+
+    Provisioning calls it before the transaction, maps on what it returns,
+    then re-reads the user under the transaction's lock and compares (an
+    identity never moves to another user: it goes only with its user). A
+    store without it is read in a short transaction instead.
+    """
+
+    def find_login(self, issuer: str, subject: str) -> tuple[UserIdentity, User | None] | None:
+        """The identity (issuer, subject) and its user (None if it vanished); None when unknown."""
+        ...
+
+
+class AsyncLoginReads(Protocol):
+    """Optional on an :class:`AsyncStore`: the async twin of :class:`LoginReads`."""
+
+    async def afind_login(self, issuer: str, subject: str) -> tuple[UserIdentity, User | None] | None:
+        """The identity (issuer, subject) and its user (None if it vanished); None when unknown."""
+        ...
+
+
 def is_async_store(store: object) -> bool:
     """True when ``store`` offers :meth:`AsyncStore.atransaction`."""
     return callable(getattr(store, "atransaction", None))

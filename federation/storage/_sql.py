@@ -53,8 +53,10 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -240,7 +242,10 @@ def _user_columns(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _user(row: Row[Any]) -> User:
-    m = row._mapping
+    return _user_from(row._mapping)
+
+
+def _user_from(m: Mapping[Any, Any]) -> User:
     return User(
         id=m["id"],
         username=m["username"],
@@ -314,6 +319,14 @@ class SQLStore:
         self._schema_lock = threading.RLock()
         self._schema_ready = False
         self.engine = engine if engine is not None else self._create_engine(busy_timeout, engine_options)
+        # find_login's read: SQLite skips our BEGIN IMMEDIATE (the sqlite3 module is in autocommit
+        # mode); other databases run it in autocommit (one round trip, no BEGIN/ROLLBACK).
+        self._login_query: Select[Any] | None = None
+        self._unlocked_read: dict[str, Any] = (
+            {"federation_unlocked_read": True}
+            if self.engine.dialect.name == "sqlite"
+            else {"isolation_level": "AUTOCOMMIT"}
+        )
         self.metadata = MetaData(schema=schema)
         p = table_prefix
         self.users_table = Table(
@@ -404,6 +417,8 @@ class SQLStore:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
+            if conn.get_execution_options().get("federation_unlocked_read"):
+                return  # a lone read (find_login): autocommit, no write lock
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # one writer at a time: no lost updates
 
         return engine
@@ -502,6 +517,37 @@ class SQLStore:
         self._ensure_schema()
         with self._connection() as conn:
             yield _SQLTransaction(self, conn)
+
+    def find_login(self, issuer: str, subject: str) -> tuple[UserIdentity, User | None] | None:
+        """The identity (issuer, subject) and its user in one read outside any transaction
+        (no lock: provisioning maps on it, then re-reads under the lock); None when unknown."""
+        self._ensure_schema()
+        users = self.users_table
+        query = self._login_query
+        if query is None:  # built once: constructing the statement costs more than running it
+            ids = self.identities_table
+            query = self._login_query = (
+                select(ids, *[c.label(f"u_{c.name}") for c in users.c])
+                .outerjoin(users, users.c.id == ids.c.user_id)
+                .where(ids.c.issuer == bindparam("issuer"), ids.c.subject == bindparam("subject"))
+            )
+        lock = self._memory_lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            try:
+                with self.engine.connect().execution_options(**self._unlocked_read) as conn:
+                    row = conn.execute(query, {"issuer": issuer, "subject": subject}).first()
+            except SQLAlchemyError as exc:
+                raise _storage_error(exc) from exc
+        finally:
+            if lock is not None:
+                lock.release()
+        if row is None:
+            return None
+        m = row._mapping
+        user = None if m["u_id"] is None else _user_from({c.name: m[f"u_{c.name}"] for c in users.c})
+        return _identity(row), user
 
     # -- reading for tools ----------------------------------------------------------------
 

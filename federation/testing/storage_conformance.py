@@ -416,6 +416,31 @@ async def check_delete_user(h: Harness) -> None:
     _require(found is not None, "delete_user must not touch other users' identities")
 
 
+async def check_find_login(h: Harness) -> None:
+    """The optional unlocked read (``find_login`` / ``afind_login``) agrees with the transaction's reads."""
+    name = "afind_login" if h.mode == "async" else "find_login"
+    find = getattr(h.store, name, None)
+    if find is None:
+        return  # optional: provisioning reads such a store in a short transaction instead
+
+    async def read(issuer: str, subject: str) -> Any:
+        found = find(issuer, subject)
+        return await found if h.mode == "async" else found
+
+    user_id = await h.call(InsertUser(h.new_user(attributes={"team": "blue"})))
+    identity = h.identity(user_id)
+    _require(await read(identity.issuer, identity.subject) is None, f"{name} of an unknown identity")
+    await h.call(InsertIdentity(identity))
+    found = await read(identity.issuer, identity.subject)
+    _require(found is not None, f"{name} must find an inserted identity")
+    got_identity, got_user = found
+    stored = await h.call(GetUser(user_id))
+    _require(got_identity.key == identity.key and got_identity.user_id == user_id, f"{name}: the identity")
+    _require(got_user == stored, f"{name} must return the user exactly as get_user does")
+    await h.call(DeleteUser(user_id))
+    _require(await read(identity.issuer, identity.subject) is None, f"{name} after delete_user")
+
+
 async def check_rollback(h: Harness) -> None:
     """A transaction that raises leaves nothing half-written."""
     user = h.new_user()
@@ -517,6 +542,7 @@ CHECKS: tuple[Check, ...] = (
     check_duplicate_identity,
     check_find_users_by_email,
     check_delete_user,
+    check_find_login,
     check_rollback,
     check_no_lost_updates,
     check_concurrent_first_login,

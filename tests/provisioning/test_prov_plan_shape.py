@@ -28,13 +28,23 @@ TABLE = {"staff": "member", "admins": "admin"}
 
 
 class WatchedStore:
-    """A store that records whether a transaction is open, and can fail one update with a conflict."""
+    """A store that records whether a transaction is open, can fail updates with a conflict,
+    and can run ``after_read`` (another process's change) right after the unlocked read."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, *, reads: bool = True) -> None:
         self.inner = inner
         self.open = 0
         self.transactions = 0
         self.conflicts_left = 0
+        self.after_read: Any = None
+        if reads:
+            self.find_login = self._find_login
+
+    def _find_login(self, issuer: str, subject: str) -> Any:
+        found = self.inner.find_login(issuer, subject)
+        if self.after_read is not None:
+            self.after_read()
+        return found
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -50,6 +60,14 @@ class WatchedStore:
 
 class WatchedAsyncStore(WatchedStore):
     """The same over a native async store (``atransaction``)."""
+
+    def __init__(self, inner: Any, *, reads: bool = True) -> None:
+        super().__init__(inner, reads=reads)
+        if reads:
+            self.afind_login = self._afind_login
+
+    async def _afind_login(self, issuer: str, subject: str) -> Any:
+        return self._find_login(issuer, subject)
 
     @contextlib.asynccontextmanager
     async def atransaction(self) -> AsyncIterator[Any]:
@@ -98,8 +116,9 @@ def _watching_mapping(store: WatchedStore) -> StubMapping:
     return mapping
 
 
-def _watched(inner: Any) -> WatchedStore:
-    return WatchedAsyncStore(inner) if is_async_store(inner) else WatchedStore(inner)
+def _watched(inner: Any, *, reads: bool = True) -> WatchedStore:
+    kind = WatchedAsyncStore if is_async_store(inner) else WatchedStore
+    return kind(inner, reads=reads)
 
 
 class Logins:
@@ -174,17 +193,57 @@ def test_a_user_changed_elsewhere_is_mapped_again_for_what_was_read(
     mapping = _watching_mapping(store)
     login = Logins(login_bridge(), idp, store, mapping, mode)
     first = login(["staff"])
-    # another process grants a role the mapping does not manage, and it is authoritative:
-    with inner.transaction() as tx:
-        tx.update_user(first.user.id, {"roles": frozenset({"member", "auditor"})})
+
+    def another_process_grants_a_role() -> None:  # between the unlocked read and the transaction
+        store.after_read = None
+        with inner.transaction() as tx:
+            tx.update_user(first.user.id, {"roles": frozenset({"member", "auditor"})})
+
+    store.after_read = another_process_grants_a_role
     calls = len(mapping.calls)
     result = login(["staff"])
-    # the guess (the user this process committed) was stale: mapped again for the user read
+    # the mapping saw the user before the change: mapped again for the user read under the lock
     assert len(mapping.calls) - calls == 2
     existing = mapping.calls[-1][1]
     assert existing is not None and existing.roles == {"member", "auditor"}
     assert result.revoked == {"auditor"} and result.user.roles == {"member"}
     assert mapping.opened == [0] * len(mapping.opened)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_user_deleted_after_the_read_is_created_anew(
+    mode: str, store_kind: str, make_store: Any, idp: MockIdP, login_bridge: Any
+) -> None:
+    inner = make_store(store_kind)
+    store = _watched(inner)
+    mapping = _watching_mapping(store)
+    login = Logins(login_bridge(), idp, store, mapping, mode)
+    first = login(["staff"])
+
+    def another_process_deletes_the_user() -> None:
+        store.after_read = None
+        with inner.transaction() as tx:
+            tx.delete_user(first.user.id)
+
+    store.after_read = another_process_deletes_the_user
+    result = login(["admins"])
+    assert result.created and result.user.id != first.user.id and result.user.roles == {"admin"}
+    assert mapping.calls[-1][1] is None  # mapped again, as a new user
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_store_without_unlocked_reads_is_read_in_a_short_transaction(
+    mode: str, store_kind: str, make_store: Any, idp: MockIdP, login_bridge: Any
+) -> None:
+    store = _watched(make_store(store_kind), reads=False)
+    mapping = _watching_mapping(store)
+    login = Logins(login_bridge(), idp, store, mapping, mode)
+    login(["staff"])
+    before = store.transactions
+    result = login(["admins"])
+    assert result.user.roles == {"admin"} and result.revoked == {"member"}
+    assert store.transactions - before == 2  # the read, then the login
+    assert mapping.opened == [0, 0]  # type: ignore[attr-defined]
 
 
 def test_a_user_read_differing_only_in_last_login_keeps_the_mapping(
@@ -198,11 +257,11 @@ def test_a_user_read_differing_only_in_last_login_keeps_the_mapping(
     ours = Logins(bridge, idp, store, mapping, "sync")
     theirs = Logins(bridge, idp, _watched(inner), roles_from_groups(TABLE), "sync")
     mine = ours(["staff"]).user
-    idp.clock.advance(60)
-    theirs_user = theirs(["staff"]).user
-    assert theirs_user.last_login_at != mine.last_login_at  # the stored user moved on
+    moved: list[Any] = []
+    store.after_read = lambda: (setattr(store, "after_read", None), moved.append(theirs(["staff"]).user))
     calls, transactions = len(mapping.calls), store.transactions
     ours(["staff"])
+    assert moved[0].last_login_at != mine.last_login_at  # the stored user moved on after our read
     assert len(mapping.calls) - calls == 1 and store.transactions - transactions == 1
 
 
