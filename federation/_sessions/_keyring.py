@@ -1,0 +1,178 @@
+"""The session key ring: the app's own signing keys for its session tokens.
+
+Owns: loading PEM private keys (a file or an environment variable), checking
+that each fits the configured algorithm (the algorithm table of
+``federation.spi``), naming each by its RFC 7638 thumbprint (``kid``),
+signing with the first key, and publishing every key's public half as a JWK
+Set (RFC 7517) that the strict verifier imports like any issuer's keys.
+
+HS256 with a shared secret is deliberately absent here: a symmetric secret
+is never published, so it needs its own path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.jws import JWSRegistry
+
+from ..errors import ConfigError
+from ..spi import ALGORITHMS
+
+__all__ = ["SESSION_ALGORITHMS", "SessionKey", "SessionKeyRing"]
+
+#: The algorithms a session key ring signs with (asymmetric: the public keys can be published).
+SESSION_ALGORITHMS = ("ES256", "EdDSA", "RS256", "PS256")
+
+_PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+_JoseKey = RSAKey | ECKey | OKPKey
+_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKey:
+    """One private key of the ring, with its ``kid`` (the RFC 7638 thumbprint) and public JWK."""
+
+    kid: str
+    jose: _JoseKey
+    public_jwk: Mapping[str, Any]
+
+
+class SessionKeyRing:
+    """The app's session keys: the first signs, every one verifies (rotation).
+
+    Build with :meth:`from_pems` (PEM bytes) or :meth:`load` (``file``/``env``
+    entries as in the ``sessions.keys`` configuration).
+    """
+
+    def __init__(self, algorithm: str, keys: Sequence[SessionKey]) -> None:
+        if not keys:
+            raise ConfigError("sessions.keys needs at least one private key", field="sessions.keys")
+        kids = [k.kid for k in keys]
+        if len(set(kids)) != len(kids):
+            raise ConfigError("sessions.keys lists the same key twice", field="sessions.keys")
+        self.algorithm = algorithm
+        self.keys = tuple(keys)
+        self._algorithm = JWSRegistry.algorithms[algorithm]
+
+    @property
+    def signing_key(self) -> SessionKey:
+        """The key new tokens are signed with (the first listed)."""
+        return self.keys[0]
+
+    @classmethod
+    def from_pems(cls, algorithm: str, pems: Sequence[bytes], *, where: Sequence[str] = ()) -> SessionKeyRing:
+        """A ring from PEM private keys; ``where`` names each (for errors), e.g. ``keys[0]``."""
+        _check_algorithm(algorithm)
+        keys = []
+        for index, pem in enumerate(pems):
+            name = where[index] if index < len(where) else f"sessions.keys[{index}]"
+            keys.append(_session_key(algorithm, pem, name))
+        return cls(algorithm, keys)
+
+    @classmethod
+    def load(
+        cls,
+        algorithm: str,
+        entries: Sequence[Mapping[str, str]],
+        *,
+        base_dir: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> SessionKeyRing:
+        """A ring from ``{"file": path}`` (relative to ``base_dir``) or ``{"env": NAME}`` entries."""
+        env = os.environ if environ is None else environ
+        pems: list[bytes] = []
+        names: list[str] = []
+        for index, entry in enumerate(entries):
+            field = f"sessions.keys[{index}]"
+            if set(entry) == {"file"}:
+                path = Path(entry["file"])
+                if base_dir is not None and not path.is_absolute():
+                    path = base_dir / path
+                try:
+                    pems.append(path.read_bytes())
+                except OSError as exc:
+                    raise ConfigError(
+                        f"{field}: cannot read the key file {str(path)!r} "
+                        f"({exc.strerror or type(exc).__name__})",
+                        field=field,
+                    ) from None
+            elif set(entry) == {"env"}:
+                value = env.get(entry["env"])
+                if not value:
+                    raise ConfigError(
+                        f"{field}: the environment variable {entry['env']!r} is not set", field=field
+                    )
+                pems.append(value.encode())
+            else:
+                raise ConfigError(f"{field}: give exactly one of 'file' or 'env'", field=field)
+            names.append(field)
+        return cls.from_pems(algorithm, pems, where=names)
+
+    def sign(self, signing_input: bytes) -> bytes:
+        """The signature of ``signing_input`` with the signing key."""
+        signature: bytes = self._algorithm.sign(signing_input, self.signing_key.jose)
+        return signature
+
+    def jwks(self) -> dict[str, Any]:
+        """Every key's public half, as a JWK Set (for ``/.well-known/jwks.json``)."""
+        return {"keys": [dict(k.public_jwk) for k in self.keys]}
+
+
+def _check_algorithm(algorithm: str) -> None:
+    if algorithm not in SESSION_ALGORITHMS:
+        raise ConfigError(
+            f"sessions.algorithm must be one of {', '.join(SESSION_ALGORITHMS)} (HS256 only with 'secret')",
+            field="sessions.algorithm",
+        )
+
+
+def _session_key(algorithm: str, pem: bytes, field: str) -> SessionKey:
+    try:
+        private = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):  # not a PEM private key, encrypted, or an unsupported type
+        raise ConfigError(
+            f"{field}: not an unencrypted PEM private key (a public key or certificate cannot sign)",
+            field=field,
+        ) from None
+    except Exception:
+        raise ConfigError(f"{field}: an unsupported kind of private key", field=field) from None
+    if not isinstance(private, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
+        raise ConfigError(f"{field}: an unsupported kind of private key", field=field)
+    spec = ALGORITHMS[algorithm]
+    if isinstance(private, rsa.RSAPrivateKey):
+        kty, crv = "RSA", None
+    elif isinstance(private, ec.EllipticCurvePrivateKey):
+        kty, crv = "EC", _CURVES.get(private.curve.name)
+    else:
+        kty, crv = "OKP", "Ed25519"
+    if not spec.fits(kty, crv):
+        raise ConfigError(f"{field}: this key does not fit {algorithm}", field=field)
+    if isinstance(private, rsa.RSAPrivateKey) and private.key_size < spec.min_key_bits:
+        raise ConfigError(
+            f"{field}: an RSA key of {private.key_size} bits; {algorithm} needs {spec.min_key_bits} or more",
+            field=field,
+        )
+    jose = _jose(private)
+    kid = jose.thumbprint()
+    public = dict(jose.as_dict(private=False))
+    public.update(kid=kid, alg=algorithm, use="sig")
+    return SessionKey(kid, jose, public)
+
+
+def _jose(private: _PrivateKey) -> _JoseKey:
+    jose: _JoseKey
+    if isinstance(private, rsa.RSAPrivateKey):
+        jose = RSAKey.import_key(private)
+    elif isinstance(private, ec.EllipticCurvePrivateKey):
+        jose = ECKey.import_key(private)
+    else:
+        jose = OKPKey.import_key(private)
+    return jose

@@ -1,0 +1,22 @@
+"""The app's own sessions: its signing keys and its access tokens (RFC 9068).
+
+::
+
+    from federation.sessions import SessionKeyRing, SessionTokens
+
+    ring = SessionKeyRing.load("ES256", [{"file": "keys/session.pem"}], base_dir=config_dir)
+    tokens = SessionTokens(ring, issuer="https://app.example.com")
+    token, claims = tokens.issue(user.id, roles=user.roles, generation=0, session_id=sid, now=time.time())
+    tokens.verify(token, now=time.time()).user_id
+
+The first key of the ring signs, every key verifies (rotation); ``jwks()``
+publishes the public halves. Building block of the session layer (refresh
+tokens, revocation, ``Bridge.authenticate``), which is not part of this
+module yet.
+"""
+
+from __future__ import annotations
+
+from ._sessions import SESSION_ALGORITHMS, AccessClaims, SessionKey, SessionKeyRing, SessionTokens
+
+__all__ = ["SESSION_ALGORITHMS", "AccessClaims", "SessionKey", "SessionKeyRing", "SessionTokens"]
