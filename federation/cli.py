@@ -30,6 +30,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
@@ -287,9 +288,41 @@ def _parser() -> argparse.ArgumentParser:
         help="also connect to the store (creating nothing) and fetch every issuer's keys",
     )
     check.set_defaults(run=_check_config)
+    keys = sub.add_parser("keys", help="the app's own session signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="command", required=True)
+    generate = keys_sub.add_parser(
+        "generate",
+        help="write a new private key (PEM, mode 0600) and print the kid it signs with",
+        description="Write a new session signing key for 'sessions.keys'. The file is created "
+        "with mode 0600 and never overwritten. Exit codes: 0 written, 2 the file exists or "
+        "cannot be written.",
+    )
+    generate.add_argument("--alg", default="ES256", help="ES256 (default), EdDSA, RS256 or PS256")
+    generate.add_argument("--out", required=True, help="the PEM file to create")
+    generate.set_defaults(run=_keys_generate)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(run=_version)
     return parser
+
+
+def _keys_generate(args: argparse.Namespace, out: TextIO) -> int:
+    from .sessions import SessionKeyRing, generate_private_key_pem  # joserfc: only when asked
+
+    pem = generate_private_key_pem(args.alg)
+    kid = SessionKeyRing.from_pems(args.alg, [pem]).signing_key.kid
+    path = Path(args.out)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: never replace a key that may still verify live sessions; 0600 from the start.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{path} exists: not overwritten (choose another file name)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot create {path} ({exc.strerror or type(exc).__name__})") from None
+    with os.fdopen(fd, "wb") as file:
+        file.write(pem)
+    out.write(f"wrote {path} ({args.alg}); kid {kid}\n")
+    return EXIT_OK
 
 
 def _version(args: argparse.Namespace, out: TextIO) -> int:

@@ -17,6 +17,20 @@ module yet.
 
 from __future__ import annotations
 
-from ._sessions import SESSION_ALGORITHMS, AccessClaims, SessionKey, SessionKeyRing, SessionTokens
+from ._sessions import (
+    SESSION_ALGORITHMS,
+    AccessClaims,
+    SessionKey,
+    SessionKeyRing,
+    SessionTokens,
+    generate_private_key_pem,
+)
 
-__all__ = ["SESSION_ALGORITHMS", "AccessClaims", "SessionKey", "SessionKeyRing", "SessionTokens"]
+__all__ = [
+    "SESSION_ALGORITHMS",
+    "AccessClaims",
+    "SessionKey",
+    "SessionKeyRing",
+    "SessionTokens",
+    "generate_private_key_pem",
+]

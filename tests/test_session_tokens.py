@@ -293,3 +293,43 @@ def test_a_public_key_garbage_or_an_unknown_algorithm_is_refused() -> None:
         SessionKeyRing.from_pems("HS256", _pems("ES256"))
     with pytest.raises(ConfigError, match="same key twice"):
         SessionKeyRing.from_pems("ES256", _pems("ES256") * 2)
+
+
+# -- federation keys generate ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
+def test_keys_generate_writes_a_private_key_readable_only_by_its_owner(
+    alg: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+    import stat
+
+    from federation.cli import main
+
+    out = io.StringIO()
+    path = tmp_path / "keys" / "session.pem"
+    assert main(["keys", "generate", "--alg", alg, "--out", str(path)], out=out) == 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    ring = SessionKeyRing.from_pems(alg, [path.read_bytes()])
+    assert out.getvalue().strip().endswith(f"kid {ring.signing_key.kid}")
+    # the printed kid is the one the bridge will sign with
+    assert _segments(_issue(SessionTokens(ring, issuer=ISSUER)))[0]["kid"] == ring.signing_key.kid
+    before = path.read_bytes()
+    assert main(["keys", "generate", "--alg", alg, "--out", str(path)], out=io.StringIO()) == 2
+    assert path.read_bytes() == before  # never overwritten
+    assert "not overwritten" in capsys.readouterr().err
+
+
+def test_keys_generate_refuses_an_algorithm_it_cannot_publish(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from federation.cli import main
+
+    assert (
+        main(["keys", "generate", "--alg", "HS256", "--out", str(tmp_path / "k.pem")], out=io.StringIO()) == 2
+    )
+    assert "HS256 only with 'secret'" in capsys.readouterr().err
+    assert not (tmp_path / "k.pem").exists()

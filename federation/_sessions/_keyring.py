@@ -26,7 +26,7 @@ from joserfc.jws import JWSRegistry
 from ..errors import ConfigError
 from ..spi import ALGORITHMS
 
-__all__ = ["SESSION_ALGORITHMS", "SessionKey", "SessionKeyRing"]
+__all__ = ["SESSION_ALGORITHMS", "SessionKey", "SessionKeyRing", "generate_private_key_pem"]
 
 #: The algorithms a session key ring signs with (asymmetric: the public keys can be published).
 SESSION_ALGORITHMS = ("ES256", "EdDSA", "RS256", "PS256")
@@ -176,3 +176,18 @@ def _jose(private: _PrivateKey) -> _JoseKey:
     else:
         jose = OKPKey.import_key(private)
     return jose
+
+
+def generate_private_key_pem(algorithm: str) -> bytes:
+    """A new private key for ``algorithm``, as unencrypted PKCS#8 PEM (RSA: 3072 bits)."""
+    _check_algorithm(algorithm)
+    private: _PrivateKey
+    if algorithm == "ES256":
+        private = ec.generate_private_key(ec.SECP256R1())
+    elif algorithm == "EdDSA":
+        private = ed25519.Ed25519PrivateKey.generate()
+    else:  # RS256, PS256: 3072 bits, NIST's size for use beyond 2030 (SP 800-57 part 1)
+        private = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    return private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
