@@ -333,3 +333,16 @@ def test_keys_generate_refuses_an_algorithm_it_cannot_publish(
     )
     assert "HS256 only with 'secret'" in capsys.readouterr().err
     assert not (tmp_path / "k.pem").exists()
+
+
+@pytest.mark.filterwarnings("ignore:EdDSA is deprecated")  # joserfc prefers RFC 9864's "Ed25519" name
+@pytest.mark.parametrize("alg", SESSION_ALGORITHMS)
+def test_a_peer_verifier_accepts_the_session_tokens(alg: str) -> None:
+    """joserfc, an independent implementation, verifies our signatures with the published JWKS."""
+    from joserfc import jwt
+    from joserfc.jwk import KeySet
+
+    tokens = _tokens(alg)
+    token = _issue(tokens)
+    decoded = jwt.decode(token, KeySet.import_key_set(tokens.jwks()), algorithms=[alg])
+    assert decoded.claims["sub"] == "user-42" and decoded.header["typ"] == "at+jwt"

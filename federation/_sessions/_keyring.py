@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.jwk import ECKey, OKPKey, RSAKey
-from joserfc.jws import JWSRegistry
 
 from ..errors import ConfigError
 from ..spi import ALGORITHMS
@@ -41,7 +41,7 @@ class SessionKey:
     """One private key of the ring, with its ``kid`` (the RFC 7638 thumbprint) and public JWK."""
 
     kid: str
-    jose: _JoseKey
+    private: _PrivateKey
     public_jwk: Mapping[str, Any]
 
 
@@ -60,7 +60,7 @@ class SessionKeyRing:
             raise ConfigError("sessions.keys lists the same key twice", field="sessions.keys")
         self.algorithm = algorithm
         self.keys = tuple(keys)
-        self._algorithm = JWSRegistry.algorithms[algorithm]
+        self._spec = ALGORITHMS[algorithm]
 
     @property
     def signing_key(self) -> SessionKey:
@@ -117,9 +117,22 @@ class SessionKeyRing:
         return cls.from_pems(algorithm, pems, where=names)
 
     def sign(self, signing_input: bytes) -> bytes:
-        """The signature of ``signing_input`` with the signing key."""
-        signature: bytes = self._algorithm.sign(signing_input, self.signing_key.jose)
-        return signature
+        """The JWS signature of ``signing_input`` with the signing key (RFC 7518 §3)."""
+        spec, private = self._spec, self.signing_key.private
+        if isinstance(private, ed25519.Ed25519PrivateKey):
+            return private.sign(signing_input)
+        assert spec.hash is not None
+        if isinstance(private, ec.EllipticCurvePrivateKey):
+            assert spec.coord_size is not None
+            r, s = decode_dss_signature(private.sign(signing_input, ec.ECDSA(spec.hash())))
+            return r.to_bytes(spec.coord_size, "big") + s.to_bytes(spec.coord_size, "big")
+        if spec.padding == "PSS":  # RFC 7518 §3.5: MGF1 with the same hash, salt as long as the hash
+            scheme: padding.AsymmetricPadding = padding.PSS(
+                mgf=padding.MGF1(spec.hash()), salt_length=spec.hash.digest_size
+            )
+        else:
+            scheme = padding.PKCS1v15()
+        return private.sign(signing_input, scheme, spec.hash())
 
     def jwks(self) -> dict[str, Any]:
         """Every key's public half, as a JWK Set (for ``/.well-known/jwks.json``)."""
@@ -164,7 +177,7 @@ def _session_key(algorithm: str, pem: bytes, field: str) -> SessionKey:
     kid = jose.thumbprint()
     public = dict(jose.as_dict(private=False))
     public.update(kid=kid, alg=algorithm, use="sig")
-    return SessionKey(kid, jose, public)
+    return SessionKey(kid, private, public)
 
 
 def _jose(private: _PrivateKey) -> _JoseKey:
