@@ -155,6 +155,8 @@ class Provisioner:
         if find is not None:
             found = find(facts.issuer, facts.subject)
         else:
+            if not hasattr(self.store, "transaction"):
+                raise TypeError("this store is async only: use the async methods (alogin, adeprovision)")
             with cast(Store, self.store).transaction() as tx:
                 found = drive(read_login(facts.issuer, facts.subject), tx)
         return self._remap(token, *(found or (None, None)))

@@ -57,7 +57,6 @@ class WatchedStore:
                 self.open -= 1
 
 
-
 class WatchedAsyncStore(WatchedStore):
     """The same over a native async store (``atransaction``)."""
 
@@ -323,3 +322,21 @@ def test_renaming_a_store_method_fails_type_checking(tmp_path: Path) -> None:
     for protocol_name in ("StoreTransaction", "AsyncStoreTransaction"):
         assert f'"{protocol_name}" has no attribute "find_identity"' in done.stdout, done.stdout
     assert all("_ops.py" in line for line in done.stdout.splitlines() if ": error:" in line)
+
+
+def test_an_async_only_store_names_the_async_methods_to_a_sync_caller(
+    idp: MockIdP, login_bridge: Any
+) -> None:
+    class AsyncOnly:
+        def __init__(self) -> None:
+            self._inner = MemoryStore()
+
+        def atransaction(self) -> Any:
+            return self._inner.atransaction()
+
+    mapping = roles_from_groups(TABLE)
+    provisioner = Provisioner(AsyncOnly(), mapping)
+    verified = login_bridge().verify(idp.mint(sub="u", groups=["staff"]))
+    with pytest.raises(TypeError, match="async only"):
+        provisioner.login(verified)
+    assert asyncio.run(provisioner.alogin(verified)).user.roles == {"member"}
