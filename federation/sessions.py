@@ -17,14 +17,13 @@ module yet.
 
 from __future__ import annotations
 
-from ._sessions import (
+from ._sessions._keyring import (
     SESSION_ALGORITHMS,
-    AccessClaims,
     SessionKey,
     SessionKeyRing,
-    SessionTokens,
     generate_private_key_pem,
 )
+from ._sessions._tokens import AccessClaims, SessionTokens
 
 __all__ = [
     "SESSION_ALGORITHMS",

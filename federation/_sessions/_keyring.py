@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -68,13 +69,10 @@ class SessionKeyRing:
         return self.keys[0]
 
     @classmethod
-    def from_pems(cls, algorithm: str, pems: Sequence[bytes], *, where: Sequence[str] = ()) -> SessionKeyRing:
-        """A ring from PEM private keys; ``where`` names each (for errors), e.g. ``keys[0]``."""
+    def from_pems(cls, algorithm: str, pems: Sequence[bytes]) -> SessionKeyRing:
+        """A ring from PEM private keys (errors name each as ``sessions.keys[i]``)."""
         _check_algorithm(algorithm)
-        keys = []
-        for index, pem in enumerate(pems):
-            name = where[index] if index < len(where) else f"sessions.keys[{index}]"
-            keys.append(_session_key(algorithm, pem, name))
+        keys = [_session_key(algorithm, pem, f"sessions.keys[{index}]") for index, pem in enumerate(pems)]
         return cls(algorithm, keys)
 
     @classmethod
@@ -89,7 +87,6 @@ class SessionKeyRing:
         """A ring from ``{"file": path}`` (relative to ``base_dir``) or ``{"env": NAME}`` entries."""
         env = os.environ if environ is None else environ
         pems: list[bytes] = []
-        names: list[str] = []
         for index, entry in enumerate(entries):
             field = f"sessions.keys[{index}]"
             if set(entry) == {"file"}:
@@ -113,8 +110,7 @@ class SessionKeyRing:
                 pems.append(value.encode())
             else:
                 raise ConfigError(f"{field}: give exactly one of 'file' or 'env'", field=field)
-            names.append(field)
-        return cls.from_pems(algorithm, pems, where=names)
+        return cls.from_pems(algorithm, pems)
 
     def sign(self, signing_input: bytes) -> bytes:
         """The JWS signature of ``signing_input`` with the signing key (RFC 7518 §3)."""
@@ -150,12 +146,12 @@ def _check_algorithm(algorithm: str) -> None:
 def _session_key(algorithm: str, pem: bytes, field: str) -> SessionKey:
     try:
         private = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError):  # not a PEM private key, encrypted, or an unsupported type
+    except (ValueError, TypeError):  # not a PEM private key, or an encrypted one
         raise ConfigError(
             f"{field}: not an unencrypted PEM private key (a public key or certificate cannot sign)",
             field=field,
         ) from None
-    except Exception:
+    except UnsupportedAlgorithm:
         raise ConfigError(f"{field}: an unsupported kind of private key", field=field) from None
     if not isinstance(private, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
         raise ConfigError(f"{field}: an unsupported kind of private key", field=field)

@@ -24,7 +24,14 @@ from typing import Any
 from .._rfc7515 import Limits, parse_compact
 from .._rfc7517 import import_jwks
 from .._rfc7519 import ClaimsPolicy, check_claims
-from ..errors import BadSignature, DisallowedAlgorithm, InvalidClaim, UnknownKey, WrongTokenType
+from ..errors import (
+    BadSignature,
+    DisallowedAlgorithm,
+    InvalidClaim,
+    InvalidToken,
+    UnknownKey,
+    WrongTokenType,
+)
 from ._keyring import SessionKeyRing
 
 __all__ = ["AccessClaims", "SessionTokens"]
@@ -135,13 +142,13 @@ class SessionTokens:
         claims = jws.claims
         try:
             check_claims(claims, self._policy, "access", now)
-        except (InvalidClaim, WrongTokenType) as exc:
+        except InvalidToken as exc:  # a NumericDate error does not know its issuer
             exc.issuer = exc.issuer or self.issuer
             raise
         if claims.get("client_id") != self.client_id:
             raise InvalidClaim("'client_id' is not this app's", claim="client_id", issuer=self.issuer)
-        for name, kind in (("jti", str), ("sid", str)):
-            if type(claims.get(name)) is not kind or not claims[name]:
+        for name in ("jti", "sid"):
+            if type(claims.get(name)) is not str or not claims[name]:
                 raise InvalidClaim(f"'{name}' is missing or malformed", claim=name, issuer=self.issuer)
         if type(claims.get("gen")) is not int or claims["gen"] < 0:
             raise InvalidClaim("'gen' is missing or malformed", claim="gen", issuer=self.issuer)

@@ -172,20 +172,17 @@ def login_plan(
     user: User | None = None
     candidates: list[User] = []
     candidate_identities: dict[str, list[UserIdentity]] = {}
-    if mapped.identity is not None:
+    identity: UserIdentity | None = mapped.identity
+    if identity is not None:
         # Read before the transaction; an identity never moves to another user, so only
         # its user is read again, under the lock.
-        identity: UserIdentity | None = mapped.identity
-        user = yield from call(GetUser(mapped.identity.user_id))
+        user = yield from call(GetUser(identity.user_id))
         if user is None:  # deleted since: map again as whatever this identity is now
             raise MappingStale(None, None)
-    else:
-        identity = yield from call(FindIdentity(facts.issuer, facts.subject))
-    if identity is not None:
-        if user is None:
-            user = yield from call(GetUser(identity.user_id))
-            if user is None:  # deleted between the two reads: start again
-                raise StorageConflict("the identity's user vanished during the login")
+    elif (identity := (yield from call(FindIdentity(facts.issuer, facts.subject)))) is not None:
+        user = yield from call(GetUser(identity.user_id))
+        if user is None:  # deleted between the two reads: start again
+            raise StorageConflict("the identity's user vanished during the login")
     elif policy.link_by_email and (key := email_key(facts.email)) is not None:
         candidates = list((yield from call(FindUsersByEmail(key))))
         for candidate in candidates:

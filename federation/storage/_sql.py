@@ -35,7 +35,7 @@ import hashlib
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -319,9 +319,9 @@ class SQLStore:
         self._schema_lock = threading.RLock()
         self._schema_ready = False
         self.engine = engine if engine is not None else self._create_engine(busy_timeout, engine_options)
+        self._login_query: Select[Any] | None = None
         # find_login's read: SQLite skips our BEGIN IMMEDIATE (the sqlite3 module is in autocommit
         # mode); other databases run it in autocommit (one round trip, no BEGIN/ROLLBACK).
-        self._login_query: Select[Any] | None = None
         self._unlocked_read: dict[str, Any] = (
             {"federation_unlocked_read": True}
             if self.engine.dialect.name == "sqlite"
@@ -434,14 +434,20 @@ class SQLStore:
         self.close()
 
     @contextmanager
-    def _connection(self) -> Iterator[Connection]:
-        """A connection inside a transaction: committed on success, rolled back on any error."""
+    def _connection(self, *, unlocked_read: bool = False) -> Iterator[Connection]:
+        """A connection inside a transaction: committed on success, rolled back on any error
+        (``unlocked_read``: a connection for one read outside any transaction)."""
         lock = self._memory_lock
         if lock is not None:
             lock.acquire()
         try:
             try:
-                with self.engine.begin() as conn:
+                connection: AbstractContextManager[Connection] = (
+                    self.engine.connect().execution_options(**self._unlocked_read)
+                    if unlocked_read
+                    else self.engine.begin()
+                )
+                with connection as conn:
                     yield conn
             except SQLAlchemyError as exc:
                 raise _storage_error(exc) from exc
@@ -531,18 +537,8 @@ class SQLStore:
                 .outerjoin(users, users.c.id == ids.c.user_id)
                 .where(ids.c.issuer == bindparam("issuer"), ids.c.subject == bindparam("subject"))
             )
-        lock = self._memory_lock
-        if lock is not None:
-            lock.acquire()
-        try:
-            try:
-                with self.engine.connect().execution_options(**self._unlocked_read) as conn:
-                    row = conn.execute(query, {"issuer": issuer, "subject": subject}).first()
-            except SQLAlchemyError as exc:
-                raise _storage_error(exc) from exc
-        finally:
-            if lock is not None:
-                lock.release()
+        with self._connection(unlocked_read=True) as conn:
+            row = conn.execute(query, {"issuer": issuer, "subject": subject}).first()
         if row is None:
             return None
         m = row._mapping

@@ -136,13 +136,21 @@ class Logins:
         return asyncio.run(self.provisioner.alogin(verified))
 
 
+@pytest.fixture
+def watched(store_kind: str, make_store: Any, idp: MockIdP, login_bridge: Any) -> Any:
+    """``watched(mode, reads=True)``: a watched store of each kind, its watching mapping, and logins."""
+
+    def make(mode: str, *, reads: bool = True) -> tuple[WatchedStore, StubMapping, Logins]:
+        store = _watched(make_store(store_kind), reads=reads)
+        mapping = _watching_mapping(store)
+        return store, mapping, Logins(login_bridge(), idp, store, mapping, mode)
+
+    return make
+
+
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_mapping_never_runs_inside_a_transaction(
-    mode: str, store_kind: str, make_store: Any, idp: MockIdP, login_bridge: Any
-) -> None:
-    store = _watched(make_store(store_kind))
-    mapping = _watching_mapping(store)
-    login = Logins(login_bridge(), idp, store, mapping, mode)
+def test_mapping_never_runs_inside_a_transaction(mode: str, watched: Any) -> None:
+    _, mapping, login = watched(mode)
     login(["staff"])  # a new user
     login(["admins"])  # an existing one
     login(["staff"], sub="v")
@@ -151,12 +159,8 @@ def test_mapping_never_runs_inside_a_transaction(
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_an_existing_users_login_maps_once_in_one_transaction(
-    mode: str, store_kind: str, make_store: Any, idp: MockIdP, login_bridge: Any
-) -> None:
-    store = _watched(make_store(store_kind))
-    mapping = _watching_mapping(store)
-    login = Logins(login_bridge(), idp, store, mapping, mode)
+def test_an_existing_users_login_maps_once_in_one_transaction(mode: str, watched: Any) -> None:
+    store, mapping, login = watched(mode)
     login(["staff"])
     before_calls, before_tx = len(mapping.calls), store.transactions
     for groups in (["staff"], ["staff", "admins"], ["admins"]):
@@ -168,12 +172,8 @@ def test_an_existing_users_login_maps_once_in_one_transaction(
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_a_conflict_retry_re_decides_without_re_running_the_rules(
-    mode: str, store_kind: str, make_store: Any, idp: MockIdP, login_bridge: Any
-) -> None:
-    store = _watched(make_store(store_kind))
-    mapping = _watching_mapping(store)
-    login = Logins(login_bridge(), idp, store, mapping, mode)
+def test_a_conflict_retry_re_decides_without_re_running_the_rules(mode: str, watched: Any) -> None:
+    store, mapping, login = watched(mode)
     first = login(["staff"])
     calls, transactions = len(mapping.calls), store.transactions
     store.conflicts_left = 2
@@ -184,13 +184,9 @@ def test_a_conflict_retry_re_decides_without_re_running_the_rules(
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_a_user_changed_elsewhere_is_mapped_again_for_what_was_read(
-    mode: str, store_kind: str, make_store: Any, idp: MockIdP, login_bridge: Any
-) -> None:
-    inner = make_store(store_kind)
-    store = _watched(inner)
-    mapping = _watching_mapping(store)
-    login = Logins(login_bridge(), idp, store, mapping, mode)
+def test_a_user_changed_elsewhere_is_mapped_again_for_what_was_read(mode: str, watched: Any) -> None:
+    store, mapping, login = watched(mode)
+    inner = store.inner
     first = login(["staff"])
 
     def another_process_grants_a_role() -> None:  # between the unlocked read and the transaction
@@ -210,13 +206,9 @@ def test_a_user_changed_elsewhere_is_mapped_again_for_what_was_read(
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_a_user_deleted_after_the_read_is_created_anew(
-    mode: str, store_kind: str, make_store: Any, idp: MockIdP, login_bridge: Any
-) -> None:
-    inner = make_store(store_kind)
-    store = _watched(inner)
-    mapping = _watching_mapping(store)
-    login = Logins(login_bridge(), idp, store, mapping, mode)
+def test_a_user_deleted_after_the_read_is_created_anew(mode: str, watched: Any) -> None:
+    store, mapping, login = watched(mode)
+    inner = store.inner
     first = login(["staff"])
 
     def another_process_deletes_the_user() -> None:
@@ -231,12 +223,8 @@ def test_a_user_deleted_after_the_read_is_created_anew(
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_a_store_without_unlocked_reads_is_read_in_a_short_transaction(
-    mode: str, store_kind: str, make_store: Any, idp: MockIdP, login_bridge: Any
-) -> None:
-    store = _watched(make_store(store_kind), reads=False)
-    mapping = _watching_mapping(store)
-    login = Logins(login_bridge(), idp, store, mapping, mode)
+def test_a_store_without_unlocked_reads_is_read_in_a_short_transaction(mode: str, watched: Any) -> None:
+    store, mapping, login = watched(mode, reads=False)
     login(["staff"])
     before = store.transactions
     result = login(["admins"])
