@@ -42,6 +42,7 @@ from ._audit import (
     log_audit,
 )
 from ._memory import MemoryStore
+from ._memory_sessions import MemorySessionStore
 from ._ops import (
     DeleteUser,
     FindIdentity,
@@ -78,6 +79,17 @@ from ._records import (
     UserStatus,
     email_key,
 )
+from ._session_protocol import (
+    AttemptState,
+    CredentialStore,
+    LocalCredential,
+    NewRefreshToken,
+    RefreshOutcome,
+    RefreshUse,
+    SessionRecord,
+    SessionStore,
+    UserSessionState,
+)
 
 if TYPE_CHECKING:
     from ._sql import SCHEMA_VERSION, SQLStore, resolve_url
@@ -101,8 +113,10 @@ __all__ = [
     "AsyncLoginReads",
     "AsyncStore",
     "AsyncStoreTransaction",
+    "AttemptState",
     "AuditEvent",
     "AuditSink",
+    "CredentialStore",
     "DeleteUser",
     "DuplicateIdentity",
     "FindIdentity",
@@ -111,11 +125,18 @@ __all__ = [
     "IdentitiesOf",
     "InsertIdentity",
     "InsertUser",
+    "LocalCredential",
     "LoginReads",
+    "MemorySessionStore",
     "MemoryStore",
+    "NewRefreshToken",
     "NewUser",
     "Plan",
+    "RefreshOutcome",
+    "RefreshUse",
     "SQLStore",
+    "SessionRecord",
+    "SessionStore",
     "StorageConflict",
     "StorageError",
     "Store",
@@ -124,6 +145,7 @@ __all__ = [
     "UpdateUser",
     "User",
     "UserIdentity",
+    "UserSessionState",
     "UserStatus",
     "adrive",
     "audit_fields",

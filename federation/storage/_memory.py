@@ -11,16 +11,19 @@ Must not: decide provisioning policy; it stores what it is told.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import itertools
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 from typing import Any
 
 from ..errors import DuplicateIdentity
 from ._records import USER_FIELDS, NewUser, User, UserIdentity, email_key
+from ._session_protocol import LocalCredential
 
 __all__ = ["MemoryStore"]
 
@@ -83,6 +86,10 @@ class _MemoryTransaction:
             identity = store._identities[key]
             self._drop_identity(identity)
             self._undo.append(functools.partial(self._restore_identity, identity))
+        credential = store._credentials.get(user_id)
+        if credential is not None:
+            store._put_credential(None, credential)
+            self._undo.append(functools.partial(store._put_credential, credential, None))
         self._put_user(None, user)
 
     # bookkeeping
@@ -182,6 +189,8 @@ class MemoryStore:
         self._identities: dict[tuple[str, str], UserIdentity] = {}
         self._by_user: dict[str, set[tuple[str, str]]] = {}
         self._by_email: dict[str, set[str]] = {}
+        self._credentials: dict[str, LocalCredential] = {}
+        self._by_login: dict[str, str] = {}
         self._ids = itertools.count(1)
 
     def _next_id(self) -> str:
@@ -199,6 +208,50 @@ class MemoryStore:
     async def afind_login(self, issuer: str, subject: str) -> tuple[UserIdentity, User | None] | None:
         """The async twin of :meth:`find_login` (a dict read: it never waits)."""
         return self.find_login(issuer, subject)
+
+    # -- local accounts (CredentialStore) ------------------------------------------------
+
+    def insert_local_user(
+        self, user: NewUser, *, username_key: str, email_key: str | None, password_hash: str
+    ) -> str:
+        """Insert a local account's user and credential; DuplicateIdentity when a key is taken."""
+        with self.transaction() as tx:
+            if username_key in self._by_login or (email_key is not None and email_key in self._by_login):
+                raise DuplicateIdentity("the username or email is taken")
+            user_id = tx.insert_user(user)
+            self._put_credential(
+                LocalCredential(user_id, username_key, email_key, password_hash, user.created_at), None
+            )
+            return user_id
+
+    def find_credential(self, login_key: str) -> tuple[LocalCredential, User | None] | None:
+        """The credential signing in with ``login_key`` (username or email key), and its user."""
+        with self._lock:
+            user_id = self._by_login.get(login_key)
+            if user_id is None:
+                return None
+            return self._credentials[user_id], self._users.get(user_id)
+
+    def set_password_hash(self, user_id: str, password_hash: str, *, now: datetime) -> None:
+        """Replace the user's password hash."""
+        with self._lock:
+            old = self._credentials.get(user_id)
+            if old is not None:
+                self._credentials[user_id] = dataclasses.replace(
+                    old, password_hash=password_hash, updated_at=now
+                )
+
+    def _put_credential(self, new: LocalCredential | None, old: LocalCredential | None) -> None:
+        if old is not None:
+            self._credentials.pop(old.user_id, None)
+            for key in (old.username_key, old.email_key):
+                if key is not None:
+                    self._by_login.pop(key, None)
+        if new is not None:
+            self._credentials[new.user_id] = new
+            for key in (new.username_key, new.email_key):
+                if key is not None:
+                    self._by_login[key] = new.user_id
 
     @contextmanager
     def transaction(self) -> Iterator[_MemoryTransaction]:
