@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import httpx
 
@@ -38,8 +38,10 @@ from .events import EventSink, log_event
 
 if TYPE_CHECKING:
     from ._profile import ProviderProfile
+    from ._sessions._service import Principal, Session, SessionService
+    from ._sessions._tokens import SessionTokens
     from .provisioning import DeprovisionMode, DeprovisionResult, LoginResult, Mapper, Provisioner
-    from .storage import AsyncStore, AuditSink, Store
+    from .storage import AsyncStore, AuditSink, SessionRecord, SessionStore, Store, User
 
 __all__ = ["Bridge", "WarmUpReport"]
 
@@ -97,6 +99,8 @@ class Bridge:
         mapping: Mapper | None = None,
         audit: AuditSink | Literal["log", "store"] | None = None,
         key_sources: Mapping[str, KeySource] | None = None,
+        session_store: SessionStore | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
         self._clock = clock
@@ -152,6 +156,12 @@ class Bridge:
         self._provisioner_lock = threading.Lock()
         self._provisioner_built: Provisioner | None = None
         self._own_store: Any = None
+        # Sessions: the keys load now (a missing or mismatched key fails at start-up),
+        # the session store with the provisioner (on first use).
+        self._limits = limits
+        self._session_tokens: SessionTokens | None = _session_tokens(config, limits, environ)
+        self._session_store_option = session_store
+        self._sessions_built: SessionService | None = None
 
     # -- construction -------------------------------------------------------------------
 
@@ -373,8 +383,14 @@ class Bridge:
         ``account_disabled``; a deleted user's identity is gone, so its next
         login creates a new user (when creation is on). Returns None when no
         such identity exists (idempotent). ``reason`` goes to the audit event.
+        Every session and token the user holds is refused at once (its generation moves on).
         """
-        return self.provisioner.deprovision(issuer, subject, mode=mode, reason=reason)
+        result = self.provisioner.deprovision(issuer, subject, mode=mode, reason=reason)
+        if result is not None and result.action != "none":
+            from ._sessions._service import run
+
+            run(self.sessions.revoke_user_flow(result.user.id, *self._deprovision_reason(result)))
+        return result
 
     async def adeprovision(
         self,
@@ -385,7 +401,233 @@ class Bridge:
         reason: str | None = None,
     ) -> DeprovisionResult | None:
         """Async twin of :meth:`deprovision`."""
-        return await self.provisioner.adeprovision(issuer, subject, mode=mode, reason=reason)
+        result = await self.provisioner.adeprovision(issuer, subject, mode=mode, reason=reason)
+        if result is not None and result.action != "none":
+            from ._sessions._service import arun
+
+            await arun(self.sessions.revoke_user_flow(result.user.id, *self._deprovision_reason(result)))
+        return result
+
+    def _deprovision_reason(self, result: DeprovisionResult) -> tuple[str, bool]:
+        # Audited as user_sessions_revoked only where sessions exist; the generation moves regardless
+        # (authenticate's cached external tokens of the user are refused too).
+        return f"deprovision:{result.action}", self.config.sessions is not None
+
+    # -- the app's own sessions --------------------------------------------------------------
+
+    @property
+    def sessions(self) -> SessionService:
+        """The session layer (built on first use, with the store)."""
+        built = self._sessions_built
+        if built is None:
+            with self._provisioner_lock:
+                built = self._sessions_built
+                if built is None:
+                    built = self._sessions_built = self._build_sessions()
+        return built
+
+    def _build_sessions(self) -> SessionService:
+        from ._sessions._service import ExternalTokens, SessionPolicy, SessionService
+        from .storage import MemorySessionStore
+
+        provisioner = self.provisioner
+        section = self.config.sessions
+        store = self._session_store_option
+        if store is None:
+            if section is not None and section.revocation == "store":
+                factory = getattr(provisioner.store, "session_store", None)
+                if factory is not None:
+                    store = cast("SessionStore", factory())
+                elif type(provisioner.store).__name__ == "MemoryStore":
+                    store = MemorySessionStore()  # a memory user store: its sessions in memory too
+                else:
+                    raise ConfigError(
+                        "sessions.revocation: store needs a store with session tables (SQLStore), "
+                        "or pass Bridge(session_store=...)",
+                        field="sessions.revocation",
+                    )
+            else:
+                store = MemorySessionStore()
+        policy = (
+            SessionPolicy()
+            if section is None
+            else SessionPolicy(
+                access_ttl=section.access_ttl,
+                refresh_ttl=section.refresh_ttl,
+                refresh_reuse_grace=section.refresh_reuse_grace,
+                touch_interval=section.touch_interval,
+                revoke_previous=section.revoke_previous,
+                user_check=section.user_check,
+                token_cache_size=section.token_cache_size,
+            )
+        )
+        external = ExternalTokens(self._verify_with_key, self._averify_with_key, self._key_of, self._akey_of)
+        return SessionService(
+            self._session_tokens,
+            store,
+            lambda: provisioner,
+            policy,
+            clock=self._clock,
+            audit=lambda: provisioner.audit,
+            external=external,
+            limits=self._limits,
+        )
+
+    def _verify_with_key(self, token: str) -> tuple[VerifiedToken, Any]:
+        jws, route = self._verifier.prepare(token)
+        try:
+            key = self._source(route).get_key(jws.kid, jws.alg)
+            return self._verifier.finish(jws, route, key), key
+        except InvalidToken as exc:
+            exc.issuer = exc.issuer or route.issuer
+            raise
+
+    async def _averify_with_key(self, token: str) -> tuple[VerifiedToken, Any]:
+        jws, route = self._verifier.prepare(token)
+        try:
+            key = await self._source(route).aget_key(jws.kid, jws.alg)
+            return self._verifier.finish(jws, route, key), key
+        except InvalidToken as exc:
+            exc.issuer = exc.issuer or route.issuer
+            raise
+
+    def _key_of(self, token: VerifiedToken) -> Any:
+        route = self._verifier.routes[token.issuer]
+        return self._source(route).get_key(token.key_id, token.algorithm)
+
+    async def _akey_of(self, token: VerifiedToken) -> Any:
+        route = self._verifier.routes[token.issuer]
+        return await self._source(route).aget_key(token.key_id, token.algorithm)
+
+    def exchange(self, token: str | bytes) -> Session:
+        """Verify an external token, log its user in and issue the app's own session.
+
+        Raises what :meth:`login` raises; the session is audited as ``session_issued``.
+        """
+        return self.issue_session(self.login(token))
+
+    async def aexchange(self, token: str | bytes) -> Session:
+        """Async twin of :meth:`exchange`."""
+        return await self.aissue_session(await self.alogin(token))
+
+    def issue_session(self, subject: User | LoginResult) -> Session:
+        """A new session (access and refresh token) for a user or a login's user.
+
+        :class:`~federation.errors.AccountDisabled` for a disabled user.
+        """
+        from ._sessions._service import run
+
+        return run(self.sessions.issue_flow(subject, _via(subject)))
+
+    async def aissue_session(self, subject: User | LoginResult) -> Session:
+        """Async twin of :meth:`issue_session`."""
+        from ._sessions._service import arun
+
+        return await arun(self.sessions.issue_flow(subject, _via(subject)))
+
+    def authenticate(self, token: str) -> Principal:
+        """Who presents ``token`` (a session token, or an external token: one login per distinct token).
+
+        The per-request path: a repeated token is answered from memory after
+        re-checking expiry, its key (external), revocation and the user's
+        status (at most ``sessions.user_check`` seconds stale). Raises
+        :class:`~federation.errors.InvalidToken` (401; ``TokenRevoked`` for a
+        revoked one), :class:`~federation.errors.LoginRefused` (403; a disabled
+        user), :class:`~federation.errors.KeySetUnavailable` or
+        :class:`~federation.errors.StorageError` (503).
+        """
+        service = self.sessions
+        hit = service.cached(token)
+        if hit is not None:
+            return hit
+        from ._sessions._service import run
+
+        return run(service.authenticate_flow(token))
+
+    async def aauthenticate(self, token: str) -> Principal:
+        """Async twin of :meth:`authenticate`."""
+        service = self.sessions
+        hit = service.cached(token)
+        if hit is not None:
+            return hit
+        from ._sessions._service import arun
+
+        return await arun(service.authenticate_flow(token))
+
+    def refresh(self, refresh_token: str) -> Session:
+        """Rotate a refresh token into a new pair (the user's current roles).
+
+        :class:`~federation.errors.RefreshReused` when it was used before (past
+        ``sessions.refresh_reuse_grace``: the whole session is revoked),
+        ``TokenRevoked``, ``TokenExpired``, ``AccountDisabled``.
+        """
+        from ._sessions._service import run
+
+        return run(self.sessions.refresh_flow(refresh_token))
+
+    async def arefresh(self, refresh_token: str) -> Session:
+        """Async twin of :meth:`refresh`."""
+        from ._sessions._service import arun
+
+        return await arun(self.sessions.refresh_flow(refresh_token))
+
+    def revoke(self, token: str) -> bool:
+        """Revoke a session access token (its ``jti``) or refresh token (its whole session).
+
+        Idempotent (RFC 7009): an unknown, invalid or already revoked token is
+        no error; returns True when a token of this app was found.
+        """
+        from ._sessions._service import run
+
+        return run(self.sessions.revoke_flow(token))
+
+    async def arevoke(self, token: str) -> bool:
+        """Async twin of :meth:`revoke`."""
+        from ._sessions._service import arun
+
+        return await arun(self.sessions.revoke_flow(token))
+
+    def revoke_user(self, user_id: str, *, reason: str | None = None) -> int:
+        """Refuse every session and token of the user issued so far, at once; the new generation."""
+        from ._sessions._service import run
+
+        return run(self.sessions.revoke_user_flow(user_id, reason))
+
+    async def arevoke_user(self, user_id: str, *, reason: str | None = None) -> int:
+        """Async twin of :meth:`revoke_user`."""
+        from ._sessions._service import arun
+
+        return await arun(self.sessions.revoke_user_flow(user_id, reason))
+
+    def sessions_of(self, user_id: str) -> list[SessionRecord]:
+        """The user's live sessions: ``session_id``, ``issued_at``, ``expires_at``, ``refreshed_at``."""
+        from ._sessions._service import run
+
+        return run(self.sessions.sessions_flow(user_id))
+
+    async def asessions_of(self, user_id: str) -> list[SessionRecord]:
+        """Async twin of :meth:`sessions_of`."""
+        from ._sessions._service import arun
+
+        return await arun(self.sessions.sessions_flow(user_id))
+
+    def revoke_session(self, session_id: str) -> bool:
+        """Revoke one session (a lost phone) at once; False when unknown."""
+        from ._sessions._service import run
+
+        return run(self.sessions.revoke_session_flow(session_id))
+
+    async def arevoke_session(self, session_id: str) -> bool:
+        """Async twin of :meth:`revoke_session`."""
+        from ._sessions._service import arun
+
+        return await arun(self.sessions.revoke_session_flow(session_id))
+
+    def session_jwks(self) -> dict[str, Any]:
+        """The public keys of session tokens, for ``/.well-known/jwks.json`` (empty for HS256)."""
+        if self._session_tokens is None:
+            raise ConfigError("sessions are not configured: add a sessions: section", field="sessions")
+        return self._session_tokens.jwks()
 
     # -- HTTP client lifetime ---------------------------------------------------------------
 
@@ -418,6 +660,37 @@ class Bridge:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _via(subject: object) -> str:
+    return "user" if type(subject).__name__ == "User" else "login"
+
+
+def _session_tokens(
+    config: BridgeConfig, limits: Limits, environ: Mapping[str, str] | None
+) -> SessionTokens | None:
+    """The session token minter of ``sessions:``, its keys loaded (None without the section)."""
+    section = config.sessions
+    if section is None:
+        return None
+    from ._sessions._keyring import SessionKeyRing, SessionSecret
+    from ._sessions._tokens import SessionTokens
+
+    ring: SessionKeyRing | SessionSecret
+    if section.algorithm == "HS256":
+        assert section.secret is not None  # the config model requires it
+        ring = SessionSecret.load(section.secret.entry(), base_dir=config.base_dir, environ=environ)
+    else:
+        entries = [k.entry() for k in section.keys]
+        ring = SessionKeyRing.load(section.algorithm, entries, base_dir=config.base_dir, environ=environ)
+    return SessionTokens(
+        ring,
+        issuer=section.issuer,
+        audience=section.audience,
+        access_ttl=section.access_ttl,
+        leeway=section.leeway,
+        limits=limits,
+    )
 
 
 def _load_mapping(config: BridgeConfig) -> Mapper | None:

@@ -43,14 +43,16 @@ from .errors import ConfigError
 __all__ = [
     "BridgeConfig",
     "IssuerConfig",
+    "KeyRef",
     "KeysConfig",
     "LimitsConfig",
+    "LocalAccountsConfig",
     "ProvisioningConfig",
+    "SessionsConfig",
     "is_fetchable_url",
     "is_loopback_url",
     "load_config",
 ]
-
 
 
 def _issuer_union(models: tuple[type[ProviderProfile], ...]) -> Any:
@@ -133,6 +135,76 @@ class ProvisioningConfig(BaseModel):
     )
 
 
+class KeyRef(BaseModel):
+    """Where a key or secret comes from: a file (relative to the config file) or an environment variable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str | None = Field(None, min_length=1)
+    env: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> KeyRef:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of 'file' or 'env'")
+        return self
+
+    def entry(self) -> dict[str, str]:
+        """``{"file": ...}`` or ``{"env": ...}``."""
+        return {"file": self.file} if self.file is not None else {"env": str(self.env)}
+
+
+class SessionsConfig(BaseModel):
+    """The app's own session tokens (see docs/sessions.md). Absent: no sessions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    issuer: str = Field(min_length=1, description="The iss of session tokens; never an external issuer.")
+    audience: str | None = Field(
+        None, min_length=1, description="The aud of session tokens (default: issuer)."
+    )
+    algorithm: Literal["ES256", "EdDSA", "RS256", "PS256", "HS256"] = Field(
+        "ES256", description="Signing algorithm; HS256 only with 'secret'."
+    )
+    keys: list[KeyRef] = Field(
+        default_factory=list, description="PEM private keys; the first signs, all verify (rotation)."
+    )
+    secret: KeyRef | None = Field(None, description="HS256 only: a shared secret of at least 32 bytes.")
+    access_ttl: int = Field(3600, gt=0, le=86400, description="Access token lifetime, seconds.")
+    refresh_ttl: int = Field(1209600, ge=0, le=31536000, description="Refresh token lifetime; 0: no refresh.")
+    refresh_reuse_grace: float = Field(
+        10, ge=0, le=300, description="Seconds a used refresh token may be presented again."
+    )
+    touch_interval: float = Field(
+        300, ge=0, description="authenticate writes last_login_at at most this often per user."
+    )
+    revoke_previous: bool = Field(False, description="Issuing a session revokes the user's earlier ones.")
+    revocation: Literal["store", "memory"] = Field(
+        "store", description="Where sessions and revocations live: the SQL store's tables, or memory."
+    )
+    user_check: float = Field(
+        30, ge=0, le=3600, description="Seconds a user's status may be served from memory (0: always read)."
+    )
+    token_cache_size: int = Field(
+        10000, ge=0, le=1000000, description="Verified tokens remembered by authenticate (0: none)."
+    )
+    leeway: float = Field(5, ge=0, le=60, description="Clock skew allowed on session tokens, seconds.")
+
+
+class LocalAccountsConfig(BaseModel):
+    """Password registration and login (off unless this section is present)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_password_length: int = Field(12, ge=8, le=1024)
+    max_password_length: int = Field(1024, ge=64, le=4096, description="Longer passwords are refused.")
+    max_attempts: int = Field(
+        5, ge=1, le=1000, description="Failures per account and per address before lockout."
+    )
+    lockout: float = Field(300, gt=0, le=86400, description="Lockout seconds, doubling on repeat.")
+    registration: bool = Field(True, description="register_local creates accounts (false: closed).")
+
+
 class BridgeConfig(BaseModel):
     """The whole bridge configuration (``federation.yaml``)."""
 
@@ -153,6 +225,10 @@ class BridgeConfig(BaseModel):
         "log",
         description="Where audit events go when Bridge(audit=...) is not given: 'log' (the "
         "federation.audit logger) or 'store' (the SQL store's audit table, read by 'federation audit tail').",
+    )
+    sessions: SessionsConfig | None = Field(None, description="The app's own session tokens.")
+    local_accounts: LocalAccountsConfig | None = Field(
+        None, description="Password accounts (needs sessions: and the passwords extra)."
     )
     _source_file: Path | None = PrivateAttr(None)
 
@@ -230,6 +306,38 @@ def config_problems(config: BridgeConfig) -> list[Problem]:
                         "must be an https:// URL (plain http only on loopback with keys.allow_loopback_http)",
                     )
                 )
+    problems.extend(_sessions_problems(config, seen))
+    return problems
+
+
+def _sessions_problems(config: BridgeConfig, external: Mapping[str, int]) -> list[Problem]:
+    sessions = config.sessions
+    if sessions is None:
+        if config.local_accounts is not None:
+            return [(("local_accounts",), "needs a sessions: section (password logins end in a session)")]
+        return []
+    problems: list[Problem] = []
+    for name in ("issuer", "audience"):
+        value = getattr(sessions, name)
+        if value in external:
+            problems.append(
+                (
+                    ("sessions", name),
+                    f"must not be an external issuer (issuers[{external[value]}] is {value!r})",
+                )
+            )
+    if sessions.algorithm == "HS256":
+        if sessions.secret is None:
+            problems.append((("sessions", "secret"), "HS256 needs a secret"))
+        if sessions.keys:
+            problems.append((("sessions", "keys"), "HS256 signs with 'secret', not with keys"))
+    else:
+        if not sessions.keys:
+            problems.append((("sessions", "keys"), f"{sessions.algorithm} needs at least one private key"))
+        if sessions.secret is not None:
+            problems.append((("sessions", "secret"), "a secret is for HS256 only"))
+    if 0 < sessions.refresh_ttl < sessions.access_ttl:
+        problems.append((("sessions", "refresh_ttl"), "must be 0 or at least access_ttl"))
     return problems
 
 
@@ -270,6 +378,8 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "keys": KeysConfig,
     "limits": LimitsConfig,
     "provisioning": ProvisioningConfig,
+    "sessions": SessionsConfig,
+    "local_accounts": LocalAccountsConfig,
 }
 
 

@@ -29,6 +29,8 @@ from __future__ import annotations
 __all__ = [
     "AccessDenied",
     "AccountDisabled",
+    "AccountExists",
+    "AccountLocked",
     "BadSignature",
     "ConfigError",
     "DisallowedAlgorithm",
@@ -36,6 +38,7 @@ __all__ = [
     "FederationError",
     "InvalidAudience",
     "InvalidClaim",
+    "InvalidCredentials",
     "InvalidToken",
     "InvalidUserData",
     "IssuedInFuture",
@@ -43,11 +46,13 @@ __all__ = [
     "LinkRefused",
     "LoginRefused",
     "MalformedToken",
+    "RefreshReused",
     "RegistrationClosed",
     "StorageConflict",
     "StorageError",
     "TokenExpired",
     "TokenNotYetValid",
+    "TokenRevoked",
     "TokenTooLarge",
     "UnknownKey",
     "UntrustedIssuer",
@@ -201,6 +206,25 @@ class WrongTokenType(InvalidToken):
     code = "wrong_token_type"
 
 
+class TokenRevoked(InvalidToken):
+    """A session token that was revoked or superseded (``revoke``, ``revoke_user``,
+    a disabled or deleted user's earlier tokens, a new generation)."""
+
+    code = "revoked"
+
+
+class RefreshReused(TokenRevoked):
+    """A refresh token presented again after its reuse grace: its whole family is now revoked."""
+
+    code = "refresh_reused"
+
+
+class InvalidCredentials(InvalidToken):
+    """A password login failed: unknown account or wrong password (deliberately the same error)."""
+
+    code = "invalid_credentials"
+
+
 class KeySetUnavailable(FederationError):
     """The issuer's signing keys could not be obtained and no usable cached
     copy exists. Not an :class:`InvalidToken`: applications should answer 503.
@@ -284,6 +308,22 @@ class LinkRefused(LoginRefused):
     """
 
     code = "link_refused"
+
+
+class AccountLocked(LoginRefused):
+    """Too many failed password logins for this account or client address; ``retry_after`` seconds."""
+
+    code = "account_locked"
+
+    def __init__(self, message: str, *, retry_after: float = 0, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class AccountExists(LoginRefused):
+    """register_local: another local account has this username or email."""
+
+    code = "account_exists"
 
 
 class InvalidUserData(LoginRefused):

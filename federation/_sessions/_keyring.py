@@ -6,20 +6,23 @@ that each fits the configured algorithm (the algorithm table of
 signing with the first key, and publishing every key's public half as a JWK
 Set (RFC 7517) that the strict verifier imports like any issuer's keys.
 
-HS256 with a shared secret is deliberately absent here: a symmetric secret
-is never published, so it needs its own path.
+HS256 with a shared secret (:class:`SessionSecret`) has the same face
+minus publication: a symmetric secret is never published, and it verifies
+only the app's own tokens (external issuers are never HS256).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.jwk import ECKey, OKPKey, RSAKey
@@ -27,7 +30,13 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from ..errors import ConfigError
 from ..spi import ALGORITHMS
 
-__all__ = ["SESSION_ALGORITHMS", "SessionKey", "SessionKeyRing", "generate_private_key_pem"]
+__all__ = [
+    "SESSION_ALGORITHMS",
+    "SessionKey",
+    "SessionKeyRing",
+    "SessionSecret",
+    "generate_private_key_pem",
+]
 
 #: The algorithms a session key ring signs with (asymmetric: the public keys can be published).
 SESSION_ALGORITHMS = ("ES256", "EdDSA", "RS256", "PS256")
@@ -133,6 +142,90 @@ class SessionKeyRing:
     def jwks(self) -> dict[str, Any]:
         """Every key's public half, as a JWK Set (for ``/.well-known/jwks.json``)."""
         return {"keys": [dict(k.public_jwk) for k in self.keys]}
+
+
+#: RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
+MIN_SECRET_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class _SecretId:
+    kid: str
+
+
+class SessionSecret:
+    """HS256 session signing with one shared secret (its UTF-8 bytes, at least 32).
+
+    The ``kid`` is a truncated SHA-256 of the secret (names it without revealing
+    it); :meth:`jwks` is empty: a secret is never published.
+    """
+
+    algorithm = "HS256"
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"sessions.secret must be at least {MIN_SECRET_BYTES} bytes (RFC 7518 section 3.2)",
+                field="sessions.secret",
+            )
+        self._secret = secret
+        digest = hashlib.sha256(b"federation-session-secret:" + secret).digest()[:12]
+        self.signing_key = _SecretId(base64.urlsafe_b64encode(digest).rstrip(b"=").decode())
+        self.keys = (self.signing_key,)
+
+    @classmethod
+    def load(
+        cls,
+        entry: Mapping[str, str],
+        *,
+        base_dir: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> SessionSecret:
+        """The secret of ``{"env": NAME}`` or ``{"file": path}`` (trailing newline dropped)."""
+        env = os.environ if environ is None else environ
+        if set(entry) == {"env"}:
+            value = env.get(entry["env"])
+            if not value:
+                raise ConfigError(
+                    f"sessions.secret: the environment variable {entry['env']!r} is not set",
+                    field="sessions.secret",
+                )
+            return cls(value.encode())
+        if set(entry) == {"file"}:
+            path = Path(entry["file"])
+            if base_dir is not None and not path.is_absolute():
+                path = base_dir / path
+            try:
+                return cls(path.read_bytes().rstrip(b"\r\n"))
+            except OSError as exc:
+                raise ConfigError(
+                    f"sessions.secret: cannot read {str(path)!r} ({exc.strerror or type(exc).__name__})",
+                    field="sessions.secret",
+                ) from None
+        raise ConfigError("sessions.secret: give exactly one of 'env' or 'file'", field="sessions.secret")
+
+    def _mac(self) -> hmac.HMAC:
+        return hmac.HMAC(self._secret, hashes.SHA256())
+
+    def sign(self, signing_input: bytes) -> bytes:
+        """The HMAC-SHA256 of ``signing_input``."""
+        mac = self._mac()
+        mac.update(signing_input)
+        return mac.finalize()
+
+    def verify(self, signing_input: bytes, signature: bytes) -> bool:
+        """True when ``signature`` is this secret's MAC (compared in constant time)."""
+        mac = self._mac()
+        mac.update(signing_input)
+        try:
+            mac.verify(signature)
+        except InvalidSignature:
+            return False
+        return True
+
+    def jwks(self) -> dict[str, Any]:
+        """No public keys: a shared secret is never published."""
+        return {"keys": []}
 
 
 def _check_algorithm(algorithm: str) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._rfc7515 import Limits, parse_compact
+from .._rfc7515 import CompactJWS, Limits, parse_compact
 from .._rfc7517 import import_jwks
 from .._rfc7519 import ClaimsPolicy, check_claims
 from ..errors import (
@@ -32,7 +32,7 @@ from ..errors import (
     UnknownKey,
     WrongTokenType,
 )
-from ._keyring import SessionKeyRing
+from ._keyring import SessionKeyRing, SessionSecret
 
 __all__ = ["AccessClaims", "SessionTokens"]
 
@@ -71,7 +71,7 @@ class SessionTokens:
 
     def __init__(
         self,
-        ring: SessionKeyRing,
+        ring: SessionKeyRing | SessionSecret,
         *,
         issuer: str,
         audience: str | None = None,
@@ -88,10 +88,14 @@ class SessionTokens:
         self.client_id = client_id or self.audience
         self.access_ttl = access_ttl
         self._limits = limits or Limits()
-        self._keys, _ = import_jwks(ring.jwks(), max_keys=max(len(ring.keys), 1))
+        # Asymmetric rings verify through the strict JWK import like any issuer's keys.
+        self._keys = (
+            None if isinstance(ring, SessionSecret) else import_jwks(ring.jwks(), max_keys=len(ring.keys))[0]
+        )
         self._policy = ClaimsPolicy(
             issuer=issuer, audiences=frozenset({self.audience}), leeway=leeway, require_iat=True
         )
+        self.leeway = leeway
 
     def issue(
         self,
@@ -124,24 +128,44 @@ class SessionTokens:
         token = (signing_input + b"." + _b64(self.ring.sign(signing_input))).decode("ascii")
         return token, _access_claims(claims)
 
-    def verify(self, token: str | bytes, *, now: float) -> AccessClaims:
-        """Verify a session access token; raises :class:`~federation.errors.InvalidToken` subclasses."""
-        jws = parse_compact(token, self._limits)
+    def parse(self, token: str | bytes) -> CompactJWS:
+        """The compact form parsed under the limits (nothing verified yet)."""
+        return parse_compact(token, self._limits)
+
+    def verify(self, token: str | bytes, *, now: float, check_time: bool = True) -> AccessClaims:
+        """Verify a session access token; raises :class:`~federation.errors.InvalidToken` subclasses.
+
+        ``check_time=False`` skips ``exp``/``iat`` (revoking an expired token is no error).
+        """
+        return self.verify_parsed(parse_compact(token, self._limits), now=now, check_time=check_time)
+
+    def verify_parsed(self, jws: CompactJWS, *, now: float, check_time: bool = True) -> AccessClaims:
+        """:meth:`verify` of a token :meth:`parse` returned."""
         if jws.alg != self.ring.algorithm:
             raise DisallowedAlgorithm(
                 "the token's algorithm is not the session algorithm", issuer=self.issuer
             )
-        key = self._keys.find(jws.kid, jws.alg)
-        if key is None:
-            raise UnknownKey("the token's key is not a session key", issuer=self.issuer)
-        if not key.verifier(jws.alg)(jws.signing_input, jws.signature):
+        ring = self.ring
+        if isinstance(ring, SessionSecret):
+            if jws.kid != ring.signing_key.kid:
+                raise UnknownKey("the token's key is not a session key", issuer=self.issuer)
+            verified = ring.verify(jws.signing_input, jws.signature)
+        else:
+            key = self._keys.find(jws.kid, jws.alg) if self._keys is not None else None
+            if key is None:
+                raise UnknownKey("the token's key is not a session key", issuer=self.issuer)
+            verified = key.verifier(jws.alg)(jws.signing_input, jws.signature)
+        if not verified:
             raise BadSignature("the signature does not verify", issuer=self.issuer)
         typ = jws.header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in _AT_JWT:
             raise WrongTokenType("not a session access token (typ is not at+jwt)", issuer=self.issuer)
         claims = jws.claims
         try:
-            check_claims(claims, self._policy, "access", now)
+            # Untimed (revocation): judge the token at its own issue time, every other rule as ever.
+            iat = claims.get("iat")
+            at = now if check_time or type(iat) is not int else float(iat)
+            check_claims(claims, self._policy, "access", at)
         except InvalidToken as exc:  # a NumericDate error does not know its issuer
             exc.issuer = exc.issuer or self.issuer
             raise

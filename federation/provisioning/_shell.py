@@ -38,11 +38,14 @@ from ..storage import (
     AsyncStore,
     AuditEvent,
     AuditSink,
+    GetUser,
     Plan,
     Store,
+    UpdateUser,
     User,
     UserIdentity,
     adrive,
+    call,
     deliver,
     drive,
     is_async_store,
@@ -243,6 +246,32 @@ class Provisioner:
         deliver(self.audit, list(outcome.events))
         return DeprovisionResult(outcome.action, outcome.user, outcome.identity, outcome.events)
 
+    # -- reads and touches for the session layer ----------------------------------------
+
+    def read_user(self, user_id: str) -> User | None:
+        """The user, read without holding a lock past the read (``read_user`` of the store
+        when it has one, else a short transaction)."""
+        reader = getattr(self.store, "read_user", None)
+        if reader is not None:
+            return cast("User | None", reader(user_id))
+        return self._run(lambda: _get_user(user_id))
+
+    async def aread_user(self, user_id: str) -> User | None:
+        """Async twin of :meth:`read_user`."""
+        if not is_async_store(self.store):
+            return await asyncio.to_thread(self.read_user, user_id)
+        return await self._arun(lambda: _get_user(user_id))
+
+    def touch(self, user_id: str) -> User | None:
+        """Set the user's ``last_login_at`` to now (no audit event); the user after, or None."""
+        return self._run(lambda: _touch_plan(user_id, self._now()))
+
+    async def atouch(self, user_id: str) -> User | None:
+        """Async twin of :meth:`touch`."""
+        if not is_async_store(self.store):
+            return await asyncio.to_thread(self.touch, user_id)
+        return await self._arun(lambda: _touch_plan(user_id, self._now()))
+
     # -- transactions and retries -------------------------------------------------------
 
     def _run(self, make_plan: Callable[[], Plan[T]]) -> T:
@@ -274,6 +303,18 @@ class Provisioner:
             except StorageConflict as exc:
                 last = exc
         raise _gave_up(self.max_attempts) from last
+
+
+def _get_user(user_id: str) -> Plan[User | None]:
+    return (yield from call(GetUser(user_id)))
+
+
+def _touch_plan(user_id: str, now: datetime) -> Plan[User | None]:
+    user = yield from call(GetUser(user_id))
+    if user is None:
+        return None
+    yield from call(UpdateUser(user_id, {"last_login_at": now}))
+    return user.changed({"last_login_at": now})
 
 
 def _gave_up(attempts: int) -> StorageError:

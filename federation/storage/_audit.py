@@ -26,15 +26,22 @@ from typing import Any
 from ._records import AuditEvent
 
 __all__ = [
+    "ACCOUNT_LOCKED",
     "AUDIT_EVENTS",
     "IDENTITY_LINKED",
     "LOGIN_FAILED",
     "LOGIN_SUCCEEDED",
+    "PASSWORD_LOGIN_FAILED",
+    "REFRESH_REUSED",
     "ROLE_GRANTED",
     "ROLE_REVOKED",
+    "SESSION_ISSUED",
+    "SESSION_REFRESHED",
+    "SESSION_REVOKED",
     "USER_CREATED",
     "USER_DELETED",
     "USER_DISABLED",
+    "USER_SESSIONS_REVOKED",
     "USER_UPDATED",
     "AuditSink",
     "audit_fields",
@@ -56,6 +63,16 @@ ROLE_GRANTED = "role_granted"
 ROLE_REVOKED = "role_revoked"
 USER_DISABLED = "user_disabled"
 USER_DELETED = "user_deleted"
+#: ``detail["session_id"]``, ``detail["via"]`` (``login``, ``password``, ``user``).
+SESSION_ISSUED = "session_issued"
+SESSION_REFRESHED = "session_refreshed"
+#: ``detail["session_id"]`` (a family) or ``detail["jti"]`` (one access token).
+SESSION_REVOKED = "session_revoked"
+#: ``detail["reason"]``, ``detail["generation"]``: every earlier token of the user is refused.
+USER_SESSIONS_REVOKED = "user_sessions_revoked"
+REFRESH_REUSED = "refresh_reused"
+PASSWORD_LOGIN_FAILED = "password_login_failed"
+ACCOUNT_LOCKED = "account_locked"
 
 AUDIT_EVENTS: tuple[str, ...] = (
     LOGIN_SUCCEEDED,
@@ -67,6 +84,13 @@ AUDIT_EVENTS: tuple[str, ...] = (
     ROLE_REVOKED,
     USER_DISABLED,
     USER_DELETED,
+    SESSION_ISSUED,
+    SESSION_REFRESHED,
+    SESSION_REVOKED,
+    USER_SESSIONS_REVOKED,
+    REFRESH_REUSED,
+    PASSWORD_LOGIN_FAILED,
+    ACCOUNT_LOCKED,
 )
 
 AuditSink = Callable[[AuditEvent], None]

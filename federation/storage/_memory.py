@@ -205,6 +205,10 @@ class MemoryStore:
         identity = self._identities.get((issuer, subject))
         return None if identity is None else (identity, self._users.get(identity.user_id))
 
+    def read_user(self, user_id: str) -> User | None:
+        """The user (one dict read, no lock)."""
+        return self._users.get(user_id)
+
     async def afind_login(self, issuer: str, subject: str) -> tuple[UserIdentity, User | None] | None:
         """The async twin of :meth:`find_login` (a dict read: it never waits)."""
         return self.find_login(issuer, subject)

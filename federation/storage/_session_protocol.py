@@ -48,6 +48,8 @@ class SessionRecord:
     (or the access token's, when refresh tokens are off). ``refreshed_at``:
     the last rotation. ``revoked_at``: set once, by :meth:`SessionStore.revoke_session`
     or a detected reuse; a revoked session's tokens are all refused.
+    ``generation``: the user's generation when the session was issued; once
+    the user's generation moves on, the session is dead.
     """
 
     session_id: str
@@ -56,6 +58,7 @@ class SessionRecord:
     expires_at: datetime
     refreshed_at: datetime | None = None
     revoked_at: datetime | None = None
+    generation: int = 0
 
     def live(self, now: datetime) -> bool:
         """Neither revoked nor past its end."""

@@ -1,0 +1,599 @@
+"""The session layer: issue, authenticate, refresh and revoke the app's own tokens.
+
+Owns: the rules of docs/sessions.md — one refresh family per session,
+rotation with a reuse grace, revocation by ``jti``, by session and by the
+user's generation, the per-request path with its verified-token cache and
+its bounded-staleness user cache, and the audit events of each step.
+
+Each operation is written once, as a generator that yields the I/O it needs
+(:class:`_Step`: a store call, a login, a key lookup) and receives the
+result; :func:`_drive` runs it for sync callers and :func:`_adrive` for
+async ones (blocking stores in a worker thread, memory stores inline).
+A repeated session token is answered from memory without any step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import secrets
+import threading
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+
+from cachetools import LRUCache
+
+from .._rfc7515 import Limits, parse_compact
+from ..errors import (
+    AccountDisabled,
+    ConfigError,
+    InvalidToken,
+    RefreshReused,
+    TokenExpired,
+    TokenNotYetValid,
+    TokenRevoked,
+)
+from ..storage import (
+    REFRESH_REUSED,
+    SESSION_ISSUED,
+    SESSION_REFRESHED,
+    SESSION_REVOKED,
+    USER_SESSIONS_REVOKED,
+    AuditEvent,
+    AuditSink,
+    MemorySessionStore,
+    NewRefreshToken,
+    SessionRecord,
+    SessionStore,
+    User,
+    UserSessionState,
+    deliver,
+)
+from ._tokens import AccessClaims, SessionTokens
+
+if TYPE_CHECKING:
+    from ..provisioning import LoginResult, Provisioner
+    from ..spi import VerifiedToken
+
+__all__ = ["Principal", "Session", "SessionPolicy", "SessionService", "refresh_hash"]
+
+T = TypeVar("T")
+Kind = Literal["session", "external"]
+
+#: The verified-token cache's byte bound (tokens and their claims), whatever ``token_cache_size`` is.
+TOKEN_CACHE_BYTES = 32 * 1024 * 1024
+#: How many users' status and revocation state one process keeps.
+USER_CACHE_SIZE = 100_000
+_ENTRY_OVERHEAD = 1024  # a cached entry's claims and bookkeeping, roughly
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    """The ``sessions:`` knobs the service applies (seconds)."""
+
+    access_ttl: int = 3600
+    refresh_ttl: int = 1209600
+    refresh_reuse_grace: float = 10
+    touch_interval: float = 300
+    revoke_previous: bool = False
+    user_check: float = 30
+    token_cache_size: int = 10000
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What issuing or refreshing returns: the token pair and the user it is for.
+
+    ``expires_at`` is the access token's expiry; ``refresh_token`` is None when
+    refresh tokens are off (``refresh_ttl: 0``). The repr never shows a token.
+    """
+
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime
+    issued_at: datetime
+    user: User
+    session_id: str
+    refresh_expires_at: datetime | None = None
+    token_type: str = "Bearer"
+
+    @property
+    def expires_in(self) -> int:
+        """Seconds the access token lives from its issue (RFC 6749 ``expires_in``)."""
+        return int((self.expires_at - self.issued_at).total_seconds())
+
+    def __repr__(self) -> str:
+        return f"Session(user_id={self.user.id!r}, session_id={self.session_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request is: the user, the verified token and its kind.
+
+    ``kind`` is ``session`` (the app's own access token; ``token`` its
+    :class:`~federation.sessions.AccessClaims`) or ``external`` (an issuer's
+    token; ``token`` its :class:`~federation.spi.VerifiedToken`). ``roles``:
+    the session token's roles, or the user's roles for an external token.
+    """
+
+    user: User
+    token: AccessClaims | VerifiedToken
+    kind: Kind
+    roles: frozenset[str]
+    session_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Principal(user_id={self.user.id!r}, kind={self.kind!r})"
+
+
+def refresh_hash(token: str) -> str:
+    """How a refresh token is stored: SHA-256, hex (256 random bits need no slow hash)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# -- I/O steps ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One piece of I/O: ``run`` for sync callers; ``arun`` (awaited) or ``run`` for async ones."""
+
+    run: Callable[[], Any]
+    arun: Callable[[], Awaitable[Any]] | None = None
+    blocking: bool = True
+
+
+Flow = Generator[_Step, Any, T]
+
+
+def _drive(flow: Flow[T]) -> T:
+    try:
+        step = next(flow)
+        while True:
+            try:
+                result = step.run()
+            except BaseException as exc:  # the flow decides what a failed step means
+                step = flow.throw(exc)
+            else:
+                step = flow.send(result)
+    except StopIteration as stop:
+        return cast(T, stop.value)
+
+
+async def _adrive(flow: Flow[T]) -> T:
+    try:
+        step = next(flow)
+        while True:
+            try:
+                if step.arun is not None:
+                    result = await step.arun()
+                elif step.blocking:
+                    result = await asyncio.to_thread(step.run)
+                else:
+                    result = step.run()
+            except BaseException as exc:
+                step = flow.throw(exc)
+            else:
+                step = flow.send(result)
+    except StopIteration as stop:
+        return cast(T, stop.value)
+
+
+# -- caches -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _UserEntry:
+    user: User | None
+    state: UserSessionState
+    fetched: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    """A token that authenticated: what a repeat must re-check, and nothing it need not."""
+
+    kind: Kind
+    user_id: str
+    expires: float
+    not_before: float | None
+    generation: int
+    session_id: str | None
+    jti: str | None
+    roles: frozenset[str]
+    size: int
+    claims: AccessClaims | None = None
+    verified: VerifiedToken | None = None
+    key: Any = None  # the external token's verification key, compared by identity on a repeat
+
+
+class SessionService:
+    """The app's sessions over a :class:`~federation.storage.SessionStore`.
+
+    ``provisioner`` gives user reads, logins and touches; ``verify_external``
+    and ``key_of`` (sync and async) verify an issuer's token and look up its
+    current key; ``clock`` returns Unix time.
+    """
+
+    def __init__(
+        self,
+        tokens: SessionTokens | None,
+        store: SessionStore,
+        provisioner: Callable[[], Provisioner],
+        policy: SessionPolicy,
+        *,
+        clock: Callable[[], float],
+        audit: Callable[[], AuditSink],
+        external: ExternalTokens | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self._tokens = tokens
+        self.store = store
+        self.policy = policy
+        self._provisioner = provisioner
+        self._clock = clock
+        self._audit = audit
+        self._external = external
+        self._leeway = tokens.leeway if tokens is not None else 0.0
+        self._limits = limits or Limits()
+        self._blocking = not isinstance(store, MemorySessionStore)
+        self._lock = threading.Lock()
+        self._cache: LRUCache[str, _Cached] = LRUCache(TOKEN_CACHE_BYTES, getsizeof=_entry_size)
+        self._users: LRUCache[str, _UserEntry] = LRUCache(USER_CACHE_SIZE)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @property
+    def tokens(self) -> SessionTokens:
+        """The session token minter and verifier (a ConfigError without ``sessions:``)."""
+        if self._tokens is None:
+            raise ConfigError("sessions are not configured: add a sessions: section", field="sessions")
+        return self._tokens
+
+    def _step(self, fn: Callable[[], T]) -> _Step:
+        """A session-store call."""
+        return _Step(fn, None, self._blocking)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), tz=timezone.utc)
+
+    def _emit(self, name: str, user_id: str | None, **detail: Any) -> None:
+        deliver(self._audit(), [AuditEvent(name, self._now(), user_id, None, None, detail)])
+
+    def _forget_user(self, user_id: str) -> None:
+        """Drop what this process remembers of the user: its next request reads it again."""
+        with self._lock:
+            self._users.pop(user_id, None)
+
+    def _user_step(self, user_id: str) -> _Step:
+        provisioner = self._provisioner()
+        return _Step(lambda: provisioner.read_user(user_id), lambda: provisioner.aread_user(user_id))
+
+    # -- issue ----------------------------------------------------------------------------
+
+    def issue_flow(self, subject: User | LoginResult, via: str) -> Flow[Session]:
+        """Mint a session (access token, refresh token) for an active user."""
+        user = subject if isinstance(subject, User) else subject.user
+        if user.status != "active":
+            raise AccountDisabled("the account is disabled", user_id=user.id)
+        store, now = self.store, self._now()
+        if self.policy.revoke_previous:
+            generation = yield self._step(lambda: store.bump_generation(user.id))
+            self._forget_user(user.id)
+        else:
+            state: UserSessionState = yield self._step(lambda: store.user_state(user.id, now=now))
+            generation = state.generation
+        session, record, refresh = self._mint(user, roles=user.roles, generation=generation, now=now)
+        yield self._step(lambda: store.create_session(record, refresh))
+        if self.policy.revoke_previous:
+            self._emit(USER_SESSIONS_REVOKED, user.id, reason="revoke_previous", generation=generation)
+        self._emit(SESSION_ISSUED, user.id, session_id=record.session_id, via=via)
+        return session
+
+    def _mint(
+        self,
+        user: User,
+        *,
+        roles: frozenset[str],
+        generation: int,
+        now: datetime,
+        session_id: str | None = None,
+    ) -> tuple[Session, SessionRecord, NewRefreshToken | None]:
+        sid = session_id or secrets.token_urlsafe(16)
+        access, claims = self.tokens.issue(
+            user.id, roles=roles, generation=generation, session_id=sid, now=now.timestamp()
+        )
+        expires = datetime.fromtimestamp(claims.expires_at, tz=timezone.utc)
+        issued = datetime.fromtimestamp(claims.issued_at, tz=timezone.utc)
+        refresh_token: str | None = None
+        refresh: NewRefreshToken | None = None
+        ends = expires
+        if self.policy.refresh_ttl > 0:
+            refresh_token = secrets.token_urlsafe(32)  # 256 bits
+            refresh_ends = now + timedelta(seconds=self.policy.refresh_ttl)
+            refresh = NewRefreshToken(refresh_hash(refresh_token), now, refresh_ends)
+            ends = max(ends, refresh_ends)
+        record = SessionRecord(sid, user.id, now, ends, generation=generation)
+        session = Session(
+            access, refresh_token, expires, issued, user, sid, refresh.expires_at if refresh else None
+        )
+        return session, record, refresh
+
+    # -- refresh --------------------------------------------------------------------------
+
+    def refresh_flow(self, refresh_token: str) -> Flow[Session]:
+        """Rotate a refresh token (see docs/sessions.md for the grace and reuse rules)."""
+        if not isinstance(refresh_token, str) or not refresh_token or len(refresh_token) > 512:
+            raise InvalidToken("not a refresh token of this app")
+        store, now = self.store, self._now()
+        digest = refresh_hash(refresh_token)
+        successor_token = secrets.token_urlsafe(32)
+        successor = NewRefreshToken(
+            refresh_hash(successor_token), now, now + timedelta(seconds=self.policy.refresh_ttl)
+        )
+        grace = self.policy.refresh_reuse_grace
+        use = yield self._step(lambda: store.use_refresh(digest, successor, now=now, grace=grace))
+        record = use.session
+        if use.outcome == "unknown" or record is None:
+            raise InvalidToken("not a refresh token of this app")
+        if use.outcome == "expired":
+            raise TokenExpired("the refresh token has expired")
+        if use.outcome == "revoked":
+            raise TokenRevoked("the session was revoked")
+        if use.outcome == "reused":
+            self._forget_user(record.user_id)
+            self._emit(REFRESH_REUSED, record.user_id, session_id=record.session_id)
+            raise RefreshReused("the refresh token was used already; its whole session is revoked")
+        user: User | None = yield self._user_step(record.user_id)
+        state: UserSessionState = yield self._step(lambda: store.user_state(record.user_id, now=now))
+        if user is None or state.generation != record.generation:
+            yield self._step(lambda: store.revoke_session(record.session_id, now=now))
+            raise TokenRevoked("the session was revoked")
+        if user.status != "active":
+            raise AccountDisabled("the account is disabled", user_id=user.id)
+        access, claims = self.tokens.issue(
+            user.id,
+            roles=user.roles,
+            generation=record.generation,
+            session_id=record.session_id,
+            now=now.timestamp(),
+        )
+        expires = datetime.fromtimestamp(claims.expires_at, tz=timezone.utc)
+        issued = datetime.fromtimestamp(claims.issued_at, tz=timezone.utc)
+        self._emit(SESSION_REFRESHED, user.id, session_id=record.session_id, outcome=use.outcome)
+        return Session(
+            access, successor_token, expires, issued, user, record.session_id, successor.expires_at
+        )
+
+    # -- revoke ---------------------------------------------------------------------------
+
+    def revoke_flow(self, token: str) -> Flow[bool]:
+        """Revoke an access token (its ``jti``) or a refresh token (its family); True when one was found."""
+        if not isinstance(token, str) or not token:
+            return False
+        store, now = self.store, self._now()
+        if "." in token:
+            try:
+                claims = self.tokens.verify(token, now=now.timestamp(), check_time=False)
+            except InvalidToken:
+                return False  # RFC 7009 §2.2: an invalid token is not an error
+            until = datetime.fromtimestamp(claims.expires_at, tz=timezone.utc)
+            yield self._step(lambda: store.revoke_token(claims.jti, user_id=claims.user_id, expires_at=until))
+            with self._lock:
+                self._cache.pop(token, None)
+            self._forget_user(claims.user_id)
+            self._emit(SESSION_REVOKED, claims.user_id, jti=claims.jti, session_id=claims.session_id)
+            return True
+        if len(token) > 512:
+            return False
+        digest = refresh_hash(token)
+        record: SessionRecord | None = yield self._step(lambda: store.find_refresh(digest))
+        if record is None:
+            return False
+        return (yield from self.revoke_session_flow(record.session_id))
+
+    def revoke_session_flow(self, session_id: str) -> Flow[bool]:
+        """Revoke one session (a family) at once; True when it exists."""
+        store, now = self.store, self._now()
+        record: SessionRecord | None = yield self._step(lambda: store.revoke_session(session_id, now=now))
+        if record is None:
+            return False
+        self._forget_user(record.user_id)
+        self._emit(SESSION_REVOKED, record.user_id, session_id=session_id)
+        return True
+
+    def revoke_user_flow(self, user_id: str, reason: str | None, audit: bool = True) -> Flow[int]:
+        """Refuse every token of the user issued so far; return the new generation."""
+        store = self.store
+        generation: int = yield self._step(lambda: store.bump_generation(user_id))
+        self._forget_user(user_id)
+        if audit:
+            self._emit(USER_SESSIONS_REVOKED, user_id, reason=reason or "revoke_user", generation=generation)
+        return generation
+
+    def sessions_flow(self, user_id: str) -> Flow[list[SessionRecord]]:
+        """The user's live sessions of the current generation, oldest first."""
+        store, now = self.store, self._now()
+        state: UserSessionState = yield self._step(lambda: store.user_state(user_id, now=now))
+        found: Sequence[SessionRecord] = yield self._step(lambda: store.sessions_of(user_id, now=now))
+        return [s for s in found if s.generation == state.generation]
+
+    # -- authenticate ---------------------------------------------------------------------
+
+    def cached(self, token: str) -> Principal | None:
+        """A repeated session token answered from memory, or None when a step is needed."""
+        with self._lock:
+            hit = self._cache.get(token)
+            if hit is None or hit.kind != "session":
+                return None
+            entry = self._users.get(hit.user_id)
+        now = self._clock()
+        if entry is None or not self._fresh(entry, now) or self._due_touch(entry, now):
+            return None
+        return self._admit(token, hit, entry, now)
+
+    def authenticate_flow(self, token: str) -> Flow[Principal]:
+        """Who presents ``token``: a session token or an external token (one login per distinct token)."""
+        if not isinstance(token, str):
+            raise InvalidToken("a token must be a string")
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(token)
+        if hit is None:
+            hit = yield from self._first_seen(token, now)
+        elif hit.kind == "external":
+            hit = yield from self._key_still_current(token, hit)
+        entry = yield from self._user_entry(hit.user_id, now)
+        if self._due_touch(entry, now):
+            provisioner = self._provisioner()
+            uid = hit.user_id
+            touched = yield _Step(lambda: provisioner.touch(uid), lambda: provisioner.atouch(uid))
+            entry.user = touched if touched is not None else entry.user
+        return self._admit(token, hit, entry, now)
+
+    def _first_seen(self, token: str, now: float) -> Flow[_Cached]:
+        size = len(token) + _ENTRY_OVERHEAD
+        jws = parse_compact(token, self._limits)
+        tokens = self._tokens
+        if tokens is not None and jws.claims.get("iss") == tokens.issuer:  # exact match, as for issuers
+            claims = tokens.verify_parsed(jws, now=now)
+            cached = _Cached(
+                "session",
+                claims.user_id,
+                float(claims.expires_at),
+                None,
+                claims.generation,
+                claims.session_id,
+                claims.jti,
+                claims.roles,
+                size,
+                claims=claims,
+            )
+        else:
+            external = self._external
+            if external is None:
+                raise InvalidToken("not a session token of this app")
+            verified, key = yield _Step(lambda: external.verify(token), lambda: external.averify(token))
+            provisioner = self._provisioner()
+            result: LoginResult = yield _Step(
+                lambda: provisioner.login(verified, trust_email=verified.issuer_trusts_email),
+                lambda: provisioner.alogin(verified, trust_email=verified.issuer_trusts_email),
+            )
+            store, user_id = self.store, result.user.id
+            at = self._now()
+            state: UserSessionState = yield self._step(lambda: store.user_state(user_id, now=at))
+            with self._lock:
+                self._users[user_id] = _UserEntry(result.user, state, now)
+            nbf = verified.claims.get("nbf")
+            cached = _Cached(
+                "external",
+                user_id,
+                verified.expires_at.timestamp(),
+                float(nbf) if isinstance(nbf, (int, float)) and not isinstance(nbf, bool) else None,
+                state.generation,
+                None,
+                None,
+                result.user.roles,
+                size,
+                verified=verified,
+                key=key,
+            )
+        if self.policy.token_cache_size > 0 and size <= TOKEN_CACHE_BYTES // 16:
+            with self._lock:
+                while len(self._cache) >= self.policy.token_cache_size:
+                    self._cache.popitem()
+                self._cache[token] = cached
+        return cached
+
+    def _key_still_current(self, token: str, hit: _Cached) -> Flow[_Cached]:
+        """A repeated external token: its key must still be in the issuer's current set."""
+        external = self._external
+        assert external is not None and hit.verified is not None
+        verified = hit.verified
+        try:
+            key = yield _Step(lambda: external.key(verified), lambda: external.akey(verified))
+        except InvalidToken:
+            with self._lock:
+                self._cache.pop(token, None)
+            raise TokenRevoked("the token's signing key was removed by its issuer") from None
+        if key is not hit.key:  # the key set was refetched: verify the signature again
+            with self._lock:
+                self._cache.pop(token, None)
+            _verified, key = yield _Step(lambda: external.verify(token), lambda: external.averify(token))
+            hit = dataclasses.replace(hit, key=key)
+            with self._lock:
+                self._cache[token] = hit
+        return hit
+
+    def _user_entry(self, user_id: str, now: float) -> Flow[_UserEntry]:
+        with self._lock:
+            entry = self._users.get(user_id)
+        if entry is not None and self._fresh(entry, now):
+            return entry
+        store, at = self.store, self._now()
+        user: User | None = yield self._user_step(user_id)
+        state: UserSessionState = yield self._step(lambda: store.user_state(user_id, now=at))
+        entry = _UserEntry(user, state, now)
+        with self._lock:
+            self._users[user_id] = entry
+        return entry
+
+    def _fresh(self, entry: _UserEntry, now: float) -> bool:
+        return 0 <= now - entry.fetched < self.policy.user_check
+
+    def _due_touch(self, entry: _UserEntry, now: float) -> bool:
+        user = entry.user
+        if user is None or user.status != "active":
+            return False
+        last = user.last_login_at
+        return last is None or now - last.timestamp() >= self.policy.touch_interval
+
+    def _admit(self, token: str, hit: _Cached, entry: _UserEntry, now: float) -> Principal:
+        """Every re-check a repeat makes: time, the user's status, revocations, generation."""
+        leeway = self._leeway
+        if now >= hit.expires + leeway:
+            with self._lock:
+                self._cache.pop(token, None)
+            raise TokenExpired("the token has expired")
+        if hit.not_before is not None and now < hit.not_before - leeway:
+            raise TokenNotYetValid("the token is not valid yet")
+        user, state = entry.user, entry.state
+        if user is None:
+            raise TokenRevoked("the token's user no longer exists")
+        if user.status != "active":
+            raise AccountDisabled("the account is disabled", user_id=user.id)
+        if hit.generation != state.generation:
+            raise TokenRevoked("the token was revoked (its user's tokens were revoked after it was issued)")
+        if hit.session_id in state.revoked_sessions or hit.jti in state.revoked_jtis:
+            raise TokenRevoked("the token was revoked")
+        if hit.kind == "session":
+            assert hit.claims is not None
+            return Principal(user, hit.claims, "session", hit.roles, hit.session_id)
+        assert hit.verified is not None
+        return Principal(user, hit.verified, "external", user.roles, None)
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalTokens:
+    """How the session layer reaches the bridge's external verification.
+
+    ``verify``/``averify`` return the verified token and the key that verified
+    it; ``key``/``akey`` look that key up again in its issuer's current set
+    (raising :class:`~federation.errors.InvalidToken` when it is gone).
+    """
+
+    verify: Callable[[str], tuple[VerifiedToken, Any]]
+    averify: Callable[[str], Awaitable[tuple[VerifiedToken, Any]]]
+    key: Callable[[VerifiedToken], Any]
+    akey: Callable[[VerifiedToken], Awaitable[Any]]
+
+
+def _entry_size(entry: _Cached) -> int:
+    return entry.size
+
+
+run = _drive
+arun = _adrive
