@@ -420,6 +420,7 @@ class Bridge:
         """The session layer (built on first use, with the store)."""
         built = self._sessions_built
         if built is None:
+            _ = self.provisioner  # built first: the lock below is not reentrant
             with self._provisioner_lock:
                 built = self._sessions_built
                 if built is None:
@@ -430,7 +431,8 @@ class Bridge:
         from ._sessions._service import ExternalTokens, SessionPolicy, SessionService
         from .storage import MemorySessionStore
 
-        provisioner = self.provisioner
+        provisioner = self._provisioner_built
+        assert provisioner is not None
         section = self.config.sessions
         store = self._session_store_option
         if store is None:
@@ -462,6 +464,20 @@ class Bridge:
             )
         )
         external = ExternalTokens(self._verify_with_key, self._averify_with_key, self._key_of, self._akey_of)
+        passwords = None
+        accounts = self.config.local_accounts
+        if accounts is not None:
+            from ._sessions._passwords import LocalAccountPolicy, Passwords
+
+            passwords = Passwords(
+                LocalAccountPolicy(
+                    min_password_length=accounts.min_password_length,
+                    max_password_length=accounts.max_password_length,
+                    max_attempts=accounts.max_attempts,
+                    lockout=accounts.lockout,
+                    registration=accounts.registration,
+                )
+            )
         return SessionService(
             self._session_tokens,
             store,
@@ -471,6 +487,8 @@ class Bridge:
             audit=lambda: provisioner.audit,
             external=external,
             limits=self._limits,
+            passwords=passwords,
+            default_roles=frozenset(getattr(provisioner.mapper, "default_roles", ())),
         )
 
     def _verify_with_key(self, token: str) -> tuple[VerifiedToken, Any]:
@@ -622,6 +640,41 @@ class Bridge:
         from ._sessions._service import arun
 
         return await arun(self.sessions.revoke_session_flow(session_id))
+
+    def register_local(self, *, username: str, email: str | None = None, password: str) -> User:
+        """Create a local password account (``local_accounts:``); the new user.
+
+        :class:`~federation.errors.AccountExists` when the username or email is
+        taken, :class:`~federation.errors.InvalidUserData` for a bad username,
+        email or password, :class:`~federation.errors.RegistrationClosed`.
+        """
+        from ._sessions._service import run
+
+        return run(self.sessions.register_flow(username, email, password))
+
+    async def aregister_local(self, *, username: str, email: str | None = None, password: str) -> User:
+        """Async twin of :meth:`register_local` (hashing runs in a worker thread)."""
+        from ._sessions._service import arun
+
+        return await arun(self.sessions.register_flow(username, email, password))
+
+    def password_login(self, login: str, password: str, client_address: str | None = None) -> Session:
+        """Sign in with a username or email and a password; a session.
+
+        Every failure of the pair is :class:`~federation.errors.InvalidCredentials`
+        (unknown account and wrong password alike, in similar time);
+        :class:`~federation.errors.AccountLocked` after ``max_attempts`` failures
+        for the account or the client address.
+        """
+        from ._sessions._service import run
+
+        return run(self.sessions.password_flow(login, password, client_address))
+
+    async def apassword_login(self, login: str, password: str, client_address: str | None = None) -> Session:
+        """Async twin of :meth:`password_login`."""
+        from ._sessions._service import arun
+
+        return await arun(self.sessions.password_flow(login, password, client_address))
 
     def session_jwks(self) -> dict[str, Any]:
         """The public keys of session tokens, for ``/.well-known/jwks.json`` (empty for HS256)."""

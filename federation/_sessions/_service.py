@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import secrets
 import threading
+import unicodedata
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -29,29 +30,45 @@ from cachetools import LRUCache
 from .._rfc7515 import Limits, parse_compact
 from ..errors import (
     AccountDisabled,
+    AccountExists,
+    AccountLocked,
     ConfigError,
+    DuplicateIdentity,
+    InvalidCredentials,
     InvalidToken,
+    InvalidUserData,
     RefreshReused,
+    RegistrationClosed,
     TokenExpired,
     TokenNotYetValid,
     TokenRevoked,
 )
 from ..storage import (
+    ACCOUNT_LOCKED,
+    LOGIN_SUCCEEDED,
+    PASSWORD_LOGIN_FAILED,
     REFRESH_REUSED,
     SESSION_ISSUED,
     SESSION_REFRESHED,
     SESSION_REVOKED,
+    USER_CREATED,
     USER_SESSIONS_REVOKED,
+    AttemptState,
     AuditEvent,
     AuditSink,
+    CredentialStore,
+    LocalCredential,
     MemorySessionStore,
     NewRefreshToken,
+    NewUser,
     SessionRecord,
     SessionStore,
     User,
     UserSessionState,
     deliver,
+    email_key,
 )
+from ._passwords import Passwords, account_key, address_key, login_key
 from ._tokens import AccessClaims, SessionTokens
 
 if TYPE_CHECKING:
@@ -229,7 +246,11 @@ class SessionService:
         audit: Callable[[], AuditSink],
         external: ExternalTokens | None = None,
         limits: Limits | None = None,
+        passwords: Passwords | None = None,
+        default_roles: frozenset[str] = frozenset(),
     ) -> None:
+        self.passwords = passwords
+        self.default_roles = default_roles
         self._tokens = tokens
         self.store = store
         self.policy = policy
@@ -421,6 +442,86 @@ class SessionService:
         found: Sequence[SessionRecord] = yield self._step(lambda: store.sessions_of(user_id, now=now))
         return [s for s in found if s.generation == state.generation]
 
+    # -- local accounts -------------------------------------------------------------------
+
+    def _credentials(self) -> CredentialStore:
+        store = self._provisioner().store
+        if self.passwords is None:
+            raise ConfigError("local accounts are not configured: add a local_accounts: section")
+        if not callable(getattr(store, "find_credential", None)):
+            raise ConfigError("local accounts need a store with credentials (SQLStore or MemoryStore)")
+        return cast("CredentialStore", store)
+
+    def register_flow(self, username: str, email: str | None, password: str) -> Flow[User]:
+        """Create a local account (argon2id hash, the mapping's default roles); audited ``user_created``."""
+        credentials, passwords = self._credentials(), self.passwords
+        assert passwords is not None
+        if not passwords.policy.registration:
+            raise RegistrationClosed("registration of local accounts is closed", reason="local_accounts")
+        name = _clean_username(username)
+        address = _clean_email(email)
+        passwords.check_new(password)
+        now = self._now()
+        user = NewUser(name, address, False, None, self.default_roles, {}, "active", now, now, None)
+        digest: str = yield _Step(lambda: passwords.hash(password))
+        username_key, mail_key = login_key(name), email_key(address)
+        try:
+            user_id: str = yield _Step(
+                lambda: credentials.insert_local_user(
+                    user, username_key=username_key, email_key=mail_key, password_hash=digest
+                )
+            )
+        except DuplicateIdentity:
+            raise AccountExists("a local account with this username or email exists") from None
+        self._emit(USER_CREATED, user_id, provider="local")
+        return user.with_id(user_id)
+
+    def password_flow(self, login: str, password: str, client_address: str | None) -> Flow[Session]:
+        """Sign in with a username or email and a password; a session, or one error for every failure."""
+        credentials, passwords = self._credentials(), self.passwords
+        assert passwords is not None
+        policy, store, now = passwords.policy, self.store, self._now()
+        if not isinstance(login, str) or not login or len(login) > 320:
+            raise InvalidCredentials("the login or the password is wrong")
+        key = login_key(login)
+        keys = [account_key(key)] + ([address_key(client_address)] if client_address else [])
+        for limiter in keys:
+            state: AttemptState = yield self._step(lambda k=limiter: store.attempts(k))  # type: ignore[misc]
+            if state.locked_until is not None and state.locked_until > now:
+                retry = (state.locked_until - now).total_seconds()
+                self._emit(PASSWORD_LOGIN_FAILED, None, reason="account_locked", key=limiter.split(":")[0])
+                raise AccountLocked("too many failed sign-ins; try again later", retry_after=retry)
+        found: tuple[LocalCredential, User | None] | None = yield _Step(
+            lambda: credentials.find_credential(key)
+        )
+        credential, user = found if found is not None else (None, None)
+        stored = credential.password_hash if credential is not None else None
+        ok: bool = yield _Step(lambda: passwords.verify(stored, password))
+        if not ok or credential is None or user is None:
+            user_id = user.id if user is not None else None
+            for limiter in keys:
+                after: AttemptState = yield self._step(
+                    lambda k=limiter: store.record_failure(  # type: ignore[misc]
+                        k, now=now, max_attempts=policy.max_attempts, lockout=policy.lockout
+                    )
+                )
+                if after.locked_until is not None and after.failures == 0 and after.locked_until > now:
+                    self._emit(ACCOUNT_LOCKED, user_id, key=limiter.split(":")[0], lockouts=after.lockouts)
+            self._emit(PASSWORD_LOGIN_FAILED, user_id, reason="invalid_credentials")
+            raise InvalidCredentials("the login or the password is wrong")
+        if user.status != "active":
+            self._emit(PASSWORD_LOGIN_FAILED, user.id, reason="account_disabled")
+            raise AccountDisabled("the account is disabled", user_id=user.id)
+        yield self._step(lambda: store.clear_attempts(account_key(key)))
+        if passwords.needs_rehash(credential.password_hash):
+            fresh: str = yield _Step(lambda: passwords.hash(password))
+            yield _Step(lambda: credentials.set_password_hash(user.id, fresh, now=now))
+        provisioner = self._provisioner()
+        uid = user.id
+        touched = yield _Step(lambda: provisioner.touch(uid), lambda: provisioner.atouch(uid))
+        self._emit(LOGIN_SUCCEEDED, user.id, via="password")
+        return (yield from self.issue_flow(touched or user, "password"))
+
     # -- authenticate ---------------------------------------------------------------------
 
     def cached(self, token: str) -> Principal | None:
@@ -589,6 +690,30 @@ class ExternalTokens:
     averify: Callable[[str], Awaitable[tuple[VerifiedToken, Any]]]
     key: Callable[[VerifiedToken], Any]
     akey: Callable[[VerifiedToken], Awaitable[Any]]
+
+
+def _clean_username(username: str) -> str:
+    if not isinstance(username, str):
+        raise InvalidUserData("the username must be a string", attribute="username")
+    name = unicodedata.normalize("NFKC", username).strip()
+    if not 1 <= len(name) <= 150 or "@" in name or any(unicodedata.category(c)[0] in "CZ" for c in name):
+        raise InvalidUserData(
+            "the username must be 1 to 150 characters, without spaces, control characters or '@'",
+            attribute="username",
+        )
+    return name
+
+
+def _clean_email(email: str | None) -> str | None:
+    if email is None:
+        return None
+    if not isinstance(email, str):
+        raise InvalidUserData("the email must be a string", attribute="email")
+    address = unicodedata.normalize("NFKC", email).strip()
+    local, _, domain = address.rpartition("@")
+    if not local or "." not in domain or len(address) > 254 or any(c.isspace() for c in address):
+        raise InvalidUserData("the email is not an address", attribute="email")
+    return address
 
 
 def _entry_size(entry: _Cached) -> int:

@@ -125,6 +125,12 @@ class Mapping:
 
     # -- applying -----------------------------------------------------------------------
 
+    @property
+    def default_roles(self) -> frozenset[str]:
+        """The base ``roles.default`` (what a local password account starts with)."""
+        roles = self._model.roles
+        return frozenset(roles.default) if roles is not None else frozenset()
+
     def apply(self, token: VerifiedToken, existing: ExistingUser | None = None) -> MappingResult:
         """Map a verified token (and the local user it belongs to, if any)."""
         ctx = _context(
