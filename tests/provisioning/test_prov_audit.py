@@ -28,6 +28,7 @@ from federation.storage import (
     fan_out,
     log_audit,
 )
+from federation.testing import FrozenClock, MockIdP
 
 #: The session layer's events (tests/sessions covers them); a user's life through logins makes the rest.
 SESSION_EVENTS = {
@@ -39,7 +40,6 @@ SESSION_EVENTS = {
     SESSION_REVOKED,
     USER_SESSIONS_REVOKED,
 }
-from federation.testing import FrozenClock, MockIdP
 
 
 def _dump(events: list[AuditEvent]) -> str:
