@@ -153,7 +153,7 @@ def test_probe_fetches_every_issuers_keys_and_opens_the_store(tmp_path: Path) ->
         code, out = run("check-config", "--probe", str(path))
     assert code == 0, out
     assert "probe    keys of https://probe.test: fetched\n" in out
-    assert "probe    storage: reachable, schema version 1\n" in out
+    assert "probe    storage: reachable, schema version 2\n" in out
     assert idp.requests_to("jwks")
     idp.close()
 

@@ -100,6 +100,7 @@ from ._session_protocol import (
 
 if TYPE_CHECKING:
     from ._sql import SCHEMA_VERSION, SQLStore, resolve_url
+    from ._sql_sessions import SQLSessionStore
 
 __all__ = [
     "ACCOUNT_LOCKED",
@@ -148,6 +149,7 @@ __all__ = [
     "Plan",
     "RefreshOutcome",
     "RefreshUse",
+    "SQLSessionStore",
     "SQLStore",
     "SessionRecord",
     "SessionStore",
@@ -181,4 +183,8 @@ def __getattr__(name: str) -> Any:
         from . import _sql
 
         return getattr(_sql, name)
+    if name == "SQLSessionStore":
+        from ._sql_sessions import SQLSessionStore
+
+        return SQLSessionStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -75,15 +75,28 @@ from sqlalchemy.types import TypeDecorator
 
 from ..errors import ConfigError, DuplicateIdentity, StorageConflict, StorageError
 from ._records import USER_FIELDS, AuditEvent, NewUser, User, UserIdentity, email_key
+from ._session_protocol import LocalCredential
+
+if TYPE_CHECKING:
+    from ._sql_sessions import SQLSessionStore
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLStore", "resolve_url"]
 
-#: The schema version this release reads and writes.
-SCHEMA_VERSION = 1
+#: The schema version this release reads and writes (2: the session tables and local credentials).
+SCHEMA_VERSION = 2
 
 #: Upgrades: ``MIGRATIONS[n](connection, store)`` takes a version-``n`` schema to ``n + 1``.
 #: Each runs inside the upgrade's transaction (PostgreSQL and SQLite both have transactional DDL).
 MIGRATIONS: dict[int, Callable[[Connection, SQLStore], None]] = {}
+
+
+def _add_session_tables(conn: Connection, store: SQLStore) -> None:
+    """Version 1 to 2: the session, revocation and credential tables (no existing table changes)."""
+    for table in store.session_tables:
+        table.create(conn, checkfirst=True)
+
+
+MIGRATIONS[1] = _add_session_tables
 
 # SQLSTATEs worth a retry: serialization failure, deadlock.
 _RETRY_STATES = frozenset({"40001", "40P01"})
@@ -226,6 +239,9 @@ class _SQLTransaction:
 
     def delete_user(self, user_id: str) -> None:
         store = self._store
+        self._conn.execute(
+            delete(store.credentials_table).where(store.credentials_table.c.user_id == user_id)
+        )
         self._conn.execute(delete(store.identities_table).where(store.identities_table.c.user_id == user_id))
         self._conn.execute(delete(store.users_table).where(store.users_table.c.id == user_id))
 
@@ -320,6 +336,7 @@ class SQLStore:
         self._schema_ready = False
         self.engine = engine if engine is not None else self._create_engine(busy_timeout, engine_options)
         self._login_query: Select[Any] | None = None
+        self._sessions: SQLSessionStore | None = None
         # find_login's read: SQLite skips our BEGIN IMMEDIATE (the sqlite3 module is in autocommit
         # mode); other databases run it in autocommit (one round trip, no BEGIN/ROLLBACK).
         self._unlocked_read: dict[str, Any] = (
@@ -374,11 +391,85 @@ class SQLStore:
             Column("detail", _JSON, nullable=False),
             Index(f"{p}audit_user_id", "user_id"),
         )
+        # -- version 2: the app's own sessions (see federation.storage.SessionStore) and local
+        # credentials. Session rows carry no foreign key to users: a user's generation and
+        # revocations must outlive the user row (a deleted user's tokens stay refused).
+        self.sessions_table = Table(
+            f"{p}sessions",
+            self.metadata,
+            Column("session_id", String(64), primary_key=True),
+            Column("user_id", String(36), nullable=False),
+            Column("issued_at", _UTCDateTime, nullable=False),
+            Column("expires_at", _UTCDateTime, nullable=False),
+            Column("refreshed_at", _UTCDateTime),
+            Column("revoked_at", _UTCDateTime),
+            Column("generation", Integer, nullable=False),
+            Index(f"{p}sessions_user_id", "user_id"),
+            Index(f"{p}sessions_expires_at", "expires_at"),
+        )
+        self.refresh_table = Table(
+            f"{p}refresh_tokens",
+            self.metadata,
+            Column("token_hash", String(64), primary_key=True),
+            Column("session_id", String(64), nullable=False),
+            Column("issued_at", _UTCDateTime, nullable=False),
+            Column("expires_at", _UTCDateTime, nullable=False),
+            Column("used_at", _UTCDateTime),
+            Index(f"{p}refresh_tokens_session_id", "session_id"),
+        )
+        self.revoked_table = Table(
+            f"{p}revoked_tokens",
+            self.metadata,
+            Column("jti", String(128), primary_key=True),
+            Column("user_id", String(36), nullable=False),
+            Column("expires_at", _UTCDateTime, nullable=False),
+            Index(f"{p}revoked_tokens_user_id", "user_id"),
+        )
+        self.generations_table = Table(
+            f"{p}generations",
+            self.metadata,
+            Column("user_id", String(36), primary_key=True),
+            Column("generation", Integer, nullable=False),
+        )
+        self.attempts_table = Table(
+            f"{p}attempts",
+            self.metadata,
+            Column("key", String(512), primary_key=True),
+            Column("failures", Integer, nullable=False),
+            Column("locked_until", _UTCDateTime),
+            Column("lockouts", Integer, nullable=False),
+        )
+        self.credentials_table = Table(
+            f"{p}credentials",
+            self.metadata,
+            Column(
+                "user_id",
+                String(36),
+                ForeignKey(self.users_table.c.id, ondelete="CASCADE"),
+                primary_key=True,
+            ),
+            Column("username_key", String(255), nullable=False, unique=True),
+            Column("email_key", String(254), unique=True),
+            Column("password_hash", String(512), nullable=False),
+            Column("updated_at", _UTCDateTime, nullable=False),
+        )
         self.version_table = Table(
             f"{p}schema_version",
             self.metadata,
             Column("version", Integer, primary_key=True, autoincrement=False),
             Column("applied_at", _UTCDateTime, nullable=False),
+        )
+
+    @property
+    def session_tables(self) -> tuple[Table, ...]:
+        """The tables schema version 2 added."""
+        return (
+            self.sessions_table,
+            self.refresh_table,
+            self.revoked_table,
+            self.generations_table,
+            self.attempts_table,
+            self.credentials_table,
         )
 
     def __repr__(self) -> str:
@@ -544,6 +635,78 @@ class SQLStore:
         m = row._mapping
         user = None if m["u_id"] is None else _user_from({c.name: m[f"u_{c.name}"] for c in users.c})
         return _identity(row), user
+
+    def read_user(self, user_id: str) -> User | None:
+        """The user, in one read outside any transaction (no lock)."""
+        self._ensure_schema()
+        t = self.users_table
+        with self._connection(unlocked_read=True) as conn:
+            row = conn.execute(select(t).where(t.c.id == user_id)).first()
+        return None if row is None else _user(row)
+
+    def session_store(self) -> SQLSessionStore:
+        """The session store on this database's session tables (one per store)."""
+        with self._schema_lock:
+            if self._sessions is None:
+                from ._sql_sessions import SQLSessionStore
+
+                self._sessions = SQLSessionStore(self)
+            return self._sessions
+
+    # -- local credentials (CredentialStore) ---------------------------------------------
+
+    def insert_local_user(
+        self, user: NewUser, *, username_key: str, email_key: str | None, password_hash: str
+    ) -> str:
+        """Insert a local account's user and credential in one transaction."""
+        self._ensure_schema()
+        try:
+            with self._connection() as conn:
+                user_id = _SQLTransaction(self, conn).insert_user(user)
+                conn.execute(
+                    insert(self.credentials_table).values(
+                        user_id=user_id,
+                        username_key=username_key,
+                        email_key=email_key,
+                        password_hash=password_hash,
+                        updated_at=user.created_at,
+                    )
+                )
+        except StorageError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise DuplicateIdentity("the username or email is taken") from None
+            raise
+        return user_id
+
+    def find_credential(self, login_key: str) -> tuple[LocalCredential, User | None] | None:
+        """The credential signing in with ``login_key``, and its user (one read)."""
+        self._ensure_schema()
+        creds, users = self.credentials_table, self.users_table
+        query = (
+            select(creds, *[c.label(f"u_{c.name}") for c in users.c])
+            .outerjoin(users, users.c.id == creds.c.user_id)
+            .where((creds.c.username_key == login_key) | (creds.c.email_key == login_key))
+            .order_by(creds.c.username_key != login_key)  # a username match before an email match
+        )
+        with self._connection(unlocked_read=True) as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        m = row._mapping
+        credential = LocalCredential(
+            m["user_id"], m["username_key"], m["email_key"], m["password_hash"], m["updated_at"]
+        )
+        user = None if m["u_id"] is None else _user_from({c.name: m[f"u_{c.name}"] for c in users.c})
+        return credential, user
+
+    def set_password_hash(self, user_id: str, password_hash: str, *, now: datetime) -> None:
+        """Replace the user's password hash."""
+        self._ensure_schema()
+        t = self.credentials_table
+        with self._connection() as conn:
+            conn.execute(
+                update(t).where(t.c.user_id == user_id).values(password_hash=password_hash, updated_at=now)
+            )
 
     # -- reading for tools ----------------------------------------------------------------
 

@@ -48,10 +48,10 @@ def _login_some_users(config_file: Path, idp: MockIdP) -> list[Any]:
 
 def test_db_init_creates_then_reports_up_to_date(config_file: Path) -> None:
     code, text = _run("db", "init", "--config", str(config_file))
-    assert code == 0 and "created the federation schema (version 1)" in text
+    assert code == 0 and "created the federation schema (version 2)" in text
     assert (config_file.parent / "users.db").exists()
     code, text = _run("db", "init", "-c", str(config_file))
-    assert code == 0 and "up to date (version 1)" in text
+    assert code == 0 and "up to date (version 2)" in text
 
 
 def test_users_list(config_file: Path, idp: MockIdP) -> None:

@@ -72,16 +72,17 @@ def test_upgrades_run_the_migrations_in_order(make_store: Any, monkeypatch: pyte
         ran.append(1)
         conn.execute(text(f"ALTER TABLE {s.users_table.name} ADD COLUMN locale VARCHAR(16)"))
 
-    monkeypatch.setattr(sql_module, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(sql_module.MIGRATIONS, 1, add_column)
+    current = sql_module.SCHEMA_VERSION
+    monkeypatch.setattr(sql_module, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(sql_module.MIGRATIONS, current, add_column)
     upgraded = SQLStore(store.url)
-    assert upgraded.init_schema() == (1, 2)
-    assert upgraded.init_schema() == (2, 2)
+    assert upgraded.init_schema() == (current, current + 1)
+    assert upgraded.init_schema() == (current + 1, current + 1)
     assert ran == [1]
     with upgraded.engine.connect() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns(upgraded.users_table.name)}
         versions = list(conn.execute(select(upgraded.version_table.c.version)).scalars())
-    assert "locale" in columns and versions == [1, 2]
+    assert "locale" in columns and versions == [current, current + 1]
     upgraded.close()
 
 

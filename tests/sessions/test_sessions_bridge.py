@@ -6,7 +6,6 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,9 +26,6 @@ from federation.storage import AuditEvent, MemoryStore, SQLStore, UpdateUser, dr
 from federation.testing import FrozenClock, MockIdP
 
 APP = "https://app.example.test"
-POSTGRES_URL = __import__("os").environ.get(
-    "FEDERATION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 _PEMS = {alg: generate_private_key_pem(alg).decode() for alg in ("ES256", "EdDSA")}
 _SECOND_PEM = generate_private_key_pem("ES256").decode()
 
@@ -55,32 +51,8 @@ def audit() -> Audit:
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    if request.param == "sqlite":
-        sql = SQLStore(f"sqlite:///{tmp_path}/app.db")
-    else:
-        import uuid
-
-        from sqlalchemy import create_engine, text
-
-        prefix = f"s{uuid.uuid4().hex[:8]}_"
-        try:
-            engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as exc:
-            message = f"PostgreSQL not reachable at {POSTGRES_URL} ({type(exc).__name__})"
-            if __import__("os").environ.get("FEDERATION_REQUIRE_SERVICES") == "1":
-                pytest.fail(message)
-            pytest.skip(message)
-        sql = SQLStore(POSTGRES_URL, table_prefix=prefix)
-    yield sql
-    if sql.engine.dialect.name == "postgresql":
-        sql.metadata.drop_all(sql.engine)
-    sql.close()
+def store(request: pytest.FixtureRequest, sql_store_factory: Callable[[str], SQLStore]) -> Any:
+    return MemoryStore() if request.param == "memory" else sql_store_factory(request.param)
 
 
 @pytest.fixture

@@ -1,0 +1,304 @@
+"""The SQL session store: sessions, refresh families and revocations beside the users.
+
+Owns: :class:`SQLSessionStore`, the :class:`~federation.storage.SessionStore`
+protocol over the version-2 tables of an :class:`~federation.storage.SQLStore`
+(``SQLStore.session_store()``). Each method is one transaction through the
+store's connection discipline (SQLite: ``BEGIN IMMEDIATE``, one writer at a
+time; PostgreSQL: ``SELECT ... FOR UPDATE`` on the rows a step decides on),
+retried on a conflict, so a caller sees one atomic step. A rotation locks the
+token row, then its session row: twenty concurrent presentations of one
+unused refresh token queue on the token row, and exactly one finds it unused.
+
+Must not: decide session policy; it stores what the session layer decides.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..errors import StorageConflict, StorageError
+from ._session_protocol import AttemptState, NewRefreshToken, RefreshUse, SessionRecord, UserSessionState
+
+if TYPE_CHECKING:
+    from ._sql import SQLStore
+
+__all__ = ["SQLSessionStore"]
+
+T = TypeVar("T")
+_ATTEMPTS = 8
+
+
+def _session(m: Mapping[Any, Any]) -> SessionRecord:
+    return SessionRecord(
+        session_id=m["session_id"],
+        user_id=m["user_id"],
+        issued_at=m["issued_at"],
+        expires_at=m["expires_at"],
+        refreshed_at=m["refreshed_at"],
+        revoked_at=m["revoked_at"],
+        generation=int(m["generation"]),
+    )
+
+
+class SQLSessionStore:
+    """The session store on an :class:`~federation.storage.SQLStore`'s database."""
+
+    def __init__(self, store: SQLStore) -> None:
+        self.sql = store
+        self.sessions = store.sessions_table
+        self.refresh = store.refresh_table
+        self.revoked = store.revoked_table
+        self.generations = store.generations_table
+        self.attempts_table = store.attempts_table
+
+    def _atomic(self, step: Callable[[Connection], T]) -> T:
+        """Run ``step`` in one transaction; a conflict (a racing insert, a deadlock) runs it again."""
+        self.sql._ensure_schema()
+        last: StorageConflict | None = None
+        for attempt in range(_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))  # noqa: S311 - jitter
+            try:
+                with self.sql._connection() as conn:
+                    try:
+                        return step(conn)
+                    except IntegrityError as exc:  # a concurrent insert of the same key won
+                        raise StorageConflict("a concurrent write of the same row") from exc
+            except StorageConflict as exc:
+                last = exc
+        raise StorageError(
+            f"the session store kept conflicting; gave up after {_ATTEMPTS} attempts"
+        ) from last
+
+    def _read(self, step: Callable[[Connection], T]) -> T:
+        self.sql._ensure_schema()
+        with self.sql._connection(unlocked_read=True) as conn:
+            return step(conn)
+
+    # -- sessions and refresh tokens ------------------------------------------------------
+
+    def create_session(self, session: SessionRecord, refresh: NewRefreshToken | None) -> None:
+        """Store a new session and its first refresh token."""
+
+        def step(conn: Connection) -> None:
+            conn.execute(
+                insert(self.sessions).values(
+                    session_id=session.session_id,
+                    user_id=session.user_id,
+                    issued_at=session.issued_at,
+                    expires_at=session.expires_at,
+                    refreshed_at=session.refreshed_at,
+                    revoked_at=session.revoked_at,
+                    generation=session.generation,
+                )
+            )
+            if refresh is not None:
+                self._insert_refresh(conn, session.session_id, refresh)
+
+        self._atomic(step)
+
+    def _insert_refresh(self, conn: Connection, session_id: str, refresh: NewRefreshToken) -> None:
+        conn.execute(
+            insert(self.refresh).values(
+                token_hash=refresh.token_hash,
+                session_id=session_id,
+                issued_at=refresh.issued_at,
+                expires_at=refresh.expires_at,
+            )
+        )
+
+    def use_refresh(
+        self, token_hash: str, successor: NewRefreshToken, *, now: datetime, grace: float
+    ) -> RefreshUse:
+        """Present a refresh token (the protocol's rules), locking its row then its session's."""
+        r, s = self.refresh, self.sessions
+
+        def step(conn: Connection) -> RefreshUse:
+            token = conn.execute(select(r).where(r.c.token_hash == token_hash).with_for_update()).first()
+            if token is None:
+                return RefreshUse("unknown")
+            t = token._mapping
+            row = conn.execute(select(s).where(s.c.session_id == t["session_id"]).with_for_update()).first()
+            if row is None:
+                return RefreshUse("unknown")
+            session = _session(row._mapping)
+            if session.revoked_at is not None:
+                return RefreshUse("revoked", session)
+            if t["expires_at"] <= now:
+                return RefreshUse("expired", session)
+            used_at: datetime | None = t["used_at"]
+            if used_at is None:
+                conn.execute(update(r).where(r.c.token_hash == token_hash).values(used_at=now))
+                outcome = "rotated"
+            elif now - used_at <= timedelta(seconds=grace):
+                outcome = "grace"
+            else:
+                conn.execute(update(s).where(s.c.session_id == session.session_id).values(revoked_at=now))
+                return RefreshUse("reused", _replace(session, revoked_at=now))
+            self._insert_refresh(conn, session.session_id, successor)
+            ends = max(session.expires_at, successor.expires_at)
+            conn.execute(
+                update(s)
+                .where(s.c.session_id == session.session_id)
+                .values(refreshed_at=now, expires_at=ends)
+            )
+            return RefreshUse(outcome, _replace(session, refreshed_at=now, expires_at=ends))  # type: ignore[arg-type]
+
+        return self._atomic(step)
+
+    def find_refresh(self, token_hash: str) -> SessionRecord | None:
+        """The session of a refresh token, or None."""
+        r, s = self.refresh, self.sessions
+        query = select(s).join(r, r.c.session_id == s.c.session_id).where(r.c.token_hash == token_hash)
+        row = self._read(lambda conn: conn.execute(query).first())
+        return None if row is None else _session(row._mapping)
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        """The session, or None."""
+        s = self.sessions
+        row = self._read(lambda conn: conn.execute(select(s).where(s.c.session_id == session_id)).first())
+        return None if row is None else _session(row._mapping)
+
+    def revoke_session(self, session_id: str, *, now: datetime) -> SessionRecord | None:
+        """Revoke a session; the first ``revoked_at`` stays."""
+        s = self.sessions
+
+        def step(conn: Connection) -> SessionRecord | None:
+            conn.execute(
+                update(s).where(s.c.session_id == session_id, s.c.revoked_at.is_(None)).values(revoked_at=now)
+            )
+            row = conn.execute(select(s).where(s.c.session_id == session_id)).first()
+            return None if row is None else _session(row._mapping)
+
+        return self._atomic(step)
+
+    # -- revocations and generations --------------------------------------------------------
+
+    def revoke_token(self, jti: str, *, user_id: str, expires_at: datetime) -> None:
+        """Refuse an access token until it expires (idempotent)."""
+        v = self.revoked
+
+        def step(conn: Connection) -> None:
+            found = conn.execute(select(v.c.expires_at).where(v.c.jti == jti).with_for_update()).first()
+            if found is None:
+                conn.execute(insert(v).values(jti=jti, user_id=user_id, expires_at=expires_at))
+            elif found[0] < expires_at:
+                conn.execute(update(v).where(v.c.jti == jti).values(expires_at=expires_at))
+
+        self._atomic(step)
+
+    def bump_generation(self, user_id: str) -> int:
+        """Increment the user's generation (a racing first insert retries)."""
+        g = self.generations
+
+        def step(conn: Connection) -> int:
+            found = conn.execute(
+                select(g.c.generation).where(g.c.user_id == user_id).with_for_update()
+            ).first()
+            if found is None:
+                conn.execute(insert(g).values(user_id=user_id, generation=1))
+                return 1
+            conn.execute(update(g).where(g.c.user_id == user_id).values(generation=found[0] + 1))
+            return int(found[0]) + 1
+
+        return self._atomic(step)
+
+    def user_state(self, user_id: str, *, now: datetime) -> UserSessionState:
+        """The user's generation and live revocations, in one connection."""
+        g, s, v = self.generations, self.sessions, self.revoked
+
+        def step(conn: Connection) -> UserSessionState:
+            generation = conn.execute(select(g.c.generation).where(g.c.user_id == user_id)).scalar()
+            sessions = conn.execute(
+                select(s.c.session_id).where(
+                    s.c.user_id == user_id, s.c.revoked_at.is_not(None), s.c.expires_at > now
+                )
+            ).scalars()
+            revoked_sessions = frozenset(sessions)
+            jtis = conn.execute(select(v.c.jti).where(v.c.user_id == user_id, v.c.expires_at > now)).scalars()
+            return UserSessionState(int(generation or 0), revoked_sessions, frozenset(jtis))
+
+        return self._read(step)
+
+    def sessions_of(self, user_id: str, *, now: datetime) -> Sequence[SessionRecord]:
+        """The user's live sessions, oldest first."""
+        s = self.sessions
+        query = (
+            select(s)
+            .where(s.c.user_id == user_id, s.c.revoked_at.is_(None), s.c.expires_at > now)
+            .order_by(s.c.issued_at, s.c.session_id)
+        )
+        return self._read(lambda conn: [_session(row._mapping) for row in conn.execute(query)])
+
+    # -- attempts -------------------------------------------------------------------------
+
+    def record_failure(self, key: str, *, now: datetime, max_attempts: int, lockout: float) -> AttemptState:
+        """Count a failed attempt; lock when the count reaches ``max_attempts``."""
+        a = self.attempts_table
+
+        def step(conn: Connection) -> AttemptState:
+            row = conn.execute(select(a).where(a.c.key == key).with_for_update()).first()
+            state = AttemptState() if row is None else _attempt(row._mapping)
+            if state.locked_until is not None and state.locked_until <= now:
+                state = AttemptState(0, None, state.lockouts)
+            failures = state.failures + 1
+            if failures >= max_attempts:
+                until = now + timedelta(seconds=lockout * 2**state.lockouts)
+                state = AttemptState(0, until, state.lockouts + 1)
+            else:
+                state = AttemptState(failures, state.locked_until, state.lockouts)
+            values = {
+                "failures": state.failures,
+                "locked_until": state.locked_until,
+                "lockouts": state.lockouts,
+            }
+            if row is None:
+                conn.execute(insert(a).values(key=key, **values))
+            else:
+                conn.execute(update(a).where(a.c.key == key).values(**values))
+            return state
+
+        return self._atomic(step)
+
+    def attempts(self, key: str) -> AttemptState:
+        """The attempt state under ``key``."""
+        a = self.attempts_table
+        row = self._read(lambda conn: conn.execute(select(a).where(a.c.key == key)).first())
+        return AttemptState() if row is None else _attempt(row._mapping)
+
+    def clear_attempts(self, key: str) -> None:
+        """Forget ``key``'s failures."""
+        a = self.attempts_table
+        self._atomic(lambda conn: conn.execute(delete(a).where(a.c.key == key)))
+
+    def purge(self, *, now: datetime) -> int:
+        """Delete sessions, refresh tokens and revoked jtis that ended before ``now``."""
+        r, s, v = self.refresh, self.sessions, self.revoked
+
+        def step(conn: Connection) -> int:
+            ended = select(s.c.session_id).where(s.c.expires_at <= now)
+            count = conn.execute(
+                delete(r).where((r.c.expires_at <= now) | r.c.session_id.in_(ended))
+            ).rowcount
+            count += conn.execute(delete(s).where(s.c.expires_at <= now)).rowcount
+            count += conn.execute(delete(v).where(v.c.expires_at <= now)).rowcount
+            return int(count)
+
+        return self._atomic(step)
+
+
+def _attempt(m: Mapping[Any, Any]) -> AttemptState:
+    return AttemptState(int(m["failures"]), m["locked_until"], int(m["lockouts"]))
+
+
+def _replace(session: SessionRecord, **changes: Any) -> SessionRecord:
+    import dataclasses
+
+    return dataclasses.replace(session, **changes)
