@@ -114,13 +114,7 @@ class Bridge:
         self._connect_policy = ConnectPolicy(
             allow_loopback=config.keys.allow_loopback_http, allow_private=config.keys.allow_private_networks
         )
-        limits = Limits(
-            max_token_bytes=config.limits.max_token_bytes,
-            max_header_bytes=config.limits.max_header_bytes,
-            max_json_depth=config.limits.max_json_depth,
-            max_claims=config.limits.max_claims,
-            max_audiences=config.limits.max_audiences,
-        )
+        limits = _limits(config)
         self._verifier = Verifier(list(config.issuers), limits, clock, config.leeway)
         # One key source per profile: every issuer string of a profile shares its keys.
         self._profile_sources: dict[int, KeySource] = self._injected_sources(key_sources or {})
@@ -159,7 +153,7 @@ class Bridge:
         # Sessions: the keys load now (a missing or mismatched key fails at start-up),
         # the session store with the provisioner (on first use).
         self._limits = limits
-        self._session_tokens: SessionTokens | None = _session_tokens(config, limits, environ)
+        self._session_tokens: SessionTokens | None = session_tokens(config, environ)
         self._session_store_option = session_store
         self._sessions_built: SessionService | None = None
 
@@ -719,10 +713,19 @@ def _via(subject: object) -> str:
     return "user" if type(subject).__name__ == "User" else "login"
 
 
-def _session_tokens(
-    config: BridgeConfig, limits: Limits, environ: Mapping[str, str] | None
-) -> SessionTokens | None:
-    """The session token minter of ``sessions:``, its keys loaded (None without the section)."""
+def _limits(config: BridgeConfig) -> Limits:
+    return Limits(
+        max_token_bytes=config.limits.max_token_bytes,
+        max_header_bytes=config.limits.max_header_bytes,
+        max_json_depth=config.limits.max_json_depth,
+        max_claims=config.limits.max_claims,
+        max_audiences=config.limits.max_audiences,
+    )
+
+
+def session_tokens(config: BridgeConfig, environ: Mapping[str, str] | None = None) -> SessionTokens | None:
+    """The session token minter of ``sessions:``, its keys loaded (None without the section);
+    a :class:`~federation.errors.ConfigError` when a key is missing or does not fit."""
     section = config.sessions
     if section is None:
         return None
@@ -742,7 +745,7 @@ def _session_tokens(
         audience=section.audience,
         access_ttl=section.access_ttl,
         leeway=section.leeway,
-        limits=limits,
+        limits=_limits(config),
     )
 
 

@@ -37,6 +37,7 @@ import yaml
 
 from . import __version__, plugins
 from ._cli_mapping import add_commands as add_mapping_commands
+from ._cli_sessions import add_commands as add_session_commands
 from ._cli_store import add_commands as add_store_commands
 from .bridge import Bridge
 from .config import load_config
@@ -207,6 +208,10 @@ def _check_config(args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"  note: the SQL store is written and tested for {' and '.join(SUPPORTED_BACKENDS)}\n")
     if config.audit != "log":
         out.write(f"audit    {config.audit}\n")
+    if config.sessions is not None:
+        from ._cli_sessions import describe_sessions
+
+        out.write(f"{describe_sessions(config)}\n")
     if not args.probe:
         return EXIT_OK
     unavailable: list[str] = []
@@ -300,6 +305,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--alg", default="ES256", help="ES256 (default), EdDSA, RS256 or PS256")
     generate.add_argument("--out", required=True, help="the PEM file to create")
     generate.set_defaults(run=_keys_generate)
+    add_session_commands(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(run=_version)
     return parser

@@ -1,0 +1,140 @@
+"""The command-line commands over the app's own sessions: list, revoke, purge.
+
+Owns: ``federation sessions list --user ID``, ``federation sessions revoke
+--user ID [--session SID]`` and ``federation sessions purge`` (each builds
+the bridge of ``--config`` and calls its public session API), and the
+``sessions`` line of ``federation check-config``.
+
+Exit codes follow ``federation.cli``: 0 ok, 2 configuration error (no
+``sessions:`` section, ``revocation: memory``, which no other process can
+reach), 3 the store is unavailable, 4 no such session for that user.
+
+Must not: hold session logic; it calls the public API only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+from .config import BridgeConfig, load_config
+from .errors import ConfigError
+
+__all__ = ["add_commands", "describe_sessions"]
+
+EXIT_OK, EXIT_CONFIG, EXIT_NOT_FOUND = 0, 2, 4
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``sessions`` to the ``federation`` command's subparsers."""
+    sessions = subparsers.add_parser("sessions", help="the app's own sessions in the store of a config file")
+    sub = sessions.add_subparsers(dest="sessions_command", metavar="command", required=True)
+    listing = sub.add_parser("list", help="a user's live sessions: id, issued, expires, last refreshed")
+    _common(listing)
+    listing.add_argument("--user", required=True, help="the local user id")
+    listing.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    listing.set_defaults(run=sessions_list)
+    revoke = sub.add_parser(
+        "revoke",
+        help="revoke every session and token of a user, or one session (--session)",
+        description="Revoke at once: with --session, that one session (its refresh and access tokens); "
+        "without, every session and token the user holds. Exit 4 when the session is not the user's.",
+    )
+    _common(revoke)
+    revoke.add_argument("--user", required=True, help="the local user id")
+    revoke.add_argument("--session", help="one session id (from 'sessions list')")
+    revoke.add_argument("--reason", default="cli", help="recorded in the audit event")
+    revoke.set_defaults(run=sessions_revoke)
+    purge = sub.add_parser("purge", help="delete ended sessions, refresh tokens and revocations")
+    _common(purge)
+    purge.set_defaults(run=sessions_purge)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", required=True, help="the bridge config (YAML) with 'sessions:'")
+
+
+def _bridge(path: str) -> Any:
+    from .bridge import Bridge
+
+    config = load_config(path)
+    if config.sessions is None:
+        raise ConfigError(f"{path}: no sessions: section", field="sessions")
+    if config.sessions.revocation == "memory":
+        raise ConfigError(
+            "sessions.revocation is memory: each process keeps its own; the command line cannot reach it",
+            field="sessions.revocation",
+        )
+    return Bridge(config, on_event=lambda event: None, audit=None)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def sessions_list(args: argparse.Namespace, out: TextIO) -> int:
+    """``federation sessions list``."""
+    with _bridge(args.config) as bridge:
+        found = bridge.sessions_of(args.user)
+    rows = [
+        {
+            "session_id": s.session_id,
+            "issued_at": _iso(s.issued_at),
+            "expires_at": _iso(s.expires_at),
+            "refreshed_at": _iso(s.refreshed_at),
+        }
+        for s in found
+    ]
+    if args.json:
+        json.dump({"user_id": args.user, "sessions": rows}, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    out.write(f"{len(rows)} live session{'s' if len(rows) != 1 else ''} of user {args.user}\n")
+    for row in rows:
+        out.write(
+            f"  {row['session_id']}  issued {row['issued_at']}  expires {row['expires_at']}  "
+            f"refreshed {row['refreshed_at'] or 'never'}\n"
+        )
+    return EXIT_OK
+
+
+def sessions_revoke(args: argparse.Namespace, out: TextIO) -> int:
+    """``federation sessions revoke``."""
+    with _bridge(args.config) as bridge:
+        if args.session is None:
+            generation = bridge.revoke_user(args.user, reason=args.reason)
+            out.write(f"revoked every session and token of user {args.user} (generation {generation})\n")
+            return EXIT_OK
+        record = bridge.sessions.store.get_session(args.session)
+        if record is None or record.user_id != args.user:
+            out.write(f"no session {args.session} of user {args.user}\n")
+            return EXIT_NOT_FOUND
+        bridge.revoke_session(args.session)
+    out.write(f"revoked session {args.session} of user {args.user}\n")
+    return EXIT_OK
+
+
+def sessions_purge(args: argparse.Namespace, out: TextIO) -> int:
+    """``federation sessions purge``."""
+    with _bridge(args.config) as bridge:
+        removed = bridge.sessions.store.purge(now=datetime.now(timezone.utc))
+    out.write(f"purged {removed} ended row{'s' if removed != 1 else ''}\n")
+    return EXIT_OK
+
+
+def describe_sessions(config: BridgeConfig) -> str | None:
+    """The ``check-config`` line of ``sessions:`` once its keys load and fit; None without one."""
+    from .bridge import session_tokens
+
+    tokens = session_tokens(config)
+    if tokens is None or config.sessions is None:
+        return None
+    ring = tokens.ring
+    count = len(ring.keys)
+    what = "a shared secret" if ring.algorithm == "HS256" else f"{count} key{'s' if count != 1 else ''}"
+    return (
+        f"sessions {config.sessions.issuer}: ok ({ring.algorithm}, {what}, "
+        f"signing kid {ring.signing_key.kid}, revocation {config.sessions.revocation})"
+    )
