@@ -10,9 +10,10 @@
     tokens.verify(token, now=time.time()).user_id
 
 The first key of the ring signs, every key verifies (rotation); ``jwks()``
-publishes the public halves. Building block of the session layer (refresh
-tokens, revocation, ``Bridge.authenticate``), which is not part of this
-module yet.
+publishes the public halves. Most applications never build these by hand:
+a ``sessions:`` section gives the bridge its ring, and ``Bridge.exchange``,
+``authenticate``, ``refresh`` and ``revoke`` return and take the records
+below (:class:`Session`, :class:`Principal`). See docs/sessions.md.
 """
 
 from __future__ import annotations
@@ -21,15 +22,23 @@ from ._sessions._keyring import (
     SESSION_ALGORITHMS,
     SessionKey,
     SessionKeyRing,
+    SessionSecret,
     generate_private_key_pem,
 )
+from ._sessions._service import Principal, Session, SessionPolicy, SessionService, refresh_hash
 from ._sessions._tokens import AccessClaims, SessionTokens
 
 __all__ = [
     "SESSION_ALGORITHMS",
     "AccessClaims",
+    "Principal",
+    "Session",
     "SessionKey",
     "SessionKeyRing",
+    "SessionPolicy",
+    "SessionSecret",
+    "SessionService",
     "SessionTokens",
     "generate_private_key_pem",
+    "refresh_hash",
 ]

@@ -100,8 +100,10 @@ def check_session_round_trip(store: SessionStore) -> None:
     _require(store.get_session(_id("none")) is None, "get_session of an unknown id must be None")
     _require(store.find_refresh("0" * 64) is None, "find_refresh of an unknown hash must be None")
     without = _id("sid")
-    store.create_session(SessionRecord(without, user, _T0, _T0 + timedelta(minutes=5)), None)
-    _require(store.get_session(without) is not None, "a session without a refresh token is stored too")
+    store.create_session(SessionRecord(without, user, _T0, _T0 + timedelta(minutes=5), generation=3), None)
+    plain = store.get_session(without)
+    _require(plain is not None, "a session without a refresh token is stored too")
+    _require(plain is not None and plain.generation == 3, "get_session must keep the session's generation")
 
 
 def check_rotation(store: SessionStore) -> None:
