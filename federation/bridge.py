@@ -457,7 +457,14 @@ class Bridge:
                 token_cache_size=section.token_cache_size,
             )
         )
-        external = ExternalTokens(self._verify_with_key, self._averify_with_key, self._key_of, self._akey_of)
+        external = ExternalTokens(
+            self._verify_with_key,
+            self._averify_with_key,
+            self._key_of,
+            self._akey_of,
+            lambda token: self._source(self._verifier.routes[token.issuer]),
+            lambda token: self.config.leeway,
+        )
         passwords = None
         accounts = self.config.local_accounts
         if accounts is not None:
@@ -548,23 +555,11 @@ class Bridge:
         user), :class:`~federation.errors.KeySetUnavailable` or
         :class:`~federation.errors.StorageError` (503).
         """
-        service = self.sessions
-        hit = service.cached(token)
-        if hit is not None:
-            return hit
-        from ._sessions._service import run
-
-        return run(service.authenticate_flow(token))
+        return self.sessions.authenticate(token)
 
     async def aauthenticate(self, token: str) -> Principal:
         """Async twin of :meth:`authenticate`."""
-        service = self.sessions
-        hit = service.cached(token)
-        if hit is not None:
-            return hit
-        from ._sessions._service import arun
-
-        return await arun(service.authenticate_flow(token))
+        return await self.sessions.aauthenticate(token)
 
     def refresh(self, refresh_token: str) -> Session:
         """Rotate a refresh token into a new pair (the user's current roles).

@@ -24,7 +24,7 @@ from collections.abc import Callable, Generator
 import httpx
 
 from .._profile import KeySourceSpec
-from .._rfc7517 import VerificationKey
+from .._rfc7517 import KeySet, VerificationKey
 from ..config import KeysConfig
 from ..errors import UnknownKey
 from ..events import (
@@ -179,6 +179,12 @@ class IssuerKeySource:
             remaining = give_up - time.monotonic()
             if remaining <= 0 or self._flight.wait(remaining):
                 return
+
+    def current_keyset(self, now: float) -> KeySet | None:
+        """The key set while it is fresh (no fetch), else None: a repeat of a verified token
+        whose set is this very object needs no key lookup (a refetch replaces the set whole)."""
+        cache = self.state.cache
+        return cache.keyset if now < cache.fresh_until else None
 
     def get_key(self, kid: str | None, alg: str) -> VerificationKey:
         """The verification key for (kid, alg), fetching when needed (blocking)."""

@@ -98,6 +98,10 @@ class StaticKeySet:
 
     # -- KeySource ------------------------------------------------------------------------
 
+    def current_keyset(self, now: float) -> KeySet:
+        """The key set (always current: it never changes)."""
+        return self.keyset
+
     def get_key(self, kid: str | None, alg: str) -> VerificationKey:
         """The key for (``kid``, ``alg``); :class:`UnknownKey` when none has the kid."""
         key = self.keyset.find(kid, alg)

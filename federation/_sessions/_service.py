@@ -20,12 +20,11 @@ import hashlib
 import secrets
 import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
-
-from cachetools import LRUCache
 
 from .._rfc7515 import Limits, parse_compact
 from ..errors import (
@@ -202,20 +201,24 @@ async def _adrive(flow: Flow[T]) -> T:
 # -- caches -------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _UserEntry:
+    """What this process knows of a user, and until when it may serve it without a read."""
+
     user: User | None
     state: UserSessionState
     fetched: float
+    fresh_until: float  # fetched + user_check
+    touch_due: float  # when authenticate should write last_login_at again
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Cached:
     """A token that authenticated: what a repeat must re-check, and nothing it need not."""
 
     kind: Kind
     user_id: str
-    expires: float
+    valid_until: float  # exp + leeway
     not_before: float | None
     generation: int
     session_id: str | None
@@ -225,6 +228,12 @@ class _Cached:
     claims: AccessClaims | None = None
     verified: VerifiedToken | None = None
     key: Any = None  # the external token's verification key, compared by identity on a repeat
+    source: Any = None  # its issuer's key source, and the key set it was verified with
+    keyset: Any = None
+    # The principal last admitted, and the user entry it was admitted under: the same entry
+    # (replaced whenever the user or its revocation state is read again) admits the same way.
+    principal: Principal | None = None
+    admitted_under: _UserEntry | None = None
 
 
 class SessionService:
@@ -260,10 +269,15 @@ class SessionService:
         self._external = external
         self._leeway = tokens.leeway if tokens is not None else 0.0
         self._limits = limits or Limits()
+        self._headers: dict[str, Any] = {}  # parse_compact's header cache (bounded there)
         self._blocking = not isinstance(store, MemorySessionStore)
         self._lock = threading.Lock()
-        self._cache: LRUCache[str, _Cached] = LRUCache(TOKEN_CACHE_BYTES, getsizeof=_entry_size)
-        self._users: LRUCache[str, _UserEntry] = LRUCache(USER_CACHE_SIZE)
+        # Read without the lock (a dict read is atomic); written under it, the oldest entries
+        # evicted first (OrderedDict: O(1) at the front, where a dict's holes would pile up).
+        # Bounded in entries and in bytes (tokens and their claims).
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._cache_bytes = 0
+        self._users: OrderedDict[str, _UserEntry] = OrderedDict()
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -403,8 +417,7 @@ class SessionService:
                 return False  # RFC 7009 §2.2: an invalid token is not an error
             until = datetime.fromtimestamp(claims.expires_at, tz=timezone.utc)
             yield self._step(lambda: store.revoke_token(claims.jti, user_id=claims.user_id, expires_at=until))
-            with self._lock:
-                self._cache.pop(token, None)
+            self._drop(token)
             self._forget_user(claims.user_id)
             self._emit(SESSION_REVOKED, claims.user_id, jti=claims.jti, session_id=claims.session_id)
             return True
@@ -525,46 +538,67 @@ class SessionService:
     # -- authenticate ---------------------------------------------------------------------
 
     def cached(self, token: str) -> Principal | None:
-        """A repeated session token answered from memory, or None when a step is needed."""
-        with self._lock:
-            hit = self._cache.get(token)
-            if hit is None or hit.kind != "session":
-                return None
-            entry = self._users.get(hit.user_id)
-        now = self._clock()
-        if entry is None or not self._fresh(entry, now) or self._due_touch(entry, now):
+        """A repeated token answered from memory, or None when a step is needed.
+
+        Re-checks on every hit: expiry, that the user's state is within
+        ``user_check`` and no touch is due, and (external) that the issuer's
+        key set is still the one the token was verified with.
+        """
+        hit = self._cache.get(token) if type(token) is str else None
+        if hit is None:
             return None
+        entry = self._users.get(hit.user_id)
+        if entry is None:
+            return None
+        now = self._clock()
+        if not entry.fetched <= now < entry.fresh_until or now >= entry.touch_due or now >= hit.valid_until:
+            return None
+        if hit.source is not None and hit.source.current_keyset(now) is not hit.keyset:
+            return None
+        if hit.admitted_under is entry and (hit.not_before is None or now >= hit.not_before - self._leeway):
+            return hit.principal
         return self._admit(token, hit, entry, now)
+
+    def authenticate(self, token: str) -> Principal:
+        """:meth:`cached`, else the flow: the sync per-request entry point."""
+        hit = self.cached(token)
+        return hit if hit is not None else _drive(self.authenticate_flow(token))
+
+    async def aauthenticate(self, token: str) -> Principal:
+        """Async twin of :meth:`authenticate` (a cache hit never leaves the event loop)."""
+        hit = self.cached(token)
+        return hit if hit is not None else await _adrive(self.authenticate_flow(token))
 
     def authenticate_flow(self, token: str) -> Flow[Principal]:
         """Who presents ``token``: a session token or an external token (one login per distinct token)."""
         if not isinstance(token, str):
             raise InvalidToken("a token must be a string")
         now = self._clock()
-        with self._lock:
-            hit = self._cache.get(token)
+        hit = self._cache.get(token)
         if hit is None:
             hit = yield from self._first_seen(token, now)
         elif hit.kind == "external":
-            hit = yield from self._key_still_current(token, hit)
+            hit = yield from self._key_still_current(token, hit, now)
         entry = yield from self._user_entry(hit.user_id, now)
-        if self._due_touch(entry, now):
+        if now >= entry.touch_due:
             provisioner = self._provisioner()
             uid = hit.user_id
             touched = yield _Step(lambda: provisioner.touch(uid), lambda: provisioner.atouch(uid))
-            entry.user = touched if touched is not None else entry.user
+            entry = self._remember(
+                hit.user_id, touched if touched is not None else entry.user, entry.state, now
+            )
         return self._admit(token, hit, entry, now)
 
     def _first_seen(self, token: str, now: float) -> Flow[_Cached]:
         size = len(token) + _ENTRY_OVERHEAD
-        jws = parse_compact(token, self._limits)
+        jws = parse_compact(token, self._limits, self._headers)
         tokens = self._tokens
         if tokens is not None and jws.claims.get("iss") == tokens.issuer:  # exact match, as for issuers
             claims = tokens.verify_parsed(jws, now=now)
             cached = _Cached(
                 "session",
                 claims.user_id,
-                float(claims.expires_at),
+                claims.expires_at + self._leeway,
                 None,
                 claims.generation,
                 claims.session_id,
@@ -586,13 +620,14 @@ class SessionService:
             store, user_id = self.store, result.user.id
             at = self._now()
             state: UserSessionState = yield self._step(lambda: store.user_state(user_id, now=at))
-            with self._lock:
-                self._users[user_id] = _UserEntry(result.user, state, now)
+            self._remember(user_id, result.user, state, now)
             nbf = verified.claims.get("nbf")
+            source = external.source(verified)
+            current = getattr(source, "current_keyset", None)
             cached = _Cached(
                 "external",
                 user_id,
-                verified.expires_at.timestamp(),
+                verified.expires_at.timestamp() + external.leeway(verified),
                 float(nbf) if isinstance(nbf, (int, float)) and not isinstance(nbf, bool) else None,
                 state.generation,
                 None,
@@ -601,15 +636,34 @@ class SessionService:
                 size,
                 verified=verified,
                 key=key,
+                source=source if current is not None else None,
+                keyset=current(now) if current is not None else None,
             )
-        if self.policy.token_cache_size > 0 and size <= TOKEN_CACHE_BYTES // 16:
-            with self._lock:
-                while len(self._cache) >= self.policy.token_cache_size:
-                    self._cache.popitem()
-                self._cache[token] = cached
+        self._keep(token, cached)
         return cached
 
-    def _key_still_current(self, token: str, hit: _Cached) -> Flow[_Cached]:
+    def _keep(self, token: str, cached: _Cached) -> None:
+        limit = self.policy.token_cache_size
+        if limit <= 0 or cached.size > TOKEN_CACHE_BYTES // 16:
+            return
+        with self._lock:
+            old = self._cache.pop(token, None)
+            if old is not None:
+                self._cache_bytes -= old.size
+            while self._cache and (
+                len(self._cache) >= limit or self._cache_bytes + cached.size > TOKEN_CACHE_BYTES
+            ):
+                self._cache_bytes -= self._cache.popitem(last=False)[1].size
+            self._cache[token] = cached
+            self._cache_bytes += cached.size
+
+    def _drop(self, token: str) -> None:
+        with self._lock:
+            old = self._cache.pop(token, None)
+            if old is not None:
+                self._cache_bytes -= old.size
+
+    def _key_still_current(self, token: str, hit: _Cached, now: float) -> Flow[_Cached]:
         """A repeated external token: its key must still be in the issuer's current set."""
         external = self._external
         assert external is not None and hit.verified is not None
@@ -617,49 +671,49 @@ class SessionService:
         try:
             key = yield _Step(lambda: external.key(verified), lambda: external.akey(verified))
         except InvalidToken:
-            with self._lock:
-                self._cache.pop(token, None)
+            self._drop(token)
             raise TokenRevoked("the token's signing key was removed by its issuer") from None
         if key is not hit.key:  # the key set was refetched: verify the signature again
-            with self._lock:
-                self._cache.pop(token, None)
+            self._drop(token)
             _verified, key = yield _Step(lambda: external.verify(token), lambda: external.averify(token))
-            hit = dataclasses.replace(hit, key=key)
-            with self._lock:
-                self._cache[token] = hit
+        current = getattr(hit.source, "current_keyset", None)
+        hit = dataclasses.replace(
+            hit,
+            key=key,
+            keyset=current(now) if current is not None else None,
+            principal=None,
+            admitted_under=None,
+        )
+        self._keep(token, hit)
         return hit
 
     def _user_entry(self, user_id: str, now: float) -> Flow[_UserEntry]:
-        with self._lock:
-            entry = self._users.get(user_id)
-        if entry is not None and self._fresh(entry, now):
+        entry = self._users.get(user_id)
+        if entry is not None and entry.fetched <= now < entry.fresh_until:
             return entry
         store, at = self.store, self._now()
         user: User | None = yield self._user_step(user_id)
         state: UserSessionState = yield self._step(lambda: store.user_state(user_id, now=at))
-        entry = _UserEntry(user, state, now)
+        return self._remember(user_id, user, state, now)
+
+    def _remember(self, user_id: str, user: User | None, state: UserSessionState, now: float) -> _UserEntry:
+        touch_due = float("inf")
+        if user is not None and user.status == "active":
+            last = user.last_login_at
+            touch_due = -float("inf") if last is None else last.timestamp() + self.policy.touch_interval
+        entry = _UserEntry(user, state, now, now + self.policy.user_check, touch_due)
         with self._lock:
+            if user_id not in self._users and len(self._users) >= USER_CACHE_SIZE:
+                self._users.popitem(last=False)
             self._users[user_id] = entry
         return entry
 
-    def _fresh(self, entry: _UserEntry, now: float) -> bool:
-        return 0 <= now - entry.fetched < self.policy.user_check
-
-    def _due_touch(self, entry: _UserEntry, now: float) -> bool:
-        user = entry.user
-        if user is None or user.status != "active":
-            return False
-        last = user.last_login_at
-        return last is None or now - last.timestamp() >= self.policy.touch_interval
-
     def _admit(self, token: str, hit: _Cached, entry: _UserEntry, now: float) -> Principal:
         """Every re-check a repeat makes: time, the user's status, revocations, generation."""
-        leeway = self._leeway
-        if now >= hit.expires + leeway:
-            with self._lock:
-                self._cache.pop(token, None)
+        if now >= hit.valid_until:
+            self._drop(token)
             raise TokenExpired("the token has expired")
-        if hit.not_before is not None and now < hit.not_before - leeway:
+        if hit.not_before is not None and now < hit.not_before - self._leeway:
             raise TokenNotYetValid("the token is not valid yet")
         user, state = entry.user, entry.state
         if user is None:
@@ -672,9 +726,12 @@ class SessionService:
             raise TokenRevoked("the token was revoked")
         if hit.kind == "session":
             assert hit.claims is not None
-            return Principal(user, hit.claims, "session", hit.roles, hit.session_id)
-        assert hit.verified is not None
-        return Principal(user, hit.verified, "external", user.roles, None)
+            principal = Principal(user, hit.claims, "session", hit.roles, hit.session_id)
+        else:
+            assert hit.verified is not None
+            principal = Principal(user, hit.verified, "external", user.roles, None)
+        hit.principal, hit.admitted_under = principal, entry
+        return principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -683,13 +740,16 @@ class ExternalTokens:
 
     ``verify``/``averify`` return the verified token and the key that verified
     it; ``key``/``akey`` look that key up again in its issuer's current set
-    (raising :class:`~federation.errors.InvalidToken` when it is gone).
+    (raising :class:`~federation.errors.InvalidToken` when it is gone);
+    ``source`` is the token's key source and ``leeway`` its clock skew allowance.
     """
 
     verify: Callable[[str], tuple[VerifiedToken, Any]]
     averify: Callable[[str], Awaitable[tuple[VerifiedToken, Any]]]
     key: Callable[[VerifiedToken], Any]
     akey: Callable[[VerifiedToken], Awaitable[Any]]
+    source: Callable[[VerifiedToken], Any]
+    leeway: Callable[[VerifiedToken], float]
 
 
 def _clean_username(username: str) -> str:
@@ -714,10 +774,6 @@ def _clean_email(email: str | None) -> str | None:
     if not local or "." not in domain or len(address) > 254 or any(c.isspace() for c in address):
         raise InvalidUserData("the email is not an address", attribute="email")
     return address
-
-
-def _entry_size(entry: _Cached) -> int:
-    return entry.size
 
 
 run = _drive

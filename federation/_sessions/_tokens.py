@@ -19,6 +19,7 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from .._rfc7515 import CompactJWS, Limits, parse_compact
@@ -88,6 +89,8 @@ class SessionTokens:
         self.client_id = client_id or self.audience
         self.access_ttl = access_ttl
         self._limits = limits or Limits()
+        # Every session token of a key shares one header: decode it once (bounded: a few kids).
+        self._headers: dict[str, Any] = {}
         # Asymmetric rings verify through the strict JWK import like any issuer's keys.
         self._keys = (
             None if isinstance(ring, SessionSecret) else import_jwks(ring.jwks(), max_keys=len(ring.keys))[0]
@@ -130,14 +133,16 @@ class SessionTokens:
 
     def parse(self, token: str | bytes) -> CompactJWS:
         """The compact form parsed under the limits (nothing verified yet)."""
-        return parse_compact(token, self._limits)
+        return parse_compact(token, self._limits, self._headers)
 
     def verify(self, token: str | bytes, *, now: float, check_time: bool = True) -> AccessClaims:
         """Verify a session access token; raises :class:`~federation.errors.InvalidToken` subclasses.
 
         ``check_time=False`` skips ``exp``/``iat`` (revoking an expired token is no error).
         """
-        return self.verify_parsed(parse_compact(token, self._limits), now=now, check_time=check_time)
+        return self.verify_parsed(
+            parse_compact(token, self._limits, self._headers), now=now, check_time=check_time
+        )
 
     def verify_parsed(self, jws: CompactJWS, *, now: float, check_time: bool = True) -> AccessClaims:
         """:meth:`verify` of a token :meth:`parse` returned."""
@@ -195,5 +200,5 @@ def _access_claims(claims: Mapping[str, Any]) -> AccessClaims:
         generation=claims["gen"],
         issued_at=int(claims["iat"]),
         expires_at=int(claims["exp"]),
-        claims=dict(claims),
+        claims=claims if isinstance(claims, MappingProxyType) else MappingProxyType(claims),
     )

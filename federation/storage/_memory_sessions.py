@@ -30,6 +30,7 @@ class _Refresh:
 class _UserRow:
     generation: int = 0
     sessions: set[str] = field(default_factory=set)
+    revoked: set[str] = field(default_factory=set)  # of sessions: user_state reads these only
     revoked_jtis: dict[str, datetime] = field(default_factory=dict)
 
 
@@ -78,7 +79,7 @@ class MemorySessionStore:
             elif now - token.used_at <= timedelta(seconds=grace):
                 outcome = "grace"
             else:
-                session = self._sessions[session.session_id] = dataclasses.replace(session, revoked_at=now)
+                session = self._revoke(session, now)
                 return RefreshUse("reused", session)
             self._refresh[successor.token_hash] = _Refresh(session.session_id, successor.expires_at)
             session = self._sessions[session.session_id] = dataclasses.replace(
@@ -103,8 +104,12 @@ class MemorySessionStore:
             session = self._sessions.get(session_id)
             if session is None or session.revoked_at is not None:
                 return session
-            session = self._sessions[session_id] = dataclasses.replace(session, revoked_at=now)
-            return session
+            return self._revoke(session, now)
+
+    def _revoke(self, session: SessionRecord, now: datetime) -> SessionRecord:
+        revoked = self._sessions[session.session_id] = dataclasses.replace(session, revoked_at=now)
+        self._user(session.user_id).revoked.add(session.session_id)
+        return revoked
 
     def revoke_token(self, jti: str, *, user_id: str, expires_at: datetime) -> None:
         """Refuse an access token until it expires."""
@@ -127,10 +132,8 @@ class MemorySessionStore:
                 return UserSessionState()
             revoked = frozenset(
                 sid
-                for sid in row.sessions
-                if (s := self._sessions.get(sid)) is not None
-                and s.revoked_at is not None
-                and s.expires_at > now
+                for sid in row.revoked
+                if (s := self._sessions.get(sid)) is not None and s.expires_at > now
             )
             jtis = frozenset(jti for jti, until in row.revoked_jtis.items() if until > now)
             return UserSessionState(row.generation, revoked, jtis)
@@ -179,6 +182,7 @@ class MemorySessionStore:
             for sid in ended:
                 session = self._sessions.pop(sid)
                 self._user(session.user_id).sessions.discard(sid)
+                self._user(session.user_id).revoked.discard(sid)
                 count += 1
             for row in self._users.values():
                 old = [jti for jti, until in row.revoked_jtis.items() if until <= now]

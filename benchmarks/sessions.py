@@ -1,0 +1,145 @@
+"""Session benchmark: the per-request path of the app's own tokens, as ratios to raw signature checks.
+
+Run from the repository root::
+
+    python benchmarks/sessions.py            # 41 interleaved rounds x 100 tokens (~20 s)
+    python benchmarks/sessions.py --quick    # 5 rounds x 50 tokens
+
+Rows (docs/performance.md, "Sessions"), each paired per round with its
+baseline measured in the same round:
+
+* ``issue_session``: a new session for an existing user (ES256 access token,
+  refresh token, stored in the memory session store), against a raw
+  ``cryptography`` ES256 signature;
+* ``SessionTokens.verify``: a first-seen session token, against a raw ES256 check;
+* ``authenticate``, first-seen session token (ES256): the whole per-request
+  path for a token never seen before (strict verify, user and revocation
+  state from the user cache), against a raw ES256 check; target <= 1.3x;
+* ``authenticate``, repeated session token and repeated external token
+  (RS256): every token of the batch authenticated before (twice: the first
+  pass logs the external tokens in, the second admits each under the user's
+  state as it now is), so each call is a cache hit that still re-checks
+  expiry, the user-state bound and, for the external token, that the
+  issuer's key set is the one it was verified with; against a raw RS256
+  check; target <= 0.05x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from run import header, paired, quartiles, raw_check, time_batch  # the verification benchmark's tools
+
+from federation.sessions import generate_private_key_pem
+from federation.storage import MemoryStore
+from federation.testing import MockIdP
+
+Check = Callable[[str], object]
+TARGETS = {"authenticate, first-seen session token": 1.3, "authenticate, repeated session token": 0.05,
+           "authenticate, repeated external token": 0.05}
+
+
+def _bridge(idp: MockIdP) -> Any:
+    pem = generate_private_key_pem("ES256").decode()
+    config = idp.bridge_config(
+        sessions={"issuer": "https://app.bench.test", "keys": [{"env": "K"}], "touch_interval": 86400}
+    )
+    bridge = idp.bridge(config=config, store=MemoryStore(), environ={"K": pem}, audit=lambda e: None)
+    assert bridge.warm_up().ok
+    return bridge
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=41)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="5 rounds x 50 tokens")
+    args = parser.parse_args(argv)
+    rounds, batch = (5, 50) if args.quick else (args.rounds, args.batch)
+    started = time.perf_counter()
+    print(header(rounds, batch) + "\n")
+    idp = MockIdP(issuer="https://idp.bench.test", audience="bench", alg="RS256", clock=time.time)
+    bridge = _bridge(idp)
+    user = bridge.exchange(idp.mint(sub="bench-user", lifetime=7200)).user
+    tokens = bridge.sessions.tokens
+    ring_public = tokens.ring.signing_key.private.public_key()
+    raw_es256 = raw_check("ES256", ring_public)
+    raw_rs256 = raw_check("RS256", idp.keys[0].private_key.public_key())
+    signer = tokens.ring.signing_key.private
+    ecdsa = ec.ECDSA(hashes.SHA256())
+
+    def raw_sign(token: str) -> object:
+        return signer.sign(token.encode(), ecdsa)
+
+    def issue(_: str) -> object:
+        return bridge.issue_session(user)
+
+    def session_verify(token: str) -> object:
+        return tokens.verify(token, now=time.time())
+
+    authenticate = bridge.authenticate
+    # rows: (name, the library's check, its baseline, how a round's batch is made, warm the cache first)
+    samples: dict[str, tuple[list[float], list[float]]] = {}
+
+    def session_batch() -> list[str]:
+        return [bridge.issue_session(user).access_token for _ in range(batch)]
+
+    def external_batch() -> list[str]:
+        return [idp.mint(sub="bench-user", lifetime=7200) for _ in range(batch)]
+
+    rows: list[tuple[str, Check, Check, Callable[[], list[str]], Callable[[], list[str]] | None, bool]] = [
+        ("issue_session (ES256)", issue, raw_sign, session_batch, None, False),
+        ("SessionTokens.verify, first-seen (ES256)", session_verify, raw_es256, session_batch, None, False),
+        ("authenticate, first-seen session token", authenticate, raw_es256, session_batch, None, False),
+        ("authenticate, repeated session token", authenticate, raw_rs256, session_batch, external_batch, True),
+        ("authenticate, repeated external token", authenticate, raw_rs256, external_batch, None, True),
+    ]
+    for name, check, baseline, make, make_baseline, warm in rows:
+        lib_times: list[float] = []
+        base_times: list[float] = []
+        for r in range(rounds + 1):
+            lib_tokens = make()
+            base_tokens = make_baseline() if make_baseline is not None else (
+                external_batch() if baseline is raw_rs256 else lib_tokens
+            )
+            if warm:  # steady state: seen before, and admitted since the user's state last changed
+                for _ in range(2):
+                    for token in lib_tokens:
+                        check(token)
+            pair = [(lib_times, check, lib_tokens), (base_times, baseline, base_tokens)]
+            if r % 2:
+                pair.reverse()
+            for into, fn, batch_tokens in pair:
+                elapsed = time_batch(fn, batch_tokens)
+                if r:  # round 0 warms up
+                    into.append(elapsed)
+        samples[name] = (lib_times, base_times)
+    print("| path | µs/token (median) | baseline | baseline µs | ratio (paired median) | ratio IQR | target |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    baselines = {"issue_session (ES256)": "raw ES256 sign", "SessionTokens.verify, first-seen (ES256)": "raw ES256"}
+    for name, (lib_times, base_times) in samples.items():
+        base = baselines.get(name, "raw ES256" if "first-seen" in name else "raw RS256")
+        r1, ratio, r3 = quartiles(paired(lib_times, base_times))
+        target = TARGETS.get(name)
+        verdict = "" if target is None else f"<= {target} {'ok' if ratio <= target else 'MISSED'}"
+        print(
+            f"| {name} | {statistics.median(lib_times) / 1000:.2f} | {base} | "
+            f"{statistics.median(base_times) / 1000:.1f} | {ratio:.3f} | {r1:.3f}-{r3:.3f} | {verdict} |"
+        )
+    print(f"\n(total {time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
