@@ -555,11 +555,11 @@ class Bridge:
         user), :class:`~federation.errors.KeySetUnavailable` or
         :class:`~federation.errors.StorageError` (503).
         """
-        return self.sessions.authenticate(token)
+        return (self._sessions_built or self.sessions).authenticate(token)  # the per-request path
 
     async def aauthenticate(self, token: str) -> Principal:
         """Async twin of :meth:`authenticate`."""
-        return await self.sessions.aauthenticate(token)
+        return await (self._sessions_built or self.sessions).aauthenticate(token)
 
     def refresh(self, refresh_token: str) -> Session:
         """Rotate a refresh token into a new pair (the user's current roles).

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import math
 import secrets
 import threading
 import unicodedata
@@ -219,7 +220,7 @@ class _Cached:
     kind: Kind
     user_id: str
     valid_until: float  # exp + leeway
-    not_before: float | None
+    valid_from: float  # nbf - leeway (-inf without nbf)
     generation: int
     session_id: str | None
     jti: str | None
@@ -228,12 +229,13 @@ class _Cached:
     claims: AccessClaims | None = None
     verified: VerifiedToken | None = None
     key: Any = None  # the external token's verification key, compared by identity on a repeat
-    source: Any = None  # its issuer's key source, and the key set it was verified with
+    # Its issuer's key source's current_keyset, and the key set the token was verified with.
+    current_keyset: Callable[[float], Any] | None = None
     keyset: Any = None
-    # The principal last admitted, and the user entry it was admitted under: the same entry
+    # The user entry the token was last admitted under, and the principal: the same entry
     # (replaced whenever the user or its revocation state is read again) admits the same way.
-    principal: Principal | None = None
-    admitted_under: _UserEntry | None = None
+    # One tuple, so that a reader never pairs one thread's entry with another's principal.
+    admitted: tuple[_UserEntry, Principal] | None = None
 
 
 class SessionService:
@@ -551,18 +553,23 @@ class SessionService:
         if entry is None:
             return None
         now = self._clock()
-        if not entry.fetched <= now < entry.fresh_until or now >= entry.touch_due or now >= hit.valid_until:
+        if not (entry.fetched <= now < entry.fresh_until and hit.valid_from <= now < hit.valid_until):
+            return None  # a read is due, or the flow raises the expiry
+        if now >= entry.touch_due:
             return None
-        if hit.source is not None and hit.source.current_keyset(now) is not hit.keyset:
-            return None
-        if hit.admitted_under is entry and (hit.not_before is None or now >= hit.not_before - self._leeway):
-            return hit.principal
+        current = hit.current_keyset
+        if current is not None:
+            keyset = current(now)  # None once the set is past its TTL: the flow refetches
+            if keyset is None or keyset is not hit.keyset:
+                return None
+        admitted = hit.admitted
+        if admitted is not None and admitted[0] is entry:
+            return admitted[1]
         return self._admit(token, hit, entry, now)
 
     def authenticate(self, token: str) -> Principal:
         """:meth:`cached`, else the flow: the sync per-request entry point."""
-        hit = self.cached(token)
-        return hit if hit is not None else _drive(self.authenticate_flow(token))
+        return self.cached(token) or _drive(self.authenticate_flow(token))
 
     async def aauthenticate(self, token: str) -> Principal:
         """Async twin of :meth:`authenticate` (a cache hit never leaves the event loop)."""
@@ -599,7 +606,7 @@ class SessionService:
                 "session",
                 claims.user_id,
                 claims.expires_at + self._leeway,
-                None,
+                -math.inf,
                 claims.generation,
                 claims.session_id,
                 claims.jti,
@@ -622,13 +629,13 @@ class SessionService:
             state: UserSessionState = yield self._step(lambda: store.user_state(user_id, now=at))
             self._remember(user_id, result.user, state, now)
             nbf = verified.claims.get("nbf")
-            source = external.source(verified)
-            current = getattr(source, "current_keyset", None)
+            leeway = external.leeway(verified)
+            current = getattr(external.source(verified), "current_keyset", None)
             cached = _Cached(
                 "external",
                 user_id,
-                verified.expires_at.timestamp() + external.leeway(verified),
-                float(nbf) if isinstance(nbf, (int, float)) and not isinstance(nbf, bool) else None,
+                verified.expires_at.timestamp() + leeway,
+                float(nbf) - leeway if type(nbf) in (int, float) else -math.inf,
                 state.generation,
                 None,
                 None,
@@ -636,7 +643,7 @@ class SessionService:
                 size,
                 verified=verified,
                 key=key,
-                source=source if current is not None else None,
+                current_keyset=current,
                 keyset=current(now) if current is not None else None,
             )
         self._keep(token, cached)
@@ -676,13 +683,12 @@ class SessionService:
         if key is not hit.key:  # the key set was refetched: verify the signature again
             self._drop(token)
             _verified, key = yield _Step(lambda: external.verify(token), lambda: external.averify(token))
-        current = getattr(hit.source, "current_keyset", None)
+        current = hit.current_keyset
         hit = dataclasses.replace(
             hit,
             key=key,
             keyset=current(now) if current is not None else None,
-            principal=None,
-            admitted_under=None,
+            admitted=None,
         )
         self._keep(token, hit)
         return hit
@@ -713,7 +719,7 @@ class SessionService:
         if now >= hit.valid_until:
             self._drop(token)
             raise TokenExpired("the token has expired")
-        if hit.not_before is not None and now < hit.not_before - self._leeway:
+        if now < hit.valid_from:
             raise TokenNotYetValid("the token is not valid yet")
         user, state = entry.user, entry.state
         if user is None:
@@ -730,7 +736,7 @@ class SessionService:
         else:
             assert hit.verified is not None
             principal = Principal(user, hit.verified, "external", user.roles, None)
-        hit.principal, hit.admitted_under = principal, entry
+        hit.admitted = (entry, principal)
         return principal
 
 

@@ -499,3 +499,19 @@ def test_every_session_event_is_audited_without_tokens(
     dumped = repr([(e.name, dict(e.detail)) for e in audit])
     for secret in (session.access_token, session.refresh_token, renewed.refresh_token, other.access_token):
         assert secret and secret not in dumped
+
+
+def test_a_repeated_external_token_follows_its_issuers_key_set_past_its_ttl(
+    make_bridge: Callable[..., Bridge], idp: MockIdP, clock: FrozenClock
+) -> None:
+    bridge = make_bridge({"user_check": 3600, "touch_interval": 86400})
+    token = idp.mint(sub="ttl-user", lifetime=3000)
+    bridge.authenticate(token)
+    fetches = len(idp.requests_to("jwks"))
+    clock.advance(700)  # past the key set's 600 s TTL: the repeat must not trust the old set
+    assert bridge.authenticate(token).kind == "external"
+    assert len(idp.requests_to("jwks")) == fetches + 1  # it refetched, and the key is still there
+    idp.rotate_keys(keep_old=False)
+    clock.advance(700)
+    with pytest.raises(TokenRevoked):
+        bridge.authenticate(token)
