@@ -35,6 +35,7 @@ __all__ = [
     "REFRESH_REUSED",
     "ROLE_GRANTED",
     "ROLE_REVOKED",
+    "SESSION_AUDIT_EVENTS",
     "SESSION_ISSUED",
     "SESSION_REFRESHED",
     "SESSION_REVOKED",
@@ -74,6 +75,17 @@ REFRESH_REUSED = "refresh_reused"
 PASSWORD_LOGIN_FAILED = "password_login_failed"
 ACCOUNT_LOCKED = "account_locked"
 
+#: The session layer's events (``Bridge.issue_session``, ``refresh``, ``revoke`` ..., password logins).
+SESSION_AUDIT_EVENTS: tuple[str, ...] = (
+    SESSION_ISSUED,
+    SESSION_REFRESHED,
+    SESSION_REVOKED,
+    USER_SESSIONS_REVOKED,
+    REFRESH_REUSED,
+    PASSWORD_LOGIN_FAILED,
+    ACCOUNT_LOCKED,
+)
+
 AUDIT_EVENTS: tuple[str, ...] = (
     LOGIN_SUCCEEDED,
     LOGIN_FAILED,
@@ -84,13 +96,7 @@ AUDIT_EVENTS: tuple[str, ...] = (
     ROLE_REVOKED,
     USER_DISABLED,
     USER_DELETED,
-    SESSION_ISSUED,
-    SESSION_REFRESHED,
-    SESSION_REVOKED,
-    USER_SESSIONS_REVOKED,
-    REFRESH_REUSED,
-    PASSWORD_LOGIN_FAILED,
-    ACCOUNT_LOCKED,
+    *SESSION_AUDIT_EVENTS,
 )
 
 AuditSink = Callable[[AuditEvent], None]

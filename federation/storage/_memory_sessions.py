@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ._session_protocol import AttemptState, NewRefreshToken, RefreshUse, SessionRecord, UserSessionState
+from ._session_protocol import (
+    AttemptState,
+    NewRefreshToken,
+    RefreshUse,
+    SessionRecord,
+    UserSessionState,
+    after_failure,
+)
 
 __all__ = ["MemorySessionStore"]
 
@@ -149,15 +156,9 @@ class MemorySessionStore:
     def record_failure(self, key: str, *, now: datetime, max_attempts: int, lockout: float) -> AttemptState:
         """Count a failed attempt; lock when the count reaches ``max_attempts``."""
         with self._lock:
-            state = self._attempts.get(key, AttemptState())
-            if state.locked_until is not None and state.locked_until <= now:
-                state = AttemptState(0, None, state.lockouts)
-            failures = state.failures + 1
-            if failures >= max_attempts:
-                until = now + timedelta(seconds=lockout * 2**state.lockouts)
-                state = AttemptState(0, until, state.lockouts + 1)
-            else:
-                state = AttemptState(failures, state.locked_until, state.lockouts)
+            state = after_failure(
+                self._attempts.get(key, AttemptState()), now=now, max_attempts=max_attempts, lockout=lockout
+            )
             self._attempts[key] = state
             return state
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from ._records import NewUser, User
@@ -37,6 +37,7 @@ __all__ = [
     "SessionRecord",
     "SessionStore",
     "UserSessionState",
+    "after_failure",
 ]
 
 
@@ -120,6 +121,16 @@ class AttemptState:
     failures: int = 0
     locked_until: datetime | None = None
     lockouts: int = 0
+
+
+def after_failure(state: AttemptState, *, now: datetime, max_attempts: int, lockout: float) -> AttemptState:
+    """The attempt state after one more failure (the rule of :meth:`SessionStore.record_failure`)."""
+    if state.locked_until is not None and state.locked_until <= now:
+        state = AttemptState(0, None, state.lockouts)  # an ended lockout starts a new count
+    failures = state.failures + 1
+    if failures >= max_attempts:
+        return AttemptState(0, now + timedelta(seconds=lockout * 2**state.lockouts), state.lockouts + 1)
+    return AttemptState(failures, state.locked_until, state.lockouts)
 
 
 class SessionStore(Protocol):

@@ -24,7 +24,14 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import StorageConflict, StorageError
-from ._session_protocol import AttemptState, NewRefreshToken, RefreshUse, SessionRecord, UserSessionState
+from ._session_protocol import (
+    AttemptState,
+    NewRefreshToken,
+    RefreshUse,
+    SessionRecord,
+    UserSessionState,
+    after_failure,
+)
 
 if TYPE_CHECKING:
     from ._sql import SQLStore
@@ -245,15 +252,8 @@ class SQLSessionStore:
 
         def step(conn: Connection) -> AttemptState:
             row = conn.execute(select(a).where(a.c.key == key).with_for_update()).first()
-            state = AttemptState() if row is None else _attempt(row._mapping)
-            if state.locked_until is not None and state.locked_until <= now:
-                state = AttemptState(0, None, state.lockouts)
-            failures = state.failures + 1
-            if failures >= max_attempts:
-                until = now + timedelta(seconds=lockout * 2**state.lockouts)
-                state = AttemptState(0, until, state.lockouts + 1)
-            else:
-                state = AttemptState(failures, state.locked_until, state.lockouts)
+            before = AttemptState() if row is None else _attempt(row._mapping)
+            state = after_failure(before, now=now, max_attempts=max_attempts, lockout=lockout)
             values = {
                 "failures": state.failures,
                 "locked_until": state.locked_until,

@@ -15,31 +15,14 @@ from _prov_helpers import AuditLog, StubMapping, roles_from_groups
 from federation.errors import AccessDenied, InvalidToken, LinkRefused
 from federation.mapping import MappingResult
 from federation.storage import (
-    ACCOUNT_LOCKED,
     AUDIT_EVENTS,
-    PASSWORD_LOGIN_FAILED,
-    REFRESH_REUSED,
-    SESSION_ISSUED,
-    SESSION_REFRESHED,
-    SESSION_REVOKED,
-    USER_SESSIONS_REVOKED,
+    SESSION_AUDIT_EVENTS,
     AuditEvent,
     MemoryStore,
     fan_out,
     log_audit,
 )
 from federation.testing import FrozenClock, MockIdP
-
-#: The session layer's events (tests/sessions covers them); a user's life through logins makes the rest.
-SESSION_EVENTS = {
-    ACCOUNT_LOCKED,
-    PASSWORD_LOGIN_FAILED,
-    REFRESH_REUSED,
-    SESSION_ISSUED,
-    SESSION_REFRESHED,
-    SESSION_REVOKED,
-    USER_SESSIONS_REVOKED,
-}
 
 
 def _dump(events: list[AuditEvent]) -> str:
@@ -85,7 +68,8 @@ def test_a_users_life_in_events(login_bridge: Any, idp: MockIdP, clock: FrozenCl
         ("login_failed", home, uid, {"reason": "account_disabled", "rule": "disabled"}),
         ("user_deleted", home, uid, {}),
     ]
-    assert {e.name for e in audit} == set(AUDIT_EVENTS) - SESSION_EVENTS
+    # the session layer's events are tests/sessions' concern; a user's life in logins makes the rest
+    assert {e.name for e in audit} == set(AUDIT_EVENTS) - set(SESSION_AUDIT_EVENTS)
     assert all(e.at == datetime.fromtimestamp(clock(), tz=timezone.utc) for e in audit)
     dumped = _dump(audit)
     for token in tokens:

@@ -30,11 +30,6 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock(1_800_000_000.0)
-
-
-@pytest.fixture
 def audit() -> list[AuditEvent]:
     return []
 

@@ -36,16 +36,6 @@ class Audit(list[AuditEvent]):
 
 
 @pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock(1_800_000_000.0)
-
-
-@pytest.fixture
-def idp(clock: FrozenClock) -> MockIdP:
-    return MockIdP(issuer="https://idp.test", audience="my-client", alg="ES256", clock=clock)
-
-
-@pytest.fixture
 def audit() -> Audit:
     return Audit()
 
