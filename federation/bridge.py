@@ -85,6 +85,12 @@ class Bridge:
     events: ``"log"`` (the ``federation.audit`` logger), ``"store"`` (the SQL
     store's audit table) or any callable; default: ``audit:`` of the config,
     itself ``"log"`` unless set.
+
+    For sessions (``sessions:``, docs/sessions.md): ``session_store`` is where
+    sessions and revocations live (default: the SQL store's tables for
+    ``revocation: store``, else memory); ``environ`` is where ``{env: NAME}``
+    key entries are read (default: ``os.environ``). The keys load here: a
+    missing or mismatched key is a :class:`~federation.errors.ConfigError` now.
     """
 
     def __init__(
