@@ -5,23 +5,28 @@ protocol over the version-2 tables of an :class:`~federation.storage.SQLStore`
 (``SQLStore.session_store()``). Each method is one transaction through the
 store's connection discipline (SQLite: ``BEGIN IMMEDIATE``, one writer at a
 time; PostgreSQL: ``SELECT ... FOR UPDATE`` on the rows a step decides on),
-retried on a conflict, so a caller sees one atomic step. A rotation locks the
+retried on a conflict (a deadlock, a serialization failure, SQLite locked
+past ``busy_timeout``), so a caller sees one atomic step. A rotation locks the
 token row, then its session row: twenty concurrent presentations of one
 unused refresh token queue on the token row, and exactly one finds it unused.
+Rows that concurrent steps may create first (generations, attempts, revoked
+jtis) are written with ``INSERT ... ON CONFLICT``, so a race to create one
+never fails on the unique key.
 
 Must not: decide session policy; it stores what the session layer decides.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import StorageConflict, StorageError
 from ._session_protocol import (
@@ -40,6 +45,15 @@ __all__ = ["SQLSessionStore"]
 
 T = TypeVar("T")
 _ATTEMPTS = 8
+
+
+def _upsert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An ``INSERT`` with ``ON CONFLICT`` clauses, in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise StorageError(f"the session store supports SQLite and PostgreSQL, not {conn.dialect.name}")
 
 
 def _session(m: Mapping[Any, Any]) -> SessionRecord:
@@ -66,7 +80,10 @@ class SQLSessionStore:
         self.attempts_table = store.attempts_table
 
     def _atomic(self, step: Callable[[Connection], T]) -> T:
-        """Run ``step`` in one transaction; a conflict (a racing insert, a deadlock) runs it again."""
+        """Run ``step`` in one transaction; a conflict (deadlock, serialization failure) runs it again.
+
+        Any other failure (a duplicate session id, say) is no race: it raises at once.
+        """
         self.sql._ensure_schema()
         last: StorageConflict | None = None
         for attempt in range(_ATTEMPTS):
@@ -74,10 +91,7 @@ class SQLSessionStore:
                 time.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))  # noqa: S311 - jitter
             try:
                 with self.sql._connection() as conn:
-                    try:
-                        return step(conn)
-                    except IntegrityError as exc:  # a concurrent insert of the same key won
-                        raise StorageConflict("a concurrent write of the same row") from exc
+                    return step(conn)
             except StorageConflict as exc:
                 last = exc
         raise StorageError(
@@ -193,27 +207,32 @@ class SQLSessionStore:
         v = self.revoked
 
         def step(conn: Connection) -> None:
-            found = conn.execute(select(v.c.expires_at).where(v.c.jti == jti).with_for_update()).first()
-            if found is None:
-                conn.execute(insert(v).values(jti=jti, user_id=user_id, expires_at=expires_at))
-            elif found[0] < expires_at:
-                conn.execute(update(v).where(v.c.jti == jti).values(expires_at=expires_at))
+            stmt = _upsert(conn, v).values(jti=jti, user_id=user_id, expires_at=expires_at)
+            # The later expiry wins: a second revocation never shortens the first.
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[v.c.jti],
+                    set_={"expires_at": stmt.excluded.expires_at},
+                    where=v.c.expires_at < stmt.excluded.expires_at,
+                )
+            )
 
         self._atomic(step)
 
     def bump_generation(self, user_id: str) -> int:
-        """Increment the user's generation (a racing first insert retries)."""
+        """Increment the user's generation: one upsert, the row locked until commit."""
         g = self.generations
 
         def step(conn: Connection) -> int:
-            found = conn.execute(
-                select(g.c.generation).where(g.c.user_id == user_id).with_for_update()
-            ).first()
-            if found is None:
-                conn.execute(insert(g).values(user_id=user_id, generation=1))
-                return 1
-            conn.execute(update(g).where(g.c.user_id == user_id).values(generation=found[0] + 1))
-            return int(found[0]) + 1
+            stmt = _upsert(conn, g).values(user_id=user_id, generation=1)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[g.c.user_id], set_={"generation": g.c.generation + 1}
+            )
+            if conn.dialect.insert_returning:  # PostgreSQL; SQLite from 3.35
+                return int(conn.execute(stmt.returning(g.c.generation)).scalar_one())
+            # Older SQLite: BEGIN IMMEDIATE holds the write lock, so the read sees our write.
+            conn.execute(stmt)
+            return int(conn.execute(select(g.c.generation).where(g.c.user_id == user_id)).scalar_one())
 
         return self._atomic(step)
 
@@ -251,18 +270,17 @@ class SQLSessionStore:
         a = self.attempts_table
 
         def step(conn: Connection) -> AttemptState:
-            row = conn.execute(select(a).where(a.c.key == key).with_for_update()).first()
-            before = AttemptState() if row is None else _attempt(row._mapping)
-            state = after_failure(before, now=now, max_attempts=max_attempts, lockout=lockout)
-            values = {
-                "failures": state.failures,
-                "locked_until": state.locked_until,
-                "lockouts": state.lockouts,
-            }
-            if row is None:
-                conn.execute(insert(a).values(key=key, **values))
-            else:
-                conn.execute(update(a).where(a.c.key == key).values(**values))
+            # Make sure the row exists (a racing first failure just finds it), then lock it:
+            # concurrent failures under one key queue on the row lock and each counts.
+            zero = _upsert(conn, a).values(key=key, failures=0, locked_until=None, lockouts=0)
+            conn.execute(zero.on_conflict_do_nothing(index_elements=[a.c.key]))
+            row = conn.execute(select(a).where(a.c.key == key).with_for_update()).one()
+            state = after_failure(_attempt(row._mapping), now=now, max_attempts=max_attempts, lockout=lockout)
+            conn.execute(
+                update(a)
+                .where(a.c.key == key)
+                .values(failures=state.failures, locked_until=state.locked_until, lockouts=state.lockouts)
+            )
             return state
 
         return self._atomic(step)
@@ -299,6 +317,4 @@ def _attempt(m: Mapping[Any, Any]) -> AttemptState:
 
 
 def _replace(session: SessionRecord, **changes: Any) -> SessionRecord:
-    import dataclasses
-
     return dataclasses.replace(session, **changes)

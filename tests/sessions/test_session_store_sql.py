@@ -7,9 +7,25 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    inspect,
+    select,
+)
 
-from federation.errors import DuplicateIdentity
+from federation import Bridge
+from federation.errors import DuplicateIdentity, StorageError
 from federation.provisioning import DefaultMapping, Provisioner
 from federation.storage import NewRefreshToken, NewUser, SessionRecord, SQLStore
 from federation.testing import MockIdP
@@ -52,33 +68,102 @@ def test_local_credentials(kind: str, sql_store_factory: Callable[[str], SQLStor
                 _new_user("x"), username_key=username_key, email_key=email_key, password_hash="h"
             )
     assert store.count_users() == 1  # a refused registration writes nothing
-    store.set_password_hash(uid, "h2", now=NOW)
+    later = NOW + timedelta(hours=1)
+    store.set_password_hash(uid, "h2", now=later)
     found = store.find_credential("ann")
-    assert found is not None and found[0].password_hash == "h2"
+    assert found is not None and (found[0].password_hash, found[0].updated_at) == ("h2", later)
     with store.transaction() as tx:
         tx.delete_user(uid)
     assert store.find_credential("ann") is None
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_sessions_survive_their_users_deletion_as_refusals(
+def test_a_deleted_users_sessions_and_generation_stay(
     kind: str, sql_store_factory: Callable[[str], SQLStore]
 ) -> None:
     store = sql_store_factory(kind)
+    uid = store.insert_local_user(_new_user("bob"), username_key="bob", email_key=None, password_hash="h")
     sessions = store.session_store()
-    sessions.bump_generation("gone-user")
-    sessions.create_session(
-        SessionRecord("sid-1", "gone-user", NOW, NOW + timedelta(hours=1), generation=1), None
-    )
-    assert sessions.user_state("gone-user", now=NOW).generation == 1
-    assert sessions.get_session("sid-1") is not None and sessions.get_session("sid-1").generation == 1  # type: ignore[union-attr]
+    sessions.create_session(SessionRecord("sid-1", uid, NOW, NOW + timedelta(hours=1)), None)
+    assert sessions.bump_generation(uid) == 1
+    sessions.revoke_session("sid-1", now=NOW)
+    with store.transaction() as tx:
+        tx.delete_user(uid)
+    assert store.read_user(uid) is None
+    # No foreign key to users: the refusals outlive the user row.
+    state = sessions.user_state(uid, now=NOW)
+    assert (state.generation, state.revoked_sessions) == (1, frozenset({"sid-1"}))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_duplicate_session_id_fails_at_once(
+    kind: str, sql_store_factory: Callable[[str], SQLStore]
+) -> None:
+    sessions = sql_store_factory(kind).session_store()
+    first = SessionRecord("sid-dup", "u", NOW, NOW + timedelta(hours=1))
+    sessions.create_session(first, None)
+    with pytest.raises(StorageError) as caught:
+        sessions.create_session(SessionRecord("sid-dup", "other", NOW, NOW + timedelta(days=1)), None)
+    assert "kept conflicting" not in str(caught.value)  # no race to retry: not retried
+    assert sessions.get_session("sid-dup") == first
 
 
 def _v1_schema(store: SQLStore) -> None:
-    """Make ``store``'s database a schema-1 database: only the first four tables, version 1."""
+    """Make ``store``'s database a schema-1 database, with the tables as release 1 defined them.
+
+    Frozen here rather than taken from ``store``: a later change to the current tables must
+    not turn this into a test of an upgrade from a schema that never shipped.
+    """
+    p, dt, js = store.table_prefix, DateTime(timezone=True), JSON()
+    v1 = MetaData()
+    users = Table(
+        f"{p}users",
+        v1,
+        Column("id", String(36), primary_key=True),
+        Column("username", String(255)),
+        Column("email", String(254)),
+        Column("email_key", String(254)),
+        Column("email_verified", Boolean, nullable=False),
+        Column("display_name", String(256)),
+        Column("roles", js, nullable=False),
+        Column("attributes", js, nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("created_at", dt, nullable=False),
+        Column("updated_at", dt, nullable=False),
+        Column("last_login_at", dt),
+        Index(f"{p}users_email_key", "email_key"),
+        Index(f"{p}users_username", "username"),
+    )
+    Table(
+        f"{p}identities",
+        v1,
+        Column("issuer", String(1024), primary_key=True),
+        Column("subject", String(1024), primary_key=True),
+        Column("provider", String(64), nullable=False),
+        Column("user_id", String(36), ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False),
+        Column("created_at", dt, nullable=False),
+        Index(f"{p}identities_user_id", "user_id"),
+    )
+    Table(
+        f"{p}audit",
+        v1,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("at", dt, nullable=False),
+        Column("name", String(64), nullable=False),
+        Column("user_id", String(36)),
+        Column("issuer", String(1024)),
+        Column("subject", String(1024)),
+        Column("detail", js, nullable=False),
+        Index(f"{p}audit_user_id", "user_id"),
+    )
+    Table(
+        f"{p}schema_version",
+        v1,
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("applied_at", dt, nullable=False),
+    )
+    v1.create_all(store.engine)
     with store.engine.begin() as conn:
-        for table in (store.users_table, store.identities_table, store.audit_table, store.version_table):
-            table.create(conn, checkfirst=True)
         conn.execute(insert(store.version_table).values(version=1, applied_at=NOW))
 
 
@@ -122,7 +207,7 @@ def test_a_version_1_database_with_data_upgrades_on_first_use(
         assert (user.id, user.username, user.roles, dict(user.attributes)) == (
             "u-1",
             "olduser",
-            {"admin"},
+            frozenset({"admin"}),
             {"dept": "x"},
         )
         assert [e.name for e in upgraded.audit_tail()] == ["user_created"]
@@ -135,12 +220,14 @@ def test_a_version_1_database_with_data_upgrades_on_first_use(
         assert sessions.find_refresh("a" * 64) is not None
         idp = MockIdP("https://idp.test", alg="ES256")
         provisioner = Provisioner(upgraded, DefaultMapping(), audit=lambda e: None)
-        token = (
-            __import__("federation")
-            .Bridge.from_dict(idp.bridge_config(), http_client=idp.client())
-            .verify(idp.mint(sub="old-sub"))
-        )
-        assert provisioner.login(token).user.id == "u-1"
+        bridge = Bridge.from_dict(idp.bridge_config(), http_client=idp.client())
+        assert provisioner.login(bridge.verify(idp.mint(sub="old-sub"))).user.id == "u-1"
         assert upgraded.init_schema() == (2, 2)
+        with upgraded.engine.connect() as conn:
+            assert (
+                conn.execute(select(upgraded.identities_table.c.subject)).scalars().all()
+                == ["old-sub"]  # the login found the old identity: no duplicate user or identity
+            )
+            assert conn.execute(select(upgraded.users_table.c.id)).scalars().all() == ["u-1"]
     finally:
         upgraded.close()
