@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from .._rfc7515 import Limits, parse_compact
+from .._rfc7515 import CompactJWS, Limits, parse_compact
 from ..errors import (
     AccountDisabled,
     AccountExists,
@@ -567,13 +567,35 @@ class SessionService:
             return admitted[1]
         return self._admit(token, hit, entry, now)
 
+    def first_seen_session(self, token: str) -> Principal | None:
+        """A session token not seen before, answered without a step when its user is in memory.
+
+        Verifies and remembers the token as the flow would; None when it is not
+        a session token of this app or its user needs a read or a touch (the
+        flow then finds the token remembered and does only that step).
+        """
+        tokens = self._tokens
+        if tokens is None or type(token) is not str:
+            return None
+        now = self._clock()
+        jws = parse_compact(token, self._limits, self._headers)
+        if jws.claims.get("iss") != tokens.issuer:
+            return None
+        hit = self._session_seen(token, jws, tokens, now)
+        entry = self._users.get(hit.user_id)
+        if entry is None or not entry.fetched <= now < entry.fresh_until or now >= entry.touch_due:
+            return None
+        return self._admit(token, hit, entry, now)
+
     def authenticate(self, token: str) -> Principal:
-        """:meth:`cached`, else the flow: the sync per-request entry point."""
-        return self.cached(token) or _drive(self.authenticate_flow(token))
+        """:meth:`cached`, else :meth:`first_seen_session`, else the flow (the sync entry point)."""
+        return (
+            self.cached(token) or self.first_seen_session(token) or _drive(self.authenticate_flow(token))
+        )
 
     async def aauthenticate(self, token: str) -> Principal:
         """Async twin of :meth:`authenticate` (a cache hit never leaves the event loop)."""
-        hit = self.cached(token)
+        hit = self.cached(token) or self.first_seen_session(token)
         return hit if hit is not None else await _adrive(self.authenticate_flow(token))
 
     def authenticate_flow(self, token: str) -> Flow[Principal]:
@@ -597,55 +619,59 @@ class SessionService:
         return self._admit(token, hit, entry, now)
 
     def _first_seen(self, token: str, now: float) -> Flow[_Cached]:
-        size = len(token) + _ENTRY_OVERHEAD
         jws = parse_compact(token, self._limits, self._headers)
         tokens = self._tokens
         if tokens is not None and jws.claims.get("iss") == tokens.issuer:  # exact match, as for issuers
-            claims = tokens.verify_parsed(jws, now=now)
-            cached = _Cached(
-                "session",
-                claims.user_id,
-                claims.expires_at + self._leeway,
-                -math.inf,
-                claims.generation,
-                claims.session_id,
-                claims.jti,
-                claims.roles,
-                size,
-                claims=claims,
-            )
-        else:
-            external = self._external
-            if external is None:
-                raise InvalidToken("not a session token of this app")
-            verified, key = yield _Step(lambda: external.verify(token), lambda: external.averify(token))
-            provisioner = self._provisioner()
-            result: LoginResult = yield _Step(
-                lambda: provisioner.login(verified, trust_email=verified.issuer_trusts_email),
-                lambda: provisioner.alogin(verified, trust_email=verified.issuer_trusts_email),
-            )
-            store, user_id = self.store, result.user.id
-            at = self._now()
-            state: UserSessionState = yield self._step(lambda: store.user_state(user_id, now=at))
-            self._remember(user_id, result.user, state, now)
-            nbf = verified.claims.get("nbf")
-            leeway = external.leeway(verified)
-            current = getattr(external.source(verified), "current_keyset", None)
-            cached = _Cached(
-                "external",
-                user_id,
-                verified.expires_at.timestamp() + leeway,
-                float(nbf) - leeway if type(nbf) in (int, float) else -math.inf,
-                state.generation,
-                None,
-                None,
-                result.user.roles,
-                size,
-                verified=verified,
-                key=key,
-                current_keyset=current,
-                keyset=current(now) if current is not None else None,
-            )
+            return self._session_seen(token, jws, tokens, now)
+        external = self._external
+        if external is None:
+            raise InvalidToken("not a session token of this app")
+        verified, key = yield _Step(lambda: external.verify(token), lambda: external.averify(token))
+        provisioner = self._provisioner()
+        result: LoginResult = yield _Step(
+            lambda: provisioner.login(verified, trust_email=verified.issuer_trusts_email),
+            lambda: provisioner.alogin(verified, trust_email=verified.issuer_trusts_email),
+        )
+        store, user_id = self.store, result.user.id
+        at = self._now()
+        state: UserSessionState = yield self._step(lambda: store.user_state(user_id, now=at))
+        self._remember(user_id, result.user, state, now)
+        nbf = verified.claims.get("nbf")
+        leeway = external.leeway(verified)
+        current = getattr(external.source(verified), "current_keyset", None)
+        cached = _Cached(
+            "external",
+            user_id,
+            verified.expires_at.timestamp() + leeway,
+            float(nbf) - leeway if type(nbf) in (int, float) else -math.inf,
+            state.generation,
+            None,
+            None,
+            result.user.roles,
+            len(token) + _ENTRY_OVERHEAD,
+            verified=verified,
+            key=key,
+            current_keyset=current,
+            keyset=current(now) if current is not None else None,
+        )
+        self._keep(token, cached)
+        return cached
+
+    def _session_seen(self, token: str, jws: CompactJWS, tokens: SessionTokens, now: float) -> _Cached:
+        """A parsed session token verified and remembered."""
+        claims = tokens.verify_parsed(jws, now=now)
+        cached = _Cached(
+            "session",
+            claims.user_id,
+            claims.expires_at + self._leeway,
+            -math.inf,
+            claims.generation,
+            claims.session_id,
+            claims.jti,
+            claims.roles,
+            len(token) + _ENTRY_OVERHEAD,
+            claims=claims,
+        )
         self._keep(token, cached)
         return cached
 
