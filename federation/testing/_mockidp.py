@@ -4,8 +4,11 @@ Owns: the mock issuer's keys and their rotation, its key and discovery
 documents (a JWK Set, or Google's ``{kid: PEM certificate}`` map with a
 self-signed certificate per key), minting tokens signed through joserfc (any
 claims, any header, expired, not yet valid, unknown kid, other algorithms,
-provider claim shapes), failure simulation (HTTP status, timeouts, garbage), a record of the
-requests it served, and plugging into httpx through ``httpx.MockTransport``
+provider claim shapes), failure simulation (HTTP status, timeouts, garbage), an
+OIDC authorization endpoint and token endpoint (the authorization-code flow
+with PKCE S256, for registered clients, auto-approving a configured user or
+denying), a record of the requests it served, and plugging into httpx through
+``httpx.MockTransport``
 (no test dependency) or respx (``with MockIdP():``), or serving over a real
 loopback HTTP server (``with idp.serve() as url:``).
 
@@ -15,15 +18,20 @@ Must not: touch the network beyond a loopback server it starts itself.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import hmac
 import json
+import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 import httpx
 from cryptography import x509
@@ -104,9 +112,85 @@ def _instant(value: float | datetime, now: int) -> int:
     return int(now + value)
 
 
-Route = Literal["jwks", "discovery"]
+#: The documents a mock serves (what :meth:`MockIdP.outage` ``only=`` and
+#: :meth:`MockIdP.requests_to` name).
+Document = Literal["jwks", "discovery"]
+#: Every route a request may take (``request.extensions[ROUTE]``; None: no route).
+Route = Literal["jwks", "discovery", "authorize", "token"]
 #: How the key document is served: a JWK Set, or Google's ``{kid: PEM certificate}`` map.
 KeyFormat = Literal["jwks", "x509_pem_map"]
+
+#: How long an authorization code may be redeemed, in seconds.
+CODE_LIFETIME = 60
+#: ``expires_in`` of the access tokens the token endpoint issues, in seconds.
+ACCESS_TOKEN_LIFETIME = 300
+#: What the mock advertises for the token endpoint (``"none"``: a public client).
+TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")  # RFC 7636 §4.1
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # BASE64URL(SHA-256), no padding
+_MAX_FORM = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Client:
+    client_id: str
+    secret: str | None
+    redirect_uris: frozenset[str]
+
+
+@dataclass(slots=True)
+class _Grant:
+    """What one authorization code was issued for."""
+
+    client_id: str
+    redirect_uri: str
+    challenge: str
+    nonce: str | None
+    scope: str
+    sub: str
+    claims: dict[str, Any]
+    auth_time: int
+    expires_at: float
+    redeemed: bool = False
+    tokens: list[str] = field(default_factory=list)  # jti of the tokens issued from it
+
+
+class _OAuthError(Exception):
+    """An RFC 6749 §5.2 error answer of the token endpoint."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+def _form(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Parameters by name; empty ones count as absent, repeated ones are refused (RFC 6749 §3.1)."""
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            raise _OAuthError("invalid_request", f"parameter {name!r} is repeated")
+        if value:
+            form[name] = value
+    return form
+
+
+def _with_query(url: str, params: Mapping[str, str | None]) -> str:
+    """``url`` with ``params`` (None values left out) added to its query."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    query.extend((k, v) for k, v in params.items() if v is not None)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def _hash_half(alg: str, token: str) -> str:
+    """OIDC's ``at_hash``: the left half of the token's hash for ``alg``, base64url."""
+    name = (
+        "sha512" if alg == "EdDSA" or alg.endswith("512") else "sha384" if alg.endswith("384") else "sha256"
+    )
+    value = hashlib.new(name, token.encode("ascii")).digest()
+    return _b64(value[: len(value) // 2])
 
 
 def self_signed_certificate(key: SigningKey, common_name: str, now: float) -> x509.Certificate:
@@ -200,6 +284,14 @@ class MockIdP:
         self._jwks_override: Any = None
         self._server: LoopbackServer | None = None
         self._clients: list[httpx.Client] = []
+        self._oauth_clients: dict[str, _Client] = {}
+        self._codes: dict[str, _Grant] = {}
+        self._codes_lock = threading.Lock()
+        self._user: tuple[str, dict[str, Any]] = ("mock-user", {})
+        self._denial: tuple[str, str | None] | None = None
+        #: The ``jti`` of tokens issued from an authorization code that was then
+        #: presented again (RFC 6749 §4.1.2: such tokens should be revoked).
+        self.revoked_jtis: set[str] = set()
         #: Every request the mock answered (or refused during an outage), oldest first.
         self.requests: list[httpx.Request] = []
 
@@ -306,17 +398,36 @@ class MockIdP:
         server): its ``jwks_uri`` and endpoints then point there, while
         ``issuer`` stays the issuer tokens carry.
         """
-        origin = base_url or self._origin
         jwks_uri = base_url + urlsplit(self.jwks_uri).path if base_url else self.jwks_uri
         return {
             "issuer": self.issuer,
             "jwks_uri": jwks_uri,
-            "authorization_endpoint": origin + "/authorize",
-            "token_endpoint": origin + "/token",
-            "response_types_supported": ["code", "id_token"],
+            "authorization_endpoint": self._endpoint("authorize", base_url),
+            "token_endpoint": self._endpoint("token", base_url),
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": list(TOKEN_AUTH_METHODS),
+            "scopes_supported": ["openid", "email", "profile"],
+            "authorization_response_iss_parameter_supported": True,
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": sorted({k.alg for k in self._keys}),
         }
+
+    def _endpoint(self, name: str, base_url: str | None = None) -> str:
+        """``<issuer>/<name>``, or the same path under ``base_url`` (the loopback server)."""
+        base = base_url + urlsplit(self.issuer).path if base_url else self.issuer
+        return base.rstrip("/") + "/" + name
+
+    @property
+    def authorization_endpoint(self) -> str:
+        """The authorization endpoint's URL: ``<issuer>/authorize``."""
+        return self._endpoint("authorize")
+
+    @property
+    def token_endpoint(self) -> str:
+        """The token endpoint's URL: ``<issuer>/token``."""
+        return self._endpoint("token")
 
     # -- tokens -------------------------------------------------------------------------
 
@@ -419,7 +530,7 @@ class MockIdP:
         *,
         timeout: bool = False,
         body: bytes | None = None,
-        only: Route | None = None,
+        only: Document | None = None,
     ) -> None:
         """Fail every request from now on: an HTTP ``status``, a timeout, or a garbage ``body`` with 200.
 
@@ -446,6 +557,238 @@ class MockIdP:
         """Serve ``document`` (any JSON value, or raw bytes) as the key document until reset with None."""
         self._jwks_override = document
 
+    # -- authorization-code flow -----------------------------------------------------------
+
+    def register_client(
+        self, client_id: str, *, client_secret: str | None = None, redirect_uris: Iterable[str]
+    ) -> None:
+        """Accept ``client_id`` at the authorization and token endpoints.
+
+        ``redirect_uris`` are compared exactly (no prefix or pattern matching).
+        With a ``client_secret`` the client is confidential: the token endpoint
+        then wants the secret through HTTP Basic (``client_secret_basic``) or
+        the ``client_secret`` form parameter (``client_secret_post``); without
+        one it is a public client that sends only ``client_id``. Registering an
+        id again replaces the client.
+        """
+        if isinstance(redirect_uris, str):
+            raise TypeError("redirect_uris is a collection of URIs, not one string")
+        uris = frozenset(redirect_uris)
+        if not client_id:
+            raise ValueError("client_id must not be empty")
+        if not uris:
+            raise ValueError("a client needs at least one redirect URI")
+        for uri in uris:
+            parts = urlsplit(uri)
+            if not parts.scheme or not parts.netloc or parts.fragment:
+                raise ValueError(f"redirect URI {uri!r} must be absolute and have no fragment")
+        self._oauth_clients[client_id] = _Client(client_id, client_secret or None, uris)
+
+    def approve(self, sub: str = "mock-user", **claims: Any) -> None:
+        """Make the authorization endpoint approve every request as user ``sub``.
+
+        ``claims`` go into the id tokens issued for that user (``email=``,
+        ``email_verified=``, ``name=``, ``groups=`` ...), last: they may replace
+        protocol claims too, and a value of None drops one (``nonce=None``).
+        Ends a :meth:`deny`. Until called, the user is ``"mock-user"`` with no
+        extra claims.
+        """
+        self._user = (sub, dict(claims))
+        self._denial = None
+
+    def deny(self, error: str = "access_denied", description: str | None = None) -> None:
+        """Make the authorization endpoint answer valid requests with ``error`` (and
+        ``state``) on the redirect URI instead of a code, until :meth:`approve`."""
+        self._denial = (error, description)
+
+    def _authorize(self, request: httpx.Request) -> httpx.Response:
+        """The authorization endpoint (OIDC Core §3.1.2, RFC 6749 §4.1.1, RFC 7636 §4.3)."""
+        try:
+            if request.method == "POST":
+                params = _form(parse_qsl(request.read().decode("utf-8"), keep_blank_values=True))
+            elif request.method == "GET":
+                params = _form(request.url.params.multi_items())
+            else:
+                return httpx.Response(405, headers={"allow": "GET, POST"}, text="method not allowed")
+        except (_OAuthError, UnicodeDecodeError) as exc:
+            return _error_page("invalid_request", str(exc))
+        # RFC 6749 §4.1.2.1: a bad client or redirect URI is shown, never redirected to.
+        client = self._oauth_clients.get(params.get("client_id", ""))
+        if client is None:
+            return _error_page("invalid_client", "unknown or missing client_id")
+        redirect_uri = params.get("redirect_uri", "")
+        if redirect_uri not in client.redirect_uris:
+            return _error_page("invalid_request", "redirect_uri is missing or not registered for this client")
+        state = params.get("state")
+
+        def back(**answer: str | None) -> httpx.Response:
+            location = _with_query(redirect_uri, {**answer, "state": state, "iss": self.issuer})
+            return httpx.Response(302, headers={"location": location, "cache-control": "no-store"})
+
+        response_type = params.get("response_type")
+        scopes = params.get("scope", "").split()
+        method = params.get("code_challenge_method", "plain")
+        challenge = params.get("code_challenge", "")
+        problem: tuple[str, str] | None = None
+        if response_type is None:
+            problem = ("invalid_request", "response_type is missing")
+        elif response_type != "code":
+            problem = ("unsupported_response_type", "only response_type=code is supported")
+        elif "openid" not in scopes:
+            problem = ("invalid_request", "scope must include openid")
+        elif not challenge:
+            problem = ("invalid_request", "code_challenge is required (PKCE)")
+        elif method != "S256":
+            problem = ("invalid_request", "code_challenge_method must be S256")
+        elif not _CHALLENGE.fullmatch(challenge):
+            problem = ("invalid_request", "code_challenge is not a base64url SHA-256 digest")
+        if problem is not None:
+            return back(error=problem[0], error_description=problem[1])
+        denial = self._denial
+        if denial is not None:
+            return back(error=denial[0], error_description=denial[1])
+        sub, claims = self._user
+        now = self.clock()
+        code = secrets.token_urlsafe(32)
+        grant = _Grant(
+            client_id=client.client_id,
+            redirect_uri=redirect_uri,
+            challenge=challenge,
+            nonce=params.get("nonce"),
+            scope=" ".join(dict.fromkeys(scopes)),
+            sub=sub,
+            claims=dict(claims),
+            auth_time=int(now),
+            expires_at=now + CODE_LIFETIME,
+        )
+        with self._codes_lock:
+            self._codes[code] = grant
+        return back(code=code)
+
+    def _authenticate(self, request: httpx.Request, form: dict[str, str]) -> _Client:
+        """The client the token request is from (RFC 6749 §2.3), or an ``invalid_client`` error."""
+        basic: tuple[str, str] | None = None
+        authorization = request.headers.get("authorization")
+        if authorization is not None:
+            scheme, _, credentials = authorization.partition(" ")
+            if scheme.lower() != "basic":
+                raise _OAuthError("invalid_client", "only HTTP Basic client authentication is supported", 401)
+            try:
+                user, sep, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                raise _OAuthError("invalid_client", "malformed HTTP Basic credentials", 401) from None
+            if not sep:
+                raise _OAuthError("invalid_client", "malformed HTTP Basic credentials", 401)
+            basic = (unquote_plus(user), unquote_plus(password))  # form-encoded first (§2.3.1)
+            if "client_secret" in form:
+                raise _OAuthError("invalid_request", "use one client authentication method, not two")
+        client_id = basic[0] if basic is not None else form.get("client_id")
+        if basic is not None and form.get("client_id", client_id) != client_id:
+            raise _OAuthError("invalid_client", "client_id does not match the authenticated client", 401)
+        client = self._oauth_clients.get(client_id or "")
+        if client is None:
+            raise _OAuthError("invalid_client", "unknown or missing client", 401)
+        presented = basic[1] if basic is not None else form.get("client_secret")
+        if client.secret is None:
+            if presented:
+                raise _OAuthError("invalid_client", "a public client has no secret to present", 401)
+        elif presented is None or not hmac.compare_digest(presented.encode(), client.secret.encode()):
+            raise _OAuthError("invalid_client", "client authentication failed", 401)
+        return client
+
+    def _redeem(self, client: _Client, form: dict[str, str]) -> _Grant:
+        """The grant behind ``form``'s code (RFC 6749 §4.1.3, RFC 7636 §4.6), used up."""
+        code = form.get("code")
+        verifier = form.get("code_verifier")
+        if code is None or "redirect_uri" not in form or verifier is None:
+            raise _OAuthError("invalid_request", "code, redirect_uri and code_verifier are required")
+        if not _VERIFIER.fullmatch(verifier):
+            raise _OAuthError("invalid_request", "code_verifier must be 43-128 unreserved characters")
+        with self._codes_lock:
+            grant = self._codes.get(code)
+            if grant is None or grant.client_id != client.client_id:
+                raise _OAuthError("invalid_grant", "unknown authorization code")
+            if grant.redeemed:
+                self.revoked_jtis.update(grant.tokens)
+                raise _OAuthError("invalid_grant", "authorization code already used")
+            grant.redeemed = True  # one attempt per code, whatever its outcome
+        if self.clock() >= grant.expires_at:
+            raise _OAuthError("invalid_grant", "authorization code expired")
+        if form["redirect_uri"] != grant.redirect_uri:
+            raise _OAuthError("invalid_grant", "redirect_uri differs from the authorization request's")
+        computed = _b64(hashlib.sha256(verifier.encode("ascii")).digest())
+        if not hmac.compare_digest(computed, grant.challenge):
+            raise _OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
+        return grant
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        """The token endpoint (RFC 6749 §4.1.3-4.1.4, §5; OIDC Core §3.1.3)."""
+        if request.method != "POST":
+            return httpx.Response(405, headers={"allow": "POST"}, text="method not allowed")
+        try:
+            media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            body = request.read()
+            if media != "application/x-www-form-urlencoded" or len(body) > _MAX_FORM:
+                raise _OAuthError("invalid_request", "send the parameters form-encoded in the body")
+            try:
+                form = _form(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+            except UnicodeDecodeError:
+                raise _OAuthError("invalid_request", "the body is not UTF-8") from None
+            grant_type = form.get("grant_type")
+            if grant_type is None:
+                raise _OAuthError("invalid_request", "grant_type is missing")
+            if grant_type != "authorization_code":
+                raise _OAuthError("unsupported_grant_type", "only authorization_code is supported")
+            client = self._authenticate(request, form)
+            grant = self._redeem(client, form)
+        except _OAuthError as exc:
+            headers = {"cache-control": "no-store", "pragma": "no-cache"}
+            if exc.status == 401:
+                headers["www-authenticate"] = 'Basic realm="mock-idp"'
+            return httpx.Response(
+                exc.status,
+                json={"error": exc.error, "error_description": exc.description},
+                headers=headers,
+            )
+        return httpx.Response(
+            200,
+            json=self._issue(grant),
+            headers={"cache-control": "no-store", "pragma": "no-cache"},
+        )
+
+    def _issue(self, grant: _Grant) -> dict[str, Any]:
+        """The token response for a redeemed ``grant``."""
+        access_jti = secrets.token_urlsafe(12)
+        id_jti = secrets.token_urlsafe(12)
+        access_token = self.mint(
+            token_type="access",
+            lifetime=ACCESS_TOKEN_LIFETIME,
+            sub=grant.sub,
+            aud=self.audience,
+            client_id=grant.client_id,
+            scope=grant.scope,
+            jti=access_jti,
+        )
+        protocol: dict[str, Any] = {
+            "sub": grant.sub,
+            "aud": grant.client_id,
+            "azp": grant.client_id,
+            "nonce": grant.nonce,
+            "auth_time": grant.auth_time,
+            "at_hash": _hash_half(self.default_alg, access_token),
+            "jti": id_jti,
+        }
+        id_token = self.mint({**protocol, **grant.claims}, token_type="id")
+        with self._codes_lock:
+            grant.tokens += [access_jti, id_jti]
+        return {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_LIFETIME,
+            "id_token": id_token,
+            "scope": grant.scope,
+        }
+
     # -- HTTP ----------------------------------------------------------------------------------
 
     def _route(self, request: httpx.Request) -> Route | None:
@@ -456,12 +799,19 @@ class MockIdP:
             return "jwks"
         if url == self.discovery_url:
             return "discovery"
+        endpoints: tuple[Literal["authorize", "token"], ...] = ("authorize", "token")
+        for name in endpoints:
+            if url == self._endpoint(name):
+                return name
         server = self._server
         if server is not None and origin == server.url:
             if request.url.path == urlsplit(self.jwks_uri).path:
                 return "jwks"
             if request.url.path == urlsplit(self.discovery_url).path:
                 return "discovery"
+            for name in endpoints:
+                if request.url.path == urlsplit(self._endpoint(name)).path:
+                    return name
         return None
 
     def handles(self, request: httpx.Request) -> bool:
@@ -486,6 +836,10 @@ class MockIdP:
                     200, content=outage["body"], headers={"content-type": "application/json"}
                 )
             return httpx.Response(outage["status"], text="mock issuer outage")
+        if route == "authorize":
+            return self._authorize(request)
+        if route == "token":
+            return self._token(request)
         headers = {"content-type": "application/json"}
         if self.cache_max_age is not None:
             headers["cache-control"] = f"public, max-age={self.cache_max_age}"
@@ -515,9 +869,14 @@ class MockIdP:
         """An ``httpx.AsyncClient`` served by this mock (it holds no sockets)."""
         return httpx.AsyncClient(transport=self.transport(), **options)
 
-    def requests_to(self, what: Route = "jwks") -> list[httpx.Request]:
+    def requests_to(self, what: Document = "jwks") -> list[httpx.Request]:
         """The requests made for the key document (``"jwks"``, whatever its ``key_format``) or
-        the discovery document (``"discovery"``)."""
+        the discovery document (``"discovery"``).
+
+        Requests to the authorization and token endpoints are in :attr:`requests`
+        too, their ``extensions["federation.testing.route"]`` being ``"authorize"``
+        or ``"token"``.
+        """
         if what not in ("jwks", "discovery"):
             raise ValueError("what must be 'jwks' or 'discovery'")
         return [r for r in self.requests if r.extensions.get(ROUTE) == what]
@@ -532,7 +891,8 @@ class MockIdP:
 
     @contextmanager
     def serve(self, *, port: int = 0, as_issuer: bool = False) -> Iterator[str]:
-        """Serve discovery and JWKS over real HTTP on 127.0.0.1; yields the base URL.
+        """Serve discovery, JWKS and the authorization and token endpoints over real
+        HTTP on 127.0.0.1; yields the base URL.
 
         For code that does not use httpx. Requests go through :meth:`handler`,
         so outages, rotation and :attr:`requests` work the same. The served
@@ -693,6 +1053,15 @@ class MockIdP:
         for client in self._clients:
             client.close()
         self._clients.clear()
+
+
+def _error_page(error: str, description: str) -> httpx.Response:
+    """What the authorization endpoint shows instead of redirecting (a 400, as JSON)."""
+    return httpx.Response(
+        400,
+        json={"error": error, "error_description": description},
+        headers={"cache-control": "no-store"},
+    )
 
 
 def mock_transport(*idps: MockIdP) -> httpx.MockTransport:
