@@ -238,6 +238,12 @@ class MockIdP:
     ``clock`` is the Unix time tokens are minted at; give the bridge the same.
     ``provider`` picks the claim shape (see :meth:`for_provider`); an unknown
     name keeps the generic OIDC shape and only labels the configuration.
+
+    The authorization-code flow (PKCE S256 only): :meth:`register_client`,
+    then ``GET <issuer>/authorize`` redirects to the client with a code for
+    the user of :meth:`approve` (or an error after :meth:`deny`), and
+    ``POST <issuer>/token`` exchanges it for an id token (``aud``: the client)
+    and an access token (``aud``: :attr:`audience`).
     """
 
     def __init__(
