@@ -46,6 +46,7 @@ class MemorySessionStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._claims: dict[str, datetime] = {}
         self._sessions: dict[str, SessionRecord] = {}
         self._refresh: dict[str, _Refresh] = {}
         self._users: dict[str, _UserRow] = {}
@@ -124,6 +125,14 @@ class MemorySessionStore:
             revoked = self._user(user_id).revoked_jtis
             revoked[jti] = max(expires_at, revoked.get(jti, expires_at))
 
+    def claim_once(self, key: str, *, expires_at: datetime) -> bool:
+        """True the first time ``key`` is claimed."""
+        with self._lock:
+            if key in self._claims:
+                return False
+            self._claims[key] = expires_at
+            return True
+
     def bump_generation(self, user_id: str) -> int:
         """Increment the user's generation."""
         with self._lock:
@@ -190,4 +199,7 @@ class MemorySessionStore:
                 for jti in old:
                     del row.revoked_jtis[jti]
                 count += len(old)
-            return count
+            claims = [k for k, until in self._claims.items() if until <= now]
+            for k in claims:
+                del self._claims[k]
+            return count + len(claims)

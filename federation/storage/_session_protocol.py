@@ -179,6 +179,12 @@ class SessionStore(Protocol):
         """Increment the user's generation atomically; return the new value (1 the first time)."""
         ...
 
+    def claim_once(self, key: str, *, expires_at: datetime) -> bool:
+        """True the first time ``key`` is claimed, False ever after (atomically: of concurrent
+        claims exactly one wins); the claim may be forgotten once ``expires_at`` has passed.
+        The replay cache of single-use tokens (a ``/sso`` URL token's jti)."""
+        ...
+
     def user_state(self, user_id: str, *, now: datetime) -> UserSessionState:
         """The user's generation, revoked live sessions and revoked unexpired jtis."""
         ...

@@ -19,6 +19,7 @@ Must not: decide session policy; it stores what the session layer decides.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +46,8 @@ __all__ = ["SQLSessionStore"]
 
 T = TypeVar("T")
 _ATTEMPTS = 8
+#: A claim_once marker's jti: the prefix and the SHA-256 of the key (fits the 128-character column).
+CLAIM_PREFIX = "once:"
 
 
 def _upsert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
@@ -218,6 +221,24 @@ class SQLSessionStore:
             )
 
         self._atomic(step)
+
+    def claim_once(self, key: str, *, expires_at: datetime) -> bool:
+        """True the first time ``key`` is claimed: one insert that a second claim conflicts with.
+
+        Kept in the revoked-token table under the user id ``""`` (no user has it), so
+        ``purge`` forgets it once it expires and no schema change was needed.
+        """
+        v = self.revoked
+        marker = CLAIM_PREFIX + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+        def step(conn: Connection) -> bool:
+            stmt = _upsert(conn, v).values(jti=marker, user_id="", expires_at=expires_at)
+            stmt = stmt.on_conflict_do_nothing(index_elements=[v.c.jti])
+            if conn.dialect.insert_returning:  # rowcount is not reliable through every driver
+                return conn.execute(stmt.returning(v.c.jti)).first() is not None
+            return bool(conn.execute(stmt).rowcount == 1)
+
+        return self._atomic(step)
 
     def bump_generation(self, user_id: str) -> int:
         """Increment the user's generation: one upsert, the row locked until commit."""

@@ -300,6 +300,23 @@ def check_purge(store: SessionStore) -> None:
     _require(state.generation == 1, "purge keeps generations")
 
 
+def check_claim_once(store: SessionStore) -> None:
+    """claim_once: the first claim wins, later and concurrent ones lose; purge forgets expired claims."""
+    key = _id("url-token")
+    until = _T0 + timedelta(seconds=120)
+    _require(store.claim_once(key, expires_at=until) is True, "a first claim wins")
+    _require(store.claim_once(key, expires_at=until) is False, "a second claim loses")
+    other = _id("url-token")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        wins = list(pool.map(lambda _: store.claim_once(other, expires_at=until), range(16)))
+    _require(wins.count(True) == 1, "of concurrent claims exactly one wins")
+    old = _id("url-token")
+    store.claim_once(old, expires_at=_T0 - timedelta(seconds=1))
+    store.purge(now=_T0)
+    _require(store.claim_once(old, expires_at=until) is True, "purge forgets an expired claim")
+    _require(store.claim_once(key, expires_at=until) is False, "purge keeps a live claim")
+
+
 #: Every check, in a sensible order.
 SESSION_CHECKS: tuple[SessionCheck, ...] = (
     check_session_round_trip,
@@ -312,6 +329,7 @@ SESSION_CHECKS: tuple[SessionCheck, ...] = (
     check_revoked_tokens,
     check_generation,
     check_attempts,
+    check_claim_once,
     check_purge,
 )
 
