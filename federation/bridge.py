@@ -408,6 +408,29 @@ class Bridge:
             await arun(self.sessions.revoke_user_flow(result.user.id, *self._deprovision_reason(result)))
         return result
 
+    def deprovision_user(
+        self, user_id: str, *, mode: DeprovisionMode = "disable", reason: str | None = None
+    ) -> DeprovisionResult | None:
+        """Disable (default) or delete the user ``user_id`` (any user: a local account too);
+        every session and token of the user is refused at once. None when no such user."""
+        result = self.provisioner.deprovision_user(user_id, mode=mode, reason=reason)
+        if result is not None and result.action != "none":
+            from ._sessions._service import run
+
+            run(self.sessions.revoke_user_flow(result.user.id, *self._deprovision_reason(result)))
+        return result
+
+    async def adeprovision_user(
+        self, user_id: str, *, mode: DeprovisionMode = "disable", reason: str | None = None
+    ) -> DeprovisionResult | None:
+        """Async twin of :meth:`deprovision_user`."""
+        result = await self.provisioner.adeprovision_user(user_id, mode=mode, reason=reason)
+        if result is not None and result.action != "none":
+            from ._sessions._service import arun
+
+            await arun(self.sessions.revoke_user_flow(result.user.id, *self._deprovision_reason(result)))
+        return result
+
     def _deprovision_reason(self, result: DeprovisionResult) -> tuple[str, bool]:
         # Audited as user_sessions_revoked only where sessions exist; the generation moves regardless
         # (authenticate's cached external tokens of the user are refused too).

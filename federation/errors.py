@@ -32,13 +32,16 @@ __all__ = [
     "AccountExists",
     "AccountLocked",
     "BadSignature",
+    "CSRFRejected",
     "ConfigError",
     "DisallowedAlgorithm",
     "DuplicateIdentity",
     "FederationError",
+    "InsufficientRole",
     "InvalidAudience",
     "InvalidClaim",
     "InvalidCredentials",
+    "InvalidRequest",
     "InvalidToken",
     "InvalidUserData",
     "IssuedInFuture",
@@ -46,6 +49,7 @@ __all__ = [
     "LinkRefused",
     "LoginRefused",
     "MalformedToken",
+    "MissingToken",
     "RefreshReused",
     "RegistrationClosed",
     "StorageConflict",
@@ -120,6 +124,12 @@ class InvalidToken(FederationError):
     def __init__(self, message: str, *, code: str | None = None, issuer: str | None = None) -> None:
         super().__init__(message, code=code)
         self.issuer = issuer
+
+
+class MissingToken(InvalidToken):
+    """A request carried no credential at all (no bearer header, no session cookie)."""
+
+    code = "missing_token"
 
 
 class MalformedToken(InvalidToken):
@@ -310,6 +320,12 @@ class LinkRefused(LoginRefused):
     code = "link_refused"
 
 
+class InsufficientRole(LoginRefused):
+    """The user is who they say, but lacks a role the endpoint requires."""
+
+    code = "insufficient_role"
+
+
 class AccountLocked(LoginRefused):
     """Too many failed password logins for this account or client address; ``retry_after`` seconds."""
 
@@ -362,3 +378,18 @@ class DuplicateIdentity(StorageConflict):
     a concurrent first login won the race. Retried like any conflict."""
 
     code = "duplicate_identity"
+
+
+# -- the web layer: a request the service refuses before any token is judged -------------
+
+
+class InvalidRequest(FederationError):
+    """A malformed request to the web layer (a missing parameter, an empty bearer header). 400."""
+
+    code = "invalid_request"
+
+
+class CSRFRejected(FederationError):
+    """A cookie-authenticated unsafe request without the CSRF token or a same-origin Origin. 403."""
+
+    code = "csrf_failed"

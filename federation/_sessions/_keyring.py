@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from ..errors import ConfigError
@@ -76,6 +77,14 @@ class SessionKeyRing:
     def signing_key(self) -> SessionKey:
         """The key new tokens are signed with (the first listed)."""
         return self.keys[0]
+
+    def derive_secret(self, purpose: str) -> bytes:
+        """32 bytes for ``purpose`` derived from the signing key (HKDF-SHA256, RFC 5869):
+        a secret of the app's that no published key reveals; it changes with the signing key."""
+        der = self.signing_key.private.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return _hkdf(der, purpose)
 
     @classmethod
     def from_pems(cls, algorithm: str, pems: Sequence[bytes]) -> SessionKeyRing:
@@ -172,6 +181,10 @@ class SessionSecret:
         digest = hashlib.sha256(b"federation-session-secret:" + secret).digest()[:12]
         self.signing_key = _SecretId(base64.urlsafe_b64encode(digest).rstrip(b"=").decode())
         self.keys = (self.signing_key,)
+
+    def derive_secret(self, purpose: str) -> bytes:
+        """32 bytes for ``purpose`` derived from the secret (HKDF-SHA256, RFC 5869)."""
+        return _hkdf(self._secret, purpose)
 
     @classmethod
     def load(
@@ -293,3 +306,8 @@ def generate_private_key_pem(algorithm: str) -> bytes:
     return private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+
+
+def _hkdf(material: bytes, purpose: str) -> bytes:
+    info = b"federation-bridge derived secret: " + purpose.encode()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(material)

@@ -332,13 +332,19 @@ class DeprovisionPlan:
 
 
 def plan_deprovision(
-    identity: UserIdentity, user: User, mode: DeprovisionMode, now: datetime, reason: str | None = None
+    identity: UserIdentity | None,
+    user: User,
+    mode: DeprovisionMode,
+    now: datetime,
+    reason: str | None = None,
 ) -> DeprovisionPlan:
-    """Disable (idempotent) or delete the user an identity belongs to."""
+    """Disable (idempotent) or delete the user an identity belongs to (or a user by id: no identity)."""
     detail: dict[str, Any] = {"reason": reason} if reason else {}
+    issuer = identity.issuer if identity is not None else None
+    subject = identity.subject if identity is not None else None
 
     def ev(name: str) -> AuditEvent:
-        return AuditEvent(name, now, user.id, identity.issuer, identity.subject, detail)
+        return AuditEvent(name, now, user.id, issuer, subject, detail)
 
     if mode == "delete":
         return DeprovisionPlan("delete", events=(ev(USER_DELETED),))

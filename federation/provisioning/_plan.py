@@ -122,7 +122,7 @@ class DeprovisionOutcome:
 
     action: str
     user: User
-    identity: UserIdentity
+    identity: UserIdentity | None
     events: tuple[AuditEvent, ...]
 
 
@@ -239,3 +239,19 @@ def deprovision_plan(
         yield from call(UpdateUser(user.id, plan.changes))
         user = user.changed(plan.changes)
     return DeprovisionOutcome(plan.action, user, identity, plan.events)
+
+
+def deprovision_user_plan(
+    user_id: str, mode: DeprovisionMode, now: datetime, reason: str | None
+) -> Plan[DeprovisionOutcome | None]:
+    """Disable or delete the user ``user_id`` (a local account, or any user by id); None when absent."""
+    user = yield from call(GetUser(user_id))
+    if user is None:
+        return None
+    plan = plan_deprovision(None, user, mode, now, reason)
+    if plan.action == "delete":
+        yield from call(DeleteUser(user.id))
+    elif plan.action == "disable":
+        yield from call(UpdateUser(user.id, plan.changes))
+        user = user.changed(plan.changes)
+    return DeprovisionOutcome(plan.action, user, None, plan.events)

@@ -56,7 +56,7 @@ class DeprovisionResult:
 
     action: str
     user: User
-    identity: UserIdentity
+    identity: UserIdentity | None  # None when deprovisioned by user id
     events: tuple[AuditEvent, ...] = ()
 
     @property

@@ -53,12 +53,14 @@ from ..storage import (
 )
 from ._decide import DeprovisionMode, LoginFacts
 from ._plan import (
+    DeprovisionOutcome,
     ExistingView,
     LoginOutcome,
     Mapped,
     Mapper,
     MappingStale,
     deprovision_plan,
+    deprovision_user_plan,
     login_plan,
     read_login,
 )
@@ -241,6 +243,30 @@ class Provisioner:
         if not is_async_store(self.store):
             return await asyncio.to_thread(self.deprovision, issuer, subject, mode=mode, reason=reason)
         outcome = await self._arun(lambda: deprovision_plan(issuer, subject, mode, self._now(), reason))
+        if outcome is None:
+            return None
+        deliver(self.audit, list(outcome.events))
+        return DeprovisionResult(outcome.action, outcome.user, outcome.identity, outcome.events)
+
+    def deprovision_user(
+        self, user_id: str, *, mode: DeprovisionMode = "disable", reason: str | None = None
+    ) -> DeprovisionResult | None:
+        """Disable or delete the user ``user_id``; None when there is no such user."""
+        _check_mode(mode)
+        outcome = self._run(lambda: deprovision_user_plan(user_id, mode, self._now(), reason))
+        return self._deprovisioned(outcome)
+
+    async def adeprovision_user(
+        self, user_id: str, *, mode: DeprovisionMode = "disable", reason: str | None = None
+    ) -> DeprovisionResult | None:
+        """Async twin of :meth:`deprovision_user`."""
+        _check_mode(mode)
+        if not is_async_store(self.store):
+            return await asyncio.to_thread(self.deprovision_user, user_id, mode=mode, reason=reason)
+        outcome = await self._arun(lambda: deprovision_user_plan(user_id, mode, self._now(), reason))
+        return self._deprovisioned(outcome)
+
+    def _deprovisioned(self, outcome: DeprovisionOutcome | None) -> DeprovisionResult | None:
         if outcome is None:
             return None
         deliver(self.audit, list(outcome.events))
