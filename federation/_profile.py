@@ -21,7 +21,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ._rfc7517 import VerificationKey
 from ._rfc7518 import ASYMMETRIC_ALGORITHMS, NEVER_ALLOWED, SPECS
@@ -31,7 +31,9 @@ from .errors import InvalidAudience
 __all__ = [
     "DEFAULT_ALGORITHMS",
     "Identity",
+    "KeyRef",
     "KeySourceSpec",
+    "LoginConfig",
     "ProviderProfile",
     "TokenContext",
     "as_strict_bool",
@@ -155,6 +157,54 @@ def check_client_bound_access(
             raise InvalidAudience("'azp' is not a configured audience", issuer=token.issuer)
 
 
+class KeyRef(BaseModel):
+    """Where a key or secret comes from: a file (relative to the config file) or an environment variable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str | None = Field(None, min_length=1)
+    env: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> KeyRef:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of 'file' or 'env'")
+        return self
+
+    def entry(self) -> dict[str, str]:
+        """``{"file": ...}`` or ``{"env": ...}``."""
+        return {"file": self.file} if self.file is not None else {"env": str(self.env)}
+
+
+class LoginConfig(BaseModel):
+    """An issuer's "Sign in with ..." client (the web service's /login/{issuer}, docs/web.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    client_id: str = Field(min_length=1, description="The app's OAuth client id at this issuer.")
+    client_secret: KeyRef | None = Field(
+        None, description="The client secret (file or env); none for a public client (PKCE alone)."
+    )
+    scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "email", "profile"],
+        description="Scopes asked for; openid is required.",
+    )
+    discovery_url: str | None = Field(
+        None,
+        description="Where the authorization and token endpoints are found "
+        "(default: the issuer's /.well-known/openid-configuration).",
+    )
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid_scope(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError("the scopes must include openid (the flow ends in an id token)")
+        if any(not s or " " in s for s in value):
+            raise ValueError("a scope is one non-empty word")
+        return value
+
+
 class ProviderProfile(BaseModel):
     """Base of every provider profile: a typed config model plus the rules it adds.
 
@@ -196,6 +246,9 @@ class ProviderProfile(BaseModel):
         description="A key file (relative to the config file) used instead of fetching: a JWK Set, "
         "or for x509_pem_map providers a {kid: PEM} map, as JSON. For air-gapped deployments; "
         "keys are never fetched for this entry.",
+    )
+    login: LoginConfig | None = Field(
+        None, description="A sign-in client for this issuer: enables the web service's /login/{issuer}."
     )
 
     @field_validator("algorithms")

@@ -116,6 +116,7 @@ class Bridge:
         self._own_client: httpx.Client | None = None
         self._client_lock = threading.Lock()
         self._http_client = http_client
+        self._async_http_client = async_http_client
         # The own clients check every address they connect to (after DNS) against this.
         self._connect_policy = ConnectPolicy(
             allow_loopback=config.keys.allow_loopback_http, allow_private=config.keys.allow_private_networks
@@ -714,6 +715,19 @@ class Bridge:
         """A short-lived async client of the bridge's own (one per fetch: fetches are rare,
         and an event-loop-bound pool must not outlive its loop)."""
         return httpx.AsyncClient(transport=guarded_async_transport(self._connect_policy))
+
+    def now(self) -> float:
+        """The bridge's clock reading (Unix time; the injected ``clock`` in tests)."""
+        return self._clock()
+
+    def async_transport(self) -> httpx.AsyncBaseTransport:
+        """The transport for other outbound calls to issuers (the sign-in flow's token
+        endpoint): the injected async client's (a mock, a proxy), else a new one that
+        checks every address it connects to like the bridge's own key fetches."""
+        injected = self._async_http_client
+        if injected is not None:
+            return injected._transport
+        return guarded_async_transport(self._connect_policy)
 
     def close(self) -> None:
         """Close the HTTP client the bridge created (injected clients are the caller's)."""

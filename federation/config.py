@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import threading
 from collections.abc import Mapping
+from ipaddress import ip_network
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
@@ -30,7 +31,7 @@ from pydantic import (
 
 from . import plugins
 from ._netaddr import is_canonical_loopback_host, literal_address
-from ._profile import ProviderProfile
+from ._profile import KeyRef, ProviderProfile
 from ._yaml import (
     Located,
     config_error_from_problems,
@@ -49,6 +50,7 @@ __all__ = [
     "LocalAccountsConfig",
     "ProvisioningConfig",
     "SessionsConfig",
+    "WebConfig",
     "is_fetchable_url",
     "is_loopback_url",
     "load_config",
@@ -135,25 +137,6 @@ class ProvisioningConfig(BaseModel):
     )
 
 
-class KeyRef(BaseModel):
-    """Where a key or secret comes from: a file (relative to the config file) or an environment variable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    file: str | None = Field(None, min_length=1)
-    env: str | None = Field(None, min_length=1)
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> KeyRef:
-        if (self.file is None) == (self.env is None):
-            raise ValueError("give exactly one of 'file' or 'env'")
-        return self
-
-    def entry(self) -> dict[str, str]:
-        """``{"file": ...}`` or ``{"env": ...}``."""
-        return {"file": self.file} if self.file is not None else {"env": str(self.env)}
-
-
 class SessionsConfig(BaseModel):
     """The app's own session tokens (see docs/sessions.md). Absent: no sessions."""
 
@@ -205,6 +188,52 @@ class LocalAccountsConfig(BaseModel):
     registration: bool = Field(True, description="register_local creates accounts (false: closed).")
 
 
+class WebConfig(BaseModel):
+    """The web layer: the login service and the framework integrations (docs/web.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    public_url: str = Field(
+        min_length=1, description="The app's own origin: redirect_uri, Origin checks, cookies."
+    )
+    home: str = Field("/", min_length=1, description="Where refused or missing redirects go.")
+    allowed_redirects: list[str] = Field(
+        default_factory=list,
+        description="Extra origins redirect_to may name (exact scheme, host and port).",
+    )
+    cookie_domain: str | None = Field(
+        None,
+        min_length=1,
+        description="Share session cookies across subdomains (e.g. .example.com); then __Secure- names.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Peers (addresses or networks) whose X-Forwarded-* headers count."
+    )
+    url_token_max_age: int = Field(
+        120, gt=0, le=600, description="How old a /sso URL token may be (seconds since its iat)."
+    )
+    registration_key: KeyRef | None = Field(
+        None, description="The extra key /register requires (X-Registration-Key)."
+    )
+    admin_key: KeyRef | None = Field(
+        None, description="The key DELETE /users/{id} accepts (X-Admin-Key)."
+    )
+    admin_role: str = Field("admin", min_length=1, description="The role that may delete other users.")
+    delete: Literal["disable", "delete"] = Field(
+        "disable", description="What DELETE /users/... does to the account (every session is revoked)."
+    )
+    cookie_secret: KeyRef | None = Field(
+        None,
+        description="Signs the CSRF and sign-in state cookies (at least 32 bytes); "
+        "default: derived from the session keys.",
+    )
+    insecure_http: bool = Field(
+        False,
+        description="Development only: cookies without Secure over plain http, and only when "
+        "public_url is a loopback address.",
+    )
+
+
 class BridgeConfig(BaseModel):
     """The whole bridge configuration (``federation.yaml``)."""
 
@@ -230,6 +259,7 @@ class BridgeConfig(BaseModel):
     local_accounts: LocalAccountsConfig | None = Field(
         None, description="Password accounts (needs sessions: and the passwords extra)."
     )
+    web: WebConfig | None = Field(None, description="The login service and web integrations.")
     _source_file: Path | None = PrivateAttr(None)
 
     @property
@@ -307,6 +337,47 @@ def config_problems(config: BridgeConfig) -> list[Problem]:
                     )
                 )
     problems.extend(_sessions_problems(config, seen))
+    problems.extend(_web_problems(config))
+    return problems
+
+
+def _web_problems(config: BridgeConfig) -> list[Problem]:
+    web = config.web
+    if web is None:
+        return []
+    from .web import RedirectPolicy, origin_of
+
+    problems: list[Problem] = []
+    if config.sessions is None:
+        problems.append((("web",), "needs a sessions: section (a sign-in ends in a session cookie)"))
+    origin = origin_of(web.public_url)
+    if origin is None or web.public_url.rstrip("/") != origin:
+        problems.append((("web", "public_url"), "must be an origin such as https://app.example.com"))
+    elif origin.startswith("http://"):
+        if not web.insecure_http:
+            problems.append((("web", "public_url"), "must be https:// (http: insecure_http, on loopback)"))
+        elif not is_loopback_url(origin):
+            problems.append((("web", "insecure_http"), "plain http is for a loopback public_url only"))
+    for index, entry in enumerate(web.allowed_redirects):
+        try:
+            RedirectPolicy(allowed_origins=[entry])
+        except ValueError:
+            problems.append((("web", "allowed_redirects", index), "must be an origin (scheme://host[:port])"))
+    try:
+        RedirectPolicy(home=web.home)
+    except ValueError:
+        problems.append((("web", "home"), "must be a relative path starting with one /"))
+    domain = web.cookie_domain
+    if domain is not None:
+        host = urlsplit(web.public_url).hostname or ""
+        bare = domain.lstrip(".").lower()
+        if not bare or "." not in bare or not (host == bare or host.endswith("." + bare)):
+            problems.append((("web", "cookie_domain"), "must be a parent domain of public_url's host"))
+    for index, peer in enumerate(web.trusted_proxies):
+        try:
+            ip_network(peer, strict=False)
+        except ValueError:
+            problems.append((("web", "trusted_proxies", index), "must be an IP address or network"))
     return problems
 
 
@@ -380,6 +451,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "provisioning": ProvisioningConfig,
     "sessions": SessionsConfig,
     "local_accounts": LocalAccountsConfig,
+    "web": WebConfig,
 }
 
 

@@ -1,0 +1,63 @@
+"""The web layer: framework integrations and the login service (docs/web.md).
+
+The framework-neutral rules live here and import nothing beyond the standard
+library and the bridge: where a credential comes from, which response an error
+becomes, the cookies and their attributes, CSRF, forwarded headers and the
+redirect guard. The integrations are their own modules, each importing its
+framework only when imported itself:
+
+* :mod:`federation.web.fastapi` (``FederationAuth``, a FastAPI ``Security`` scheme),
+* :mod:`federation.web.starlette` (``FederationBackend`` for ``AuthenticationMiddleware``),
+* :mod:`federation.web.flask` (``FederationAuth``, a Flask extension),
+* :func:`create_app`: the login service (Starlette), also ``federation serve``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._core import (
+    CSRF_COOKIE,
+    REFRESH_COOKIE,
+    SESSION_COOKIE,
+    CookiePolicy,
+    Credential,
+    CSRFGuard,
+    ErrorResponse,
+    ForwardedPolicy,
+    WebSettings,
+    bearer_token,
+    credential_from,
+    error_response,
+    require_roles,
+)
+from ._redirects import RedirectPolicy, origin_of
+
+if TYPE_CHECKING:
+    from ..bridge import Bridge
+
+__all__ = [
+    "CSRF_COOKIE",
+    "REFRESH_COOKIE",
+    "SESSION_COOKIE",
+    "CSRFGuard",
+    "CookiePolicy",
+    "Credential",
+    "ErrorResponse",
+    "ForwardedPolicy",
+    "RedirectPolicy",
+    "WebSettings",
+    "bearer_token",
+    "create_app",
+    "credential_from",
+    "error_response",
+    "origin_of",
+    "require_roles",
+]
+
+
+def create_app(bridge: Bridge, **options: Any) -> Any:
+    """The login service as a Starlette app (needs the ``web`` extra); see :mod:`federation.web._service`."""
+    from ._service import create_app as build
+
+    return build(bridge, **options)

@@ -1,0 +1,688 @@
+"""The login service: an ASGI app (Starlette) with the seeds' endpoints (docs/web.md).
+
+Owns: the HTTP shape of the bridge's session layer — RFC 8693 token exchange,
+RFC 6749 refresh and password grants and their §5.1/§5.2 bodies, RFC 7009
+revocation, registration and account deletion behind their keys, the ``/sso``
+URL-token login, the OIDC authorization-code flow with PKCE through Authlib's
+client (the id token then verified by the bridge, never by the client alone),
+logout, the RFC 8414 metadata and the session JWKS, and the health check.
+
+Every rule it applies (credentials, responses, cookies, CSRF, redirects,
+forwarded headers) is :mod:`federation.web._core`'s and
+:mod:`federation.web._redirects`'; this module only moves requests to them and
+to the bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import warnings
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from ..errors import (
+    ConfigError,
+    FederationError,
+    InvalidRequest,
+    InvalidToken,
+    KeySetUnavailable,
+    LoginRefused,
+    MissingToken,
+    StorageError,
+    TokenRevoked,
+    WrongTokenType,
+)
+from ._core import (
+    CSRF_COOKIE,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    Credential,
+    ErrorResponse,
+    WebSettings,
+    credential_from,
+    error_response,
+    keys_match,
+    read_secret,
+)
+
+if TYPE_CHECKING:
+    from ..bridge import Bridge
+    from ..sessions import Principal, Session
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("federation.web")
+
+#: RFC 8693 §3: the subject token types /token accepts (all verified as JWTs by the bridge).
+SUBJECT_TOKEN_TYPES = frozenset(
+    {
+        "urn:ietf:params:oauth:token-type:id_token",
+        "urn:ietf:params:oauth:token-type:access_token",
+        "urn:ietf:params:oauth:token-type:jwt",
+    }
+)
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+MAX_BODY_BYTES = 64 * 1024
+STATE_COOKIE = "federation_oauth"
+STATE_MAX_AGE = 600  # seconds a sign-in may take at the identity provider
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(dict(body), status_code=status, headers={**NO_STORE, **(headers or {})})
+
+
+def _problem(exc: FederationError) -> JSONResponse:
+    answer: ErrorResponse = error_response(exc)
+    return _json(answer.status, answer.body, answer.headers)
+
+
+def _oauth_error(exc: FederationError, *, grant_error: str) -> JSONResponse:
+    """RFC 6749 §5.2: ``error`` and ``error_description``, plus our stable ``code``."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, (KeySetUnavailable, StorageError)):
+        status, error = 503, "temporarily_unavailable"
+        headers["Retry-After"] = error_response(exc).headers.get("Retry-After", "5")
+    elif isinstance(exc, InvalidRequest):
+        status, error = 400, "invalid_request"
+    elif isinstance(exc, (InvalidToken, LoginRefused)):
+        status, error = 400, grant_error
+        retry = error_response(exc).headers.get("Retry-After")
+        if retry is not None:
+            headers["Retry-After"] = retry
+    else:
+        status, error = 500, "server_error"
+    body = {"error": error, "error_description": exc.message, "code": exc.code}
+    return _json(status, body, headers)
+
+
+class LoginService:
+    """The endpoints, over one bridge and its web settings (see :func:`create_app`)."""
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        settings: WebSettings,
+        *,
+        environ: Mapping[str, str] | None = None,
+        oauth_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.bridge = bridge
+        self.settings = settings
+        self.clients: dict[str, Any] = {}
+        self._oauth: Any = None
+        self._build_clients(environ, oauth_transport)
+
+    # -- the sign-in clients ------------------------------------------------------------
+
+    def _build_clients(
+        self, environ: Mapping[str, str] | None, transport: httpx.AsyncBaseTransport | None
+    ) -> None:
+        entries = [p for p in self.bridge.config.issuers if p.login is not None]
+        if not entries:
+            return
+        import authlib.deprecate  # type: ignore[import-untyped]  # its "always" filter first, then ours
+
+        with warnings.catch_warnings():  # Authlib announces httpx2; this layer is on httpx
+            warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
+            from authlib.integrations.starlette_client import OAuth  # type: ignore[import-untyped]
+
+        oauth = OAuth()
+        base = self.bridge.config.base_dir
+        for index, profile in enumerate(self.bridge.config.issuers):
+            login = profile.login
+            if login is None:
+                continue
+            name = profile.name or profile.provider
+            if name in self.clients:
+                raise ConfigError(
+                    f"issuers[{index}]: two sign-in clients are named {name!r}; give each a name:",
+                    field=f"issuers[{index}].name",
+                )
+            issuers = list(profile.trusted_issuers)
+            discovery = login.discovery_url or (
+                issuers[0].rstrip("/") + "/.well-known/openid-configuration" if issuers else None
+            )
+            if discovery is None:
+                raise ConfigError(
+                    f"issuers[{index}].login: this provider has no issuer URL; set login.discovery_url",
+                    field=f"issuers[{index}].login.discovery_url",
+                )
+            secret = None
+            if login.client_secret is not None:
+                field = f"issuers[{index}].login.client_secret"
+                secret = read_secret(login.client_secret, field=field, base_dir=base, environ=environ)
+            kwargs: dict[str, Any] = {
+                "scope": " ".join(login.scopes),
+                "code_challenge_method": "S256",
+                "timeout": 10.0,
+                "token_endpoint_auth_method": "client_secret_basic" if secret else "none",
+            }
+            if _authlib_on_httpx():  # with httpx2 installed, Authlib's clients take its transports
+                kwargs["transport"] = transport or self.bridge.async_transport()
+            self.clients[name] = oauth.register(
+                name,
+                client_id=login.client_id,
+                client_secret=secret.decode() if secret else None,
+                server_metadata_url=discovery,
+                client_kwargs=kwargs,
+            )
+        self._oauth = oauth
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _base(self, request: Request) -> str:
+        """The service's own absolute base URL: public_url plus where it is mounted (never Host)."""
+        root = str(request.scope.get("root_path", ""))
+        return self.settings.public_origin + root.rstrip("/")
+
+    def _client_address(self, request: Request) -> str | None:
+        peer = request.client.host if request.client else None
+        return self.settings.forwarded.client_address(peer, request.headers.get("x-forwarded-for"))
+
+    def _credential(self, request: Request) -> Credential | None:
+        return credential_from(
+            request.headers.get("authorization"), request.cookies, self.settings.session_cookie_names()
+        )
+
+    async def _principal(self, request: Request) -> tuple[Principal, Credential]:
+        """Who the request is; a cookie-authenticated unsafe request must pass CSRF first."""
+        credential = self._credential(request)
+        if credential is None:
+            raise MissingToken("no bearer token or session cookie was sent")
+        principal = await self.bridge.aauthenticate(credential.token)
+        if credential.source == "cookie":
+            self._check_csrf(request, principal.session_id)
+        return principal, credential
+
+    def _check_csrf(self, request: Request, session_id: str | None) -> None:
+        cookies = self.settings.cookies
+        self.settings.csrf.check(
+            method=request.method,
+            session_id=session_id,
+            header=request.headers.get(CSRF_HEADER),
+            cookie=request.cookies.get(cookies.name(CSRF_COOKIE)),
+            origin=request.headers.get("origin"),
+            fetch_site=request.headers.get("sec-fetch-site"),
+        )
+
+    async def _form(self, request: Request) -> dict[str, str]:
+        """A url-encoded (or JSON) body as single-valued fields; repeated fields are refused."""
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            raise InvalidRequest("the request body is too large")
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            raise InvalidRequest("the request body is too large")
+        if kind == "application/json":
+            try:
+                data = json.loads(body or b"{}")
+            except ValueError:
+                raise InvalidRequest("the body is not JSON") from None
+            if not isinstance(data, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+            ):
+                raise InvalidRequest("the body must be a JSON object of strings")
+            return data
+        if kind not in ("application/x-www-form-urlencoded", ""):
+            raise InvalidRequest("the body must be application/x-www-form-urlencoded")
+        from urllib.parse import parse_qsl
+
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise InvalidRequest("the body is not UTF-8") from None
+        form: dict[str, str] = {}
+        for key, value in pairs:
+            if key in form:
+                raise InvalidRequest(f"the parameter {key!r} is repeated")  # RFC 6749 §3.2
+            form[key] = value
+        return form
+
+    @staticmethod
+    def _token_body(session: Session, *, exchange: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "access_token": session.access_token,
+            "token_type": session.token_type,
+            "expires_in": session.expires_in,
+        }
+        if session.refresh_token is not None:
+            body["refresh_token"] = session.refresh_token
+        if exchange:
+            body["issued_token_type"] = ACCESS_TOKEN_TYPE
+        return body
+
+    def _set_session_cookies(self, response: Response, session: Session) -> None:
+        """The session cookie (HttpOnly) and its CSRF cookie (script-readable), as long as the token."""
+        cookies = self.settings.cookies
+        now = datetime.fromtimestamp(self.bridge.now(), timezone.utc)
+        max_age = max(0, int((session.expires_at - now).total_seconds()))
+        max_age = min(max_age, session.expires_in)
+        try:
+            session_cookie = cookies.set(SESSION_COOKIE, session.access_token, max_age=max_age)
+            csrf_cookie = cookies.set(
+                CSRF_COOKIE, self.settings.csrf.token(session.session_id), max_age=max_age, http_only=False
+            )
+        except ValueError as exc:
+            raise FederationError(str(exc), code="cookie_too_large") from None
+        response.headers.append("set-cookie", session_cookie)
+        response.headers.append("set-cookie", csrf_cookie)
+
+    def _clear_session_cookies(self, response: Response) -> None:
+        cookies = self.settings.cookies
+        response.headers.append("set-cookie", cookies.clear(SESSION_COOKIE))
+        response.headers.append("set-cookie", cookies.clear(CSRF_COOKIE, http_only=False))
+
+    def _redirect(self, target: str | None) -> RedirectResponse:
+        location = self.settings.redirects.target(target)
+        return RedirectResponse(location, status_code=303, headers=dict(NO_STORE))
+
+    async def _end_previous(self, request: Request) -> None:
+        """Session fixation: a browser signing in again ends the session its cookie names."""
+        for name in self.settings.session_cookie_names():
+            token = request.cookies.get(name)
+            if token:
+                try:
+                    await self.bridge.arevoke(token)
+                except FederationError:
+                    pass  # an unreadable old cookie is simply replaced
+
+    # -- endpoints ------------------------------------------------------------------------
+
+    async def token(self, request: Request) -> Response:
+        """POST /token: token exchange (RFC 8693), refresh and password grants (RFC 6749)."""
+        try:
+            form = await self._form(request)
+        except InvalidRequest as exc:
+            return _oauth_error(exc, grant_error="invalid_request")
+        grant = form.get("grant_type")
+        try:
+            if grant == TOKEN_EXCHANGE:
+                subject = form.get("subject_token")
+                kind = form.get("subject_token_type")
+                if not subject or not kind:
+                    raise InvalidRequest("subject_token and subject_token_type are required")
+                if kind not in SUBJECT_TOKEN_TYPES:
+                    raise InvalidRequest("subject_token_type is not one this service accepts")
+                requested = form.get("requested_token_type")
+                if requested not in (None, ACCESS_TOKEN_TYPE):
+                    raise InvalidRequest("only access tokens are issued (requested_token_type)")
+                try:
+                    session = await self.bridge.aexchange(subject)
+                except InvalidToken as exc:  # RFC 8693 §2.2.2: a bad subject token is invalid_request
+                    return _oauth_error(exc, grant_error="invalid_request")
+                return _json(200, self._token_body(session, exchange=True))
+            if grant == "refresh_token":
+                refresh = form.get("refresh_token")
+                if not refresh:
+                    raise InvalidRequest("refresh_token is required")
+                session = await self.bridge.arefresh(refresh)
+                return _json(200, self._token_body(session))
+            if grant == "password" and self.bridge.config.local_accounts is not None:
+                username, password = form.get("username"), form.get("password")
+                if not username or password is None:
+                    raise InvalidRequest("username and password are required")
+                session = await self.bridge.apassword_login(
+                    username, password, client_address=self._client_address(request)
+                )
+                return _json(200, self._token_body(session))
+        except FederationError as exc:
+            return _oauth_error(exc, grant_error="invalid_grant")
+        if not grant:
+            return _oauth_error(InvalidRequest("grant_type is required"), grant_error="invalid_request")
+        body = {
+            "error": "unsupported_grant_type",
+            "error_description": "this grant type is not supported",
+            "code": "unsupported_grant_type",
+        }
+        return _json(400, body)
+
+    async def revoke(self, request: Request) -> Response:
+        """POST /revoke (RFC 7009): always 200 for a well-formed request."""
+        try:
+            form = await self._form(request)
+            token = form.get("token")
+            if not token:
+                raise InvalidRequest("token is required")
+            hint = form.get("token_type_hint")
+            if hint is not None and hint not in ("access_token", "refresh_token"):
+                # RFC 7009 §2.2.1: an unknown hint may be ignored; the search covers both kinds.
+                hint = None
+            try:
+                await self.bridge.arevoke(token)
+            except InvalidToken:
+                pass  # §2.2: an invalid token is no error for the client
+        except FederationError as exc:
+            return _oauth_error(exc, grant_error="invalid_request")
+        return Response(status_code=200, headers=dict(NO_STORE))
+
+    async def register(self, request: Request) -> Response:
+        """POST /register: the seeds' registration (an external token, or local-account fields)."""
+        try:
+            expected = self.settings.registration_key
+            if expected is not None and not keys_match(request.headers.get("x-registration-key"), expected):
+                raise LoginRefused("registration needs the registration key", code="registration_key")
+            form = await self._form(request)
+            external = form.get("subject_token") or form.get("token")
+            if external:
+                result = await self.bridge.alogin(external)
+                session = await self.bridge.aissue_session(result)
+                status = 201 if result.created else 200
+            else:
+                username, password = form.get("username"), form.get("password")
+                if not username or password is None:
+                    raise InvalidRequest("give subject_token, or username and password")
+                user = await self.bridge.aregister_local(
+                    username=username, email=form.get("email") or None, password=password
+                )
+                session = await self.bridge.aissue_session(user)
+                status = 201
+        except FederationError as exc:
+            return _problem(exc)
+        body = {**self._token_body(session), "user": _user_json(session.user)}
+        return _json(status, body)
+
+    async def delete_me(self, request: Request) -> Response:
+        """DELETE /users/me: the caller's account disabled or deleted, every session revoked."""
+        try:
+            principal, credential = await self._principal(request)
+            result = await self.bridge.adeprovision_user(
+                principal.user.id, mode=self.settings.delete, reason="deleted by the user"
+            )
+        except FederationError as exc:
+            return _problem(exc)
+        response = _json(200, {"user": principal.user.id, "action": result.action if result else "none"})
+        if credential.source == "cookie":
+            self._clear_session_cookies(response)
+        return response
+
+    async def delete_user(self, request: Request) -> Response:
+        """DELETE /users/{id}: with the admin key (X-Admin-Key) or a caller holding the admin role."""
+        user_id = request.path_params["user_id"]
+        try:
+            admin_key = request.headers.get("x-admin-key")
+            if admin_key is not None:
+                if not keys_match(admin_key, self.settings.admin_key):
+                    raise LoginRefused("the admin key is not valid", code="admin_key")
+            else:
+                principal, _ = await self._principal(request)
+                if self.settings.admin_role not in principal.roles:
+                    raise LoginRefused("deleting another user needs the admin role", code="insufficient_role")
+            result = await self.bridge.adeprovision_user(
+                user_id, mode=self.settings.delete, reason="deleted by an administrator"
+            )
+        except FederationError as exc:
+            return _problem(exc)
+        if result is None:
+            return _json(404, {"error": "not_found", "detail": "no such user"})
+        return _json(200, {"user": user_id, "action": result.action})
+
+    async def sso(self, request: Request) -> Response:
+        """GET /sso?token=...&redirect_to=...: the seeds' auto-login from a single-use URL token."""
+        headers = {**NO_STORE, "Referrer-Policy": "no-referrer"}
+        token = request.query_params.get("token")
+        try:
+            if not token:
+                raise MissingToken("the token parameter is missing")
+            verified = await self.bridge.averify(token)
+            claims = verified.claims
+            iat, jti = claims.get("iat"), claims.get("jti")
+            now = self.bridge.now()
+            max_age = self.settings.url_token_max_age
+            if not isinstance(iat, (int, float)) or isinstance(iat, bool) or now - float(iat) > max_age:
+                raise InvalidToken(
+                    f"a URL token must be at most {max_age} seconds old (iat)", code="url_token_too_old"
+                )
+            if not isinstance(jti, str) or not jti:
+                raise InvalidToken("a URL token needs a jti (it is single-use)", code="url_token_no_jti")
+            until = datetime.fromtimestamp(float(iat) + max_age + 60, timezone.utc)  # past any use
+            key = f"sso\x00{verified.issuer}\x00{jti}"
+            store = self.bridge.sessions.store
+            first = await asyncio.to_thread(store.claim_once, key, expires_at=until)
+            if not first:
+                raise TokenRevoked("this URL token was used already", code="url_token_replayed")
+            result = await self.bridge.aprovision(verified)
+            await self._end_previous(request)
+            session = await self.bridge.aissue_session(result)
+        except FederationError as exc:
+            answer = error_response(exc)
+            return _json(answer.status, answer.body, {**answer.headers, **headers})
+        response = self._redirect(request.query_params.get("redirect_to"))
+        response.headers.update(headers)
+        self._set_session_cookies(response, session)
+        return response
+
+    async def login(self, request: Request) -> Response:
+        """GET /login/{issuer}: start the authorization-code flow (PKCE S256, state, nonce)."""
+        name = request.path_params["issuer"]
+        client = self.clients.get(name)
+        if client is None:
+            return _json(404, {"error": "not_found", "detail": "no sign-in is configured for this issuer"})
+        redirect_uri = f"{self._base(request)}/callback/{quote(name, safe='')}"
+        target = self.settings.redirects.target(request.query_params.get("redirect_to"))
+        try:
+            rv = await client.create_authorization_url(redirect_uri)
+        except (httpx.HTTPError, ValueError, RuntimeError, KeyError) as exc:
+            log.warning("sign-in with %s: provider metadata unreadable (%s)", name, type(exc).__name__)
+            return _problem(KeySetUnavailable("the identity provider cannot be reached", issuer=name))
+        await client.save_authorize_data(request, redirect_uri=redirect_uri, next=target, **rv)
+        return RedirectResponse(rv["url"], status_code=302, headers=dict(NO_STORE))
+
+    async def callback(self, request: Request) -> Response:
+        """GET /callback/{issuer}: the code exchanged, the id token verified by the bridge, a session."""
+        name = request.path_params["issuer"]
+        client = self.clients.get(name)
+        if client is None:
+            return _json(404, {"error": "not_found", "detail": "no sign-in is configured for this issuer"})
+        params = request.query_params
+        state = params.get("state")
+        data = await client.framework.get_state_data(request.session, state) if state else None
+        if state:
+            await client.framework.clear_state_data(request.session, state)
+        try:
+            if not data:
+                # No state of this browser: a forged or replayed callback (RFC 9700 §4.7).
+                raise InvalidRequest("the sign-in state is missing or expired; sign in again")
+            if params.get("error"):
+                raise LoginRefused("the identity provider refused the sign-in", code="provider_refused")
+            code = params.get("code")
+            if not code:
+                raise InvalidRequest("the callback carries no code")
+            try:
+                answer = await client.fetch_access_token(
+                    code=code, redirect_uri=data["redirect_uri"], code_verifier=data.get("code_verifier")
+                )
+            except Exception as exc:  # Authlib's OAuthError, httpx errors: the provider, not the user
+                log.warning("sign-in with %s: the token endpoint failed (%s)", name, type(exc).__name__)
+                raise LoginRefused(
+                    "the identity provider did not complete the sign-in", code="provider_error"
+                ) from None
+            id_token = answer.get("id_token") if isinstance(answer, Mapping) else None
+            if not isinstance(id_token, str):
+                raise LoginRefused("the identity provider returned no id token", code="provider_error")
+            verified = await self.bridge.averify(id_token)
+            if verified.token_type != "id":
+                raise WrongTokenType("the sign-in returned a token that is not an id token")
+            nonce, expected = verified.claims.get("nonce"), data.get("nonce")
+            if not isinstance(nonce, str) or not isinstance(expected, str) or not hmac.compare_digest(
+                nonce.encode(), expected.encode()
+            ):
+                raise InvalidToken("the id token's nonce is not this sign-in's", code="nonce_mismatch")
+            result = await self.bridge.aprovision(verified)
+            await self._end_previous(request)
+            session = await self.bridge.aissue_session(result)
+        except FederationError as exc:
+            return _problem(exc)
+        response = self._redirect(data.get("next"))
+        self._set_session_cookies(response, session)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        """POST /logout: the session revoked, the cookies cleared with identical attributes."""
+        credential = self._credential(request)
+        try:
+            if credential is not None:
+                if credential.source == "cookie":
+                    self.settings.csrf.check_origin(
+                        request.headers.get("origin"), request.headers.get("sec-fetch-site")
+                    )
+                try:
+                    principal = await self.bridge.aauthenticate(credential.token)
+                except InvalidToken:
+                    principal = None  # an expired or revoked cookie: only clear it
+                except LoginRefused:
+                    principal = None
+                if principal is not None:
+                    if credential.source == "cookie":
+                        self._check_csrf(request, principal.session_id)
+                    if principal.session_id is not None:
+                        await self.bridge.arevoke_session(principal.session_id)
+            form = await self._form(request)
+        except FederationError as exc:
+            return _problem(exc)
+        response = self._redirect(form.get("redirect_to") or request.query_params.get("redirect_to"))
+        self._clear_session_cookies(response)
+        return response
+
+    async def me(self, request: Request) -> Response:
+        """GET /me: the current principal."""
+        try:
+            principal, _ = await self._principal(request)
+        except FederationError as exc:
+            return _problem(exc)
+        return _json(
+            200,
+            {
+                "user": _user_json(principal.user),
+                "kind": principal.kind,
+                "roles": sorted(principal.roles),
+                "session_id": principal.session_id,
+            },
+        )
+
+    async def jwks(self, request: Request) -> Response:
+        """GET /.well-known/jwks.json: the session keys."""
+        return JSONResponse(self.bridge.session_jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+    async def metadata(self, request: Request) -> Response:
+        """GET /.well-known/oauth-authorization-server (RFC 8414)."""
+        base = self._base(request)
+        sessions = self.bridge.config.sessions
+        assert sessions is not None  # WebSettings requires it
+        grants = [TOKEN_EXCHANGE, "refresh_token"]
+        if self.bridge.config.local_accounts is not None:
+            grants.append("password")
+        return JSONResponse(
+            {
+                "issuer": sessions.issuer,
+                "jwks_uri": f"{base}/.well-known/jwks.json",
+                "token_endpoint": f"{base}/token",
+                "revocation_endpoint": f"{base}/revoke",
+                "grant_types_supported": grants,
+                "token_endpoint_auth_methods_supported": ["none"],
+                "revocation_endpoint_auth_methods_supported": ["none"],
+                "response_types_supported": [],
+            },
+            headers={"Cache-Control": "public, max-age=300"},
+        )
+
+    async def healthz(self, request: Request) -> Response:
+        """GET /healthz: every issuer's keys warm and the store reachable, else 503 naming what is down."""
+        report = await self.bridge.awarm_up()
+        down: dict[str, Any] = {}
+        if not report.ok:
+            down["issuers"] = dict(report.failed)
+        try:
+            store = self.bridge.sessions.store
+            await asyncio.to_thread(store.attempts, "\x00healthz")
+        except FederationError as exc:
+            down["store"] = exc.code
+        except Exception as exc:  # a store of the app's own that raises its own errors
+            down["store"] = type(exc).__name__
+        if down:
+            return _json(503, {"status": "unavailable", "down": down}, {"Retry-After": "5"})
+        return _json(200, {"status": "ok", "issuers": list(report.succeeded)})
+
+
+def _authlib_on_httpx() -> bool:
+    from authlib.integrations.httpx_client import _compat  # type: ignore[import-untyped]
+
+    return bool(_compat.httpx2 is httpx)
+
+
+def _user_json(user: Any) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "display_name": getattr(user, "display_name", None),
+        "roles": sorted(user.roles),
+        "status": user.status,
+    }
+
+
+def create_app(
+    bridge: Bridge,
+    *,
+    environ: Mapping[str, str] | None = None,
+    oauth_transport: httpx.AsyncBaseTransport | None = None,
+) -> Starlette:
+    """The login service over ``bridge`` (its ``web:`` and ``sessions:`` sections), as a Starlette app.
+
+    Mount it (``app.mount("/auth", create_app(bridge))``) or serve it alone
+    (``federation serve``). ``environ`` is where ``{env: ...}`` secrets are read
+    (default: the process environment); ``oauth_transport`` carries the sign-in
+    flow's calls to the providers (default: the bridge's, see
+    :meth:`~federation.Bridge.async_transport`).
+    """
+    settings = WebSettings.load(bridge, environ=environ)
+    service = LoginService(bridge, settings, environ=environ, oauth_transport=oauth_transport)
+
+    def route(path: str, endpoint: Callable[[Request], Awaitable[Response]], methods: list[str]) -> Route:
+        return Route(path, endpoint, methods=methods)
+
+    routes = [
+        route("/token", service.token, ["POST"]),
+        route("/revoke", service.revoke, ["POST"]),
+        route("/register", service.register, ["POST"]),
+        route("/users/me", service.delete_me, ["DELETE"]),
+        route("/users/{user_id}", service.delete_user, ["DELETE"]),
+        route("/sso", service.sso, ["GET"]),
+        route("/login/{issuer}", service.login, ["GET"]),
+        Route("/callback/{issuer}", service.callback, methods=["GET"], name="callback"),
+        route("/logout", service.logout, ["POST"]),
+        route("/me", service.me, ["GET"]),
+        route("/.well-known/jwks.json", service.jwks, ["GET"]),
+        route("/.well-known/oauth-authorization-server", service.metadata, ["GET"]),
+        route("/healthz", service.healthz, ["GET"]),
+    ]
+    # Authlib keeps the sign-in state (state, nonce, code_verifier, where to go next) in a
+    # signed cookie: it binds the flow to the browser that started it.
+    middleware = [
+        Middleware(
+            SessionMiddleware,
+            secret_key=settings.state_secret.hex(),
+            session_cookie=settings.cookies.name(STATE_COOKIE),
+            max_age=STATE_MAX_AGE,
+            same_site="lax",
+            https_only=settings.secure,
+        )
+    ]
+    app = Starlette(routes=routes, middleware=middleware)
+    app.state.federation = service
+    return app
+

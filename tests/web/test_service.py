@@ -1,0 +1,560 @@
+"""The login service (federation.web.create_app): every endpoint, through Starlette's test client."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.testclient import TestClient
+from webenv import ADMIN_KEY, APP, REGISTRATION_KEY, WebEnv
+
+from federation.errors import ConfigError
+from federation.web import create_app
+
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
+ADMIN_MAPPING = {
+    "version": 1,
+    "roles": {
+        "sync": "authoritative",
+        "privileged": ["admin"],
+        "rules": [
+            {
+                "name": "admins",
+                "grant": ["admin"],
+                "allow_privileged": True,
+                "when": {"claim": "groups", "contains": "admins"},
+            }
+        ],
+    },
+}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def set_cookies(response: Any) -> dict[str, str]:
+    """Set-Cookie headers by cookie name."""
+    return {h.split("=", 1)[0]: h for h in response.headers.get_list("set-cookie")}
+
+
+def attributes(header: str) -> dict[str, str]:
+    parts = [p.strip() for p in header.split(";")][1:]
+    return {p.split("=", 1)[0].lower(): (p.split("=", 1)[1] if "=" in p else "") for p in parts}
+
+
+def browser_login(env: WebEnv, redirect_to: str | None = None, client: TestClient | None = None) -> Any:
+    """The sign-in flow: /login -> the mock's /authorize -> /callback; the callback's response."""
+    client = client or env.client
+    params = {"redirect_to": redirect_to} if redirect_to is not None else {}
+    start = client.get("/login/mock", params=params)
+    assert start.status_code == 302, start.text
+    answer = env.idp.client().get(start.headers["location"])
+    assert answer.status_code == 302
+    callback = answer.headers["location"]
+    assert callback.startswith(APP + "/callback/mock?")
+    return client.get(callback.removeprefix(APP))
+
+
+def csrf_headers(env: WebEnv) -> dict[str, str]:
+    token = env.client.cookies.get("__Host-federation_csrf")
+    assert token
+    return {"X-CSRF-Token": token, "Origin": APP}
+
+
+# -- POST /token ---------------------------------------------------------------------------
+
+
+def test_token_exchange_returns_an_rfc6749_body(web_env: WebEnv) -> None:
+    external = web_env.login_token("alice", email="alice@example.test")
+    response = web_env.client.post(
+        "/token", data={"grant_type": EXCHANGE, "subject_token": external, "subject_token_type": ID_TOKEN}
+    )
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 3600
+    assert body["issued_token_type"] == "urn:ietf:params:oauth:token-type:access_token"
+    assert body["refresh_token"]
+    me = web_env.client.get("/me", headers=bearer(body["access_token"]))
+    assert me.status_code == 200
+    assert me.json()["user"]["email"] == "alice@example.test"
+    assert me.json()["kind"] == "session"
+
+
+@pytest.mark.parametrize(
+    ("form", "error"),
+    [
+        ({}, "invalid_request"),
+        ({"grant_type": EXCHANGE}, "invalid_request"),
+        ({"grant_type": EXCHANGE, "subject_token": "x", "subject_token_type": "saml2"}, "invalid_request"),
+        ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
+        ({"grant_type": "password", "username": "a", "password": "b"}, "unsupported_grant_type"),
+        ({"grant_type": "refresh_token"}, "invalid_request"),
+        ({"grant_type": "refresh_token", "refresh_token": "not-a-token"}, "invalid_grant"),
+    ],
+)
+def test_token_errors_are_rfc6749_section_5_2(web_env: WebEnv, form: dict[str, str], error: str) -> None:
+    response = web_env.client.post("/token", data=form)
+    assert response.status_code == 400
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["error"] == error
+    assert body["error_description"]
+    assert body["code"]
+
+
+def test_a_bad_subject_token_is_invalid_request_with_its_code_and_never_echoed(web_env: WebEnv) -> None:
+    forged = web_env.idp.mint(sub="alice")[:-8] + "AAAAAAAA"
+    response = web_env.client.post(
+        "/token", data={"grant_type": EXCHANGE, "subject_token": forged, "subject_token_type": ID_TOKEN}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert response.json()["code"] == "bad_signature"
+    assert forged not in response.text and forged.split(".")[1] not in response.text
+
+
+def test_a_repeated_parameter_is_refused(web_env: WebEnv) -> None:
+    response = web_env.client.post(
+        "/token",
+        content="grant_type=refresh_token&refresh_token=a&refresh_token=b",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_refresh_rotates_and_a_reused_token_fails_after_the_grace(web_env: WebEnv) -> None:
+    first = web_env.exchange("alice")
+    response = web_env.client.post(
+        "/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    )
+    assert response.status_code == 200
+    second = response.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert "issued_token_type" not in second
+    web_env.clock.advance(60)
+    reused = web_env.client.post(
+        "/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    )
+    assert reused.status_code == 400
+    assert reused.json()["error"] == "invalid_grant"
+    assert reused.json()["code"] == "refresh_reused"
+
+
+def test_keys_down_is_503_temporarily_unavailable(make_web_env: Any) -> None:
+    env = make_web_env()
+    env.idp.outage(status=503)
+    response = env.client.post(
+        "/token",
+        data={"grant_type": EXCHANGE, "subject_token": env.login_token(), "subject_token_type": ID_TOKEN},
+    )
+    assert response.status_code == 503
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert response.json()["code"] == "keyset_unavailable"
+    assert int(response.headers["retry-after"]) > 0
+
+
+# -- POST /revoke --------------------------------------------------------------------------
+
+
+def test_revoke_is_always_200_and_the_token_is_refused_after(web_env: WebEnv) -> None:
+    session = web_env.exchange("alice")
+    assert web_env.client.post("/revoke", data={"token": session["access_token"]}).status_code == 200
+    assert web_env.client.post("/revoke", data={"token": session["access_token"]}).status_code == 200
+    garbage = web_env.client.post("/revoke", data={"token": "garbage", "token_type_hint": "x"})
+    assert garbage.status_code == 200
+    me = web_env.client.get("/me", headers=bearer(session["access_token"]))
+    assert me.status_code == 401
+    assert me.json()["error"] == "revoked"
+    assert 'error="invalid_token"' in me.headers["www-authenticate"]
+
+
+def test_revoke_needs_a_token(web_env: WebEnv) -> None:
+    response = web_env.client.post("/revoke", data={})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_revoking_a_refresh_token_ends_its_session(web_env: WebEnv) -> None:
+    session = web_env.exchange("alice")
+    assert web_env.client.post("/revoke", data={"token": session["refresh_token"]}).status_code == 200
+    refreshed = web_env.client.post(
+        "/token", data={"grant_type": "refresh_token", "refresh_token": session["refresh_token"]}
+    )
+    assert refreshed.status_code == 400
+
+
+# -- POST /register ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [None, "wrong", REGISTRATION_KEY[:-1], REGISTRATION_KEY + "x"])
+def test_register_needs_the_registration_key(web_env: WebEnv, key: str | None) -> None:
+    headers = {"X-Registration-Key": key} if key is not None else {}
+    response = web_env.client.post("/register", data={"token": web_env.login_token("bob")}, headers=headers)
+    assert response.status_code == 403
+    assert response.json()["error"] == "registration_key"
+    assert web_env.bridge.store.find_login(web_env.idp.issuer, "bob") is None  # type: ignore[union-attr]
+
+
+def test_register_with_an_external_token_creates_then_logs_in(web_env: WebEnv) -> None:
+    headers = {"X-Registration-Key": REGISTRATION_KEY}
+    first = web_env.client.post("/register", data={"token": web_env.login_token("bob")}, headers=headers)
+    assert first.status_code == 201
+    assert first.json()["access_token"]
+    again = web_env.client.post("/register", data={"token": web_env.login_token("bob")}, headers=headers)
+    assert again.status_code == 200
+    assert again.json()["user"]["id"] == first.json()["user"]["id"]
+
+
+def test_register_and_password_grant_for_local_accounts(make_web_env: Any) -> None:
+    env = make_web_env(local_accounts={"min_password_length": 12})
+    headers = {"X-Registration-Key": REGISTRATION_KEY}
+    made = env.client.post(
+        "/register",
+        json={"username": "carol", "email": "carol@example.test", "password": "a long passphrase"},
+        headers=headers,
+    )
+    assert made.status_code == 201, made.text
+    login = env.client.post(
+        "/token", data={"grant_type": "password", "username": "carol", "password": "a long passphrase"}
+    )
+    assert login.status_code == 200
+    wrong = env.client.post(
+        "/token", data={"grant_type": "password", "username": "carol", "password": "not the passphrase"}
+    )
+    assert wrong.status_code == 400
+    assert wrong.json()["error"] == "invalid_grant"
+    assert wrong.json()["code"] == "invalid_credentials"
+    short = env.client.post("/register", json={"username": "dave", "password": "short"}, headers=headers)
+    assert short.status_code == 403
+    assert "password" not in short.json()["detail"].lower() or "short" not in short.text
+
+
+# -- DELETE /users/... ----------------------------------------------------------------------
+
+
+def test_delete_me_disables_the_account_and_refuses_its_tokens(web_env: WebEnv) -> None:
+    session = web_env.exchange("alice")
+    other = web_env.exchange("alice")
+    response = web_env.client.delete("/users/me", headers=bearer(session["access_token"]))
+    assert response.status_code == 200
+    assert response.json()["action"] == "disable"
+    for token in (session["access_token"], other["access_token"]):
+        assert web_env.client.get("/me", headers=bearer(token)).status_code in (401, 403)
+    again = web_env.client.post(
+        "/token",
+        data={
+            "grant_type": EXCHANGE,
+            "subject_token": web_env.login_token("alice"),
+            "subject_token_type": ID_TOKEN,
+        },
+    )
+    assert again.status_code == 400
+    assert again.json()["code"] == "account_disabled"
+
+
+def test_delete_user_with_the_admin_key(web_env: WebEnv) -> None:
+    session = web_env.exchange("alice")
+    user_id = web_env.client.get("/me", headers=bearer(session["access_token"])).json()["user"]["id"]
+    wrong = web_env.client.delete(f"/users/{user_id}", headers={"X-Admin-Key": ADMIN_KEY + "x"})
+    assert wrong.status_code == 403
+    nobody = web_env.client.delete(f"/users/{user_id}")
+    assert nobody.status_code == 401
+    assert nobody.json()["error"] == "missing_token"
+    assert nobody.headers["www-authenticate"] == 'Bearer realm="federation"'
+    done = web_env.client.delete(f"/users/{user_id}", headers={"X-Admin-Key": ADMIN_KEY})
+    assert done.status_code == 200
+    assert web_env.client.get("/me", headers=bearer(session["access_token"])).status_code in (401, 403)
+    assert web_env.client.delete("/users/no-such-user", headers={"X-Admin-Key": ADMIN_KEY}).status_code == 404
+
+
+def test_delete_user_by_role(make_web_env: Any) -> None:
+    env = make_web_env(mapping=ADMIN_MAPPING)
+    admin = env.exchange("root", groups=["admins"])
+    plain = env.exchange("alice")
+    alice_id = env.client.get("/me", headers=bearer(plain["access_token"])).json()["user"]["id"]
+    refused = env.client.delete(f"/users/{alice_id}", headers=bearer(plain["access_token"]))
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "insufficient_role"
+    done = env.client.delete(f"/users/{alice_id}", headers=bearer(admin["access_token"]))
+    assert done.status_code == 200, done.text
+
+
+# -- GET /sso ---------------------------------------------------------------------------------
+
+
+def test_sso_logs_in_sets_the_cookie_and_redirects(web_env: WebEnv) -> None:
+    token = web_env.idp.mint(sub="alice", jti="sso-1")
+    response = web_env.client.get("/sso", params={"token": token, "redirect_to": "/welcome?x=1"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/welcome?x=1"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["cache-control"] == "no-store"
+    cookies = set_cookies(response)
+    assert "__Host-federation_session" in cookies
+    me = web_env.client.get("/me")
+    assert me.status_code == 200
+    assert me.json()["kind"] == "session"
+
+
+def test_sso_tokens_are_single_use(web_env: WebEnv) -> None:
+    token = web_env.idp.mint(sub="alice", jti="sso-once")
+    assert web_env.client.get("/sso", params={"token": token}).status_code == 303
+    web_env.client.cookies.clear()
+    replay = web_env.client.get("/sso", params={"token": token})
+    assert replay.status_code == 401
+    assert replay.json()["error"] == "url_token_replayed"
+    assert "set-cookie" not in replay.headers
+
+
+def test_sso_refuses_old_tokens_and_tokens_without_jti(web_env: WebEnv) -> None:
+    old = web_env.idp.mint(sub="alice", jti="sso-old", iat=web_env.clock() - 121)
+    response = web_env.client.get("/sso", params={"token": old})
+    assert response.status_code == 401
+    assert response.json()["error"] == "url_token_too_old"
+    no_jti = web_env.idp.mint(sub="alice", jti=None)
+    response = web_env.client.get("/sso", params={"token": no_jti})
+    assert response.status_code == 401
+    assert response.json()["error"] == "url_token_no_jti"
+    missing = web_env.client.get("/sso")
+    assert missing.status_code == 401
+    assert missing.json()["error"] == "missing_token"
+
+
+@pytest.mark.parametrize(
+    ("target", "landing"),
+    [
+        ("https://shop.example.test/cart", "https://shop.example.test/cart"),
+        (APP + "/inside", APP + "/inside"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("https://shop.example.test.evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        ("/%2F%2Fevil.example", "/"),
+        ("javascript:alert(1)", "/"),
+        (None, "/"),
+    ],
+)
+def test_sso_redirects_only_where_allowed(web_env: WebEnv, target: str | None, landing: str) -> None:
+    params = {"token": web_env.idp.mint(sub="alice", jti=f"sso-{target}")}
+    if target is not None:
+        params["redirect_to"] = target
+    response = web_env.client.get("/sso", params=params)
+    assert response.status_code == 303
+    assert response.headers["location"] == landing
+
+
+# -- /login and /callback -----------------------------------------------------------------------
+
+
+def test_sign_in_flow_sets_cookies_and_returns_to_the_page(web_env: WebEnv) -> None:
+    web_env.idp.approve("alice", email="alice@example.test", email_verified=True)
+    start = web_env.client.get("/login/mock", params={"redirect_to": "/dashboard"})
+    assert start.status_code == 302
+    query = parse_qs(urlsplit(start.headers["location"]).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["redirect_uri"] == [APP + "/callback/mock"]
+    assert query["state"] and query["nonce"] and query["code_challenge"]
+    answer = web_env.idp.client().get(start.headers["location"])
+    done = web_env.client.get(answer.headers["location"].removeprefix(APP))
+    assert done.status_code == 303
+    assert done.headers["location"] == "/dashboard"
+    me = web_env.client.get("/me").json()
+    assert me["user"]["email"] == "alice@example.test"
+
+
+def test_callback_without_this_browsers_state_is_refused(web_env: WebEnv) -> None:
+    start = web_env.client.get("/login/mock")
+    answer = web_env.idp.client().get(start.headers["location"])
+    stranger = TestClient(web_env.app, base_url=APP, follow_redirects=False)
+    response = stranger.get(answer.headers["location"].removeprefix(APP))
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert "set-cookie" not in response.headers or "federation_session" not in response.headers["set-cookie"]
+    forged = web_env.client.get("/callback/mock", params={"code": "x", "state": "not-the-state"})
+    assert forged.status_code == 400
+
+
+def test_a_nonce_that_is_not_the_sign_ins_is_refused(web_env: WebEnv) -> None:
+    web_env.idp.approve("alice", nonce="someone-elses-nonce")
+    response = browser_login(web_env)
+    assert response.status_code == 401
+    assert response.json()["error"] == "nonce_mismatch"
+
+
+def test_a_refusal_at_the_provider_is_403(web_env: WebEnv) -> None:
+    web_env.idp.deny("access_denied")
+    response = browser_login(web_env)
+    assert response.status_code == 403
+    assert response.json()["error"] == "provider_refused"
+
+
+def test_an_unknown_sign_in_is_404(web_env: WebEnv) -> None:
+    assert web_env.client.get("/login/nobody").status_code == 404
+    assert web_env.client.get("/callback/nobody").status_code == 404
+
+
+def test_every_login_is_a_new_session_and_ends_the_old_one(web_env: WebEnv) -> None:
+    browser_login(web_env)
+    first = web_env.client.cookies.get("__Host-federation_session")
+    browser_login(web_env)
+    second = web_env.client.cookies.get("__Host-federation_session")
+    assert first and second and first != second
+    assert web_env.client.get("/me", headers=bearer(first)).status_code == 401
+    assert web_env.client.get("/me", headers=bearer(second)).status_code == 200
+
+
+# -- cookies, CSRF, logout -------------------------------------------------------------------
+
+
+def test_session_cookie_attributes(web_env: WebEnv) -> None:
+    response = browser_login(web_env)
+    cookies = set_cookies(response)
+    session = attributes(cookies["__Host-federation_session"])
+    assert {"secure", "httponly", "path", "samesite", "max-age"} <= set(session)
+    assert session["path"] == "/"
+    assert session["samesite"] == "Lax"
+    assert "domain" not in session
+    assert 0 < int(session["max-age"]) <= 3600
+    csrf = attributes(cookies["__Host-federation_csrf"])
+    assert "httponly" not in csrf and "secure" in csrf and csrf["path"] == "/"
+    assert int(csrf["max-age"]) == int(session["max-age"])
+
+
+def test_shared_cookies_across_subdomains_use_the_secure_prefix(make_web_env: Any) -> None:
+    env = make_web_env(web={"cookie_domain": ".example.test"})
+    response = browser_login(env)
+    cookies = set_cookies(response)
+    assert "__Secure-federation_session" in cookies
+    assert attributes(cookies["__Secure-federation_session"])["domain"] == ".example.test"
+
+
+def test_cookie_authenticated_unsafe_requests_need_csrf(web_env: WebEnv) -> None:
+    browser_login(web_env)
+    no_header = web_env.client.delete("/users/me", headers={"Origin": APP})
+    assert no_header.status_code == 403
+    assert no_header.json()["error"] == "csrf_failed"
+    headers = csrf_headers(web_env)
+    wrong_origin = web_env.client.delete("/users/me", headers={**headers, "Origin": "https://evil.example"})
+    assert wrong_origin.status_code == 403
+    no_origin = web_env.client.delete("/users/me", headers={"X-CSRF-Token": headers["X-CSRF-Token"]})
+    assert no_origin.status_code == 403
+    forged = web_env.client.delete("/users/me", headers={**headers, "X-CSRF-Token": "A" * 43})
+    assert forged.status_code == 403
+    same_site = web_env.client.delete(
+        "/users/me", headers={"X-CSRF-Token": headers["X-CSRF-Token"], "Sec-Fetch-Site": "same-origin"}
+    )
+    assert same_site.status_code == 200
+
+
+def test_bearer_requests_are_exempt_from_csrf(web_env: WebEnv) -> None:
+    session = web_env.exchange("alice")
+    response = web_env.client.delete("/users/me", headers=bearer(session["access_token"]))
+    assert response.status_code == 200
+
+
+def test_logout_revokes_and_clears_with_identical_attributes(web_env: WebEnv) -> None:
+    login = browser_login(web_env)
+    token = web_env.client.cookies.get("__Host-federation_session")
+    refused = web_env.client.post("/logout", headers={"Origin": APP})
+    assert refused.status_code == 403
+    response = web_env.client.post(
+        "/logout", data={"redirect_to": "//evil.example"}, headers=csrf_headers(web_env)
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"
+    set_at_login, cleared = set_cookies(login), set_cookies(response)
+    for name in ("__Host-federation_session", "__Host-federation_csrf"):
+        before, after = attributes(set_at_login[name]), attributes(cleared[name])
+        assert after.pop("max-age") == "0"
+        before.pop("max-age")
+        assert before == after
+        assert cleared[name].startswith(f"{name}=;")
+    assert token is not None
+    assert web_env.client.get("/me", headers=bearer(token)).status_code == 401
+
+
+# -- metadata, keys, health, mounting --------------------------------------------------------
+
+
+def test_metadata_and_jwks_let_another_app_verify_sessions(web_env: WebEnv) -> None:
+    meta = web_env.client.get("/.well-known/oauth-authorization-server").json()
+    assert meta["issuer"] == APP
+    assert meta["jwks_uri"] == APP + "/.well-known/jwks.json"
+    assert meta["token_endpoint"] == APP + "/token"
+    assert meta["revocation_endpoint"] == APP + "/revoke"
+    jwks = web_env.client.get("/.well-known/jwks.json").json()
+    assert jwks == web_env.bridge.session_jwks()
+    assert all("d" not in key for key in jwks["keys"])
+
+
+def test_healthz_names_what_is_down(make_web_env: Any) -> None:
+    env = make_web_env()
+    env.idp.outage(status=500)
+    down = env.client.get("/healthz")
+    assert down.status_code == 503
+    assert env.idp.issuer in down.json()["down"]["issuers"]
+    env.idp.recover()
+    up = env.client.get("/healthz")
+    assert up.status_code == 200
+    assert up.json()["status"] == "ok"
+
+
+def test_mounted_under_a_prefix(make_web_env: Any) -> None:
+    env = make_web_env()
+    outer = Starlette(routes=[Mount("/auth", app=env.app)])
+    client = TestClient(outer, base_url=APP, follow_redirects=False)
+    meta = client.get("/auth/.well-known/oauth-authorization-server").json()
+    assert meta["token_endpoint"] == APP + "/auth/token"
+    start = client.get("/auth/login/mock")
+    redirect_uri = parse_qs(urlsplit(start.headers["location"]).query)["redirect_uri"]
+    assert redirect_uri == [APP + "/auth/callback/mock"]
+
+
+def test_forwarded_headers_never_move_the_service_s_own_urls(web_env: WebEnv) -> None:
+    meta = web_env.client.get(
+        "/.well-known/oauth-authorization-server",
+        headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"},
+    ).json()
+    assert meta["token_endpoint"] == APP + "/token"
+
+
+def test_web_config_problems_are_config_errors(make_web_env: Any) -> None:
+    with pytest.raises(ConfigError, match="public_url"):
+        make_web_env(web={"public_url": "http://app.example.test"})
+    with pytest.raises(ConfigError, match="insecure_http"):
+        make_web_env(web={"public_url": "http://app.example.test", "insecure_http": True})
+    with pytest.raises(ConfigError, match="allowed_redirects"):
+        make_web_env(web={"allowed_redirects": ["https://*.example.test"]})
+    with pytest.raises(ConfigError, match="cookie_domain"):
+        make_web_env(web={"cookie_domain": ".other.test"})
+    with pytest.raises(ConfigError, match="home"):
+        make_web_env(web={"home": "//evil.example"})
+
+
+def test_plain_http_cookies_only_on_loopback_with_the_flag(make_web_env: Any) -> None:
+    base = "http://127.0.0.1:8000"
+    env = make_web_env(web={"public_url": base, "insecure_http": True}, base_url=base)
+    session = env.exchange("alice")
+    sso = env.client.get("/sso", params={"token": env.idp.mint(sub="alice", jti="plain")})
+    cookie = set_cookies(sso)["federation_session"]
+    assert "Secure" not in cookie and "HttpOnly" in cookie
+    assert session["access_token"]
+
+
+def test_create_app_needs_a_web_section(federation_clock: Any) -> None:
+    from federation.sessions import generate_private_key_pem
+    from federation.testing import MockIdP
+
+    idp = MockIdP(clock=federation_clock)
+    config = idp.bridge_config(sessions={"issuer": APP, "keys": [{"env": "K"}]})
+    bridge = idp.bridge(config=config, environ={"K": generate_private_key_pem("ES256").decode()})
+    with pytest.raises(ConfigError, match="web"):
+        create_app(bridge)
