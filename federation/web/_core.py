@@ -16,11 +16,10 @@ import hashlib
 import hmac
 import ipaddress
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 from ..errors import (
     ConfigError,
@@ -51,6 +50,7 @@ __all__ = [
     "Credential",
     "ErrorResponse",
     "ForwardedPolicy",
+    "Guard",
     "WebSettings",
     "bearer_token",
     "credential_from",
@@ -431,6 +431,85 @@ class WebSettings:
         return (self.cookies.name(SESSION_COOKIE),)
 
 
+class Guard:
+    """Who a request is, the same way for every integration: the credential
+    (:func:`credential_from`), the bridge's ``authenticate`` (the cheap per-request
+    path), CSRF for a cookie-authenticated unsafe request, then the roles asked for.
+
+    Without ``settings`` (no ``web:`` section) only bearer tokens are read: a
+    session cookie needs the CSRF secret and the cookie names of ``web:``.
+    """
+
+    def __init__(self, bridge: Bridge, settings: WebSettings | None) -> None:
+        self.bridge = bridge
+        self.settings = settings
+        self.cookie_names = settings.session_cookie_names() if settings is not None else ()
+
+    def credential(self, headers: Mapping[str, str], cookies: Mapping[str, str]) -> Credential | None:
+        """The request's credential (``headers`` looked up by lowercase name)."""
+        return credential_from(headers.get("authorization"), cookies, self.cookie_names)
+
+    def admit(
+        self,
+        principal: Principal,
+        credential: Credential,
+        *,
+        method: str,
+        headers: Mapping[str, str],
+        cookies: Mapping[str, str],
+        roles: Collection[str] | None = None,
+    ) -> Principal:
+        """CSRF (cookie credentials only), then the roles; the principal when both pass."""
+        settings = self.settings
+        if credential.source == "cookie" and settings is not None:
+            settings.csrf.check(
+                method=method,
+                session_id=principal.session_id,
+                header=headers.get(CSRF_HEADER),
+                cookie=cookies.get(settings.cookies.name(CSRF_COOKIE)),
+                origin=headers.get("origin"),
+                fetch_site=headers.get("sec-fetch-site"),
+            )
+        require_roles(principal, roles)
+        return principal
+
+    def authenticate(
+        self,
+        *,
+        method: str,
+        headers: Mapping[str, str],
+        cookies: Mapping[str, str],
+        roles: Collection[str] | None = None,
+        optional: bool = False,
+    ) -> Principal | None:
+        """The request's principal (sync); None only when ``optional`` and no credential was sent."""
+        credential = self.credential(headers, cookies)
+        if credential is None:
+            if optional:
+                return None
+            raise MissingToken("no bearer token or session cookie was sent")
+        principal = self.bridge.authenticate(credential.token)
+        return self.admit(principal, credential, method=method, headers=headers, cookies=cookies, roles=roles)
+
+    async def aauthenticate(
+        self,
+        *,
+        method: str,
+        headers: Mapping[str, str],
+        cookies: Mapping[str, str],
+        roles: Collection[str] | None = None,
+        optional: bool = False,
+    ) -> Principal | None:
+        """Async twin of :meth:`authenticate`."""
+        credential = self.credential(headers, cookies)
+        if credential is None:
+            if optional:
+                return None
+            raise MissingToken("no bearer token or session cookie was sent")
+        principal = await self.bridge.aauthenticate(credential.token)
+        return self.admit(principal, credential, method=method, headers=headers, cookies=cookies, roles=roles)
+
+
 def _derive(master: bytes, purpose: str) -> bytes:
     return hmac.new(master, b"federation web: " + purpose.encode(), hashlib.sha256).digest()
 
@@ -443,9 +522,3 @@ def keys_match(given: str | None, expected: bytes | None) -> bool:
                                hashlib.sha256(expected).digest())
 
 
-def same_origin_url(url: str, origin: str) -> bool:
-    """Whether ``url`` is on ``origin`` (for the service's own absolute URLs)."""
-    return origin_of(url) == origin and urlsplit(url).scheme in ("http", "https")
-
-
-Resolver = Callable[[str], Any]

@@ -47,12 +47,11 @@ from ..errors import (
 )
 from ._core import (
     CSRF_COOKIE,
-    CSRF_HEADER,
     SESSION_COOKIE,
     Credential,
     ErrorResponse,
+    Guard,
     WebSettings,
-    credential_from,
     error_response,
     keys_match,
     read_secret,
@@ -123,6 +122,7 @@ class LoginService:
     ) -> None:
         self.bridge = bridge
         self.settings = settings
+        self.guard = Guard(bridge, settings)
         self.clients: dict[str, Any] = {}
         self._oauth: Any = None
         self._build_clients(environ, oauth_transport)
@@ -195,9 +195,7 @@ class LoginService:
         return self.settings.forwarded.client_address(peer, request.headers.get("x-forwarded-for"))
 
     def _credential(self, request: Request) -> Credential | None:
-        return credential_from(
-            request.headers.get("authorization"), request.cookies, self.settings.session_cookie_names()
-        )
+        return self.guard.credential(request.headers, request.cookies)
 
     async def _principal(self, request: Request) -> tuple[Principal, Credential]:
         """Who the request is; a cookie-authenticated unsafe request must pass CSRF first."""
@@ -205,20 +203,10 @@ class LoginService:
         if credential is None:
             raise MissingToken("no bearer token or session cookie was sent")
         principal = await self.bridge.aauthenticate(credential.token)
-        if credential.source == "cookie":
-            self._check_csrf(request, principal.session_id)
-        return principal, credential
-
-    def _check_csrf(self, request: Request, session_id: str | None) -> None:
-        cookies = self.settings.cookies
-        self.settings.csrf.check(
-            method=request.method,
-            session_id=session_id,
-            header=request.headers.get(CSRF_HEADER),
-            cookie=request.cookies.get(cookies.name(CSRF_COOKIE)),
-            origin=request.headers.get("origin"),
-            fetch_site=request.headers.get("sec-fetch-site"),
+        self.guard.admit(
+            principal, credential, method=request.method, headers=request.headers, cookies=request.cookies
         )
+        return principal, credential
 
     async def _form(self, request: Request) -> dict[str, str]:
         """A url-encoded (or JSON) body as single-valued fields; repeated fields are refused."""
@@ -548,8 +536,13 @@ class LoginService:
                 except LoginRefused:
                     principal = None
                 if principal is not None:
-                    if credential.source == "cookie":
-                        self._check_csrf(request, principal.session_id)
+                    self.guard.admit(
+                        principal,
+                        credential,
+                        method=request.method,
+                        headers=request.headers,
+                        cookies=request.cookies,
+                    )
                     if principal.session_id is not None:
                         await self.bridge.arevoke_session(principal.session_id)
             form = await self._form(request)

@@ -1,0 +1,286 @@
+"""FastAPI, Starlette and Flask integrations: credentials, the error shape, roles, CSRF, OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi import Depends, FastAPI
+from flask import Flask
+from starlette.applications import Starlette
+from starlette.authentication import requires
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+from webenv import APP, WebEnv
+
+from federation.sessions import Principal
+from federation.web.fastapi import FederationAuth as FastAPIAuth
+from federation.web.flask import FederationAuth as FlaskAuth
+from federation.web.starlette import FederationBackend
+
+ADMINS = {
+    "version": 1,
+    "roles": {
+        "sync": "authoritative",
+        "privileged": ["admin"],
+        "rules": [
+            {
+                "name": "admins",
+                "grant": ["admin"],
+                "allow_privileged": True,
+                "when": {"claim": "groups", "contains": "admins"},
+            }
+        ],
+    },
+}
+
+
+def fastapi_app(env: WebEnv) -> tuple[TestClient, FastAPIAuth]:
+    auth = FastAPIAuth(env.bridge, environ=env.environ)
+    app = FastAPI(lifespan=auth.lifespan)
+
+    @app.get("/me")
+    async def me(principal: Principal = Depends(auth.principal())) -> dict[str, Any]:  # noqa: B008
+        return {"user": principal.user.id, "kind": principal.kind}
+
+    @app.get("/admin")
+    async def admin(principal: Principal = Depends(auth.principal(roles={"admin"}))) -> dict[str, Any]:  # noqa: B008
+        return {"user": principal.user.id}
+
+    @app.get("/maybe")
+    async def maybe(principal: Principal | None = Depends(auth.principal(optional=True))) -> dict[str, Any]:  # noqa: B008
+        return {"user": principal.user.id if principal else None}
+
+    @app.post("/change")
+    async def change(principal: Principal = Depends(auth.principal())) -> dict[str, Any]:  # noqa: B008
+        return {"user": principal.user.id}
+
+    return TestClient(app, base_url=APP), auth
+
+
+def starlette_app(env: WebEnv) -> TestClient:
+    backend = FederationBackend(env.bridge, environ=env.environ)
+
+    async def me(request: Request) -> JSONResponse:
+        if not request.user.is_authenticated:
+            return JSONResponse({"user": None})
+        return JSONResponse({"user": request.user.identity, "scopes": request.auth.scopes})
+
+    @requires("admin", status_code=403)
+    async def admin(request: Request) -> JSONResponse:
+        return JSONResponse({"user": request.user.identity})
+
+    app = Starlette(
+        routes=[Route("/me", me), Route("/admin", admin)],
+        middleware=[Middleware(AuthenticationMiddleware, backend=backend, on_error=backend.on_error)],
+    )
+    return TestClient(app, base_url=APP)
+
+
+def flask_app(env: WebEnv) -> tuple[Any, FlaskAuth]:
+    app = Flask(__name__)
+    auth = FlaskAuth(app, env.bridge, environ=env.environ)
+
+    @app.get("/me")
+    @auth.required()
+    def me() -> dict[str, Any]:
+        return {"user": auth.current_principal.user.id, "kind": auth.current_principal.kind}
+
+    @app.get("/admin")
+    @auth.required(roles={"admin"})
+    def admin() -> dict[str, Any]:
+        return {"user": auth.current_principal.user.id}
+
+    @app.post("/change")
+    @auth.required()
+    def change() -> dict[str, Any]:
+        return {"user": auth.current_principal.user.id}
+
+    return app.test_client(), auth
+
+
+def bearer(token: str, scheme: str = "Bearer") -> dict[str, str]:
+    return {"Authorization": f"{scheme} {token}"}
+
+
+@pytest.fixture
+def env(make_web_env: Any) -> WebEnv:
+    built: WebEnv = make_web_env(mapping=ADMINS)
+    return built
+
+
+# -- FastAPI ------------------------------------------------------------------------------
+
+
+def test_fastapi_bearer_session_and_external_tokens(env: WebEnv) -> None:
+    client, _ = fastapi_app(env)
+    with client:
+        session = env.exchange("alice")
+        for scheme in ("Bearer", "bearer", "BEARER"):
+            response = client.get("/me", headers=bearer(session["access_token"], scheme))
+            assert response.status_code == 200
+            assert response.json()["kind"] == "session"
+        external = client.get("/me", headers=bearer(env.login_token("bob")))
+        assert external.status_code == 200
+        assert external.json()["kind"] == "external"
+
+
+def test_fastapi_error_shapes(env: WebEnv) -> None:
+    client, _ = fastapi_app(env)
+    missing = client.get("/me")
+    assert missing.status_code == 401
+    assert missing.json()["detail"]["error"] == "missing_token"
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    bad = client.get("/me", headers=bearer("not.a.token"))
+    assert bad.status_code == 401
+    assert bad.json()["detail"]["error"] == "malformed"
+    assert 'error="invalid_token"' in bad.headers["www-authenticate"]
+    assert "not.a.token" not in bad.text
+    plain = env.exchange("alice")
+    refused = client.get("/admin", headers=bearer(plain["access_token"]))
+    assert refused.status_code == 403
+    assert refused.json()["detail"]["error"] == "insufficient_role"
+    admin = env.exchange("root", groups=["admins"])
+    assert client.get("/admin", headers=bearer(admin["access_token"])).status_code == 200
+
+
+def test_fastapi_optional_principal(env: WebEnv) -> None:
+    client, _ = fastapi_app(env)
+    assert client.get("/maybe").json() == {"user": None}
+    assert client.get("/maybe", headers=bearer("garbage")).status_code == 401
+    session = env.exchange("alice")
+    assert client.get("/maybe", headers=bearer(session["access_token"])).json()["user"]
+
+
+def test_fastapi_keys_down_is_503(make_web_env: Any) -> None:
+    env = make_web_env()
+    client, _ = fastapi_app(env)
+    env.idp.outage(status=503)
+    response = client.get("/me", headers=bearer(env.login_token("bob")))
+    assert response.status_code == 503
+    assert response.json()["detail"]["error"] == "keyset_unavailable"
+    assert response.headers["retry-after"]
+
+
+def test_fastapi_cookie_sessions_need_csrf_for_unsafe_methods(env: WebEnv) -> None:
+    client, _ = fastapi_app(env)
+    sso = env.client.get("/sso", params={"token": env.idp.mint(sub="alice", jti="fastapi-csrf")})
+    assert sso.status_code == 303
+    token = env.client.cookies.get("__Host-federation_session")
+    csrf = env.client.cookies.get("__Host-federation_csrf")
+    assert token and csrf
+    client.cookies.set("__Host-federation_session", token)
+    client.cookies.set("__Host-federation_csrf", csrf)
+    assert client.get("/me").status_code == 200
+    refused = client.post("/change", headers={"Origin": APP})
+    assert refused.status_code == 403
+    assert refused.json()["detail"]["error"] == "csrf_failed"
+    ok = client.post("/change", headers={"Origin": APP, "X-CSRF-Token": csrf})
+    assert ok.status_code == 200
+
+
+def test_fastapi_openapi_lists_the_security_schemes(env: WebEnv) -> None:
+    client, _ = fastapi_app(env)
+    schema = client.get("/openapi.json").json()
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A session access token of this app, or a token of a trusted issuer.",
+    }
+    assert schemes["session cookie"]["in"] == "cookie"
+    assert schema["paths"]["/me"]["get"]["security"]
+
+
+def test_fastapi_lifespan_warms_the_keys(env: WebEnv) -> None:
+    client, _ = fastapi_app(env)
+    before = len(env.idp.requests_to("jwks"))
+    with client:
+        assert len(env.idp.requests_to("jwks")) == before + 1
+
+
+def test_fastapi_never_logs_in_per_request(env: WebEnv) -> None:
+    client, _ = fastapi_app(env)
+    token = env.login_token("bob")
+    for _ in range(5):
+        assert client.get("/me", headers=bearer(token)).status_code == 200
+    logins = [e for e in env.audit if getattr(e, "name", None) == "login_succeeded"]
+    assert len(logins) == 1
+
+
+# -- Starlette ----------------------------------------------------------------------------
+
+
+def test_starlette_backend(env: WebEnv) -> None:
+    client = starlette_app(env)
+    assert client.get("/me").json() == {"user": None}
+    session = env.exchange("root", groups=["admins"])
+    me = client.get("/me", headers=bearer(session["access_token"])).json()
+    assert "admin" in me["scopes"] and "authenticated" in me["scopes"]
+    assert client.get("/admin", headers=bearer(session["access_token"])).status_code == 200
+    plain = env.exchange("alice")
+    assert client.get("/admin", headers=bearer(plain["access_token"])).status_code == 403
+    bad = client.get("/me", headers=bearer("x.y.z"))
+    assert bad.status_code == 401
+    assert bad.json()["error"] == "malformed"
+    assert bad.headers["www-authenticate"].startswith("Bearer")
+
+
+# -- Flask --------------------------------------------------------------------------------
+
+
+def test_flask_extension(env: WebEnv) -> None:
+    client, _ = flask_app(env)
+    missing = client.get("/me")
+    assert missing.status_code == 401
+    assert missing.get_json()["error"] == "missing_token"
+    session = env.exchange("alice")
+    me = client.get("/me", headers=bearer(session["access_token"]))
+    assert me.status_code == 200
+    assert me.get_json()["kind"] == "session"
+    refused = client.get("/admin", headers=bearer(session["access_token"]))
+    assert refused.status_code == 403
+    assert refused.get_json() == {"error": "insufficient_role", "detail": refused.get_json()["detail"]}
+    admin = env.exchange("root", groups=["admins"])
+    assert client.get("/admin", headers=bearer(admin["access_token"])).status_code == 200
+
+
+def test_flask_keys_down_is_503(make_web_env: Any) -> None:
+    env = make_web_env()
+    client, _ = flask_app(env)
+    env.idp.outage(status=503)  # before any fetch: no keys to serve from cache
+    fresh = client.get("/me", headers=bearer(env.login_token("carol")))
+    assert fresh.status_code == 503
+    assert fresh.get_json()["error"] == "keyset_unavailable"
+    assert fresh.headers["Retry-After"]
+
+
+def test_flask_cookie_csrf(env: WebEnv) -> None:
+    client, _ = flask_app(env)
+    env.client.get("/sso", params={"token": env.idp.mint(sub="alice", jti="flask-csrf")})
+    token = env.client.cookies.get("__Host-federation_session")
+    csrf = env.client.cookies.get("__Host-federation_csrf")
+    assert token and csrf
+    client.set_cookie("__Host-federation_session", token, domain="localhost")
+    client.set_cookie("__Host-federation_csrf", csrf, domain="localhost")
+    assert client.get("/me").status_code == 200
+    assert client.post("/change", headers={"Origin": APP}).status_code == 403
+    assert client.post("/change", headers={"Origin": APP, "X-CSRF-Token": csrf}).status_code == 200
+
+
+def test_flask_init_app_factory(env: WebEnv) -> None:
+    auth = FlaskAuth(bridge=env.bridge, environ=env.environ)
+    app = Flask(__name__)
+    auth.init_app(app)
+
+    @app.get("/me")
+    @auth.required()
+    def me() -> dict[str, Any]:
+        return {"user": auth.current_principal.user.id}
+
+    session = env.exchange("alice")
+    assert app.test_client().get("/me", headers=bearer(session["access_token"])).status_code == 200
