@@ -37,6 +37,7 @@ import yaml
 
 from . import __version__, plugins
 from ._cli_mapping import add_commands as add_mapping_commands
+from ._cli_serve import add_serve_command
 from ._cli_sessions import add_commands as add_session_commands
 from ._cli_store import add_commands as add_store_commands
 from .bridge import Bridge
@@ -306,6 +307,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", required=True, help="the PEM file to create")
     generate.set_defaults(run=_keys_generate)
     add_session_commands(sub)
+    add_serve_command(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(run=_version)
     return parser

@@ -1,0 +1,56 @@
+"""``federation serve``: the login service (federation.web.create_app) under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, TextIO
+
+from .errors import ConfigError
+
+EXIT_OK = 0
+
+
+def add_serve_command(sub: Any) -> None:
+    """Register ``serve`` on the CLI's subparsers."""
+    serve = sub.add_parser(
+        "serve",
+        help="run the login service (token exchange, sign-in, /sso, logout) with uvicorn",
+        description="Serve federation.web.create_app for the config's web: and sessions: sections. "
+        "Needs the web extra (pip install 'federation-bridge[web]'). Exit codes: 0 stopped, "
+        "2 configuration error.",
+    )
+    serve.add_argument("--config", "-c", required=True, help="the bridge config (YAML)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.set_defaults(run=_serve)
+
+
+def build_app(config: str) -> Any:
+    """The ASGI app for ``config`` (a ConfigError when the web extra is missing)."""
+    from .bridge import Bridge
+
+    bridge = Bridge.from_file(config)
+    try:
+        from .web import create_app
+
+        return create_app(bridge)
+    except ImportError as exc:
+        raise ConfigError(
+            f"federation serve needs the web extra: pip install 'federation-bridge[web]' ({exc.name})"
+        ) from None
+
+
+def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    if not 0 < args.port < 65536:
+        raise ConfigError("--port must be between 1 and 65535")
+    app = build_app(args.config)
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigError("federation serve needs uvicorn: pip install 'federation-bridge[web]'") from None
+    out.write(f"serving the login service on http://{args.host}:{args.port} (Ctrl-C stops)\n")
+    out.flush()
+    # proxy_headers off: web.trusted_proxies alone decides which X-Forwarded-* count (uvicorn's
+    # default would rewrite the peer address from 127.0.0.1's headers before the service sees it).
+    uvicorn.run(app, host=args.host, port=args.port, proxy_headers=False, log_level="info")
+    return EXIT_OK
