@@ -25,3 +25,16 @@ def test_flask_example(pytester: pytest.Pytester) -> None:
     assert expected >= 5
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
     result.assert_outcomes(passed=expected)
+
+
+def test_fastapi_example(pytester: pytest.Pytester) -> None:
+    source = EXAMPLES / "fastapi_app"
+    for name in ("app.py", "test_app.py"):
+        shutil.copy(source / name, pytester.path / name)
+    expected = (source / "test_app.py").read_text().count("\ndef test_")
+    assert expected >= 5
+    # Starlette's test client announces httpx2; every other warning is an error.
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-W", "error", "-W", "ignore:Using `httpx` with `starlette.testclient`"
+    )
+    result.assert_outcomes(passed=expected)
