@@ -11,7 +11,9 @@ CHROMIUM``, and ``SE_AVOID_BROWSER_DOWNLOAD=1`` is set as a second line of defen
 * ``chromium()`` is offline by default: only loopback (and the hosts the caller maps
   to it) resolves, so neither the tests nor Chromium's background services touch the
   network.
-* ``serve_asgi(app)`` runs an ASGI app under uvicorn on loopback only, in a thread.
+* ``serve_asgi(app)`` runs an ASGI app under uvicorn on loopback only, in a thread;
+  over TLS with ``loopback_certificate()``'s self-signed certificate, and on a port
+  chosen beforehand with ``free_port()`` when the URL must be known up front.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -164,17 +168,32 @@ def cdp_cookies(driver: WebDriver) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def serve_asgi(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def serve_asgi(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    ssl_certfile: str | os.PathLike[str] | None = None,
+    ssl_keyfile: str | os.PathLike[str] | None = None,
+) -> Iterator[str]:
     """Serve ``app`` under uvicorn in a background thread; yield its base URL.
 
     Only loopback addresses are accepted. ``port=0`` picks a free port, read back from
-    the bound socket. The server is asked to exit and its thread joined on exit.
+    the bound socket. With ``ssl_certfile`` and ``ssl_keyfile`` (PEM files, e.g. from
+    ``loopback_certificate``) uvicorn serves TLS and the URL is ``https://``; Chromium
+    then needs ``--ignore-certificate-errors`` for the self-signed certificate. The
+    server is asked to exit and its thread joined on exit.
     """
     if not ipaddress.ip_address(host).is_loopback:
         raise ValueError(f"serve_asgi only listens on loopback, not {host!r}")
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise ValueError("serve_asgi needs both ssl_certfile and ssl_keyfile, or neither")
+    tls: dict[str, Any] = {}
+    if ssl_certfile is not None and ssl_keyfile is not None:
+        tls = {"ssl_certfile": os.fspath(ssl_certfile), "ssl_keyfile": os.fspath(ssl_keyfile)}
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", **tls)
     server = uvicorn.Server(config)
     # Off the main thread uvicorn installs no signal handlers, which is what we want here.
     thread = threading.Thread(target=server.run, name="serve_asgi", daemon=True)
@@ -189,7 +208,67 @@ def serve_asgi(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[
             time.sleep(0.01)
         bound_host, bound_port = server.servers[0].sockets[0].getsockname()[:2]
         url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-        yield f"http://{url_host}:{bound_port}"
+        scheme = "https" if tls else "http"
+        yield f"{scheme}://{url_host}:{bound_port}"
     finally:
         server.should_exit = True
         thread.join(timeout=SERVER_START_TIMEOUT)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free on ``host`` a moment ago (bound to port 0, read back, closed).
+
+    For servers whose URL must be known before they start (a redirect URI registered
+    with an issuer, a ``public_url`` in a config); pass it to ``serve_asgi(port=...)``.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def loopback_certificate(directory: str | os.PathLike[str], *, days: int = 1) -> tuple[Path, Path]:
+    """A self-signed TLS certificate for 127.0.0.1 (and ``localhost``) written to ``directory``.
+
+    EC P-256 key, a SAN of ``IP:127.0.0.1`` and ``DNS:localhost``, valid from a minute
+    ago for ``days``. Returns ``(certfile, keyfile)``, PEM, for ``serve_asgi``.
+    """
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    folder = Path(directory)
+    certfile, keyfile = folder / "loopback-cert.pem", folder / "loopback-key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    keyfile.chmod(0o600)
+    return certfile, keyfile
