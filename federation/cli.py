@@ -239,6 +239,14 @@ def _check_config(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _demo_entry(args: argparse.Namespace, out: TextIO) -> int:
+    if args.web:
+        if args.verify_only or args.alg is not None or args.json or args.provider != "oidc":
+            raise ConfigError(
+                "--web runs the login service alone: without --verify-only, --alg, --json, --provider"
+            )
+        from ._cli_demo_web import run_web_demo  # the web extra: only when asked
+
+        return run_web_demo(out, port=args.port)
     if args.verify_only or args.alg is not None:
         args.alg = args.alg or "RS256"
         return _demo(args, out)
@@ -273,6 +281,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=list(_demos()),
         help="mock this provider, with its real token shapes and its profile's rules",
     )
+    demo.add_argument(
+        "--web",
+        action="store_true",
+        help="serve the login service against a mock issuer on 127.0.0.1 and print a URL to open",
+    )
+    demo.add_argument("--port", type=int, default=0, help="with --web: the port (default: any free one)")
     demo.set_defaults(run=_demo_entry)
     add_mapping_commands(sub)
     add_store_commands(sub)
