@@ -720,6 +720,14 @@ class Bridge:
         """The bridge's clock reading (Unix time; the injected ``clock`` in tests)."""
         return self._clock()
 
+    def transport(self) -> httpx.BaseTransport:
+        """The sync twin of :meth:`async_transport`: for a sync framework's sign-in flow
+        (Django's views), the injected client's transport or the address-checking one."""
+        injected = self._http_client
+        if injected is not None:
+            return injected._transport
+        return guarded_transport(self._connect_policy)
+
     def async_transport(self) -> httpx.AsyncBaseTransport:
         """The transport for other outbound calls to issuers (the sign-in flow's token
         endpoint): the injected async client's (a mock, a proxy), else a new one that

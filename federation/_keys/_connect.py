@@ -36,8 +36,12 @@ __all__ = ["AddressNotAllowed", "ConnectPolicy", "guarded_async_transport", "gua
 _SocketOptions = typing.Iterable[typing.Any] | None
 
 
-class AddressNotAllowed(Exception):
-    """A connection to an address the key cache may not reach; ``reason`` is why."""
+class AddressNotAllowed(httpcore.ConnectError):
+    """A connection to an address the key cache may not reach; ``reason`` is why.
+
+    A connect error to httpcore, so httpx raises it as ``httpx.ConnectError`` (this as
+    its ``__cause__``) to every other user of the transports: the sign-in flows' clients.
+    """
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"address not allowed ({reason})")

@@ -57,7 +57,8 @@ class _TooLarge(Exception):
 def _transport_error(exc: BaseException) -> FetchResponse:
     if isinstance(exc, _TooLarge):
         return FetchResponse(error="response_too_large")
-    if isinstance(exc, AddressNotAllowed):  # the own clients' connect-time SSRF check
+    if isinstance(exc, AddressNotAllowed) or isinstance(exc.__cause__, AddressNotAllowed):
+        # the own clients' connect-time SSRF check (httpx re-raises it as a ConnectError)
         return FetchResponse(error="address_not_allowed")
     if isinstance(exc, (httpx.TimeoutException, TimeoutError, asyncio.TimeoutError)):
         return FetchResponse(error="timeout")

@@ -1,0 +1,39 @@
+"""``Bridge.transport`` / ``Bridge.async_transport``: the sign-in flows' outbound HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from federation import Bridge
+from federation.testing import MockIdP
+
+
+def _bridge(**options: object) -> Bridge:
+    return Bridge.from_dict(MockIdP().bridge_config(), **options)  # type: ignore[arg-type]
+
+
+def test_an_injected_client_carries_the_sign_in_calls_too() -> None:
+    client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(204)))
+    async_client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(204)))
+    bridge = _bridge(http_client=client, async_http_client=async_client)
+    assert bridge.transport() is client._transport
+    assert bridge.async_transport() is async_client._transport
+
+
+def test_the_own_transports_refuse_private_addresses_like_the_key_fetches() -> None:
+    bridge = _bridge()  # allow_private_networks and allow_loopback_http are off by default
+    with (
+        httpx.Client(transport=bridge.transport()) as client,
+        pytest.raises(httpx.ConnectError, match="address not allowed"),
+    ):
+        client.get("http://127.0.0.1:9/token")
+
+    async def fetch() -> None:
+        async with httpx.AsyncClient(transport=bridge.async_transport()) as client:
+            await client.get("http://10.255.255.1:9/token")
+
+    with pytest.raises(httpx.ConnectError, match="address not allowed"):
+        asyncio.run(fetch())
