@@ -1,0 +1,3 @@
+"""System checks for the common mistakes of a Django project using federation."""
+
+from __future__ import annotations
