@@ -159,9 +159,7 @@ def error_response(exc: FederationError) -> ErrorResponse:
     if isinstance(exc, InvalidCredentials):
         return ErrorResponse(401, exc.code, detail, {"WWW-Authenticate": _challenge("invalid_token")})
     if isinstance(exc, InvalidToken):
-        return ErrorResponse(
-            401, exc.code, detail, {"WWW-Authenticate": _challenge("invalid_token", detail)}
-        )
+        return ErrorResponse(401, exc.code, detail, {"WWW-Authenticate": _challenge("invalid_token", detail)})
     if isinstance(exc, InsufficientRole):
         return ErrorResponse(403, exc.code, detail, {"WWW-Authenticate": _challenge("insufficient_scope")})
     if isinstance(exc, LoginRefused):
@@ -473,6 +471,14 @@ class Guard:
         require_roles(principal, roles)
         return principal
 
+    def _required_credential(
+        self, headers: Mapping[str, str], cookies: Mapping[str, str], optional: bool
+    ) -> Credential | None:
+        credential = self.credential(headers, cookies)
+        if credential is None and not optional:
+            raise MissingToken("no bearer token or session cookie was sent")
+        return credential
+
     def authenticate(
         self,
         *,
@@ -483,11 +489,9 @@ class Guard:
         optional: bool = False,
     ) -> Principal | None:
         """The request's principal (sync); None only when ``optional`` and no credential was sent."""
-        credential = self.credential(headers, cookies)
+        credential = self._required_credential(headers, cookies, optional)
         if credential is None:
-            if optional:
-                return None
-            raise MissingToken("no bearer token or session cookie was sent")
+            return None
         principal = self.bridge.authenticate(credential.token)
         return self.admit(principal, credential, method=method, headers=headers, cookies=cookies, roles=roles)
 
@@ -501,11 +505,9 @@ class Guard:
         optional: bool = False,
     ) -> Principal | None:
         """Async twin of :meth:`authenticate`."""
-        credential = self.credential(headers, cookies)
+        credential = self._required_credential(headers, cookies, optional)
         if credential is None:
-            if optional:
-                return None
-            raise MissingToken("no bearer token or session cookie was sent")
+            return None
         principal = await self.bridge.aauthenticate(credential.token)
         return self.admit(principal, credential, method=method, headers=headers, cookies=cookies, roles=roles)
 
@@ -518,7 +520,6 @@ def keys_match(given: str | None, expected: bytes | None) -> bool:
     """A configured extra key against the one a request sent, in constant time (never logged)."""
     if expected is None or given is None:
         return False
-    return hmac.compare_digest(hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest(),
-                               hashlib.sha256(expected).digest())
-
-
+    return hmac.compare_digest(
+        hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest(), hashlib.sha256(expected).digest()
+    )

@@ -15,28 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
-from webenv import APP, WebEnv
+from webenv import ADMIN_MAPPING, APP, WebEnv
 
 from federation.sessions import Principal
 from federation.web.fastapi import FederationAuth as FastAPIAuth
 from federation.web.flask import FederationAuth as FlaskAuth
 from federation.web.starlette import FederationBackend
-
-ADMINS = {
-    "version": 1,
-    "roles": {
-        "sync": "authoritative",
-        "privileged": ["admin"],
-        "rules": [
-            {
-                "name": "admins",
-                "grant": ["admin"],
-                "allow_privileged": True,
-                "when": {"claim": "groups", "contains": "admins"},
-            }
-        ],
-    },
-}
 
 
 def fastapi_app(env: WebEnv) -> tuple[TestClient, FastAPIAuth]:
@@ -109,7 +93,7 @@ def bearer(token: str, scheme: str = "Bearer") -> dict[str, str]:
 
 @pytest.fixture
 def env(make_web_env: Any) -> WebEnv:
-    built: WebEnv = make_web_env(mapping=ADMINS)
+    built: WebEnv = make_web_env(mapping=ADMIN_MAPPING)
     return built
 
 

@@ -9,28 +9,13 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
-from webenv import ADMIN_KEY, APP, REGISTRATION_KEY, WebEnv
+from webenv import ADMIN_KEY, ADMIN_MAPPING, APP, REGISTRATION_KEY, WebEnv
 
 from federation.errors import ConfigError
 from federation.web import create_app
 
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
-ADMIN_MAPPING = {
-    "version": 1,
-    "roles": {
-        "sync": "authoritative",
-        "privileged": ["admin"],
-        "rules": [
-            {
-                "name": "admins",
-                "grant": ["admin"],
-                "allow_privileged": True,
-                "when": {"claim": "groups", "contains": "admins"},
-            }
-        ],
-    },
-}
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -23,6 +23,22 @@ CLIENT_ID = "web-client"
 CLIENT_SECRET = "web-client-secret-0123456789"
 REGISTRATION_KEY = "registration-key-0123456789abcdef"
 ADMIN_KEY = "admin-key-0123456789abcdef0123456789"
+#: A mapping granting the privileged ``admin`` role to members of the ``admins`` group.
+ADMIN_MAPPING = {
+    "version": 1,
+    "roles": {
+        "sync": "authoritative",
+        "privileged": ["admin"],
+        "rules": [
+            {
+                "name": "admins",
+                "grant": ["admin"],
+                "allow_privileged": True,
+                "when": {"claim": "groups", "contains": "admins"},
+            }
+        ],
+    },
+}
 
 
 @dataclass
@@ -66,9 +82,7 @@ def build_env(
     base_url: str = APP,
 ) -> WebEnv:
     idp = MockIdP(audience=CLIENT_ID, clock=clock)
-    idp.register_client(
-        CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uris=[f"{base_url}/callback/mock"]
-    )
+    idp.register_client(CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uris=[f"{base_url}/callback/mock"])
     environ = {
         "SESSION_KEY": generate_private_key_pem("ES256").decode(),
         "REGISTRATION_KEY": REGISTRATION_KEY,
