@@ -17,24 +17,28 @@ import pytest  # noqa: E402
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def test_flask_example(pytester: pytest.Pytester) -> None:
-    source = EXAMPLES / "flask_app"
-    for name in ("app.py", "test_app.py"):
-        shutil.copy(source / name, pytester.path / name)
+STARLETTE_TESTCLIENT = "ignore:Using `httpx` with `starlette.testclient`"  # it announces httpx2
+
+
+def run_example(pytester: pytest.Pytester, name: str, *warnings: str) -> None:
+    """Run examples/<name>'s tests in a fresh directory; every other warning is an error."""
+    source = EXAMPLES / name
+    for file in ("app.py", "test_app.py"):
+        shutil.copy(source / file, pytester.path / file)
     expected = (source / "test_app.py").read_text().count("\ndef test_")
     assert expected >= 5
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    options = [arg for warning in warnings for arg in ("-W", warning)]
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error", *options)
     result.assert_outcomes(passed=expected)
+
+
+def test_flask_example(pytester: pytest.Pytester) -> None:
+    run_example(pytester, "flask_app")
 
 
 def test_fastapi_example(pytester: pytest.Pytester) -> None:
-    source = EXAMPLES / "fastapi_app"
-    for name in ("app.py", "test_app.py"):
-        shutil.copy(source / name, pytester.path / name)
-    expected = (source / "test_app.py").read_text().count("\ndef test_")
-    assert expected >= 5
-    # Starlette's test client announces httpx2; every other warning is an error.
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-W", "error", "-W", "ignore:Using `httpx` with `starlette.testclient`"
-    )
-    result.assert_outcomes(passed=expected)
+    run_example(pytester, "fastapi_app", STARLETTE_TESTCLIENT)
+
+
+def test_starlette_example(pytester: pytest.Pytester) -> None:
+    run_example(pytester, "starlette_app", STARLETTE_TESTCLIENT)
