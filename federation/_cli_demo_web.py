@@ -13,12 +13,19 @@ import html
 import secrets
 import socket
 import time
-from typing import Any, TextIO
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import ConfigError
 
+if TYPE_CHECKING:
+    from .testing import MockIdP
+
 CLIENT_ID = "federation-demo-web"
 ISSUER_NAME = "mock"
+DEMO_USER = "demo-user"
+DEMO_EMAIL = "demo@example.test"
 
 _PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>federation demo</title></head>
@@ -61,11 +68,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def build_demo(port: int, *, user: str = "demo-user", email: str = "demo@example.test") -> Any:
+def build_demo(port: int) -> tuple[Any, MockIdP, Callable[[], None]]:
     """The demo's pieces for an app on ``http://127.0.0.1:<port>``, inside a running mock issuer.
 
-    Returns ``(app, bridge, idp, stop)``: the ASGI app, its bridge, the serving mock issuer
-    and a callable that stops the issuer and closes the bridge.
+    Returns ``(app, idp, stop)``: the ASGI app, the serving mock issuer and a callable that
+    closes the bridge and stops the issuer.
     """
     try:
         from starlette.applications import Starlette
@@ -87,12 +94,11 @@ def build_demo(port: int, *, user: str = "demo-user", email: str = "demo@example
     secret = secrets.token_urlsafe(32)
     environ = {"DEMO_SESSION_KEY": generate_private_key_pem("ES256").decode(), "DEMO_SECRET": secret}
     idp = MockIdP(audience=CLIENT_ID)  # the real clock: a browser drives it
-    serving = idp.serve(as_issuer=True)
-    serving.__enter__()
-    try:
+    with ExitStack() as stack:  # unwound here on a failure, else by stop()
+        stack.enter_context(idp.serve(as_issuer=True))
         callback = f"{base}/auth/callback/{ISSUER_NAME}"
         idp.register_client(CLIENT_ID, client_secret=secret, redirect_uris=[callback])
-        idp.approve(user, email=email, email_verified=True, name="Demo User")
+        idp.approve(DEMO_USER, email=DEMO_EMAIL, email_verified=True, name="Demo User")
         config = idp.bridge_config(
             discovery=True,
             served=True,
@@ -102,10 +108,9 @@ def build_demo(port: int, *, user: str = "demo-user", email: str = "demo@example
         entry = config["issuers"][0]
         entry["name"] = ISSUER_NAME
         entry["login"] = {"client_id": CLIENT_ID, "client_secret": {"env": "DEMO_SECRET"}}
-        bridge = Bridge.from_dict(config, store=MemoryStore(), environ=environ)
-    except BaseException:
-        serving.__exit__(None, None, None)
-        raise
+        bridge = stack.enter_context(Bridge.from_dict(config, store=MemoryStore(), environ=environ))
+        service = create_app(bridge, environ=environ)
+        cleanup = stack.pop_all()
     page = _PAGE.format(
         issuer=ISSUER_NAME, csrf=html.escape(CookiePolicy(secure=False).name(CSRF_COOKIE), quote=True)
     )
@@ -113,15 +118,8 @@ def build_demo(port: int, *, user: str = "demo-user", email: str = "demo@example
     async def home(request: Request) -> Response:
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
-    app = Starlette(routes=[Route("/", home), Mount("/auth", app=create_app(bridge, environ=environ))])
-
-    def stop() -> None:
-        try:
-            bridge.close()
-        finally:
-            serving.__exit__(None, None, None)
-
-    return app, bridge, idp, stop
+    app = Starlette(routes=[Route("/", home), Mount("/auth", app=service)])
+    return app, idp, cleanup.close
 
 
 def run_web_demo(out: TextIO, *, port: int = 0) -> int:
@@ -135,16 +133,16 @@ def run_web_demo(out: TextIO, *, port: int = 0) -> int:
             "federation demo --web needs uvicorn: pip install 'federation-bridge[web]'"
         ) from None
     port = port or free_port()
-    app, _bridge, idp, stop = build_demo(port)
+    app, idp, stop = build_demo(port)
     try:
         base = f"http://127.0.0.1:{port}"
         out.write(
             "federation demo --web: the login service against a mock issuer, on loopback only\n"
             f"  mock issuer   {idp.issuer}\n"
-            f"  sign in here  {base}/  (the issuer approves 'demo-user' at once)\n"
+            f"  sign in here  {base}/  (the issuer approves {DEMO_USER!r} at once)\n"
         )
         # The seeds' auto-login from a URL: a fresh single-use token, good for two minutes.
-        sso = idp.mint(sub="demo-user", email="demo@example.test", email_verified=True, lifetime=120)
+        sso = idp.mint(sub=DEMO_USER, email=DEMO_EMAIL, email_verified=True, lifetime=120)
         out.write(f"  or by URL     {base}/auth/sso?token={sso}&redirect_to=/  (once, within 120 s)\n")
         out.write("Ctrl-C stops.\n")
         out.flush()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from browser import free_port
 
 
 @dataclass
@@ -21,12 +21,6 @@ class Demo:
     base: str
     sso: str
     process: subprocess.Popen[str]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_until_serving(base: str, process: subprocess.Popen[str]) -> None:
@@ -43,7 +37,7 @@ def _wait_until_serving(base: str, process: subprocess.Popen[str]) -> None:
 
 @pytest.fixture
 def demo() -> Iterator[Demo]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "federation.cli", "demo", "--web", "--port", str(port)],
         stdout=subprocess.PIPE,
