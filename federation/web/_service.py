@@ -16,7 +16,6 @@ to the bridge.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import warnings
@@ -34,7 +33,6 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..errors import (
-    ConfigError,
     FederationError,
     InvalidRequest,
     InvalidToken,
@@ -43,7 +41,6 @@ from ..errors import (
     MissingToken,
     StorageError,
     TokenRevoked,
-    WrongTokenType,
 )
 from ._core import (
     CSRF_COOKIE,
@@ -54,8 +51,8 @@ from ._core import (
     WebSettings,
     error_response,
     keys_match,
-    read_secret,
 )
+from ._signin import check_id_token, id_token_of, sign_in_clients, url_token_claim
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
@@ -142,43 +139,20 @@ class LoginService:
             from authlib.integrations.starlette_client import OAuth  # type: ignore[import-untyped]
 
         oauth = OAuth()
-        base = self.bridge.config.base_dir
-        for index, profile in enumerate(self.bridge.config.issuers):
-            login = profile.login
-            if login is None:
-                continue
-            name = profile.name or profile.provider
-            if name in self.clients:
-                raise ConfigError(
-                    f"issuers[{index}]: two sign-in clients are named {name!r}; give each a name:",
-                    field=f"issuers[{index}].name",
-                )
-            issuers = list(profile.trusted_issuers)
-            discovery = login.discovery_url or (
-                issuers[0].rstrip("/") + "/.well-known/openid-configuration" if issuers else None
-            )
-            if discovery is None:
-                raise ConfigError(
-                    f"issuers[{index}].login: this provider has no issuer URL; set login.discovery_url",
-                    field=f"issuers[{index}].login.discovery_url",
-                )
-            secret = None
-            if login.client_secret is not None:
-                field = f"issuers[{index}].login.client_secret"
-                secret = read_secret(login.client_secret, field=field, base_dir=base, environ=environ)
+        for name, entry in sign_in_clients(self.bridge, environ).items():
             kwargs: dict[str, Any] = {
-                "scope": " ".join(login.scopes),
+                "scope": " ".join(entry.scopes),
                 "code_challenge_method": "S256",
                 "timeout": 10.0,
-                "token_endpoint_auth_method": "client_secret_basic" if secret else "none",
+                "token_endpoint_auth_method": entry.auth_method,
             }
             if _authlib_on_httpx():  # with httpx2 installed, Authlib's clients take its transports
                 kwargs["transport"] = transport or self.bridge.async_transport()
             self.clients[name] = oauth.register(
                 name,
-                client_id=login.client_id,
-                client_secret=secret.decode() if secret else None,
-                server_metadata_url=discovery,
+                client_id=entry.client_id,
+                client_secret=entry.client_secret,
+                server_metadata_url=entry.discovery_url,
                 client_kwargs=kwargs,
             )
         self._oauth = oauth
@@ -428,18 +402,9 @@ class LoginService:
             if not token:
                 raise MissingToken("the token parameter is missing")
             verified = await self.bridge.averify(token)
-            claims = verified.claims
-            iat, jti = claims.get("iat"), claims.get("jti")
-            now = self.bridge.now()
-            max_age = self.settings.url_token_max_age
-            if not isinstance(iat, (int, float)) or isinstance(iat, bool) or now - float(iat) > max_age:
-                raise InvalidToken(
-                    f"a URL token must be at most {max_age} seconds old (iat)", code="url_token_too_old"
-                )
-            if not isinstance(jti, str) or not jti:
-                raise InvalidToken("a URL token needs a jti (it is single-use)", code="url_token_no_jti")
-            until = datetime.fromtimestamp(float(iat) + max_age + 60, timezone.utc)  # past any use
-            key = f"sso\x00{verified.issuer}\x00{jti}"
+            key, until = url_token_claim(
+                verified, now=self.bridge.now(), max_age=self.settings.url_token_max_age
+            )
             store = self.bridge.sessions.store
             first = await asyncio.to_thread(store.claim_once, key, expires_at=until)
             if not first:
@@ -500,17 +465,8 @@ class LoginService:
                 raise LoginRefused(
                     "the identity provider did not complete the sign-in", code="provider_error"
                 ) from None
-            id_token = answer.get("id_token") if isinstance(answer, Mapping) else None
-            if not isinstance(id_token, str):
-                raise LoginRefused("the identity provider returned no id token", code="provider_error")
-            verified = await self.bridge.averify(id_token)
-            if verified.token_type != "id":
-                raise WrongTokenType("the sign-in returned a token that is not an id token")
-            nonce, expected = verified.claims.get("nonce"), data.get("nonce")
-            if not isinstance(nonce, str) or not isinstance(expected, str) or not hmac.compare_digest(
-                nonce.encode(), expected.encode()
-            ):
-                raise InvalidToken("the id token's nonce is not this sign-in's", code="nonce_mismatch")
+            verified = await self.bridge.averify(id_token_of(answer))
+            check_id_token(verified, data.get("nonce"))
             result = await self.bridge.aprovision(verified)
             await self._end_previous(request)
             session = await self.bridge.aissue_session(result)
