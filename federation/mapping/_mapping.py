@@ -131,6 +131,12 @@ class Mapping:
         roles = self._model.roles
         return frozenset(roles.default) if roles is not None else frozenset()
 
+    @property
+    def privileged_roles(self) -> frozenset[str]:
+        """``roles.privileged``: the roles only a rule with ``allow_privileged`` may grant."""
+        roles = self._model.roles
+        return frozenset(roles.privileged) if roles is not None else frozenset()
+
     def apply(self, token: VerifiedToken, existing: ExistingUser | None = None) -> MappingResult:
         """Map a verified token (and the local user it belongs to, if any)."""
         ctx = _context(

@@ -97,6 +97,7 @@ from ._session_protocol import (
     SessionRecord,
     SessionStore,
     UserSessionState,
+    after_failure,
 )
 
 if TYPE_CHECKING:
@@ -166,6 +167,7 @@ __all__ = [
     "UserSessionState",
     "UserStatus",
     "adrive",
+    "after_failure",
     "audit_fields",
     "audit_value",
     "call",

@@ -9,7 +9,11 @@ framework only when imported itself:
 * :mod:`federation.web.fastapi` (``FederationAuth``, a FastAPI ``Security`` scheme),
 * :mod:`federation.web.starlette` (``FederationBackend`` for ``AuthenticationMiddleware``),
 * :mod:`federation.web.flask` (``FederationAuth``, a Flask extension),
+* :mod:`federation.django` (an app: backend, middleware, DRF classes, sign-in views),
 * :func:`create_app`: the login service (Starlette), also ``federation serve``.
+
+The browser sign-in's rules (:func:`sign_in_clients`, :func:`check_id_token`,
+:func:`url_token_claim`) are shared by the login service and the Django views.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ._core import (
     CSRF_COOKIE,
     REFRESH_COOKIE,
+    RETRY_AFTER,
     SESSION_COOKIE,
     CookiePolicy,
     Credential,
@@ -33,6 +38,7 @@ from ._core import (
     require_roles,
 )
 from ._redirects import RedirectPolicy, origin_of
+from ._signin import SignInClient, check_id_token, id_token_of, sign_in_clients, url_token_claim
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
@@ -40,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CSRF_COOKIE",
     "REFRESH_COOKIE",
+    "RETRY_AFTER",
     "SESSION_COOKIE",
     "CSRFGuard",
     "CookiePolicy",
@@ -48,13 +55,18 @@ __all__ = [
     "ForwardedPolicy",
     "Guard",
     "RedirectPolicy",
+    "SignInClient",
     "WebSettings",
     "bearer_token",
+    "check_id_token",
     "create_app",
     "credential_from",
     "error_response",
+    "id_token_of",
     "origin_of",
     "require_roles",
+    "sign_in_clients",
+    "url_token_claim",
 ]
 
 

@@ -67,7 +67,8 @@ REFRESH_COOKIE = "federation_refresh"
 CSRF_HEADER = "x-csrf-token"
 MAX_COOKIE_BYTES = 4000  # RFC 6265 §6.1's 4096 less room for the attributes
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-RETRY_AFTER = 5  # seconds a 503 asks the client to wait
+RETRY_AFTER = 5
+"""Seconds a 503 asks the client to wait (``Retry-After``)."""
 
 
 # -- credentials -------------------------------------------------------------------------

@@ -1,0 +1,62 @@
+"""The admin shows federated identities; the system checks and federation_check catch mistakes."""
+
+from __future__ import annotations
+
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client, override_settings
+
+from federation import Bridge
+from federation.django.checks import check_settings
+from federation.testing import MockIdP
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_the_admin_lists_federated_identities(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    bridge.login(idp.mint(sub="ada-subject", email="ada@example.com"))
+    admin: Any = get_user_model().objects.create_superuser("root", "root@example.com", "pw-not-used")
+    client.force_login(admin, backend="django.contrib.auth.backends.ModelBackend")
+    page = client.get("/admin/federation/federatedidentity/")
+    assert page.status_code == 200
+    assert "ada-subject" in page.content.decode()
+    assert client.get("/admin/federation/auditrecord/").status_code == 200
+
+
+def test_an_admin_role_makes_a_django_superuser(bridge: Bridge, idp: MockIdP) -> None:
+    result = bridge.login(idp.mint(sub="boss", groups=["root"]))
+    user: Any = get_user_model().objects.get(pk=result.user.id)
+    assert user.is_superuser and user.is_staff
+
+
+def test_the_projects_settings_pass_the_checks(bridge: Bridge) -> None:
+    assert [m.id for m in check_settings()] == []
+
+
+def test_checks_name_the_usual_mistakes(settings: Any, bridge: Bridge) -> None:
+    middleware = [m for m in settings.MIDDLEWARE if "federation" not in m]
+    with override_settings(MIDDLEWARE=["federation.django.middleware.FederationMiddleware", *middleware]):
+        assert "federation.E003" in [m.id for m in check_settings()]
+    with override_settings(AUTHENTICATION_BACKENDS=["django.contrib.auth.backends.ModelBackend"]):
+        assert "federation.E002" in [m.id for m in check_settings()]
+    with override_settings(FEDERATION={"config": {"issuers": "nope"}}):
+        assert "federation.E001" in [m.id for m in check_settings()]
+
+
+def test_federation_check_probes_keys_and_tables(bridge: Bridge) -> None:
+    out = StringIO()
+    call_command("federation_check", stdout=out)
+    text = out.getvalue()
+    assert "probe    keys of https://login.example.test: fetched" in text
+    assert "probe    storage: ok" in text
+
+
+def test_federation_check_fails_loudly_when_keys_are_down(bridge: Bridge, idp: MockIdP) -> None:
+    idp.outage(503)
+    with pytest.raises(CommandError, match="unavailable: keys of"):
+        call_command("federation_check", stdout=StringIO())

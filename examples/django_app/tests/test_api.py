@@ -1,0 +1,116 @@
+"""Bearer tokens on the project's DRF API and plain views, the middleware and the backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import bearer
+from django.contrib.auth import authenticate, get_user_model
+from django.test import Client
+
+from federation import Bridge
+from federation.django.models import FederatedIdentity
+from federation.testing import MockIdP
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_an_issuer_token_provisions_a_django_user(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    token = idp.mint(sub="ada", email="ada@example.com", given_name="Ada", family_name="Lovelace")
+    response = client.get("/api/me", **bearer(token))
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["email"] == "ada@example.com"
+    assert body["username"].startswith("ada-")  # derived, unique: never a name an IdP could squat
+    user: Any = get_user_model().objects.get(pk=body["id"])
+    assert (user.first_name, user.last_name) == ("Ada", "Lovelace")
+    identity = FederatedIdentity.objects.get(user=user)
+    assert (identity.issuer, identity.subject) == (idp.issuer, "ada")
+
+
+def test_no_token_is_401_with_a_bearer_challenge(client: Client, bridge: Bridge) -> None:
+    response = client.get("/api/me")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_bad_token_is_401_invalid_token(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    forged = idp.mint(sub="ada")[:-4] + "AAAA"
+    response = client.get("/api/me", **bearer(forged))
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response["WWW-Authenticate"]
+    assert response.json()["error"] == "bad_signature"
+    assert forged not in response.content.decode()
+
+
+def test_the_apps_own_session_token_is_accepted(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    session = bridge.exchange(idp.mint(sub="ada"))
+    response = client.get("/api/me", **bearer(session.access_token))
+    assert response.status_code == 200
+    assert bridge.revoke(session.access_token)
+    refused = client.get("/api/me", **bearer(session.access_token))
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "revoked"
+
+
+def test_roles_are_groups_and_guard_the_api(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    plain = idp.mint(sub="ada")
+    assert client.get("/api/reports", **bearer(plain)).status_code == 403
+    auditor = idp.mint(sub="grace", groups=["auditors"])
+    response = client.get("/api/reports", **bearer(auditor))
+    assert response.status_code == 200
+    user: Any = get_user_model().objects.get(federated_identities__subject="grace")
+    assert set(user.groups.values_list("name", flat=True)) == {"auditor"}
+    assert not user.is_staff and not user.is_superuser
+
+
+def test_groups_follow_the_mapping_authoritatively(bridge: Bridge, idp: MockIdP) -> None:
+    first = bridge.login(idp.mint(sub="ops-person", groups=["ops", "auditors"]))
+    user: Any = get_user_model().objects.get(pk=first.user.id)
+    assert set(user.groups.values_list("name", flat=True)) == {"staff", "auditor"}
+    assert user.is_staff and not user.is_superuser
+    bridge.login(idp.mint(sub="ops-person", groups=["root"]))
+    user.refresh_from_db()
+    assert set(user.groups.values_list("name", flat=True)) == {"staff", "admin"}
+    assert user.is_staff and user.is_superuser
+    bridge.login(idp.mint(sub="ops-person", groups=[]))
+    user.refresh_from_db()
+    assert not user.groups.exists()
+    assert not user.is_staff and not user.is_superuser
+
+
+def test_a_bearer_post_needs_no_csrf_token(bridge: Bridge, idp: MockIdP) -> None:
+    strict = Client(enforce_csrf_checks=True)
+    response = strict.post("/api/notes", {"text": "hi"}, **bearer(idp.mint(sub="ada")))
+    assert response.status_code == 201
+    assert response.json()["saved"] == "hi"
+
+
+def test_the_middleware_signs_a_plain_view_in(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    response = client.get("/whoami", **bearer(idp.mint(sub="ada")))
+    assert response.status_code == 200
+    assert response.json()["via"] == "token"
+    refused = client.get("/whoami", **bearer("not-a-token"))
+    assert refused.status_code == 401
+
+
+def test_a_disabled_user_is_refused_at_once(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    token = idp.mint(sub="ada")
+    session = bridge.exchange(idp.mint(sub="ada"))
+    assert client.get("/api/me", **bearer(token)).status_code == 200
+    user: Any = get_user_model().objects.get(federated_identities__subject="ada")
+    user.is_active = False
+    user.save()  # the admin's checkbox: the user's tokens are revoked now, not at the next status check
+    for credential in (token, session.access_token):
+        refused = client.get("/api/me", **bearer(credential))
+        assert refused.status_code in (401, 403), refused.content
+    assert client.get("/whoami", **bearer(token)).status_code in (401, 403)
+    assert authenticate(None, token=idp.mint(sub="ada")) is None
+
+
+def test_the_backend_authenticates_a_token(bridge: Bridge, idp: MockIdP) -> None:
+    user: Any = authenticate(None, token=idp.mint(sub="ada", email="ada@example.com"))
+    assert user is not None and user.email == "ada@example.com"
+    assert authenticate(None, token="garbage") is None
+    assert authenticate(None, username="ada", password="x") is None  # ModelBackend's, and no password

@@ -1,0 +1,116 @@
+"""The browser sign-in through Django's test client: /auth/login, the provider, /auth/callback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from federation import Bridge
+from federation.testing import MockIdP
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def at_provider(idp: MockIdP, location: str) -> str:
+    """The browser at the provider's authorization endpoint: where it is sent back to."""
+    with idp.client() as browser:
+        answer = browser.get(location)
+    assert answer.status_code == 302, answer.text
+    back = answer.headers["location"]
+    assert back.startswith("http://testserver/auth/callback/corp?")
+    return back
+
+
+def sign_in(client: Client, idp: MockIdP, next_url: str = "/whoami") -> Any:
+    start = client.get("/auth/login/corp", {"next": next_url})
+    assert start.status_code == 302, start.content
+    assert start["Location"].startswith(f"{idp.issuer}/authorize?")
+    return client.get(at_provider(idp, start["Location"]))
+
+
+def test_sign_in_ends_in_a_django_session(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    idp.approve("ada", email="ada@example.com", email_verified=True, groups=["auditors"])
+    client.get("/auth/login/corp")  # a session exists before: its key must change at login
+    before = client.session.session_key
+    done = sign_in(client, idp)
+    assert done.status_code == 302 and done["Location"] == "/whoami"
+    assert client.session.session_key != before
+    me = client.get("/whoami").json()
+    assert me["via"] == "session" and me["email"] == "ada@example.com"
+    assert me["groups"] == ["auditor"]
+    assert client.get("/api/reports").status_code == 200  # DRF's SessionAuthentication, roles from groups
+
+
+def test_a_foreign_redirect_target_is_refused(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
+        done = sign_in(client, idp, target)
+        assert done.status_code == 302
+        assert done["Location"] == "/whoami", target  # LOGIN_REDIRECT_URL
+
+
+def test_a_callback_without_this_browsers_state_is_refused(
+    client: Client, bridge: Bridge, idp: MockIdP
+) -> None:
+    start = Client().get("/auth/login/corp")  # another browser started it
+    back = at_provider(idp, start["Location"])
+    refused = client.get(back)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_request"
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_state_is_used_once(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    start = client.get("/auth/login/corp")
+    back = at_provider(idp, start["Location"])
+    assert client.get(back).status_code == 302
+    assert client.get(back).status_code == 400
+
+
+def test_a_provider_refusal_is_403(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    idp.deny("access_denied")
+    done = sign_in(client, idp)
+    assert done.status_code == 403
+    assert done.json()["error"] == "provider_refused"
+
+
+def test_a_disabled_user_cannot_sign_in(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    idp.approve("ada")
+    assert sign_in(client, idp).status_code == 302
+    user: Any = get_user_model().objects.get(federated_identities__subject="ada")
+    user.is_active = False
+    user.save()
+    assert client.get("/whoami").status_code == 302  # the session's user is inactive: to the login page
+    fresh = Client()
+    refused = sign_in(fresh, idp)
+    assert refused.status_code == 403
+    assert "_auth_user_id" not in fresh.session
+
+
+def test_an_unknown_issuer_is_404(client: Client, bridge: Bridge) -> None:
+    assert client.get("/auth/login/nobody").status_code == 404
+
+
+def test_sso_url_token_signs_in_once(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    token = idp.mint(sub="ada", jti="one-time")
+    done = client.get("/auth/sso", {"token": token, "next": "/whoami"})
+    assert done.status_code == 302 and done["Location"] == "/whoami"
+    assert done["Referrer-Policy"] == "no-referrer"
+    assert client.get("/whoami").json()["via"] == "session"
+    replay = Client().get("/auth/sso", {"token": token})
+    assert replay.status_code == 401
+    assert replay.json()["error"] == "url_token_replayed"
+
+
+def test_logout_is_a_csrf_checked_post(bridge: Bridge, idp: MockIdP) -> None:
+    client = Client(enforce_csrf_checks=True)
+    assert sign_in(client, idp).status_code == 302
+    assert client.get("/auth/logout").status_code == 405
+    assert client.post("/auth/logout").status_code == 403  # no CSRF token
+    secret = "s" * 32  # what a page's {% csrf_token %} would have put in the cookie and the form
+    client.cookies["csrftoken"] = secret
+    done = client.post("/auth/logout", {"next": "/"}, HTTP_X_CSRFTOKEN=secret)
+    assert done.status_code == 302 and done["Location"] == "/"
+    assert "_auth_user_id" not in client.session

@@ -1,0 +1,98 @@
+"""The middleware: a request's bearer token (or the bridge's session cookie) becomes ``request.user``.
+
+Owns: :class:`FederationMiddleware`. Place it after Django's
+``AuthenticationMiddleware``. A request without a token keeps Django's own
+session user. A request with one is answered by
+:meth:`~federation.Bridge.authenticate` (the cheap per-request path: no write
+for a token seen before): ``request.user`` becomes its Django user (read
+lazily, refused when inactive), ``request.federation`` the
+:class:`~federation.sessions.Principal`; a bad token is answered at once, 401
+with ``WWW-Authenticate`` (RFC 6750 §3), 403 for a disabled user, 503 when
+keys or storage are down. A bearer-authenticated request is exempt from
+Django's CSRF check (a browser never attaches that header by itself); a
+cookie-authenticated one is checked by the web layer's CSRF rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.functional import SimpleLazyObject
+
+from ..errors import FederationError
+from ..web import error_response
+from .backends import federated_user
+from .conf import get_guard
+
+__all__ = ["FederationMiddleware", "problem"]
+
+
+def problem(exc: FederationError) -> JsonResponse:
+    """The web layer's response for ``exc``: ``{"error": code, "detail": ...}`` with its headers."""
+    answer = error_response(exc)
+    response = JsonResponse(answer.body, status=answer.status)
+    for name, value in answer.headers.items():
+        response[name] = value
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def authenticate_request(request: HttpRequest) -> HttpResponse | None:
+    """Authenticate ``request`` by its token, if it carries one; the error response when refused."""
+    try:
+        guard = get_guard()
+        credential = guard.credential(request.headers, request.COOKIES)
+        if credential is None:
+            return None
+        principal = guard.authenticate(
+            method=request.method or "GET", headers=request.headers, cookies=request.COOKIES
+        )
+    except FederationError as exc:
+        return problem(exc)
+    assert principal is not None  # a credential was sent: authenticate answers or raises
+    user_id = principal.user.id
+
+    def load() -> Any:
+        return federated_user(user_id) or AnonymousUser()
+
+    request.federation = principal
+    request.user = SimpleLazyObject(load)
+
+    async def auser() -> Any:
+        return await sync_to_async(load)()
+
+    request.auser = auser
+    if credential.source == "bearer":
+        request._dont_enforce_csrf_checks = True
+    return None
+
+
+class FederationMiddleware:
+    """Token authentication for every request (sync and async stacks)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        refused = authenticate_request(request)
+        return refused if refused is not None else self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        # In Django's thread for sync work: the ORM's connections are handled as in a sync view.
+        refused = await sync_to_async(authenticate_request)(request)
+        if refused is not None:
+            return refused
+        get_response: Callable[[HttpRequest], Awaitable[HttpResponse]] = self.get_response
+        return await get_response(request)

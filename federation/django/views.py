@@ -1,0 +1,276 @@
+"""The bridge's browser sign-in as Django views, ending in ``django.contrib.auth.login``.
+
+Owns: ``/login/<issuer>`` (the authorization-code flow with PKCE S256, state
+and nonce kept in the Django session), ``/callback/<issuer>`` (the code
+exchanged through Authlib's httpx client over the bridge's transport, the id
+token verified by the bridge and checked by the web layer's sign-in rules,
+the user provisioned, then :func:`django.contrib.auth.login`, which cycles the
+session key), ``/sso`` (a single-use URL token) and ``/logout`` (POST, under
+Django's CSRF protection).
+
+Redirect targets (``next`` or ``redirect_to``) must pass Django's
+``url_has_allowed_host_and_scheme`` (this host, the scheme of this request)
+and, when the config has ``web:``, its allow-list (docs/web.md); anything
+else goes to ``LOGIN_REDIRECT_URL`` (``LOGOUT_REDIRECT_URL`` after logout).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+import warnings
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.contrib import auth
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from ..errors import (
+    AccountDisabled,
+    FederationError,
+    InvalidRequest,
+    KeySetUnavailable,
+    LoginRefused,
+    MissingToken,
+    TokenRevoked,
+)
+from ..web import SignInClient, check_id_token, id_token_of, sign_in_clients, url_token_claim
+from .backends import BACKEND, federated_user
+from .conf import federation_settings, get_bridge, get_guard
+from .middleware import problem
+
+__all__ = ["callback", "login", "logout", "sso"]
+
+log = logging.getLogger("federation.django")
+
+SESSION_KEY = "federation_sign_in"
+MAX_PENDING = 5  # sign-ins one browser may have open at once (tabs)
+STATE_MAX_AGE = 600  # seconds a sign-in may take at the identity provider
+METADATA_TTL = 3600.0
+DEFAULT_URL_TOKEN_MAX_AGE = 120
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class _Metadata:
+    """Each provider's discovery document, fetched once an hour per process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._documents: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def get(self, url: str, transport: httpx.BaseTransport) -> dict[str, Any]:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._documents.get(url)
+        if cached is not None and now - cached[0] < METADATA_TTL:
+            return cached[1]
+        with httpx.Client(transport=transport, timeout=10.0) as client:
+            response = client.get(url)
+        document = response.json() if response.status_code == 200 else None
+        if not isinstance(document, dict) or not all(
+            isinstance(document.get(k), str) for k in ("authorization_endpoint", "token_endpoint")
+        ):
+            raise ValueError("no usable discovery document")
+        with self._lock:
+            self._documents[url] = (now, document)
+        return document
+
+
+_metadata = _Metadata()
+
+
+def _clients() -> dict[str, SignInClient]:
+    bridge = get_bridge()
+    cached: dict[str, SignInClient] | None = getattr(bridge, "_django_sign_in", None)
+    if cached is None:
+        cached = sign_in_clients(bridge, federation_settings().environ)
+        bridge._django_sign_in = cached  # type: ignore[attr-defined]  # dropped with the bridge
+    return cached
+
+
+def _oauth_client(entry: SignInClient, redirect_uri: str) -> Any:
+    import authlib.deprecate  # type: ignore[import-untyped]  # its "always" filter first, then ours
+
+    with warnings.catch_warnings():  # Authlib announces httpx2; this layer is on httpx
+        warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
+        from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[import-untyped]
+
+    return OAuth2Client(
+        client_id=entry.client_id,
+        client_secret=entry.client_secret,
+        token_endpoint_auth_method=entry.auth_method,
+        scope=" ".join(entry.scopes),
+        redirect_uri=redirect_uri,
+        code_challenge_method="S256",
+        transport=get_bridge().transport(),
+        timeout=10.0,
+    )
+
+
+def _safe_target(request: HttpRequest, value: str | None, fallback: str) -> str:
+    """``value`` when it is safe to redirect to, else ``fallback``.
+
+    Safe: Django accepts it for this host and scheme and, with ``web:``, the
+    web layer's guard does too; or it names an origin ``web.allowed_redirects`` lists.
+    """
+    if not value:
+        return fallback
+    web = get_guard().settings
+    policy_ok = web is None or web.redirects.is_safe(value)
+    same_host = url_has_allowed_host_and_scheme(
+        value, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    listed = web is not None and not value.startswith("/") and policy_ok
+    return value if (same_host and policy_ok) or listed else fallback
+
+
+def _next(request: HttpRequest, fallback: str) -> str:
+    params = request.GET if request.method == "GET" else request.POST
+    return _safe_target(request, params.get("next") or params.get("redirect_to"), fallback)
+
+
+def _callback_uri(request: HttpRequest, name: str) -> str:
+    path = str(reverse("federation:callback", args=[name]))
+    web = get_guard().settings
+    if web is not None:
+        return web.public_origin + path  # the configured origin: never the Host header
+    return str(request.build_absolute_uri(path))
+
+
+def _sign_in(request: HttpRequest, user_id: str, target: str) -> HttpResponse:
+    user = federated_user(user_id)
+    if user is None:
+        return problem(AccountDisabled("this account is disabled", user_id=user_id))
+    auth.login(request, user, backend=BACKEND)  # cycles the session key
+    response = HttpResponseRedirect(target)
+    for name, value in NO_STORE.items():
+        response[name] = value
+    return response
+
+
+@never_cache
+@require_GET
+def login(request: HttpRequest, issuer: str) -> HttpResponse:
+    """Start the sign-in at ``issuer`` (an entry's ``name:``, else its provider)."""
+    entry = _clients().get(issuer)
+    if entry is None:
+        return JsonResponse(
+            {"error": "not_found", "detail": "no sign-in is configured for this issuer"}, status=404
+        )
+    redirect_uri = _callback_uri(request, issuer)
+    try:
+        endpoints = _metadata.get(entry.discovery_url, get_bridge().transport())
+    except (httpx.HTTPError, ValueError) as exc:
+        log.warning("sign-in with %s: provider metadata unreadable (%s)", issuer, type(exc).__name__)
+        return problem(KeySetUnavailable("the identity provider cannot be reached", issuer=issuer))
+    verifier, nonce = secrets.token_urlsafe(48), secrets.token_urlsafe(24)
+    with _oauth_client(entry, redirect_uri) as client:
+        url, state = client.create_authorization_url(
+            endpoints["authorization_endpoint"], code_verifier=verifier, nonce=nonce
+        )
+    pending = {
+        k: v
+        for k, v in dict(request.session.get(SESSION_KEY) or {}).items()
+        if isinstance(v, dict) and time.time() - float(v.get("at", 0)) < STATE_MAX_AGE
+    }
+    while len(pending) >= MAX_PENDING:
+        pending.pop(min(pending, key=lambda k: pending[k]["at"]))
+    pending[state] = {
+        "issuer": issuer,
+        "verifier": verifier,
+        "nonce": nonce,
+        "redirect_uri": redirect_uri,
+        "next": _next(request, settings.LOGIN_REDIRECT_URL),
+        "at": time.time(),
+    }
+    request.session[SESSION_KEY] = pending
+    return HttpResponseRedirect(url)
+
+
+@never_cache
+@require_GET
+def callback(request: HttpRequest, issuer: str) -> HttpResponse:
+    """The provider's redirect back: the code exchanged, the id token verified, the user signed in."""
+    entry = _clients().get(issuer)
+    if entry is None:
+        return JsonResponse(
+            {"error": "not_found", "detail": "no sign-in is configured for this issuer"}, status=404
+        )
+    state = request.GET.get("state") or ""
+    pending = dict(request.session.get(SESSION_KEY) or {})
+    data = pending.pop(state, None) if state else None
+    request.session[SESSION_KEY] = pending  # a state is used once, whatever happens next
+    try:
+        if (
+            not isinstance(data, dict)
+            or data.get("issuer") != issuer
+            or time.time() - float(data.get("at", 0)) >= STATE_MAX_AGE
+        ):
+            # No state of this browser: a forged or replayed callback (RFC 9700 §4.7).
+            raise InvalidRequest("the sign-in state is missing or expired; sign in again")
+        if request.GET.get("error"):
+            raise LoginRefused("the identity provider refused the sign-in", code="provider_refused")
+        code = request.GET.get("code")
+        if not code:
+            raise InvalidRequest("the callback carries no code")
+        bridge = get_bridge()
+        try:
+            endpoints = _metadata.get(entry.discovery_url, bridge.transport())
+            with _oauth_client(entry, data["redirect_uri"]) as client:
+                answer = client.fetch_token(
+                    endpoints["token_endpoint"],
+                    code=code,
+                    code_verifier=data["verifier"],
+                    redirect_uri=data["redirect_uri"],
+                )
+        except Exception as exc:  # Authlib's OAuthError, httpx errors: the provider, not the user
+            log.warning("sign-in with %s: the token endpoint failed (%s)", issuer, type(exc).__name__)
+            raise LoginRefused(
+                "the identity provider did not complete the sign-in", code="provider_error"
+            ) from None
+        verified = bridge.verify(id_token_of(answer))
+        check_id_token(verified, data.get("nonce"))
+        result = bridge.provision(verified)
+    except FederationError as exc:
+        return problem(exc)
+    return _sign_in(request, result.user.id, str(data["next"]))
+
+
+@never_cache
+@require_GET
+def sso(request: HttpRequest) -> HttpResponse:
+    """``/sso?token=...&next=...``: sign in with a single-use URL token (the seeds' auto-login)."""
+    token = request.GET.get("token")
+    try:
+        if not token:
+            raise MissingToken("the token parameter is missing")
+        bridge = get_bridge()
+        verified = bridge.verify(token)
+        web = get_guard().settings
+        max_age = web.url_token_max_age if web is not None else DEFAULT_URL_TOKEN_MAX_AGE
+        key, until = url_token_claim(verified, now=bridge.now(), max_age=max_age)
+        if not bridge.sessions.store.claim_once(key, expires_at=until):
+            raise TokenRevoked("this URL token was used already", code="url_token_replayed")
+        result = bridge.provision(verified)
+    except FederationError as exc:
+        response = problem(exc)
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+    response = _sign_in(request, result.user.id, _next(request, settings.LOGIN_REDIRECT_URL))
+    response["Referrer-Policy"] = "no-referrer"  # the token is in this URL: never pass it on
+    return response
+
+
+@never_cache
+@require_POST
+def logout(request: HttpRequest) -> HttpResponse:
+    """End the Django session (POST, CSRF-checked) and go to a safe ``next``."""
+    auth.logout(request)
+    return HttpResponseRedirect(_next(request, settings.LOGOUT_REDIRECT_URL or "/"))
