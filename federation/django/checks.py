@@ -5,14 +5,15 @@ Owns: ``federation.E001`` (no usable ``FEDERATION`` setting or config),
 middleware before Django's ``AuthenticationMiddleware``, which would then
 replace the token's user with the session's), ``W001`` (the middleware not
 listed: bearer tokens work only through DRF), ``W002`` (``USE_TZ`` off),
-``W003`` (SQLite without ``"transaction_mode": "IMMEDIATE"``: concurrent
-logins then retry on "database is locked").
+``W003`` (SQLite without ``"transaction_mode": "IMMEDIATE"``, Django 5.1 and
+later: concurrent logins then retry on "database is locked").
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import django
 from django.conf import settings
 from django.core import checks
 
@@ -82,7 +83,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     for alias, database in settings.DATABASES.items():
         engine = str(database.get("ENGINE", ""))
         mode = (database.get("OPTIONS") or {}).get("transaction_mode")
-        if engine.endswith("sqlite3") and str(mode).upper() != "IMMEDIATE":
+        if engine.endswith("sqlite3") and django.VERSION >= (5, 1) and str(mode).upper() != "IMMEDIATE":
             found.append(
                 checks.Warning(
                     f"DATABASES[{alias!r}] is SQLite without transaction_mode IMMEDIATE",

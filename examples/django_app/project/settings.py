@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Never ship this key: set DJANGO_SECRET_KEY in any real deployment.
@@ -80,11 +82,13 @@ WSGI_APPLICATION = "project.wsgi.application"
 
 def _database(url: str) -> dict[str, object]:
     if not url:
+        options: dict[str, object] = {"timeout": 20}
+        if django.VERSION >= (5, 1):  # writers wait for the lock instead of deadlocking on a first write
+            options["transaction_mode"] = "IMMEDIATE"
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": BASE_DIR / "db.sqlite3",
-            # Writers wait for the lock instead of deadlocking on their first write.
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            "OPTIONS": options,
             "TEST": {"NAME": str(BASE_DIR / f"test-{os.getpid()}.sqlite3")},
         }
     parts = urlsplit(url)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from conftest import bearer
 from django.contrib.auth import authenticate, get_user_model
-from django.test import Client
+from django.test import AsyncClient, Client
 
 from federation import Bridge
 from federation.django.models import FederatedIdentity
@@ -114,3 +115,47 @@ def test_the_backend_authenticates_a_token(bridge: Bridge, idp: MockIdP) -> None
     assert user is not None and user.email == "ada@example.com"
     assert authenticate(None, token="garbage") is None
     assert authenticate(None, username="ada", password="x") is None  # ModelBackend's, and no password
+
+
+def test_keys_out_of_reach_are_503_with_retry_after(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    idp.outage(503)
+    response = client.get("/api/me", **bearer(idp.mint(sub="ada")))
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["error"] == "keyset_unavailable"
+
+
+def test_the_async_stack_authenticates_too(bridge: Bridge, idp: MockIdP) -> None:
+    client = AsyncClient()
+    token = idp.mint(sub="ada", email="ada@example.com")
+    response = async_to_sync(client.get)("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.content
+    assert response.json()["email"] == "ada@example.com"
+    refused = async_to_sync(client.get)("/whoami", headers={"Authorization": "Bearer nope"})
+    assert refused.status_code == 401
+
+
+def without_the_middleware(settings: Any) -> None:
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.startswith("federation.")]
+
+
+def test_drf_alone_signs_bearer_tokens_in(
+    settings: Any, client: Client, bridge: Bridge, idp: MockIdP
+) -> None:
+    without_the_middleware(settings)
+    response = client.get("/api/me", **bearer(idp.mint(sub="ada", email="ada@example.com")))
+    assert response.status_code == 200
+    assert response.json()["email"] == "ada@example.com"
+
+
+def test_drf_alone_refuses_like_the_middleware(
+    settings: Any, client: Client, bridge: Bridge, idp: MockIdP
+) -> None:
+    without_the_middleware(settings)
+    bad = client.get("/api/me", **bearer("not-a-token"))
+    assert bad.status_code == 401
+    assert 'error="invalid_token"' in bad["WWW-Authenticate"]
+    idp.outage(503)  # before the bridge ever had the provider's keys
+    down = client.get("/api/me", **bearer(idp.mint(sub="ada")))
+    assert down.status_code == 503
+    assert down["Retry-After"] == "5"
