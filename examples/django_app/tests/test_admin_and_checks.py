@@ -60,3 +60,22 @@ def test_federation_check_fails_loudly_when_keys_are_down(bridge: Bridge, idp: M
     idp.outage(503)
     with pytest.raises(CommandError, match="unavailable: keys of"):
         call_command("federation_check", stdout=StringIO())
+
+
+def test_the_shipped_migrations_match_the_models(bridge: Bridge) -> None:
+    call_command("makemigrations", "federation", "--check", "--dry-run", stdout=StringIO())
+
+
+def test_one_bridge_per_process(bridge: Bridge) -> None:
+    from federation.django import get_bridge
+
+    assert get_bridge() is bridge is get_bridge()
+
+
+def test_federation_check_names_a_broken_setting(settings: Any) -> None:
+    settings.FEDERATION = {"config": {"issuers": "not a list"}}
+    with pytest.raises(CommandError, match="configuration: "):
+        call_command("federation_check", stdout=StringIO())
+    settings.FEDERATION = {"config": {"issuers": []}, "surprise": 1}
+    with pytest.raises(CommandError, match="unknown keys: surprise"):
+        call_command("federation_check", stdout=StringIO())

@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from conftest import bearer
 from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.models import Group
 from django.test import AsyncClient, Client
 
 from federation import Bridge
@@ -159,3 +160,32 @@ def test_drf_alone_refuses_like_the_middleware(
     down = client.get("/api/me", **bearer(idp.mint(sub="ada")))
     assert down.status_code == 503
     assert down["Retry-After"] == "5"
+
+
+def test_additive_sync_only_adds_groups(settings: Any, bridge: Bridge, idp: MockIdP) -> None:
+    mapping = {
+        "version": 1,
+        "roles": {
+            "sync": "additive",
+            "privileged": ["staff", "admin"],  # the project's staff_roles and superuser_roles
+            "rules": [
+                {
+                    "name": "auditors",
+                    "grant": ["auditor"],
+                    "when": {"claim": "groups", "contains": "auditors"},
+                }
+            ],
+        },
+    }
+    settings.FEDERATION = {
+        **settings.FEDERATION,
+        "config": {**settings.FEDERATION["config"], "mapping": mapping},
+    }
+    from federation.django import get_bridge
+
+    additive = get_bridge()
+    result = additive.login(idp.mint(sub="ada", groups=["auditors"]))
+    user: Any = get_user_model().objects.get(pk=result.user.id)
+    user.groups.add(Group.objects.create(name="hand-picked"))
+    additive.login(idp.mint(sub="ada", groups=[]))
+    assert set(user.groups.values_list("name", flat=True)) == {"auditor", "hand-picked"}
