@@ -27,6 +27,7 @@ import httpx
 from django.conf import settings
 from django.contrib import auth
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import resolve_url
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -86,6 +87,29 @@ class _Metadata:
 _metadata = _Metadata()
 
 
+class _Borrowed(httpx.BaseTransport):
+    """The bridge's transport, lent to a client that must not close it when it is done."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        """The bridge's (an injected client's, or one kept for the process): left open."""
+
+
+def _transport() -> httpx.BaseTransport:
+    """One transport to the providers per bridge: the injected client's, else an address-checking one."""
+    bridge = get_bridge()
+    cached: httpx.BaseTransport | None = getattr(bridge, "_django_transport", None)
+    if cached is None:
+        cached = _Borrowed(bridge.transport())
+        bridge._django_transport = cached  # type: ignore[attr-defined]  # dropped with the bridge
+    return cached
+
+
 def _clients() -> dict[str, SignInClient]:
     bridge = get_bridge()
     cached: dict[str, SignInClient] | None = getattr(bridge, "_django_sign_in", None)
@@ -109,7 +133,7 @@ def _oauth_client(entry: SignInClient, redirect_uri: str) -> Any:
         scope=" ".join(entry.scopes),
         redirect_uri=redirect_uri,
         code_challenge_method="S256",
-        transport=get_bridge().transport(),
+        transport=_transport(),
         timeout=10.0,
     )
 
@@ -166,7 +190,7 @@ def login(request: HttpRequest, issuer: str) -> HttpResponse:
         )
     redirect_uri = _callback_uri(request, issuer)
     try:
-        endpoints = _metadata.get(entry.discovery_url, get_bridge().transport())
+        endpoints = _metadata.get(entry.discovery_url, _transport())
     except (httpx.HTTPError, ValueError) as exc:
         log.warning("sign-in with %s: provider metadata unreadable (%s)", issuer, type(exc).__name__)
         return problem(KeySetUnavailable("the identity provider cannot be reached", issuer=issuer))
@@ -187,7 +211,7 @@ def login(request: HttpRequest, issuer: str) -> HttpResponse:
         "verifier": verifier,
         "nonce": nonce,
         "redirect_uri": redirect_uri,
-        "next": _next(request, settings.LOGIN_REDIRECT_URL),
+        "next": _next(request, resolve_url(settings.LOGIN_REDIRECT_URL)),
         "at": time.time(),
     }
     request.session[SESSION_KEY] = pending
@@ -222,7 +246,7 @@ def callback(request: HttpRequest, issuer: str) -> HttpResponse:
             raise InvalidRequest("the callback carries no code")
         bridge = get_bridge()
         try:
-            endpoints = _metadata.get(entry.discovery_url, bridge.transport())
+            endpoints = _metadata.get(entry.discovery_url, _transport())
             with _oauth_client(entry, data["redirect_uri"]) as client:
                 answer = client.fetch_token(
                     endpoints["token_endpoint"],
@@ -263,7 +287,7 @@ def sso(request: HttpRequest) -> HttpResponse:
         response = problem(exc)
         response["Referrer-Policy"] = "no-referrer"
         return response
-    response = _sign_in(request, result.user.id, _next(request, settings.LOGIN_REDIRECT_URL))
+    response = _sign_in(request, result.user.id, _next(request, resolve_url(settings.LOGIN_REDIRECT_URL)))
     response["Referrer-Policy"] = "no-referrer"  # the token is in this URL: never pass it on
     return response
 
@@ -273,4 +297,4 @@ def sso(request: HttpRequest) -> HttpResponse:
 def logout(request: HttpRequest) -> HttpResponse:
     """End the Django session (POST, CSRF-checked) and go to a safe ``next``."""
     auth.logout(request)
-    return HttpResponseRedirect(_next(request, settings.LOGOUT_REDIRECT_URL or "/"))
+    return HttpResponseRedirect(_next(request, resolve_url(settings.LOGOUT_REDIRECT_URL or "/")))
