@@ -52,6 +52,7 @@ __all__ = [
     "MissingToken",
     "RefreshReused",
     "RegistrationClosed",
+    "RevocationUnavailable",
     "StorageConflict",
     "StorageError",
     "TokenExpired",
@@ -363,6 +364,13 @@ class StorageError(FederationError):
     Applications should answer 503."""
 
     code = "storage_error"
+
+
+class RevocationUnavailable(StorageError):
+    """The shared revocation store (Redis) cannot be reached: tokens are refused, never trusted
+    unchecked. Applications should answer 503."""
+
+    code = "revocation_unavailable"
 
 
 class StorageConflict(StorageError):

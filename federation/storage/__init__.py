@@ -101,6 +101,7 @@ from ._session_protocol import (
 )
 
 if TYPE_CHECKING:
+    from ._redis_sessions import AsyncRedisSessionStore, RedisSessionStore
     from ._sql import SCHEMA_VERSION, SQLStore, resolve_url
     from ._sql_sessions import SQLSessionStore
 
@@ -129,6 +130,7 @@ __all__ = [
     "USER_SESSIONS_REVOKED",
     "USER_UPDATED",
     "AsyncLoginReads",
+    "AsyncRedisSessionStore",
     "AsyncStore",
     "AsyncStoreTransaction",
     "AttemptState",
@@ -150,6 +152,7 @@ __all__ = [
     "NewRefreshToken",
     "NewUser",
     "Plan",
+    "RedisSessionStore",
     "RefreshOutcome",
     "RefreshUse",
     "SQLSessionStore",
@@ -187,6 +190,10 @@ def __getattr__(name: str) -> Any:
         from . import _sql
 
         return getattr(_sql, name)
+    if name in ("RedisSessionStore", "AsyncRedisSessionStore"):  # redis-py on first use too
+        from . import _redis_sessions
+
+        return getattr(_redis_sessions, name)
     if name == "SQLSessionStore":
         from ._sql_sessions import SQLSessionStore
 

@@ -57,3 +57,29 @@ def sql_store_factory(tmp_path: Path) -> Iterator[Callable[[str], SQLStore]]:
         if store.engine.dialect.name == "postgresql":
             store.metadata.drop_all(store.engine)
         store.close()
+
+
+REDIS_URL = os.environ.get("FEDERATION_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_store() -> Iterator[object]:
+    """A Redis session store under a key prefix of its own (its keys deleted afterwards)."""
+    redis = pytest.importorskip("redis")
+    from federation.storage import RedisSessionStore
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        message = f"Redis not reachable at {REDIS_URL} ({type(exc).__name__}); set FEDERATION_TEST_REDIS_URL"
+        if REQUIRE_SERVICES:
+            pytest.fail(message + "; FEDERATION_REQUIRE_SERVICES=1 forbids skipping")
+        pytest.skip(message)
+    prefix = f"fedtest:{uuid.uuid4().hex[:10]}:"
+    store = RedisSessionStore(REDIS_URL, key_prefix=prefix)
+    yield store
+    for key in client.scan_iter(match=prefix + "*", count=1000):
+        client.delete(key)
+    store.close()
+    client.close()

@@ -1,0 +1,61 @@
+"""The Redis session store keeps the session-store protocol, sync and asyncio, on the real server."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from federation.errors import RevocationUnavailable
+from federation.storage import NewRefreshToken, SessionRecord
+from federation.testing.session_conformance import SessionStoreConformance
+
+
+class TestRedisSessionStore(SessionStoreConformance):
+    @pytest.fixture
+    def session_store(self, redis_store: Any) -> Any:
+        return redis_store
+
+
+def test_the_asyncio_twin_shares_the_keys(redis_store: Any) -> None:
+    now = datetime.now(timezone.utc)
+    refresh = NewRefreshToken("a" * 64, now, now + timedelta(hours=1))
+    redis_store.create_session(SessionRecord("s-1", "u-1", now, now + timedelta(hours=1)), refresh)
+
+    async def scenario() -> tuple[Any, Any, int]:
+        aio = redis_store.aio
+        try:
+            successor = NewRefreshToken("b" * 64, now, now + timedelta(hours=2))
+            use = await aio.use_refresh("a" * 64, successor, now=now, grace=0)
+            again = await aio.use_refresh("a" * 64, successor, now=now + timedelta(minutes=5), grace=0)
+            return use, again, await aio.bump_generation("u-1")
+        finally:
+            await aio.aclose()
+
+    use, again, generation = asyncio.run(scenario())
+    assert use.outcome == "rotated" and again.outcome == "reused"
+    assert redis_store.get_session("s-1").revoked_at is not None  # the sync store sees it
+    assert redis_store.user_state("u-1", now=now).generation == generation == 1
+
+
+def test_an_unreachable_server_is_revocation_unavailable() -> None:
+    from federation.storage import RedisSessionStore
+
+    store = RedisSessionStore("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    with pytest.raises(RevocationUnavailable) as caught:
+        store.user_state("u", now=datetime.now(timezone.utc))
+    assert caught.value.code == "revocation_unavailable"
+    assert "127.0.0.1" not in str(caught.value)
+
+
+def test_rows_expire_on_the_server_too(redis_store: Any) -> None:
+    now = datetime.now(timezone.utc)
+    redis_store.create_session(SessionRecord("s-2", "u-2", now, now + timedelta(seconds=30)), None)
+    redis_store.revoke_token("j-1", user_id="u-2", expires_at=now + timedelta(seconds=30))
+    client = redis_store.client
+    for key in (f"{redis_store.key_prefix}session:s-2", f"{redis_store.key_prefix}user:u-2:jtis"):
+        ttl = client.pttl(key)
+        assert 0 < ttl <= (30 + 300) * 1000, key  # the row's end plus the retention margin
+    assert client.pttl(f"{redis_store.key_prefix}gen:u-2") == -2  # no generation yet: nothing stored
