@@ -163,6 +163,7 @@ class Bridge:
         self._session_tokens: SessionTokens | None = session_tokens(config, environ)
         self._session_store_option = session_store
         self._sessions_built: SessionService | None = None
+        self._own_session_store: Any = None  # one the bridge opened (Redis): closed with it
 
     # -- construction -------------------------------------------------------------------
 
@@ -459,6 +460,11 @@ class Bridge:
         assert provisioner is not None
         section = self.config.sessions
         store = self._session_store_option
+        if store is None and section is not None and section.revocation.startswith(("redis://", "rediss://")):
+            from .storage import RedisSessionStore
+
+            store = RedisSessionStore.from_url(section.revocation)
+            self._own_session_store = store
         if store is None:
             if section is not None and section.revocation == "store":
                 factory = getattr(provisioner.store, "session_store", None)
@@ -485,6 +491,7 @@ class Bridge:
                 revoke_previous=section.revoke_previous,
                 user_check=section.user_check,
                 token_cache_size=section.token_cache_size,
+                outage_grace=section.outage_grace,
             )
         )
         external = ExternalTokens(
@@ -745,6 +752,8 @@ class Bridge:
                 self._own_client = None
         if self._own_store is not None:  # a store the bridge built from ``storage:``
             self._own_store.close()
+        if self._own_session_store is not None:  # the Redis revocation store of ``sessions:``
+            self._own_session_store.close()
 
     def __enter__(self) -> Bridge:
         return self

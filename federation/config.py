@@ -162,16 +162,32 @@ class SessionsConfig(BaseModel):
         300, ge=0, description="authenticate writes last_login_at at most this often per user."
     )
     revoke_previous: bool = Field(False, description="Issuing a session revokes the user's earlier ones.")
-    revocation: Literal["store", "memory"] = Field(
-        "store", description="Where sessions and revocations live: the SQL store's tables, or memory."
+    revocation: str = Field(
+        "store",
+        description="Where sessions and revocations live: store (the SQL store's tables), memory, "
+        "or a Redis URL (redis://host:6379/0, rediss://...) shared by every process.",
     )
     user_check: float = Field(
         30, ge=0, le=3600, description="Seconds a user's status may be served from memory (0: always read)."
+    )
+    outage_grace: float = Field(
+        0,
+        ge=0,
+        le=300,
+        description="With a Redis revocation store: seconds memory may still be served after the "
+        "revocation messages stopped (0: fail closed, every request reads Redis).",
     )
     token_cache_size: int = Field(
         10000, ge=0, le=1000000, description="Verified tokens remembered by authenticate (0: none)."
     )
     leeway: float = Field(5, ge=0, le=60, description="Clock skew allowed on session tokens, seconds.")
+
+    @model_validator(mode="after")
+    def _revocation_is_known(self) -> SessionsConfig:
+        value = self.revocation
+        if value not in ("store", "memory") and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("revocation must be store, memory, or a redis:// or rediss:// URL")
+        return self
 
 
 class LocalAccountsConfig(BaseModel):

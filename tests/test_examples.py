@@ -14,7 +14,6 @@ import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from conftest import REQUIRE_SERVICES  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -46,6 +45,7 @@ def test_starlette_example(pytester: pytest.Pytester) -> None:
     run_example(pytester, "starlette_app", STARLETTE_TESTCLIENT)
 
 
+REQUIRE_SERVICES = os.environ.get("FEDERATION_REQUIRE_SERVICES") == "1"
 DJANGO_POSTGRES_URL = os.environ.get(
     "FEDERATION_TEST_DJANGO_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )

@@ -98,6 +98,7 @@ class SessionPolicy:
     revoke_previous: bool = False
     user_check: float = 30
     token_cache_size: int = 10000
+    outage_grace: float = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +274,11 @@ class SessionService:
         self._limits = limits or Limits()
         self._headers: dict[str, Any] = {}  # parse_compact's header cache (bounded there)
         self._blocking = not isinstance(store, MemorySessionStore)
+        self._aio: Any = getattr(store, "aio", None)  # a store's asyncio twin (Redis)
+        # A store shared by many processes tells each of them what another one revoked: forget
+        # that user at once. While that news may be missed, memory is served only within
+        # ``policy.outage_grace`` seconds (0: never; every request then reads the store).
+        self._invalidations: Any = getattr(store, "invalidations", None)
         self._lock = threading.Lock()
         # Read without the lock (a dict read is atomic); written under it, the oldest entries
         # evicted first (OrderedDict: O(1) at the front, where a dict's holes would pile up).
@@ -280,6 +286,8 @@ class SessionService:
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._cache_bytes = 0
         self._users: OrderedDict[str, _UserEntry] = OrderedDict()
+        if self._invalidations is not None:
+            self._invalidations.subscribe(self._forget_user, self._forget_users)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -290,9 +298,16 @@ class SessionService:
             raise ConfigError("sessions are not configured: add a sessions: section", field="sessions")
         return self._tokens
 
-    def _step(self, fn: Callable[[], T]) -> _Step:
-        """A session-store call."""
-        return _Step(fn, None, self._blocking)
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> _Step:
+        """A session-store call: the store's ``method``, or its asyncio twin's (``store.aio``) for
+        async callers, who then never wait on a thread."""
+        sync = getattr(self.store, method)
+        twin = getattr(self._aio, method, None) if self._aio is not None else None
+        return _Step(
+            lambda: sync(*args, **kwargs),
+            (lambda: twin(*args, **kwargs)) if twin is not None else None,
+            self._blocking,
+        )
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=timezone.utc)
@@ -305,6 +320,19 @@ class SessionService:
         with self._lock:
             self._users.pop(user_id, None)
 
+    def _forget_users(self) -> None:
+        """Drop what this process remembers of every user (revocations may have been missed)."""
+        with self._lock:
+            self._users.clear()
+
+    def _fresh(self, entry: _UserEntry, now: float) -> bool:
+        """Whether a remembered user may be served: within ``user_check``, and (a shared store)
+        while another process's revocations still reach this one, or within ``outage_grace``."""
+        if not entry.fetched <= now < entry.fresh_until:
+            return False
+        news = self._invalidations
+        return news is None or news.lost_at is None or bool(news.trusted(self.policy.outage_grace))
+
     def _user_step(self, user_id: str) -> _Step:
         provisioner = self._provisioner()
         return _Step(lambda: provisioner.read_user(user_id), lambda: provisioner.aread_user(user_id))
@@ -316,15 +344,15 @@ class SessionService:
         user = subject if isinstance(subject, User) else subject.user
         if user.status != "active":
             raise AccountDisabled("the account is disabled", user_id=user.id)
-        store, now = self.store, self._now()
+        now = self._now()
         if self.policy.revoke_previous:
-            generation = yield self._step(lambda: store.bump_generation(user.id))
+            generation = yield self._call("bump_generation", user.id)
             self._forget_user(user.id)
         else:
-            state: UserSessionState = yield self._step(lambda: store.user_state(user.id, now=now))
+            state: UserSessionState = yield self._call("user_state", user.id, now=now)
             generation = state.generation
         session, record, refresh = self._mint(user, roles=user.roles, generation=generation, now=now)
-        yield self._step(lambda: store.create_session(record, refresh))
+        yield self._call("create_session", record, refresh)
         if self.policy.revoke_previous:
             self._emit(USER_SESSIONS_REVOKED, user.id, reason="revoke_previous", generation=generation)
         self._emit(SESSION_ISSUED, user.id, session_id=record.session_id, via=via)
@@ -365,14 +393,14 @@ class SessionService:
         """Rotate a refresh token (see docs/sessions.md for the grace and reuse rules)."""
         if not isinstance(refresh_token, str) or not refresh_token or len(refresh_token) > 512:
             raise InvalidToken("not a refresh token of this app")
-        store, now = self.store, self._now()
+        now = self._now()
         digest = refresh_hash(refresh_token)
         successor_token = secrets.token_urlsafe(32)
         successor = NewRefreshToken(
             refresh_hash(successor_token), now, now + timedelta(seconds=self.policy.refresh_ttl)
         )
         grace = self.policy.refresh_reuse_grace
-        use = yield self._step(lambda: store.use_refresh(digest, successor, now=now, grace=grace))
+        use = yield self._call("use_refresh", digest, successor, now=now, grace=grace)
         record = use.session
         if use.outcome == "unknown" or record is None:
             raise InvalidToken("not a refresh token of this app")
@@ -385,9 +413,9 @@ class SessionService:
             self._emit(REFRESH_REUSED, record.user_id, session_id=record.session_id)
             raise RefreshReused("the refresh token was used already; its whole session is revoked")
         user: User | None = yield self._user_step(record.user_id)
-        state: UserSessionState = yield self._step(lambda: store.user_state(record.user_id, now=now))
+        state: UserSessionState = yield self._call("user_state", record.user_id, now=now)
         if user is None or state.generation != record.generation:
-            yield self._step(lambda: store.revoke_session(record.session_id, now=now))
+            yield self._call("revoke_session", record.session_id, now=now)
             raise TokenRevoked("the session was revoked")
         if user.status != "active":
             raise AccountDisabled("the account is disabled", user_id=user.id)
@@ -411,14 +439,14 @@ class SessionService:
         """Revoke an access token (its ``jti``) or a refresh token (its family); True when one was found."""
         if not isinstance(token, str) or not token:
             return False
-        store, now = self.store, self._now()
+        now = self._now()
         if "." in token:
             try:
                 claims = self.tokens.verify(token, now=now.timestamp(), check_time=False)
             except InvalidToken:
                 return False  # RFC 7009 §2.2: an invalid token is not an error
             until = datetime.fromtimestamp(claims.expires_at, tz=timezone.utc)
-            yield self._step(lambda: store.revoke_token(claims.jti, user_id=claims.user_id, expires_at=until))
+            yield self._call("revoke_token", claims.jti, user_id=claims.user_id, expires_at=until)
             self._drop(token)
             self._forget_user(claims.user_id)
             self._emit(SESSION_REVOKED, claims.user_id, jti=claims.jti, session_id=claims.session_id)
@@ -426,15 +454,15 @@ class SessionService:
         if len(token) > 512:
             return False
         digest = refresh_hash(token)
-        record: SessionRecord | None = yield self._step(lambda: store.find_refresh(digest))
+        record: SessionRecord | None = yield self._call("find_refresh", digest)
         if record is None:
             return False
         return (yield from self.revoke_session_flow(record.session_id))
 
     def revoke_session_flow(self, session_id: str) -> Flow[bool]:
         """Revoke one session (a family) at once; True when it exists."""
-        store, now = self.store, self._now()
-        record: SessionRecord | None = yield self._step(lambda: store.revoke_session(session_id, now=now))
+        now = self._now()
+        record: SessionRecord | None = yield self._call("revoke_session", session_id, now=now)
         if record is None:
             return False
         self._forget_user(record.user_id)
@@ -443,8 +471,7 @@ class SessionService:
 
     def revoke_user_flow(self, user_id: str, reason: str | None, audit: bool = True) -> Flow[int]:
         """Refuse every token of the user issued so far; return the new generation."""
-        store = self.store
-        generation: int = yield self._step(lambda: store.bump_generation(user_id))
+        generation: int = yield self._call("bump_generation", user_id)
         self._forget_user(user_id)
         if audit:
             self._emit(USER_SESSIONS_REVOKED, user_id, reason=reason or "revoke_user", generation=generation)
@@ -452,9 +479,9 @@ class SessionService:
 
     def sessions_flow(self, user_id: str) -> Flow[list[SessionRecord]]:
         """The user's live sessions of the current generation, oldest first."""
-        store, now = self.store, self._now()
-        state: UserSessionState = yield self._step(lambda: store.user_state(user_id, now=now))
-        found: Sequence[SessionRecord] = yield self._step(lambda: store.sessions_of(user_id, now=now))
+        now = self._now()
+        state: UserSessionState = yield self._call("user_state", user_id, now=now)
+        found: Sequence[SessionRecord] = yield self._call("sessions_of", user_id, now=now)
         return [s for s in found if s.generation == state.generation]
 
     # -- local accounts -------------------------------------------------------------------
@@ -495,13 +522,13 @@ class SessionService:
         """Sign in with a username or email and a password; a session, or one error for every failure."""
         credentials, passwords = self._credentials(), self.passwords
         assert passwords is not None
-        policy, store, now = passwords.policy, self.store, self._now()
+        policy, now = passwords.policy, self._now()
         if not isinstance(login, str) or not login or len(login) > 320:
             raise InvalidCredentials("the login or the password is wrong")
         key = login_key(login)
         keys = [account_key(key)] + ([address_key(client_address)] if client_address else [])
         for limiter in keys:
-            state: AttemptState = yield self._step(lambda k=limiter: store.attempts(k))  # type: ignore[misc]
+            state: AttemptState = yield self._call("attempts", limiter)
             if state.locked_until is not None and state.locked_until > now:
                 retry = (state.locked_until - now).total_seconds()
                 self._emit(PASSWORD_LOGIN_FAILED, None, reason="account_locked", key=limiter.split(":")[0])
@@ -515,10 +542,12 @@ class SessionService:
         if not ok or credential is None or user is None:
             user_id = user.id if user is not None else None
             for limiter in keys:
-                after: AttemptState = yield self._step(
-                    lambda k=limiter: store.record_failure(  # type: ignore[misc]
-                        k, now=now, max_attempts=policy.max_attempts, lockout=policy.lockout
-                    )
+                after: AttemptState = yield self._call(
+                    "record_failure",
+                    limiter,
+                    now=now,
+                    max_attempts=policy.max_attempts,
+                    lockout=policy.lockout,
                 )
                 if after.locked_until is not None and after.failures == 0 and after.locked_until > now:
                     self._emit(ACCOUNT_LOCKED, user_id, key=limiter.split(":")[0], lockouts=after.lockouts)
@@ -527,7 +556,7 @@ class SessionService:
         if user.status != "active":
             self._emit(PASSWORD_LOGIN_FAILED, user.id, reason="account_disabled")
             raise AccountDisabled("the account is disabled", user_id=user.id)
-        yield self._step(lambda: store.clear_attempts(account_key(key)))
+        yield self._call("clear_attempts", account_key(key))
         if passwords.needs_rehash(credential.password_hash):
             fresh: str = yield _Step(lambda: passwords.hash(password))
             yield _Step(lambda: credentials.set_password_hash(user.id, fresh, now=now))
@@ -553,7 +582,7 @@ class SessionService:
         if entry is None:
             return None
         now = self._clock()
-        if not (entry.fetched <= now < entry.fresh_until and hit.valid_from <= now < hit.valid_until):
+        if not (self._fresh(entry, now) and hit.valid_from <= now < hit.valid_until):
             return None  # a read is due, or the flow raises the expiry
         if now >= entry.touch_due:
             return None
@@ -583,7 +612,7 @@ class SessionService:
             return None
         hit = self._session_seen(token, jws, tokens, now)
         entry = self._users.get(hit.user_id)
-        if entry is None or not entry.fetched <= now < entry.fresh_until or now >= entry.touch_due:
+        if entry is None or not self._fresh(entry, now) or now >= entry.touch_due:
             return None
         return self._admit(token, hit, entry, now)
 
@@ -632,9 +661,9 @@ class SessionService:
             lambda: provisioner.login(verified, trust_email=verified.issuer_trusts_email),
             lambda: provisioner.alogin(verified, trust_email=verified.issuer_trusts_email),
         )
-        store, user_id = self.store, result.user.id
+        user_id = result.user.id
         at = self._now()
-        state: UserSessionState = yield self._step(lambda: store.user_state(user_id, now=at))
+        state: UserSessionState = yield self._call("user_state", user_id, now=at)
         self._remember(user_id, result.user, state, now)
         nbf = verified.claims.get("nbf")
         leeway = external.leeway(verified)
@@ -721,11 +750,11 @@ class SessionService:
 
     def _user_entry(self, user_id: str, now: float) -> Flow[_UserEntry]:
         entry = self._users.get(user_id)
-        if entry is not None and entry.fetched <= now < entry.fresh_until:
+        if entry is not None and self._fresh(entry, now):
             return entry
-        store, at = self.store, self._now()
+        at = self._now()
         user: User | None = yield self._user_step(user_id)
-        state: UserSessionState = yield self._step(lambda: store.user_state(user_id, now=at))
+        state: UserSessionState = yield self._call("user_state", user_id, now=at)
         return self._remember(user_id, user, state, now)
 
     def _remember(self, user_id: str, user: User | None, state: UserSessionState, now: float) -> _UserEntry:

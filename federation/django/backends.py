@@ -39,9 +39,7 @@ def federated_user(user_id: str) -> Any:
 class FederationBackend(ModelBackend):
     """Signs in the user of a bearer token; ModelBackend's permissions, without its passwords."""
 
-    def authenticate(
-        self, request: HttpRequest | None, token: str | None = None, **credentials: Any
-    ) -> Any:
+    def authenticate(self, request: HttpRequest | None, token: str | None = None, **credentials: Any) -> Any:
         """The active user ``token`` belongs to, or None (Django's "not mine, or refused")."""
         if not token or credentials:
             return None  # a username and password: ModelBackend's, not ours

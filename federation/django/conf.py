@@ -155,10 +155,13 @@ def build_bridge(options: FederationSettings) -> Bridge:
             field="local_accounts",
         )
     store = DjangoStore(using=options.database, flags=options.flags, user_fields=options.user_fields)
+    # Sessions live beside the users (every worker shares the database), unless the config
+    # names a Redis revocation store: that one is shared by every worker too.
+    redis = config.sessions is not None and config.sessions.revocation.startswith(("redis://", "rediss://"))
     bridge = Bridge(
         config,
         store=store,
-        session_store=store.session_store(),
+        session_store=None if redis else store.session_store(),
         environ=options.environ,
         **dict(options.bridge_options),
     )

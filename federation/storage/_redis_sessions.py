@@ -439,8 +439,8 @@ class Invalidations:
     the same atomic step. A daemon thread here hands each id to ``on_user``
     (the session layer forgets what it remembers of that user, so the next
     request reads the revocation). While the subscription is down, messages
-    may be missed: ``on_all`` runs when it is lost and again when it is back,
-    and :meth:`trusted` says whether memory may still be served.
+    may be missed: :meth:`trusted` says whether memory may still be served,
+    and ``on_all`` runs once the subscription is back (forget everything).
     """
 
     def __init__(self, store: RedisSessionStore) -> None:
@@ -509,9 +509,9 @@ class Invalidations:
                         self._each(lambda h, uid=user_id: h[0](uid))  # type: ignore[misc]
             except redis.RedisError:
                 if self.lost_at is None:
+                    # What memory holds was true until now; from now on news may be missed.
                     self.lost_at = time.monotonic()
                     log.warning("revocation messages: the Redis subscription is lost; reconnecting")
-                    self._each(lambda h: h[1]())
                 self._live.clear()
                 self._stop.wait(delay)
                 delay = min(delay * 2, 2.0)
@@ -588,12 +588,13 @@ class RedisSessionStore:
         return f"RedisSessionStore(key_prefix={self.key_prefix!r})"  # never the URL: it may hold a password
 
     @property
-    def aio(self) -> AsyncRedisSessionStore:
-        """The asyncio twin (same server, same keys)."""
+    def aio(self) -> AsyncRedisSessionStore | None:
+        """The asyncio twin (same server, same keys); None for an application's sync client given
+        without its asyncio one (async callers then run the sync store in a thread)."""
         if self._aio is None:
             given, url = self._async_client, self.url
             if given is None and url is None:
-                raise ValueError("an application's Redis client needs its asyncio twin: pass async_client")
+                return None
 
             def connect() -> Any:
                 if given is not None:

@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from _session_services import REDIS_URL, REQUIRE_SERVICES
 
 from federation.storage import SQLStore
 
 POSTGRES_URL = os.environ.get(
     "FEDERATION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-REQUIRE_SERVICES = os.environ.get("FEDERATION_REQUIRE_SERVICES") == "1"
 
 
 def _postgres_reachable() -> None:
@@ -59,7 +59,6 @@ def sql_store_factory(tmp_path: Path) -> Iterator[Callable[[str], SQLStore]]:
         store.close()
 
 
-REDIS_URL = os.environ.get("FEDERATION_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ def test_the_asyncio_twin_shares_the_keys(redis_store: Any) -> None:
 
     async def scenario() -> tuple[Any, Any, int]:
         aio = redis_store.aio
+        assert aio is not None
         try:
             successor = NewRefreshToken("b" * 64, now, now + timedelta(hours=2))
             use = await aio.use_refresh("a" * 64, successor, now=now, grace=0)
@@ -59,3 +60,37 @@ def test_rows_expire_on_the_server_too(redis_store: Any) -> None:
         ttl = client.pttl(key)
         assert 0 < ttl <= (30 + 300) * 1000, key  # the row's end plus the retention margin
     assert client.pttl(f"{redis_store.key_prefix}gen:u-2") == -2  # no generation yet: nothing stored
+
+
+class _OnALoop:
+    """The asyncio twin driven from threads through one event loop: the conformance suite's
+    sync calls become coroutines, concurrent ones interleaving on the loop."""
+
+    def __init__(self, aio: Any) -> None:
+        import threading
+
+        self._aio = aio
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._aio, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return asyncio.run_coroutine_threadsafe(method(*args, **kwargs), self._loop).result(timeout=30)
+
+        return call
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._aio.aclose(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+
+class TestAsyncRedisSessionStore(SessionStoreConformance):
+    @pytest.fixture
+    def session_store(self, redis_store: Any) -> Any:
+        adapter = _OnALoop(redis_store.aio)
+        yield adapter
+        adapter.close()
