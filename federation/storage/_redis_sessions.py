@@ -12,7 +12,8 @@ Layout (``p`` is ``key_prefix``, default ``federation:``)::
 
     p session:<sid>          hash: user_id issued_at expires_at refreshed_at revoked_at generation
     p refresh:<hash>         hash: session_id issued_at expires_at used_at
-    p user:<uid>:sessions    zset: session ids by issued_at (sessions_of, user_state)
+    p user:<uid>:sessions    zset: session ids by issued_at (sessions_of)
+    p user:<uid>:revoked     zset: revoked session ids by expiry (user_state: no scan of the live ones)
     p user:<uid>:jtis        zset: revoked jtis by expiry (user_state)
     p gen:<uid>              the user's generation (never expires)
     p claim:<sha256>         a single-use URL token's claim
@@ -101,6 +102,13 @@ local function extend(key, at)  -- a set of many rows lives as long as its longe
   local ms = math.ceil((tonumber(at) + retain) * 1000)
   if redis.call('PEXPIRETIME', key) < ms then redis.call('PEXPIREAT', key, string.format('%d', ms)) end
 end
+local function mark_revoked(skey, sid)  -- user_state reads these, never the live sessions
+  local row = redis.call('HMGET', skey, 'user_id', 'expires_at')
+  local rkey = p .. 'user:' .. row[1] .. ':revoked'
+  redis.call('ZADD', rkey, row[2], sid)
+  extend(rkey, row[2])
+  redis.call('PUBLISH', p .. 'invalidate', row[1])
+end
 """
 
 SCRIPTS: dict[str, str] = {
@@ -113,6 +121,7 @@ redis.call('HSET', key, 'user_id', ARGV[4], 'issued_at', ARGV[5], 'expires_at', 
            'refreshed_at', ARGV[7], 'revoked_at', ARGV[8], 'generation', ARGV[9])
 expire_at(key, ARGV[6])
 redis.call('ZADD', p .. 'expiry:sessions', ARGV[6], sid)
+if ARGV[8] ~= '' then mark_revoked(key, sid) end
 local user_sessions = p .. 'user:' .. ARGV[4] .. ':sessions'
 redis.call('ZADD', user_sessions, ARGV[5], sid)
 extend(user_sessions, ARGV[6])
@@ -150,7 +159,7 @@ elseif now - tonumber(used) <= tonumber(ARGV[5]) then
   outcome = 'grace'
 else
   redis.call('HSET', skey, 'revoked_at', ARGV[4])
-  redis.call('PUBLISH', p .. 'invalidate', redis.call('HGET', skey, 'user_id'))
+  mark_revoked(skey, sid)
   return {'reused', session_of(sid)}
 end
 local nkey = p .. 'refresh:' .. ARGV[6]
@@ -182,7 +191,7 @@ if redis.call('EXISTS', key) == 0 then return false end
 local revoked = redis.call('HGET', key, 'revoked_at')
 if not revoked or revoked == '' then
   redis.call('HSET', key, 'revoked_at', ARGV[4])
-  redis.call('PUBLISH', p .. 'invalidate', redis.call('HGET', key, 'user_id'))
+  mark_revoked(key, ARGV[3])
 end
 return session_of(ARGV[3])
 """,
@@ -214,16 +223,7 @@ return generation
 local uid = ARGV[3]
 local now = tonumber(ARGV[4])
 local generation = redis.call('GET', p .. 'gen:' .. uid) or '0'
-local revoked = {}
-local ukey = p .. 'user:' .. uid .. ':sessions'
-for _, sid in ipairs(redis.call('ZRANGE', ukey, 0, -1)) do
-  local row = redis.call('HMGET', p .. 'session:' .. sid, 'expires_at', 'revoked_at')
-  if not row[1] then
-    redis.call('ZREM', ukey, sid)  -- the server expired the session: forget it here too
-  elseif row[2] and row[2] ~= '' and tonumber(row[1]) > now then
-    table.insert(revoked, sid)
-  end
-end
+local revoked = redis.call('ZRANGEBYSCORE', p .. 'user:' .. uid .. ':revoked', '(' .. ARGV[4], '+inf')
 local jtis = redis.call('ZRANGEBYSCORE', p .. 'user:' .. uid .. ':jtis', '(' .. ARGV[4], '+inf')
 return {generation, revoked, jtis}
 """,
@@ -278,7 +278,10 @@ local count = 0
 for _, sid in ipairs(redis.call('ZRANGEBYSCORE', p .. 'expiry:sessions', '-inf', now)) do
   local key = p .. 'session:' .. sid
   local uid = redis.call('HGET', key, 'user_id')
-  if uid then redis.call('ZREM', p .. 'user:' .. uid .. ':sessions', sid) end
+  if uid then
+    redis.call('ZREM', p .. 'user:' .. uid .. ':sessions', sid)
+    redis.call('ZREM', p .. 'user:' .. uid .. ':revoked', sid)
+  end
   count = count + redis.call('DEL', key)
 end
 redis.call('ZREMRANGEBYSCORE', p .. 'expiry:sessions', '-inf', now)
@@ -508,6 +511,8 @@ class Invalidations:
                         user_id = _text(message["data"])
                         self._each(lambda h, uid=user_id: h[0](uid))  # type: ignore[misc]
             except redis.RedisError:
+                if self._stop.is_set():
+                    break
                 if self.lost_at is None:
                     # What memory holds was true until now; from now on news may be missed.
                     self.lost_at = time.monotonic()
