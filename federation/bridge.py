@@ -309,7 +309,12 @@ class Bridge:
         if store is None:
             # A missing driver is a ConfigError saying what to install, not an ImportError.
             url = check_storage_url(self.config.storage or DEFAULT_STORAGE, self.config.base_dir)
-            store = self._own_store = SQLStore(url)
+            if self.config.storage_async:
+                from .storage import AsyncSQLStore
+
+                store = self._own_store = AsyncSQLStore(url)
+            else:
+                store = self._own_store = SQLStore(url)
         # The audit= argument wins; else the config's audit: ("log" unless set).
         audit = self._audit_option if self._audit_option is not None else self.config.audit
         sink: AuditSink

@@ -286,6 +286,9 @@ class Provisioner:
         """Async twin of :meth:`read_user`."""
         if not is_async_store(self.store):
             return await asyncio.to_thread(self.read_user, user_id)
+        reader = getattr(self.store, "aread_user", None)
+        if reader is not None:
+            return cast("User | None", await reader(user_id))
         return await self._arun(lambda: _get_user(user_id))
 
     def touch(self, user_id: str) -> User | None:

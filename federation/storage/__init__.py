@@ -103,6 +103,7 @@ from ._session_protocol import (
 if TYPE_CHECKING:
     from ._redis_sessions import AsyncRedisSessionStore, RedisSessionStore
     from ._sql import SCHEMA_VERSION, SQLStore, resolve_url
+    from ._sql_async import AsyncSQLStore
     from ._sql_sessions import SQLSessionStore
 
 __all__ = [
@@ -131,6 +132,7 @@ __all__ = [
     "USER_UPDATED",
     "AsyncLoginReads",
     "AsyncRedisSessionStore",
+    "AsyncSQLStore",
     "AsyncStore",
     "AsyncStoreTransaction",
     "AttemptState",
@@ -194,6 +196,14 @@ def __getattr__(name: str) -> Any:
         from . import _redis_sessions
 
         return getattr(_redis_sessions, name)
+    if name == "AsyncSQLStore":
+        try:
+            from ._sql_async import AsyncSQLStore
+        except ImportError as exc:  # greenlet or aiosqlite missing
+            raise ImportError(
+                f"AsyncSQLStore needs the async extra: pip install 'federation-bridge[async]' ({exc.name})"
+            ) from exc
+        return AsyncSQLStore
     if name == "SQLSessionStore":
         from ._sql_sessions import SQLSessionStore
 

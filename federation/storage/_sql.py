@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -81,6 +81,8 @@ if TYPE_CHECKING:
     from ._sql_sessions import SQLSessionStore
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLStore", "resolve_url"]
+
+T = TypeVar("T")
 
 #: The schema version this release reads and writes (2: the session tables and local credentials).
 SCHEMA_VERSION = 2
@@ -179,71 +181,155 @@ def _storage_error(exc: SQLAlchemyError) -> StorageError:
     return StorageError(f"the database failed ({type(exc).__name__})")
 
 
-class _SQLTransaction:
-    """The storage protocol's operations on one open connection."""
+Parsed = Callable[[Any], Any]
 
-    def __init__(self, store: SQLStore, conn: Connection) -> None:
-        self._store = store
-        self._conn = conn
 
-    def find_identity(self, issuer: str, subject: str) -> UserIdentity | None:
-        t = self._store.identities_table
-        row = self._conn.execute(select(t).where(t.c.issuer == issuer, t.c.subject == subject)).first()
-        return None if row is None else _identity(row)
+class _Statements:
+    """Each storage-protocol operation as a statement and what its result means.
 
-    def get_user(self, user_id: str) -> User | None:
-        t = self._store.users_table
-        row = self._conn.execute(select(t).where(t.c.id == user_id).with_for_update()).first()
-        return None if row is None else _user(row)
+    Written once for the sync transaction (:class:`_SQLTransaction`) and the
+    native async one (``AsyncSQLStore``): a shell only executes.
+    """
 
-    def find_users_by_email(self, email_key: str) -> Sequence[User]:
-        t = self._store.users_table
+    def __init__(self, store: SQLStore) -> None:
+        self.users = store.users_table
+        self.identities = store.identities_table
+        self.credentials = store.credentials_table
+
+    def find_identity(self, issuer: str, subject: str) -> tuple[Any, Parsed]:
+        t = self.identities
+        query = select(t).where(t.c.issuer == issuer, t.c.subject == subject)
+        return query, lambda result: _maybe(result.first(), _identity)
+
+    def get_user(self, user_id: str) -> tuple[Any, Parsed]:
+        t = self.users
+        return select(t).where(t.c.id == user_id).with_for_update(), lambda r: _maybe(r.first(), _user)
+
+    def find_users_by_email(self, email_key: str) -> tuple[Any, Parsed]:
+        t = self.users
         query = select(t).where(t.c.email_key == email_key).order_by(t.c.created_at, t.c.id)
-        return [_user(row) for row in self._conn.execute(query.with_for_update())]
+        return query.with_for_update(), lambda result: [_user(row) for row in result]
 
-    def identities_of(self, user_id: str) -> Sequence[UserIdentity]:
-        t = self._store.identities_table
+    def identities_of(self, user_id: str) -> tuple[Any, Parsed]:
+        t = self.identities
         query = select(t).where(t.c.user_id == user_id).order_by(t.c.issuer, t.c.subject)
-        return [_identity(row) for row in self._conn.execute(query)]
+        return query, lambda result: [_identity(row) for row in result]
 
-    def insert_user(self, user: NewUser) -> str:
+    def insert_user(self, user: NewUser) -> tuple[Any, str]:
         user_id = str(uuid.uuid4())
         values = {f.name: getattr(user, f.name) for f in dataclasses.fields(user)}
-        self._conn.execute(insert(self._store.users_table).values(id=user_id, **_user_columns(values)))
-        return user_id
+        return insert(self.users).values(id=user_id, **_user_columns(values)), user_id
 
-    def update_user(self, user_id: str, changes: Mapping[str, Any]) -> None:
+    def update_user(self, user_id: str, changes: Mapping[str, Any]) -> Any:
+        """The UPDATE, or None when there is nothing to change."""
         unknown = set(changes) - USER_FIELDS
         if unknown:
             raise ValueError(f"not user fields: {sorted(unknown)}")
         if not changes:
-            return
-        t = self._store.users_table
-        self._conn.execute(update(t).where(t.c.id == user_id).values(**_user_columns(changes)))
+            return None
+        t = self.users
+        return update(t).where(t.c.id == user_id).values(**_user_columns(changes))
+
+    def insert_identity(self, identity: UserIdentity) -> Any:
+        return insert(self.identities).values(
+            issuer=identity.issuer,
+            subject=identity.subject,
+            provider=identity.provider,
+            user_id=identity.user_id,
+            created_at=identity.created_at,
+        )
+
+    def delete_user(self, user_id: str) -> tuple[Any, ...]:
+        return (
+            delete(self.credentials).where(self.credentials.c.user_id == user_id),
+            delete(self.identities).where(self.identities.c.user_id == user_id),
+            delete(self.users).where(self.users.c.id == user_id),
+        )
+
+
+def _maybe(row: Row[Any] | None, parse: Callable[[Row[Any]], T]) -> T | None:
+    return None if row is None else parse(row)
+
+
+def identity_conflict(exc: IntegrityError) -> StorageConflict:
+    """What a failed identity insert means: the key is taken (a concurrent first login
+    committed it), or the user went meanwhile."""
+    if _sqlstate(exc) in (None, _UNIQUE_VIOLATION) and "FOREIGN KEY" not in str(exc.orig):
+        return DuplicateIdentity("the identity is already linked")
+    return StorageConflict("the user was removed concurrently")
+
+
+def sqlite_discipline(engine: Engine, busy_timeout: float, *, memory: bool = False) -> None:
+    """SQLite's transaction rules on ``engine`` (an async engine's ``sync_engine`` too): WAL,
+    foreign keys, ``busy_timeout``, and ``BEGIN IMMEDIATE`` for every transaction but a lone read."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        # Take transaction control from the sqlite3 module: we emit BEGIN ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("federation_unlocked_read"):
+            return  # a lone read (find_login): autocommit, no write lock
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # one writer at a time: no lost updates
+
+
+class _SQLTransaction:
+    """The storage protocol's operations on one open connection."""
+
+    def __init__(self, store: SQLStore, conn: Connection) -> None:
+        self._q = store.statements
+        self._conn = conn
+
+    def _read(self, planned: tuple[Any, Parsed]) -> Any:
+        statement, parse = planned
+        return parse(self._conn.execute(statement))
+
+    def find_identity(self, issuer: str, subject: str) -> UserIdentity | None:
+        found: UserIdentity | None = self._read(self._q.find_identity(issuer, subject))
+        return found
+
+    def get_user(self, user_id: str) -> User | None:
+        found: User | None = self._read(self._q.get_user(user_id))
+        return found
+
+    def find_users_by_email(self, email_key: str) -> Sequence[User]:
+        found: list[User] = self._read(self._q.find_users_by_email(email_key))
+        return found
+
+    def identities_of(self, user_id: str) -> Sequence[UserIdentity]:
+        found: list[UserIdentity] = self._read(self._q.identities_of(user_id))
+        return found
+
+    def insert_user(self, user: NewUser) -> str:
+        statement, user_id = self._q.insert_user(user)
+        self._conn.execute(statement)
+        return user_id
+
+    def update_user(self, user_id: str, changes: Mapping[str, Any]) -> None:
+        statement = self._q.update_user(user_id, changes)
+        if statement is not None:
+            self._conn.execute(statement)
 
     def insert_identity(self, identity: UserIdentity) -> None:
         try:
-            self._conn.execute(
-                insert(self._store.identities_table).values(
-                    issuer=identity.issuer,
-                    subject=identity.subject,
-                    provider=identity.provider,
-                    user_id=identity.user_id,
-                    created_at=identity.created_at,
-                )
-            )
+            self._conn.execute(self._q.insert_identity(identity))
         except IntegrityError as exc:
-            if _sqlstate(exc) in (None, _UNIQUE_VIOLATION) and "FOREIGN KEY" not in str(exc.orig):
-                raise DuplicateIdentity("the identity is already linked") from exc
-            raise StorageConflict("the user was removed concurrently") from exc
+            raise identity_conflict(exc) from exc
 
     def delete_user(self, user_id: str) -> None:
-        store = self._store
-        self._conn.execute(
-            delete(store.credentials_table).where(store.credentials_table.c.user_id == user_id)
-        )
-        self._conn.execute(delete(store.identities_table).where(store.identities_table.c.user_id == user_id))
-        self._conn.execute(delete(store.users_table).where(store.users_table.c.id == user_id))
+        for statement in self._q.delete_user(user_id):
+            self._conn.execute(statement)
 
 
 def _user_columns(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -459,6 +545,7 @@ class SQLStore:
             Column("version", Integer, primary_key=True, autoincrement=False),
             Column("applied_at", _UTCDateTime, nullable=False),
         )
+        self.statements = _Statements(self)
 
     @property
     def session_tables(self) -> tuple[Table, ...]:
@@ -491,27 +578,7 @@ class SQLStore:
             options.setdefault("poolclass", StaticPool)  # one connection: the data lives in it
             self._memory_lock = threading.Lock()
         engine = create_engine(url, connect_args=connect_args, **options)
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection: Any, record: Any) -> None:
-            # Take transaction control from the sqlite3 module: we emit BEGIN ourselves.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute("PRAGMA foreign_keys=ON")
-                cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-                if not memory:
-                    cursor.execute("PRAGMA journal_mode=WAL")
-                    cursor.execute("PRAGMA synchronous=NORMAL")
-            finally:
-                cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            if conn.get_execution_options().get("federation_unlocked_read"):
-                return  # a lone read (find_login): autocommit, no write lock
-            conn.exec_driver_sql("BEGIN IMMEDIATE")  # one writer at a time: no lost updates
-
+        sqlite_discipline(engine, busy_timeout, memory=memory)
         return engine
 
     def close(self) -> None:
@@ -619,19 +686,27 @@ class SQLStore:
         """The identity (issuer, subject) and its user in one read outside any transaction
         (no lock: provisioning maps on it, then re-reads under the lock); None when unknown."""
         self._ensure_schema()
-        users = self.users_table
+        with self._connection(unlocked_read=True) as conn:
+            row = conn.execute(self.login_query(), {"issuer": issuer, "subject": subject}).first()
+        return self.login_of(row)
+
+    def login_query(self) -> Select[Any]:
+        """The one statement of :meth:`find_login` (built once: building costs more than running)."""
         query = self._login_query
-        if query is None:  # built once: constructing the statement costs more than running it
-            ids = self.identities_table
+        if query is None:
+            ids, users = self.identities_table, self.users_table
             query = self._login_query = (
                 select(ids, *[c.label(f"u_{c.name}") for c in users.c])
                 .outerjoin(users, users.c.id == ids.c.user_id)
                 .where(ids.c.issuer == bindparam("issuer"), ids.c.subject == bindparam("subject"))
             )
-        with self._connection(unlocked_read=True) as conn:
-            row = conn.execute(query, {"issuer": issuer, "subject": subject}).first()
+        return query
+
+    def login_of(self, row: Row[Any] | None) -> tuple[UserIdentity, User | None] | None:
+        """What a row of :meth:`login_query` means."""
         if row is None:
             return None
+        users = self.users_table
         m = row._mapping
         user = None if m["u_id"] is None else _user_from({c.name: m[f"u_{c.name}"] for c in users.c})
         return _identity(row), user

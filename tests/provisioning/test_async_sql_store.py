@@ -1,0 +1,74 @@
+"""The native async SQL store: the storage contract on SQLAlchemy's asyncio engine (aiosqlite, psycopg).
+
+Both faces of one AsyncSQLStore pass the conformance suite (the sync engine for sync
+callers, the asyncio one for async callers); an async login never leaves the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _prov_helpers import POSTGRES_URL
+
+from federation import Bridge
+from federation.errors import ConfigError
+from federation.storage import AsyncSQLStore, is_async_store
+from federation.testing import MockIdP
+from federation.testing.storage_conformance import StoreConformance
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def async_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AsyncSQLStore]:
+    if request.param == "sqlite":
+        store = AsyncSQLStore(f"sqlite:///{tmp_path}/async-{uuid.uuid4().hex[:8]}.db")
+    else:
+        schema = request.getfixturevalue("postgres_schema")
+        store = AsyncSQLStore(POSTGRES_URL, schema=schema, table_prefix=f"a{uuid.uuid4().hex[:6]}_")
+    yield store
+    store.close()
+
+
+class TestAsyncSQLStore(StoreConformance):
+    @pytest.fixture
+    def store(self, async_store: AsyncSQLStore) -> AsyncSQLStore:
+        assert is_async_store(async_store)
+        return async_store
+
+
+def test_an_async_login_never_leaves_the_event_loop(
+    async_store: AsyncSQLStore, idp: MockIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bridge: Bridge = idp.bridge(store=async_store)
+
+    def no_threads(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("provisioning handed a step to a worker thread")
+
+    async def scenario() -> tuple[Any, Any]:
+        await async_store._aensure_schema()  # the one-time schema check, before the watch starts
+        monkeypatch.setattr("federation.provisioning._shell.asyncio.to_thread", no_threads)
+        first = await bridge.alogin(idp.mint(sub="ada", email="ada@example.com"))
+        again = await bridge.alogin(idp.mint(sub="ada", email="ada@example.com"))
+        return first, again
+
+    first, again = asyncio.run(scenario())
+    assert first.created and not again.created
+    assert first.user.id == again.user.id
+    assert async_store.read_user(first.user.id) == again.user  # the sync face sees the same row
+
+
+def test_an_in_memory_database_is_refused() -> None:
+    with pytest.raises(ConfigError, match="in-memory"):
+        AsyncSQLStore("sqlite://")
+
+
+def test_storage_async_in_the_config_builds_the_async_store(idp: MockIdP, tmp_path: Path) -> None:
+    config = idp.bridge_config(storage=f"sqlite:///{tmp_path}/users.db", storage_async=True)
+    with idp.bridge(config=config) as bridge:
+        assert isinstance(bridge.store, AsyncSQLStore)
+        result = asyncio.run(bridge.alogin(idp.mint(sub="grace")))
+        assert bridge.login(idp.mint(sub="grace")).user.id == result.user.id
