@@ -89,6 +89,13 @@ class KeysConfig(BaseModel):
         86400, ge=0, description="How long the last good key set serves during an outage."
     )
     unknown_kid_ttl: float = Field(60, ge=0, description="How long an unknown kid is remembered as unknown.")
+    ttl_jitter: float = Field(
+        0,
+        ge=0,
+        le=0.5,
+        description="Shorten each fetched key set's TTL by a random fraction up to this (0.1: up to "
+        "10%), so processes started together refetch apart.",
+    )
     timeout: float = Field(5, gt=0, le=60, description="Connect and read timeout of one fetch.")
     max_response_bytes: int = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
     max_keys: int = Field(100, ge=1, le=10000, description="A key set with more entries is refused.")
@@ -264,6 +271,11 @@ class BridgeConfig(BaseModel):
     )
     storage: str | None = Field(
         None, description="Where users live: an SQLAlchemy URL such as sqlite:///federation.db."
+    )
+    storage_async: bool = Field(
+        False,
+        description="Async callers (alogin, aauthenticate) run their transactions on SQLAlchemy's "
+        "asyncio engine (AsyncSQLStore; the async extra), never in a thread.",
     )
     provisioning: ProvisioningConfig = Field(default_factory=ProvisioningConfig)
     audit: Literal["log", "store"] = Field(

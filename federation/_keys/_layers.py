@@ -40,6 +40,7 @@ class CacheTimings:
     refresh_cooldown: float = 30
     max_stale: float = 86400
     unknown_kid_ttl: float = 60
+    ttl_jitter: float = 0  # each fetch's TTL is cut by up to this fraction, at random
 
 
 class TtlCache:

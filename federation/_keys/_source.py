@@ -74,6 +74,7 @@ class IssuerKeySource:
             refresh_cooldown=config.refresh_cooldown,
             max_stale=config.max_stale,
             unknown_kid_ttl=config.unknown_kid_ttl,
+            ttl_jitter=config.ttl_jitter,
         )
         self.state = KeyCacheState(spec.name, timings, clock)
         self._clock = clock

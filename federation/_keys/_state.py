@@ -16,6 +16,8 @@ Owns the order in which the layers are asked:
   ``max_stale`` past its TTL.
 * **success** replaces the set whole: a key the issuer dropped stops verifying at once.
 * the discovered ``jwks_uri``, reused while its document is fresh.
+* ``ttl_jitter``: each stored set's TTL is shortened by a random fraction of at most
+  that much, so a fleet started together does not refetch in lockstep.
 
 Must not: perform I/O, emit events, or block. State changes happen only inside the
 single flight (``_flight``: one fetcher at a time); the negative cache, which every
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import math
+import random
 from collections.abc import Callable
 
 from .._rfc7517 import KeySet, VerificationKey
@@ -46,9 +49,16 @@ class Miss(enum.Enum):
 class KeyCacheState:
     """Everything the cache knows about one issuer's keys."""
 
-    def __init__(self, issuer: str, timings: CacheTimings, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        timings: CacheTimings,
+        clock: Callable[[], float],
+        draw: Callable[[], float] = random.random,
+    ) -> None:
         self.issuer = issuer
         self.timings = timings
+        self._draw = draw  # uniform in [0, 1): the TTL jitter's (a test passes its own)
         self.cache = TtlCache()
         self.cooldown = Cooldown(timings.refresh_cooldown)
         self.unknown_kids = NegativeCache(timings.unknown_kid_ttl, clock)
@@ -149,7 +159,11 @@ class KeyCacheState:
         self.cooldown.begin(now, forced)
 
     def record_success(self, keyset: KeySet, ttl: float, now: float) -> None:
-        """Replace the set whole (dropped keys stop verifying at once)."""
+        """Replace the set whole (dropped keys stop verifying at once). With ``ttl_jitter`` the
+        TTL is cut by a random part of it, so processes that fetched together expire apart."""
+        jitter = self.timings.ttl_jitter
+        if jitter > 0:
+            ttl *= 1 - jitter * self._draw()
         self.cache.store(keyset, ttl, now)
         self.stale.succeeded(self.cache.fresh_until)
         self.unknown_kids.clear()
