@@ -189,32 +189,35 @@ class AsyncSQLStore(SQLStore):
     @asynccontextmanager
     async def atransaction(self) -> AsyncIterator[_AsyncSQLTransaction]:
         """One database transaction on the asyncio engine (the sync store's locking discipline)."""
-        await self._aensure_schema()
-        try:
-            async with (await self.aengine()).begin() as conn:
-                yield _AsyncSQLTransaction(self, conn)
-        except SQLAlchemyError as exc:
-            raise _storage_error(exc) from exc
+        async with self.aconnection() as conn:
+            yield _AsyncSQLTransaction(self, conn)
 
     @asynccontextmanager
-    async def _aread(self) -> AsyncIterator[AsyncConnection]:
+    async def aconnection(self, *, unlocked_read: bool = False) -> AsyncIterator[AsyncConnection]:
+        """An async connection inside a transaction (``unlocked_read``: for one read outside any);
+        database errors become :class:`~federation.errors.StorageError` or ``StorageConflict``."""
         await self._aensure_schema()
+        engine = await self.aengine()
         try:
-            async with (await self.aengine()).connect() as conn:
-                yield await conn.execution_options(**self._unlocked_async)
+            if unlocked_read:
+                async with engine.connect() as conn:
+                    yield await conn.execution_options(**self._unlocked_async)
+            else:
+                async with engine.begin() as conn:
+                    yield conn
         except SQLAlchemyError as exc:
             raise _storage_error(exc) from exc
 
     async def afind_login(self, issuer: str, subject: str) -> tuple[UserIdentity, User | None] | None:
         """Async twin of :meth:`find_login` (one unlocked read)."""
-        async with self._aread() as conn:
+        async with self.aconnection(unlocked_read=True) as conn:
             row = (await conn.execute(self.login_query(), {"issuer": issuer, "subject": subject})).first()
         return self.login_of(row)
 
     async def aread_user(self, user_id: str) -> User | None:
         """Async twin of :meth:`read_user`."""
         t = self.users_table
-        async with self._aread() as conn:
+        async with self.aconnection(unlocked_read=True) as conn:
             row = (await conn.execute(select(t).where(t.c.id == user_id))).first()
         return None if row is None else _user(row)
 

@@ -13,18 +13,25 @@ Rows that concurrent steps may create first (generations, attempts, revoked
 jtis) are written with ``INSERT ... ON CONFLICT``, so a race to create one
 never fails on the unique key.
 
+Each step is written once, as a plan (:class:`SessionPlans`: a generator that
+yields statements and receives their results); :class:`SQLSessionStore` runs
+the plans on the sync engine and, on an ``AsyncSQLStore``, its twin
+:class:`AsyncSQLSessionStore` (``store.aio``) awaits the very same plans on the
+asyncio engine.
+
 Must not: decide session policy; it stores what the session layer decides.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -40,9 +47,11 @@ from ._session_protocol import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from ._sql import SQLStore
 
-__all__ = ["SQLSessionStore"]
+__all__ = ["AsyncSQLSessionStore", "SQLSessionStore", "SessionPlans"]
 
 T = TypeVar("T")
 _ATTEMPTS = 8
@@ -50,13 +59,13 @@ _ATTEMPTS = 8
 CLAIM_PREFIX = "once:"
 
 
-def _upsert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    """An ``INSERT`` with ``ON CONFLICT`` clauses, in the connection's dialect."""
-    if conn.dialect.name == "postgresql":
+def _upsert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An ``INSERT`` with ``ON CONFLICT`` clauses, in the database's dialect."""
+    if dialect == "postgresql":
         return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
+    if dialect == "sqlite":
         return sqlite.insert(table)
-    raise StorageError(f"the session store supports SQLite and PostgreSQL, not {conn.dialect.name}")
+    raise StorageError(f"the session store supports SQLite and PostgreSQL, not {dialect}")
 
 
 def _session(m: Mapping[Any, Any]) -> SessionRecord:
@@ -71,266 +80,371 @@ def _session(m: Mapping[Any, Any]) -> SessionRecord:
     )
 
 
-class SQLSessionStore:
-    """The session store on an :class:`~federation.storage.SQLStore`'s database."""
+#: One protocol step as a plan: it yields statements and receives their results, so the
+#: sync shell (``conn.execute``) and the async one (``await conn.execute``) run the same logic.
+Plan = Generator[Any, Any, T]
+
+
+def drive(plan: Plan[T], conn: Connection) -> T:
+    """Run ``plan`` on a sync connection."""
+    try:
+        statement = next(plan)
+        while True:
+            statement = plan.send(conn.execute(statement))
+    except StopIteration as stop:
+        return cast(T, stop.value)
+
+
+async def adrive(plan: Plan[T], conn: AsyncConnection) -> T:
+    """Run ``plan`` on an async connection."""
+    try:
+        statement = next(plan)
+        while True:
+            statement = plan.send(await conn.execute(statement))
+    except StopIteration as stop:
+        return cast(T, stop.value)
+
+
+class SessionPlans:
+    """Every :class:`~federation.storage.SessionStore` step as a plan over the session tables."""
 
     def __init__(self, store: SQLStore) -> None:
-        self.sql = store
+        self.dialect = store.engine.dialect.name
+        self.returning = bool(store.engine.dialect.insert_returning)
         self.sessions = store.sessions_table
         self.refresh = store.refresh_table
         self.revoked = store.revoked_table
         self.generations = store.generations_table
         self.attempts_table = store.attempts_table
 
-    def _atomic(self, step: Callable[[Connection], T]) -> T:
-        """Run ``step`` in one transaction; a conflict (deadlock, serialization failure) runs it again.
+    def create_session(self, session: SessionRecord, refresh: NewRefreshToken | None) -> Plan[None]:
+        yield insert(self.sessions).values(
+            session_id=session.session_id,
+            user_id=session.user_id,
+            issued_at=session.issued_at,
+            expires_at=session.expires_at,
+            refreshed_at=session.refreshed_at,
+            revoked_at=session.revoked_at,
+            generation=session.generation,
+        )
+        if refresh is not None:
+            yield self._insert_refresh(session.session_id, refresh)
 
-        Any other failure (a duplicate session id, say) is no race: it raises at once.
-        """
-        self.sql._ensure_schema()
-        last: StorageConflict | None = None
-        for attempt in range(_ATTEMPTS):
-            if attempt:
-                time.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))  # noqa: S311 - jitter
-            try:
-                with self.sql._connection() as conn:
-                    return step(conn)
-            except StorageConflict as exc:
-                last = exc
-        raise StorageError(
-            f"the session store kept conflicting; gave up after {_ATTEMPTS} attempts"
-        ) from last
-
-    def _read(self, step: Callable[[Connection], T]) -> T:
-        self.sql._ensure_schema()
-        with self.sql._connection(unlocked_read=True) as conn:
-            return step(conn)
-
-    # -- sessions and refresh tokens ------------------------------------------------------
-
-    def create_session(self, session: SessionRecord, refresh: NewRefreshToken | None) -> None:
-        """Store a new session and its first refresh token."""
-
-        def step(conn: Connection) -> None:
-            conn.execute(
-                insert(self.sessions).values(
-                    session_id=session.session_id,
-                    user_id=session.user_id,
-                    issued_at=session.issued_at,
-                    expires_at=session.expires_at,
-                    refreshed_at=session.refreshed_at,
-                    revoked_at=session.revoked_at,
-                    generation=session.generation,
-                )
-            )
-            if refresh is not None:
-                self._insert_refresh(conn, session.session_id, refresh)
-
-        self._atomic(step)
-
-    def _insert_refresh(self, conn: Connection, session_id: str, refresh: NewRefreshToken) -> None:
-        conn.execute(
-            insert(self.refresh).values(
-                token_hash=refresh.token_hash,
-                session_id=session_id,
-                issued_at=refresh.issued_at,
-                expires_at=refresh.expires_at,
-            )
+    def _insert_refresh(self, session_id: str, refresh: NewRefreshToken) -> Any:
+        return insert(self.refresh).values(
+            token_hash=refresh.token_hash,
+            session_id=session_id,
+            issued_at=refresh.issued_at,
+            expires_at=refresh.expires_at,
         )
 
     def use_refresh(
-        self, token_hash: str, successor: NewRefreshToken, *, now: datetime, grace: float
-    ) -> RefreshUse:
-        """Present a refresh token (the protocol's rules), locking its row then its session's."""
+        self, token_hash: str, successor: NewRefreshToken, now: datetime, grace: float
+    ) -> Plan[RefreshUse]:
+        """The protocol's rules, locking the token row, then its session's."""
         r, s = self.refresh, self.sessions
+        token = (yield select(r).where(r.c.token_hash == token_hash).with_for_update()).first()
+        if token is None:
+            return RefreshUse("unknown")
+        t = token._mapping
+        row = (yield select(s).where(s.c.session_id == t["session_id"]).with_for_update()).first()
+        if row is None:
+            return RefreshUse("unknown")
+        session = _session(row._mapping)
+        if session.revoked_at is not None:
+            return RefreshUse("revoked", session)
+        if t["expires_at"] <= now:
+            return RefreshUse("expired", session)
+        used_at: datetime | None = t["used_at"]
+        if used_at is None:
+            yield update(r).where(r.c.token_hash == token_hash).values(used_at=now)
+            outcome = "rotated"
+        elif now - used_at <= timedelta(seconds=grace):
+            outcome = "grace"
+        else:
+            yield update(s).where(s.c.session_id == session.session_id).values(revoked_at=now)
+            return RefreshUse("reused", _replace(session, revoked_at=now))
+        yield self._insert_refresh(session.session_id, successor)
+        ends = max(session.expires_at, successor.expires_at)
+        yield update(s).where(s.c.session_id == session.session_id).values(refreshed_at=now, expires_at=ends)
+        return RefreshUse(outcome, _replace(session, refreshed_at=now, expires_at=ends))  # type: ignore[arg-type]
 
-        def step(conn: Connection) -> RefreshUse:
-            token = conn.execute(select(r).where(r.c.token_hash == token_hash).with_for_update()).first()
-            if token is None:
-                return RefreshUse("unknown")
-            t = token._mapping
-            row = conn.execute(select(s).where(s.c.session_id == t["session_id"]).with_for_update()).first()
-            if row is None:
-                return RefreshUse("unknown")
-            session = _session(row._mapping)
-            if session.revoked_at is not None:
-                return RefreshUse("revoked", session)
-            if t["expires_at"] <= now:
-                return RefreshUse("expired", session)
-            used_at: datetime | None = t["used_at"]
-            if used_at is None:
-                conn.execute(update(r).where(r.c.token_hash == token_hash).values(used_at=now))
-                outcome = "rotated"
-            elif now - used_at <= timedelta(seconds=grace):
-                outcome = "grace"
-            else:
-                conn.execute(update(s).where(s.c.session_id == session.session_id).values(revoked_at=now))
-                return RefreshUse("reused", _replace(session, revoked_at=now))
-            self._insert_refresh(conn, session.session_id, successor)
-            ends = max(session.expires_at, successor.expires_at)
-            conn.execute(
-                update(s)
-                .where(s.c.session_id == session.session_id)
-                .values(refreshed_at=now, expires_at=ends)
-            )
-            return RefreshUse(outcome, _replace(session, refreshed_at=now, expires_at=ends))  # type: ignore[arg-type]
-
-        return self._atomic(step)
-
-    def find_refresh(self, token_hash: str) -> SessionRecord | None:
-        """The session of a refresh token, or None."""
+    def find_refresh(self, token_hash: str) -> Plan[SessionRecord | None]:
         r, s = self.refresh, self.sessions
         query = select(s).join(r, r.c.session_id == s.c.session_id).where(r.c.token_hash == token_hash)
-        row = self._read(lambda conn: conn.execute(query).first())
+        row = (yield query).first()
         return None if row is None else _session(row._mapping)
 
-    def get_session(self, session_id: str) -> SessionRecord | None:
-        """The session, or None."""
+    def get_session(self, session_id: str) -> Plan[SessionRecord | None]:
         s = self.sessions
-        row = self._read(lambda conn: conn.execute(select(s).where(s.c.session_id == session_id)).first())
+        row = (yield select(s).where(s.c.session_id == session_id)).first()
         return None if row is None else _session(row._mapping)
 
-    def revoke_session(self, session_id: str, *, now: datetime) -> SessionRecord | None:
-        """Revoke a session; the first ``revoked_at`` stays."""
+    def revoke_session(self, session_id: str, now: datetime) -> Plan[SessionRecord | None]:
         s = self.sessions
+        yield update(s).where(s.c.session_id == session_id, s.c.revoked_at.is_(None)).values(revoked_at=now)
+        row = (yield select(s).where(s.c.session_id == session_id)).first()
+        return None if row is None else _session(row._mapping)
 
-        def step(conn: Connection) -> SessionRecord | None:
-            conn.execute(
-                update(s).where(s.c.session_id == session_id, s.c.revoked_at.is_(None)).values(revoked_at=now)
-            )
-            row = conn.execute(select(s).where(s.c.session_id == session_id)).first()
-            return None if row is None else _session(row._mapping)
-
-        return self._atomic(step)
-
-    # -- revocations and generations --------------------------------------------------------
-
-    def revoke_token(self, jti: str, *, user_id: str, expires_at: datetime) -> None:
-        """Refuse an access token until it expires (idempotent)."""
+    def revoke_token(self, jti: str, user_id: str, expires_at: datetime) -> Plan[None]:
         v = self.revoked
+        stmt = _upsert(self.dialect, v).values(jti=jti, user_id=user_id, expires_at=expires_at)
+        # The later expiry wins: a second revocation never shortens the first.
+        yield stmt.on_conflict_do_update(
+            index_elements=[v.c.jti],
+            set_={"expires_at": stmt.excluded.expires_at},
+            where=v.c.expires_at < stmt.excluded.expires_at,
+        )
 
-        def step(conn: Connection) -> None:
-            stmt = _upsert(conn, v).values(jti=jti, user_id=user_id, expires_at=expires_at)
-            # The later expiry wins: a second revocation never shortens the first.
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[v.c.jti],
-                    set_={"expires_at": stmt.excluded.expires_at},
-                    where=v.c.expires_at < stmt.excluded.expires_at,
-                )
-            )
-
-        self._atomic(step)
-
-    def claim_once(self, key: str, *, expires_at: datetime) -> bool:
-        """True the first time ``key`` is claimed: one insert that a second claim conflicts with.
-
-        Kept in the revoked-token table under the user id ``""`` (no user has it), so
-        ``purge`` forgets it once it expires and no schema change was needed.
-        """
+    def claim_once(self, key: str, expires_at: datetime) -> Plan[bool]:
+        """One insert that a second claim conflicts with, in the revoked-token table under the
+        user id ``""`` (no user has it): ``purge`` forgets it once it expires."""
         v = self.revoked
         marker = CLAIM_PREFIX + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        stmt = _upsert(self.dialect, v).values(jti=marker, user_id="", expires_at=expires_at)
+        stmt = stmt.on_conflict_do_nothing(index_elements=[v.c.jti])
+        if self.returning:  # rowcount is not reliable through every driver
+            return (yield stmt.returning(v.c.jti)).first() is not None
+        return bool((yield stmt).rowcount == 1)
 
-        def step(conn: Connection) -> bool:
-            stmt = _upsert(conn, v).values(jti=marker, user_id="", expires_at=expires_at)
-            stmt = stmt.on_conflict_do_nothing(index_elements=[v.c.jti])
-            if conn.dialect.insert_returning:  # rowcount is not reliable through every driver
-                return conn.execute(stmt.returning(v.c.jti)).first() is not None
-            return bool(conn.execute(stmt).rowcount == 1)
-
-        return self._atomic(step)
-
-    def bump_generation(self, user_id: str) -> int:
-        """Increment the user's generation: one upsert, the row locked until commit."""
+    def bump_generation(self, user_id: str) -> Plan[int]:
+        """One upsert; the row stays locked until commit."""
         g = self.generations
+        stmt = _upsert(self.dialect, g).values(user_id=user_id, generation=1)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[g.c.user_id], set_={"generation": g.c.generation + 1}
+        )
+        if self.returning:  # PostgreSQL; SQLite from 3.35
+            return int((yield stmt.returning(g.c.generation)).scalar_one())
+        # Older SQLite: BEGIN IMMEDIATE holds the write lock, so the read sees our write.
+        yield stmt
+        return int((yield select(g.c.generation).where(g.c.user_id == user_id)).scalar_one())
 
-        def step(conn: Connection) -> int:
-            stmt = _upsert(conn, g).values(user_id=user_id, generation=1)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[g.c.user_id], set_={"generation": g.c.generation + 1}
-            )
-            if conn.dialect.insert_returning:  # PostgreSQL; SQLite from 3.35
-                return int(conn.execute(stmt.returning(g.c.generation)).scalar_one())
-            # Older SQLite: BEGIN IMMEDIATE holds the write lock, so the read sees our write.
-            conn.execute(stmt)
-            return int(conn.execute(select(g.c.generation).where(g.c.user_id == user_id)).scalar_one())
-
-        return self._atomic(step)
-
-    def user_state(self, user_id: str, *, now: datetime) -> UserSessionState:
-        """The user's generation and live revocations, in one connection."""
+    def user_state(self, user_id: str, now: datetime) -> Plan[UserSessionState]:
         g, s, v = self.generations, self.sessions, self.revoked
+        generation = (yield select(g.c.generation).where(g.c.user_id == user_id)).scalar()
+        sessions = (
+            yield select(s.c.session_id).where(
+                s.c.user_id == user_id, s.c.revoked_at.is_not(None), s.c.expires_at > now
+            )
+        ).scalars()
+        revoked_sessions = frozenset(sessions)
+        jtis = (yield select(v.c.jti).where(v.c.user_id == user_id, v.c.expires_at > now)).scalars()
+        return UserSessionState(int(generation or 0), revoked_sessions, frozenset(jtis))
 
-        def step(conn: Connection) -> UserSessionState:
-            generation = conn.execute(select(g.c.generation).where(g.c.user_id == user_id)).scalar()
-            sessions = conn.execute(
-                select(s.c.session_id).where(
-                    s.c.user_id == user_id, s.c.revoked_at.is_not(None), s.c.expires_at > now
-                )
-            ).scalars()
-            revoked_sessions = frozenset(sessions)
-            jtis = conn.execute(select(v.c.jti).where(v.c.user_id == user_id, v.c.expires_at > now)).scalars()
-            return UserSessionState(int(generation or 0), revoked_sessions, frozenset(jtis))
-
-        return self._read(step)
-
-    def sessions_of(self, user_id: str, *, now: datetime) -> Sequence[SessionRecord]:
-        """The user's live sessions, oldest first."""
+    def sessions_of(self, user_id: str, now: datetime) -> Plan[list[SessionRecord]]:
         s = self.sessions
         query = (
             select(s)
             .where(s.c.user_id == user_id, s.c.revoked_at.is_(None), s.c.expires_at > now)
             .order_by(s.c.issued_at, s.c.session_id)
         )
-        return self._read(lambda conn: [_session(row._mapping) for row in conn.execute(query)])
+        return [_session(row._mapping) for row in (yield query)]
 
-    # -- attempts -------------------------------------------------------------------------
+    def record_failure(
+        self, key: str, now: datetime, max_attempts: int, lockout: float
+    ) -> Plan[AttemptState]:
+        a = self.attempts_table
+        # Make sure the row exists (a racing first failure just finds it), then lock it:
+        # concurrent failures under one key queue on the row lock and each counts.
+        zero = _upsert(self.dialect, a).values(key=key, failures=0, locked_until=None, lockouts=0)
+        yield zero.on_conflict_do_nothing(index_elements=[a.c.key])
+        row = (yield select(a).where(a.c.key == key).with_for_update()).one()
+        state = after_failure(_attempt(row._mapping), now=now, max_attempts=max_attempts, lockout=lockout)
+        yield (
+            update(a)
+            .where(a.c.key == key)
+            .values(failures=state.failures, locked_until=state.locked_until, lockouts=state.lockouts)
+        )
+        return state
+
+    def attempts(self, key: str) -> Plan[AttemptState]:
+        a = self.attempts_table
+        row = (yield select(a).where(a.c.key == key)).first()
+        return AttemptState() if row is None else _attempt(row._mapping)
+
+    def clear_attempts(self, key: str) -> Plan[None]:
+        a = self.attempts_table
+        yield delete(a).where(a.c.key == key)
+
+    def purge(self, now: datetime) -> Plan[int]:
+        r, s, v = self.refresh, self.sessions, self.revoked
+        ended = select(s.c.session_id).where(s.c.expires_at <= now)
+        count = (yield delete(r).where((r.c.expires_at <= now) | r.c.session_id.in_(ended))).rowcount
+        count += (yield delete(s).where(s.c.expires_at <= now)).rowcount
+        count += (yield delete(v).where(v.c.expires_at <= now)).rowcount
+        return int(count)
+
+
+class SQLSessionStore:
+    """The session store on an :class:`~federation.storage.SQLStore`'s database.
+
+    On an :class:`~federation.storage.AsyncSQLStore`, :attr:`aio` is its asyncio
+    twin: the same plans on the asyncio engine, for async callers.
+    """
+
+    def __init__(self, store: SQLStore) -> None:
+        self.sql = store
+        self.plans = SessionPlans(store)
+        self.aio: AsyncSQLSessionStore | None = None
+        if callable(getattr(store, "aengine", None)):
+            self.aio = AsyncSQLSessionStore(self)
+
+    def _atomic(self, plan: Callable[[], Plan[T]]) -> T:
+        """Run the plan in one transaction; a conflict (deadlock, serialization failure) runs it
+        again, up to 8 times. Any other failure (a duplicate session id, say) raises at once."""
+        self.sql._ensure_schema()
+        last: StorageConflict | None = None
+        for attempt in range(_ATTEMPTS):
+            if attempt:
+                time.sleep(_jitter(attempt))
+            try:
+                with self.sql._connection() as conn:
+                    return drive(plan(), conn)
+            except StorageConflict as exc:
+                last = exc
+        raise _gave_up() from last
+
+    def _read(self, plan: Plan[T]) -> T:
+        self.sql._ensure_schema()
+        with self.sql._connection(unlocked_read=True) as conn:
+            return drive(plan, conn)
+
+    def create_session(self, session: SessionRecord, refresh: NewRefreshToken | None) -> None:
+        """Store a new session and its first refresh token."""
+        self._atomic(lambda: self.plans.create_session(session, refresh))
+
+    def use_refresh(
+        self, token_hash: str, successor: NewRefreshToken, *, now: datetime, grace: float
+    ) -> RefreshUse:
+        """Present a refresh token (the protocol's rules), locking its row then its session's."""
+        return self._atomic(lambda: self.plans.use_refresh(token_hash, successor, now, grace))
+
+    def find_refresh(self, token_hash: str) -> SessionRecord | None:
+        """The session of a refresh token, or None."""
+        return self._read(self.plans.find_refresh(token_hash))
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        """The session, or None."""
+        return self._read(self.plans.get_session(session_id))
+
+    def revoke_session(self, session_id: str, *, now: datetime) -> SessionRecord | None:
+        """Revoke a session; the first ``revoked_at`` stays."""
+        return self._atomic(lambda: self.plans.revoke_session(session_id, now))
+
+    def revoke_token(self, jti: str, *, user_id: str, expires_at: datetime) -> None:
+        """Refuse an access token until it expires (idempotent)."""
+        self._atomic(lambda: self.plans.revoke_token(jti, user_id, expires_at))
+
+    def claim_once(self, key: str, *, expires_at: datetime) -> bool:
+        """True the first time ``key`` is claimed."""
+        return self._atomic(lambda: self.plans.claim_once(key, expires_at))
+
+    def bump_generation(self, user_id: str) -> int:
+        """Increment the user's generation."""
+        return self._atomic(lambda: self.plans.bump_generation(user_id))
+
+    def user_state(self, user_id: str, *, now: datetime) -> UserSessionState:
+        """The user's generation and live revocations, in one connection."""
+        return self._read(self.plans.user_state(user_id, now))
+
+    def sessions_of(self, user_id: str, *, now: datetime) -> Sequence[SessionRecord]:
+        """The user's live sessions, oldest first."""
+        return self._read(self.plans.sessions_of(user_id, now))
 
     def record_failure(self, key: str, *, now: datetime, max_attempts: int, lockout: float) -> AttemptState:
         """Count a failed attempt; lock when the count reaches ``max_attempts``."""
-        a = self.attempts_table
-
-        def step(conn: Connection) -> AttemptState:
-            # Make sure the row exists (a racing first failure just finds it), then lock it:
-            # concurrent failures under one key queue on the row lock and each counts.
-            zero = _upsert(conn, a).values(key=key, failures=0, locked_until=None, lockouts=0)
-            conn.execute(zero.on_conflict_do_nothing(index_elements=[a.c.key]))
-            row = conn.execute(select(a).where(a.c.key == key).with_for_update()).one()
-            state = after_failure(_attempt(row._mapping), now=now, max_attempts=max_attempts, lockout=lockout)
-            conn.execute(
-                update(a)
-                .where(a.c.key == key)
-                .values(failures=state.failures, locked_until=state.locked_until, lockouts=state.lockouts)
-            )
-            return state
-
-        return self._atomic(step)
+        return self._atomic(lambda: self.plans.record_failure(key, now, max_attempts, lockout))
 
     def attempts(self, key: str) -> AttemptState:
         """The attempt state under ``key``."""
-        a = self.attempts_table
-        row = self._read(lambda conn: conn.execute(select(a).where(a.c.key == key)).first())
-        return AttemptState() if row is None else _attempt(row._mapping)
+        return self._read(self.plans.attempts(key))
 
     def clear_attempts(self, key: str) -> None:
         """Forget ``key``'s failures."""
-        a = self.attempts_table
-        self._atomic(lambda conn: conn.execute(delete(a).where(a.c.key == key)))
+        self._atomic(lambda: self.plans.clear_attempts(key))
 
     def purge(self, *, now: datetime) -> int:
         """Delete sessions, refresh tokens and revoked jtis that ended before ``now``."""
-        r, s, v = self.refresh, self.sessions, self.revoked
+        return self._atomic(lambda: self.plans.purge(now))
 
-        def step(conn: Connection) -> int:
-            ended = select(s.c.session_id).where(s.c.expires_at <= now)
-            count = conn.execute(
-                delete(r).where((r.c.expires_at <= now) | r.c.session_id.in_(ended))
-            ).rowcount
-            count += conn.execute(delete(s).where(s.c.expires_at <= now)).rowcount
-            count += conn.execute(delete(v).where(v.c.expires_at <= now)).rowcount
-            return int(count)
 
-        return self._atomic(step)
+class AsyncSQLSessionStore:
+    """The asyncio twin of :class:`SQLSessionStore` (``store.aio``): the same plans, awaited."""
+
+    def __init__(self, sync: SQLSessionStore) -> None:
+        self.sql: Any = sync.sql  # an AsyncSQLStore
+        self.plans = sync.plans
+
+    async def _atomic(self, plan: Callable[[], Plan[T]]) -> T:
+        last: StorageConflict | None = None
+        for attempt in range(_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(_jitter(attempt))
+            try:
+                async with self.sql.aconnection() as conn:
+                    return await adrive(plan(), conn)
+            except StorageConflict as exc:
+                last = exc
+        raise _gave_up() from last
+
+    async def _read(self, plan: Plan[T]) -> T:
+        async with self.sql.aconnection(unlocked_read=True) as conn:
+            return await adrive(plan, conn)
+
+    async def create_session(self, session: SessionRecord, refresh: NewRefreshToken | None) -> None:
+        await self._atomic(lambda: self.plans.create_session(session, refresh))
+
+    async def use_refresh(
+        self, token_hash: str, successor: NewRefreshToken, *, now: datetime, grace: float
+    ) -> RefreshUse:
+        return await self._atomic(lambda: self.plans.use_refresh(token_hash, successor, now, grace))
+
+    async def find_refresh(self, token_hash: str) -> SessionRecord | None:
+        return await self._read(self.plans.find_refresh(token_hash))
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        return await self._read(self.plans.get_session(session_id))
+
+    async def revoke_session(self, session_id: str, *, now: datetime) -> SessionRecord | None:
+        return await self._atomic(lambda: self.plans.revoke_session(session_id, now))
+
+    async def revoke_token(self, jti: str, *, user_id: str, expires_at: datetime) -> None:
+        await self._atomic(lambda: self.plans.revoke_token(jti, user_id, expires_at))
+
+    async def claim_once(self, key: str, *, expires_at: datetime) -> bool:
+        return await self._atomic(lambda: self.plans.claim_once(key, expires_at))
+
+    async def bump_generation(self, user_id: str) -> int:
+        return await self._atomic(lambda: self.plans.bump_generation(user_id))
+
+    async def user_state(self, user_id: str, *, now: datetime) -> UserSessionState:
+        return await self._read(self.plans.user_state(user_id, now))
+
+    async def sessions_of(self, user_id: str, *, now: datetime) -> Sequence[SessionRecord]:
+        return await self._read(self.plans.sessions_of(user_id, now))
+
+    async def record_failure(
+        self, key: str, *, now: datetime, max_attempts: int, lockout: float
+    ) -> AttemptState:
+        return await self._atomic(lambda: self.plans.record_failure(key, now, max_attempts, lockout))
+
+    async def attempts(self, key: str) -> AttemptState:
+        return await self._read(self.plans.attempts(key))
+
+    async def clear_attempts(self, key: str) -> None:
+        await self._atomic(lambda: self.plans.clear_attempts(key))
+
+    async def purge(self, *, now: datetime) -> int:
+        return await self._atomic(lambda: self.plans.purge(now))
+
+
+def _jitter(attempt: int) -> float:
+    return random.uniform(0, min(0.05, 0.002 * 2**attempt))  # noqa: S311 - jitter, not a secret
+
+
+def _gave_up() -> StorageError:
+    return StorageError(f"the session store kept conflicting; gave up after {_ATTEMPTS} attempts")
 
 
 def _attempt(m: Mapping[Any, Any]) -> AttemptState:

@@ -8,34 +8,14 @@ table prefix; its tables are dropped at the end.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from _session_services import REDIS_URL, REQUIRE_SERVICES
+from _session_services import POSTGRES_URL, REDIS_URL, REQUIRE_SERVICES, postgres_reachable
 
 from federation.storage import SQLStore
-
-POSTGRES_URL = os.environ.get(
-    "FEDERATION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-def _postgres_reachable() -> None:
-    from sqlalchemy import create_engine, text
-
-    try:
-        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:  # any failure to reach the server
-        message = f"PostgreSQL not reachable at {POSTGRES_URL} ({type(exc).__name__})"
-        if REQUIRE_SERVICES:
-            pytest.fail(message + "; FEDERATION_REQUIRE_SERVICES=1 forbids skipping")
-        pytest.skip(message)
 
 
 @pytest.fixture
@@ -47,7 +27,7 @@ def sql_store_factory(tmp_path: Path) -> Iterator[Callable[[str], SQLStore]]:
         if kind == "sqlite":
             store = SQLStore(f"sqlite:///{tmp_path}/s-{uuid.uuid4().hex[:8]}.db")
         else:
-            _postgres_reachable()
+            postgres_reachable()
             store = SQLStore(POSTGRES_URL, table_prefix=f"s{uuid.uuid4().hex[:8]}_")
         opened.append(store)
         return store

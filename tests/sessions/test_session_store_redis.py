@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from _session_services import OnALoop
 
 from federation.errors import RevocationUnavailable
 from federation.storage import NewRefreshToken, SessionRecord
@@ -62,35 +63,9 @@ def test_rows_expire_on_the_server_too(redis_store: Any) -> None:
     assert client.pttl(f"{redis_store.key_prefix}gen:u-2") == -2  # no generation yet: nothing stored
 
 
-class _OnALoop:
-    """The asyncio twin driven from threads through one event loop: the conformance suite's
-    sync calls become coroutines, concurrent ones interleaving on the loop."""
-
-    def __init__(self, aio: Any) -> None:
-        import threading
-
-        self._aio = aio
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._aio, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return asyncio.run_coroutine_threadsafe(method(*args, **kwargs), self._loop).result(timeout=30)
-
-        return call
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._aio.aclose(), self._loop).result(timeout=30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-
-
 class TestAsyncRedisSessionStore(SessionStoreConformance):
     @pytest.fixture
     def session_store(self, redis_store: Any) -> Any:
-        adapter = _OnALoop(redis_store.aio)
+        adapter = OnALoop(redis_store.aio)
         yield adapter
         adapter.close()

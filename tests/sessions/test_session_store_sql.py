@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from _session_services import POSTGRES_URL, postgres_reachable
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -25,7 +28,7 @@ from sqlalchemy import (
 )
 
 from federation import Bridge
-from federation.errors import DuplicateIdentity, StorageError
+from federation.errors import DuplicateIdentity, StorageError, TokenRevoked
 from federation.provisioning import DefaultMapping, Provisioner
 from federation.storage import NewRefreshToken, NewUser, SessionRecord, SQLStore
 from federation.testing import MockIdP
@@ -231,3 +234,67 @@ def test_a_version_1_database_with_data_upgrades_on_first_use(
             assert conn.execute(select(upgraded.users_table.c.id)).scalars().all() == ["u-1"]
     finally:
         upgraded.close()
+
+
+@pytest.fixture(params=KINDS)
+def async_sql_store(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    from federation.storage import AsyncSQLStore
+
+    if request.param == "sqlite":
+        store = AsyncSQLStore(f"sqlite:///{tmp_path}/async-sessions.db")
+    else:
+        postgres_reachable()
+        store = AsyncSQLStore(POSTGRES_URL, table_prefix=f"as{uuid.uuid4().hex[:8]}_")
+    yield store
+    if store.engine.dialect.name == "postgresql":
+        store.metadata.drop_all(store.engine)
+    store.close()
+
+
+@pytest.mark.parametrize("check", SESSION_CHECKS, ids=check_id)
+def test_the_asyncio_twin_keeps_the_protocol(async_sql_store: Any, check: Any) -> None:
+    from _session_services import OnALoop
+
+    twin = async_sql_store.session_store().aio
+    assert twin is not None
+    adapter = OnALoop(twin)
+    try:
+        check(adapter)
+    finally:
+        adapter.close()
+
+
+def test_a_sync_sql_store_has_no_asyncio_twin(sql_store_factory: Callable[[str], SQLStore]) -> None:
+    assert sql_store_factory("sqlite").session_store().aio is None
+
+
+def test_an_asgi_app_on_the_async_store_never_hops_to_a_thread(
+    async_sql_store: Any, idp: MockIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from federation.sessions import generate_private_key_pem
+
+    config = idp.bridge_config(sessions={"issuer": "https://app.test", "keys": [{"env": "K"}]})
+    bridge = idp.bridge(
+        config=config, store=async_sql_store, environ={"K": generate_private_key_pem("ES256").decode()}
+    )
+    async_sql_store.init_schema()
+
+    def no_threads(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a step went to a worker thread")
+
+    monkeypatch.setattr("federation.provisioning._shell.asyncio.to_thread", no_threads)
+    monkeypatch.setattr("federation._sessions._service.asyncio.to_thread", no_threads)
+
+    async def scenario() -> tuple[str, str, str, bool]:
+        session = await bridge.aexchange(idp.mint(sub="ada"))
+        assert session.refresh_token is not None
+        renewed = await bridge.arefresh(session.refresh_token)
+        principal = await bridge.aauthenticate(renewed.access_token)
+        revoked = await bridge.arevoke(renewed.access_token)
+        return session.user.id, principal.user.id, renewed.access_token, revoked
+
+    first, second, token, revoked = asyncio.run(scenario())
+    assert first == second and revoked
+    monkeypatch.undo()
+    with pytest.raises(TokenRevoked):
+        bridge.authenticate(token)  # the sync face reads what the async one wrote
