@@ -18,6 +18,7 @@ import argparse
 import json
 from datetime import datetime, timezone
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 from .config import BridgeConfig, load_config
 from .errors import ConfigError
@@ -136,5 +137,18 @@ def describe_sessions(config: BridgeConfig) -> str | None:
     what = "a shared secret" if ring.algorithm == "HS256" else f"{count} key{'s' if count != 1 else ''}"
     return (
         f"sessions {config.sessions.issuer}: ok ({ring.algorithm}, {what}, "
-        f"signing kid {ring.signing_key.kid}, revocation {config.sessions.revocation})"
+        f"signing kid {ring.signing_key.kid}, revocation {display_revocation(config.sessions.revocation)})"
     )
+
+
+def display_revocation(value: str) -> str:
+    """``sessions.revocation`` as it may be shown: a Redis URL without its password."""
+    if not value.startswith(("redis://", "rediss://")):
+        return value
+    parts = urlsplit(value)
+    if parts.password is None:
+        return value
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, ""))

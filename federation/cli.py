@@ -224,6 +224,20 @@ def _check_config(args: argparse.Namespace, out: TextIO) -> int:
             unavailable.append(f"keys of {iss} ({report.failed[iss]})")
         else:
             out.write(f"probe    keys of {iss}: fetched\n")
+    revocation = config.sessions.revocation if config.sessions is not None else "store"
+    if revocation.startswith(("redis://", "rediss://")):
+        from ._cli_sessions import display_revocation
+        from .storage import RedisSessionStore
+
+        where = display_revocation(revocation)
+        redis_store = RedisSessionStore.from_url(revocation)
+        try:
+            reachable = redis_store.ping()
+        finally:
+            redis_store.close()
+        out.write(f"probe    revocation {where}: {'ok' if reachable else 'unavailable'}\n")
+        if not reachable:
+            unavailable.append(f"revocation store {where}")
     if url is not None:
         try:
             state = probe_store(url)

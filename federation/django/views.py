@@ -59,6 +59,12 @@ DEFAULT_URL_TOKEN_MAX_AGE = 120
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
+def _no_sign_in() -> JsonResponse:
+    """404: no issuer entry of that name offers a sign-in."""
+    body = {"error": "not_found", "detail": "no sign-in is configured for this issuer"}
+    return JsonResponse(body, status=404)
+
+
 class _Metadata:
     """Each provider's discovery document, fetched once an hour per process."""
 
@@ -185,9 +191,7 @@ def login(request: HttpRequest, issuer: str) -> HttpResponse:
     """Start the sign-in at ``issuer`` (an entry's ``name:``, else its provider)."""
     entry = _clients().get(issuer)
     if entry is None:
-        return JsonResponse(
-            {"error": "not_found", "detail": "no sign-in is configured for this issuer"}, status=404
-        )
+        return _no_sign_in()
     redirect_uri = _callback_uri(request, issuer)
     try:
         endpoints = _metadata.get(entry.discovery_url, _transport())
@@ -224,9 +228,7 @@ def callback(request: HttpRequest, issuer: str) -> HttpResponse:
     """The provider's redirect back: the code exchanged, the id token verified, the user signed in."""
     entry = _clients().get(issuer)
     if entry is None:
-        return JsonResponse(
-            {"error": "not_found", "detail": "no sign-in is configured for this issuer"}, status=404
-        )
+        return _no_sign_in()
     state = request.GET.get("state") or ""
     pending = dict(request.session.get(SESSION_KEY) or {})
     data = pending.pop(state, None) if state else None

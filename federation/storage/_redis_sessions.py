@@ -18,7 +18,7 @@ Layout (``p`` is ``key_prefix``, default ``federation:``)::
     p gen:<uid>              the user's generation (never expires)
     p claim:<sha256>         a single-use URL token's claim
     p attempts:<key>         hash: failures locked_until lockouts
-    p expiry:{sessions,refresh,jtis}   zsets by expiry: what purge() deletes
+    p expiry:{sessions,refresh,jtis,claims}   zsets by expiry: what purge() deletes
 
 Times are Unix seconds as Python writes floats (``repr``: exact round trip).
 Rows carry a Redis expiry too (the end of their use plus ``retain`` seconds,
@@ -128,7 +128,7 @@ extend(user_sessions, ARGV[6])
 -- Index entries whose rows the server has expired already (by its own clock): purge() need
 -- not see them.
 local stale = tostring(tonumber(redis.call('TIME')[1]) - retain - 1)
-for _, name in ipairs({'sessions', 'refresh', 'jtis'}) do
+for _, name in ipairs({'sessions', 'refresh', 'jtis', 'claims'}) do
   redis.call('ZREMRANGEBYSCORE', p .. 'expiry:' .. name, '-inf', stale)
 end
 if ARGV[10] then
@@ -206,11 +206,12 @@ redis.call('ZADD', p .. 'expiry:jtis', ARGV[5], ARGV[4] .. '\\0' .. ARGV[3])
 redis.call('PUBLISH', p .. 'invalidate', ARGV[4])
 return 1
 """,
-    # ARGV: p retain claim_hash expires_ms
+    # ARGV: p retain claim_hash expires_ms expires_at
     "claim_once": """
 local ok = redis.call('SET', p .. 'claim:' .. ARGV[3], '1', 'NX', 'PXAT', ARGV[4])
-if ok then return 1 end
-return 0
+if not ok then return 0 end
+redis.call('ZADD', p .. 'expiry:claims', ARGV[5], ARGV[3])
+return 1
 """,
     # ARGV: p retain user
     "bump_generation": """
@@ -297,6 +298,10 @@ for _, entry in ipairs(redis.call('ZRANGEBYSCORE', p .. 'expiry:jtis', '-inf', n
   if score and tonumber(score) <= tonumber(now) then count = count + redis.call('ZREM', key, jti) end
 end
 redis.call('ZREMRANGEBYSCORE', p .. 'expiry:jtis', '-inf', now)
+for _, claim in ipairs(redis.call('ZRANGEBYSCORE', p .. 'expiry:claims', '-inf', now)) do
+  count = count + redis.call('DEL', p .. 'claim:' .. claim)
+end
+redis.call('ZREMRANGEBYSCORE', p .. 'expiry:claims', '-inf', now)
 return count
 """,
 }
@@ -402,7 +407,10 @@ class _Plans:
 
     def claim_once(self, key: str, expires_at: datetime) -> _Plan:
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-        return self._plan("claim_once", digest, _expire_ms(expires_at, 0), parse=lambda r: int(r) == 1)
+        # Kept ``retain`` past its end like every row: a Redis clock ahead of the app's must not
+        # forget a claim early (a replayed URL token would sign in again).
+        expire = _expire_ms(expires_at, float(self.head[1]))
+        return self._plan("claim_once", digest, expire, _ts(expires_at), parse=lambda r: int(r) == 1)
 
     def bump_generation(self, user_id: str) -> _Plan:
         return self._plan("bump_generation", user_id, parse=int)

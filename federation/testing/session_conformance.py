@@ -24,6 +24,7 @@ Must not: be imported by the library's runtime code.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import uuid
@@ -46,7 +47,8 @@ SessionCheck = Callable[[SessionStore], None]
 #: How many threads the concurrency checks start.
 CONCURRENCY = 20
 
-#: The checks' clock: the current second (stores compare with their own rows only).
+#: The checks' clock: the current second, taken anew as each check starts (a store that also
+#: keeps rows by its own clock, Redis expiring keys, sees times near its own).
 _T0 = datetime.now(timezone.utc).replace(microsecond=0)
 
 
@@ -65,8 +67,11 @@ def _refresh(at: datetime, ttl: float = 3600) -> tuple[str, NewRefreshToken]:
     return digest, NewRefreshToken(digest, at, at + timedelta(seconds=ttl))
 
 
-def _session(store: SessionStore, user_id: str, at: datetime = _T0, ttl: float = 3600) -> tuple[str, str]:
-    """A new session with one refresh token: (session_id, token_hash)."""
+def _session(
+    store: SessionStore, user_id: str, at: datetime | None = None, ttl: float = 3600
+) -> tuple[str, str]:
+    """A new session with one refresh token (issued at ``at``, default now): (session_id, token_hash)."""
+    at = at if at is not None else _T0
     digest, refresh = _refresh(at, ttl)
     sid = _id("sid")
     store.create_session(SessionRecord(sid, user_id, at, refresh.expires_at), refresh)
@@ -317,20 +322,35 @@ def check_claim_once(store: SessionStore) -> None:
     _require(store.claim_once(key, expires_at=until) is False, "purge keeps a live claim")
 
 
+def _at_the_current_second(check: SessionCheck) -> SessionCheck:
+    @functools.wraps(check)
+    def run(store: SessionStore) -> None:
+        global _T0
+        _T0 = datetime.now(timezone.utc).replace(microsecond=0)
+        check(store)
+
+    return run
+
+
 #: Every check, in a sensible order.
-SESSION_CHECKS: tuple[SessionCheck, ...] = (
-    check_session_round_trip,
-    check_rotation,
-    check_grace_and_reuse,
-    check_expired_and_unknown,
-    check_concurrent_rotation,
-    check_revoke_session,
-    check_sessions_of,
-    check_revoked_tokens,
-    check_generation,
-    check_attempts,
-    check_claim_once,
-    check_purge,
+SESSION_CHECKS: tuple[SessionCheck, ...] = tuple(
+    map(
+        _at_the_current_second,
+        (
+            check_session_round_trip,
+            check_rotation,
+            check_grace_and_reuse,
+            check_expired_and_unknown,
+            check_concurrent_rotation,
+            check_revoke_session,
+            check_sessions_of,
+            check_revoked_tokens,
+            check_generation,
+            check_attempts,
+            check_claim_once,
+            check_purge,
+        ),
+    )
 )
 
 

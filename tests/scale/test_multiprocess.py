@@ -10,9 +10,7 @@ workers. Bounded: the whole module takes well under a minute.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from own_services import RedisServer, free_port, wait_for_port
 
 from federation.sessions import generate_private_key_pem
 from federation.testing import MockIdP
@@ -42,61 +41,6 @@ def _missing(message: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(message + "; FEDERATION_REQUIRE_SERVICES=1 forbids skipping")
     pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return True
-        time.sleep(0.05)
-    return False
-
-
-class Redis:
-    """A redis-server of this module's own."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            _missing("redis-server is not installed (apt-get install redis-server)")
-        self.binary = str(binary)
-        self.port = _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        assert _wait_port(self.port), "redis-server did not start"
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
 
 
 class Database:
@@ -130,8 +74,8 @@ class Database:
 class Fleet:
     """uvicorn with four workers of the example app, and a client opening a connection per request."""
 
-    def __init__(self, tmp: Path, idp: MockIdP, database: Database, redis: Redis) -> None:
-        self.port = _free_port()
+    def __init__(self, tmp: Path, idp: MockIdP, database: Database, redis: RedisServer) -> None:
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         config = idp.bridge_config(
             served=True,
@@ -160,7 +104,7 @@ class Fleet:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(self.workers()) < WORKERS:
             time.sleep(0.1)
-        assert _wait_port(self.port, 30), "uvicorn did not listen"
+        assert wait_for_port(self.port, 30), "uvicorn did not listen"
         self.await_ready()
 
     def workers(self) -> list[int]:
@@ -209,8 +153,10 @@ class Fleet:
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, MockIdP, Database, Redis]]:
-    redis = Redis()
+def services(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Fleet, MockIdP, Database, RedisServer]]:
+    redis = RedisServer()
     database = Database()
     redis.start()
     idp = MockIdP(issuer="https://login.scale.test", audience="scale-app")
@@ -222,7 +168,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, 
             finally:
                 fleet.stop()
     finally:
-        redis.kill()
+        redis.stop()
         database.drop()
 
 
@@ -274,7 +220,7 @@ def test_killing_redis_fails_closed_and_recovers(services: Any) -> None:
     fleet, idp, _, redis = services
     token = fleet.exchange(idp.mint(sub="during-outage")).json()["access_token"]
     assert {r.status_code for r in _concurrently(8, lambda _: fleet.get("/me", token))} == {200}
-    redis.kill()
+    redis.stop()
     time.sleep(0.5)  # the subscriptions notice the reset connection
     during = _concurrently(8, lambda _: fleet.get("/me", token))
     assert {r.status_code for r in during} == {503}

@@ -9,16 +9,14 @@ machine's shared one.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from _session_services import REDIS_URL, REQUIRE_SERVICES
+from _session_services import REDIS_URL
+from own_services import RedisServer
 
 from federation import Bridge
 from federation.errors import RevocationUnavailable, TokenRevoked
@@ -139,67 +137,15 @@ def test_a_config_with_an_unknown_revocation_is_refused() -> None:
 # -- Redis going away ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class OwnRedis:
-    """A redis-server of this test's own, to stop and start at will."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            message = "redis-server is not installed (apt-get install redis-server)"
-            if REQUIRE_SERVICES:
-                pytest.fail(message + "; FEDERATION_REQUIRE_SERVICES=1 forbids skipping")
-            pytest.skip(message)
-        self.binary = binary
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.02)
-        pytest.fail("the test's own redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-
 @pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
-    server = OwnRedis()
+def own_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
     server.start()
     yield server
     server.stop()
 
 
-def _bridge_on(server: OwnRedis, idp: MockIdP, users: MemoryStore, **sessions: Any) -> tuple[Bridge, Any]:
+def _bridge_on(server: RedisServer, idp: MockIdP, users: MemoryStore, **sessions: Any) -> tuple[Bridge, Any]:
     from federation.storage import RedisSessionStore
 
     store = RedisSessionStore(server.url, key_prefix=f"t{uuid.uuid4().hex[:6]}:")
@@ -214,7 +160,7 @@ def _wait(condition: Callable[[], bool], seconds: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-def test_redis_down_fails_closed_then_recovers(own_redis: OwnRedis, idp: MockIdP) -> None:
+def test_redis_down_fails_closed_then_recovers(own_redis: RedisServer, idp: MockIdP) -> None:
     bridge, store = _bridge_on(own_redis, idp, MemoryStore())
     try:
         session = bridge.exchange(idp.mint(sub="ada"))
@@ -231,7 +177,7 @@ def test_redis_down_fails_closed_then_recovers(own_redis: OwnRedis, idp: MockIdP
         store.close()
 
 
-def test_outage_grace_serves_memory_for_a_bounded_time(own_redis: OwnRedis, idp: MockIdP) -> None:
+def test_outage_grace_serves_memory_for_a_bounded_time(own_redis: RedisServer, idp: MockIdP) -> None:
     bridge, store = _bridge_on(own_redis, idp, MemoryStore(), outage_grace=0.5)
     try:
         session = bridge.exchange(idp.mint(sub="ada"))
@@ -244,3 +190,37 @@ def test_outage_grace_serves_memory_for_a_bounded_time(own_redis: OwnRedis, idp:
             bridge.authenticate(session.access_token)
     finally:
         store.close()
+
+
+def _config_file(tmp_path: Any, idp: MockIdP, revocation: str) -> str:
+    import json
+
+    import yaml
+
+    keys = tmp_path / "jwks.json"
+    keys.write_text(json.dumps(idp.key_document()))
+    entry = {"provider": "oidc", "issuer": idp.issuer, "audiences": [idp.audience], "jwks_file": str(keys)}
+    config = {
+        "issuers": [entry],
+        "storage": f"sqlite:///{tmp_path}/users.db",
+        "sessions": {"issuer": APP, "keys": [{"env": "FEDERATION_TEST_KEY"}], "revocation": revocation},
+    }
+    path = tmp_path / "federation.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_check_config_probes_redis_and_never_prints_its_password(
+    tmp_path: Any, idp: MockIdP, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from federation.cli import EXIT_OK, EXIT_UNAVAILABLE, main
+
+    monkeypatch.setenv("FEDERATION_TEST_KEY", PEM)
+    down = "redis://default:hunter2@127.0.0.1:1/0"
+    assert main(["check-config", _config_file(tmp_path, idp, down), "--probe"]) == EXIT_UNAVAILABLE
+    out = capsys.readouterr()
+    assert "hunter2" not in out.out + out.err
+    assert "revocation redis://default:***@127.0.0.1:1/0: unavailable" in out.out
+    path = _config_file(tmp_path, idp, REDIS_URL)
+    assert main(["check-config", path, "--probe"]) == EXIT_OK, capsys.readouterr()
+    assert f"probe    revocation {REDIS_URL}: ok" in capsys.readouterr().out
