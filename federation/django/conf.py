@@ -108,7 +108,7 @@ def federation_settings() -> FederationSettings:
     if not isinstance(database, str) or database not in settings.DATABASES:
         raise ConfigError('FEDERATION["database"] must name an entry of DATABASES', field="database")
     fields = raw.get("user_fields", ("first_name", "last_name"))
-    if isinstance(fields, str) or not all(isinstance(f, str) for f in fields):
+    if not isinstance(fields, (list, tuple)) or not all(isinstance(f, str) for f in fields):
         raise ConfigError('FEDERATION["user_fields"] must be a list of field names', field="user_fields")
     refused = sorted(set(fields) & PROTECTED_FIELDS)
     if refused:
