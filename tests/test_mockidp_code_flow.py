@@ -207,6 +207,8 @@ def test_the_whole_flow(flow: Flow, clock: FrozenClock) -> None:
     routes = [r.extensions["federation.testing.route"] for r in idp.requests]
     assert routes[:3] == ["discovery", "authorize", "token"]
     assert idp.requests[2].method == "POST"
+    assert [r.method for r in idp.requests_to("authorize")] == ["GET"]
+    assert [r.method for r in idp.requests_to("token")] == ["POST"]
 
 
 def test_default_user_and_a_client_whose_id_is_the_audience(idp: MockIdP) -> None:

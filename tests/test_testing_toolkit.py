@@ -235,8 +235,9 @@ def test_request_recording(idp: MockIdP) -> None:
     assert idp.requests[0].headers["user-agent"] == "federation-bridge"
     idp.requests.clear()
     assert idp.requests_to("jwks") == []
+    assert idp.requests_to("token") == []  # the code flow's endpoints are counted too
     with pytest.raises(ValueError):
-        idp.requests_to("token")  # type: ignore[arg-type]
+        idp.requests_to("userinfo")  # type: ignore[arg-type]
 
 
 def test_discovery_document(idp: MockIdP) -> None:

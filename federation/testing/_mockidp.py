@@ -875,16 +875,12 @@ class MockIdP:
         """An ``httpx.AsyncClient`` served by this mock (it holds no sockets)."""
         return httpx.AsyncClient(transport=self.transport(), **options)
 
-    def requests_to(self, what: Document = "jwks") -> list[httpx.Request]:
-        """The requests made for the key document (``"jwks"``, whatever its ``key_format``) or
-        the discovery document (``"discovery"``).
-
-        Requests to the authorization and token endpoints are in :attr:`requests`
-        too, their ``extensions["federation.testing.route"]`` being ``"authorize"``
-        or ``"token"``.
-        """
-        if what not in ("jwks", "discovery"):
-            raise ValueError("what must be 'jwks' or 'discovery'")
+    def requests_to(self, what: Route = "jwks") -> list[httpx.Request]:
+        """The requests made for the key document (``"jwks"``, whatever its ``key_format``),
+        the discovery document (``"discovery"``), or the authorization and token endpoints
+        of the code flow (``"authorize"``, ``"token"``), in the order they came."""
+        if what not in ("jwks", "discovery", "authorize", "token"):
+            raise ValueError("what must be 'jwks', 'discovery', 'authorize' or 'token'")
         return [r for r in self.requests if r.extensions.get(ROUTE) == what]
 
     # -- loopback server ---------------------------------------------------------------------
