@@ -48,3 +48,12 @@ def test_twenty_concurrent_first_logins_make_one_user(bridge: Bridge, idp: MockI
     assert user.federated_identities.count() == 1
     assert user.email == "c@example.com"
     assert not user.has_usable_password()
+
+
+def test_an_async_caller_logs_in_through_worker_threads(bridge: Bridge, idp: MockIdP) -> None:
+    from asgiref.sync import async_to_sync
+
+    result = async_to_sync(bridge.alogin)(idp.mint(sub="async-ada", email="async@example.com"))
+    again = async_to_sync(bridge.alogin)(idp.mint(sub="async-ada", email="async@example.com"))
+    assert result.created and not again.created and result.user.id == again.user.id
+    assert get_user_model().objects.filter(pk=result.user.id, email="async@example.com").exists()
