@@ -12,11 +12,39 @@ The public surface is small on purpose::
 
 from __future__ import annotations
 
-from ._verify import VerifiedToken
-from .bridge import Bridge, WarmUpReport
-from .config import BridgeConfig
-from .events import Event
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._verify import VerifiedToken
+    from .bridge import Bridge, WarmUpReport
+    from .config import BridgeConfig
+    from .events import Event
 
 __all__ = ["Bridge", "BridgeConfig", "Event", "VerifiedToken", "WarmUpReport", "__version__"]
 
 __version__ = "0.1.0"
+
+# ``import federation`` is cheap (a serverless cold start pays for what it uses): the names
+# load their modules (httpx, pydantic, cryptography ...) on first use.
+_HOMES = {
+    "Bridge": "bridge",
+    "WarmUpReport": "bridge",
+    "BridgeConfig": "config",
+    "Event": "events",
+    "VerifiedToken": "_verify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'federation' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # once: later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
