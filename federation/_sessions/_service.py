@@ -582,8 +582,11 @@ class SessionService:
         if entry is None:
             return None
         now = self._clock()
-        if not (self._fresh(entry, now) and hit.valid_from <= now < hit.valid_until):
+        if not (entry.fetched <= now < entry.fresh_until and hit.valid_from <= now < hit.valid_until):
             return None  # a read is due, or the flow raises the expiry
+        news = self._invalidations  # inlined _fresh: this is the per-request path
+        if news is not None and news.lost_at is not None and not news.trusted(self.policy.outage_grace):
+            return None
         if now >= entry.touch_due:
             return None
         current = hit.current_keyset
