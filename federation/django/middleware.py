@@ -48,12 +48,15 @@ def authenticate_request(request: HttpRequest) -> HttpResponse | None:
         credential = guard.credential(request.headers, request.COOKIES)
         if credential is None:
             return None
-        principal = guard.authenticate(
-            method=request.method or "GET", headers=request.headers, cookies=request.COOKIES
+        principal = guard.admit(  # the credential read once: no second parse of the header
+            guard.bridge.authenticate(credential.token),
+            credential,
+            method=request.method or "GET",
+            headers=request.headers,
+            cookies=request.COOKIES,
         )
     except FederationError as exc:
         return problem(exc)
-    assert principal is not None  # a credential was sent: authenticate answers or raises
     user_id = principal.user.id
 
     def load() -> Any:

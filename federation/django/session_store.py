@@ -19,7 +19,7 @@ import hashlib
 import random
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
@@ -33,6 +33,7 @@ from ..storage import (
     SessionRecord,
     UserSessionState,
     after_failure,
+    refresh_outcome,
 )
 from . import _db
 from .models import Attempts, Generation, RefreshToken, RevokedToken, Session
@@ -148,25 +149,21 @@ class DjangoSessionStore:
             if row is None:
                 return RefreshUse("unknown")
             session = _record(row)
-            if session.revoked_at is not None:
-                return RefreshUse("revoked", session)
-            if _aware(token.expires_at) <= now:
-                return RefreshUse("expired", session)
             used_at = _db.from_db(token.used_at)
-            if used_at is None:
-                self._objects(RefreshToken).filter(token_hash=token_hash).update(used_at=_db.to_db(now))
-                outcome = "rotated"
-            elif now - used_at <= timedelta(seconds=grace):
-                outcome = "grace"
-            else:
+            outcome = refresh_outcome(session, _aware(token.expires_at), used_at, now=now, grace=grace)
+            if outcome in ("revoked", "expired"):
+                return RefreshUse(outcome, session)
+            if outcome == "reused":
                 self._objects(Session).filter(session_id=row.session_id).update(revoked_at=_db.to_db(now))
                 return RefreshUse("reused", _replace(session, revoked_at=now))
+            if outcome == "rotated":
+                self._objects(RefreshToken).filter(token_hash=token_hash).update(used_at=_db.to_db(now))
             self._insert_refresh(row.session_id, successor)
             ends = max(session.expires_at, successor.expires_at)
             self._objects(Session).filter(session_id=row.session_id).update(
                 refreshed_at=_db.to_db(now), expires_at=_db.to_db(ends)
             )
-            return RefreshUse(outcome, _replace(session, refreshed_at=now, expires_at=ends))  # type: ignore[arg-type]
+            return RefreshUse(outcome, _replace(session, refreshed_at=now, expires_at=ends))
 
         return self._atomic(step)
 

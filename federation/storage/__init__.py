@@ -98,6 +98,7 @@ from ._session_protocol import (
     SessionStore,
     UserSessionState,
     after_failure,
+    refresh_outcome,
 )
 
 if TYPE_CHECKING:
@@ -182,6 +183,7 @@ __all__ = [
     "fan_out",
     "is_async_store",
     "log_audit",
+    "refresh_outcome",
     "resolve_url",
 ]
 

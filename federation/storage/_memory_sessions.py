@@ -12,7 +12,7 @@ import dataclasses
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from ._session_protocol import (
     AttemptState,
@@ -21,6 +21,7 @@ from ._session_protocol import (
     SessionRecord,
     UserSessionState,
     after_failure,
+    refresh_outcome,
 )
 
 __all__ = ["MemorySessionStore"]
@@ -77,23 +78,18 @@ class MemorySessionStore:
             session = self._sessions.get(token.session_id)
             if session is None:
                 return RefreshUse("unknown")
-            if session.revoked_at is not None:
-                return RefreshUse("revoked", session)
-            if token.expires_at <= now:
-                return RefreshUse("expired", session)
-            if token.used_at is None:
-                outcome: str = "rotated"
+            outcome = refresh_outcome(session, token.expires_at, token.used_at, now=now, grace=grace)
+            if outcome in ("revoked", "expired"):
+                return RefreshUse(outcome, session)
+            if outcome == "reused":
+                return RefreshUse("reused", self._revoke(session, now))
+            if outcome == "rotated":
                 token.used_at = now
-            elif now - token.used_at <= timedelta(seconds=grace):
-                outcome = "grace"
-            else:
-                session = self._revoke(session, now)
-                return RefreshUse("reused", session)
             self._refresh[successor.token_hash] = _Refresh(session.session_id, successor.expires_at)
             session = self._sessions[session.session_id] = dataclasses.replace(
                 session, refreshed_at=now, expires_at=max(session.expires_at, successor.expires_at)
             )
-            return RefreshUse(outcome, session)  # type: ignore[arg-type]
+            return RefreshUse(outcome, session)
 
     def find_refresh(self, token_hash: str) -> SessionRecord | None:
         """The session of a refresh token, or None."""

@@ -581,7 +581,12 @@ class RedisSessionStore:
         self.url = url
         self.key_prefix = key_prefix
         if client is None:
-            client = redis.Redis.from_url(str(url), **_client_options(str(url)))
+            try:
+                client = redis.Redis.from_url(str(url), **_client_options(str(url)))
+            except ValueError:  # redis-py's own message may echo the URL, password included
+                from ..errors import ConfigError
+
+                raise ConfigError("not a usable Redis URL", field="sessions.revocation") from None
         self.client = client
         self._plans = _Plans(key_prefix, retain, attempts_ttl)
         self._scripts = {

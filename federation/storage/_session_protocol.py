@@ -38,6 +38,7 @@ __all__ = [
     "SessionStore",
     "UserSessionState",
     "after_failure",
+    "refresh_outcome",
 ]
 
 
@@ -131,6 +132,22 @@ def after_failure(state: AttemptState, *, now: datetime, max_attempts: int, lock
     if failures >= max_attempts:
         return AttemptState(0, now + timedelta(seconds=lockout * 2**state.lockouts), state.lockouts + 1)
     return AttemptState(failures, state.locked_until, state.lockouts)
+
+
+def refresh_outcome(
+    session: SessionRecord, expires_at: datetime, used_at: datetime | None, *, now: datetime, grace: float
+) -> RefreshOutcome:
+    """What presenting a known refresh token of ``session`` does (the rule of
+    :meth:`SessionStore.use_refresh`): ``revoked`` or ``expired`` (nothing changes),
+    ``rotated`` (unused) or ``grace`` (used at most ``grace`` seconds ago: the successor is
+    stored either way), ``reused`` (used longer ago: revoke the session)."""
+    if session.revoked_at is not None:
+        return "revoked"
+    if expires_at <= now:
+        return "expired"
+    if used_at is None:
+        return "rotated"
+    return "grace" if now - used_at <= timedelta(seconds=grace) else "reused"
 
 
 class SessionStore(Protocol):

@@ -30,7 +30,7 @@ import hashlib
 import random
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Connection, Table, delete, insert, select, update
@@ -44,6 +44,7 @@ from ._session_protocol import (
     SessionRecord,
     UserSessionState,
     after_failure,
+    refresh_outcome,
 )
 
 if TYPE_CHECKING:
@@ -151,23 +152,18 @@ class SessionPlans:
         if row is None:
             return RefreshUse("unknown")
         session = _session(row._mapping)
-        if session.revoked_at is not None:
-            return RefreshUse("revoked", session)
-        if t["expires_at"] <= now:
-            return RefreshUse("expired", session)
-        used_at: datetime | None = t["used_at"]
-        if used_at is None:
-            yield update(r).where(r.c.token_hash == token_hash).values(used_at=now)
-            outcome = "rotated"
-        elif now - used_at <= timedelta(seconds=grace):
-            outcome = "grace"
-        else:
+        outcome = refresh_outcome(session, t["expires_at"], t["used_at"], now=now, grace=grace)
+        if outcome in ("revoked", "expired"):
+            return RefreshUse(outcome, session)
+        if outcome == "reused":
             yield update(s).where(s.c.session_id == session.session_id).values(revoked_at=now)
             return RefreshUse("reused", _replace(session, revoked_at=now))
+        if outcome == "rotated":
+            yield update(r).where(r.c.token_hash == token_hash).values(used_at=now)
         yield self._insert_refresh(session.session_id, successor)
         ends = max(session.expires_at, successor.expires_at)
         yield update(s).where(s.c.session_id == session.session_id).values(refreshed_at=now, expires_at=ends)
-        return RefreshUse(outcome, _replace(session, refreshed_at=now, expires_at=ends))  # type: ignore[arg-type]
+        return RefreshUse(outcome, _replace(session, refreshed_at=now, expires_at=ends))
 
     def find_refresh(self, token_hash: str) -> Plan[SessionRecord | None]:
         r, s = self.refresh, self.sessions

@@ -69,3 +69,12 @@ class TestAsyncRedisSessionStore(SessionStoreConformance):
         adapter = OnALoop(redis_store.aio)
         yield adapter
         adapter.close()
+
+
+def test_a_malformed_redis_url_is_a_config_error_without_the_password() -> None:
+    from federation.errors import ConfigError
+    from federation.storage import RedisSessionStore
+
+    with pytest.raises(ConfigError) as caught:
+        RedisSessionStore("redis://:hunter2@cache.internal:notaport/0")
+    assert "hunter2" not in str(caught.value) and caught.value.field == "sessions.revocation"

@@ -53,13 +53,25 @@ def test_list_revoke_one_then_all(config_file: Path, idp: MockIdP) -> None:
     listed = json.loads(text)["sessions"]
     assert {s["session_id"] for s in listed} == {first.session_id, second.session_id}
     code, text = run(
-        "sessions", "revoke", "-c", str(config_file), "--user", first.user.id, "--session", second.session_id
+        "sessions",
+        "revoke",
+        "-c",
+        str(config_file),
+        "--user",
+        first.user.id,
+        f"--session={second.session_id}",
     )
     assert code == 0 and second.session_id in text
     code, text = run("sessions", "list", "-c", str(config_file), "--user", first.user.id)
     assert code == 0 and text.startswith("1 live session of user") and first.session_id in text
     code, _ = run(
-        "sessions", "revoke", "-c", str(config_file), "--user", "someone-else", "--session", first.session_id
+        "sessions",
+        "revoke",
+        "-c",
+        str(config_file),
+        "--user",
+        "someone-else",
+        f"--session={first.session_id}",
     )
     assert code == 4  # not that user's session: nothing revoked
     code, text = run("sessions", "revoke", "-c", str(config_file), "--user", first.user.id)
