@@ -2,8 +2,9 @@
 
 Run from the repository root::
 
-    python benchmarks/mapping.py            # ~10 s
+    python benchmarks/mapping.py            # ~20 s
     python benchmarks/mapping.py --quick    # a rough look
+    python benchmarks/mapping.py --profile  # also: a cProfile summary of the 50-rule apply
 
 What is measured (docs/performance.md, section "Mapping"):
 
@@ -15,7 +16,13 @@ What is measured (docs/performance.md, section "Mapping"):
   any and grant_from with transforms), the Keycloak example
   (examples/mappings/keycloak.yaml), and a one-rule mapping (the fixed cost);
 * interleaved: every round runs each case for a batch of applies, in a
-  rotating order; the figure is the median over rounds of the time per apply.
+  rotating order; the figure is the median over rounds of the time per apply;
+* the scale: a raw RS256 signature check straight on ``cryptography`` (RSA
+  2048, a ~1 KB signing input; the baseline of benchmarks/run.py: split the
+  token, base64url-decode the signature, verify) runs in the same rounds, over
+  a batch of distinct pre-signed tokens. Each case's ratio to it is the median
+  of the per-round ratios (paired: both ran within milliseconds, under the
+  same load), which is what to read on a shared machine.
 
 The token is verified once before timing (verification has its own benchmark,
 benchmarks/run.py); the mapping is compiled once, as in an application.
@@ -24,7 +31,9 @@ benchmarks/run.py); the mapping is compiled once, as in an application.
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
+import json
 import platform
 import statistics
 import sys
@@ -34,6 +43,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from federation import VerifiedToken
 from federation.mapping import Mapping, MappingResult
@@ -175,7 +187,47 @@ class User:
     roles = frozenset({"member", "owner", "group-1", "legacy"})
 
 
-def measure(cases: dict[str, Callable[[], MappingResult]], rounds: int, batch: int) -> dict[str, list[float]]:
+RAW = "raw cryptography RS256 verify (the scale)"
+
+
+def _b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64d(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def raw_rs256(count: int) -> Callable[[], object]:
+    """benchmarks/run.py's raw baseline: signature only, straight on cryptography.
+
+    ``count`` distinct tokens (RSA 2048, signing input ~1 KB), signed before timing;
+    every call verifies the next one: split, base64url-decode the signature, verify.
+    """
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pad, hash_alg = padding.PKCS1v15(), hashes.SHA256()
+    header = _b64e(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "k1"}).encode())
+    tokens = []
+    for i in range(count):
+        payload = {"iss": ISSUER, "sub": f"user-{i}", "aud": "web-app", "iat": NOW, "exp": NOW + 300,
+                   "pad": "x" * 580}  # fmt: skip
+        signing_input = f"{header}.{_b64e(json.dumps(payload).encode())}"
+        tokens.append(f"{signing_input}.{_b64e(key.sign(signing_input.encode(), pad, hash_alg))}")
+    assert 950 <= len(tokens[0].rpartition(".")[0]) <= 1100, len(tokens[0].rpartition(".")[0])
+    verify = key.public_key().verify
+    state = {"i": 0}
+
+    def check_rsa() -> object:
+        i = state["i"]
+        state["i"] = (i + 1) % count
+        signing_input, _, sig = tokens[i].rpartition(".")
+        verify(_b64d(sig), signing_input.encode(), pad, hash_alg)
+        return True
+
+    return check_rsa
+
+
+def measure(cases: dict[str, Callable[[], object]], rounds: int, batch: int) -> dict[str, list[float]]:
     names = list(cases)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for fn in cases.values():  # warm up: compile lazily built plans and DFA states
@@ -186,6 +238,8 @@ def measure(cases: dict[str, Callable[[], MappingResult]], rounds: int, batch: i
     try:
         for r in range(rounds):
             order = names[r % len(names) :] + names[: r % len(names)]
+            if r % 2:
+                order.reverse()
             for name in order:
                 fn = cases[name]
                 start = time.perf_counter()
@@ -198,9 +252,26 @@ def measure(cases: dict[str, Callable[[], MappingResult]], rounds: int, batch: i
     return samples
 
 
+def profile(apply: Callable[[], MappingResult], count: int) -> None:
+    """A cProfile summary of ``count`` applies (the trace not read, as in the timing)."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(count):
+        apply()
+    prof.disable()
+    print(f"\ncProfile of the 50-rule apply, {count} applies (top 25 by tottime):\n")
+    pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(25)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument(
+        "--profile", action="store_true", help="also print a cProfile summary of the 50-rule apply"
+    )
     args = parser.parse_args()
     rounds, batch = (15, 200) if args.quick else (60, 500)
 
@@ -212,19 +283,33 @@ def main() -> None:
     result = big.apply(token, user)
     assert result.allowed and "staff" in result.roles and "group-4" in result.roles, result
     assert len([t for t in result.trace if t.rule.startswith(("roles.rules", "deny", "attributes"))]) == 50
-    cases: dict[str, Callable[[], MappingResult]] = {
+    cases: dict[str, Callable[[], object]] = {
+        RAW: raw_rs256(batch),
         "50 rules (10 attributes, 5 deny, 35 role rules)": lambda: big.apply(token, user),
         "examples/mappings/keycloak.yaml (12 rules)": lambda: keycloak.apply(token, user),
         "1 role rule (fixed cost)": lambda: small.apply(token, user),
     }
     samples = measure(cases, rounds, batch)
     print(f"federation-bridge mapping benchmark  (Python {platform.python_version()}, {platform.machine()}, "
-          f"{rounds} interleaved rounds x {batch} applies)")  # fmt: skip
+          f"{rounds} interleaved rounds x {batch} calls)")  # fmt: skip
     print()
-    print(f"{'case':<50} {'median µs/apply':>16} {'p10':>8} {'p90':>8}")
+    print(f"{'case':<50} {'median µs/call':>15} {'p10':>8} {'p90':>8} {'x raw (paired)':>15} {'IQR':>12}")
+    raw = samples[RAW]
     for name, values in samples.items():
         deciles = statistics.quantiles(values, n=10)
-        print(f"{name:<50} {statistics.median(values):>16.1f} {deciles[0]:>8.1f} {deciles[-1]:>8.1f}")
+        ratio = ""
+        spread = ""
+        if name != RAW:
+            ratios = [v / r for v, r in zip(values, raw, strict=True)]
+            q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+            ratio = f"{statistics.median(ratios):.2f}x"
+            spread = f"{q1:.2f}-{q3:.2f}"
+        print(
+            f"{name:<50} {statistics.median(values):>15.1f} {deciles[0]:>8.1f} {deciles[-1]:>8.1f} "
+            f"{ratio:>15} {spread:>12}"
+        )
+    if args.profile:
+        profile(cases["50 rules (10 attributes, 5 deny, 35 role rules)"], 20 * batch)
 
 
 if __name__ == "__main__":
