@@ -37,7 +37,9 @@ from __future__ import annotations
 import importlib
 import re
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any, cast
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
 
@@ -186,6 +188,7 @@ class _Parser:
         self.dotall = False
         self.allow_lazy = allow_lazy
         self.depth = 0
+        self.anchored = False
 
     def error(self, message: str) -> RegexError:
         return RegexError(f"{message} (at position {self.i})")
@@ -195,10 +198,15 @@ class _Parser:
 
     def parse(self) -> str:
         self._flags()
-        out = self._alt()
+        branches = [self._seq()]
+        while self.peek() == "|":
+            self.i += 1
+            branches.append(self._seq())
         if self.i < len(self.p):  # only an unbalanced ')' stops the top level early
             raise self.error("unbalanced parenthesis")
-        return out
+        # A branch written "^..." starts with the \A atom (never quantified: refused above).
+        self.anchored = all(branch.startswith("\\A") for branch in branches)
+        return "|".join(branches)
 
     def _flags(self) -> None:
         while self.p.startswith("(?", self.i):
@@ -457,6 +465,8 @@ def _encodable(text: str) -> str:
 
     One character for one, so match positions stay those of ``text``.
     """
+    if text.isascii():
+        return text
     return _SURROGATES.sub("\ufffd", text) if _SURROGATES.search(text) else text
 
 
@@ -467,20 +477,69 @@ def _options(*, longest: bool) -> re2.Options:
     return options
 
 
+_UNANCHORED = getattr(getattr(getattr(re2, "_re2", None), "RE2", None), "Anchor", None)
+_UNANCHORED = getattr(_UNANCHORED, "UNANCHORED", None)
+_NO_MATCH = (-1, -1)
+
+
+_RawMatch = Callable[[Any, bytes, int, int], list[tuple[int, int]]]
+
+
+def _raw_match(compiled: object) -> _RawMatch | None:
+    """The RE2 program's own ``Match`` (spans in UTF-8 byte offsets), or None.
+
+    google-re2's ``search`` wraps it in a generator that converts between character
+    and byte offsets on every call; an ASCII value has equal offsets, so the engine
+    calls the program directly there (a private attribute: when a release renames
+    it, the public ``search`` is used, with the same answers).
+    """
+    match = getattr(getattr(compiled, "_regexp", None), "Match", None)
+    return cast("_RawMatch", match) if callable(match) and _UNANCHORED is not None else None
+
+
+# What a pattern is when its RE2 program is a plain string: \A? literal+ \z?
+_LITERAL_FORM = re.compile(r"(\\A)?((?:\\x\{[0-9a-f]{1,6}\})+)(\\z)?")
+_LITERAL_CHAR = re.compile(r"\\x\{([0-9a-f]{1,6})\}")
+
+
+def _as_literal(translated: str) -> tuple[bool, str, bool] | None:
+    """(anchored at the start, the text, anchored at the end) when ``translated`` is a plain
+    string; None otherwise. Only characters that match exactly themselves in RE2 and in
+    ``str`` (no surrogate, no U+FFFD, which a lone surrogate of a value is read as)."""
+    form = _LITERAL_FORM.fullmatch(translated)
+    if form is None:
+        return None
+    text = "".join(chr(int(h, 16)) for h in _LITERAL_CHAR.findall(form.group(2)))
+    if any(0xD800 <= ord(c) < 0xE000 or c == "\ufffd" for c in text):
+        return None
+    return form.group(1) is not None, text, form.group(3) is not None
+
+
 class Pattern:
-    """A compiled pattern (an RE2 program with Python's meaning). Thread-safe."""
+    """A compiled pattern (an RE2 program with Python's meaning). Thread-safe.
+
+    Everything is decided here, once: the RE2 programs, whether the pattern can only
+    match at the start of a value (then ``sub`` searches once), and whether it is a
+    plain string (then ``str`` methods answer, with RE2's answers: the tests compare).
+    """
 
     def __init__(self, source: str, *, allow_lazy: bool = True) -> None:
         if len(source) > MAX_PATTERN_LENGTH:
             raise RegexError(f"pattern longer than {MAX_PATTERN_LENGTH} characters")
         self.source = source
-        self.translated = _Parser(source, allow_lazy=allow_lazy).parse()
+        parser = _Parser(source, allow_lazy=allow_lazy)
+        self.translated = parser.parse()
+        #: Every top-level branch starts with \A: a match can only start at 0.
+        self.anchored = parser.anchored
         try:
             self._search = re2.compile(self.translated, _options(longest=False))
             # replace: leftmost-longest, so that the result does not depend on branch order.
             self._longest = re2.compile(self.translated, _options(longest=True))
         except re2.error as exc:
             raise RegexError(f"pattern too large to compile ({exc})") from None
+        self._search_raw = _raw_match(self._search)
+        self._longest_raw = _raw_match(self._longest)
+        self._literal = _as_literal(self.translated)
 
     def __repr__(self) -> str:
         return f"Pattern({self.source!r})"
@@ -489,7 +548,16 @@ class Pattern:
         """True when the pattern matches somewhere in ``text`` (at most MAX_INPUT_LENGTH chars)."""
         if len(text) > MAX_INPUT_LENGTH:
             raise ValueError("value too long")
+        literal = self._literal
+        if literal is not None:
+            start, lit, end = literal
+            if start:
+                return text == lit if end else text.startswith(lit)
+            return text.endswith(lit) if end else lit in text
         try:
+            if self._search_raw is not None and text.isascii():
+                data = text.encode("ascii")
+                return self._search_raw(_UNANCHORED, data, 0, len(data))[0] != _NO_MATCH
             # UTF-8 bytes: the same bytes RE2 matches for a str, without the wrapper's
             # char-offset bookkeeping (a yes/no answer needs no offsets).
             return self._search.search(_encodable(text).encode("utf-8")) is not None
@@ -500,25 +568,70 @@ class Pattern:
         """``text`` with each leftmost-longest match replaced by ``replacement`` (literal)."""
         if len(text) > MAX_INPUT_LENGTH:
             raise ValueError("value too long")
+        literal = self._literal
+        if literal is not None:  # a plain non-empty string: its occurrences, left to right
+            start, lit, end = literal
+            if start and end:
+                return replacement if text == lit else text
+            if start:
+                return replacement + text[len(lit) :] if text.startswith(lit) else text
+            if end:
+                return text[: -len(lit)] + replacement if text.endswith(lit) else text
+            return text.replace(lit, replacement)
+        try:
+            if self._longest_raw is not None and text.isascii():
+                return self._sub_ascii(replacement, text)
+            return self._sub(replacement, text)
+        except re2.error as exc:
+            raise TooCostly(str(exc)) from None
+
+    def _sub_ascii(self, replacement: str, text: str) -> str:
+        """``_sub`` for an ASCII value: byte offsets are character offsets."""
+        match = self._longest_raw
+        assert match is not None
+        data = text.encode("ascii")
+        n = len(data)
+        start, end = match(_UNANCHORED, data, 0, n)[0]
+        if start < 0:
+            return text
+        if self.anchored:  # no match can start after 0: the first is the only one
+            return text[:start] + replacement + text[end:]
+        out: list[str] = []
+        copied = 0  # text[:copied] is already in out
+        while True:
+            out.append(text[copied:start])
+            out.append(replacement)
+            if end == start:  # an empty match: keep the next character, move past it
+                out.append(text[start : start + 1])
+                copied = pos = start + 1
+            else:
+                copied = pos = end
+            if pos > n:
+                break
+            start, end = match(_UNANCHORED, data, pos, n)[0]
+            if start < 0:
+                break
+        out.append(text[copied:])
+        return "".join(out)
+
+    def _sub(self, replacement: str, text: str) -> str:
+        """Replace through google-re2's public ``search`` (character offsets)."""
         out: list[str] = []
         subject = _encodable(text)
         n = len(text)
         copied = pos = 0  # text[:copied] is already in out
-        try:
-            while pos <= n:
-                found = self._longest.search(subject, pos)
-                if found is None:
-                    break
-                start, end = found.span()
-                out.append(text[copied:start])
-                out.append(replacement)
-                if end == start:  # an empty match: keep the next character, move past it
-                    out.append(text[start : start + 1])
-                    copied = pos = start + 1
-                else:
-                    copied = pos = end
-        except re2.error as exc:
-            raise TooCostly(str(exc)) from None
+        while pos <= n:
+            found = self._longest.search(subject, pos)
+            if found is None:
+                break
+            start, end = found.span()
+            out.append(text[copied:start])
+            out.append(replacement)
+            if end == start:  # an empty match: keep the next character, move past it
+                out.append(text[start : start + 1])
+                copied = pos = start + 1
+            else:
+                copied = pos = end
         out.append(text[copied:])
         return "".join(out)
 
