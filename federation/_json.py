@@ -36,6 +36,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 _JSON_WS = " \t\r\n"  # RFC 8259 §2: the only insignificant whitespace
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+_SCAN = _DECODER.scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__
 # A high or low surrogate escape; only then can a lone surrogate appear.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
@@ -78,24 +79,27 @@ def loads_object(data: bytes, *, max_depth: int) -> dict[str, Any]:
         text = data.decode("utf-8")  # strict: invalid or overlong sequences raise
     except UnicodeDecodeError:
         raise StrictJSONError("not UTF-8") from None
-    if text.startswith("\ufeff"):
-        raise StrictJSONError("byte-order mark")
-    # Fast bound: a document with at most max_depth containers cannot nest deeper.
-    containers = text.count("{") + text.count("[")
-    start = 0 if text[:1] == "{" else len(text) - len(text.lstrip(_JSON_WS))
+    if text[:1] == "{":  # the common case: no leading whitespace, no byte-order mark
+        start = 0
+    else:
+        if text.startswith("\ufeff"):
+            raise StrictJSONError("byte-order mark")
+        start = len(text) - len(text.lstrip(_JSON_WS))
     try:
-        obj, end = _DECODER.raw_decode(text, start)
+        # The decoder's C scanner itself (raw_decode is a Python wrapper around it).
+        obj, end = _SCAN(text, start)
     except StrictJSONError:
         raise
-    except (ValueError, RecursionError):
+    except (StopIteration, ValueError, RecursionError):
         raise StrictJSONError("invalid JSON") from None
     if end != len(text) and text[end:].strip(_JSON_WS):
         raise StrictJSONError("trailing data after JSON")
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise StrictJSONError("not a JSON object")
-    if containers > max_depth and _depth_exceeds(obj, max_depth):
+    # Fast bound: a document with at most max_depth containers cannot nest deeper.
+    if text.count("{") + text.count("[") > max_depth and _depth_exceeds(obj, max_depth):
         raise StrictJSONError("JSON nested too deeply")
-    if _SURROGATE_ESCAPE.search(text):
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):  # a substring test first: escapes are rare
         try:
             _check_strings(obj)
         except UnicodeEncodeError:

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ._frozen import fast_init
 from ._rfc7517 import VerificationKey
 from ._rfc7518 import ASYMMETRIC_ALGORITHMS, NEVER_ALLOWED, SPECS
 from ._rfc7519 import TokenType, audience_values, classify_token
@@ -63,6 +64,7 @@ class KeySourceSpec:
     format: Literal["jwks", "x509_pem_map"] = "jwks"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TokenContext:
     """What a profile's extra rules see: a token whose signature has verified."""
@@ -77,6 +79,7 @@ class TokenContext:
     max_audiences: int  # the configured bound, for profiles that read 'aud' themselves
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Identity:
     """The provider-neutral view of who the token is about.
@@ -338,11 +341,16 @@ class ProviderProfile(BaseModel):
         claims = token.claims
         email = claims.get("email")
         username = claims.get("preferred_username")
+        groups = claims.get("groups")
+        roles = claims.get("roles")
+        if not isinstance(email, str):
+            email = None
+        # Positional, absent claims read inline: this runs for every verified token.
         return Identity(
-            key=(token.issuer, str(claims["sub"])),
-            email=email if isinstance(email, str) else None,
-            email_verified=isinstance(email, str) and as_strict_bool(claims.get("email_verified")),
-            username=username if isinstance(username, str) else None,
-            groups=as_string_list(claims.get("groups")),
-            roles=as_string_list(claims.get("roles")),
+            (token.issuer, str(claims["sub"])),
+            email,
+            email is not None and claims.get("email_verified") is True,
+            username if isinstance(username, str) else None,
+            () if groups is None else as_string_list(groups),
+            () if roles is None else as_string_list(roles),
         )

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ._frozen import fast_init
 from ._json import StrictJSONError, loads_object
 from .errors import MalformedToken, TokenTooLarge
 
@@ -88,6 +89,7 @@ _TO_STD = bytes.maketrans(b"-_", b"+/")
 _HEADER_CACHE_SIZE = 64
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CompactJWS:
     """An unverified compact JWS, split and parsed exactly once."""

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
+from ._frozen import fast_init
 from ._profile import Identity, ProviderProfile, TokenContext
 from ._rfc7515 import CompactJWS, Limits, parse_compact
 from ._rfc7517 import VerificationKey
@@ -41,6 +42,7 @@ __all__ = ["Route", "VerifiedToken", "Verifier", "make_route"]
 _DYNAMIC_ROUTES = 256  # routes kept for issuers matched by a profile rather than listed
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class VerifiedToken:
     """A token whose signature and claims have been verified.
@@ -110,6 +112,8 @@ class Route:
     algorithms: frozenset[str]
     token_types: frozenset[str]
     policies: Mapping[str, ClaimsPolicy]  # per token kind
+    # False when the profile keeps the base class's no-op hooks: nothing to call per token.
+    checks_unverified: bool = True
 
 
 class Verifier:
@@ -170,11 +174,12 @@ class Verifier:
             raise DisallowedAlgorithm(
                 "the token's algorithm is not allowed for its issuer", issuer=route.issuer
             )
-        try:
-            route.profile.check_unverified(jws.header, jws.claims)
-        except InvalidToken as exc:
-            exc.issuer = exc.issuer or route.issuer
-            raise
+        if route.checks_unverified:
+            try:
+                route.profile.check_unverified(jws.header, jws.claims)
+            except InvalidToken as exc:
+                exc.issuer = exc.issuer or route.issuer
+                raise
         return jws, route
 
     def finish(self, jws: CompactJWS, route: Route, key: VerificationKey) -> VerifiedToken:
@@ -182,31 +187,34 @@ class Verifier:
         if not key.verifier(jws.alg)(jws.signing_input, jws.signature):
             raise BadSignature("the signature does not verify", issuer=route.issuer)
         claims = jws.claims
-        token_type = route.profile.classify(jws.header, claims)
+        header = jws.header
+        profile = route.profile
+        token_type = profile.classify(header, claims)
         if token_type not in route.token_types:
             raise WrongTokenType(
                 f"{token_type} tokens are not accepted from this issuer", issuer=route.issuer
             )
         now = self._clock()
         exp = check_claims(claims, route.policies[token_type], token_type, now)
+        # Positional construction throughout: these records are built for every token.
         context = TokenContext(
-            route.issuer, jws.header, claims, token_type, key, now, self._leeway, self._limits.max_audiences
+            route.issuer, header, claims, token_type, key, now, self._leeway, self._limits.max_audiences
         )
-        route.profile.check(context)
+        profile.check(context)
         aud = claims.get("aud")
         return VerifiedToken(
-            issuer=route.issuer,
-            subject=claims["sub"],
-            provider=route.profile.provider,
-            token_type=token_type,
-            claims=MappingProxyType(claims),
-            header=MappingProxyType(jws.header),
-            key_id=jws.kid,
-            algorithm=jws.alg,
-            audience=(aud,) if isinstance(aud, str) else tuple(a for a in aud or () if isinstance(a, str)),
-            expires_at=datetime.fromtimestamp(exp, tz=timezone.utc),
-            identity=route.profile.identity(context),
-            issuer_trusts_email=route.profile.trust_email,
+            route.issuer,
+            claims["sub"],
+            profile.provider,
+            token_type,
+            MappingProxyType(claims),
+            MappingProxyType(header),
+            jws.kid,
+            jws.alg,
+            (aud,) if type(aud) is str else tuple(a for a in aud or () if isinstance(a, str)),
+            datetime.fromtimestamp(exp, tz=timezone.utc),
+            profile.identity(context),
+            profile.trust_email,
         )
 
 
@@ -229,4 +237,8 @@ def make_route(iss: str, profile: ProviderProfile, leeway: float, max_audiences:
         algorithms=frozenset(profile.algorithms),
         token_types=frozenset(profile.token_types),
         policies=policies,
+        checks_unverified=(
+            type(profile).check_unverified is not ProviderProfile.check_unverified
+            or type(profile).check_header is not ProviderProfile.check_header
+        ),
     )
