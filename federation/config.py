@@ -142,6 +142,14 @@ class ProvisioningConfig(BaseModel):
         description="Link a new identity to an existing user by verified email, only from issuers "
         "marked trust_email. Off by default: linking by email is an account-takeover risk.",
     )
+    touch_interval: float = Field(
+        0,
+        ge=0,
+        le=86400,
+        description="Seconds: a login that changes nothing but the login time writes last_login_at only "
+        "when the stored one is older than this (then the login is one read, no transaction). "
+        "0: every login writes it.",
+    )
 
 
 class SessionsConfig(BaseModel):

@@ -34,6 +34,7 @@ __all__ = [
     "BadSignature",
     "CSRFRejected",
     "ConfigError",
+    "ConnectionLost",
     "DisallowedAlgorithm",
     "DuplicateIdentity",
     "FederationError",
@@ -386,6 +387,15 @@ class DuplicateIdentity(StorageConflict):
     a concurrent first login won the race. Retried like any conflict."""
 
     code = "duplicate_identity"
+
+
+class ConnectionLost(StorageError):
+    """Raised by a store when its database connection broke before the transaction committed
+    (the server restarted, a proxy or ``pg_terminate_backend`` dropped it): nothing was
+    written. Provisioning and the session store retry once, at once, on a new connection; a
+    connection lost at commit is a plain :class:`StorageError` (the outcome is unknown)."""
+
+    code = "storage_error"
 
 
 # -- the web layer: a request the service refuses before any token is judged -------------

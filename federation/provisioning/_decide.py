@@ -50,6 +50,7 @@ __all__ = [
     "LoginFacts",
     "LoginPlan",
     "Resolution",
+    "login_time_due",
     "plan_deprovision",
     "plan_login",
     "resolve",
@@ -238,14 +239,33 @@ def stored_email_verified(facts: LoginFacts, email: str | None, user: User | Non
     return user is not None and user.email_verified and _same_email(email, user.email)
 
 
-def plan_login(facts: LoginFacts, resolution: Resolution, result: MappingResult, now: datetime) -> LoginPlan:
+def login_time_due(last_login_at: datetime | None, now: datetime, touch_interval: float) -> bool:
+    """Whether a login that changes nothing else writes its time: always when ``touch_interval``
+    is 0, else when the stored time is older than that many seconds (or absent, or ahead of ``now``)."""
+    if touch_interval <= 0 or last_login_at is None:
+        return True
+    age = (now - last_login_at).total_seconds()
+    return not 0 <= age < touch_interval
+
+
+def plan_login(
+    facts: LoginFacts,
+    resolution: Resolution,
+    result: MappingResult,
+    now: datetime,
+    *,
+    touch_interval: float = 0,
+) -> LoginPlan:
     """The writes for a login the mapping allowed, or :class:`~federation.errors.AccessDenied`.
 
     Columns (``username``, ``email``, ``display_name``) come from the
     mapping's attributes of the same names; every other attribute goes to
     ``User.attributes`` (None removes it). The mapping's ``roles`` is the
     complete new role set. ``email_verified`` is recomputed whenever the
-    mapping writes ``email`` (:func:`stored_email_verified`).
+    mapping writes ``email`` (:func:`stored_email_verified`). ``last_login_at``
+    is written with any other change, on a link, and otherwise when
+    :func:`login_time_due` (``touch_interval``, 0: always): a login changing
+    nothing within it writes nothing.
     """
     user = resolution.user
     if result.denied is not None:
@@ -307,7 +327,8 @@ def plan_login(facts: LoginFacts, resolution: Resolution, result: MappingResult,
         changes["roles"] = roles
     if changes:
         changes["updated_at"] = now
-    changes["last_login_at"] = now
+    if changes or resolution.kind == "link" or login_time_due(user.last_login_at, now, touch_interval):
+        changes["last_login_at"] = now
     return LoginPlan(
         resolution,
         None,

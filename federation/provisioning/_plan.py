@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from ..errors import StorageConflict
+from ..errors import LoginRefused, StorageConflict
 from ..mapping import ExistingUser, MappingResult
 from ..spi import VerifiedToken
 from ..storage import (
@@ -63,6 +63,7 @@ __all__ = [
     "login_plan",
     "read_login",
     "same_for_mapping",
+    "unlocked_login",
 ]
 
 T = TypeVar("T")
@@ -196,7 +197,7 @@ def login_plan(
     if not same_for_mapping(mapped.existing, resolution.user):
         raise MappingStale(identity, resolution.user)
     result = mapped.result
-    plan = plan_login(facts, resolution, result, now)
+    plan = plan_login(facts, resolution, result, now, touch_interval=policy.touch_interval)
 
     if plan.new_user is not None:
         user_id = yield from call(InsertUser(plan.new_user))
@@ -212,6 +213,30 @@ def login_plan(
         yield from call(InsertIdentity(identity))
     assert identity is not None
     return LoginOutcome(plan, final, identity, result, tuple(plan.events(facts, user_id)))
+
+
+def unlocked_login(
+    facts: LoginFacts, mapped: Mapped, policy: ProvisioningPolicy, now: datetime
+) -> LoginOutcome | None:
+    """The outcome of a login of a linked, active user that writes nothing (its roles and
+    attributes as mapped, its login time within ``policy.touch_interval``), decided on the
+    unlocked read the mapping ran on: no transaction, no lock. None when the login writes
+    or refuses: then :func:`login_plan` runs, under the lock.
+
+    Writing nothing, the login is exactly as if it ran at the instant of that read (a
+    committed state: the identity and its user, read in one statement), so no lock is needed.
+    """
+    identity, user = mapped.identity, mapped.existing
+    if policy.touch_interval <= 0 or identity is None or user is None:
+        return None
+    try:
+        resolution = resolve(facts, identity, user, (), {}, policy)
+        plan = plan_login(facts, resolution, mapped.result, now, touch_interval=policy.touch_interval)
+    except LoginRefused:
+        return None  # refused under the lock, with the user read there
+    if plan.changes or plan.link or plan.new_user is not None:
+        return None
+    return LoginOutcome(plan, user, identity, mapped.result, tuple(plan.events(facts, user.id)))
 
 
 def read_login(issuer: str, subject: str) -> Plan[tuple[UserIdentity, User | None] | None]:

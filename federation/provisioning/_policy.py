@@ -45,6 +45,9 @@ class ProvisioningPolicy:
     create_users: bool = True
     allowed_email_domains: frozenset[str] | None = None
     link_by_email: bool = False
+    #: A login changing nothing else writes ``last_login_at`` only when the stored one is older
+    #: than this many seconds (0: always).
+    touch_interval: float = 0.0
 
     @classmethod
     def from_config(cls, config: ProvisioningConfig) -> ProvisioningPolicy:
@@ -54,6 +57,7 @@ class ProvisioningPolicy:
             create_users=config.create_users,
             allowed_email_domains=None if domains is None else frozenset(d.lower() for d in domains),
             link_by_email=config.link_by_email,
+            touch_interval=config.touch_interval,
         )
 
     def domain_allowed(self, email: str | None) -> bool:

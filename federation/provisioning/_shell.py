@@ -31,7 +31,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TypeVar, cast
 
-from ..errors import FederationError, LoginRefused, StorageConflict, StorageError
+from ..errors import ConnectionLost, FederationError, LoginRefused, StorageConflict, StorageError
 from ..spi import VerifiedToken
 from ..storage import (
     LOGIN_FAILED,
@@ -63,6 +63,7 @@ from ._plan import (
     deprovision_user_plan,
     login_plan,
     read_login,
+    unlocked_login,
 )
 from ._policy import ProvisioningPolicy
 from ._result import DeprovisionResult, LoginResult
@@ -116,14 +117,9 @@ class Provisioner:
         facts = self.facts(token, trust_email=trust_email)
         try:
             mapped = self._map(token, facts)
-            for _ in range(self.max_attempts):
-                try:
-                    outcome = self._run(self._login_plan(facts, mapped))
-                    break
-                except MappingStale as stale:
-                    mapped = self._remap(token, stale.identity, stale.user)
-            else:
-                raise _gave_up(self.max_attempts)
+            outcome = unlocked_login(facts, mapped, self.policy, self._now())
+            if outcome is None:
+                outcome = self._locked_login(token, facts, mapped)
         except Exception as exc:
             self.login_failed(exc, facts.issuer, facts.subject)
             raise
@@ -136,18 +132,29 @@ class Provisioner:
         facts = self.facts(token, trust_email=trust_email)
         try:
             mapped = await self._amap(token, facts)
-            for _ in range(self.max_attempts):
-                try:
-                    outcome = await self._arun(self._login_plan(facts, mapped))
-                    break
-                except MappingStale as stale:
-                    mapped = self._remap(token, stale.identity, stale.user)
-            else:
-                raise _gave_up(self.max_attempts)
+            outcome = unlocked_login(facts, mapped, self.policy, self._now())
+            if outcome is None:
+                for _ in range(self.max_attempts):
+                    try:
+                        outcome = await self._arun(self._login_plan(facts, mapped))
+                        break
+                    except MappingStale as stale:
+                        mapped = self._remap(token, stale.identity, stale.user)
+                else:
+                    raise _gave_up(self.max_attempts)
         except Exception as exc:
             self.login_failed(exc, facts.issuer, facts.subject)
             raise
         return self._committed(token, outcome)
+
+    def _locked_login(self, token: VerifiedToken, facts: LoginFacts, mapped: Mapped) -> LoginOutcome:
+        """The login plan in a transaction, mapped again whenever the user read under the lock moved."""
+        for _ in range(self.max_attempts):
+            try:
+                return self._run(self._login_plan(facts, mapped))
+            except MappingStale as stale:
+                mapped = self._remap(token, stale.identity, stale.user)
+        raise _gave_up(self.max_attempts)
 
     def _login_plan(self, facts: LoginFacts, mapped: Mapped) -> Callable[[], Plan[LoginOutcome]]:
         """A fresh login plan per attempt, each reading the clock when it starts."""
@@ -308,30 +315,38 @@ class Provisioner:
         if not hasattr(store, "transaction"):
             raise TypeError("this store is async only: use the async methods (alogin, adeprovision)")
         store = cast(Store, store)
-        last: StorageConflict | None = None
-        for attempt in range(self.max_attempts):
-            if attempt:
-                time.sleep(_backoff(attempt))
+        conflicts, lost = 0, False
+        while True:
             try:
                 with store.transaction() as tx:
                     return drive(make_plan(), tx)
+            except ConnectionLost:  # nothing was written: once more, at once, on a new connection
+                if lost:
+                    raise
+                lost = True
             except StorageConflict as exc:
-                last = exc
-        raise _gave_up(self.max_attempts) from last
+                conflicts += 1
+                if conflicts >= self.max_attempts:
+                    raise _gave_up(self.max_attempts) from exc
+                time.sleep(_backoff(conflicts))
 
     async def _arun(self, make_plan: Callable[[], Plan[T]]) -> T:
         store = self.store
         assert isinstance(store, AsyncStore)
-        last: StorageConflict | None = None
-        for attempt in range(self.max_attempts):
-            if attempt:
-                await asyncio.sleep(_backoff(attempt))
+        conflicts, lost = 0, False
+        while True:
             try:
                 async with store.atransaction() as tx:
                     return await adrive(make_plan(), tx)
+            except ConnectionLost:  # nothing was written: once more, at once, on a new connection
+                if lost:
+                    raise
+                lost = True
             except StorageConflict as exc:
-                last = exc
-        raise _gave_up(self.max_attempts) from last
+                conflicts += 1
+                if conflicts >= self.max_attempts:
+                    raise _gave_up(self.max_attempts) from exc
+                await asyncio.sleep(_backoff(conflicts))
 
 
 def _get_user(user_id: str) -> Plan[User | None]:

@@ -73,7 +73,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemy
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
-from ..errors import ConfigError, DuplicateIdentity, StorageConflict, StorageError
+from ..errors import ConfigError, ConnectionLost, DuplicateIdentity, StorageConflict, StorageError
 from ._records import USER_FIELDS, AuditEvent, NewUser, User, UserIdentity, email_key
 from ._session_protocol import LocalCredential
 
@@ -169,9 +169,19 @@ def _sqlstate(exc: DBAPIError) -> str | None:
     return state if isinstance(state, str) else None
 
 
-def _storage_error(exc: SQLAlchemyError) -> StorageError:
-    """A typed error for a driver failure; the message never carries SQL parameters."""
+def _storage_error(exc: SQLAlchemyError, *, committing: bool = False) -> StorageError:
+    """A typed error for a driver failure; the message never carries SQL parameters.
+
+    A broken connection (SQLAlchemy saw a disconnect and invalidated it, and the pool's
+    older connections with it) is :class:`~federation.errors.ConnectionLost` (nothing
+    committed: worth one retry on a new connection), unless it broke while ``committing``:
+    then the outcome is unknown and it is a plain ``StorageError``.
+    """
     if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            if committing:
+                return StorageError("the database connection was lost at commit; the outcome is unknown")
+            return ConnectionLost("the database connection was lost; nothing was written")
         state = _sqlstate(exc)
         if state in _RETRY_STATES:
             return StorageConflict(f"the database reported a conflict ({state}); retry")
@@ -568,7 +578,8 @@ class SQLStore:
         options.setdefault("hide_parameters", True)  # driver errors never echo user data
         url = self.url
         if url.get_backend_name() != "sqlite":
-            options.setdefault("pool_pre_ping", True)
+            # No pre-ping: it is a round trip per checkout. A connection found dead by a
+            # statement is ConnectionLost, and the callers retry once on a new one.
             return create_engine(url, **options)
         connect_args = dict(options.pop("connect_args", {}))
         connect_args.setdefault("timeout", busy_timeout)
@@ -598,6 +609,7 @@ class SQLStore:
         lock = self._memory_lock
         if lock is not None:
             lock.acquire()
+        committing = False
         try:
             try:
                 connection: AbstractContextManager[Connection] = (
@@ -607,8 +619,9 @@ class SQLStore:
                 )
                 with connection as conn:
                     yield conn
+                    committing = True  # the block ended: leaving the with commits
             except SQLAlchemyError as exc:
-                raise _storage_error(exc) from exc
+                raise _storage_error(exc, committing=committing and not unlocked_read) from exc
         finally:
             if lock is not None:
                 lock.release()
@@ -686,9 +699,17 @@ class SQLStore:
         """The identity (issuer, subject) and its user in one read outside any transaction
         (no lock: provisioning maps on it, then re-reads under the lock); None when unknown."""
         self._ensure_schema()
-        with self._connection(unlocked_read=True) as conn:
-            row = conn.execute(self.login_query(), {"issuer": issuer, "subject": subject}).first()
-        return self.login_of(row)
+        query, params = self.login_query(), {"issuer": issuer, "subject": subject}
+        return self.login_of(self._read_row(lambda conn: conn.execute(query, params).first()))
+
+    def _read_row(self, read: Callable[[Connection], T]) -> T:
+        """One read outside any transaction; a lost connection is read again once, on a new one."""
+        try:
+            with self._connection(unlocked_read=True) as conn:
+                return read(conn)
+        except ConnectionLost:
+            with self._connection(unlocked_read=True) as conn:
+                return read(conn)
 
     def login_query(self) -> Select[Any]:
         """The one statement of :meth:`find_login` (built once: building costs more than running)."""
@@ -715,8 +736,7 @@ class SQLStore:
         """The user, in one read outside any transaction (no lock)."""
         self._ensure_schema()
         t = self.users_table
-        with self._connection(unlocked_read=True) as conn:
-            row = conn.execute(select(t).where(t.c.id == user_id)).first()
+        row = self._read_row(lambda conn: conn.execute(select(t).where(t.c.id == user_id)).first())
         return None if row is None else _user(row)
 
     def session_store(self) -> SQLSessionStore:

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Row
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ConnectionLost
 from ._records import NewUser, User, UserIdentity
 from ._sql import (
     Parsed,
@@ -171,7 +171,7 @@ class AsyncSQLStore(SQLStore):
         options.setdefault("hide_parameters", True)
         target = async_url(self.url)
         if target.get_backend_name() != "sqlite":
-            options.setdefault("pool_pre_ping", True)
+            # No pre-ping (a round trip per checkout): a dead connection is ConnectionLost, retried once.
             return create_async_engine(target, **options)
         connect_args = dict(options.pop("connect_args", {}))
         connect_args.setdefault("timeout", self._busy_timeout)
@@ -198,6 +198,7 @@ class AsyncSQLStore(SQLStore):
         database errors become :class:`~federation.errors.StorageError` or ``StorageConflict``."""
         await self._aensure_schema()
         engine = await self.aengine()
+        committing = False
         try:
             if unlocked_read:
                 async with engine.connect() as conn:
@@ -205,20 +206,28 @@ class AsyncSQLStore(SQLStore):
             else:
                 async with engine.begin() as conn:
                     yield conn
+                    committing = True  # the block ended: leaving the with commits
         except SQLAlchemyError as exc:
-            raise _storage_error(exc) from exc
+            raise _storage_error(exc, committing=committing) from exc
+
+    async def _aread_row(self, statement: Any, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
+        """One read outside any transaction; a lost connection is read again once, on a new one."""
+        try:
+            async with self.aconnection(unlocked_read=True) as conn:
+                return (await conn.execute(statement, params)).first()
+        except ConnectionLost:
+            async with self.aconnection(unlocked_read=True) as conn:
+                return (await conn.execute(statement, params)).first()
 
     async def afind_login(self, issuer: str, subject: str) -> tuple[UserIdentity, User | None] | None:
         """Async twin of :meth:`find_login` (one unlocked read)."""
-        async with self.aconnection(unlocked_read=True) as conn:
-            row = (await conn.execute(self.login_query(), {"issuer": issuer, "subject": subject})).first()
+        row = await self._aread_row(self.login_query(), {"issuer": issuer, "subject": subject})
         return self.login_of(row)
 
     async def aread_user(self, user_id: str) -> User | None:
         """Async twin of :meth:`read_user`."""
         t = self.users_table
-        async with self.aconnection(unlocked_read=True) as conn:
-            row = (await conn.execute(select(t).where(t.c.id == user_id))).first()
+        row = await self._aread_row(select(t).where(t.c.id == user_id))
         return None if row is None else _user(row)
 
     async def aclose(self) -> None:

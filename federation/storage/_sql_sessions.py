@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..errors import StorageConflict, StorageError
+from ..errors import ConnectionLost, StorageConflict, StorageError
 from ._session_protocol import (
     AttemptState,
     NewRefreshToken,
@@ -291,20 +291,29 @@ class SQLSessionStore:
         again, up to 8 times. Any other failure (a duplicate session id, say) raises at once."""
         self.sql._ensure_schema()
         last: StorageConflict | None = None
+        lost = False
         for attempt in range(_ATTEMPTS):
             if attempt:
                 time.sleep(_jitter(attempt))
             try:
                 with self.sql._connection() as conn:
                     return drive(plan(), conn)
+            except ConnectionLost:  # nothing committed: once more, on a new connection
+                if lost:
+                    raise
+                lost = True
             except StorageConflict as exc:
                 last = exc
         raise _gave_up() from last
 
-    def _read(self, plan: Plan[T]) -> T:
+    def _read(self, plan: Callable[[], Plan[T]]) -> T:
         self.sql._ensure_schema()
-        with self.sql._connection(unlocked_read=True) as conn:
-            return drive(plan, conn)
+        try:
+            with self.sql._connection(unlocked_read=True) as conn:
+                return drive(plan(), conn)
+        except ConnectionLost:  # a read: once more, on a new connection
+            with self.sql._connection(unlocked_read=True) as conn:
+                return drive(plan(), conn)
 
     def create_session(self, session: SessionRecord, refresh: NewRefreshToken | None) -> None:
         """Store a new session and its first refresh token."""
@@ -318,11 +327,11 @@ class SQLSessionStore:
 
     def find_refresh(self, token_hash: str) -> SessionRecord | None:
         """The session of a refresh token, or None."""
-        return self._read(self.plans.find_refresh(token_hash))
+        return self._read(lambda: self.plans.find_refresh(token_hash))
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         """The session, or None."""
-        return self._read(self.plans.get_session(session_id))
+        return self._read(lambda: self.plans.get_session(session_id))
 
     def revoke_session(self, session_id: str, *, now: datetime) -> SessionRecord | None:
         """Revoke a session; the first ``revoked_at`` stays."""
@@ -342,11 +351,11 @@ class SQLSessionStore:
 
     def user_state(self, user_id: str, *, now: datetime) -> UserSessionState:
         """The user's generation and live revocations, in one connection."""
-        return self._read(self.plans.user_state(user_id, now))
+        return self._read(lambda: self.plans.user_state(user_id, now))
 
     def sessions_of(self, user_id: str, *, now: datetime) -> Sequence[SessionRecord]:
         """The user's live sessions, oldest first."""
-        return self._read(self.plans.sessions_of(user_id, now))
+        return self._read(lambda: self.plans.sessions_of(user_id, now))
 
     def record_failure(self, key: str, *, now: datetime, max_attempts: int, lockout: float) -> AttemptState:
         """Count a failed attempt; lock when the count reaches ``max_attempts``."""
@@ -354,7 +363,7 @@ class SQLSessionStore:
 
     def attempts(self, key: str) -> AttemptState:
         """The attempt state under ``key``."""
-        return self._read(self.plans.attempts(key))
+        return self._read(lambda: self.plans.attempts(key))
 
     def clear_attempts(self, key: str) -> None:
         """Forget ``key``'s failures."""
@@ -374,19 +383,28 @@ class AsyncSQLSessionStore:
 
     async def _atomic(self, plan: Callable[[], Plan[T]]) -> T:
         last: StorageConflict | None = None
+        lost = False
         for attempt in range(_ATTEMPTS):
             if attempt:
                 await asyncio.sleep(_jitter(attempt))
             try:
                 async with self.sql.aconnection() as conn:
                     return await adrive(plan(), conn)
+            except ConnectionLost:  # nothing committed: once more, on a new connection
+                if lost:
+                    raise
+                lost = True
             except StorageConflict as exc:
                 last = exc
         raise _gave_up() from last
 
-    async def _read(self, plan: Plan[T]) -> T:
-        async with self.sql.aconnection(unlocked_read=True) as conn:
-            return await adrive(plan, conn)
+    async def _read(self, plan: Callable[[], Plan[T]]) -> T:
+        try:
+            async with self.sql.aconnection(unlocked_read=True) as conn:
+                return await adrive(plan(), conn)
+        except ConnectionLost:  # a read: once more, on a new connection
+            async with self.sql.aconnection(unlocked_read=True) as conn:
+                return await adrive(plan(), conn)
 
     async def create_session(self, session: SessionRecord, refresh: NewRefreshToken | None) -> None:
         await self._atomic(lambda: self.plans.create_session(session, refresh))
@@ -397,10 +415,10 @@ class AsyncSQLSessionStore:
         return await self._atomic(lambda: self.plans.use_refresh(token_hash, successor, now, grace))
 
     async def find_refresh(self, token_hash: str) -> SessionRecord | None:
-        return await self._read(self.plans.find_refresh(token_hash))
+        return await self._read(lambda: self.plans.find_refresh(token_hash))
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
-        return await self._read(self.plans.get_session(session_id))
+        return await self._read(lambda: self.plans.get_session(session_id))
 
     async def revoke_session(self, session_id: str, *, now: datetime) -> SessionRecord | None:
         return await self._atomic(lambda: self.plans.revoke_session(session_id, now))
@@ -415,10 +433,10 @@ class AsyncSQLSessionStore:
         return await self._atomic(lambda: self.plans.bump_generation(user_id))
 
     async def user_state(self, user_id: str, *, now: datetime) -> UserSessionState:
-        return await self._read(self.plans.user_state(user_id, now))
+        return await self._read(lambda: self.plans.user_state(user_id, now))
 
     async def sessions_of(self, user_id: str, *, now: datetime) -> Sequence[SessionRecord]:
-        return await self._read(self.plans.sessions_of(user_id, now))
+        return await self._read(lambda: self.plans.sessions_of(user_id, now))
 
     async def record_failure(
         self, key: str, *, now: datetime, max_attempts: int, lockout: float
@@ -426,7 +444,7 @@ class AsyncSQLSessionStore:
         return await self._atomic(lambda: self.plans.record_failure(key, now, max_attempts, lockout))
 
     async def attempts(self, key: str) -> AttemptState:
-        return await self._read(self.plans.attempts(key))
+        return await self._read(lambda: self.plans.attempts(key))
 
     async def clear_attempts(self, key: str) -> None:
         await self._atomic(lambda: self.plans.clear_attempts(key))
