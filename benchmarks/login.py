@@ -221,6 +221,42 @@ def sqlite_loop(
     return elapsed / logins * 1000
 
 
+def psycopg_loop(
+    schema: str, log: list[tuple[str, Any]], n0: int, users: int, logins: int, rng: random.Random
+) -> float:
+    """ms per login of the captured statements through psycopg alone (prepared, one connection):
+    what the Python driver costs, between pgbench's C client and the library."""
+    import psycopg
+
+    url = make_url(POSTGRES_URL)
+    conn = psycopg.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        dbname=url.database or "postgres",
+        autocommit=True,  # BEGIN and COMMIT are among the statements when the store sent them
+        options=f"-c search_path={schema}",
+    )
+    steps = [(statement, dict(params or {})) for statement, params in log]
+    ns = [rng.randrange(users) for _ in range(logins)]
+    start = time.perf_counter()
+    with conn.cursor() as cursor:
+        for n in ns:
+            values = _values(n)
+            now = datetime.now(timezone.utc)
+            for statement, params in steps:
+                args = {}
+                for name, value in params.items():
+                    role = _role(value, n0)
+                    args[name] = now if role == "now" else values[role] if role else value
+                cursor.execute(statement, args or None, prepare=True)
+                if cursor.description is not None:
+                    cursor.fetchall()
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed / logins * 1000
+
+
 def measure_bridge(bridge: Any, verified: list[Any]) -> float:
     start = time.perf_counter()
     for vt in verified:
@@ -270,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     idp = MockIdP(issuer=ISSUER, audience=AUDIENCE)
     mapping = Mapping.from_yaml(EXAMPLE_MAPPING)
     pgbench = _pgbench()
-    results: dict[str, list[tuple[float, float]]] = {}
+    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="federation-bench-") as tmp:
         pg = _postgres_schema() if "postgres" in backends else None
         if pg is not None and pgbench is None:
@@ -316,18 +352,27 @@ def main(argv: list[str] | None = None) -> int:
                         "  as the pgbench script:\n    " + script.read_text().strip().replace("\n", "\n    ")
                     )
                     assert pgbench is not None and pg is not None
-                    bare: Callable[[], float] = lambda s=script, sc=pg[1]: run_pgbench(pgbench, s, logins, sc)  # noqa: E731
+                    bare: list[tuple[str, Callable[[], float]]] = [
+                        ("pgbench", lambda s=script, sc=pg[1]: run_pgbench(pgbench, s, logins, sc)),
+                        (
+                            "psycopg",
+                            lambda sc=pg[1], lg=log, n=n0: psycopg_loop(sc, lg, n, users, logins, rng),
+                        ),
+                    ]
                 else:
-                    bare = lambda p=path, lg=log, n=n0: sqlite_loop(p, lg, n, users, logins, rng)  # noqa: E731
-                bare()  # warm-up
+                    bare = [
+                        ("sqlite3", lambda p=path, lg=log, n=n0: sqlite_loop(p, lg, n, users, logins, rng))
+                    ]
+                for _, run in bare:
+                    run()  # warm-up
                 print()
                 setups.append((backend, bridge, verified, bare, store))
             for _ in range(rounds):
                 for backend, bridge, verified, bare, _store in setups:
                     tokens = verified(logins)
                     ms_bridge = measure_bridge(bridge, tokens)
-                    ms_bare = bare()
-                    results.setdefault(backend, []).append((ms_bridge, ms_bare))
+                    for name, run in bare:
+                        results.setdefault((backend, name), []).append((ms_bridge, run()))
         finally:
             for *_, store in setups:
                 store.close()
@@ -337,16 +382,18 @@ def main(argv: list[str] | None = None) -> int:
                     conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
                 engine.dispose()
 
-    header = f"{'store':<10} {'ms/login bridge':>16} {'ms/login bare':>14} {'ratio':>8}  per round"
+    header = (
+        f"{'store':<10} {'bare':<8} {'ms/login bridge':>16} {'ms/login bare':>14} {'ratio':>8}  per round"
+    )
     print(header)
     print("-" * len(header))
-    for backend, pairs in results.items():
+    for (backend, name), pairs in results.items():
         ratios = [b / s for b, s in pairs]
         per_round = " ".join(f"{r:.2f}" for r in ratios)
         ms_bridge = statistics.median(b for b, _ in pairs)
         ms_bare = statistics.median(s for _, s in pairs)
         ratio = statistics.median(ratios)
-        print(f"{backend:<10} {ms_bridge:>16.4f} {ms_bare:>14.4f} {ratio:>7.2f}x  {per_round}")
+        print(f"{backend:<10} {name:<8} {ms_bridge:>16.4f} {ms_bare:>14.4f} {ratio:>7.2f}x  {per_round}")
     return 0
 
 
