@@ -77,43 +77,43 @@ def _user_id(n: int) -> str:
 
 
 class Capture:
-    """The statements an engine sends, with their parameters, and the transaction edges."""
+    """The statements an engine sends for one login, with their parameters and the
+    transaction edges (listening only meanwhile: a store whose statements are listened to
+    runs its reads through SQLAlchemy, so the timed logins run without listeners)."""
 
     def __init__(self, store: SQLStore) -> None:
         self.dialect = store.engine.dialect.name
+        self.engine = store.engine
         self.log: list[tuple[str, Any]] = []
-        self.on = False
-        engine = store.engine
 
-        @event.listens_for(engine, "before_cursor_execute")
-        def _statement(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-            if not self.on:
-                return
-            if self.dialect == "postgresql":
-                dbapi = conn.connection.dbapi_connection
-                # psycopg opens a transaction itself before the first statement unless autocommit
-                if not dbapi.autocommit and dbapi.info.transaction_status == 0:
-                    self.log.append(("BEGIN", None))
-            self.log.append((statement, params))
+    def _statement(
+        self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        if self.dialect == "postgresql":
+            dbapi = conn.connection.dbapi_connection
+            # psycopg opens a transaction itself before the first statement unless autocommit
+            if not dbapi.autocommit and dbapi.info.transaction_status == 0:
+                self.log.append(("BEGIN", None))
+        self.log.append((statement, params))
 
-        @event.listens_for(engine, "commit")
-        def _commit(conn: Any) -> None:
-            if not self.on:
-                return
-            if self.dialect == "postgresql":
-                dbapi = conn.connection.dbapi_connection
-                if dbapi.autocommit or dbapi.info.transaction_status == 0:
-                    return  # nothing open: psycopg sends nothing
-            elif not conn.connection.dbapi_connection.in_transaction:
-                return
-            self.log.append(("COMMIT", None))
+    def _commit(self, conn: Any) -> None:
+        if self.dialect == "postgresql":
+            dbapi = conn.connection.dbapi_connection
+            if dbapi.autocommit or dbapi.info.transaction_status == 0:
+                return  # nothing open: psycopg sends nothing
+        elif not conn.connection.dbapi_connection.in_transaction:
+            return
+        self.log.append(("COMMIT", None))
 
     def one_login(self, run: Callable[[], object]) -> list[tuple[str, Any]]:
-        self.log, self.on = [], True
+        self.log = []
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        event.listen(self.engine, "commit", self._commit)
         try:
             run()
         finally:
-            self.on = False
+            event.remove(self.engine, "before_cursor_execute", self._statement)
+            event.remove(self.engine, "commit", self._commit)
         return self.log
 
 

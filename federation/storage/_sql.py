@@ -257,6 +257,32 @@ class _Statements:
         )
 
 
+class _DriverRead:
+    """A SELECT compiled once for a dialect, to run on the DBAPI cursor: its SQL, how its
+    parameters are passed, and each column's result processing (SQLAlchemy's own, so the
+    values are what ``Connection.execute`` would give)."""
+
+    def __init__(self, query: Select[Any], dialect: Dialect) -> None:
+        compiled = query.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.positional = compiled.positiontup  # parameter names in order (qmark), or None (named)
+        self.psycopg = dialect.driver in ("psycopg", "psycopg_async")
+        columns = list(query.selected_columns)
+        self.keys = tuple(str(c.key) for c in columns)
+        self.processors = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
+
+    def params(self, values: Mapping[str, Any]) -> Any:
+        """The parameters as the driver takes them (the values are strings: no bind processing)."""
+        return values if self.positional is None else tuple(values[name] for name in self.positional)
+
+    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
+        """A fetched row by column name, processed."""
+        return {
+            key: value if process is None else process(value)
+            for key, process, value in zip(self.keys, self.processors, raw, strict=True)
+        }
+
+
 def _maybe(row: Row[Any] | None, parse: Callable[[Row[Any]], T]) -> T | None:
     return None if row is None else parse(row)
 
@@ -374,7 +400,10 @@ def _user_from(m: Mapping[Any, Any]) -> User:
 
 
 def _identity(row: Row[Any]) -> UserIdentity:
-    m = row._mapping
+    return _identity_from(row._mapping)
+
+
+def _identity_from(m: Mapping[Any, Any]) -> UserIdentity:
     return UserIdentity(
         issuer=m["issuer"],
         subject=m["subject"],
@@ -432,6 +461,7 @@ class SQLStore:
         self._schema_ready = False
         self.engine = engine if engine is not None else self._create_engine(busy_timeout, engine_options)
         self._login_query: Select[Any] | None = None
+        self._login_read: _DriverRead | None = None
         self._sessions: SQLSessionStore | None = None
         # find_login's read: SQLite skips our BEGIN IMMEDIATE (the sqlite3 module is in autocommit
         # mode); other databases run it in autocommit (one round trip, no BEGIN/ROLLBACK).
@@ -556,6 +586,7 @@ class SQLStore:
             Column("applied_at", _UTCDateTime, nullable=False),
         )
         self.statements = _Statements(self)
+        self._user_names = tuple(c.name for c in self.users_table.c)
 
     @property
     def session_tables(self) -> tuple[Table, ...]:
@@ -699,8 +730,93 @@ class SQLStore:
         """The identity (issuer, subject) and its user in one read outside any transaction
         (no lock: provisioning maps on it, then re-reads under the lock); None when unknown."""
         self._ensure_schema()
-        query, params = self.login_query(), {"issuer": issuer, "subject": subject}
-        return self.login_of(self._read_row(lambda conn: conn.execute(query, params).first()))
+        values = {"issuer": issuer, "subject": subject}
+        if self._watched():
+            query = self.login_query()
+            return self.login_of(self._read_row(lambda conn: conn.execute(query, values).first()))
+        read = self._login_read
+        if read is None:
+            read = self._login_read = _DriverRead(self.login_query(), self.engine.dialect)
+        try:
+            row = self._driver_read(read, values)
+        except ConnectionLost:  # a read: once more, on a new connection
+            row = self._driver_read(read, values)
+        return self._login_from(row)
+
+    def _driver_read(self, read: _DriverRead, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``read``'s first row, on a pooled DBAPI connection outside any transaction.
+
+        The statement is compiled once and runs on the driver itself (PostgreSQL: a
+        server-side prepared statement, in autocommit: one round trip): profiled, SQLAlchemy's
+        execution and result layers cost more than the round trip. Errors are what
+        :meth:`_connection` makes of them (a disconnect invalidates the pool's older
+        connections too, as SQLAlchemy does, and is :class:`~federation.errors.ConnectionLost`).
+        No SQLAlchemy cursor events fire for it (the pool's do): with listeners on those,
+        :meth:`find_login` takes SQLAlchemy's path instead (:meth:`_watched`).
+        """
+        lock = self._memory_lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            try:
+                pooled = self.engine.raw_connection()
+            except SQLAlchemyError as exc:
+                raise _storage_error(exc) from exc
+            dialect = self.engine.dialect
+            dbapi: Any = pooled.dbapi_connection  # the driver's own connection (psycopg, sqlite3)
+            cursor: Any = None
+            try:
+                try:
+                    if read.psycopg:
+                        dbapi.autocommit = True  # no BEGIN: the read is one round trip
+                    try:
+                        cursor = dbapi.cursor()
+                        if read.psycopg:
+                            cursor.execute(read.sql, read.params(values), prepare=True)
+                        else:
+                            cursor.execute(read.sql, read.params(values))
+                        found = cursor.fetchone()
+                    finally:
+                        if read.psycopg:
+                            self._transactions_again(pooled)
+                except dialect.loaded_dbapi.Error as exc:
+                    lost = bool(dialect.is_disconnect(exc, dbapi, cursor))
+                    if lost:
+                        self.engine.pool._invalidate(pooled, exc)
+                    wrapped = DBAPIError.instance(
+                        read.sql,
+                        None,
+                        exc,
+                        dialect.loaded_dbapi.Error,
+                        hide_parameters=True,
+                        connection_invalidated=lost,
+                        dialect=dialect,
+                    )
+                    raise _storage_error(wrapped) from exc
+            finally:
+                if cursor is not None:
+                    cursor.close()
+                pooled.close()  # back to the pool
+        finally:
+            if lock is not None:
+                lock.release()
+        return None if found is None else read.row(found)
+
+    def _watched(self) -> bool:
+        """Whether anything listens to the engine's statements or errors (tracing, a test): then
+        the hot reads take SQLAlchemy's path, which tells them, instead of the driver's."""
+        dispatch = self.engine.dispatch
+        watched = dispatch.before_cursor_execute or dispatch.after_cursor_execute
+        return bool(watched or self.engine.dialect.dispatch.handle_error)
+
+    @staticmethod
+    def _transactions_again(pooled: Any) -> None:
+        """Take a psycopg connection out of autocommit before the pool has it back; a connection
+        that cannot be is invalidated, never returned in autocommit."""
+        try:
+            pooled.dbapi_connection.autocommit = False
+        except Exception as exc:
+            pooled.invalidate(exc)
 
     def _read_row(self, read: Callable[[Connection], T]) -> T:
         """One read outside any transaction; a lost connection is read again once, on a new one."""
@@ -725,12 +841,13 @@ class SQLStore:
 
     def login_of(self, row: Row[Any] | None) -> tuple[UserIdentity, User | None] | None:
         """What a row of :meth:`login_query` means."""
-        if row is None:
+        return None if row is None else self._login_from(row._mapping)
+
+    def _login_from(self, m: Mapping[Any, Any] | None) -> tuple[UserIdentity, User | None] | None:
+        if m is None:
             return None
-        users = self.users_table
-        m = row._mapping
-        user = None if m["u_id"] is None else _user_from({c.name: m[f"u_{c.name}"] for c in users.c})
-        return _identity(row), user
+        user = None if m["u_id"] is None else _user_from({name: m[f"u_{name}"] for name in self._user_names})
+        return _identity_from(m), user
 
     def read_user(self, user_id: str) -> User | None:
         """The user, in one read outside any transaction (no lock)."""

@@ -190,12 +190,14 @@ def _terminate(admin: Any, application_name: str) -> int:
 
 
 def _disconnects(store_or_engine: Any) -> list[bool]:
-    """Whether each database error an engine sees from now on is a disconnect."""
+    """One entry per connection the engine's pool invalidates from now on (a disconnect seen by a
+    statement, on SQLAlchemy's path or the driver's). A pool event: it leaves the store's reads
+    on the driver's path (cursor and error listeners would send them through SQLAlchemy's)."""
     seen: list[bool] = []
 
-    @event.listens_for(getattr(store_or_engine, "engine", store_or_engine), "handle_error")
-    def _on_error(context: Any) -> None:
-        seen.append(context.is_disconnect)
+    @event.listens_for(getattr(store_or_engine, "engine", store_or_engine), "invalidate")
+    def _on_invalidate(dbapi_connection: Any, record: Any, exception: Any) -> None:
+        seen.append(exception is not None)
 
     return seen
 
@@ -276,7 +278,8 @@ def test_an_error_that_is_not_a_disconnect_is_not_retried(
         conn.execute(
             text(f"CREATE TRIGGER refuse BEFORE UPDATE ON {users} FOR EACH ROW EXECUTE FUNCTION {function}()")
         )
-    errors = _disconnects(pg_store)
+    errors: list[bool] = []
+    event.listen(pg_store.engine, "handle_error", lambda context: errors.append(context.is_disconnect))
     clock.advance(60)
     with pytest.raises(StorageError) as raised:
         bridge.login(idp.mint(ADA))
@@ -345,3 +348,48 @@ def test_a_session_read_retries_a_terminated_backend_once(pg_store: SQLStore, ad
     _terminate(admin, pg_store.application_name)  # type: ignore[attr-defined]
     assert sessions.user_state("someone", now=now).generation == 0
     assert errors == [True]
+
+
+# -- the login read on the driver: the same answers as SQLAlchemy's ---------------------------
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_driver_read_gives_what_sqlalchemy_gives(
+    kind: str, make_store: Any, login_bridge: Any, idp: MockIdP, clock: FrozenClock
+) -> None:
+    store = make_store(kind)
+    bridge = login_bridge(store, mapping=None)
+    made = bridge.login(idp.mint({**ADA, "groups": ["a"]}))
+    with store.transaction() as tx:
+        tx.update_user(made.user.id, {"roles": {"x", "y"}, "attributes": {"k": [1, {"n": None}]}})
+    by_driver = store.find_login(idp.issuer, "ada")
+    seen: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    by_sqlalchemy = store.find_login(idp.issuer, "ada")
+    assert seen and "JOIN" in seen[0]  # listened to: SQLAlchemy's path, which tells the listener
+    assert by_driver == by_sqlalchemy
+    assert by_driver is not None and by_driver[1] is not None
+    user = by_driver[1]
+    assert user.roles == {"x", "y"} and user.attributes == {"k": [1, {"n": None}]}
+    assert user.created_at.tzinfo is not None and user.last_login_at == made.user.last_login_at
+    assert store.find_login(idp.issuer, "nobody") is None
+
+
+def test_the_driver_read_leaves_postgres_connections_transactional(pg_store: SQLStore) -> None:
+    pg_store.init_schema()
+    for _ in range(3):
+        assert pg_store.find_login("https://idp.test", "nobody") is None
+    with pg_store.engine.connect() as conn:  # the pooled connection the reads used
+        assert conn.connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]
+
+
+def test_a_sqlite_login_read_searches_an_index(make_store: Any) -> None:
+    store = make_store("sqlite")
+    store.init_schema()
+    sql = str(store.login_query().compile(dialect=store.engine.dialect))
+    raw = store.engine.raw_connection()
+    try:
+        plan = raw.cursor().execute("EXPLAIN QUERY PLAN " + sql, ("https://idp.test", "u")).fetchall()
+    finally:
+        raw.close()
+    assert not any(row[-1].startswith("SCAN") for row in plan), plan
