@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import binascii
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,9 @@ class Limits:
     max_kid_length: int = 256
 
 
-# One C-level pass over the whole token: three base64url runs separated by dots.
+# The shape of a compact JWS: three base64url runs separated by dots. parse_compact
+# refuses every string outside it without running the regex engine (tests hold it
+# to this definition).
 _COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -54,18 +57,33 @@ _STRING_PARAMS = ("kid", "typ", "cty", "jku", "x5u", "x5t", "x5t#S256")
 
 
 def _decode_matched(segment: str) -> bytes:
-    """:func:`b64url_decode` for a segment already known to be in the alphabet
-    (``_COMPACT`` matched it): the length and canonical-bits checks, then one C call."""
+    """Decode one base64url segment of a compact JWS, refusing any string
+    :func:`b64url_decode` refuses: the length and canonical-bits checks, then one
+    strict C decode that also validates the alphabet (so no separate pass over the
+    token is needed).
+    """
+    # Characters of the standard alphabet and padding would pass the standard decoder.
+    if "+" in segment or "/" in segment or "=" in segment:
+        raise MalformedToken(_NOT_BASE64URL)
     rem = len(segment) % 4
     if rem:
         if rem == 1:
             raise MalformedToken("segment has an impossible base64url length")
-        # Canonical form: the bits past the last full byte must be zero.
+        # Canonical form: the bits past the last full byte must be zero. (A character
+        # outside the alphabet maps to 0 here and is refused by the decoder below.)
         unused_mask = 0x0F if rem == 2 else 0x03
-        if _INDEX[segment[-1]] & unused_mask:
+        if _INDEX.get(segment[-1], 0) & unused_mask:
             raise MalformedToken("segment is not canonical base64url")
-    # Surplus "=" after a complete quantum is ignored by the non-strict decoder.
-    return binascii.a2b_base64(segment.encode("ascii").translate(_TO_STD) + b"==")
+    try:
+        std = segment.encode("ascii").translate(_TO_STD) + _PADDING[rem]
+        if _HAS_STRICT_MODE:
+            return binascii.a2b_base64(std, strict_mode=True)  # type: ignore[call-arg]
+    except (UnicodeEncodeError, binascii.Error):
+        raise MalformedToken(_NOT_BASE64URL) from None
+    # Python 3.10 has no strict mode (the lenient decoder skips foreign characters).
+    if _B64URL.fullmatch(segment) is None:
+        raise MalformedToken(_NOT_BASE64URL)
+    return binascii.a2b_base64(std)
 
 
 # The public decoder's own reference to the shared tail: a wrapper installed around
@@ -86,6 +104,9 @@ def b64url_decode(segment: str) -> bytes:
 
 
 _TO_STD = bytes.maketrans(b"-_", b"+/")
+_HAS_STRICT_MODE = sys.version_info >= (3, 11)  # binascii.a2b_base64(strict_mode=...)
+_PADDING = (b"", b"", b"==", b"=")  # by length % 4 (1 is refused before)
+_NOT_BASE64URL = "token segments are empty or not base64url"
 _HEADER_CACHE_SIZE = 64
 
 
@@ -135,29 +156,41 @@ def _check_header(header: dict[str, Any], limits: Limits) -> tuple[str, str | No
     return alg, kid
 
 
+def _shape_error(token: str) -> MalformedToken:
+    """Why ``token`` is not three base64url segments (the message names the likely mistake)."""
+    dots = token.count(".")
+    if dots == 4:
+        return MalformedToken("encrypted tokens (JWE) are not accepted; expected a signed JWT")
+    if dots != 2:
+        return MalformedToken("token does not have three dot-separated segments")
+    return MalformedToken(_NOT_BASE64URL)
+
+
 def parse_compact(token: object, limits: Limits, header_cache: dict[str, Any] | None = None) -> CompactJWS:
     """Split and parse ``token``; raise :class:`MalformedToken` when it is not a
     strict compact JWS. Size is checked before any decoding."""
-    if isinstance(token, (bytes, bytearray)):
-        if len(token) > limits.max_token_bytes:
-            raise TokenTooLarge("token exceeds the size limit")
-        try:
-            token = bytes(token).decode("ascii")
-        except UnicodeDecodeError:
-            raise MalformedToken("token is not ASCII") from None
-    if not isinstance(token, str):
-        raise MalformedToken("token is not a string")
+    if type(token) is not str:
+        if isinstance(token, (bytes, bytearray)):
+            if len(token) > limits.max_token_bytes:
+                raise TokenTooLarge("token exceeds the size limit")
+            try:
+                token = bytes(token).decode("ascii")
+            except UnicodeDecodeError:
+                raise MalformedToken("token is not ASCII") from None
+        elif not isinstance(token, str):
+            raise MalformedToken("token is not a string")
     if len(token) > limits.max_token_bytes:
         raise TokenTooLarge("token exceeds the size limit")
-    match = _COMPACT.fullmatch(token)
-    if match is None:
-        dots = token.count(".")
-        if dots == 4:
-            raise MalformedToken("encrypted tokens (JWE) are not accepted; expected a signed JWT")
-        if dots != 2:
-            raise MalformedToken("token does not have three dot-separated segments")
-        raise MalformedToken("token segments are empty or not base64url")
-    h_seg, p_seg, s_seg = match.groups()
+    # The shape _COMPACT describes: two dots, header and payload not empty here, and
+    # every segment in the base64url alphabet as _decode_matched decodes it (header
+    # segments are cached only once decoded), so no separate pass over the token.
+    h_end = token.find(".")
+    p_end = token.find(".", h_end + 1)
+    if h_end < 1 or p_end < h_end + 2 or token.find(".", p_end + 1) != -1:
+        raise _shape_error(token)
+    h_seg = token[:h_end]
+    p_seg = token[h_end + 1 : p_end]
+    s_seg = token[p_end + 1 :]
     if len(h_seg) > limits.max_header_bytes:
         raise TokenTooLarge("token header exceeds the size limit")
     cached = header_cache.get(h_seg) if header_cache is not None else None
@@ -180,5 +213,5 @@ def parse_compact(token: object, limits: Limits, header_cache: dict[str, Any] | 
     if len(claims) > limits.max_claims:
         raise MalformedToken("payload has too many claims")
     signature = _decode_matched(s_seg)
-    signing_input = token[: len(h_seg) + 1 + len(p_seg)].encode("ascii")
+    signing_input = token[:p_end].encode("ascii")  # decoded above: ASCII
     return CompactJWS(header, claims, signing_input, signature, alg, kid)

@@ -85,6 +85,7 @@ class IssuerKeySource:
         # a total budget of twice the timeout); past it, the flight counts as abandoned.
         self._lease = 4 * config.timeout + 1
         self._flight = SingleFlight(lambda: self.state.generation, lease=self._lease)
+        self._in_flight = lambda: self._flight.in_flight
         self._noted_version: bytes | None = None  # digest of the last key document whose notes were emitted
         # A waiter waits out one lease, then may take over and fetch itself.
         self._wait_budget = 2 * self._lease
@@ -277,7 +278,7 @@ class IssuerKeySource:
     # -- shared -------------------------------------------------------------------------
 
     def _lookup(self, kid: str | None, alg: str, generation: int) -> VerificationKey | Miss:
-        decision = self.state.lookup(kid, alg, self._clock(), in_flight=self._flight.in_flight)
+        decision = self.state.lookup(kid, alg, self._clock(), self._in_flight)
         if decision is Miss.RATE_LIMITED and self.state.generation != generation:
             # A refetch landed between our look at the set and at the flight: use its result.
             return self._after(kid, alg)

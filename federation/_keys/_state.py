@@ -87,9 +87,11 @@ class KeyCacheState:
     # -- lookups -----------------------------------------------------------------
 
     def lookup(
-        self, kid: str | None, alg: str, now: float, in_flight: bool = False
+        self, kid: str | None, alg: str, now: float, in_flight: Callable[[], bool] = lambda: False
     ) -> VerificationKey | Miss:
         """Answer from the cache, or say why it cannot.
+
+        ``in_flight`` tells whether a fetch is under way; it is asked only on a miss.
 
         Raises :class:`UnknownKey` for a kid recently found unknown, and
         :class:`KeySetUnavailable` while failing with no usable set.
@@ -102,7 +104,7 @@ class KeyCacheState:
                 return key
             if kid is not None and kid in self.unknown_kids:
                 raise UnknownKey("no key of the issuer has the token's kid", issuer=self.issuer)
-            if in_flight or self.cooldown.allowed(now):
+            if in_flight() or self.cooldown.allowed(now):
                 # A fetch already in flight may bring the key: join it (single-flight) rather
                 # than refuse; joining never adds a request.
                 return Miss.FORCED
