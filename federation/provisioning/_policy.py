@@ -77,6 +77,8 @@ def email_domain(email: str | None) -> str | None:
 
 
 def _bad_char(value: str, *, format_chars: bool) -> bool:
+    if value.isascii() and value.isprintable():
+        return False  # U+0020..U+007E only: letters, digits, punctuation, symbols, space (in C)
     for ch in value:
         category = unicodedata.category(ch)
         if category == "Cc" or category in ("Cs", "Co", "Cn"):

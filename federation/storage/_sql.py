@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -268,19 +269,40 @@ class _DriverRead:
         self.positional = compiled.positiontup  # parameter names in order (qmark), or None (named)
         self.psycopg = dialect.driver in ("psycopg", "psycopg_async")
         columns = list(query.selected_columns)
-        self.keys = tuple(str(c.key) for c in columns)
-        self.processors = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
+        self.index = {str(c.key): i for i, c in enumerate(columns)}  # column (or label) -> position
+        processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        self.processing = tuple((i, p) for i, p in enumerate(processors) if p is not None)
 
     def params(self, values: Mapping[str, Any]) -> Any:
         """The parameters as the driver takes them (the values are strings: no bind processing)."""
         return values if self.positional is None else tuple(values[name] for name in self.positional)
 
-    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
-        """A fetched row by column name, processed."""
-        return {
-            key: value if process is None else process(value)
-            for key, process, value in zip(self.keys, self.processors, raw, strict=True)
-        }
+    def values(self, raw: Sequence[Any]) -> list[Any]:
+        """A fetched row's values, processed, in column order."""
+        values = list(raw)
+        for i, process in self.processing:
+            values[i] = process(values[i])
+        return values
+
+
+class _LoginRead(_DriverRead):
+    """:meth:`SQLStore.login_query` on the driver, and its row as records (by position)."""
+
+    def __init__(self, query: Select[Any], dialect: Dialect) -> None:
+        super().__init__(query, dialect)
+        ix = self.index
+        self.identity = itemgetter(*(ix[f.name] for f in dataclasses.fields(UserIdentity)))
+        self.user = itemgetter(*(ix[f"u_{f.name}"] for f in dataclasses.fields(User)))
+        self.user_id = ix["u_id"]
+
+    def login(self, values: list[Any]) -> tuple[UserIdentity, User | None]:
+        """What :meth:`SQLStore.login_of` makes of the same row."""
+        identity = UserIdentity(*self.identity(values))
+        if values[self.user_id] is None:
+            return identity, None
+        u = list(self.user(values))  # User's fields in order, as _user_from reads them
+        u[3], u[5], u[6] = bool(u[3]), frozenset(u[5] or ()), u[6] or {}
+        return identity, User(*u)
 
 
 def _maybe(row: Row[Any] | None, parse: Callable[[Row[Any]], T]) -> T | None:
@@ -461,7 +483,7 @@ class SQLStore:
         self._schema_ready = False
         self.engine = engine if engine is not None else self._create_engine(busy_timeout, engine_options)
         self._login_query: Select[Any] | None = None
-        self._login_read: _DriverRead | None = None
+        self._login_read: _LoginRead | None = None
         self._sessions: SQLSessionStore | None = None
         # find_login's read: SQLite skips our BEGIN IMMEDIATE (the sqlite3 module is in autocommit
         # mode); other databases run it in autocommit (one round trip, no BEGIN/ROLLBACK).
@@ -586,7 +608,6 @@ class SQLStore:
             Column("applied_at", _UTCDateTime, nullable=False),
         )
         self.statements = _Statements(self)
-        self._user_names = tuple(c.name for c in self.users_table.c)
 
     @property
     def session_tables(self) -> tuple[Table, ...]:
@@ -736,14 +757,14 @@ class SQLStore:
             return self.login_of(self._read_row(lambda conn: conn.execute(query, values).first()))
         read = self._login_read
         if read is None:
-            read = self._login_read = _DriverRead(self.login_query(), self.engine.dialect)
+            read = self._login_read = _LoginRead(self.login_query(), self.engine.dialect)
         try:
             row = self._driver_read(read, values)
         except ConnectionLost:  # a read: once more, on a new connection
             row = self._driver_read(read, values)
-        return self._login_from(row)
+        return None if row is None else read.login(row)
 
-    def _driver_read(self, read: _DriverRead, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    def _driver_read(self, read: _DriverRead, values: Mapping[str, Any]) -> list[Any] | None:
         """``read``'s first row, on a pooled DBAPI connection outside any transaction.
 
         The statement is compiled once and runs on the driver itself (PostgreSQL: a
@@ -800,7 +821,7 @@ class SQLStore:
         finally:
             if lock is not None:
                 lock.release()
-        return None if found is None else read.row(found)
+        return None if found is None else read.values(found)
 
     def _watched(self) -> bool:
         """Whether anything listens to the engine's statements or errors (tracing, a test): then
@@ -841,13 +862,12 @@ class SQLStore:
 
     def login_of(self, row: Row[Any] | None) -> tuple[UserIdentity, User | None] | None:
         """What a row of :meth:`login_query` means."""
-        return None if row is None else self._login_from(row._mapping)
-
-    def _login_from(self, m: Mapping[Any, Any] | None) -> tuple[UserIdentity, User | None] | None:
-        if m is None:
+        if row is None:
             return None
-        user = None if m["u_id"] is None else _user_from({name: m[f"u_{name}"] for name in self._user_names})
-        return _identity_from(m), user
+        users = self.users_table
+        m = row._mapping
+        user = None if m["u_id"] is None else _user_from({c.name: m[f"u_{c.name}"] for c in users.c})
+        return _identity(row), user
 
     def read_user(self, user_id: str) -> User | None:
         """The user, in one read outside any transaction (no lock)."""

@@ -393,3 +393,19 @@ def test_a_sqlite_login_read_searches_an_index(make_store: Any) -> None:
     finally:
         raw.close()
     assert not any(row[-1].startswith("SCAN") for row in plan), plan
+
+
+def test_the_printable_ascii_shortcut_agrees_with_the_character_scan() -> None:
+    """Every ASCII character, alone and inside a name, is judged as the full scan judges it."""
+    import unicodedata
+
+    from federation.provisioning._policy import _bad_char
+
+    for code in range(128):
+        ch = chr(code)
+        scanned = unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn", "Cf")
+        for value in (ch, f"Ada{ch}Lovelace"):
+            assert _bad_char(value, format_chars=True) is scanned, repr(value)
+            assert _bad_char(value, format_chars=False) is scanned, repr(value)
+    assert _bad_char("Ada\u202eecalevol", format_chars=False)  # a bidi override, past the shortcut
+    assert not _bad_char("Zoë", format_chars=True)
