@@ -34,7 +34,7 @@ from ._frozen import fast_init
 from ._profile import Identity, ProviderProfile, TokenContext
 from ._rfc7515 import CompactJWS, Limits, parse_compact
 from ._rfc7517 import VerificationKey
-from ._rfc7519 import ClaimsPolicy, TokenType, check_claims
+from ._rfc7519 import ClaimsPolicy, TokenType, check_claims, classify_token
 from .errors import BadSignature, DisallowedAlgorithm, InvalidToken, UntrustedIssuer, WrongTokenType
 
 __all__ = ["Route", "VerifiedToken", "Verifier", "make_route"]
@@ -115,6 +115,8 @@ class Route:
     policies: Mapping[str, ClaimsPolicy]  # per token kind
     # False when the profile keeps the base class's no-op hooks: nothing to call per token.
     checks_unverified: bool = True
+    # The profile's classify, or the generic rule itself when the profile keeps it.
+    classify: Callable[[Mapping[str, Any], Mapping[str, Any]], TokenType] = classify_token
 
 
 class Verifier:
@@ -193,7 +195,7 @@ class Verifier:
         claims = jws.claims
         header = jws.header
         profile = route.profile
-        token_type = profile.classify(header, claims)
+        token_type = route.classify(header, claims)
         if token_type not in route.token_types:
             raise WrongTokenType(
                 f"{token_type} tokens are not accepted from this issuer", issuer=route.issuer
@@ -241,6 +243,7 @@ def make_route(iss: str, profile: ProviderProfile, leeway: float, max_audiences:
         algorithms=frozenset(profile.algorithms),
         token_types=frozenset(profile.token_types),
         policies=policies,
+        classify=(classify_token if type(profile).classify is ProviderProfile.classify else profile.classify),
         checks_unverified=(
             type(profile).check_unverified is not ProviderProfile.check_unverified
             or type(profile).check_header is not ProviderProfile.check_header

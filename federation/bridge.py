@@ -187,7 +187,7 @@ class Bridge:
         """
         jws, route = self._verifier.prepare(token)
         try:
-            key = self._source(route).get_key(jws.kid, jws.alg)
+            key = self._profile_sources[id(route.profile)].get_key(jws.kid, jws.alg)  # _source, inline
             return self._verifier.finish(jws, route, key)
         except InvalidToken as exc:
             exc.issuer = exc.issuer or route.issuer  # every rejection after routing names the issuer
@@ -537,7 +537,7 @@ class Bridge:
     def _verify_with_key(self, token: str) -> tuple[VerifiedToken, Any]:
         jws, route = self._verifier.prepare(token)
         try:
-            key = self._source(route).get_key(jws.kid, jws.alg)
+            key = self._profile_sources[id(route.profile)].get_key(jws.kid, jws.alg)  # _source, inline
             return self._verifier.finish(jws, route, key), key
         except InvalidToken as exc:
             exc.issuer = exc.issuer or route.issuer

@@ -190,8 +190,12 @@ class IssuerKeySource:
 
     def get_key(self, kid: str | None, alg: str) -> VerificationKey:
         """The verification key for (kid, alg), fetching when needed (blocking)."""
-        generation = self.state.generation  # read before the lookup, so a fetch landing after it counts
-        decision = self._lookup(kid, alg, generation)
+        state = self.state
+        generation = state.generation  # read before the lookup, so a fetch landing after it counts
+        decision = state.lookup(kid, alg, self._clock(), self._in_flight)
+        if isinstance(decision, VerificationKey):
+            return decision
+        decision = self._settle_miss(decision, kid, alg, generation)
         if isinstance(decision, VerificationKey):
             return decision
         self._refresh_sync(decision is Miss.FORCED, generation)
@@ -258,8 +262,12 @@ class IssuerKeySource:
 
     async def aget_key(self, kid: str | None, alg: str) -> VerificationKey:
         """Async twin of :meth:`get_key`."""
-        generation = self.state.generation
-        decision = self._lookup(kid, alg, generation)
+        state = self.state
+        generation = state.generation
+        decision = state.lookup(kid, alg, self._clock(), self._in_flight)
+        if isinstance(decision, VerificationKey):
+            return decision
+        decision = self._settle_miss(decision, kid, alg, generation)
         if isinstance(decision, VerificationKey):
             return decision
         await self._refresh_async(decision is Miss.FORCED, generation)
@@ -277,8 +285,11 @@ class IssuerKeySource:
 
     # -- shared -------------------------------------------------------------------------
 
-    def _lookup(self, kid: str | None, alg: str, generation: int) -> VerificationKey | Miss:
-        decision = self.state.lookup(kid, alg, self._clock(), self._in_flight)
+    def _settle_miss(
+        self, decision: Miss, kid: str | None, alg: str, generation: int
+    ) -> VerificationKey | Miss:
+        """After the cache could not answer: a rate-limited miss is refused, unless a
+        refetch landed since ``generation`` was read (then its set answers)."""
         if decision is Miss.RATE_LIMITED and self.state.generation != generation:
             # A refetch landed between our look at the set and at the flight: use its result.
             return self._after(kid, alg)
