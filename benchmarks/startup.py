@@ -1,4 +1,5 @@
-"""Start-up cost: ``import federation`` and ``federation --version`` against ``import jwt`` (PyJWT).
+"""Start-up cost: ``import federation`` and ``federation --version`` against ``import jwt`` (PyJWT),
+and the first token after a cold start against PyJWT with ``PyJWKClient``.
 
 Run from the repository root (``pip install -e '.[bench]'`` for PyJWT)::
 
@@ -8,22 +9,98 @@ Each measurement is a fresh interpreter, started as a serverless cold start star
 the commands alternate (A B A B ...) and each ratio is taken pair by pair, so a drift in
 the machine's speed moves both sides of a pair alike. Printed: the median wall time of
 each command and the median of the paired ratios.
+
+The cold-start row: the interpreter starts, builds its verifier and verifies one RS256
+token whose issuer's JWK Set it fetches from a loopback HTTP server this script runs.
+Ours: ``Bridge.from_file(config)`` (a YAML file naming the issuer, its audience and its
+``jwks_uri``) and ``bridge.verify(token)``; PyJWT: ``PyJWKClient(jwks_uri)``,
+``get_signing_key_from_jwt(token)`` and ``jwt.decode(...)`` with the audience and issuer.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ISSUER = "https://idp.cold-start.test"
+AUDIENCE = "cold-start-app"
 
 
 def _wall(command: Sequence[str]) -> float:
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
+
+
+@contextmanager
+def _jwks_server(jwks: dict[str, object]) -> Iterator[str]:
+    """A loopback HTTP server answering every GET with ``jwks``; yields its URL."""
+    body = json.dumps(jwks).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/jwks"
+    finally:
+        server.shutdown()
+
+
+def _cold_start_commands(python: str, work: Path, jwks_uri: str) -> tuple[list[str], list[str]]:
+    """(ours, PyJWT's): a fresh interpreter that verifies ``work/token`` once."""
+    (work / "bridge.yaml").write_text(
+        f"issuers:\n  - issuer: {ISSUER}\n    audiences: [{AUDIENCE}]\n    algorithms: [RS256]\n"
+        f"    jwks_uri: {jwks_uri}\nkeys:\n  allow_loopback_http: true\n"
+    )
+    token = str(work / "token")
+    ours = (
+        "import sys; from federation import Bridge; "
+        "bridge = Bridge.from_file(sys.argv[1]); "
+        "assert bridge.verify(open(sys.argv[2]).read()).subject == 'cold'"
+    )
+    theirs = (
+        "import sys, jwt; token = open(sys.argv[2]).read(); "
+        "key = jwt.PyJWKClient(sys.argv[1]).get_signing_key_from_jwt(token); "
+        "claims = jwt.decode(token, key.key, algorithms=['RS256'], "
+        f"audience={AUDIENCE!r}, issuer={ISSUER!r}); "
+        "assert claims['sub'] == 'cold'"
+    )
+    return (
+        [python, "-c", ours, str(work / "bridge.yaml"), token],
+        [python, "-c", theirs, jwks_uri, token],
+    )
+
+
+def _paired(name: str, ours_cmd: Sequence[str], theirs_cmd: Sequence[str], runs: int) -> None:
+    ours, theirs = [], []
+    for _ in range(runs):
+        ours.append(_wall(ours_cmd))
+        theirs.append(_wall(theirs_cmd))
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    print(
+        f"{name:32} {statistics.median(ours):9.3f} {statistics.median(theirs):7.3f} "
+        f"{statistics.median(ratios):13.3f}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,15 +122,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Python {sys.version.split()[0]}, {args.runs} paired runs; baseline: python -c 'import jwt'\n")
     print(f"{'command':32} {'median s':>9} {'jwt s':>7} {'x import jwt':>13}")
     for name, command in rows.items():
-        ours, theirs = [], []
-        for _ in range(args.runs):
-            ours.append(_wall(command))
-            theirs.append(_wall(baseline))
-        ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
-        print(
-            f"{name:32} {statistics.median(ours):9.3f} {statistics.median(theirs):7.3f} "
-            f"{statistics.median(ratios):13.3f}"
-        )
+        _paired(name, command, baseline, args.runs)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+    from federation.testing import MockIdP
+
+    idp = MockIdP(issuer=ISSUER, audience=AUDIENCE, alg="RS256")
+    with tempfile.TemporaryDirectory(prefix="fedbench-cold-") as tmp, _jwks_server(idp.jwks()) as url:
+        work = Path(tmp)
+        (work / "token").write_text(idp.mint(sub="cold", lifetime=3600))
+        ours_cmd, theirs_cmd = _cold_start_commands(python, work, url)
+        for command in (ours_cmd, theirs_cmd):
+            _wall(command)  # warm the file cache (and fail early if either cannot verify)
+        print(f"\n{'first token after a cold start':32} {'median s':>9} {'PyJWT s':>7} {'x PyJWT':>13}")
+        _paired("Bridge.from_file + verify", ours_cmd, theirs_cmd, args.runs)
     return 0
 
 
