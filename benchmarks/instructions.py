@@ -3,7 +3,7 @@ machine-independent measure of ``bridge.verify`` against the raw signature check
 
 Run from the repository root (valgrind must be installed: ``apt-get install valgrind``)::
 
-    python benchmarks/run.py --instructions            # RS256 and PS256, 300 tokens each
+    python benchmarks/run.py --instructions --algs RS256,PS256   # 300 tokens per loop
     python benchmarks/instructions.py --algs ES256,EdDSA --tokens 200
 
 Method (docs/performance.md, "Instructions"): the parent mints the tokens once

@@ -5,6 +5,7 @@ Run from the repository root::
     python benchmarks/run.py              # full run (~25 s on a 2-core machine)
     python benchmarks/run.py --quick      # a rough look in a few seconds
     python benchmarks/run.py --profile    # also: where bridge.verify spends its time
+    python benchmarks/run.py --instructions   # instead: instructions per token (callgrind)
 
 What is measured (docs/performance.md explains why):
 
@@ -552,7 +553,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5 rounds x 50 tokens: a rough look")
     parser.add_argument("--no-garbage", action="store_true", help="skip the garbage-rejection table")
     parser.add_argument("--profile", action="store_true", help="also break bridge.verify down by stage")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instead: instructions per token under valgrind's callgrind (benchmarks/instructions.py)",
+    )
     args = parser.parse_args(argv)
+    if args.instructions:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import instructions
+
+        return instructions.main(["--algs", args.algs, "--tokens", str(3 * args.batch)])
     rounds, batch = (5, 50) if args.quick else (args.rounds, args.batch)
     algs = [a.strip() for a in args.algs.split(",") if a.strip()]
     unknown = set(algs) - set(ALL_ALGS)
