@@ -25,12 +25,13 @@ Must not: evaluate rules against a token (:mod:`._engine` does).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._conditions import Check, compile_condition, describe
+from ._conditions import FastCheck, compile_check, describe
 from ._model import AttributeSpec, DenyRule, MappingFile, Overlay, RoleRule
-from ._paths import ClaimPath, Context, parse_path
+from ._paths import ClaimPath, Context, Frame, Slots, parse_path
 from ._result import TraceEntry
 from ._scope import IssuerScope
 from ._templates import Template, is_template, parse_template
@@ -44,7 +45,10 @@ __all__ = [
     "Plan",
     "Planner",
     "RolesPlan",
+    "valid_role",
 ]
+
+MAX_ROLE_LENGTH = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,9 @@ class CompiledSource:
     label: str  # as written in the file
     path: ClaimPath | None
     template: Template | None
+    slot: int | None = None  # where the frame holds the path's value (None: resolved when read)
+    absent: str = ""  # "<label> is absent"
+    found: str = ""  # "from <label>", the detail of a value it gave
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +70,8 @@ class CompiledAttribute:
     default: Any  # None, a literal value, or a Template
     required: bool
     update: str
-    when: Check | None
+    when: FastCheck | None
+    uses: frozenset[int] = frozenset()  # the frame places it reads
     entries: dict[tuple[str, str], TraceEntry] = field(default_factory=dict, compare=False)
 
 
@@ -71,13 +79,19 @@ class CompiledAttribute:
 class CompiledRule:
     rule: str
     label: str  # "name: " or "", the prefix of trace details
-    check: Check
+    check: FastCheck
     text: str  # the condition in words
     grant: tuple[str, ...]
     grant_from: ClaimPath | None
     transform: Transform | None
     only: frozenset[str] | None
     allow_privileged: bool
+    grant_from_slot: int | None = None
+    #: The members of ``only`` that pass the engine's checks of a role taken from a token
+    #: (see _engine._dynamic_roles): an exact str passes all of them iff it is one of these.
+    only_valid: frozenset[str] | None = None
+    granted_detail: str = ""  # the trace detail when it grants ``grant`` as written
+    uses: frozenset[int] = frozenset()
     entries: dict[tuple[str, str], TraceEntry] = field(default_factory=dict, compare=False)
 
 
@@ -85,10 +99,12 @@ class CompiledRule:
 class CompiledDeny:
     rule: str
     label: str  # "name: " or "", the prefix of trace details
-    check: Check
+    check: FastCheck
     text: str
     code: str
     message: str | None
+    denied_detail: str = ""  # the trace detail when it denies
+    uses: frozenset[int] = frozenset()
     entries: dict[tuple[str, str], TraceEntry] = field(default_factory=dict, compare=False)
 
 
@@ -101,6 +117,10 @@ class RolesPlan:
     rules: tuple[CompiledRule, ...]
 
 
+def _always_frame(ctx: Context) -> Any:
+    return ctx
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """Everything that applies to tokens of one provider and issuer, in order."""
@@ -108,56 +128,86 @@ class Plan:
     deny: tuple[CompiledDeny, ...]
     attributes: tuple[CompiledAttribute, ...]
     roles: RolesPlan | None
+    #: What builds the frame the compiled rules read: ``[r(ctx) for r in resolvers]``.
+    resolvers: tuple[Callable[[Context], Any], ...] = (_always_frame,)
 
 
-def _source(text: str) -> CompiledSource:
+def valid_role(item: object) -> bool:
+    """Whether a value taken from a token (``grant_from``) may be a role name."""
+    return (
+        isinstance(item, str)
+        and 0 < len(item) <= MAX_ROLE_LENGTH
+        and item == item.strip()
+        and item.isprintable()
+    )
+
+
+def _source(text: str, slots: Slots) -> CompiledSource:
     if is_template(text):
-        return CompiledSource(text, None, parse_template(text))
-    return CompiledSource(text, parse_path(text), None)
+        return CompiledSource(text, None, parse_template(text), None, f"{text} is absent", f"from {text}")
+    path = parse_path(text)
+    return CompiledSource(text, path, None, slots.slot(path), f"{text} is absent", f"from {text}")
 
 
-def _attribute(name: str, spec: AttributeSpec, rule: str) -> CompiledAttribute:
+def _attribute(name: str, spec: AttributeSpec, rule: str, slots: Slots) -> CompiledAttribute:
+    uses = slots.reading()
     default: Any = spec.default
     if isinstance(default, str) and is_template(default):
         default = parse_template(default)
     return CompiledAttribute(
         name=name,
         rule=rule,
-        sources=tuple(_source(s) for s in spec.from_ or ()),
+        sources=tuple(_source(s, slots) for s in spec.from_ or ()),
         transform=compile_steps(spec.transform),
         default=default,
         required=spec.required,
         update=spec.update,
-        when=compile_condition(spec.when) if spec.when is not None else None,
+        when=compile_check(spec.when, slots) if spec.when is not None else None,
+        uses=frozenset(uses),
     )
 
 
-def _always(ctx: Context) -> str | None:
+def _always(frame: Frame) -> str | None:
     return None
 
 
-def _rule(rule: RoleRule, where: str) -> CompiledRule:
+def _rule(rule: RoleRule, where: str, slots: Slots) -> CompiledRule:
+    uses = slots.reading()
+    label = f"{rule.name}: " if rule.name else ""
+    text = describe(rule.when) if rule.when is not None else "always"
+    grant = tuple(dict.fromkeys(rule.grant))
+    grant_from = parse_path(rule.grant_from) if rule.grant_from is not None else None
+    only = frozenset(rule.only) if rule.only is not None else None
     return CompiledRule(
         rule=where,
-        label=f"{rule.name}: " if rule.name else "",
-        check=compile_condition(rule.when) if rule.when is not None else _always,
-        text=describe(rule.when) if rule.when is not None else "always",
-        grant=tuple(dict.fromkeys(rule.grant)),
-        grant_from=parse_path(rule.grant_from) if rule.grant_from is not None else None,
+        label=label,
+        check=compile_check(rule.when, slots) if rule.when is not None else _always,
+        text=text,
+        grant=grant,
+        grant_from=grant_from,
         transform=compile_steps(rule.transform),
-        only=frozenset(rule.only) if rule.only is not None else None,
+        only=only,
         allow_privileged=rule.allow_privileged,
+        grant_from_slot=slots.slot(grant_from) if grant_from is not None else None,
+        only_valid=frozenset(r for r in only if valid_role(r)) if only is not None else None,
+        granted_detail=f"{label}{text} -> {', '.join(grant) if grant else 'no roles'}",
+        uses=frozenset(uses),
     )
 
 
-def _deny(rule: DenyRule, where: str) -> CompiledDeny:
+def _deny(rule: DenyRule, where: str, slots: Slots) -> CompiledDeny:
+    uses = slots.reading()
+    label = f"{rule.name}: " if rule.name else ""
+    text = describe(rule.when)
     return CompiledDeny(
         rule=where,
-        label=f"{rule.name}: " if rule.name else "",
-        check=compile_condition(rule.when),
-        text=describe(rule.when),
+        label=label,
+        check=compile_check(rule.when, slots),
+        text=text,
         code=rule.code,
         message=rule.message,
+        denied_detail=f"{label}{rule.code}: {text}" + (f" ({rule.message})" if rule.message else ""),
+        uses=frozenset(uses),
     )
 
 
@@ -176,19 +226,21 @@ def _section(
     default: list[str],
     rules: list[RoleRule],
     deny: list[DenyRule],
+    slots: Slots,
 ) -> _Section:
     return _Section(
         attributes={
-            name: _attribute(name, spec, f"{prefix}attributes.{name}") for name, spec in attributes.items()
+            name: _attribute(name, spec, f"{prefix}attributes.{name}", slots)
+            for name, spec in attributes.items()
         },
         default_path=f"{prefix}roles.default",
         default=tuple(dict.fromkeys(default)),
-        rules=tuple(_rule(rule, f"{prefix}roles.rules[{i}]") for i, rule in enumerate(rules)),
-        deny=tuple(_deny(rule, f"{prefix}deny[{i}]") for i, rule in enumerate(deny)),
+        rules=tuple(_rule(rule, f"{prefix}roles.rules[{i}]", slots) for i, rule in enumerate(rules)),
+        deny=tuple(_deny(rule, f"{prefix}deny[{i}]", slots) for i, rule in enumerate(deny)),
     )
 
 
-def _overlay(prefix: str, overlay: Overlay) -> _Section:
+def _overlay(prefix: str, overlay: Overlay, slots: Slots) -> _Section:
     roles = overlay.roles
     return _section(
         prefix,
@@ -196,6 +248,7 @@ def _overlay(prefix: str, overlay: Overlay) -> _Section:
         roles.default if roles is not None else [],
         roles.rules if roles is not None else [],
         overlay.deny,
+        slots,
     )
 
 
@@ -215,16 +268,22 @@ class Planner:
 
     def __init__(self, model: MappingFile) -> None:
         roles = model.roles
+        self._slots = Slots()  # every section's paths, one place each
         self._base = _section(
             "",
             model.attributes,
             roles.default if roles is not None else [],
             roles.rules if roles is not None else [],
             model.deny,
+            self._slots,
         )
         self._roles = roles
-        self._providers = {name: _overlay(f"providers.{name}.", o) for name, o in model.providers.items()}
-        self._issuers = {iss: _overlay(f"issuers{_key_text(iss)}.", o) for iss, o in model.issuers.items()}
+        self._providers = {
+            name: _overlay(f"providers.{name}.", o, self._slots) for name, o in model.providers.items()
+        }
+        self._issuers = {
+            iss: _overlay(f"issuers{_key_text(iss)}.", o, self._slots) for iss, o in model.issuers.items()
+        }
         self._scope = IssuerScope(model.issuers)
         self._plans: dict[tuple[str, tuple[str, ...]], Plan] = {}
         self._lock = threading.Lock()
@@ -259,8 +318,18 @@ class Planner:
                 privileged=frozenset(self._roles.privileged),
                 rules=tuple(r for s in sections for r in s.rules),
             )
+        deny = tuple(d for s in sections for d in s.deny)
+        rules = roles_plan.rules if roles_plan is not None else ()
+        used: set[int] = set()
+        for uses in (
+            *(d.uses for d in deny),
+            *(a.uses for a in attributes.values()),
+            *(r.uses for r in rules),
+        ):
+            used |= uses
         return Plan(
-            deny=tuple(d for s in sections for d in s.deny),
+            deny=deny,
             attributes=tuple(attributes.values()),
             roles=roles_plan,
+            resolvers=self._slots.resolvers(frozenset(used)),
         )

@@ -18,7 +18,9 @@ closure per node:
 
 A compiled check returns None when the condition holds, else a short reason
 ("groups does not contain \"admins\"", "email is absent"). It never raises:
-absent claims and wrong types are reasons, not errors.
+absent claims and wrong types are reasons, not errors. Checks read the values of
+their paths from a frame resolved once per apply (:class:`._paths.Slots`); the
+commonest leaves (a text operand against a str or a list) are one closure each.
 
 Must not: know about attributes, roles or deny rules.
 """
@@ -30,14 +32,25 @@ from collections.abc import Callable
 from typing import Any
 
 from ._model import Condition
-from ._paths import MISSING, Context, kind_of, parse_path
+from ._paths import MISSING, Context, Frame, Slots, kind_of, parse_path
 from ._patterns import MAX_INPUT_LENGTH, compile_pattern
 from ._scope import IssuerScope
 
-__all__ = ["MAX_DEPTH", "Check", "compile_condition", "condition_depth", "describe", "value_key"]
+__all__ = [
+    "MAX_DEPTH",
+    "Check",
+    "FastCheck",
+    "compile_check",
+    "compile_condition",
+    "condition_depth",
+    "describe",
+    "value_key",
+]
 
 #: None when the condition holds, else why it does not.
 Check = Callable[[Context], str | None]
+#: The same over a frame (:data:`._paths.Frame`): what compiled mappings run.
+FastCheck = Callable[[Frame], str | None]
 
 #: Deepest nesting of not/all/any accepted at load time.
 MAX_DEPTH = 16
@@ -98,24 +111,37 @@ def describe(cond: Condition) -> str:
 
 
 def compile_condition(cond: Condition) -> Check:
-    """A closure for ``cond`` (validated by the schema; depth checked by the loader)."""
+    """A closure for ``cond`` over a context (validated by the schema; depth checked by the
+    loader): :func:`compile_check` with a frame of its own."""
+    slots = Slots()
+    fast = compile_check(cond, slots)
+    resolvers = slots.resolvers()
+
+    def check(ctx: Context) -> str | None:
+        return fast([resolve(ctx) for resolve in resolvers])
+
+    return check
+
+
+def compile_check(cond: Condition, slots: Slots) -> FastCheck:
+    """A closure for ``cond`` over a frame whose paths ``slots`` placed."""
     op = cond.operator
     if op == "not":
         assert cond.not_ is not None
-        inner = compile_condition(cond.not_)
+        inner = compile_check(cond.not_, slots)
         held = f"not: {describe(cond.not_)} holds"
 
-        def not_(ctx: Context) -> str | None:
-            return held if inner(ctx) is None else None
+        def not_(frame: Frame) -> str | None:
+            return held if inner(frame) is None else None
 
         return not_
     if op == "all":
         assert cond.all is not None
-        parts = [compile_condition(c) for c in cond.all]
+        parts = tuple(compile_check(c, slots) for c in cond.all)
 
-        def all_(ctx: Context) -> str | None:
-            for part in parts:
-                reason = part(ctx)
+        def all_(frame: Frame) -> str | None:
+            for part in parts:  # the first that does not hold says why; the rest do not run
+                reason = part(frame)
                 if reason is not None:
                     return reason
             return None
@@ -123,12 +149,12 @@ def compile_condition(cond: Condition) -> Check:
         return all_
     if op == "any":
         assert cond.any is not None
-        options = [compile_condition(c) for c in cond.any]
+        options = tuple(compile_check(c, slots) for c in cond.any)
 
-        def any_(ctx: Context) -> str | None:
+        def any_(frame: Frame) -> str | None:
             reasons = []
             for option in options:
-                reason = option(ctx)
+                reason = option(frame)
                 if reason is None:
                     return None
                 reasons.append(reason)
@@ -141,8 +167,8 @@ def compile_condition(cond: Condition) -> Check:
         providers = frozenset(cond.provider)
         wanted = _show(sorted(providers))
 
-        def provider(ctx: Context) -> str | None:
-            actual = ctx.provider
+        def provider(frame: Frame) -> str | None:
+            actual = frame[0].provider
             return None if actual in providers else f"provider is {_show(actual)}, not in {wanted}"
 
         return provider
@@ -151,8 +177,9 @@ def compile_condition(cond: Condition) -> Check:
         scope = IssuerScope(cond.issuer)
         listed = _show(sorted(scope.listed))
 
-        def issuer(ctx: Context) -> str | None:
+        def issuer(frame: Frame) -> str | None:
             # by namespace: every spelling of the listed issuers the token's profile accepts
+            ctx = frame[0]
             actual = ctx.issuer
             if scope.matching(ctx.provider, actual):
                 return None
@@ -160,39 +187,110 @@ def compile_condition(cond: Condition) -> Check:
 
         return issuer
     assert cond.claim is not None
-    return _value_check(cond, op, cond.claim)
+    path = parse_path(cond.claim)
+    test = _leaf(cond, op, cond.claim)
+    index = slots.slot(path)
+    if index is None:  # a provider plugin's $ name: resolved here, when the rule runs
+        resolve = path.resolve
+
+        def resolved_here(frame: Frame) -> str | None:
+            return test(resolve(frame[0]))
+
+        return resolved_here
+    return _inline(cond, op, cond.claim, index, test) or _at(index, test)
 
 
-def _value_check(cond: Condition, op: str, claim: str) -> Check:
-    resolve = parse_path(claim).resolve
+def _at(index: int, test: Callable[[Any], str | None]) -> FastCheck:
+    def leaf(frame: Frame) -> str | None:
+        return test(frame[index])
+
+    return leaf
+
+
+def _leaf(cond: Condition, op: str, claim: str) -> Callable[[Any], str | None]:
+    """What a leaf condition says of a resolved value (or MISSING): None when it holds."""
     absent = f"{claim} is absent"
     if op == "exists":
         want = bool(cond.exists)
         present_reason = f"{claim} is present"
 
-        def exists(ctx: Context) -> str | None:
-            here = resolve(ctx) is not MISSING
+        def exists(value: Any) -> str | None:
+            here = value is not MISSING
             if here == want:
                 return None
             return present_reason if here else absent
 
         return exists
     if op == "matches":
-        return _matches(cond, claim, resolve, absent)
+        return _matches(cond, claim, absent)
     test = _value_test(cond, op)
     fail = f"{claim} does not {_verb(op)} {_show(_argument(cond, op))}"
+    not_member = f"{claim} is an object (pick a member with a dotted path)"
 
-    def check(ctx: Context) -> str | None:
-        value = resolve(ctx)
+    def check(value: Any) -> str | None:
         if value is MISSING:
             return absent
         if test(value):
             return None
         if isinstance(value, dict) or hasattr(value, "keys"):
-            return f"{claim} is an object (pick a member with a dotted path)"
+            return not_member
         return fail
 
     return check
+
+
+def _inline(
+    cond: Condition, op: str, claim: str, index: int, general: Callable[[Any], str | None]
+) -> FastCheck | None:
+    """The commonest leaves as one closure: a text operand, and a value that is exactly a
+    str, a list or a tuple. They answer what ``general`` answers (none of them has ``keys``,
+    so ``fail`` is the only reason left); any other value goes to ``general``."""
+    if op in ("equals", "contains"):
+        raw = cond.equals if op == "equals" else cond.contains
+        if not isinstance(raw, str):
+            return None
+        text = raw
+        fail = f"{claim} does not {_verb(op)} {_show(raw)}"
+
+        def one_text(frame: Frame) -> str | None:
+            value = frame[index]
+            kind = type(value)
+            if kind is str:
+                return None if value == text else fail
+            if kind is list or kind is tuple:
+                return None if text in value else fail
+            return general(value)
+
+        return one_text
+    if op in ("in", "contains_any"):
+        values = cond.in_ if op == "in" else cond.contains_any
+        assert values is not None
+        if not all(isinstance(v, str) for v in values):
+            return None
+        texts = frozenset(values)
+        fail = f"{claim} does not {_verb(op)} {_show(values)}"
+
+        def some_text(frame: Frame) -> str | None:
+            value = frame[index]
+            kind = type(value)
+            if kind is str:
+                return None if value in texts else fail
+            if kind is list or kind is tuple:
+                for item in value:
+                    if isinstance(item, str) and item in texts:
+                        return None
+                return fail
+            return general(value)
+
+        return some_text
+    if op == "exists" and cond.exists:
+        absent = f"{claim} is absent"
+
+        def exists(frame: Frame) -> str | None:
+            return absent if frame[index] is MISSING else None
+
+        return exists
+    return None
 
 
 def _verb(op: str) -> str:
@@ -261,14 +359,13 @@ def _value_test(cond: Condition, op: str) -> Callable[[Any], bool]:
     return some
 
 
-def _matches(cond: Condition, claim: str, resolve: Callable[[Context], Any], absent: str) -> Check:
+def _matches(cond: Condition, claim: str, absent: str) -> Callable[[Any], str | None]:
     assert cond.matches is not None
     pattern = compile_pattern(cond.matches)
     fail = f"{claim} does not match {_show(cond.matches)}"
     too_long = f"{claim} is longer than {MAX_INPUT_LENGTH} characters: not matched"
 
-    def matches(ctx: Context) -> str | None:
-        value = resolve(ctx)
+    def matches(value: Any) -> str | None:
         if value is MISSING:
             return absent
         texts = [v for v in _items(value) if isinstance(v, str)]

@@ -16,7 +16,9 @@ Owns: the order of evaluation and the policies:
    granted and protected ones).
 
 When a deny fires, the result carries the code, no attributes, and the
-current roles unchanged. Every step adds a :class:`TraceEntry`.
+current roles unchanged. Every step adds a :class:`TraceEntry`; the steps are
+recorded as they run (mostly references to fixed strings) and the entries built
+only when ``result.trace`` is first read.
 
 Must not: raise on any claim value (absent, mistyped, huge: they are
 outcomes), perform I/O, or mutate its inputs.
@@ -25,23 +27,29 @@ outcomes), perform I/O, or mutate its inputs.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
-from ._compile import CompiledAttribute, CompiledRule, Plan, RolesPlan
-from ._paths import MISSING, Context, kind_of
-from ._result import ExistingUser, MappingResult, TraceEntry
+from ._compile import MAX_ROLE_LENGTH, CompiledAttribute, CompiledRule, Plan, RolesPlan, valid_role
+from ._paths import MISSING, Frame, kind_of
+from ._result import ExistingUser, MappingResult, TraceEntry, deferred
 from ._templates import Template
 from ._transforms import Unresolved
 
-__all__ = ["MISSING_ATTRIBUTE", "run"]
+__all__ = ["MAX_ROLE_LENGTH", "MISSING_ATTRIBUTE", "run"]
 
 #: The deny code of a required attribute that did not resolve.
 MISSING_ATTRIBUTE = "missing_attribute"
 
-MAX_ROLE_LENGTH = 128
 MAX_DYNAMIC_ROLES = 200
 MAX_CACHED_ENTRIES = 32  # per rule: details that carry token values vary, keep the cache small
+
+_NO_ROLES: frozenset[str] = frozenset()
+_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
+_GRANTED = object()  # the record of a rule that granted its roles as written
+_KEPT_ON_CREATE = ("kept", "update: on_create, and the user exists")
+_KEPT_IF_EMPTY = ("kept", "update: if_empty, and the user has a value")
 
 
 def _entry(cache: dict[tuple[str, str], TraceEntry], rule: str, outcome: str, detail: str) -> TraceEntry:
@@ -81,40 +89,48 @@ def _shape(value: Any) -> tuple[Any, str]:
     return MISSING, f"is {kind_of(value)}"
 
 
-def _resolve(attr: CompiledAttribute, ctx: Context) -> tuple[Any, str]:
+def _resolve(attr: CompiledAttribute, frame: Frame) -> tuple[Any, str]:
     """(value, where it came from) or (MISSING, why nothing resolved)."""
     reasons: list[str] = []
     if attr.when is not None:
-        reason = attr.when(ctx)
+        reason = attr.when(frame)
         if reason is not None:
             reasons.append(f"when: {reason}")
     if not reasons:
+        transform = attr.transform
         for source in attr.sources:
-            if source.template is not None:
-                value, why = source.template.render(ctx)
+            if source.slot is not None:
+                value = frame[source.slot]
+                if value is MISSING:
+                    reasons.append(source.absent)
+                    continue
+            elif source.template is not None:
+                value, why = source.template.render(frame[0])
                 if value is None:
                     reasons.append(f"{source.label}: {why}")
                     continue
             else:
                 assert source.path is not None
-                value = source.path.resolve(ctx)
+                value = source.path.resolve(frame[0])
                 if value is MISSING:
-                    reasons.append(f"{source.label} is absent")
+                    reasons.append(source.absent)
                     continue
-            if attr.transform is not None:
+            if transform is not None:
                 try:
-                    value = attr.transform(value)
+                    value = transform(value)
                 except Unresolved as exc:
                     reasons.append(f"{source.label}: {exc.reason}")
                     continue
+            if type(value) is str and value:  # the common case of _shape
+                return value, source.found
             value, why = _shape(value)
             if value is MISSING:
                 reasons.append(f"{source.label} {why}")
                 continue
-            return value, f"from {source.label}"
+            return value, source.found
     default = attr.default
     if isinstance(default, Template):
-        text, why = default.render(ctx)
+        text, why = default.render(frame[0])
         if text:
             return text, "from default"
         reasons.append(f"default: {why or 'renders empty'}")
@@ -123,28 +139,28 @@ def _resolve(attr: CompiledAttribute, ctx: Context) -> tuple[Any, str]:
     return MISSING, "; ".join(reasons) if reasons else "no source"
 
 
-def _dynamic_roles(rule: CompiledRule, ctx: Context) -> tuple[list[str], str]:
+def _dynamic_roles(rule: CompiledRule, frame: Frame) -> tuple[list[str], str]:
     """The roles a ``grant_from`` rule takes from the token, and a note on what was dropped."""
-    assert rule.grant_from is not None
-    value = rule.grant_from.resolve(ctx)
+    path = rule.grant_from
+    assert path is not None
+    value = frame[rule.grant_from_slot] if rule.grant_from_slot is not None else path.resolve(frame[0])
     if value is MISSING:
-        return [], f"{rule.grant_from.text} is absent"
+        return [], f"{path.text} is absent"
     if rule.transform is not None:
         try:
             value = rule.transform(value)
         except Unresolved as exc:
-            return [], f"{rule.grant_from.text}: {exc.reason}"
+            return [], f"{path.text}: {exc.reason}"
     items = value if isinstance(value, (list, tuple)) else [value]
     roles: list[str] = []
     dropped = 0
+    only, only_valid = rule.only, rule.only_valid
     for item in items[: MAX_DYNAMIC_ROLES * 5]:  # a bound on work, whatever the token holds
-        if (
-            isinstance(item, str)
-            and 0 < len(item) <= MAX_ROLE_LENGTH
-            and item == item.strip()
-            and item.isprintable()
-            and (rule.only is None or item in rule.only)
-        ):
+        if only_valid is not None and type(item) is str:
+            usable = item in only_valid  # the same as the checks below, decided at load time
+        else:
+            usable = valid_role(item) and (only is None or item in only)
+        if usable:
             roles.append(item)
         else:
             dropped += 1
@@ -152,109 +168,146 @@ def _dynamic_roles(rule: CompiledRule, ctx: Context) -> tuple[list[str], str]:
     if len(roles) > MAX_DYNAMIC_ROLES:
         dropped += len(roles) - MAX_DYNAMIC_ROLES
         roles = roles[:MAX_DYNAMIC_ROLES]
-    note = f"{dropped} value(s) of {rule.grant_from.text} not used" if dropped else ""
+    note = f"{dropped} value(s) of {path.text} not used" if dropped else ""
     return roles, note
 
 
-def _roles(plan: RolesPlan, ctx: Context, current: frozenset[str], trace: list[TraceEntry]) -> frozenset[str]:
-    granted: dict[str, None] = {}
-    for roles, entry in plan.default:
-        granted.update(dict.fromkeys(roles))
-        trace.append(entry)
+def _roles(plan: RolesPlan, frame: Frame, current: frozenset[str], log: list[Any]) -> frozenset[str]:
+    granted: set[str] = set()
+    for roles, _ in plan.default:
+        granted.update(roles)
     privileged = plan.privileged
     for rule in plan.rules:
-        reason = rule.check(ctx)
+        reason = rule.check(frame)
         if reason is not None:
-            trace.append(_entry(rule.entries, rule.rule, "no match", rule.label + reason))
+            log.append(reason)
             continue
         roles = rule.grant
         note = ""
         if rule.grant_from is not None:
-            dynamic, note = _dynamic_roles(rule, ctx)
+            dynamic, note = _dynamic_roles(rule, frame)
             roles = tuple(dict.fromkeys((*roles, *dynamic)))
         refused: tuple[str, ...] = ()
         if not rule.allow_privileged and not privileged.isdisjoint(roles):  # checked again at run time
             refused = tuple(r for r in roles if r in privileged)
             roles = tuple(r for r in roles if r not in privileged)
-        granted.update(dict.fromkeys(roles))
-        detail = f"{rule.label}{rule.text} -> {', '.join(roles) if roles else 'no roles'}"
-        trace.append(_entry(rule.entries, rule.rule, "granted", detail + (f" ({note})" if note else "")))
-        if refused:
-            trace.append(
-                TraceEntry(
-                    rule.rule,
-                    "refused",
-                    f"{', '.join(refused)}: privileged roles need allow_privileged: true on the rule",
-                )
-            )
+        granted.update(roles)
+        log.append(_GRANTED if rule.grant_from is None and not refused else (roles, note, refused))
     wanted = frozenset(granted)
     if plan.sync == "additive":
         return current | wanted
     kept = (current & plan.protected) - wanted
     final = wanted | kept
-    revoked = current - final
-    if revoked:
-        trace.append(
-            TraceEntry(
-                "roles.sync", "revoked", f"{', '.join(sorted(revoked))} (authoritative: not granted now)"
-            )
-        )
-    if kept:
-        trace.append(TraceEntry("roles.protected", "kept", ", ".join(sorted(kept))))
+    log.append((current - final, kept))
     return final
 
 
-def run(plan: Plan, ctx: Context, existing: ExistingUser | None) -> MappingResult:
-    """Apply ``plan`` to ``ctx`` for ``existing`` (None: a new user)."""
-    trace: list[TraceEntry] = []
-    current_roles = frozenset(existing.roles) if existing is not None else frozenset()
+def _trace(plan: Plan, log: list[Any]) -> tuple[TraceEntry, ...]:
+    """The trace of an apply from what it recorded: one record per rule it ran, in order.
 
-    def denied(code: str) -> MappingResult:
-        return MappingResult(roles=current_roles, denied=code, trace=tuple(trace))
+    Deny rules: the reason a rule did not hold, or None for the one that denied. Attributes:
+    (outcome, detail). Role rules: the reason, or _GRANTED (its roles as written), or
+    (roles, note, refused). Then, under authoritative sync, (revoked, kept).
+    """
+    trace: list[TraceEntry] = []
+    records = iter(log)
+    for rule in plan.deny:
+        item = next(records)
+        if item is None:
+            trace.append(TraceEntry(rule.rule, "denied", rule.denied_detail))
+            return tuple(trace)
+        trace.append(_entry(rule.entries, rule.rule, "no match", rule.label + item))
+    for attr in plan.attributes:
+        outcome, detail = next(records)
+        if outcome == "denied":
+            trace.append(TraceEntry(attr.rule, "denied", f"{MISSING_ATTRIBUTE}: required, and {detail}"))
+            return tuple(trace)
+        trace.append(_entry(attr.entries, attr.rule, outcome, detail))
+    roles = plan.roles
+    if roles is None:
+        return tuple(trace)
+    trace.extend(entry for _, entry in roles.default)
+    for grant in roles.rules:
+        item = next(records)
+        if type(item) is str:
+            trace.append(_entry(grant.entries, grant.rule, "no match", grant.label + item))
+        elif item is _GRANTED:
+            trace.append(_entry(grant.entries, grant.rule, "granted", grant.granted_detail))
+        else:
+            given, note, refused = item
+            detail = f"{grant.label}{grant.text} -> {', '.join(given) if given else 'no roles'}"
+            trace.append(
+                _entry(grant.entries, grant.rule, "granted", detail + (f" ({note})" if note else ""))
+            )
+            if refused:
+                trace.append(
+                    TraceEntry(
+                        grant.rule,
+                        "refused",
+                        f"{', '.join(refused)}: privileged roles need allow_privileged: true on the rule",
+                    )
+                )
+    if roles.sync != "additive":
+        revoked, kept = next(records)
+        if revoked:
+            trace.append(
+                TraceEntry(
+                    "roles.sync", "revoked", f"{', '.join(sorted(revoked))} (authoritative: not granted now)"
+                )
+            )
+        if kept:
+            trace.append(TraceEntry("roles.protected", "kept", ", ".join(sorted(kept))))
+    return tuple(trace)
+
+
+def run(plan: Plan, ctx: Any, existing: ExistingUser | None) -> MappingResult:
+    """Apply ``plan`` to ``ctx`` for ``existing`` (None: a new user).
+
+    The trace is recorded, not built: :func:`_trace` builds it when it is first read.
+    """
+    frame = [resolve(ctx) for resolve in plan.resolvers]  # every path the plan reads, once
+    log: list[Any] = []
+    current_roles = frozenset(existing.roles) if existing is not None else _NO_ROLES
 
     for rule in plan.deny:
-        reason = rule.check(ctx)
-        label = rule.label
+        reason = rule.check(frame)
         if reason is None:
-            detail = f"{label}{rule.code}: {rule.text}" + (f" ({rule.message})" if rule.message else "")
-            trace.append(TraceEntry(rule.rule, "denied", detail))
-            return denied(rule.code)
-        trace.append(_entry(rule.entries, rule.rule, "no match", label + reason))
+            log.append(None)
+            return deferred(MappingResult(roles=current_roles, denied=rule.code), partial(_trace, plan, log))
+        log.append(reason)
 
-    current: Mapping[str, Any] = existing.attributes if existing is not None else {}
+    current: Mapping[str, Any] = existing.attributes if existing is not None else _NO_ATTRIBUTES
     attributes: dict[str, Any] = {}
     for attr in plan.attributes:
-        value, detail = _resolve(attr, ctx)
+        value, detail = _resolve(attr, frame)
         if value is MISSING:
             if attr.required:
-                trace.append(TraceEntry(attr.rule, "denied", f"{MISSING_ATTRIBUTE}: required, and {detail}"))
-                return denied(MISSING_ATTRIBUTE)
-            trace.append(_entry(attr.entries, attr.rule, "missing", detail))
+                log.append(("denied", detail))
+                return deferred(
+                    MappingResult(roles=current_roles, denied=MISSING_ATTRIBUTE), partial(_trace, plan, log)
+                )
+            log.append(("missing", detail))
             continue
         if existing is not None:
             if attr.update == "on_create":
-                trace.append(
-                    _entry(attr.entries, attr.rule, "kept", "update: on_create, and the user exists")
-                )
+                log.append(_KEPT_ON_CREATE)
                 continue
             old = current.get(attr.name)
             if attr.update == "if_empty" and not _empty(old):
-                trace.append(
-                    _entry(attr.entries, attr.rule, "kept", "update: if_empty, and the user has a value")
-                )
+                log.append(_KEPT_IF_EMPTY)
                 continue
             if _same(old, value):
-                trace.append(_entry(attr.entries, attr.rule, "unchanged", detail))
+                log.append(("unchanged", detail))
                 continue
         attributes[attr.name] = value
-        trace.append(_entry(attr.entries, attr.rule, "set", detail))
+        log.append(("set", detail))
 
-    final = current_roles if plan.roles is None else _roles(plan.roles, ctx, current_roles, trace)
-    return MappingResult(
+    final = current_roles if plan.roles is None else _roles(plan.roles, frame, current_roles, log)
+    result = MappingResult(
         attributes=MappingProxyType(attributes),
         roles=final,
         granted=final - current_roles,
         revoked=current_roles - final,
         denied=None,
-        trace=tuple(trace),
     )
+    return deferred(result, partial(_trace, plan, log))

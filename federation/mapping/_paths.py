@@ -33,7 +33,9 @@ __all__ = [
     "NORMALISED_NAMES",
     "ClaimPath",
     "Context",
+    "Frame",
     "PathError",
+    "Slots",
     "kind_of",
     "parse_path",
     "provider_vocabulary",
@@ -134,9 +136,67 @@ class ClaimPath:
     normalised: str | None  # the $ name, when the path is one
     segments: tuple[Segment, ...]
     resolve: Callable[[Context], Any]
+    #: False for a provider plugin's $ name: its value comes from plugin code, run only
+    #: when a rule reads it (never resolved ahead, see :class:`Slots`).
+    pure: bool = True
 
     def __str__(self) -> str:
         return self.text
+
+
+#: What compiled rules read: ``frame[0]`` is the :class:`Context`, ``frame[i]`` the value
+#: of the path that :class:`Slots` gave place ``i`` (resolved once per apply).
+Frame = list[Any]
+
+
+def _itself(ctx: Context) -> Any:
+    return ctx
+
+
+class Slots:
+    """The paths a compiled mapping reads, each given a place in the frame.
+
+    A path is resolved once per apply (not once per rule that reads it) and before any
+    rule runs, which changes nothing a rule can see: resolving a path is a pure function
+    of the context that never raises. A provider plugin's ``$`` name is the exception
+    (its value comes from plugin code): it gets no place, and a rule reading it resolves
+    it when it runs, as before.
+    """
+
+    def __init__(self) -> None:
+        self._index: dict[str, int] = {}
+        self._resolvers: list[Callable[[Context], Any]] = [_itself]
+        self._reading: set[int] = set()
+
+    def slot(self, path: ClaimPath) -> int | None:
+        """The frame index of ``path``'s value; None for a path resolved where it is read."""
+        if not path.pure:
+            return None
+        index = self._index.get(path.text)
+        if index is None:
+            index = self._index[path.text] = len(self._resolvers)
+            self._resolvers.append(path.resolve)
+        self._reading.add(index)
+        return index
+
+    def reading(self) -> set[int]:
+        """Start a new record of the places handed out (what one compiled rule reads)."""
+        self._reading = set()
+        return self._reading
+
+    def __len__(self) -> int:
+        return len(self._resolvers)
+
+    def resolvers(self, used: frozenset[int] | None = None) -> tuple[Callable[[Context], Any], ...]:
+        """What builds a frame: ``[r(ctx) for r in resolvers]``; the places not in ``used``
+        (another scope's paths) are left :data:`MISSING` without resolving them."""
+        if used is None:
+            return tuple(self._resolvers)
+        return tuple(r if i == 0 or i in used else _unused for i, r in enumerate(self._resolvers))
+
+
+def _unused(ctx: Context) -> Any:
+    return MISSING
 
 
 def _split(text: str) -> list[Segment]:
@@ -207,7 +267,7 @@ def _walk(value: Any, segments: Sequence[Segment]) -> Any:
                 value = value[seg]
             else:
                 return MISSING
-        elif isinstance(value, Mapping):
+        elif type(value) is dict or isinstance(value, Mapping):  # a JSON object skips the ABC check
             value = value.get(seg, MISSING)
         else:
             return MISSING
@@ -227,7 +287,7 @@ def parse_path(text: str) -> ClaimPath:
         if name not in NORMALISED_NAMES:
             extra = provider_vocabulary()
             if name in extra:
-                return ClaimPath(text, name, (), _provider_value(name, extra[name]))
+                return ClaimPath(text, name, (), _provider_value(name, extra[name]), pure=False)
             known = ", ".join("$" + n for n in [*NORMALISED_NAMES, *extra])
             raise PathError(f"unknown normalised name {text!r}; known: {known} (write '\\$' for a claim)")
 

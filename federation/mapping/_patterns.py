@@ -585,6 +585,22 @@ class Pattern:
         except re2.error as exc:
             raise TooCostly(str(exc)) from None
 
+    def replacer(self, replacement: str) -> Callable[[str], str]:
+        """``lambda text: self.sub(replacement, text)``, as a tighter closure when the
+        pattern is a plain string anchored at the start (``^/``: a prefix to cut)."""
+        literal = self._literal
+        if literal is None or not literal[0] or literal[2]:
+            return lambda text: self.sub(replacement, text)
+        prefix = literal[1]
+        cut = len(prefix)
+
+        def replace_prefix(text: str) -> str:
+            if len(text) > MAX_INPUT_LENGTH:
+                raise ValueError("value too long")
+            return replacement + text[cut:] if text.startswith(prefix) else text
+
+        return replace_prefix
+
     def _sub_ascii(self, replacement: str, text: str) -> str:
         """``_sub`` for an ASCII value: byte offsets are character offsets."""
         match = self._longest_raw

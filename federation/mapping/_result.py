@@ -10,7 +10,7 @@ Must not: know how mappings are written or how users are stored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,7 +40,40 @@ class TraceEntry:
     detail: str = ""  # human-readable reason; never a secret (claim values may appear)
 
 
-@dataclass(frozen=True, slots=True)
+class _Deferred:
+    """A trace not built yet: the engine's record of an apply, turned into entries on first read."""
+
+    __slots__ = ("build",)
+
+    def __init__(self, build: Callable[[], tuple[TraceEntry, ...]]) -> None:
+        self.build = build
+
+
+class _TraceField:
+    """``MappingResult.trace``: a tuple of entries, built from the engine's record the first
+    time it is read (an apply whose trace nobody reads never builds it)."""
+
+    def __get__(self, obj: MappingResult | None, objtype: type | None = None) -> tuple[TraceEntry, ...]:
+        if obj is None:
+            return ()  # the field's default, as dataclasses asks for it
+        value = obj.__dict__["_trace"]
+        if type(value) is _Deferred:
+            value = value.build()
+            obj.__dict__["_trace"] = value  # the same tuple whichever thread builds it first
+        return value  # type: ignore[no-any-return]
+
+    def __set__(self, obj: MappingResult, value: tuple[TraceEntry, ...]) -> None:
+        obj.__dict__["_trace"] = value
+
+
+def deferred(result: MappingResult, build: Callable[[], tuple[TraceEntry, ...]]) -> MappingResult:
+    """``result`` whose trace is ``build()``, called when the trace is first read (the engine's
+    constructor: ``build`` must be a pure function of what the apply recorded)."""
+    result.__dict__["_trace"] = _Deferred(build)
+    return result
+
+
+@dataclass(frozen=True)
 class MappingResult:
     """The outcome of applying a mapping to a verified token (and the existing user, if any).
 
@@ -57,7 +90,12 @@ class MappingResult:
     granted: frozenset[str] = frozenset()
     revoked: frozenset[str] = frozenset()
     denied: str | None = None
-    trace: tuple[TraceEntry, ...] = ()
+    trace: tuple[TraceEntry, ...] = _TraceField()  # type: ignore[assignment]
+
+    def __getstate__(self) -> dict[str, Any]:  # copies and pickles carry the built trace
+        state = dict(self.__dict__)
+        state["_trace"] = self.trace
+        return state
 
     @property
     def allowed(self) -> bool:

@@ -145,54 +145,62 @@ def _join(separator: str) -> Transform:
     return apply
 
 
-def _replace(pattern: str, replacement: str) -> Transform:
-    compiled = compile_pattern(pattern, allow_lazy=False)
+def _replace(pattern: str, replacement: str) -> Callable[[str], str]:
+    replace = compile_pattern(pattern, allow_lazy=False).replacer(replacement)
 
     def one(text: str) -> str:
         if len(text) > MAX_INPUT_LENGTH:
             raise Unresolved(f"replace: the value is longer than {MAX_INPUT_LENGTH} characters")
         try:
-            return compiled.sub(replacement, text)
+            return replace(text)
         except TooCostly:
             raise Unresolved("replace: the pattern is too costly for this value") from None
 
-    return _textwise("replace", one)
+    return one
+
+
+_TEXT_STEPS = frozenset({"strip", "lower", "upper", "localpart", "domain", "prefix", "suffix", "replace"})
+
+
+def _text_step(step: Step) -> Callable[[str], str] | None:
+    """What a text step does to one string (None for first, split and join)."""
+    name = step[0]
+    if name == "strip":
+        return str.strip
+    if name == "lower":
+        return str.lower
+    if name == "upper":
+        return str.upper
+    if name == "localpart":
+        return _localpart
+    if name == "domain":
+        return _domain
+    if name == "prefix":
+        prefix = step[1]
+        return lambda text: prefix + text
+    if name == "suffix":
+        suffix = step[1]
+        return lambda text: text + suffix
+    if name == "replace":
+        return _replace(step[1], step[2])
+    return None
 
 
 def _step(step: Step) -> Transform:
     name = step[0]
-    if name == "strip":
-        return _textwise(name, str.strip)
-    if name == "lower":
-        return _textwise(name, str.lower)
-    if name == "upper":
-        return _textwise(name, str.upper)
-    if name == "localpart":
-        return _textwise(name, _localpart)
-    if name == "domain":
-        return _textwise(name, _domain)
+    fn = _text_step(step)
+    if fn is not None:
+        return _textwise(name, fn)
     if name == "first":
         return _first
     if name == "split":
         return _split(step[1])
     if name == "join":
         return _join(step[1])
-    if name == "prefix":
-        prefix = step[1]
-        return _textwise(name, lambda text: prefix + text)
-    if name == "suffix":
-        suffix = step[1]
-        return _textwise(name, lambda text: text + suffix)
-    if name == "replace":
-        return _replace(step[1], step[2])
     raise ValueError(f"unknown transform {name!r}")  # the schema refuses these first
 
 
-def compile_steps(steps: Sequence[Step]) -> Transform | None:
-    """One function applying ``steps`` in order (None when there are none)."""
-    fns = [_step(step) for step in steps]
-    if not fns:
-        return None
+def _in_order(fns: Sequence[Transform]) -> Transform:
     if len(fns) == 1:
         return fns[0]
 
@@ -202,3 +210,59 @@ def compile_steps(steps: Sequence[Step]) -> Transform | None:
         return value
 
     return pipeline
+
+
+def _text_run(steps: Sequence[Step]) -> Transform:
+    """Consecutive text steps as one pass: each string goes through every step in turn.
+
+    The steps are pure, so the values are those of running them one after another over
+    the whole list; only which failure is reported could differ (the first step fails on
+    a later element before the second fails on an earlier one). So a list that holds a
+    non-string, or an element that some step refuses, is run step after step instead,
+    and reports exactly what it did before.
+    """
+    fns = tuple(fn for fn in map(_text_step, steps) if fn is not None)
+    assert len(fns) == len(steps) >= 2
+    stepwise = _in_order([_step(step) for step in steps])
+
+    def run(value: Any) -> Any:
+        if type(value) is str:
+            for fn in fns:
+                value = fn(value)
+            return value
+        if type(value) is list or type(value) is tuple:
+            out = []
+            try:
+                for item in value:
+                    if type(item) is not str:
+                        return stepwise(value)
+                    for fn in fns:
+                        item = fn(item)
+                    out.append(item)
+            except Unresolved:
+                return stepwise(value)
+            return out
+        return stepwise(value)
+
+    return run
+
+
+def compile_steps(steps: Sequence[Step]) -> Transform | None:
+    """One function applying ``steps`` in order (None when there are none); runs of text
+    steps are fused (:func:`_text_run`)."""
+    parts: list[Transform] = []
+    run: list[Step] = []
+    for step in (*steps, ("",)):  # a sentinel that ends the last run
+        if step[0] in _TEXT_STEPS:
+            run.append(step)
+            continue
+        if len(run) >= 2:
+            parts.append(_text_run(run))
+        else:
+            parts.extend(_step(s) for s in run)
+        run = []
+        if step[0]:
+            parts.append(_step(step))
+    if not parts:
+        return None
+    return _in_order(parts)

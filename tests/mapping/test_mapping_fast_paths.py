@@ -1,5 +1,11 @@
 """The mapping engine's fast paths give the answers of the plain ones.
 
+The engine: every rule kind compiled to closures over one frame of resolved paths, the
+trace recorded and built when read, is compared with the engine before that work
+(tests/mapping/_mapping_oracle.py, verbatim) on generated claims and existing users, for
+a mapping that uses every operator, transform, update policy and overlay, the benchmark's
+50 rules and every example mapping: every field of the result, the trace included.
+
 Patterns: a plain-string pattern is answered by ``str`` methods, an anchored one is
 searched once by ``sub``, and an ASCII value goes straight to the RE2 program; each is
 compared here with google-re2's public ``search`` on the same program (the path taken
@@ -8,14 +14,31 @@ when none applies) and, where leftmost-first and leftmost-longest agree, with ``
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType, SimpleNamespace
+from typing import Any, Literal
 
 import pytest
+from _mapping_helpers import EXAMPLES
+from _mapping_oracle import oracle_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.mapping import _patterns
+from federation import plugins, providers
+from federation.mapping import Mapping as MappingRules
+from federation.mapping import MappingResult, _patterns
+from federation.mapping import _mapping as mapping_module
 from federation.mapping._patterns import Pattern
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from mapping import User as BenchUser  # benchmarks/mapping.py: its 50 rules and token
+from mapping import fifty_rules, typical_token
 
 PATTERNS = [
     "^/", "/", "^/$", "/$", "ab", "^ab", "ab$", "^ab$", "aa", "aa$", "^aa", "é", "^é", "(?i)^/",
@@ -44,6 +67,7 @@ def test_search_and_replace_agree_with_the_plain_path(source: str, text: str) ->
     assert fast.search(text) is plain.search(text)
     assert fast.sub("<R>", text) == plain.sub("<R>", text)
     assert fast.sub("", text) == plain.sub("", text)
+    assert fast.replacer("<R>")(text) == plain.sub("<R>", text)
 
 
 def test_plain_strings_and_anchors_are_recognised() -> None:
@@ -94,3 +118,338 @@ def test_without_the_program_internals_the_public_search_answers(monkeypatch: py
     assert pattern._longest_raw is None and pattern._search_raw is None
     assert pattern.sub("-", "pat.teacher x") == "pat-teacher-x"
     assert pattern.search("a.b") and not pattern.search("ab")
+
+
+# -- the engine: compiled closures over one frame, against the engine before them ----------
+
+KITCHEN_SINK = r"""
+version: 1
+attributes:
+  email:        { from: [$email, email], transform: [strip, lower] }
+  username:     { from: $username, transform: lower, update: on_create }
+  display_name: { from: [name, "{given_name} {family_name}", $username], default: "{sub}" }
+  first_name:   { from: given_name, update: if_empty }
+  dept:         { from: dept, transform: upper, when: { claim: groups, contains: staff } }
+  local:        { from: email, transform: [localpart] }
+  domain:       { from: [email, $email], transform: [lower, domain] }
+  tag:          { from: tags, transform: [first] }
+  csv:          { from: csv, transform: [{ split: "," }, { join: "|" }] }
+  level:        { from: level, default: 0 }
+  slug:
+    from: [name, tags]
+    transform:
+      [strip, lower, { replace: { pattern: "[^a-z0-9]+", with: "-" } }, { prefix: "u-" }, { suffix: "!" }]
+  cut:          { from: [groups, group], transform: [{ replace: { pattern: "^/", with: "" } }, upper] }
+  cut_only:     { from: [group, groups], transform: [{ replace: { pattern: "^/", with: "~" } }] }
+  nested:       { from: profile.dept }
+  first_group:  { from: "groups[0]" }
+  flag:         { from: verified, update: if_empty }
+  greeting:     { from: "hi {name}!", default: "hi" }
+roles:
+  sync: authoritative
+  default: [member]
+  protected: [owner]
+  privileged: [admin]
+  rules:
+    - { grant: [a1], when: { claim: group, equals: admins } }
+    - { grant: [a2], when: { claim: groups, equals: admins } }
+    - { grant: [a3], when: { claim: verified, equals: true } }
+    - { grant: [a4], when: { claim: level, equals: 3 } }
+    - { grant: [a5], when: { claim: level, equals: 3.0 } }
+    - { grant: [a6], when: { claim: flags, equals: "1" } }
+    - { grant: [a7], when: { claim: group, in: [admins, ops] } }
+    - { grant: [a8], when: { claim: level, in: [1, 2, 3] } }
+    - { grant: [a9], when: { claim: groups, contains: staff } }
+    - { grant: [a10], when: { claim: nums, contains: 2 } }
+    - { grant: [a11], when: { claim: groups, contains_any: [x, staff] } }
+    - { grant: [a12], when: { claim: groups, contains_all: [staff, admins] } }
+    - { grant: [a13], when: { claim: email, matches: '@example\.com$' } }
+    - { grant: [a14], when: { claim: groups, matches: '(?i)^st' } }
+    - { grant: [a15], when: { claim: email, exists: true } }
+    - { grant: [a16], when: { claim: nothing, exists: false } }
+    - { grant: [a17], when: { claim: profile.dept, equals: "R&D" } }
+    - { grant: [a18], when: { claim: $email_verified, equals: true } }
+    - { grant: [a19], when: { claim: $groups, contains: admins } }
+    - { grant: [a20], when: { not: { claim: group, equals: staff } } }
+    - { grant: [a21], when: { all: [{ claim: group, equals: admins }, { claim: level, equals: 3 }] } }
+    - grant: [a22]
+      when:
+        any: [{ claim: group, equals: x }, { claim: level, equals: 3 }, { claim: email, matches: "é" },
+              { claim: flags, contains: true }]
+    - { grant: [a23], when: { provider: [oidc, keycloak] } }
+    - { grant: [a24], when: { issuer: "https://idp.test" } }
+    - { grant: [a25], when: { claim: tags, contains_any: [1, "1", true] } }
+    - { grant: [a26], when: { claim: tags, contains_all: [x, 1] } }
+    - { grant: [a27], when: { claim: group, contains: admins } }
+    - { grant: [a28], when: { claim: tags, in: [x, y] } }
+    - { name: named, grant: [a29, a29b, a29], when: { claim: profile, equals: x } }
+    - { grant: [a30] }
+    - { grant: [a31], when: { claim: groups, exists: true } }
+    - { grant: [a32], when: { claim: "$username", in: [ada, "ADA"] } }
+    - { grant: [a33], when: { claim: tags, equals: 1 } }
+    - { grant_from: groups, only: [staff, admins, ops] }
+    - { grant_from: groups, transform: [{ replace: { pattern: "^/", with: "" } }, lower, { prefix: "g-" }] }
+    - { grant_from: tags, transform: [lower] }
+    - { grant_from: group, grant: [from-group], only: [root, staff] }
+    - { grant: [admin], allow_privileged: true, when: { claim: group, equals: root } }
+deny:
+  - { when: { claim: blocked, equals: true }, code: blocked, message: go away }
+  - { name: bad, when: { claim: email, matches: '@(spam|junk)\.example$' }, code: bad_domain }
+  - { when: { all: [{ claim: group, equals: evil }, { claim: level, equals: 666 }] }, code: evil }
+providers:
+  keycloak:
+    attributes:
+      level: { from: level, transform: [] , default: 1 }
+      realm: { from: realm_access.roles, transform: [first, upper] }
+    roles:
+      default: [kc]
+      rules:
+        - { grant: [kc-admin], when: { claim: realm_access.roles, contains: realm-admin } }
+    deny:
+      - { when: { claim: realm_access.roles, contains: banned }, code: kc_banned }
+issuers:
+  "https://idp.test":
+    roles:
+      rules:
+        - { grant: [from-idp], when: { claim: "$issuer", equals: "https://idp.test" } }
+"""
+
+REQUIRED = """
+version: 1
+attributes:
+  email: { from: [$email, email], transform: [strip, lower, localpart], required: true }
+  team:  { from: team, required: true, default: "{group}" }
+roles:
+  sync: additive
+  rules:
+    - { grant: [x], when: { claim: team, exists: true } }
+"""
+
+WORDS = [
+    "admins", "ADMINS", "admin", "Admin", "xadminsx", "staff", "staffs", "/staff", "/Team-1", "ops", "x", "y",
+    "xy", "1", "1.0", "3", "true", "True", "root", "evil", "", " a ", "é", "\u0130", "\u212a", "R&D",
+    "ada@example.com", "ADA@example.com ", "ada@example.com\n", "a@spam.example", "no-at", "@", "a,b, ,c",
+    "realm-admin", "banned", "bad role", "\ud800", "k" * 1100,
+]  # fmt: skip
+SCALAR = st.one_of(
+    st.sampled_from(WORDS), st.booleans(), st.integers(-3, 700), st.sampled_from([3.0, 1.0, 0.5]), st.none()
+)
+VALUE = st.recursive(
+    SCALAR,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["dept", "roles", "x"]), inner)
+    ),
+    max_leaves=6,
+)
+CLAIM_NAMES = ["group", "groups", "email", "level", "flags", "profile", "tags", "csv", "name", "given_name",
+               "family_name", "dept", "nums", "verified", "blocked", "team", "realm_access"]  # fmt: skip
+CLAIMS = st.dictionaries(st.sampled_from(CLAIM_NAMES), VALUE, max_size=12).map(
+    lambda claims: {"iss": "https://idp.test", "sub": "u1", **claims}
+)
+
+
+@dataclass
+class _User:
+    attributes: dict[str, Any] = field(default_factory=dict)
+    roles: frozenset[str] = frozenset()
+
+
+USERS = st.one_of(
+    st.none(),
+    st.builds(
+        _User,
+        st.dictionaries(st.sampled_from(["email", "username", "first_name", "flag", "level", "slug"]), VALUE),
+        st.frozensets(st.sampled_from(["member", "owner", "a1", "legacy", "admin", "g-staff"])),
+    ),
+)
+SINK = MappingRules.from_yaml(KITCHEN_SINK, file="sink.yaml")
+MAPPINGS = {
+    "sink": SINK,
+    "required": MappingRules.from_yaml(REQUIRED, file="required.yaml"),
+    "benchmark": MappingRules.from_dict(fifty_rules()),
+    **{path.stem: MappingRules.from_file(path) for path in sorted(EXAMPLES.glob("*.yaml"))},
+}
+
+
+def _same_result(new: MappingResult, old: MappingResult) -> None:
+    assert new.denied == old.denied
+    assert [(k, type(v), v) for k, v in new.attributes.items()] == [
+        (k, type(v), v) for k, v in old.attributes.items()
+    ]
+    assert (new.roles, new.granted, new.revoked) == (old.roles, old.granted, old.revoked)
+    assert new.trace == old.trace
+    assert new == old
+
+
+def _both(mapping: MappingRules, call: Callable[[], MappingResult]) -> tuple[MappingResult, MappingResult]:
+    seen: list[Any] = []
+    real = mapping_module.run
+
+    def spy(plan: Any, ctx: Any, existing: Any) -> MappingResult:
+        seen.append((ctx, existing))
+        return real(plan, ctx, existing)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mapping_module, "run", spy)
+        new = call()
+    ((ctx, existing),) = seen
+    return new, oracle_run(mapping, ctx, existing)
+
+
+@pytest.mark.parametrize("provider", ["oidc", "keycloak"])
+@settings(max_examples=1500, deadline=None)
+@given(claims=CLAIMS, user=USERS)
+def test_every_rule_kind_gives_what_the_engine_before_gave(
+    provider: str, claims: dict[str, Any], user: _User | None
+) -> None:
+    new, old = _both(SINK, lambda: SINK.apply_claims(claims, provider=provider, existing=user))
+    _same_result(new, old)
+
+
+@pytest.mark.parametrize("name", sorted(MAPPINGS))
+@pytest.mark.parametrize("provider", ["oidc", "keycloak", "azure_ad"])
+@settings(max_examples=100, deadline=None)
+@given(claims=CLAIMS, user=USERS)
+def test_every_mapping_gives_what_the_engine_before_gave(
+    name: str, provider: str, claims: dict[str, Any], user: _User | None
+) -> None:
+    mapping = MAPPINGS[name]
+    new, old = _both(mapping, lambda: mapping.apply_claims(claims, provider=provider, existing=user))
+    _same_result(new, old)
+
+
+def test_the_benchmark_token_gives_what_the_engine_before_gave() -> None:
+    token = typical_token()
+    for mapping in MAPPINGS.values():
+        for user in (None, BenchUser(), _User({"email": "x"}, frozenset({"admin", "owner"}))):
+            new, old = _both(mapping, lambda m=mapping, u=user: m.apply(token, u))
+            _same_result(new, old)
+
+
+def test_the_trace_is_built_once_when_read_and_is_the_same_every_time() -> None:
+    result = SINK.apply_claims({"iss": "https://idp.test", "sub": "u1", "group": "admins", "level": 3})
+    assert "_trace" in vars(result) and type(vars(result)["_trace"]) is not tuple  # nothing built yet
+    first = result.trace
+    assert type(vars(result)["_trace"]) is tuple and result.trace is first
+    assert [t.rule for t in first][:3] == ["deny[0]", "deny[1]", "deny[2]"]
+    assert ("granted", 'group equals "admins" -> a1') in [(t.outcome, t.detail) for t in first]
+    assert dataclasses.replace(result, denied="x").trace == first
+    assert pickle.loads(pickle.dumps(dataclasses.replace(result, attributes={}))).trace == first
+
+
+def test_a_path_is_resolved_once_per_apply_however_many_rules_read_it() -> None:
+    calls: list[str] = []
+
+    class Counting(dict[str, Any]):
+        def get(self, key: str, default: Any = None) -> Any:
+            calls.append(key)
+            return super().get(key, default)
+
+    MAPPINGS["benchmark"].apply_claims(Counting({"iss": "https://idp.test", "sub": "u1", "department": "d1"}))
+    assert calls.count("department") == 1  # six rules and an attribute read it
+
+
+def test_a_plugin_name_is_resolved_when_a_rule_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A provider plugin's $ name runs plugin code: never ahead of the rule that reads it."""
+
+    class AcmeConfig(providers.OidcIssuerConfig):
+        provider: Literal["acme"] = "acme"  # type: ignore[assignment]
+
+    read: list[Mapping[str, Any]] = []
+
+    def values(claims: Mapping[str, Any]) -> Mapping[str, Any]:
+        read.append(claims)
+        return {"org": claims.get("acme_org")}
+
+    plugins.names()  # the registry loaded, then one plugin added for this test only
+    plugin = plugins.ProviderPlugin(name="acme", model=AcmeConfig, vocabulary={"org": "o"}, values=values)
+    monkeypatch.setitem(plugins._REGISTRY, "acme", plugin)
+    mapping = MappingRules.from_yaml(
+        """
+        version: 1
+        attributes:
+          org: { from: [$org, sub] }
+        roles:
+          sync: additive
+          rules:
+            - { grant: [o7], when: { claim: $org, equals: org-7 } }
+            - { grant_from: $org, only: [org-7] }
+        deny:
+          - { when: { all: [{ claim: sub, equals: nobody }, { claim: $org, exists: true }] }, code: x }
+        """
+    )
+    identity = SimpleNamespace(
+        email=None, email_verified=False, username=None, groups=(), roles=(), groups_overage=False
+    )
+    token = SimpleNamespace(
+        claims=MappingProxyType({"sub": "u1", "acme_org": "org-7"}),
+        identity=identity,
+        provider="acme",
+        issuer="https://idp.acme.test",
+        subject="u1",
+        token_type="id",
+    )
+    new, old = _both(mapping, lambda: mapping.apply(token))  # type: ignore[arg-type]
+    _same_result(new, old)
+    assert new.attributes["org"] == "org-7" and new.roles == {"o7", "org-7"}
+    read.clear()
+    mapping.apply(token)  # type: ignore[arg-type]
+    assert len(read) == 3  # the attribute, the rule and grant_from; the deny's all stopped at sub
+
+
+EDGES: list[tuple[str, dict[str, Any], _User | None]] = [
+    ("sink", {"tags": ["Admin", "ops", "x" * 200, " y"], "group": "root"}, None),  # refused, dropped
+    ("sink", {"tags": ["Admin", 7, None], "groups": ["ops", 7, None, ["x"]]}, None),
+    ("sink", {"group": "xadminsx", "groups": "/staff", "tags": "xy", "flags": "11", "email": "@"}, None),
+    ("sink", {"group": ["admins"], "groups": ("staff",), "tags": ["x", 1.0], "level": "3"}, None),
+    (
+        "sink",
+        {"group": "admins", "level": 3, "email": "ADA@example.com "},
+        _User({"email": "ada@example.com"}, frozenset({"legacy", "owner", "a1"})),
+    ),
+    (
+        "sink",
+        {"name": "Ada  Lovelace", "given_name": "Ada"},
+        _User({"first_name": "", "slug": "u-ada-lovelace!"}),
+    ),
+    (
+        "sink",
+        {"groups": ["/staff", "admins", "\ud800", "k" * 1100], "email": "k" * 1100 + "@example.com"},
+        None,
+    ),
+    ("sink", {"blocked": True, "group": "admins"}, _User({}, frozenset({"owner", "a1"}))),
+    ("sink", {"group": "evil", "level": 666}, None),
+    ("sink", {"profile": {"dept": "R&D"}, "groups": "staff", "dept": "r&d"}, None),
+    ("sink", {"email": "a@spam.example"}, None),
+    ("sink", {"csv": "a,b, ,c", "tags": ("x", 1), "nums": [1, 2.0, True], "flags": [True, 1, "1"]}, None),
+    ("sink", {"verified": True, "level": True, "tags": True}, _User({"flag": False, "level": 1})),
+    ("sink", {"realm_access": {"roles": ["realm-admin", "banned"]}}, None),
+    ("sink", {"realm_access": {"roles": ["realm-admin"]}, "given_name": "É", "family_name": "\u0130"}, None),
+    ("required", {"team": "t"}, None),
+    ("required", {"email": "no-at"}, None),
+    ("required", {"email": "ada@example.com", "group": "g"}, _User({"team": "g"})),
+]
+
+
+@pytest.mark.parametrize("provider", ["oidc", "keycloak"])
+def test_edge_cases_give_what_the_engine_before_gave(provider: str) -> None:
+    outcomes: set[str] = set()
+    for name, claims, user in EDGES:
+        mapping = MAPPINGS[name]
+        full = {"iss": "https://idp.test", "sub": "u1", **claims}
+        new, old = _both(
+            mapping, lambda m=mapping, c=full, u=user: m.apply_claims(c, provider=provider, existing=u)
+        )
+        _same_result(new, old)
+        outcomes.update(t.outcome for t in new.trace)
+    assert outcomes >= {
+        "no match",
+        "granted",
+        "refused",
+        "set",
+        "unchanged",
+        "kept",
+        "missing",
+        "denied",
+        "revoked",
+    }
