@@ -283,6 +283,21 @@ def _inline(
             return general(value)
 
         return some_text
+    if op == "matches":
+        assert cond.matches is not None
+        search = compile_pattern(cond.matches).searcher()
+        fail = f"{claim} does not match {_show(cond.matches)}"
+        too_long = f"{claim} is longer than {MAX_INPUT_LENGTH} characters: not matched"
+
+        def matches_text(frame: Frame) -> str | None:
+            value = frame[index]
+            if type(value) is str:
+                if len(value) > MAX_INPUT_LENGTH:
+                    return too_long
+                return None if search(value) else fail
+            return general(value)
+
+        return matches_text
     if op == "exists" and cond.exists:
         absent = f"{claim} is absent"
 
@@ -361,7 +376,7 @@ def _value_test(cond: Condition, op: str) -> Callable[[Any], bool]:
 
 def _matches(cond: Condition, claim: str, absent: str) -> Callable[[Any], str | None]:
     assert cond.matches is not None
-    pattern = compile_pattern(cond.matches)
+    search = compile_pattern(cond.matches).searcher()
     fail = f"{claim} does not match {_show(cond.matches)}"
     too_long = f"{claim} is longer than {MAX_INPUT_LENGTH} characters: not matched"
 
@@ -375,7 +390,7 @@ def _matches(cond: Condition, claim: str, absent: str) -> Callable[[Any], str | 
         for text in texts:
             if len(text) > MAX_INPUT_LENGTH:
                 skipped = True
-            elif pattern.search(text):
+            elif search(text):
                 return None
         return too_long if skipped else fail
 

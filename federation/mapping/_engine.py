@@ -33,7 +33,7 @@ from typing import Any
 
 from ._compile import MAX_ROLE_LENGTH, CompiledAttribute, CompiledRule, Plan, RolesPlan, valid_role
 from ._paths import MISSING, Frame, kind_of
-from ._result import ExistingUser, MappingResult, TraceEntry, deferred
+from ._result import ExistingUser, MappingResult, TraceEntry, recorded
 from ._templates import Template
 from ._transforms import Unresolved
 
@@ -177,12 +177,17 @@ def _roles(plan: RolesPlan, frame: Frame, current: frozenset[str], log: list[Any
     for roles, _ in plan.default:
         granted.update(roles)
     privileged = plan.privileged
+    record = log.append
     for rule in plan.rules:
         reason = rule.check(frame)
         if reason is not None:
-            log.append(reason)
+            record(reason)
             continue
         roles = rule.grant
+        if rule.grant_from is None and (rule.allow_privileged or privileged.isdisjoint(roles)):
+            granted.update(roles)  # the common case of what follows: its roles as written
+            record(_GRANTED)
+            continue
         note = ""
         if rule.grant_from is not None:
             dynamic, note = _dynamic_roles(rule, frame)
@@ -269,12 +274,13 @@ def run(plan: Plan, ctx: Any, existing: ExistingUser | None) -> MappingResult:
     log: list[Any] = []
     current_roles = frozenset(existing.roles) if existing is not None else _NO_ROLES
 
+    record = log.append
     for rule in plan.deny:
         reason = rule.check(frame)
         if reason is None:
-            log.append(None)
-            return deferred(MappingResult(roles=current_roles, denied=rule.code), partial(_trace, plan, log))
-        log.append(reason)
+            record(None)
+            return recorded({}, current_roles, _NO_ROLES, _NO_ROLES, rule.code, partial(_trace, plan, log))
+        record(reason)
 
     current: Mapping[str, Any] = existing.attributes if existing is not None else _NO_ATTRIBUTES
     attributes: dict[str, Any] = {}
@@ -282,32 +288,32 @@ def run(plan: Plan, ctx: Any, existing: ExistingUser | None) -> MappingResult:
         value, detail = _resolve(attr, frame)
         if value is MISSING:
             if attr.required:
-                log.append(("denied", detail))
-                return deferred(
-                    MappingResult(roles=current_roles, denied=MISSING_ATTRIBUTE), partial(_trace, plan, log)
+                record(("denied", detail))
+                return recorded(
+                    {}, current_roles, _NO_ROLES, _NO_ROLES, MISSING_ATTRIBUTE, partial(_trace, plan, log)
                 )
-            log.append(("missing", detail))
+            record(("missing", detail))
             continue
         if existing is not None:
             if attr.update == "on_create":
-                log.append(_KEPT_ON_CREATE)
+                record(_KEPT_ON_CREATE)
                 continue
             old = current.get(attr.name)
             if attr.update == "if_empty" and not _empty(old):
-                log.append(_KEPT_IF_EMPTY)
+                record(_KEPT_IF_EMPTY)
                 continue
             if _same(old, value):
-                log.append(("unchanged", detail))
+                record(("unchanged", detail))
                 continue
         attributes[attr.name] = value
-        log.append(("set", detail))
+        record(("set", detail))
 
     final = current_roles if plan.roles is None else _roles(plan.roles, frame, current_roles, log)
-    result = MappingResult(
-        attributes=MappingProxyType(attributes),
-        roles=final,
-        granted=final - current_roles,
-        revoked=current_roles - final,
-        denied=None,
+    return recorded(
+        MappingProxyType(attributes),
+        final,
+        final - current_roles,
+        current_roles - final,
+        None,
+        partial(_trace, plan, log),
     )
-    return deferred(result, partial(_trace, plan, log))

@@ -585,18 +585,39 @@ class Pattern:
         except re2.error as exc:
             raise TooCostly(str(exc)) from None
 
-    def replacer(self, replacement: str) -> Callable[[str], str]:
-        """``lambda text: self.sub(replacement, text)``, as a tighter closure when the
-        pattern is a plain string anchored at the start (``^/``: a prefix to cut)."""
+    def searcher(self) -> Callable[[str], bool]:
+        """``self.search`` as a tighter closure for an ASCII value (the common case)."""
+        match = self._search_raw
+        if match is None or self._literal is not None:
+            return self.search
+        search = self.search
+
+        def search_ascii(text: str) -> bool:
+            if not text.isascii() or len(text) > MAX_INPUT_LENGTH:
+                return search(text)  # the general path, and its refusal of a value too long
+            data = text.encode("ascii")
+            try:
+                return match(_UNANCHORED, data, 0, len(data))[0] != _NO_MATCH
+            except re2.error as exc:
+                raise TooCostly(str(exc)) from None
+
+        return search_ascii
+
+    def replacer(
+        self, replacement: str, too_long: Callable[[], Exception] | None = None
+    ) -> Callable[[str], str] | None:
+        """For a plain string anchored at the start (``^/``: a prefix to cut), one closure
+        doing ``self.sub(replacement, text)``, raising ``too_long()`` where ``sub`` refuses a
+        value too long; None for any other pattern (use :meth:`sub`)."""
         literal = self._literal
         if literal is None or not literal[0] or literal[2]:
-            return lambda text: self.sub(replacement, text)
+            return None
         prefix = literal[1]
         cut = len(prefix)
 
         def replace_prefix(text: str) -> str:
             if len(text) > MAX_INPUT_LENGTH:
-                raise ValueError("value too long")
+                raise too_long() if too_long is not None else ValueError("value too long")
             return replacement + text[cut:] if text.startswith(prefix) else text
 
         return replace_prefix

@@ -66,10 +66,29 @@ class _TraceField:
         obj.__dict__["_trace"] = value
 
 
-def deferred(result: MappingResult, build: Callable[[], tuple[TraceEntry, ...]]) -> MappingResult:
-    """``result`` whose trace is ``build()``, called when the trace is first read (the engine's
-    constructor: ``build`` must be a pure function of what the apply recorded)."""
-    result.__dict__["_trace"] = _Deferred(build)
+def recorded(
+    attributes: Mapping[str, Any],
+    roles: frozenset[str],
+    granted: frozenset[str],
+    revoked: frozenset[str],
+    denied: str | None,
+    build: Callable[[], tuple[TraceEntry, ...]],
+) -> MappingResult:
+    """The engine's constructor: ``MappingResult(...)`` with these fields, and a trace that is
+    ``build()``, called when it is first read (a pure function of what the apply recorded).
+
+    The same object as through ``__init__`` (a frozen dataclass's ``__init__`` only stores
+    the fields), without its per-field ``object.__setattr__`` calls.
+    """
+    result = object.__new__(MappingResult)
+    result.__dict__.update(
+        attributes=attributes,
+        roles=roles,
+        granted=granted,
+        revoked=revoked,
+        denied=denied,
+        _trace=_Deferred(build),
+    )
     return result
 
 

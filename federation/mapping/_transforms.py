@@ -145,14 +145,21 @@ def _join(separator: str) -> Transform:
     return apply
 
 
+def _too_long() -> Unresolved:
+    return Unresolved(f"replace: the value is longer than {MAX_INPUT_LENGTH} characters")
+
+
 def _replace(pattern: str, replacement: str) -> Callable[[str], str]:
-    replace = compile_pattern(pattern, allow_lazy=False).replacer(replacement)
+    compiled = compile_pattern(pattern, allow_lazy=False)
+    cut = compiled.replacer(replacement, _too_long)  # a prefix to cut: one closure
+    if cut is not None:
+        return cut
 
     def one(text: str) -> str:
         if len(text) > MAX_INPUT_LENGTH:
-            raise Unresolved(f"replace: the value is longer than {MAX_INPUT_LENGTH} characters")
+            raise _too_long()
         try:
-            return replace(text)
+            return compiled.sub(replacement, text)
         except TooCostly:
             raise Unresolved("replace: the pattern is too costly for this value") from None
 
