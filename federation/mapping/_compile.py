@@ -115,6 +115,14 @@ class RolesPlan:
     protected: frozenset[str]
     privileged: frozenset[str]
     rules: tuple[CompiledRule, ...]
+    #: Per rule: its check, whether it grants its roles as written (no grant_from, and no
+    #: privileged role unless it allows them: decided here, once, from the same frozen sets
+    #: the engine would test), and the rule.
+    steps: tuple[tuple[FastCheck, bool, CompiledRule], ...] = ()
+
+
+def _static_grant(rule: CompiledRule, privileged: frozenset[str]) -> bool:
+    return rule.grant_from is None and (rule.allow_privileged or privileged.isdisjoint(rule.grant))
 
 
 def _always_frame(ctx: Context) -> Any:
@@ -307,6 +315,8 @@ class Planner:
             attributes.update(section.attributes)
         roles_plan = None
         if self._roles is not None:
+            privileged = frozenset(self._roles.privileged)
+            all_rules = tuple(r for s in sections for r in s.rules)
             roles_plan = RolesPlan(
                 sync=self._roles.sync,
                 default=tuple(
@@ -315,8 +325,9 @@ class Planner:
                     if roles
                 ),
                 protected=frozenset(self._roles.protected),
-                privileged=frozenset(self._roles.privileged),
-                rules=tuple(r for s in sections for r in s.rules),
+                privileged=privileged,
+                rules=all_rules,
+                steps=tuple((r.check, _static_grant(r, privileged), r) for r in all_rules),
             )
         deny = tuple(d for s in sections for d in s.deny)
         rules = roles_plan.rules if roles_plan is not None else ()

@@ -178,14 +178,15 @@ def _roles(plan: RolesPlan, frame: Frame, current: frozenset[str], log: list[Any
         granted.update(roles)
     privileged = plan.privileged
     record = log.append
-    for rule in plan.rules:
-        reason = rule.check(frame)
+    grant = granted.update
+    for check, as_written, rule in plan.steps:
+        reason = check(frame)
         if reason is not None:
             record(reason)
             continue
         roles = rule.grant
-        if rule.grant_from is None and (rule.allow_privileged or privileged.isdisjoint(roles)):
-            granted.update(roles)  # the common case of what follows: its roles as written
+        if as_written:  # what follows would grant exactly these, and refuse none
+            grant(roles)
             record(_GRANTED)
             continue
         note = ""
@@ -302,7 +303,12 @@ def run(plan: Plan, ctx: Any, existing: ExistingUser | None) -> MappingResult:
             if attr.update == "if_empty" and not _empty(old):
                 record(_KEPT_IF_EMPTY)
                 continue
-            if _same(old, value):
+            kind = type(value)
+            if kind is str or kind is int or kind is float or kind is bool:  # _same, for a scalar
+                same = type(old) is kind and old == value
+            else:
+                same = _same(old, value)
+            if same:
                 record(("unchanged", detail))
                 continue
         attributes[attr.name] = value

@@ -232,23 +232,40 @@ def _text_run(steps: Sequence[Step]) -> Transform:
     assert len(fns) == len(steps) >= 2
     stepwise = _in_order([_step(step) for step in steps])
 
+    def each(items: list[Any] | tuple[Any, ...]) -> list[str]:
+        out = []
+        for item in items:
+            for fn in fns:
+                item = fn(item)
+            out.append(item)
+        return out
+
+    if len(fns) == 2:
+        f1, f2 = fns
+
+        def each(items: list[Any] | tuple[Any, ...]) -> list[str]:
+            return [f2(f1(item)) for item in items]
+
+    elif len(fns) == 3:
+        f1, f2, f3 = fns
+
+        def each(items: list[Any] | tuple[Any, ...]) -> list[str]:
+            return [f3(f2(f1(item))) for item in items]
+
     def run(value: Any) -> Any:
-        if type(value) is str:
+        kind = type(value)
+        if kind is str:
             for fn in fns:
                 value = fn(value)
             return value
-        if type(value) is list or type(value) is tuple:
-            out = []
+        if kind is list or kind is tuple:
+            for item in value:
+                if type(item) is not str:
+                    return stepwise(value)
             try:
-                for item in value:
-                    if type(item) is not str:
-                        return stepwise(value)
-                    for fn in fns:
-                        item = fn(item)
-                    out.append(item)
+                return each(value)
             except Unresolved:
                 return stepwise(value)
-            return out
         return stepwise(value)
 
     return run

@@ -34,6 +34,7 @@ from federation import plugins, providers
 from federation.mapping import Mapping as MappingRules
 from federation.mapping import MappingResult, _patterns
 from federation.mapping import _mapping as mapping_module
+from federation.mapping._model import MappingFile
 from federation.mapping._patterns import Pattern
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -144,6 +145,8 @@ attributes:
       [strip, lower, { replace: { pattern: "[^a-z0-9]+", with: "-" } }, { prefix: "u-" }, { suffix: "!" }]
   cut:          { from: [groups, group], transform: [{ replace: { pattern: "^/", with: "" } }, upper] }
   cut_only:     { from: [group, groups], transform: [{ replace: { pattern: "^/", with: "~" } }] }
+  ends:         { from: [tags, groups], transform: [localpart, domain] }
+  long_cut:     { from: [groups, tags], transform: [{ replace: { pattern: "^/", with: "" } }, localpart] }
   nested:       { from: profile.dept }
   first_group:  { from: "groups[0]" }
   flag:         { from: verified, update: if_empty }
@@ -403,6 +406,8 @@ def test_a_plugin_name_is_resolved_when_a_rule_reads_it(monkeypatch: pytest.Monk
 EDGES: list[tuple[str, dict[str, Any], _User | None]] = [
     ("sink", {"tags": ["Admin", "ops", "x" * 200, " y"], "group": "root"}, None),  # refused, dropped
     ("sink", {"tags": ["Admin", 7, None], "groups": ["ops", 7, None, ["x"]]}, None),
+    ("sink", {"tags": ["a@", "b"], "groups": ["a@b@c", "x@y"]}, None),  # which step fails first
+    ("sink", {"groups": ["a@b", "/" + "k" * 1100], "tags": ["/x@y", "no-at"]}, None),
     ("sink", {"group": "xadminsx", "groups": "/staff", "tags": "xy", "flags": "11", "email": "@"}, None),
     ("sink", {"group": ["admins"], "groups": ("staff",), "tags": ["x", 1.0], "level": "3"}, None),
     (
@@ -456,3 +461,24 @@ def test_edge_cases_give_what_the_engine_before_gave(provider: str) -> None:
         "denied",
         "revoked",
     }
+
+
+def test_a_privileged_grant_that_escaped_the_loader_is_still_refused_when_applied() -> None:
+    """The loader refuses such a rule; a model built without it meets the engine's own check."""
+    model = MappingFile.model_validate(
+        {
+            "version": 1,
+            "roles": {
+                "sync": "additive",
+                "privileged": ["admin"],
+                "rules": [{"grant": ["admin", "staff"], "when": {"claim": "group", "equals": "x"}}],
+            },
+        }
+    )
+    mapping = MappingRules(model)
+    new, old = _both(
+        mapping, lambda: mapping.apply_claims({"iss": "https://i.test", "sub": "s", "group": "x"})
+    )
+    _same_result(new, old)
+    assert new.roles == {"staff"}
+    assert [t.outcome for t in new.trace] == ["granted", "refused"]
