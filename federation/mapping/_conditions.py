@@ -247,6 +247,17 @@ def _inline(
     so ``fail`` is the only reason left); any other value goes to ``general``."""
     if op in ("equals", "contains"):
         raw = cond.equals if op == "equals" else cond.contains
+        if isinstance(raw, bool):
+            flag = raw
+            fail = f"{claim} does not {_verb(op)} {_show(raw)}"
+
+            def one_flag(frame: Frame) -> str | None:
+                value = frame[index]
+                if type(value) is bool:  # a boolean equals only a boolean
+                    return None if value is flag else fail
+                return general(value)
+
+            return one_flag
         if not isinstance(raw, str):
             return None
         text = raw
@@ -277,7 +288,7 @@ def _inline(
                 return None if value in texts else fail
             if kind is list or kind is tuple:
                 for item in value:
-                    if isinstance(item, str) and item in texts:
+                    if (type(item) is str or isinstance(item, str)) and item in texts:
                         return None
                 return fail
             return general(value)
