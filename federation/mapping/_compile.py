@@ -72,6 +72,10 @@ class CompiledAttribute:
     update: str
     when: FastCheck | None
     uses: frozenset[int] = frozenset()  # the frame places it reads
+    #: Without ``when``, and when the first source is a path with a place in the frame: that
+    #: place, and the source's "from <label>" (the engine tries it before the general way).
+    first: int | None = None
+    first_found: str = ""
     entries: dict[tuple[str, str], TraceEntry] = field(default_factory=dict, compare=False)
 
 
@@ -162,16 +166,20 @@ def _attribute(name: str, spec: AttributeSpec, rule: str, slots: Slots) -> Compi
     default: Any = spec.default
     if isinstance(default, str) and is_template(default):
         default = parse_template(default)
+    sources = tuple(_source(s, slots) for s in spec.from_ or ())
+    first = sources[0] if sources and spec.when is None and sources[0].slot is not None else None
     return CompiledAttribute(
         name=name,
         rule=rule,
-        sources=tuple(_source(s, slots) for s in spec.from_ or ()),
+        sources=sources,
         transform=compile_steps(spec.transform),
         default=default,
         required=spec.required,
         update=spec.update,
         when=compile_check(spec.when, slots) if spec.when is not None else None,
         uses=frozenset(uses),
+        first=first.slot if first is not None else None,
+        first_found=first.found if first is not None else "",
     )
 
 

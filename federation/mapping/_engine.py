@@ -286,7 +286,20 @@ def run(plan: Plan, ctx: Any, existing: ExistingUser | None) -> MappingResult:
     current: Mapping[str, Any] = existing.attributes if existing is not None else _NO_ATTRIBUTES
     attributes: dict[str, Any] = {}
     for attr in plan.attributes:
-        value, detail = _resolve(attr, frame)
+        value = MISSING
+        if attr.first is not None:  # the common case of _resolve: the first source gives text
+            value = frame[attr.first]
+            if value is not MISSING and attr.transform is not None:
+                try:
+                    value = attr.transform(value)
+                except Unresolved:
+                    value = MISSING
+            if type(value) is str and value:
+                detail = attr.first_found
+            else:
+                value = MISSING
+        if value is MISSING:  # anything else: the whole resolution (pure: the same answer again)
+            value, detail = _resolve(attr, frame)
         if value is MISSING:
             if attr.required:
                 record(("denied", detail))
