@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/mapping.py            # ~20 s
+    python benchmarks/mapping.py            # ~5 s
     python benchmarks/mapping.py --quick    # a rough look
     python benchmarks/mapping.py --profile  # also: a cProfile summary of the 50-rule apply
 

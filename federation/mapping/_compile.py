@@ -19,6 +19,10 @@ Every compiled piece carries its path in the file (``roles.rules[1]``,
 ``providers.cognito.deny[0]``) for the trace, and a small cache of the trace
 entries it produced (most details are fixed strings; entries are immutable).
 
+Conditions and sources read their paths from a frame: every distinct path of
+the mapping gets one place (:class:`._paths.Slots`, shared by all sections),
+and a plan resolves the places its own pieces read, once per apply.
+
 Must not: evaluate rules against a token (:mod:`._engine` does).
 """
 
