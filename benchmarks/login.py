@@ -59,8 +59,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from provisioning import ISSUER, POSTGRES_URL, _claims, _populate
-from sqlalchemy import create_engine, event, text
+from provisioning import ISSUER, POSTGRES_URL, _claims, _populate, _postgres_schema
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 from federation._cli_store import EXAMPLE_MAPPING
@@ -262,18 +262,6 @@ def measure_bridge(bridge: Any, verified: list[Any]) -> float:
     for vt in verified:
         bridge.provision(vt)
     return (time.perf_counter() - start) / len(verified) * 1000
-
-
-def _postgres_schema() -> tuple[Any, str] | None:
-    schema = f"fedbench_{uuid.uuid4().hex[:10]}"
-    try:
-        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-        with engine.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:
-        print(f"PostgreSQL skipped: not reachable at {POSTGRES_URL} ({type(exc).__name__})")
-        return None
-    return engine, schema
 
 
 def main(argv: list[str] | None = None) -> int:
