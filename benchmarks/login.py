@@ -59,8 +59,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from provisioning import ISSUER, POSTGRES_URL, _claims, _populate, _postgres_schema
-from sqlalchemy import event, text
+from provisioning import ISSUER, POSTGRES_URL, _claims, _drop_postgres_schema, _populate, _postgres_schema
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from federation._cli_store import EXAMPLE_MAPPING
@@ -365,10 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             for *_, store in setups:
                 store.close()
             if pg is not None:
-                engine, schema = pg
-                with engine.begin() as conn:
-                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                engine.dispose()
+                _drop_postgres_schema(pg)
 
     header = (
         f"{'store':<10} {'bare':<8} {'ms/login bridge':>16} {'ms/login bare':>14} {'ratio':>8}  per round"

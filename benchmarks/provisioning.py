@@ -150,6 +150,13 @@ def _postgres_schema() -> tuple[Any, str] | None:
     return engine, schema
 
 
+def _drop_postgres_schema(pg: tuple[Any, str]) -> None:
+    engine, schema = pg
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1k and 10k users, 3 rounds of 200 logins")
@@ -206,10 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         for store in cleanup:
             store.close()
         if pg is not None:
-            engine, schema = pg
-            with engine.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            engine.dispose()
+            _drop_postgres_schema(pg)
 
     header = (
         f"{'store':<10} {'users':>8} {'logins/s':>9} {'ms/login':>9} {'ms/provision':>13} {'vs smallest':>12}"

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.engine import URL, Row
@@ -37,6 +37,8 @@ from ._sql import (
     identity_conflict,
     sqlite_discipline,
 )
+
+T = TypeVar("T")
 
 __all__ = ["AsyncSQLStore"]
 
@@ -210,14 +212,21 @@ class AsyncSQLStore(SQLStore):
         except SQLAlchemyError as exc:
             raise _storage_error(exc, committing=committing) from exc
 
-    async def _aread_row(self, statement: Any, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
-        """One read outside any transaction; a lost connection is read again once, on a new one."""
+    async def aread(self, read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """One read outside any transaction; a lost connection is read again once, on a new one
+        (the async twin of :meth:`SQLStore._read_row`)."""
         try:
             async with self.aconnection(unlocked_read=True) as conn:
-                return (await conn.execute(statement, params)).first()
+                return await read(conn)
         except ConnectionLost:
             async with self.aconnection(unlocked_read=True) as conn:
-                return (await conn.execute(statement, params)).first()
+                return await read(conn)
+
+    async def _aread_row(self, statement: Any, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
+        async def first(conn: AsyncConnection) -> Row[Any] | None:
+            return (await conn.execute(statement, params)).first()
+
+        return await self.aread(first)
 
     async def afind_login(self, issuer: str, subject: str) -> tuple[UserIdentity, User | None] | None:
         """Async twin of :meth:`find_login` (one unlocked read)."""

@@ -308,12 +308,7 @@ class SQLSessionStore:
 
     def _read(self, plan: Callable[[], Plan[T]]) -> T:
         self.sql._ensure_schema()
-        try:
-            with self.sql._connection(unlocked_read=True) as conn:
-                return drive(plan(), conn)
-        except ConnectionLost:  # a read: once more, on a new connection
-            with self.sql._connection(unlocked_read=True) as conn:
-                return drive(plan(), conn)
+        return self.sql._read_row(lambda conn: drive(plan(), conn))  # the store's read-once rule
 
     def create_session(self, session: SessionRecord, refresh: NewRefreshToken | None) -> None:
         """Store a new session and its first refresh token."""
@@ -399,12 +394,8 @@ class AsyncSQLSessionStore:
         raise _gave_up() from last
 
     async def _read(self, plan: Callable[[], Plan[T]]) -> T:
-        try:
-            async with self.sql.aconnection(unlocked_read=True) as conn:
-                return await adrive(plan(), conn)
-        except ConnectionLost:  # a read: once more, on a new connection
-            async with self.sql.aconnection(unlocked_read=True) as conn:
-                return await adrive(plan(), conn)
+        result: T = await self.sql.aread(lambda conn: adrive(plan(), conn))  # the store's read-once rule
+        return result
 
     async def create_session(self, session: SessionRecord, refresh: NewRefreshToken | None) -> None:
         await self._atomic(lambda: self.plans.create_session(session, refresh))
