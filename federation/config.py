@@ -58,20 +58,37 @@ __all__ = [
 
 
 def _issuer_union(models: tuple[type[ProviderProfile], ...]) -> Any:
-    """One issuer entry: the profile model named by its ``provider`` field."""
-    if len(models) == 1:
-        return models[0]
+    """One issuer entry: the profile model named by its ``provider`` field (a tagged union
+    even of one model, so that errors are located the same whichever providers are loaded)."""
     return Annotated[Union[models], Field(discriminator="provider")]  # noqa: UP007
 
 
 def _profile_models() -> tuple[type[ProviderProfile], ...]:
+    """Every provider's model (imports them all: for hints on the error path)."""
     return tuple(p.model for p in plugins.plugins())
 
 
+def _loaded_models() -> tuple[type[ProviderProfile], ...]:
+    plugins.get("oidc")  # the default of an entry without provider: is always there
+    return tuple(p.model for p in plugins.loaded())
+
+
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     IssuerConfig = ProviderProfile
+    _LoadedIssuer = ProviderProfile
 else:
-    IssuerConfig = _issuer_union(_profile_models())
+    # BridgeConfig's issuer entries: the models of the providers loaded so far. Validating
+    # a document first loads the providers it names (_sync_providers), then rebuilds this.
+    _LoadedIssuer = _issuer_union(_loaded_models())
+
+
+def __getattr__(name: str) -> Any:
+    """``IssuerConfig``: the union of every registered provider's model (imports them all)."""
+    if name == "IssuerConfig":
+        return _issuer_union(_profile_models())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class KeysConfig(BaseModel):
@@ -270,7 +287,7 @@ class BridgeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    issuers: list[IssuerConfig] = Field(min_length=1)
+    issuers: list[_LoadedIssuer] = Field(min_length=1)
     keys: KeysConfig = Field(default_factory=KeysConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     leeway: float = Field(60, ge=0, le=300, description="Clock skew allowed for exp/nbf/iat, seconds.")
@@ -307,6 +324,34 @@ class BridgeConfig(BaseModel):
     def base_dir(self) -> Path:
         """Where relative paths in the config (``mapping:``, ``sqlite:///x.db``) are resolved."""
         return self._source_file.parent if self._source_file is not None else Path.cwd()
+
+    # Every way to validate a document first loads the providers it names (only those:
+    # a config naming one provider never imports the others).
+    def __init__(self, /, **data: Any) -> None:
+        _sync_providers(data)
+        super().__init__(**data)
+
+    # Marked as pydantic marks its own __init__: validation then never calls this one (which
+    # would drop model_validate's context); tests/test_config.py's located errors rely on it.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **options: Any) -> Self:
+        """Validate ``obj`` (pydantic's own), once the providers it names are loaded."""
+        _sync_providers(obj)
+        return super().model_validate(obj, *args, **options)
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, *args: Any, **options: Any) -> Self:
+        """Validate a JSON document (pydantic's own), with every provider loaded."""
+        _sync_providers(None)
+        return super().model_validate_json(json_data, *args, **options)
+
+    @classmethod
+    def model_validate_strings(cls, obj: Any, *args: Any, **options: Any) -> Self:
+        """Validate string data (pydantic's own), with every provider loaded."""
+        _sync_providers(None)
+        return super().model_validate_strings(obj, *args, **options)
 
     @model_validator(mode="before")
     @classmethod
@@ -555,23 +600,46 @@ _SCHEMA_GENERATION = plugins.generation()  # the registry state the issuer union
 _SCHEMA_LOCK = threading.Lock()
 
 
-def _sync_providers() -> None:
-    """Rebuild the issuer union when a provider was registered after this module was imported."""
+def _named_providers(data: Any) -> list[str] | None:
+    """The providers a config document's issuer entries name, or None when one names no
+    known provider or is not an entry at all (then every provider is loaded, so that the
+    error, if any, is the one a full registry gives)."""
+    issuers = data.get("issuers") if isinstance(data, Mapping) else None
+    if not isinstance(issuers, list):
+        return None
+    named: list[str] = []
+    for entry in issuers:
+        if isinstance(entry, Mapping):
+            name = entry.get("provider", "oidc")
+        elif isinstance(entry, ProviderProfile):
+            name = entry.provider
+        else:
+            return None
+        if not isinstance(name, str) or plugins.get(name) is None:
+            return None
+        named.append(name)
+    return named
+
+
+def _sync_providers(data: Any) -> None:
+    """Load the providers ``data`` names (every provider when it is None or names an unknown
+    one), and rebuild the issuer union when the registry changed since it was built."""
     global _SCHEMA_GENERATION
+    if _named_providers(data) is None:
+        plugins.plugins()
     if plugins.generation() == _SCHEMA_GENERATION:
         return
     with _SCHEMA_LOCK:
         current = plugins.generation()
         if current == _SCHEMA_GENERATION:
             return
-        BridgeConfig.model_fields["issuers"].annotation = list[_issuer_union(_profile_models())]  # type: ignore[misc,assignment]
+        BridgeConfig.model_fields["issuers"].annotation = list[_issuer_union(_loaded_models())]  # type: ignore[misc,assignment]
         BridgeConfig.model_rebuild(force=True)
         _SCHEMA_GENERATION = current
 
 
 def load_config(source: str | Path | Mapping[str, Any]) -> BridgeConfig:
     """Validate a config file path or a mapping; raise :class:`ConfigError` on any problem."""
-    _sync_providers()
     if isinstance(source, Mapping):
         located = Located(dict(source), {}, None)
     else:

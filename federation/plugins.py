@@ -4,10 +4,12 @@ Owns: :class:`ProviderPlugin` (everything about one provider that the rest of
 the library needs: its configuration model, its mock claim shape, its demo
 parameters, its dry-run stand-in settings and its mapping vocabulary),
 :class:`DemoSpec`, and the registry itself: :func:`register`, :func:`get`,
-:func:`names`, :func:`plugins`. The registry is filled lazily on first use,
-from the built-in table below (``module:attr`` strings) and then from the
-``federation.providers`` entry-point group, so a package outside this
-repository adds a provider by declaring::
+:func:`names`, :func:`plugins`, :func:`loaded`. A built-in provider's module
+is imported when it is first named (:func:`get`) or when every plugin is
+asked for (:func:`plugins`), so a process whose config names one provider
+never imports the others. The ``federation.providers`` entry-point group is
+loaded on first use of the registry, so a package outside this repository
+adds a provider by declaring::
 
     [project.entry-points."federation.providers"]
     acme = "acme_idp:PLUGIN"
@@ -43,6 +45,7 @@ __all__ = [
     "ProviderPlugin",
     "generation",
     "get",
+    "loaded",
     "names",
     "plugins",
     "register",
@@ -51,18 +54,19 @@ __all__ = [
 #: The entry-point group a provider distribution declares its plugin in.
 ENTRY_POINT_GROUP = "federation.providers"
 
-# The shipped providers, loaded exactly like third-party ones (generic OIDC first: it is
-# the default of an entry without ``provider:``).
-_BUILTIN: tuple[str, ...] = (
-    "federation.providers.oidc:PLUGIN",
-    "federation.providers.azure_ad:PLUGIN",
-    "federation.providers.azure_ad:B2C_PLUGIN",
-    "federation.providers.keycloak:PLUGIN",
-    "federation.providers.google:PLUGIN",
-    "federation.providers.firebase:PLUGIN",
-    "federation.providers.cognito:PLUGIN",
-    "federation.providers.okta:PLUGIN",
-)
+# The shipped providers by name, each imported when first named (generic OIDC first: it
+# is the default of an entry without ``provider:``). Each must carry the name it is filed
+# under, which _builtin checks.
+_BUILTIN: dict[str, str] = {
+    "oidc": "federation.providers.oidc:PLUGIN",
+    "azure_ad": "federation.providers.azure_ad:PLUGIN",
+    "azure_ad_b2c": "federation.providers.azure_ad:B2C_PLUGIN",
+    "keycloak": "federation.providers.keycloak:PLUGIN",
+    "google": "federation.providers.google:PLUGIN",
+    "firebase": "federation.providers.firebase:PLUGIN",
+    "cognito": "federation.providers.cognito:PLUGIN",
+    "okta": "federation.providers.okta:PLUGIN",
+}
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
@@ -133,8 +137,8 @@ class ProviderPlugin:
 
 
 _LOCK = threading.RLock()
-_REGISTRY: dict[str, ProviderPlugin] = {}
-_LOADED = False
+_REGISTRY: dict[str, ProviderPlugin] = {}  # the plugins loaded so far
+_ENTRY_POINTS_LOADED = False
 _GENERATION = 0
 
 
@@ -161,9 +165,10 @@ def _check(plugin: ProviderPlugin) -> None:
 
 
 def _add(plugin: ProviderPlugin) -> None:
+    """Register ``plugin`` (caller holds the lock); a built-in name is compared with the built-in."""
     global _GENERATION
     _check(plugin)
-    known = _REGISTRY.get(plugin.name)
+    known = _builtin(plugin.name) if plugin.name in _BUILTIN else _REGISTRY.get(plugin.name)
     if known is plugin:
         return
     if known is not None:
@@ -172,31 +177,49 @@ def _add(plugin: ProviderPlugin) -> None:
     _GENERATION += 1
 
 
-def _ensure_loaded() -> None:
-    if not _LOADED:
+def _builtin(name: str) -> ProviderPlugin:
+    """The shipped plugin filed as ``name``, imported on first use (caller holds the lock)."""
+    global _GENERATION
+    plugin = _REGISTRY.get(name)
+    if plugin is None:
+        plugin = cast(ProviderPlugin, _load(_BUILTIN[name]))
+        _check(plugin)
+        if plugin.name != name:
+            raise ValueError(f"the built-in provider filed as {name!r} is named {plugin.name!r}")
+        _REGISTRY[name] = plugin
+        _GENERATION += 1
+    return plugin
+
+
+def _ensure_entry_points() -> None:
+    if not _ENTRY_POINTS_LOADED:
         with _LOCK:
-            _load_all()
+            _load_entry_points()
 
 
-def _load_all() -> None:
-    global _LOADED
-    if _LOADED:  # another thread loaded them while this one waited for the lock
+def _load_entry_points() -> None:
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:  # another thread loaded them while this one waited for the lock
         return
-    _LOADED = True  # set first: a plugin module may call register() while it is imported
-    for reference in _BUILTIN:
-        _add(cast(ProviderPlugin, _load(reference)))
+    _ENTRY_POINTS_LOADED = True  # set first: a plugin module may call register() while it is imported
     for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             _add(entry.load())  # the same object as a built-in is accepted; another one is refused
         except Exception as exc:
             # An installed package's broken plugin is a configuration problem of this process:
             # a typed error naming the entry point, raised again on every use (not a partial registry).
-            _LOADED = False
+            _ENTRY_POINTS_LOADED = False
             raise ConfigError(
                 f"the provider plugin {entry.name!r} ({entry.value}) of the {ENTRY_POINT_GROUP!r} entry "
                 f"points cannot be used: {type(exc).__name__}: {exc}",
                 field="provider",
             ) from exc
+
+
+def _in_order(registry: Mapping[str, ProviderPlugin]) -> tuple[ProviderPlugin, ...]:
+    """Built-ins in table order, then the others in registration order."""
+    shipped = [registry[name] for name in _BUILTIN if name in registry]
+    return (*shipped, *(p for name, p in registry.items() if name not in _BUILTIN))
 
 
 def register(plugin: ProviderPlugin) -> ProviderPlugin:
@@ -206,31 +229,47 @@ def register(plugin: ProviderPlugin) -> ProviderPlugin:
     same plugin object twice is a no-op), is not a valid provider name, or
     does not match its model's ``provider`` field.
     """
-    _ensure_loaded()
+    _ensure_entry_points()
     with _LOCK:
         _add(plugin)
     return plugin
 
 
 def get(name: str) -> ProviderPlugin | None:
-    """The plugin registered as ``name``, or None."""
-    _ensure_loaded()
-    return _REGISTRY.get(name)
+    """The plugin registered as ``name``, or None (a built-in one is imported now if it was not)."""
+    _ensure_entry_points()
+    plugin = _REGISTRY.get(name) if type(name) is str else None
+    if plugin is None and type(name) is str and name in _BUILTIN:
+        with _LOCK:
+            plugin = _builtin(name)
+    return plugin
 
 
 def plugins() -> tuple[ProviderPlugin, ...]:
-    """Every registered plugin, in registration order (built-ins first)."""
-    _ensure_loaded()
+    """Every registered plugin, in registration order (built-ins first); imports every built-in."""
+    _ensure_entry_points()
     with _LOCK:
-        return tuple(_REGISTRY.values())
+        for name in _BUILTIN:
+            _builtin(name)
+        return _in_order(_REGISTRY)
+
+
+def loaded() -> tuple[ProviderPlugin, ...]:
+    """The plugins imported so far, in the order of :func:`plugins` (imports nothing)."""
+    _ensure_entry_points()
+    with _LOCK:
+        return _in_order(_REGISTRY)
 
 
 def names() -> tuple[str, ...]:
-    """Every registered provider name, in registration order."""
-    return tuple(p.name for p in plugins())
+    """Every registered provider name, in registration order (imports no built-in)."""
+    _ensure_entry_points()
+    with _LOCK:
+        return (*_BUILTIN, *(name for name in _REGISTRY if name not in _BUILTIN))
 
 
 def generation() -> int:
-    """A counter that changes whenever a plugin is registered (for caches built from the registry)."""
-    _ensure_loaded()
+    """A counter that changes whenever a plugin is registered or a built-in one is imported
+    (for caches built from the registry)."""
+    _ensure_entry_points()
     return _GENERATION

@@ -22,19 +22,34 @@ the reverse.
 
 from __future__ import annotations
 
+import importlib
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.plugins import DemoSpec, ProviderPlugin, register
 from federation.spi import Identity, KeySourceSpec, ProviderProfile, TokenContext
 
-from .azure_ad import AzureAdB2CConfig, AzureAdConfig
-from .cognito import CognitoIssuerConfig
-from .firebase import FirebaseConfig
-from .google import GoogleConfig
-from .keycloak import KeycloakConfig
-from .oidc import OidcIssuerConfig
-from .okta import OktaIssuerConfig
+if TYPE_CHECKING:
+    from .azure_ad import AzureAdB2CConfig, AzureAdConfig
+    from .cognito import CognitoIssuerConfig
+    from .firebase import FirebaseConfig
+    from .google import GoogleConfig
+    from .keycloak import KeycloakConfig
+    from .oidc import OidcIssuerConfig
+    from .okta import OktaIssuerConfig
+
+# Each profile model from its own module, imported on first access: importing one
+# provider (the registry does, for the providers a config names) imports no other.
+_MODELS = {
+    "AzureAdB2CConfig": "azure_ad",
+    "AzureAdConfig": "azure_ad",
+    "CognitoIssuerConfig": "cognito",
+    "FirebaseConfig": "firebase",
+    "GoogleConfig": "google",
+    "KeycloakConfig": "keycloak",
+    "OidcIssuerConfig": "oidc",
+    "OktaIssuerConfig": "okta",
+}
 
 __all__ = [
     "PROFILE_MODELS",
@@ -57,7 +72,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """``PROFILE_MODELS``: deprecated, every registered profile model (read the registry instead)."""
+    """A profile model, from its provider's module; ``PROFILE_MODELS``: deprecated, every
+    registered profile model (read the registry instead)."""
+    if name in _MODELS:
+        return getattr(importlib.import_module(f"{__name__}.{_MODELS[name]}"), name)
     if name == "PROFILE_MODELS":
         warnings.warn(
             "federation.providers.PROFILE_MODELS is deprecated: use federation.plugins.plugins() "
