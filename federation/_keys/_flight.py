@@ -20,11 +20,14 @@ Must not: fetch, decide policy, or hold its lock while anything slow runs.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Claim", "SingleFlight", "Ticket"]
 
@@ -131,6 +134,8 @@ class SingleFlight:
 
     async def await_landing(self, timeout: float) -> bool:
         """Async twin of :meth:`wait`; never blocks the event loop."""
+        import asyncio  # here: only async callers need it, and they have it loaded
+
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._cond:

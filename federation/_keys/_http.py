@@ -10,7 +10,7 @@ Must not: interpret status codes or bodies, keep state, or decide what to fetch.
 
 from __future__ import annotations
 
-import asyncio
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -54,13 +54,20 @@ class _TooLarge(Exception):
     pass
 
 
+def _is_async_timeout(exc: BaseException) -> bool:
+    # asyncio's own TimeoutError before Python 3.11 (an alias of the builtin since). Only an
+    # async fetch raises it, so asyncio is loaded then; a sync-only process never imports it.
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(exc, asyncio.TimeoutError)
+
+
 def _transport_error(exc: BaseException) -> FetchResponse:
     if isinstance(exc, _TooLarge):
         return FetchResponse(error="response_too_large")
     if isinstance(exc, AddressNotAllowed) or isinstance(exc.__cause__, AddressNotAllowed):
         # the own clients' connect-time SSRF check (httpx re-raises it as a ConnectError)
         return FetchResponse(error="address_not_allowed")
-    if isinstance(exc, (httpx.TimeoutException, TimeoutError, asyncio.TimeoutError)):
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)) or _is_async_timeout(exc):
         return FetchResponse(error="timeout")
     if isinstance(exc, httpx.ConnectError):
         return FetchResponse(error="connect_failed")
@@ -129,6 +136,8 @@ async def fetch_async(
     client: httpx.AsyncClient, request: FetchRequest, *, timeout: float, max_bytes: int
 ) -> FetchResponse:
     """Async twin of :func:`fetch_sync` (the caller picks the client: never a default one)."""
+    import asyncio  # here: only async callers need it, and they have it loaded
+
     try:
         return await asyncio.wait_for(_fetch_async(client, request, timeout, max_bytes), 2 * timeout)
     except Exception as exc:

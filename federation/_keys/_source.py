@@ -16,7 +16,6 @@ Must not: verify signatures or claims, or decide policy beyond what
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Generator
@@ -214,6 +213,8 @@ class IssuerKeySource:
         if option is None:
             # Only a sync client was injected: use it, in a worker thread (never a client
             # the application did not ask for).
+            import asyncio  # here, as in _refresh_async: a sync-only process never loads it
+
             return await asyncio.to_thread(self._fetch_sync, request)
         if isinstance(option, httpx.AsyncClient):
             return await fetch_async(option, request, timeout=timeout, max_bytes=max_bytes)
@@ -245,6 +246,8 @@ class IssuerKeySource:
             self._flight.release(ticket)
 
     async def _refresh_async(self, forced: bool, seen_generation: int | None) -> None:
+        import asyncio  # here: only async callers need it, and they have it loaded
+
         give_up = time.monotonic() + self._wait_budget
         while True:
             claim, ticket = self._flight.claim(seen_generation)
