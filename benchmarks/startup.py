@@ -4,6 +4,12 @@ and the first token after a cold start against PyJWT with ``PyJWKClient``.
 Run from the repository root (``pip install -e '.[bench]'`` for PyJWT)::
 
     python benchmarks/startup.py [--runs 15]
+    python benchmarks/startup.py --clean-venv   # in a fresh venv holding only what a deployment installs
+
+``--clean-venv`` first builds a throwaway virtual environment with ``pip install`` of this
+checkout (no extras) and PyJWT, and times that interpreter: a development environment also
+holds test tooling that the libraries probe for at import (httpcore imports ``trio`` when it
+is installed), which a deployment does not pay.
 
 Each measurement is a fresh interpreter, started as a serverless cold start starts one;
 the commands alternate (A B A B ...) and each ratio is taken pair by pair, so a drift in
@@ -38,7 +44,8 @@ AUDIENCE = "cold-start-app"
 
 def _wall(command: Sequence[str]) -> float:
     started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    # Outside the checkout: its federation/ must not shadow the package the interpreter has installed.
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=tempfile.gettempdir())
     return time.perf_counter() - started
 
 
@@ -108,8 +115,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument(
+        "--clean-venv", action="store_true", help="time a fresh venv holding only this package and PyJWT"
+    )
     args = parser.parse_args(argv)
-    python = sys.executable
+    with tempfile.TemporaryDirectory(prefix="fedbench-venv-") as venv:
+        python = _clean_venv(Path(venv)) if args.clean_venv else sys.executable
+        _report(python, args.runs)
+    return 0
+
+
+def _clean_venv(where: Path) -> str:
+    """A new virtual environment at ``where`` with this checkout (no extras) and PyJWT; its python."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "venv", str(where)], check=True)
+    python = str(where / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", str(root), "PyJWT"], check=True)
+    listed = subprocess.run([python, "-m", "pip", "list", "--format=freeze"], check=True,
+                            capture_output=True, text=True).stdout.split()  # fmt: skip
+    print(f"clean venv: {len(listed)} distributions ({', '.join(sorted(listed))})\n")
+    return python
+
+
+def _report(python: str, runs: int) -> None:
     baseline = [python, "-c", "import jwt"]
     rows = {
         "import federation": [python, "-c", "import federation"],
@@ -119,10 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     }  # fmt: skip
     for command in (baseline, *rows.values()):
         _wall(command)  # warm the file cache
-    print(f"Python {sys.version.split()[0]}, {args.runs} paired runs; baseline: python -c 'import jwt'\n")
+    print(f"Python {sys.version.split()[0]}, {runs} paired runs; baseline: python -c 'import jwt'\n")
     print(f"{'command':32} {'median s':>9} {'jwt s':>7} {'x import jwt':>13}")
     for name, command in rows.items():
-        _paired(name, command, baseline, args.runs)
+        _paired(name, command, baseline, runs)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
     from federation.testing import MockIdP
 
@@ -134,8 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for command in (ours_cmd, theirs_cmd):
             _wall(command)  # warm the file cache (and fail early if either cannot verify)
         print(f"\n{'first token after a cold start':32} {'median s':>9} {'PyJWT s':>7} {'x PyJWT':>13}")
-        _paired("Bridge.from_file + verify", ours_cmd, theirs_cmd, args.runs)
-    return 0
+        _paired("Bridge.from_file + verify", ours_cmd, theirs_cmd, runs)
 
 
 if __name__ == "__main__":
