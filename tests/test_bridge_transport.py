@@ -37,3 +37,27 @@ def test_the_own_transports_refuse_private_addresses_like_the_key_fetches() -> N
 
     with pytest.raises(httpx.ConnectError, match="address not allowed"):
         asyncio.run(fetch())
+
+
+def test_the_own_transports_load_the_ca_bundle_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # httpx's own pool and the address-checking one share one TLS context: the CA bundle
+    # load is the largest part of a cold start's first key fetch.
+    import ssl
+
+    loads: list[object] = []
+    real = ssl.SSLContext.load_verify_locations
+
+    def counting(self: ssl.SSLContext, *args: object, **kwargs: object) -> None:
+        loads.append(args or kwargs)
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting)
+    bridge = _bridge()
+    transport = bridge.transport()
+    assert len(loads) == 1
+    async_transport = bridge.async_transport()
+    assert len(loads) == 2
+    # Both pools of each transport verify certificates with that one context.
+    for one in (transport, async_transport):
+        context = one._pool._ssl_context  # type: ignore[attr-defined]
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname

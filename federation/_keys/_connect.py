@@ -149,18 +149,21 @@ class _AsyncGuardedBackend(httpcore.AsyncNetworkBackend):
 
 class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self, policy: ConnectPolicy, backend: httpcore.NetworkBackend | None = None) -> None:
-        super().__init__()
+        # One TLS context for both pools: loading the CA bundle is most of a cold start's fetch.
+        ssl_context = httpx.create_ssl_context()
+        super().__init__(verify=ssl_context)
         # httpx builds its pool without a network-backend option: build it again with ours.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(), network_backend=_GuardedBackend(policy, backend)
+            ssl_context=ssl_context, network_backend=_GuardedBackend(policy, backend)
         )
 
 
 class _AsyncGuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, policy: ConnectPolicy, backend: httpcore.AsyncNetworkBackend | None = None) -> None:
-        super().__init__()
+        ssl_context = httpx.create_ssl_context()  # one for both pools, as in the sync transport
+        super().__init__(verify=ssl_context)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(), network_backend=_AsyncGuardedBackend(policy, backend)
+            ssl_context=ssl_context, network_backend=_AsyncGuardedBackend(policy, backend)
         )
 
 
