@@ -165,3 +165,39 @@ def test_issuer_config_is_still_the_union_of_every_provider() -> None:
         """
     )
     assert "OktaIssuerConfig" in out.split() and "OidcIssuerConfig" in out.split() and len(out.split()) == 8
+
+
+def test_threads_naming_different_providers_at_once_each_get_their_model() -> None:
+    # Each first use of a provider imports it and rebuilds the issuer union while other
+    # threads validate: every document must still come out as its own provider's model.
+    from federation import plugins
+    from federation.testing import MockIdP
+
+    docs = {name: MockIdP.for_provider(name).bridge_config() for name in plugins.names()}
+    out = _run(
+        f"""
+        import json, threading
+        from federation.config import load_config
+        docs = json.loads({json.dumps(json.dumps(docs))})
+        start = threading.Barrier(len(docs) * 2)
+        results, errors = {{}}, []
+
+        def load(name, slot):
+            start.wait()
+            try:
+                for _ in range(3):
+                    results[(name, slot)] = load_config(docs[name]).issuers[0].provider
+            except Exception as exc:
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=load, args=(n, s)) for n in docs for s in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert all(got == name for (name, _), got in results.items()) and len(results) == len(threads)
+        print(len(results))
+        """
+    )
+    assert out.split() == [str(2 * len(docs))]
