@@ -600,32 +600,30 @@ _SCHEMA_GENERATION = plugins.generation()  # the registry state the issuer union
 _SCHEMA_LOCK = threading.Lock()
 
 
-def _named_providers(data: Any) -> list[str] | None:
-    """The providers a config document's issuer entries name, or None when one names no
-    known provider or is not an entry at all (then every provider is loaded, so that the
-    error, if any, is the one a full registry gives)."""
+def _load_named_providers(data: Any) -> bool:
+    """Load the providers a config document's issuer entries name; False when one names no
+    known provider or is not an entry at all (the caller then loads every provider, so that
+    the error, if any, is the one a full registry gives)."""
     issuers = data.get("issuers") if isinstance(data, Mapping) else None
     if not isinstance(issuers, list):
-        return None
-    named: list[str] = []
+        return False
     for entry in issuers:
         if isinstance(entry, Mapping):
             name = entry.get("provider", "oidc")
         elif isinstance(entry, ProviderProfile):
             name = entry.provider
         else:
-            return None
-        if not isinstance(name, str) or plugins.get(name) is None:
-            return None
-        named.append(name)
-    return named
+            return False
+        if not isinstance(name, str) or plugins.get(name) is None:  # get() imports a built-in
+            return False
+    return True
 
 
 def _sync_providers(data: Any) -> None:
     """Load the providers ``data`` names (every provider when it is None or names an unknown
     one), and rebuild the issuer union when the registry changed since it was built."""
     global _SCHEMA_GENERATION
-    if _named_providers(data) is None:
+    if not _load_named_providers(data):
         plugins.plugins()
     if plugins.generation() == _SCHEMA_GENERATION:
         return

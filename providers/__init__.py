@@ -87,3 +87,7 @@ def __getattr__(name: str) -> Any:
 
         return tuple(p.model for p in plugins.plugins())
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODELS})
