@@ -305,6 +305,15 @@ class _LoginRead(_DriverRead):
         return identity, User(*u)
 
 
+def _again_if_lost(read: Callable[[], T]) -> T:
+    """``read()``, and once more when its connection was lost (a read wrote nothing; the
+    pool hands out a new connection)."""
+    try:
+        return read()
+    except ConnectionLost:
+        return read()
+
+
 def _maybe(row: Row[Any] | None, parse: Callable[[Row[Any]], T]) -> T | None:
     return None if row is None else parse(row)
 
@@ -758,10 +767,7 @@ class SQLStore:
         read = self._login_read
         if read is None:
             read = self._login_read = _LoginRead(self.login_query(), self.engine.dialect)
-        try:
-            row = self._driver_read(read, values)
-        except ConnectionLost:  # a read: once more, on a new connection
-            row = self._driver_read(read, values)
+        row = _again_if_lost(lambda: self._driver_read(read, values))
         return None if row is None else read.login(row)
 
     def _driver_read(self, read: _DriverRead, values: Mapping[str, Any]) -> list[Any] | None:
@@ -841,12 +847,12 @@ class SQLStore:
 
     def _read_row(self, read: Callable[[Connection], T]) -> T:
         """One read outside any transaction; a lost connection is read again once, on a new one."""
-        try:
+
+        def once() -> T:
             with self._connection(unlocked_read=True) as conn:
                 return read(conn)
-        except ConnectionLost:
-            with self._connection(unlocked_read=True) as conn:
-                return read(conn)
+
+        return _again_if_lost(once)
 
     def login_query(self) -> Select[Any]:
         """The one statement of :meth:`find_login` (built once: building costs more than running)."""
