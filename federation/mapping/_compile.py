@@ -13,7 +13,11 @@ into the :class:`Plan` for one (provider, issuer) pair:
   issuer's, in file order (an issuer section applies to every spelling of its
   issuer that the token's profile accepts; several matching sections apply in
   file order);
-* ``roles.sync``, ``protected`` and ``privileged`` exist only at the top.
+* ``roles.sync``, ``protected`` and ``privileged`` exist only at the top;
+* role rules that grant as written and test the same place for texts (``equals``,
+  ``contains``, ``in``, ``contains_any``), at least :data:`MIN_INDEXED_RULES` of them, are
+  indexed by those texts (:class:`IndexedRules`): a login costs a lookup per item of the
+  value rather than a check per rule.
 
 Every compiled piece carries its path in the file (``roles.rules[1]``,
 ``providers.cognito.deny[0]``) for the trace, and a small cache of the trace
@@ -33,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._conditions import FastCheck, compile_check, describe
+from ._conditions import FastCheck, compile_check, describe, text_operands
 from ._model import AttributeSpec, DenyRule, MappingFile, Overlay, RoleRule
 from ._paths import ClaimPath, Context, Frame, Slots, parse_path
 from ._result import TraceEntry
@@ -46,6 +50,7 @@ __all__ = [
     "CompiledDeny",
     "CompiledRule",
     "CompiledSource",
+    "IndexedRules",
     "Plan",
     "Planner",
     "RolesPlan",
@@ -100,6 +105,9 @@ class CompiledRule:
     only_valid: frozenset[str] | None = None
     granted_detail: str = ""  # the trace detail when it grants ``grant`` as written
     uses: frozenset[int] = frozenset()
+    #: When the condition is one text-membership leaf on a frame place
+    #: (:func:`._conditions.text_operands`): that place and the texts.
+    membership: tuple[int, frozenset[str]] | None = None
     entries: dict[tuple[str, str], TraceEntry] = field(default_factory=dict, compare=False)
 
 
@@ -116,6 +124,28 @@ class CompiledDeny:
     entries: dict[tuple[str, str], TraceEntry] = field(default_factory=dict, compare=False)
 
 
+#: Fewest rules on one frame place that are answered through an index: measured on a list
+#: of ten texts, three rules cost the same either way and ten cost 0.8x through the index.
+MIN_INDEXED_RULES = 4
+#: The index answers a list of at most this many items per indexed rule; a longer one is
+#: answered by each rule's check (a C-level scan of the list per rule). Measured: 4 rules on
+#: 64 items and 10 rules on 200 still cost less through the index (0.98x and 0.77x).
+INDEXED_ITEMS_PER_RULE = 16
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedRules:
+    """Role rules that grant as written and test one frame place for text membership,
+    answered together: the roles a text brings, looked up for the place's value (a str, or
+    each item of a list or tuple) instead of running every rule. ``rules`` (each rule's check
+    and roles) answer any other value, exactly as the rules one by one would."""
+
+    slot: int
+    index: dict[str, tuple[str, ...]]  # text -> the roles of every rule it satisfies
+    rules: tuple[tuple[FastCheck, tuple[str, ...]], ...]
+    max_items: int  # longest list the index answers
+
+
 @dataclass(frozen=True, slots=True)
 class RolesPlan:
     sync: str
@@ -123,10 +153,45 @@ class RolesPlan:
     protected: frozenset[str]
     privileged: frozenset[str]
     rules: tuple[CompiledRule, ...]
-    #: Per rule: its check, whether it grants its roles as written (no grant_from, and no
-    #: privileged role unless it allows them: decided here, once, from the same frozen sets
-    #: the engine would test), and the rule.
+    #: Per rule not in ``indexed``: its check, whether it grants its roles as written (no
+    #: grant_from, and no privileged role unless it allows them: decided here, once, from the
+    #: same frozen sets the engine would test), and the rule.
     steps: tuple[tuple[FastCheck, bool, CompiledRule], ...] = ()
+    #: The other rules, by frame place (their roles are a union: order does not change it).
+    groups: tuple[IndexedRules, ...] = ()
+    #: The positions in ``rules`` of the rules in ``groups`` (the trace asks their checks).
+    indexed: frozenset[int] = frozenset()
+
+
+def _roles_steps(
+    rules: tuple[CompiledRule, ...], privileged: frozenset[str]
+) -> tuple[tuple[tuple[FastCheck, bool, CompiledRule], ...], tuple[IndexedRules, ...], frozenset[int]]:
+    """``rules`` as RolesPlan's steps, groups and indexed positions."""
+    by_slot: dict[int, list[int]] = {}
+    for i, rule in enumerate(rules):
+        if rule.membership is not None and _static_grant(rule, privileged):
+            by_slot.setdefault(rule.membership[0], []).append(i)
+    indexed = {i for members in by_slot.values() if len(members) >= MIN_INDEXED_RULES for i in members}
+    groups = []
+    for slot, members in by_slot.items():
+        if len(members) < MIN_INDEXED_RULES:
+            continue
+        brings: dict[str, dict[str, None]] = {}
+        for i in members:
+            membership = rules[i].membership
+            assert membership is not None
+            for text in membership[1]:
+                brings.setdefault(text, {}).update(dict.fromkeys(rules[i].grant))
+        groups.append(
+            IndexedRules(
+                slot=slot,
+                index={text: tuple(roles) for text, roles in brings.items()},
+                rules=tuple((rules[i].check, rules[i].grant) for i in members),
+                max_items=INDEXED_ITEMS_PER_RULE * len(members),
+            )
+        )
+    steps = tuple((r.check, _static_grant(r, privileged), r) for i, r in enumerate(rules) if i not in indexed)
+    return steps, tuple(groups), frozenset(indexed)
 
 
 def _static_grant(rule: CompiledRule, privileged: frozenset[str]) -> bool:
@@ -198,6 +263,12 @@ def _rule(rule: RoleRule, where: str, slots: Slots) -> CompiledRule:
     grant = tuple(dict.fromkeys(rule.grant))
     grant_from = parse_path(rule.grant_from) if rule.grant_from is not None else None
     only = frozenset(rule.only) if rule.only is not None else None
+    membership = None
+    when = rule.when
+    if when is not None and when.claim is not None:
+        texts = text_operands(when)
+        slot = slots.slot(parse_path(when.claim)) if texts is not None else None
+        membership = (slot, texts) if slot is not None and texts is not None else None
     return CompiledRule(
         rule=where,
         label=label,
@@ -212,6 +283,7 @@ def _rule(rule: RoleRule, where: str, slots: Slots) -> CompiledRule:
         only_valid=frozenset(r for r in only if valid_role(r)) if only is not None else None,
         granted_detail=f"{label}{text} -> {', '.join(grant) if grant else 'no roles'}",
         uses=frozenset(uses),
+        membership=membership,
     )
 
 
@@ -329,6 +401,7 @@ class Planner:
         if self._roles is not None:
             privileged = frozenset(self._roles.privileged)
             all_rules = tuple(r for s in sections for r in s.rules)
+            steps, groups, indexed = _roles_steps(all_rules, privileged)
             roles_plan = RolesPlan(
                 sync=self._roles.sync,
                 default=tuple(
@@ -339,7 +412,9 @@ class Planner:
                 protected=frozenset(self._roles.protected),
                 privileged=privileged,
                 rules=all_rules,
-                steps=tuple((r.check, _static_grant(r, privileged), r) for r in all_rules),
+                steps=steps,
+                groups=groups,
+                indexed=indexed,
             )
         deny = tuple(d for s in sections for d in s.deny)
         rules = roles_plan.rules if roles_plan is not None else ()

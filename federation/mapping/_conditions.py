@@ -44,6 +44,7 @@ __all__ = [
     "compile_condition",
     "condition_depth",
     "describe",
+    "text_operands",
     "value_key",
 ]
 
@@ -239,12 +240,33 @@ def _leaf(cond: Condition, op: str, claim: str) -> Callable[[Any], str | None]:
     return check
 
 
+def text_operands(cond: Condition) -> frozenset[str] | None:
+    """The texts of a leaf that is a text-membership test, else None.
+
+    Such a leaf is ``equals``/``contains`` with a text operand, or ``in``/``contains_any``
+    whose operands are all texts. On a str value it holds exactly when the value is one of
+    these texts; on a list or tuple, exactly when one of its str items is (the typed
+    comparison: no other item ever equals a text). Any other value is decided by the leaf's
+    general test. The role rules' index (:mod:`._compile`) relies on exactly this.
+    """
+    op = cond.operator
+    if op in ("equals", "contains"):
+        raw = cond.equals if op == "equals" else cond.contains
+        return frozenset((raw,)) if isinstance(raw, str) else None
+    if op in ("in", "contains_any"):
+        values = cond.in_ if op == "in" else cond.contains_any
+        if values is not None and all(isinstance(v, str) for v in values):
+            return frozenset(values)
+    return None
+
+
 def _inline(
     cond: Condition, op: str, claim: str, index: int, general: Callable[[Any], str | None]
 ) -> FastCheck | None:
     """The commonest leaves as one closure: a text operand, and a value that is exactly a
     str, a list or a tuple. They answer what ``general`` answers (none of them has ``keys``,
     so ``fail`` is the only reason left); any other value goes to ``general``."""
+    texts = text_operands(cond)
     if op in ("equals", "contains"):
         raw = cond.equals if op == "equals" else cond.contains
         if isinstance(raw, bool):
@@ -258,9 +280,9 @@ def _inline(
                 return general(value)
 
             return one_flag
-        if not isinstance(raw, str):
+        if texts is None:
             return None
-        text = raw
+        (text,) = texts
         fail = f"{claim} does not {_verb(op)} {_show(raw)}"
 
         def one_text(frame: Frame) -> str | None:
@@ -275,20 +297,19 @@ def _inline(
         return one_text
     if op in ("in", "contains_any"):
         values = cond.in_ if op == "in" else cond.contains_any
-        assert values is not None
-        if not all(isinstance(v, str) for v in values):
+        if texts is None:
             return None
-        texts = frozenset(values)
+        members = texts
         fail = f"{claim} does not {_verb(op)} {_show(values)}"
 
         def some_text(frame: Frame) -> str | None:
             value = frame[index]
             kind = type(value)
             if kind is str:
-                return None if value in texts else fail
+                return None if value in members else fail
             if kind is list or kind is tuple:
                 for item in value:
-                    if (type(item) is str or isinstance(item, str)) and item in texts:
+                    if (type(item) is str or isinstance(item, str)) and item in members:
                         return None
                 return fail
             return general(value)

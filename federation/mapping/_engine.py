@@ -18,7 +18,9 @@ Owns: the order of evaluation and the policies:
 When a deny fires, the result carries the code, no attributes, and the
 current roles unchanged. Every step adds a :class:`TraceEntry`; the steps are
 recorded as they run (mostly references to fixed strings) and the entries built
-only when ``result.trace`` is first read.
+only when ``result.trace`` is first read. Role rules answered by an index
+(:class:`._compile.IndexedRules`: the roles a text brings, looked up for the
+value) record nothing: the trace asks their checks, on the frame the apply read.
 
 Must not: raise on any claim value (absent, mistyped, huge: they are
 outcomes), perform I/O, or mutate its inputs.
@@ -50,6 +52,9 @@ _NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
 _GRANTED = object()  # the record of a rule that granted its roles as written
 _KEPT_ON_CREATE = ("kept", "update: on_create, and the user exists")
 _KEPT_IF_EMPTY = ("kept", "update: if_empty, and the user has a value")
+#: The item types of a list the role index answers: JSON's scalars (hashable, and only an
+#: exact str can equal a text; a str subclass or any other object goes to the rules' checks).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def _entry(cache: dict[tuple[str, str], TraceEntry], rule: str, outcome: str, detail: str) -> TraceEntry:
@@ -179,6 +184,26 @@ def _roles(plan: RolesPlan, frame: Frame, current: frozenset[str], log: list[Any
     privileged = plan.privileged
     record = log.append
     grant = granted.update
+    for group in plan.groups:  # nothing recorded: the trace asks their checks (pure)
+        value = frame[group.slot]
+        kind = type(value)
+        if kind is str:
+            found = group.index.get(value)
+            if found is not None:
+                grant(found)
+            continue
+        if (
+            (kind is list or kind is tuple)
+            and len(value) <= group.max_items
+            and _PLAIN.issuperset(map(type, value))
+        ):
+            index = group.index
+            for text in index.keys() & value:  # C: no item but an exact str can equal a text
+                grant(index[text])
+            continue
+        for check, roles in group.rules:  # any other value: each rule as it is written
+            if check(frame) is None:
+                grant(roles)
     for check, as_written, rule in plan.steps:
         reason = check(frame)
         if reason is not None:
@@ -208,12 +233,13 @@ def _roles(plan: RolesPlan, frame: Frame, current: frozenset[str], log: list[Any
     return final
 
 
-def _trace(plan: Plan, log: list[Any]) -> tuple[TraceEntry, ...]:
+def _trace(plan: Plan, log: list[Any], frame: Frame) -> tuple[TraceEntry, ...]:
     """The trace of an apply from what it recorded: one record per rule it ran, in order.
 
     Deny rules: the reason a rule did not hold, or None for the one that denied. Attributes:
     (outcome, detail). Role rules: the reason, or _GRANTED (its roles as written), or
-    (roles, note, refused). Then, under authoritative sync, (revoked, kept).
+    (roles, note, refused); an indexed rule records nothing, and its check is asked here,
+    on the same frame. Then, under authoritative sync, (revoked, kept).
     """
     trace: list[TraceEntry] = []
     records = iter(log)
@@ -233,8 +259,13 @@ def _trace(plan: Plan, log: list[Any]) -> tuple[TraceEntry, ...]:
     if roles is None:
         return tuple(trace)
     trace.extend(entry for _, entry in roles.default)
-    for grant in roles.rules:
-        item = next(records)
+    indexed = roles.indexed
+    for position, grant in enumerate(roles.rules):
+        if position in indexed:
+            reason = grant.check(frame)
+            item = _GRANTED if reason is None else reason
+        else:
+            item = next(records)
         if type(item) is str:
             trace.append(_entry(grant.entries, grant.rule, "no match", grant.label + item))
         elif item is _GRANTED:
@@ -280,7 +311,9 @@ def run(plan: Plan, ctx: Any, existing: ExistingUser | None) -> MappingResult:
         reason = rule.check(frame)
         if reason is None:
             record(None)
-            return recorded({}, current_roles, _NO_ROLES, _NO_ROLES, rule.code, partial(_trace, plan, log))
+            return recorded(
+                {}, current_roles, _NO_ROLES, _NO_ROLES, rule.code, partial(_trace, plan, log, frame)
+            )
         record(reason)
 
     current: Mapping[str, Any] = existing.attributes if existing is not None else _NO_ATTRIBUTES
@@ -304,7 +337,12 @@ def run(plan: Plan, ctx: Any, existing: ExistingUser | None) -> MappingResult:
             if attr.required:
                 record(("denied", detail))
                 return recorded(
-                    {}, current_roles, _NO_ROLES, _NO_ROLES, MISSING_ATTRIBUTE, partial(_trace, plan, log)
+                    {},
+                    current_roles,
+                    _NO_ROLES,
+                    _NO_ROLES,
+                    MISSING_ATTRIBUTE,
+                    partial(_trace, plan, log, frame),
                 )
             record(("missing", detail))
             continue
@@ -334,5 +372,5 @@ def run(plan: Plan, ctx: Any, existing: ExistingUser | None) -> MappingResult:
         final - current_roles,
         current_roles - final,
         None,
-        partial(_trace, plan, log),
+        partial(_trace, plan, log, frame),
     )

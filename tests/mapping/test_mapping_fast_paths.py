@@ -482,3 +482,143 @@ def test_a_privileged_grant_that_escaped_the_loader_is_still_refused_when_applie
     _same_result(new, old)
     assert new.roles == {"staff"}
     assert [t.outcome for t in new.trace] == ["granted", "refused"]
+
+
+# -- the role index -------------------------------------------------------------------------
+
+INDEXED = """
+version: 1
+roles:
+  sync: authoritative
+  protected: [owner]
+  privileged: [admin]
+  rules:
+    - { grant: [g1], when: { claim: groups, contains: staff } }
+    - { grant: [g2], when: { claim: groups, equals: admins } }
+    - { name: named, grant: [g3, g1], when: { claim: groups, in: [ops, x] } }
+    - { grant: [m1], when: { claim: email, matches: '@example\\.com$' } }
+    - { grant: [g4], when: { claim: groups, contains_any: [staff, "1"] } }
+    - { grant_from: groups, only: [staff, ops] }
+    - { grant: [admin], allow_privileged: true, when: { claim: groups, contains: root } }
+    - { grant: [g5], when: { claim: groups, equals: "1" } }
+    - { grant: [g6], when: { claim: groups, contains: true } }
+    - { grant: [d1], when: { claim: dept, equals: r } }
+    - { grant: [d2], when: { claim: dept, in: [r, s] } }
+    - { grant: [i1], when: { claim: $groups, contains: staff } }
+    - { grant: [i2], when: { claim: $groups, contains: ops } }
+    - { grant: [i3], when: { claim: $groups, in: [admins, "é"] } }
+    - { grant: [i4], when: { claim: $groups, equals: ops } }
+    - { grant: [g7], when: { not: { claim: groups, contains: staff } } }
+"""
+INDEXED_RULES = MappingRules.from_yaml(INDEXED, file="indexed.yaml")
+
+
+class _OddText(str):
+    """A str subclass equal to every text (never from JSON: a caller's own object)."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return 7
+
+
+GROUP_ITEMS = st.one_of(
+    st.sampled_from(["staff", "admins", "ops", "x", "1", "root", "é", "", "r", "s"]),
+    st.booleans(),
+    st.integers(0, 2),
+    st.none(),
+    st.just(1.0),
+    st.lists(st.sampled_from(["staff", "ops"]), max_size=2),
+    st.dictionaries(st.sampled_from(["staff"]), st.booleans(), max_size=1),
+)
+GROUP_VALUES = st.one_of(
+    st.lists(GROUP_ITEMS, max_size=8),
+    st.lists(st.sampled_from(["staff", "ops", "admins", "q"]), min_size=90, max_size=110),  # past max_items
+    st.tuples(GROUP_ITEMS, GROUP_ITEMS),
+    GROUP_ITEMS,
+)
+
+
+def test_rules_testing_one_place_for_texts_are_indexed_and_the_rest_are_not() -> None:
+    plan = INDEXED_RULES._planner.plan("oidc", "https://idp.test")
+    roles = plan.roles
+    assert roles is not None
+    # groups: the text tests (not the boolean, the regex, grant_from or `not`); $groups: 4.
+    assert sorted(len(g.rules) for g in roles.groups) == [4, 6]
+    by_size = {len(g.rules): g for g in roles.groups}
+    assert by_size[6].index == {
+        "staff": ("g1", "g4"),
+        "admins": ("g2",),
+        "ops": ("g3", "g1"),
+        "x": ("g3", "g1"),
+        "1": ("g4", "g5"),
+        "root": ("admin",),
+    }
+    assert by_size[6].max_items == 96
+    assert sorted(roles.indexed) == [0, 1, 2, 4, 6, 7, 11, 12, 13, 14]
+    assert [r.rule for _, _, r in roles.steps] == [
+        f"roles.rules[{i}]" for i in (3, 5, 8, 9, 10, 15)
+    ]  # dept has two rules: below MIN_INDEXED_RULES, each runs its own check
+
+
+@settings(max_examples=1500, deadline=None)
+@given(groups=GROUP_VALUES, dept=GROUP_ITEMS, user=USERS)
+def test_indexed_rules_give_what_the_engine_before_gave(groups: Any, dept: Any, user: _User | None) -> None:
+    claims = {
+        "iss": "https://idp.test",
+        "sub": "u1",
+        "groups": groups,
+        "dept": dept,
+        "email": "a@example.com",
+    }
+    new, old = _both(INDEXED_RULES, lambda: INDEXED_RULES.apply_claims(claims, existing=user))
+    _same_result(new, old)
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [
+        ["staff", _OddText("zzz")],  # the subclass equals every text: each rule's own check says so
+        (_OddText("q"),),
+        _OddText("q"),
+        ["staff", ["ops"], {"x": 1}],  # unhashable items
+        ["ops"] * 97,  # one item past the index's bound
+        [],
+        "root",
+        None,
+    ],
+)
+def test_values_the_index_does_not_answer_give_what_the_engine_before_gave(groups: Any) -> None:
+    claims = {"iss": "https://idp.test", "sub": "u1", "groups": groups}
+    new, old = _both(INDEXED_RULES, lambda: INDEXED_RULES.apply_claims(claims))
+    _same_result(new, old)
+
+
+def test_the_index_answers_without_running_the_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two hundred group rules: a list of plain texts is looked up, no rule's check runs, and
+    the trace (which asks each check) is still the one the rules one by one give."""
+    rules = [{"grant": [f"r{i}"], "when": {"claim": "groups", "contains": f"/team-{i}"}} for i in range(200)]
+    mapping = MappingRules.from_dict({"version": 1, "roles": {"sync": "additive", "rules": rules}})
+    plan = mapping._planner.plan("oidc", "https://idp.test")
+    assert plan.roles is not None
+    (group,) = plan.roles.groups
+    ran: list[int] = []
+
+    def counted(i: int, check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+        def run(frame: Any) -> str | None:
+            ran.append(i)
+            return check(frame)
+
+        return run
+
+    counting = dataclasses.replace(
+        group, rules=tuple((counted(i, check), roles) for i, (check, roles) in enumerate(group.rules))
+    )
+    counting_plan = dataclasses.replace(plan, roles=dataclasses.replace(plan.roles, groups=(counting,)))
+    monkeypatch.setattr(mapping._planner, "plan", lambda *_: counting_plan)
+    claims = {"iss": "https://idp.test", "sub": "u1", "groups": ["/team-3", "/x", "/team-150"]}
+    result = mapping.apply_claims(claims)
+    assert result.roles == {"r3", "r150"} and ran == []
+    assert mapping.apply_claims({**claims, "groups": 7}).roles == frozenset() and len(ran) == 200
+    _same_result(*_both(mapping, lambda: mapping.apply_claims(claims)))
