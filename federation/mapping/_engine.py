@@ -18,9 +18,10 @@ Owns: the order of evaluation and the policies:
 When a deny fires, the result carries the code, no attributes, and the
 current roles unchanged. Every step adds a :class:`TraceEntry`; the steps are
 recorded as they run (mostly references to fixed strings) and the entries built
-only when ``result.trace`` is first read. Role rules answered by an index
+only when ``result.trace`` is first read. Role rules answered together
 (:class:`._compile.IndexedRules`: the roles a text brings, looked up for the
-value) record nothing: the trace asks their checks, on the frame the apply read.
+value; :class:`._compile.PatternRules`: one RE2 set run over it) record nothing:
+the trace asks their checks, on the frame the apply read.
 
 Must not: raise on any claim value (absent, mistyped, huge: they are
 outcomes), perform I/O, or mutate its inputs.
@@ -28,13 +29,14 @@ outcomes), perform I/O, or mutate its inputs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from types import MappingProxyType
 from typing import Any
 
 from ._compile import MAX_ROLE_LENGTH, CompiledAttribute, CompiledRule, Plan, RolesPlan, valid_role
 from ._paths import MISSING, Frame, kind_of
+from ._patterns import SetSearch
 from ._result import ExistingUser, MappingResult, TraceEntry, recorded
 from ._templates import Template
 from ._transforms import Unresolved
@@ -177,6 +179,23 @@ def _dynamic_roles(rule: CompiledRule, frame: Frame) -> tuple[list[str], str]:
     return roles, note
 
 
+def _positions(search: SetSearch, value: Any) -> Sequence[int] | None:
+    """The positions of a pattern set that match ``value`` (a list: any of its texts), or
+    None where the set does not answer it and each rule must run its own check."""
+    kind = type(value)
+    if kind is str:
+        return search(value)
+    if kind is not list and kind is not tuple:
+        return None
+    found: list[int] = []
+    for item in value:
+        hits = search(item) if type(item) is str else None
+        if hits is None:  # not a plain text, or one the set does not answer
+            return None
+        found.extend(hits)
+    return found
+
+
 def _roles(plan: RolesPlan, frame: Frame, current: frozenset[str], log: list[Any]) -> frozenset[str]:
     granted: set[str] = set()
     for roles, _ in plan.default:
@@ -204,6 +223,16 @@ def _roles(plan: RolesPlan, frame: Frame, current: frozenset[str], log: list[Any
         for check, roles in group.rules:  # any other value: each rule as it is written
             if check(frame) is None:
                 grant(roles)
+    for patterns in plan.patterns:
+        positions = _positions(patterns.search, frame[patterns.slot])
+        if positions is None:  # each rule as it is written
+            for check, roles in patterns.rules:
+                if check(frame) is None:
+                    grant(roles)
+            continue
+        brings = patterns.roles
+        for position in positions:
+            grant(brings[position])
     for check, as_written, rule in plan.steps:
         reason = check(frame)
         if reason is not None:

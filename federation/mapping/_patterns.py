@@ -37,7 +37,7 @@ from __future__ import annotations
 import importlib
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, cast
 
@@ -52,6 +52,7 @@ __all__ = [
     "RegexError",
     "TooCostly",
     "compile_pattern",
+    "set_searcher",
 ]
 
 #: Longest pattern accepted, in characters.
@@ -677,3 +678,43 @@ class Pattern:
 def compile_pattern(source: str, *, allow_lazy: bool = True) -> Pattern:
     """Compile ``source`` (cached); raise :class:`RegexError` with the reason."""
     return Pattern(source, allow_lazy=allow_lazy)
+
+
+#: What a set searcher gives for a value: the positions of the patterns that match it.
+SetSearch = Callable[[str], Sequence[int] | None]
+
+
+def set_searcher(patterns: Sequence[Pattern], *, max_mem: int = MAX_PROGRAM_MEMORY) -> SetSearch | None:
+    """``patterns`` searched together in one pass over an ASCII value (``RE2::Set``).
+
+    The closure gives the positions of the patterns that match the value, each as its
+    :meth:`Pattern.search` answers, and always ``len(patterns)`` as well (see below), in no
+    particular order; or None where the set does not answer and each pattern must search on
+    its own: a value that is not ASCII or is longer than :data:`MAX_INPUT_LENGTH`, and a run
+    that exhausted the DFA's memory budget. A set has no slower engine to fall back on; it
+    then reports no match at all, so an empty pattern, which matches every value, is added
+    last: a run that does not report it did not finish. None when the set cannot be built
+    (over the memory budget).
+    """
+    options = _options(longest=False)
+    options.max_mem = max_mem
+    try:
+        compiled = re2.Set.SearchSet(options)
+        for pattern in patterns:
+            compiled.Add(pattern.translated)
+        compiled.Add("")  # the sentinel: matches everything
+        compiled.Compile()
+    except re2.error:
+        return None
+    # The program's own Match (a list, empty when nothing matched or the run failed) when the
+    # wrapper exposes it, else the public one (None then): with the sentinel, both mean failure.
+    match = getattr(getattr(compiled, "_set", None), "Match", None)
+    if not callable(match):
+        match = compiled.Match
+
+    def search(text: str) -> Sequence[int] | None:
+        if len(text) > MAX_INPUT_LENGTH or not text.isascii():
+            return None
+        return match(text.encode("ascii")) or None
+
+    return search

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from federation import plugins, providers
 from federation.mapping import Mapping as MappingRules
-from federation.mapping import MappingResult, _patterns
+from federation.mapping import MappingResult, _compile, _patterns
 from federation.mapping import _mapping as mapping_module
 from federation.mapping._model import MappingFile
 from federation.mapping._patterns import Pattern
@@ -622,3 +622,207 @@ def test_the_index_answers_without_running_the_rules(monkeypatch: pytest.MonkeyP
     assert result.roles == {"r3", "r150"} and ran == []
     assert mapping.apply_claims({**claims, "groups": 7}).roles == frozenset() and len(ran) == 200
     _same_result(*_both(mapping, lambda: mapping.apply_claims(claims)))
+
+
+# -- the pattern set --------------------------------------------------------------------------
+
+PATTERNED = r"""
+version: 1
+roles:
+  sync: authoritative
+  protected: [owner]
+  privileged: [admin]
+  rules:
+    - { grant: [e1], when: { claim: email, matches: '@example\.com$' } }
+    - { name: upper, grant: [e2, e1], when: { claim: email, matches: '(?i)^ADMIN' } }
+    - { grant: [e3], when: { claim: email, matches: 'é' } }
+    - { grant: [admin], allow_privileged: true, when: { claim: email, matches: '^root@' } }
+    - { grant: [e4], when: { claim: email, matches: '' } }
+    - { grant_from: groups, only: [staff], when: { claim: email, matches: 'x' } }
+    - { grant: [l1], when: { claim: groups, matches: '^/team-\d+$' } }
+    - { grant: [l2], when: { claim: groups, matches: 'ops' } }
+    - { grant: [l3], when: { claim: groups, matches: '^$' } }
+    - { grant: [d1], when: { claim: dept, matches: '^r' } }
+    - { grant: [d2], when: { claim: dept, matches: 's$' } }
+    - { grant: [n1], when: { not: { claim: email, matches: 'x' } } }
+    - { grant: [g1], when: { claim: groups, contains: staff } }
+"""
+PATTERNED_RULES = MappingRules.from_yaml(PATTERNED, file="patterned.yaml")
+
+PATTERN_TEXTS = st.one_of(
+    st.sampled_from(["a@example.com", "ADMIN@x.org", "admin-ops@example.com", "root@example.com", "",
+                     "x", "/team-12", "/team-1x", "ops", "é@example.com", "rs", "r", "s", "\ud800",
+                     "K@example.com"]),
+    st.text(alphabet=st.sampled_from("@.axé/-1rsoKk"), max_size=10),
+    st.just("a" * (_patterns.MAX_INPUT_LENGTH + 1)),
+    st.just("x" * _patterns.MAX_INPUT_LENGTH),
+    st.builds(_OddText, st.sampled_from(["q", "ops"])),
+)  # fmt: skip
+PATTERN_VALUES = st.one_of(
+    PATTERN_TEXTS,
+    st.lists(
+        st.one_of(PATTERN_TEXTS, st.integers(0, 2), st.none(), st.lists(PATTERN_TEXTS, max_size=2)),
+        max_size=5,
+    ),
+    st.tuples(PATTERN_TEXTS, PATTERN_TEXTS),
+    st.integers(0, 2),
+    st.dictionaries(st.sampled_from(["ops"]), PATTERN_TEXTS, max_size=1),
+)
+
+
+def test_matches_rules_on_one_place_are_searched_together_and_the_rest_are_not() -> None:
+    plan = PATTERNED_RULES._planner.plan("oidc", "https://idp.test")
+    roles = plan.roles
+    assert roles is not None
+    # email: five that grant as written (not grant_from, not `not`); groups: three; dept: two,
+    # below MIN_SET_RULES, each runs its own check.
+    assert [len(p.rules) for p in roles.patterns] == [5, 3]
+    email, groups = roles.patterns
+    assert email.roles == (("e1",), ("e2", "e1"), ("e3",), ("admin",), ("e4",), ())
+    assert groups.roles == (("l1",), ("l2",), ("l3",), ())
+    assert sorted(roles.indexed) == [0, 1, 2, 3, 4, 6, 7, 8]
+    assert [r.rule for _, _, r in roles.steps] == [f"roles.rules[{i}]" for i in (5, 9, 10, 11, 12)]
+    assert _compile.MIN_SET_RULES == 3
+    assert INDEXED_RULES._planner.plan("oidc", "https://idp.test").roles.patterns == ()  # type: ignore[union-attr]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(email=PATTERN_VALUES, groups=PATTERN_VALUES, dept=PATTERN_VALUES, user=USERS)
+def test_pattern_sets_give_what_the_engine_before_gave(
+    email: Any, groups: Any, dept: Any, user: _User | None
+) -> None:
+    claims = {"iss": "https://idp.test", "sub": "u1", "email": email, "groups": groups, "dept": dept}
+    new, old = _both(PATTERNED_RULES, lambda: PATTERNED_RULES.apply_claims(claims, existing=user))
+    _same_result(new, old)
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "admin@example.com",
+        "é@example.com",  # not ASCII: each rule's own check
+        "a" * (_patterns.MAX_INPUT_LENGTH + 1),  # too long for the set: the checks say why
+        ["a@x.org", "ADMIN@y"],
+        ["a@x.org", 3, "root@example.com"],  # an item that is not text
+        [["admin@example.com"]],
+        [_OddText("root@example.com")],
+        [],
+        7,
+        None,
+    ],
+)
+def test_values_the_set_does_not_answer_give_what_the_engine_before_gave(email: Any) -> None:
+    for claims in (
+        {"iss": "https://idp.test", "sub": "u1", "email": email},
+        {"iss": "https://idp.test", "sub": "u1"},
+    ):
+        new, old = _both(PATTERNED_RULES, lambda c=claims: PATTERNED_RULES.apply_claims(c))  # type: ignore[misc]
+        _same_result(new, old)
+
+
+def _counting_set(mapping: MappingRules, ran: list[int], search: Any = None) -> Any:
+    """``mapping``'s plan with its first pattern set's checks counted (and its search replaced)."""
+    plan = mapping._planner.plan("oidc", "https://idp.test")
+    assert plan.roles is not None
+    first = plan.roles.patterns[0]
+
+    def counted(i: int, check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+        def run(frame: Any) -> str | None:
+            ran.append(i)
+            return check(frame)
+
+        return run
+
+    counting = dataclasses.replace(
+        first,
+        rules=tuple((counted(i, check), roles) for i, (check, roles) in enumerate(first.rules)),
+        search=search or first.search,
+    )
+    patterns = (counting, *plan.roles.patterns[1:])
+    return dataclasses.replace(plan, roles=dataclasses.replace(plan.roles, patterns=patterns))
+
+
+def test_the_set_answers_without_running_the_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[int] = []
+    counting_plan = _counting_set(PATTERNED_RULES, ran)
+    monkeypatch.setattr(PATTERNED_RULES._planner, "plan", lambda *_: counting_plan)
+    claims = {
+        "iss": "https://idp.test",
+        "sub": "u1",
+        "email": "admin@example.com",
+        "groups": ["/team-3", "ops"],
+    }
+    result = PATTERNED_RULES.apply_claims(claims)
+    assert result.roles == {"e1", "e2", "e4", "l1", "l2"} and ran == []  # "example" has an x: no n1
+    assert PATTERNED_RULES.apply_claims({**claims, "email": "é"}).roles == {"e3", "e4", "l1", "l2", "n1"}
+    assert ran == [0, 1, 2, 3, 4]  # not ASCII: each rule of the set ran its own check
+    _same_result(*_both(PATTERNED_RULES, lambda: PATTERNED_RULES.apply_claims(claims)))
+
+
+def test_a_set_run_that_does_not_answer_falls_back_to_each_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[int] = []
+    counting_plan = _counting_set(PATTERNED_RULES, ran, search=lambda text: None)
+    monkeypatch.setattr(PATTERNED_RULES._planner, "plan", lambda *_: counting_plan)
+    claims = {"iss": "https://idp.test", "sub": "u1", "email": "root@example.com"}
+    assert PATTERNED_RULES.apply_claims(claims).roles == {"e1", "admin", "e4"}
+    assert ran == [0, 1, 2, 3, 4]
+
+
+def test_a_set_over_its_memory_budget_leaves_each_rule_to_its_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_compile, "set_searcher", lambda patterns: None)
+    mapping = MappingRules.from_yaml(PATTERNED, file="patterned.yaml")
+    roles = mapping._planner.plan("oidc", "https://idp.test").roles
+    assert roles is not None and roles.patterns == ()
+    assert len(roles.steps) == len(roles.rules)
+    claims = {"iss": "https://idp.test", "sub": "u1", "email": "root@example.com", "groups": "ops"}
+    assert mapping.apply_claims(claims).roles == {"e1", "admin", "e4", "l2"}
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    sources=st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=6, unique=True),
+    text=TEXT
+    | st.sampled_from(["", "a" * _patterns.MAX_INPUT_LENGTH, "/" * (_patterns.MAX_INPUT_LENGTH + 1)]),
+)
+def test_a_set_finds_the_patterns_that_search_alone_finds(sources: list[str], text: str) -> None:
+    patterns = [Pattern(source) for source in sources]
+    search = _patterns.set_searcher(patterns)
+    assert search is not None
+    found = search(text)
+    if not text.isascii() or len(text) > _patterns.MAX_INPUT_LENGTH:
+        assert found is None
+        return
+    assert found is not None
+    # Each position once, and the sentinel (every value matches the empty pattern) last of all.
+    assert sorted(found) == sorted(set(found))
+    assert set(found) == {i for i, p in enumerate(patterns) if p.search(text)} | {len(patterns)}
+
+
+def test_a_set_run_that_reports_nothing_is_a_run_that_did_not_finish(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RE2's set has no slower engine: a run out of DFA memory reports no match, not even the
+    sentinel's, and the searcher then does not answer (the patterns search one by one)."""
+
+    class Failing:
+        """RE2's set program, reporting what a run out of memory reports."""
+
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+        def Match(self, text: bytes) -> list[int]:
+            return []
+
+    real_set = _patterns.re2.Set.SearchSet
+
+    def failing(options: Any) -> Any:
+        compiled = real_set(options)
+        compiled._set = Failing(compiled._set)
+        return compiled
+
+    search = _patterns.set_searcher([Pattern("a")])
+    assert search is not None and sorted(search("a")) == [0, 1] and list(search("b")) == [1]
+    monkeypatch.setattr(_patterns.re2.Set, "SearchSet", staticmethod(failing))
+    failed = _patterns.set_searcher([Pattern("a")])
+    assert failed is not None and failed("a") is None and failed("b") is None
