@@ -595,6 +595,16 @@ def test_values_the_index_does_not_answer_give_what_the_engine_before_gave(group
     _same_result(new, old)
 
 
+def _counted(ran: list[int], i: int, check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    """``check``, noting ``i`` in ``ran`` each time it runs."""
+
+    def run(frame: Any) -> str | None:
+        ran.append(i)
+        return check(frame)
+
+    return run
+
+
 def test_the_index_answers_without_running_the_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two hundred group rules: a list of plain texts is looked up, no rule's check runs, and
     the trace (which asks each check) is still the one the rules one by one give."""
@@ -605,15 +615,8 @@ def test_the_index_answers_without_running_the_rules(monkeypatch: pytest.MonkeyP
     (group,) = plan.roles.groups
     ran: list[int] = []
 
-    def counted(i: int, check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
-        def run(frame: Any) -> str | None:
-            ran.append(i)
-            return check(frame)
-
-        return run
-
     counting = dataclasses.replace(
-        group, rules=tuple((counted(i, check), roles) for i, (check, roles) in enumerate(group.rules))
+        group, rules=tuple((_counted(ran, i, check), roles) for i, (check, roles) in enumerate(group.rules))
     )
     counting_plan = dataclasses.replace(plan, roles=dataclasses.replace(plan.roles, groups=(counting,)))
     monkeypatch.setattr(mapping._planner, "plan", lambda *_: counting_plan)
@@ -726,16 +729,9 @@ def _counting_set(mapping: MappingRules, ran: list[int], search: Any = None) -> 
     assert plan.roles is not None
     first = plan.roles.patterns[0]
 
-    def counted(i: int, check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
-        def run(frame: Any) -> str | None:
-            ran.append(i)
-            return check(frame)
-
-        return run
-
     counting = dataclasses.replace(
         first,
-        rules=tuple((counted(i, check), roles) for i, (check, roles) in enumerate(first.rules)),
+        rules=tuple((_counted(ran, i, check), roles) for i, (check, roles) in enumerate(first.rules)),
         search=search or first.search,
     )
     patterns = (counting, *plan.roles.patterns[1:])
