@@ -212,7 +212,7 @@ def _roles_steps(
     for slot, members in by_pattern_slot.items():
         if len(members) < MIN_SET_RULES:  # too few: one by one is cheaper
             continue
-        search = set_searcher([pattern for i in members if (pattern := _pattern_of(rules[i])) is not None])
+        search = set_searcher([_pattern_of(rules[i]) for i in members])  # position i: members[i]
         if search is None:  # over RE2's memory budget: one by one
             continue
         indexed.update(members)
@@ -246,8 +246,10 @@ def _roles_steps(
     return steps, tuple(groups), tuple(sets), frozenset(indexed)
 
 
-def _pattern_of(rule: CompiledRule) -> Pattern | None:
-    return rule.pattern[1] if rule.pattern is not None else None
+def _pattern_of(rule: CompiledRule) -> Pattern:
+    # Every member of a set has a pattern; dropping one would shift the positions after it.
+    assert rule.pattern is not None
+    return rule.pattern[1]
 
 
 def _static_grant(rule: CompiledRule, privileged: frozenset[str]) -> bool:
