@@ -159,19 +159,29 @@ def _dynamic_roles(rule: CompiledRule, frame: Frame) -> tuple[list[str], str]:
         except Unresolved as exc:
             return [], f"{path.text}: {exc.reason}"
     items = value if isinstance(value, (list, tuple)) else [value]
-    roles: list[str] = []
-    dropped = 0
     only, only_valid = rule.only, rule.only_valid
-    for item in items[: MAX_DYNAMIC_ROLES * 5]:  # a bound on work, whatever the token holds
-        if only_valid is not None and type(item) is str:
-            usable = item in only_valid  # the same as the checks below, decided at load time
-        else:
-            usable = valid_role(item) and (only is None or item in only)
-        if usable:
-            roles.append(item)
-        else:
-            dropped += 1
-    dropped += max(0, len(items) - MAX_DYNAMIC_ROLES * 5)
+    if (
+        only_valid is not None
+        and len(items) <= MAX_DYNAMIC_ROLES * 5
+        and _PLAIN.issuperset(map(type, items))
+    ):
+        # The loop below in one C pass: an exact str is usable iff it is in only_valid, and
+        # a JSON number, boolean or null is never usable (nor equal to any text).
+        roles = [item for item in items if item in only_valid]
+        dropped = len(items) - len(roles)
+    else:
+        roles = []
+        dropped = 0
+        for item in items[: MAX_DYNAMIC_ROLES * 5]:  # a bound on work, whatever the token holds
+            if only_valid is not None and type(item) is str:
+                usable = item in only_valid  # the same as the checks below, decided at load time
+            else:
+                usable = valid_role(item) and (only is None or item in only)
+            if usable:
+                roles.append(item)
+            else:
+                dropped += 1
+        dropped += max(0, len(items) - MAX_DYNAMIC_ROLES * 5)
     if len(roles) > MAX_DYNAMIC_ROLES:
         dropped += len(roles) - MAX_DYNAMIC_ROLES
         roles = roles[:MAX_DYNAMIC_ROLES]

@@ -623,6 +623,28 @@ class Pattern:
 
         return replace_prefix
 
+    def list_replacer(
+        self, replacement: str, too_long: Callable[[], Exception]
+    ) -> Callable[[Sequence[str]], list[str]] | None:
+        """:meth:`replacer` over a whole sequence of strings in one pass (None where
+        ``replacer`` is None): the values of ``[replace_prefix(t) for t in texts]``, and
+        ``too_long()`` raised where any of them would raise it."""
+        literal = self._literal
+        if literal is None or not literal[0] or literal[2]:
+            return None
+        prefix = literal[1]
+        cut = len(prefix)
+
+        def replace_prefixes(texts: Sequence[str]) -> list[str]:
+            # One join bounds every length at once; only a long total looks at each text.
+            if len("".join(texts)) > MAX_INPUT_LENGTH and max(map(len, texts)) > MAX_INPUT_LENGTH:
+                raise too_long()
+            if not replacement:  # the usual case: cut a prefix off
+                return [text.removeprefix(prefix) for text in texts]
+            return [replacement + text[cut:] if text.startswith(prefix) else text for text in texts]
+
+        return replace_prefixes
+
     def _sub_ascii(self, replacement: str, text: str) -> str:
         """``_sub`` for an ASCII value: byte offsets are character offsets."""
         match = self._longest_raw

@@ -219,8 +219,28 @@ def _in_order(fns: Sequence[Transform]) -> Transform:
     return pipeline
 
 
+def _over_list(step: Step) -> Callable[[Sequence[str]], list[str]]:
+    """What a text step does to each string of a sequence, as one pass over it: the list
+    ``[fn(text) for text in texts]`` for the step's ``fn``, raising where ``fn`` would."""
+    name = step[0]
+    if name == "prefix":
+        prefix = step[1]
+        return lambda texts: [prefix + text for text in texts]
+    if name == "suffix":
+        suffix = step[1]
+        return lambda texts: [text + suffix for text in texts]
+    if name == "replace":
+        cut = compile_pattern(step[1], allow_lazy=False).list_replacer(step[2], _too_long)
+        if cut is not None:
+            return cut
+    fn = _text_step(step)
+    assert fn is not None
+    return lambda texts: list(map(fn, texts))  # a C loop over a C method, or one closure
+
+
 def _text_run(steps: Sequence[Step]) -> Transform:
-    """Consecutive text steps as one pass: each string goes through every step in turn.
+    """Consecutive text steps as one pass: a string goes through every step in turn, a
+    list of strings goes through each step as one pass over the list.
 
     The steps are pure, so the values are those of running them one after another over
     the whole list; only which failure is reported could differ (the first step fails on
@@ -230,27 +250,8 @@ def _text_run(steps: Sequence[Step]) -> Transform:
     """
     fns = tuple(fn for fn in map(_text_step, steps) if fn is not None)
     assert len(fns) == len(steps) >= 2
+    passes = tuple(map(_over_list, steps))
     stepwise = _in_order([_step(step) for step in steps])
-
-    def each(items: list[Any] | tuple[Any, ...]) -> list[str]:
-        out = []
-        for item in items:
-            for fn in fns:
-                item = fn(item)
-            out.append(item)
-        return out
-
-    if len(fns) == 2:
-        f1, f2 = fns
-
-        def each(items: list[Any] | tuple[Any, ...]) -> list[str]:
-            return [f2(f1(item)) for item in items]
-
-    elif len(fns) == 3:
-        f1, f2, f3 = fns
-
-        def each(items: list[Any] | tuple[Any, ...]) -> list[str]:
-            return [f3(f2(f1(item))) for item in items]
 
     def run(value: Any) -> Any:
         kind = type(value)
@@ -263,7 +264,10 @@ def _text_run(steps: Sequence[Step]) -> Transform:
                 if type(item) is not str:
                     return stepwise(value)
             try:
-                return each(value)
+                items = value
+                for each in passes:
+                    items = each(items)
+                return items
             except Unresolved:
                 return stepwise(value)
         return stepwise(value)

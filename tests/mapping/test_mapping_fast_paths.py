@@ -145,6 +145,7 @@ attributes:
       [strip, lower, { replace: { pattern: "[^a-z0-9]+", with: "-" } }, { prefix: "u-" }, { suffix: "!" }]
   cut:          { from: [groups, group], transform: [{ replace: { pattern: "^/", with: "" } }, upper] }
   cut_only:     { from: [group, groups], transform: [{ replace: { pattern: "^/", with: "~" } }] }
+  tilde:        { from: [groups, tags], transform: [{ replace: { pattern: "^/", with: "~" } }, lower] }
   ends:         { from: [tags, groups], transform: [localpart, domain] }
   long_cut:     { from: [groups, tags], transform: [{ replace: { pattern: "^/", with: "" } }, localpart] }
   nested:       { from: profile.dept }
@@ -196,6 +197,7 @@ roles:
     - { grant_from: groups, only: [staff, admins, ops] }
     - { grant_from: groups, transform: [{ replace: { pattern: "^/", with: "" } }, lower, { prefix: "g-" }] }
     - { grant_from: tags, transform: [lower] }
+    - { grant_from: tags, transform: [strip, { prefix: "t-" }], only: [t-x, t-1, t-staff] }
     - { grant_from: group, grant: [from-group], only: [root, staff] }
     - { grant: [admin], allow_privileged: true, when: { claim: group, equals: root } }
 deny:
@@ -426,6 +428,9 @@ EDGES: list[tuple[str, dict[str, Any], _User | None]] = [
         None,
     ),
     ("sink", {"blocked": True, "group": "admins"}, _User({}, frozenset({"owner", "a1"}))),
+    # Texts that fit one by one but not together, and a list with one text too long.
+    ("sink", {"groups": ["/" + "k" * 600, "/" + "k" * 600], "tags": [" x", "y", 1, None]}, None),
+    ("sink", {"groups": ["/a", "/" + "k" * 1100], "tags": ["staff", ["x"]]}, None),
     ("sink", {"group": "evil", "level": 666}, None),
     ("sink", {"profile": {"dept": "R&D"}, "groups": "staff", "dept": "r&d"}, None),
     ("sink", {"email": "a@spam.example"}, None),
