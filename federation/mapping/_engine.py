@@ -256,7 +256,7 @@ def _roles(plan: RolesPlan, frame: Frame, current: frozenset[str], log: list[Any
         note = ""
         if rule.grant_from is not None:
             dynamic, note = _dynamic_roles(rule, frame)
-            roles = tuple(dict.fromkeys((*roles, *dynamic)))
+            roles = tuple(dict.fromkeys((*roles, *dynamic) if roles else dynamic))
         refused: tuple[str, ...] = ()
         if not rule.allow_privileged and not privileged.isdisjoint(roles):  # checked again at run time
             refused = tuple(r for r in roles if r in privileged)

@@ -40,8 +40,8 @@ def _context(
     token_type: str,
 ) -> Context:
     return Context(
-        claims=claims,
-        normalised={
+        claims,
+        {
             "email": identity.email,
             "email_verified": identity.email_verified,
             "username": identity.username,
