@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from federation import plugins
-from federation._frozen import fast_init
 
 __all__ = [
     "MISSING",
@@ -110,7 +109,6 @@ def _provider_value(name: str, providers: tuple[str, ...]) -> Callable[[Context]
     return resolve
 
 
-@fast_init  # built once per apply: its __init__ without object.__setattr__
 @dataclass(frozen=True, slots=True)
 class Context:
     """What a mapping reads: the claims and the normalised (``$``) view."""
