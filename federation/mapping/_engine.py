@@ -165,8 +165,8 @@ def _dynamic_roles(rule: CompiledRule, frame: Frame) -> tuple[list[str], str]:
         and len(items) <= MAX_DYNAMIC_ROLES * 5
         and _PLAIN.issuperset(map(type, items))
     ):
-        # The loop below in one C pass: an exact str is usable iff it is in only_valid, and
-        # a JSON number, boolean or null is never usable (nor equal to any text).
+        # The loop below as one comprehension: an exact str is usable iff it is in only_valid,
+        # and a JSON number, boolean or null is never usable (nor equal to any text).
         roles = [item for item in items if item in only_valid]
         dropped = len(items) - len(roles)
     else:
