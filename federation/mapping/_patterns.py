@@ -604,16 +604,22 @@ class Pattern:
 
         return search_ascii
 
+    def _cut_prefix(self) -> str | None:
+        """The text of a plain string anchored at the start only (``^/``), else None."""
+        literal = self._literal
+        if literal is None or not literal[0] or literal[2]:
+            return None
+        return literal[1]
+
     def replacer(
         self, replacement: str, too_long: Callable[[], Exception] | None = None
     ) -> Callable[[str], str] | None:
         """For a plain string anchored at the start (``^/``: a prefix to cut), one closure
         doing ``self.sub(replacement, text)``, raising ``too_long()`` where ``sub`` refuses a
         value too long; None for any other pattern (use :meth:`sub`)."""
-        literal = self._literal
-        if literal is None or not literal[0] or literal[2]:
+        prefix = self._cut_prefix()
+        if prefix is None:
             return None
-        prefix = literal[1]
         cut = len(prefix)
 
         def replace_prefix(text: str) -> str:
@@ -629,10 +635,9 @@ class Pattern:
         """:meth:`replacer` over a whole sequence of strings in one pass (None where
         ``replacer`` is None): the values of ``[replace_prefix(t) for t in texts]``, and
         ``too_long()`` raised where any of them would raise it."""
-        literal = self._literal
-        if literal is None or not literal[0] or literal[2]:
+        prefix = self._cut_prefix()
+        if prefix is None:
             return None
-        prefix = literal[1]
         cut = len(prefix)
 
         def replace_prefixes(texts: Sequence[str]) -> list[str]:

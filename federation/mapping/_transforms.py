@@ -219,9 +219,9 @@ def _in_order(fns: Sequence[Transform]) -> Transform:
     return pipeline
 
 
-def _over_list(step: Step) -> Callable[[Sequence[str]], list[str]]:
-    """What a text step does to each string of a sequence, as one pass over it: the list
-    ``[fn(text) for text in texts]`` for the step's ``fn``, raising where ``fn`` would."""
+def _over_list(step: Step, fn: Callable[[str], str]) -> Callable[[Sequence[str]], list[str]]:
+    """``fn``, what the text step ``step`` does to one string, as one pass over a sequence:
+    the list ``[fn(text) for text in texts]``, raising where ``fn`` would."""
     name = step[0]
     if name == "prefix":
         prefix = step[1]
@@ -233,8 +233,6 @@ def _over_list(step: Step) -> Callable[[Sequence[str]], list[str]]:
         cut = compile_pattern(step[1], allow_lazy=False).list_replacer(step[2], _too_long)
         if cut is not None:
             return cut
-    fn = _text_step(step)
-    assert fn is not None
     return lambda texts: list(map(fn, texts))  # a C loop over a C method, or one closure
 
 
@@ -250,7 +248,7 @@ def _text_run(steps: Sequence[Step]) -> Transform:
     """
     fns = tuple(fn for fn in map(_text_step, steps) if fn is not None)
     assert len(fns) == len(steps) >= 2
-    passes = tuple(map(_over_list, steps))
+    passes = tuple(map(_over_list, steps, fns))
     stepwise = _in_order([_step(step) for step in steps])
 
     def run(value: Any) -> Any:
