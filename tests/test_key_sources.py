@@ -18,7 +18,7 @@ from federation._keys import KeySource, StaticKeySet
 from federation._rfc7517 import VerificationKey
 from federation.errors import ConfigError, KeySetUnavailable, UnknownKey
 from federation.events import Event, EventSink
-from federation.testing import MockIdP
+from federation.testing import FrozenClock, MockIdP
 
 pytestmark = pytest.mark.usefixtures("reuse_generated_keys")  # see tests/conftest.py
 
@@ -238,11 +238,33 @@ def test_ttl_layer_is_fresh_until_its_ttl_and_replaces_the_set_whole() -> None:
 
     cache = TtlCache()
     assert cache.keyset is None and cache.fresh_until == float("-inf")
+    assert cache.current(0) is None
     first, second = _keyset(), _keyset()
     cache.store(first, 300, now=1000)
     assert cache.keyset is first and cache.fresh_until == 1300
+    assert cache.current(1299.9) is first and cache.current(1300) is None  # fresh means before the end
     cache.store(second, 60, now=1100)
     assert cache.keyset is second and cache.fresh_until == 1160
+    assert cache.current(1100) is second
+
+
+def test_a_sources_current_keyset_follows_the_refetch_that_replaces_the_set(
+    idp: MockIdP, clock: FrozenClock
+) -> None:
+    # The repeat of a cached external token trusts its key set only while this returns that
+    # very set: bound to the cache object, it must still see each refetch's replacement.
+    bridge = idp.bridge(config={"issuers": [idp.issuer_config()]}, clock=clock)
+    source = next(iter(bridge._profile_sources.values()))
+    assert source.current_keyset(clock()) is None  # nothing fetched yet
+    assert bridge.verify(idp.mint(sub="u-1")).subject == "u-1"
+    before = source.current_keyset(clock())
+    assert before is not None
+    idp.rotate_keys(keep_old=False)
+    assert bridge.verify(idp.mint(sub="u-2")).subject == "u-2"  # an unknown kid: a forced refetch
+    after = source.current_keyset(clock())
+    assert after is not None and after is not before
+    clock.advance(10_000)  # past any TTL: no longer current until a fetch
+    assert source.current_keyset(clock()) is None
 
 
 def test_cooldown_layer_allows_one_forced_refetch_per_cooldown_after_the_first() -> None:

@@ -57,6 +57,10 @@ class TtlCache:
         self.keyset = keyset
         self.fresh_until = now + ttl
 
+    def current(self, now: float) -> KeySet | None:
+        """The set while it is fresh (no fetch), else None."""
+        return self.keyset if now < self.fresh_until else None
+
 
 class Cooldown:
     """At most one forced refetch per cooldown, except the first after any other fetch

@@ -76,6 +76,11 @@ class IssuerKeySource:
             ttl_jitter=config.ttl_jitter,
         )
         self.state = KeyCacheState(spec.name, timings, clock)
+        # The key set while it is fresh (no fetch), else None: a repeat of a verified token
+        # whose set is this very object needs no key lookup (a refetch replaces the set whole,
+        # in the one cache object the state keeps). Called on every repeated token, so bound to
+        # that cache itself: the call reads one object, not the source, its state and the cache.
+        self.current_keyset: Callable[[float], KeySet | None] = self.state.cache.current
         self._clock = clock
         self.on_event: EventSink | None = emit  # the KeySource events hook
         self._sync_client = sync_client
@@ -180,12 +185,6 @@ class IssuerKeySource:
             remaining = give_up - time.monotonic()
             if remaining <= 0 or self._flight.wait(remaining):
                 return
-
-    def current_keyset(self, now: float) -> KeySet | None:
-        """The key set while it is fresh (no fetch), else None: a repeat of a verified token
-        whose set is this very object needs no key lookup (a refetch replaces the set whole)."""
-        cache = self.state.cache
-        return cache.keyset if now < cache.fresh_until else None
 
     def get_key(self, kid: str | None, alg: str) -> VerificationKey:
         """The verification key for (kid, alg), fetching when needed (blocking)."""
