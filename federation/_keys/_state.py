@@ -59,7 +59,7 @@ class KeyCacheState:
         self.issuer = issuer
         self.timings = timings
         self._draw = draw  # uniform in [0, 1): the TTL jitter's (a test passes its own)
-        self.cache = TtlCache()
+        self.cache = TtlCache()  # kept for life (the source hands out its bound current())
         self.cooldown = Cooldown(timings.refresh_cooldown)
         self.unknown_kids = NegativeCache(timings.unknown_kid_ttl, clock)
         self.stale = StaleIfError(timings.refresh_cooldown, timings.max_stale)
