@@ -253,18 +253,18 @@ def test_a_sources_current_keyset_follows_the_refetch_that_replaces_the_set(
 ) -> None:
     # The repeat of a cached external token trusts its key set only while this returns that
     # very set: bound to the cache object, it must still see each refetch's replacement.
-    bridge = idp.bridge(config={"issuers": [idp.issuer_config()]}, clock=clock)
-    source = next(iter(bridge._profile_sources.values()))
-    assert source.current_keyset(clock()) is None  # nothing fetched yet
-    assert bridge.verify(idp.mint(sub="u-1")).subject == "u-1"
-    before = source.current_keyset(clock())
-    assert before is not None
-    idp.rotate_keys(keep_old=False)
-    assert bridge.verify(idp.mint(sub="u-2")).subject == "u-2"  # an unknown kid: a forced refetch
-    after = source.current_keyset(clock())
-    assert after is not None and after is not before
-    clock.advance(10_000)  # past any TTL: no longer current until a fetch
-    assert source.current_keyset(clock()) is None
+    with idp.bridge(config={"issuers": [idp.issuer_config()]}, clock=clock) as bridge:
+        source = next(iter(bridge._profile_sources.values()))
+        assert source.current_keyset(clock()) is None  # nothing fetched yet
+        assert bridge.verify(idp.mint(sub="u-1")).subject == "u-1"
+        before = source.current_keyset(clock())
+        assert before is not None
+        idp.rotate_keys(keep_old=False)
+        assert bridge.verify(idp.mint(sub="u-2")).subject == "u-2"  # an unknown kid: a forced refetch
+        after = source.current_keyset(clock())
+        assert after is not None and after is not before
+        clock.advance(10_000)  # past any TTL: no longer current until a fetch
+        assert source.current_keyset(clock()) is None
 
 
 def test_cooldown_layer_allows_one_forced_refetch_per_cooldown_after_the_first() -> None:
