@@ -46,7 +46,7 @@ from ._patterns import Pattern, SetSearch, compile_pattern, set_searcher
 from ._result import TraceEntry
 from ._scope import IssuerScope
 from ._templates import Template, is_template, parse_template
-from ._transforms import Transform, compile_steps
+from ._transforms import Transform, compile_steps, each_text_alone
 
 __all__ = [
     "CompiledAttribute",
@@ -114,6 +114,10 @@ class CompiledRule:
     membership: tuple[int, frozenset[str]] | None = None
     #: When the condition is one ``matches`` leaf on a frame place: that place and the pattern.
     pattern: tuple[int, Pattern] | None = None
+    #: For a ``grant_from`` whose steps take each text alone (:func:`._transforms.each_text_alone`):
+    #: what each text of the token became, the role it gives or "" (dropped), filled by the
+    #: engine as it meets texts (see _engine._dynamic_roles); None for any other rule.
+    known: dict[str, str] | None = field(default=None, compare=False)
     entries: dict[tuple[str, str], TraceEntry] = field(default_factory=dict, compare=False)
 
 
@@ -346,6 +350,7 @@ def _rule(rule: RoleRule, where: str, slots: Slots) -> CompiledRule:
         uses=frozenset(uses),
         membership=membership,
         pattern=pattern,
+        known={} if grant_from is not None and each_text_alone(rule.transform) else None,
     )
 
 

@@ -55,6 +55,8 @@ FastCheck = Callable[[Frame], str | None]
 
 #: Deepest nesting of not/all/any accepted at load time.
 MAX_DEPTH = 16
+#: How many distinct reasons an ``any`` keeps formatted (reasons may quote token values).
+MAX_SAID = 16
 
 
 def value_key(value: Any) -> tuple[str, Any] | None:
@@ -152,6 +154,8 @@ def compile_check(cond: Condition, slots: Slots) -> FastCheck:
         assert cond.any is not None
         options = tuple(compile_check(c, slots) for c in cond.any)
 
+        said: dict[tuple[str, ...], str] = {}  # the options' reasons are mostly fixed strings
+
         def any_(frame: Frame) -> str | None:
             reasons = []
             for option in options:
@@ -159,8 +163,14 @@ def compile_check(cond: Condition, slots: Slots) -> FastCheck:
                 if reason is None:
                     return None
                 reasons.append(reason)
-            shown = "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
-            return f"none of {len(reasons)} held ({shown})"
+            key = tuple(reasons)
+            text = said.get(key)
+            if text is None:
+                shown = "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
+                text = f"none of {len(reasons)} held ({shown})"
+                if len(said) < MAX_SAID and len(text) <= 512:
+                    said[key] = text
+            return text
 
         return any_
     if op == "provider":

@@ -23,6 +23,11 @@ only when ``result.trace`` is first read. Role rules answered together
 value; :class:`._compile.PatternRules`: one RE2 set run over it) record nothing:
 the trace asks their checks, on the frame the apply read.
 
+A ``grant_from`` rule whose steps take each text alone records what each text
+it met became (``CompiledRule.known``, bounded): a text met before is one
+lookup, not the steps again. The record only remembers answers the steps gave
+(pure), so an apply's result is the same with it or without it.
+
 Must not: raise on any claim value (absent, mistyped, huge: they are
 outcomes), perform I/O, or mutate its inputs.
 """
@@ -47,6 +52,11 @@ __all__ = ["MAX_ROLE_LENGTH", "MISSING_ATTRIBUTE", "run"]
 MISSING_ATTRIBUTE = "missing_attribute"
 
 MAX_DYNAMIC_ROLES = 200
+#: What a ``grant_from`` rule records of the texts it met (``CompiledRule.known``): at most
+#: this many, none longer than MAX_KNOWN_TEXT. Tokens choose the texts: a full record stops
+#: growing, and texts it does not hold take the steps, as they would without it.
+MAX_KNOWN_TEXTS = 2048
+MAX_KNOWN_TEXT = 2 * MAX_ROLE_LENGTH
 MAX_CACHED_ENTRIES = 32  # per rule: details that carry token values vary, keep the cache small
 
 _NO_ROLES: frozenset[str] = frozenset()
@@ -57,6 +67,7 @@ _KEPT_IF_EMPTY = ("kept", "update: if_empty, and the user has a value")
 #: The item types of a list the role index answers: JSON's scalars (hashable, and only an
 #: exact str can equal a text; a str subclass or any other object goes to the rules' checks).
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+_TEXT = frozenset({str})  # exact texts only: a str subclass may compare or hash otherwise
 
 
 def _entry(cache: dict[tuple[str, str], TraceEntry], rule: str, outcome: str, detail: str) -> TraceEntry:
@@ -153,40 +164,91 @@ def _dynamic_roles(rule: CompiledRule, frame: Frame) -> tuple[list[str], str]:
     value = frame[rule.grant_from_slot] if rule.grant_from_slot is not None else path.resolve(frame[0])
     if value is MISSING:
         return [], f"{path.text} is absent"
-    if rule.transform is not None:
-        try:
-            value = rule.transform(value)
-        except Unresolved as exc:
-            return [], f"{path.text}: {exc.reason}"
-    items = value if isinstance(value, (list, tuple)) else [value]
-    only, only_valid = rule.only, rule.only_valid
-    if (
-        only_valid is not None
-        and len(items) <= MAX_DYNAMIC_ROLES * 5
-        and _PLAIN.issuperset(map(type, items))
-    ):
-        # The loop below as one comprehension: an exact str is usable iff it is in only_valid,
-        # and a JSON number, boolean or null is never usable (nor equal to any text).
-        roles = [item for item in items if item in only_valid]
-        dropped = len(items) - len(roles)
-    else:
-        roles = []
-        dropped = 0
-        for item in items[: MAX_DYNAMIC_ROLES * 5]:  # a bound on work, whatever the token holds
-            if only_valid is not None and type(item) is str:
-                usable = item in only_valid  # the same as the checks below, decided at load time
+    known = rule.known
+    roles: list[str] | None = None
+    if known is not None:  # texts met before: what each became, one lookup each (in C for a list)
+        kind = type(value)
+        if kind is str:
+            role = known.get(value)
+            if role is not None:
+                roles, dropped = ([role], 0) if role else ([], 1)
+        elif (
+            (kind is list or kind is tuple)
+            and len(value) <= MAX_DYNAMIC_ROLES * 5
+            and _TEXT.issuperset(map(type, value))
+        ):
+            try:
+                roles = list(filter(None, map(known.__getitem__, value)))
+            except KeyError:  # a text not met yet: the steps below run, and record what it gives
+                roles = None
             else:
-                usable = valid_role(item) and (only is None or item in only)
-            if usable:
-                roles.append(item)
-            else:
-                dropped += 1
-        dropped += max(0, len(items) - MAX_DYNAMIC_ROLES * 5)
+                dropped = len(value) - len(roles)
+    if roles is None:
+        source = value
+        if rule.transform is not None:
+            try:
+                value = rule.transform(value)
+            except Unresolved as exc:
+                return [], f"{path.text}: {exc.reason}"
+        roles, dropped = _usable(rule, value)
+        if known is not None:
+            _remember(rule, known, source, value)
     if len(roles) > MAX_DYNAMIC_ROLES:
         dropped += len(roles) - MAX_DYNAMIC_ROLES
         roles = roles[:MAX_DYNAMIC_ROLES]
     note = f"{dropped} value(s) of {path.text} not used" if dropped else ""
     return roles, note
+
+
+def _usable(rule: CompiledRule, value: Any) -> tuple[list[str], int]:
+    """The items of a transformed ``grant_from`` value that may be roles, and how many may not."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    only, only_valid = rule.only, rule.only_valid
+    if only_valid is not None and len(items) <= MAX_DYNAMIC_ROLES * 5 and _PLAIN.issuperset(map(type, items)):
+        # The loop below as one comprehension: an exact str is usable iff it is in only_valid,
+        # and a JSON number, boolean or null is never usable (nor equal to any text).
+        roles = [item for item in items if item in only_valid]
+        return roles, len(items) - len(roles)
+    roles = []
+    dropped = 0
+    for item in items[: MAX_DYNAMIC_ROLES * 5]:  # a bound on work, whatever the token holds
+        if only_valid is not None and type(item) is str:
+            usable = item in only_valid  # the same as the checks below, decided at load time
+        else:
+            usable = valid_role(item) and (only is None or item in only)
+        if usable:
+            roles.append(item)
+        else:
+            dropped += 1
+    dropped += max(0, len(items) - MAX_DYNAMIC_ROLES * 5)
+    return roles, dropped
+
+
+def _remember(rule: CompiledRule, known: dict[str, str], source: Any, value: Any) -> None:
+    """Record in ``known`` what each text of ``source`` became (``value``, the same texts
+    transformed, in order): the role, or "" when :func:`_usable` drops it."""
+    if len(known) >= MAX_KNOWN_TEXTS:
+        return
+    if type(source) is str:
+        pairs: Any = ((source, value),)
+    elif (
+        type(source) in (list, tuple)
+        and len(source) <= MAX_DYNAMIC_ROLES * 5
+        and _TEXT.issuperset(map(type, source))
+        and type(value) in (list, tuple)
+        and len(value) == len(source)
+    ):
+        pairs = zip(source, value, strict=True)
+    else:
+        return
+    only_valid = rule.only_valid
+    for text, role in pairs:
+        if len(known) >= MAX_KNOWN_TEXTS:
+            return
+        if type(role) is not str or len(text) > MAX_KNOWN_TEXT:
+            continue
+        usable = role in only_valid if only_valid is not None else valid_role(role)  # as _usable
+        known[text] = role if usable else ""
 
 
 def _positions(search: SetSearch, value: Any) -> Sequence[int] | None:

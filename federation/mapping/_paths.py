@@ -318,6 +318,25 @@ def parse_path(text: str) -> ClaimPath:
 
         return ClaimPath(text, None, frozen, nested)
 
+    if all(type(seg) is str for seg in rest):  # key.key..., the commonest nested path
+
+        def keys(ctx: Context) -> Any:
+            claims = ctx.claims
+            value = claims.get(text, MISSING)  # a literal claim name wins first
+            if value is not MISSING:
+                return MISSING if value is None else value
+            value = claims.get(first)  # read as `top` reads them (see nested_key)
+            for key in rest:  # _walk's steps for keys, a JSON object first
+                if type(value) is dict or isinstance(value, Mapping):
+                    value = value.get(key)
+                    if value is None:
+                        return MISSING
+                else:
+                    return MISSING
+            return value
+
+        return ClaimPath(text, None, frozen, keys)
+
     def nested_key(ctx: Context) -> Any:
         claims = ctx.claims
         value = claims.get(text, MISSING)  # a literal claim name wins first

@@ -31,7 +31,15 @@ from typing import Any
 from ._paths import kind_of
 from ._patterns import MAX_INPUT_LENGTH, TooCostly, compile_pattern
 
-__all__ = ["BARE_TRANSFORMS", "VALUE_TRANSFORMS", "Step", "Unresolved", "compile_steps", "describe_step"]
+__all__ = [
+    "BARE_TRANSFORMS",
+    "VALUE_TRANSFORMS",
+    "Step",
+    "Unresolved",
+    "compile_steps",
+    "describe_step",
+    "each_text_alone",
+]
 
 #: Steps written as a bare name.
 BARE_TRANSFORMS: dict[str, str] = {
@@ -167,6 +175,13 @@ def _replace(pattern: str, replacement: str) -> Callable[[str], str]:
 
 
 _TEXT_STEPS = frozenset({"strip", "lower", "upper", "localpart", "domain", "prefix", "suffix", "replace"})
+
+
+def each_text_alone(steps: Sequence[Step]) -> bool:
+    """Whether ``steps`` (none at all included) map each text of a list on its own: then a
+    list of texts transforms into the list of its texts' results, in order, and fails
+    exactly when one of those texts fails alone (text steps only; no split, join or first)."""
+    return all(step[0] in _TEXT_STEPS for step in steps)
 
 
 def _text_step(step: Step) -> Callable[[str], str] | None:

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from federation import plugins, providers
 from federation.mapping import Mapping as MappingRules
 from federation.mapping import MappingResult, _compile, _patterns
+from federation.mapping import _engine as engine
 from federation.mapping import _mapping as mapping_module
 from federation.mapping._model import MappingFile
 from federation.mapping._patterns import Pattern
@@ -827,3 +828,141 @@ def test_a_set_run_that_reports_nothing_is_a_run_that_did_not_finish(monkeypatch
     monkeypatch.setattr(_patterns.re2.Set, "SearchSet", staticmethod(failing))
     failed = _patterns.set_searcher([Pattern("a")])
     assert failed is not None and failed("a") is None and failed("b") is None
+
+
+# -- what a grant_from rule records of the texts it met ----------------------------------------
+
+RECORDING = r"""
+version: 1
+roles:
+  sync: additive
+  privileged: [admin]
+  rules:
+    - grant_from: groups
+      transform: [{ replace: { pattern: "^/", with: "" } }, lower, { prefix: "g-" }]
+      only: [g-staff, g-ops, g-admin]
+    - { grant_from: groups, transform: [strip, { replace: { pattern: '[^a-z]+', with: "-" } }] }
+    - { grant_from: groups, transform: [{ split: "," }] }
+    - { grant_from: tags, grant: [t] }
+"""
+
+
+def _recording() -> MappingRules:
+    return MappingRules.from_yaml(RECORDING, file="recording.yaml")
+
+
+def _rules(mapping: MappingRules) -> tuple[Any, ...]:
+    plan = mapping._planner.plan("oidc", "https://idp.test")
+    assert plan.roles is not None
+    return plan.roles.rules
+
+
+def _counting_steps(rule: Any) -> list[int]:
+    """Count the calls of ``rule``'s transform (a fresh mapping's own rule object)."""
+    calls: list[int] = []
+    real = rule.transform
+
+    def counted(value: Any) -> Any:
+        calls.append(1)
+        return real(value)
+
+    object.__setattr__(rule, "transform", counted)  # frozen: this test's own mapping only
+    return calls
+
+
+def test_only_rules_whose_steps_take_each_text_alone_record_them() -> None:
+    """Text steps (or none) record; a split, which turns one text into several, does not."""
+    recorded = [rule.known is not None for rule in _rules(_recording())]
+    assert recorded == [True, True, False, True]
+
+
+def test_a_text_met_before_takes_no_step_and_gets_the_same_answer() -> None:
+    mapping = _recording()
+    rule = _rules(mapping)[0]
+    calls = _counting_steps(rule)
+    claims = {"iss": "https://idp.test", "sub": "u1", "groups": ["/Staff", "/ops", "x", "/ops"]}
+    for _ in range(3):
+        _same_result(*_both(mapping, lambda: mapping.apply_claims(claims)))
+    # the oracle ran its own steps; the engine's ran once, on the first apply
+    assert len(calls) == 1
+    assert rule.known == {"/Staff": "g-staff", "/ops": "g-ops", "x": ""}
+    roles = mapping.apply_claims(claims).roles
+    assert {"g-staff", "g-ops"} <= roles and "g-x" not in roles
+    _same_result(*_both(mapping, lambda: mapping.apply_claims({**claims, "groups": ["/ops", "/admin"]})))
+    assert len(calls) == 2 and rule.known["/admin"] == "g-admin"
+    _same_result(*_both(mapping, lambda: mapping.apply_claims({**claims, "groups": "/ops"})))
+    assert len(calls) == 2  # a single text is looked up too
+
+
+def test_texts_that_fail_or_are_long_are_not_recorded() -> None:
+    mapping = _recording()
+    rules = _rules(mapping)
+    over = "/" + "s" * _patterns.MAX_INPUT_LENGTH  # over the pattern input bound: replace refuses it
+    long = "/" + "s" * 300  # transforms, but longer than a recorded text may be
+    for groups in (["/staff", over], [long, "/ops"], [long, "/ops"], ["/staff", over]):
+        claims = {"iss": "https://idp.test", "sub": "u1", "groups": groups}
+        new, old = _both(mapping, lambda c=claims: mapping.apply_claims(c))
+        _same_result(new, old)
+    assert over not in rules[0].known and long not in rules[0].known and long not in rules[1].known
+    assert "/staff" not in rules[0].known  # its list did not transform: nothing of it recorded
+    assert rules[0].known == {"/ops": "g-ops"}
+
+
+def test_a_full_record_stops_growing_and_new_texts_still_take_the_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine, "MAX_KNOWN_TEXTS", 5)
+    mapping = _recording()
+    rule = _rules(mapping)[0]
+    for start in range(0, 30, 3):
+        claims = {"iss": "https://idp.test", "sub": "u1",
+                  "groups": [f"/x{start}", f"/x{start + 1}", "/staff" if start % 2 else "/ops"]}  # fmt: skip
+        _same_result(*_both(mapping, lambda c=claims: mapping.apply_claims(c)))
+        assert len(rule.known) <= 5
+    assert len(rule.known) == 5
+    claims = {"iss": "https://idp.test", "sub": "u1", "groups": ["/x29", "/Staff"]}  # "/Staff": new
+    new, old = _both(mapping, lambda: mapping.apply_claims(claims))
+    _same_result(new, old)
+    assert "g-staff" in new.roles and "/Staff" not in rule.known
+
+
+def test_values_the_record_does_not_answer_get_what_the_engine_before_gave() -> None:
+    """A str subclass equal to every text, non-text items, nested lists, tuples, objects,
+    a list past the bound: each takes the steps, as the rules did before."""
+    mapping = _recording()
+    warm = {
+        "iss": "https://idp.test",
+        "sub": "u1",
+        "groups": ["/staff", "/ops", "zzz"],
+        "tags": ["admin", "t"],
+    }
+    mapping.apply_claims(warm)
+    for groups in (
+        ["/staff", _OddText("zzz")],
+        (_OddText("/ops"),),
+        _OddText("/staff"),
+        ["/staff", 1, None],
+        ["/staff", ["/ops"]],
+        ("/staff", "/ops"),
+        {"/staff": 1},
+        ["/ops"] * (engine.MAX_DYNAMIC_ROLES * 5 + 1),
+        ["/ops"] * (engine.MAX_DYNAMIC_ROLES + 3),
+    ):
+        claims = {**warm, "groups": groups}
+        _same_result(*_both(mapping, lambda c=claims: mapping.apply_claims(c)))
+
+
+RECORDED_TEXTS = st.lists(
+    st.one_of(
+        st.sampled_from(WORDS), st.builds(_OddText, st.sampled_from(["/staff", "x"])), st.integers(0, 2)
+    ),
+    max_size=6,
+)
+RECORDING_RULES = MappingRules.from_yaml(RECORDING, file="recording.yaml")  # records across examples
+
+
+@settings(max_examples=800, deadline=None)
+@given(groups=st.one_of(RECORDED_TEXTS, st.sampled_from(WORDS)), tags=RECORDED_TEXTS)
+def test_recorded_texts_give_what_the_engine_before_gave(groups: Any, tags: Any) -> None:
+    claims = {"iss": "https://idp.test", "sub": "u1", "groups": groups, "tags": tags}
+    _same_result(*_both(RECORDING_RULES, lambda: RECORDING_RULES.apply_claims(claims)))
