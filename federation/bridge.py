@@ -455,6 +455,10 @@ class Bridge:
                 built = self._sessions_built
                 if built is None:
                     built = self._sessions_built = self._build_sessions()
+                    # The per-request path one call shorter: from now on ``bridge.authenticate``
+                    # is the service's own bound method (what the methods below call).
+                    self.__dict__["authenticate"] = built.authenticate
+                    self.__dict__["aauthenticate"] = built.aauthenticate
         return built
 
     def _build_sessions(self) -> SessionService:

@@ -233,10 +233,12 @@ class _Cached:
     # Its issuer's key source's current_keyset, and the key set the token was verified with.
     current_keyset: Callable[[float], Any] | None = None
     keyset: Any = None
-    # The user entry the token was last admitted under, and the principal: the same entry
-    # (replaced whenever the user or its revocation state is read again) admits the same way.
-    # One tuple, so that a reader never pairs one thread's entry with another's principal.
-    admitted: tuple[_UserEntry, Principal] | None = None
+    # The user entry the token was last admitted under, the principal, and the times between
+    # which that admission holds (the entry's freshness, the token's validity and the touch
+    # due, intersected): the same entry (replaced whenever the user or its revocation state is
+    # read again) admits the same way. One tuple, so that a reader never pairs one thread's
+    # entry with another's principal; two bounds, so that a repeat reads two floats, not five.
+    admitted: tuple[_UserEntry, Principal, float, float] | None = None
 
 
 class SessionService:
@@ -582,20 +584,26 @@ class SessionService:
         if entry is None:
             return None
         now = self._clock()
-        if not (entry.fetched <= now < entry.fresh_until and hit.valid_from <= now < hit.valid_until):
-            return None  # a read is due, or the flow raises the expiry
+        admitted = hit.admitted
+        if admitted is not None and admitted[0] is entry:  # the bounds below, intersected
+            if not admitted[2] <= now < admitted[3]:
+                return None
+        elif (
+            not (entry.fetched <= now < entry.fresh_until and hit.valid_from <= now < hit.valid_until)
+            or now >= entry.touch_due
+        ):
+            return None  # a read or a touch is due, or the flow raises the expiry
+        else:
+            admitted = None
         news = self._invalidations  # inlined _fresh: this is the per-request path
         if news is not None and news.lost_at is not None and not news.trusted(self.policy.outage_grace):
-            return None
-        if now >= entry.touch_due:
             return None
         current = hit.current_keyset
         if current is not None:
             keyset = current(now)  # None once the set is past its TTL: the flow refetches
             if keyset is None or keyset is not hit.keyset:
                 return None
-        admitted = hit.admitted
-        if admitted is not None and admitted[0] is entry:
+        if admitted is not None:
             return admitted[1]
         return self._admit(token, hit, entry, now)
 
@@ -794,7 +802,12 @@ class SessionService:
         else:
             assert hit.verified is not None
             principal = Principal(user, hit.verified, "external", user.roles, None)
-        hit.admitted = (entry, principal)
+        hit.admitted = (
+            entry,
+            principal,
+            max(entry.fetched, hit.valid_from),
+            min(entry.fresh_until, hit.valid_until, entry.touch_due),
+        )
         return principal
 
 

@@ -167,6 +167,54 @@ def test_an_expired_session_token_is_refused_even_when_cached(
         bridge.authenticate(session.access_token)
 
 
+def test_a_repeat_is_refused_at_its_expiry_while_its_user_is_still_fresh(
+    make_bridge: Callable[..., Bridge], idp: MockIdP, clock: FrozenClock
+) -> None:
+    """The user entry outlives both tokens here: the tokens' own bounds must refuse them."""
+    bridge = make_bridge({"user_check": 3600, "touch_interval": 86400, "access_ttl": 600})
+    session = bridge.exchange(idp.mint(sub="erin"))
+    external = idp.mint(sub="erin", lifetime=300)
+    for _ in range(3):  # first seen, admitted, answered from the admission
+        assert bridge.authenticate(external).kind == "external"
+        assert bridge.authenticate(session.access_token).kind == "session"
+    clock.advance(300 + 59)  # within the issuer's 60 s leeway (and its key set's 600 s TTL)
+    assert bridge.authenticate(external).kind == "external"
+    clock.advance(2)
+    with pytest.raises(TokenExpired):
+        bridge.authenticate(external)
+    clock.advance(600 + 4 - 361)  # the session token: exp + its 5 s leeway not reached yet
+    assert bridge.authenticate(session.access_token).kind == "session"
+    clock.advance(2)
+    with pytest.raises(TokenExpired):
+        bridge.authenticate(session.access_token)
+
+
+def test_a_repeat_answered_from_memory_still_touches_when_due(
+    make_bridge: Callable[..., Bridge], idp: MockIdP, clock: FrozenClock
+) -> None:
+    bridge = make_bridge({"touch_interval": 300, "user_check": 3600})
+    session = bridge.exchange(idp.mint(sub="carol"))
+    login_at = bridge.provisioner.read_user(session.user.id).last_login_at  # type: ignore[union-attr]
+    for _ in range(3):
+        bridge.authenticate(session.access_token)
+    clock.advance(299)
+    bridge.authenticate(session.access_token)
+    assert bridge.provisioner.read_user(session.user.id).last_login_at == login_at  # type: ignore[union-attr]
+    clock.advance(2)
+    bridge.authenticate(session.access_token)
+    touched = bridge.provisioner.read_user(session.user.id).last_login_at  # type: ignore[union-attr]
+    assert touched is not None and login_at is not None and touched > login_at
+
+
+def test_authenticate_is_the_session_services_own_once_built(bridge: Bridge, idp: MockIdP) -> None:
+    """The per-request path without the bridge's forwarding call; the same answers either way."""
+    token = idp.mint(sub="fay")
+    first = Bridge.authenticate(bridge, token)  # the forwarding method builds the service
+    assert bridge.authenticate == bridge.sessions.authenticate
+    assert bridge.aauthenticate == bridge.sessions.aauthenticate
+    assert bridge.authenticate(token).user.id == first.user.id
+
+
 # -- refresh ----------------------------------------------------------------------------
 
 
