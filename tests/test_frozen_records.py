@@ -11,6 +11,7 @@ import pytest
 from federation import VerifiedToken
 from federation._frozen import fast_init
 from federation._rfc7515 import CompactJWS
+from federation.sessions import AccessClaims, Principal
 from federation.spi import Identity, TokenContext
 from federation.testing import MockIdP
 
@@ -71,9 +72,10 @@ def test_fast_init_refuses_what_it_cannot_reproduce() -> None:
             fast_init(cls)
 
 
-@pytest.mark.parametrize("cls", [VerifiedToken, Identity, TokenContext, CompactJWS])
+@pytest.mark.parametrize("cls", [VerifiedToken, Identity, TokenContext, CompactJWS, AccessClaims, Principal])
 def test_the_verification_records_use_it_and_stay_frozen(cls: type) -> None:
     assert cls.__init__.__qualname__ == f"{cls.__qualname__}.__init__"
+    assert "_set0" in cls.__init__.__globals__  # fast_init's own, not the dataclass's
     assert dataclasses.is_dataclass(cls)
     params = [f.name for f in dataclasses.fields(cls)]
     assert list(inspect.signature(cls).parameters) == params

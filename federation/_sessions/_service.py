@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
+from .._frozen import fast_init
 from .._rfc7515 import CompactJWS, Limits, parse_compact
 from ..errors import (
     AccountDisabled,
@@ -127,6 +128,7 @@ class Session:
         return f"Session(user_id={self.user.id!r}, session_id={self.session_id!r})"
 
 
+@fast_init  # built for every admission
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who a request is: the user, the verified token and its kind.

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from .._frozen import fast_init
 from .._rfc7515 import CompactJWS, Limits, parse_compact
 from .._rfc7517 import import_jwks
 from .._rfc7519 import ClaimsPolicy, check_claims
@@ -41,6 +42,7 @@ __all__ = ["AccessClaims", "SessionTokens"]
 _AT_JWT = frozenset({"at+jwt", "application/at+jwt"})
 
 
+@fast_init  # built for every first-seen session token
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
     """The verified claims of a session access token."""
@@ -192,13 +194,13 @@ class SessionTokens:
 
 
 def _access_claims(claims: Mapping[str, Any]) -> AccessClaims:
-    return AccessClaims(
-        user_id=claims["sub"],
-        session_id=claims["sid"],
-        jti=claims["jti"],
-        roles=frozenset(claims["roles"]),
-        generation=claims["gen"],
-        issued_at=int(claims["iat"]),
-        expires_at=int(claims["exp"]),
-        claims=claims if isinstance(claims, MappingProxyType) else MappingProxyType(claims),
+    return AccessClaims(  # positional: user_id, session_id, jti, roles, generation, issued_at, ...
+        claims["sub"],
+        claims["sid"],
+        claims["jti"],
+        frozenset(claims["roles"]),
+        claims["gen"],
+        int(claims["iat"]),
+        int(claims["exp"]),
+        claims if isinstance(claims, MappingProxyType) else MappingProxyType(claims),
     )
