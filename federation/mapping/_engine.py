@@ -52,9 +52,9 @@ __all__ = ["MAX_ROLE_LENGTH", "MISSING_ATTRIBUTE", "run"]
 MISSING_ATTRIBUTE = "missing_attribute"
 
 MAX_DYNAMIC_ROLES = 200
-#: What a ``grant_from`` rule records of the texts it met (``CompiledRule.known``): at most
-#: this many, none longer than MAX_KNOWN_TEXT. Tokens choose the texts: a full record stops
-#: growing, and texts it does not hold take the steps, as they would without it.
+#: What a ``grant_from`` rule records of the texts it met (``CompiledRule.known``): this many
+#: (threads recording at once may each add one more), none longer than MAX_KNOWN_TEXT. Tokens
+#: choose the texts: a full record stops growing, and texts it does not hold take the steps.
 MAX_KNOWN_TEXTS = 2048
 MAX_KNOWN_TEXT = 2 * MAX_ROLE_LENGTH
 MAX_CACHED_ENTRIES = 32  # per rule: details that carry token values vary, keep the cache small
