@@ -166,9 +166,11 @@ def _dynamic_roles(rule: CompiledRule, frame: Frame) -> tuple[list[str], str]:
         return [], f"{path.text} is absent"
     known = rule.known
     roles: list[str] | None = None
+    texts = False  # a str, or a list of exact texts within the bound: what the record answers
     if known is not None:  # texts met before: what each became, one lookup each (in C for a list)
         kind = type(value)
         if kind is str:
+            texts = True
             role = known.get(value)
             if role is not None:
                 roles, dropped = ([role], 0) if role else ([], 1)
@@ -177,6 +179,7 @@ def _dynamic_roles(rule: CompiledRule, frame: Frame) -> tuple[list[str], str]:
             and len(value) <= MAX_DYNAMIC_ROLES * 5
             and _TEXT.issuperset(map(type, value))
         ):
+            texts = True
             try:
                 roles = list(filter(None, map(known.__getitem__, value)))
             except KeyError:  # a text not met yet: the steps below run, and record what it gives
@@ -191,8 +194,8 @@ def _dynamic_roles(rule: CompiledRule, frame: Frame) -> tuple[list[str], str]:
             except Unresolved as exc:
                 return [], f"{path.text}: {exc.reason}"
         roles, dropped = _usable(rule, value)
-        if known is not None:
-            _remember(rule, known, source, value)
+        if known is not None and texts:
+            _remember(known, source, value, roles)
     if len(roles) > MAX_DYNAMIC_ROLES:
         dropped += len(roles) - MAX_DYNAMIC_ROLES
         roles = roles[:MAX_DYNAMIC_ROLES]
@@ -224,31 +227,23 @@ def _usable(rule: CompiledRule, value: Any) -> tuple[list[str], int]:
     return roles, dropped
 
 
-def _remember(rule: CompiledRule, known: dict[str, str], source: Any, value: Any) -> None:
-    """Record in ``known`` what each text of ``source`` became (``value``, the same texts
-    transformed, in order): the role, or "" when :func:`_usable` drops it."""
+def _remember(known: dict[str, str], source: str | Sequence[str], value: Any, roles: list[str]) -> None:
+    """Record in ``known`` what each text of ``source`` became: its item of ``value`` (the
+    same texts transformed, in order) when :func:`_usable` kept it among ``roles``, else ""."""
     if len(known) >= MAX_KNOWN_TEXTS:
         return
     if type(source) is str:
         pairs: Any = ((source, value),)
-    elif (
-        type(source) in (list, tuple)
-        and len(source) <= MAX_DYNAMIC_ROLES * 5
-        and _TEXT.issuperset(map(type, source))
-        and type(value) in (list, tuple)
-        and len(value) == len(source)
-    ):
+    elif type(value) in (list, tuple) and len(value) == len(source):
         pairs = zip(source, value, strict=True)
     else:
         return
-    only_valid = rule.only_valid
+    usable = set(roles)
     for text, role in pairs:
         if len(known) >= MAX_KNOWN_TEXTS:
             return
-        if type(role) is not str or len(text) > MAX_KNOWN_TEXT:
-            continue
-        usable = role in only_valid if only_valid is not None else valid_role(role)  # as _usable
-        known[text] = role if usable else ""
+        if type(role) is str and len(text) <= MAX_KNOWN_TEXT:
+            known[text] = role if role in usable else ""
 
 
 def _positions(search: SetSearch, value: Any) -> Sequence[int] | None:

@@ -952,6 +952,19 @@ def test_values_the_record_does_not_answer_get_what_the_engine_before_gave() -> 
         _same_result(*_both(mapping, lambda c=claims: mapping.apply_claims(c)))
 
 
+def test_a_list_past_the_bound_records_nothing() -> None:
+    """Past its first MAX_DYNAMIC_ROLES * 5 items a list's texts are not used (nor looked
+    at): a text there must not be recorded as dropped for the tokens that follow."""
+    mapping = _recording()
+    rule = _rules(mapping)[0]
+    past = ["/x"] * (engine.MAX_DYNAMIC_ROLES * 5) + ["/ops"]
+    for groups in (past, ["/ops"]):
+        claims = {"iss": "https://idp.test", "sub": "u1", "groups": groups}
+        _same_result(*_both(mapping, lambda c=claims: mapping.apply_claims(c)))
+    assert "g-ops" in mapping.apply_claims({"iss": "https://idp.test", "sub": "u1", "groups": ["/ops"]}).roles
+    assert rule.known == {"/ops": "g-ops"}
+
+
 RECORDED_TEXTS = st.lists(
     st.one_of(
         st.sampled_from(WORDS), st.builds(_OddText, st.sampled_from(["/staff", "x"])), st.integers(0, 2)
