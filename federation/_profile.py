@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ._frozen import fast_init
+from ._frozen import fast_init, record_factory
 from ._rfc7517 import VerificationKey
 from ._rfc7518 import ASYMMETRIC_ALGORITHMS, NEVER_ALLOWED, SPECS
 from ._rfc7519 import TokenType, audience_values, classify_token
@@ -99,6 +99,11 @@ class Identity:
     groups: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
     groups_overage: bool = False
+
+
+# What the engine's hot path and the generic identity build for every verified token.
+make_token_context = record_factory(TokenContext)
+make_identity = record_factory(Identity)
 
 
 def as_string_list(value: object) -> tuple[str, ...]:
@@ -346,7 +351,7 @@ class ProviderProfile(BaseModel):
         if not isinstance(email, str):
             email = None
         # Positional, absent claims read inline: this runs for every verified token.
-        return Identity(
+        return make_identity(
             (token.issuer, str(claims["sub"])),
             email,
             email is not None and claims.get("email_verified") is True,

@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ._frozen import fast_init
+from ._frozen import fast_init, record_factory
 from ._json import StrictJSONError, loads_object
 from .errors import MalformedToken, TokenTooLarge
 
@@ -123,6 +123,9 @@ class CompactJWS:
     kid: str | None
 
 
+_make_jws = record_factory(CompactJWS)
+
+
 def _check_header(header: dict[str, Any], limits: Limits) -> tuple[str, str | None]:
     alg = header.get("alg")
     if not isinstance(alg, str) or not alg:
@@ -214,4 +217,4 @@ def parse_compact(token: object, limits: Limits, header_cache: dict[str, Any] | 
         raise MalformedToken("payload has too many claims")
     signature = _decode_matched(s_seg)
     signing_input = token[:p_end].encode("ascii")  # decoded above: ASCII
-    return CompactJWS(header, claims, signing_input, signature, alg, kid)
+    return _make_jws(header, claims, signing_input, signature, alg, kid)

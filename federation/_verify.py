@@ -30,8 +30,8 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
-from ._frozen import fast_init
-from ._profile import Identity, ProviderProfile, TokenContext
+from ._frozen import fast_init, record_factory
+from ._profile import Identity, ProviderProfile, make_token_context
 from ._rfc7515 import CompactJWS, Limits, parse_compact
 from ._rfc7517 import VerificationKey
 from ._rfc7519 import ClaimsPolicy, TokenType, check_claims, classify_token
@@ -102,6 +102,9 @@ class VerifiedToken:
             f"VerifiedToken(issuer={self.issuer!r}, subject={self.subject!r}, provider={self.provider!r}, "
             f"token_type={self.token_type!r}, expires_at={self.expires_at.isoformat()})"
         )
+
+
+_make_verified = record_factory(VerifiedToken)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,12 +206,12 @@ class Verifier:
         now = self._clock()
         exp = check_claims(claims, route.policies[token_type], token_type, now)
         # Positional construction throughout: these records are built for every token.
-        context = TokenContext(
+        context = make_token_context(
             route.issuer, header, claims, token_type, key, now, self._leeway, self._limits.max_audiences
         )
         profile.check(context)
         aud = claims.get("aud")
-        return VerifiedToken(
+        return _make_verified(
             route.issuer,
             claims["sub"],
             profile.provider,

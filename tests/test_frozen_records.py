@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from typing import Any
 
 import pytest
 
 from federation import VerifiedToken
-from federation._frozen import fast_init
+from federation._frozen import fast_init, record_factory
 from federation._rfc7515 import CompactJWS
 from federation.sessions import AccessClaims, Principal
 from federation.spi import Identity, TokenContext
@@ -51,25 +52,34 @@ def test_fast_init_records_stay_frozen_and_replaceable() -> None:
     assert repr(point) == "_Point(x=1, y=2, label='p')"
 
 
-def test_fast_init_refuses_what_it_cannot_reproduce() -> None:
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class WithFactory:
-        items: list[int] = dataclasses.field(default_factory=list)
+@dataclasses.dataclass(frozen=True, slots=True)
+class _WithFactory:
+    items: list[int] = dataclasses.field(default_factory=list)
 
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class WithPostInit:
-        x: int
 
-        def __post_init__(self) -> None:
-            pass
+@dataclasses.dataclass(frozen=True, slots=True)
+class _WithPostInit:
+    x: int
 
-    @dataclasses.dataclass(slots=True)
-    class NotFrozen:
-        x: int
+    def __post_init__(self) -> None:
+        pass
 
-    for cls in (WithFactory, WithPostInit, NotFrozen):
-        with pytest.raises(TypeError):
-            fast_init(cls)
+
+@dataclasses.dataclass(slots=True)
+class _NotFrozen:
+    x: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _WithoutSlots:
+    x: int
+
+
+@pytest.mark.parametrize("make", [fast_init, record_factory])
+@pytest.mark.parametrize("cls", [_WithFactory, _WithPostInit, _NotFrozen, _WithoutSlots])
+def test_fast_constructors_refuse_what_they_cannot_reproduce(make: Any, cls: type) -> None:
+    with pytest.raises(TypeError):
+        make(cls)
 
 
 @pytest.mark.parametrize("cls", [VerifiedToken, Identity, TokenContext, CompactJWS, AccessClaims, Principal])
@@ -79,6 +89,50 @@ def test_the_verification_records_use_it_and_stay_frozen(cls: type) -> None:
     assert dataclasses.is_dataclass(cls)
     params = [f.name for f in dataclasses.fields(cls)]
     assert list(inspect.signature(cls).parameters) == params
+
+
+_make_point = record_factory(_PlainPoint)
+
+
+def test_record_factory_makes_the_class_own_record() -> None:
+    point = _make_point(1, label="q")
+    assert type(point) is _PlainPoint
+    assert point == _PlainPoint(1, label="q")
+    assert (point.x, point.y, point.label) == (1, 7, "q")
+    assert hash(point) == hash(_PlainPoint(1, 7, "q"))
+    assert repr(point) == "_PlainPoint(x=1, y=7, label='q')"
+    assert dataclasses.replace(point, y=3) == _PlainPoint(1, 3, "q")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        point.x = 5  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del point.label  # type: ignore[misc]
+    assert list(inspect.signature(_make_point).parameters) == ["x", "y", "label"]
+    with pytest.raises(TypeError):
+        _make_point()
+    with pytest.raises(TypeError):
+        _make_point(1, z=3)
+
+
+def test_record_factory_refuses_a_record_on_another_class() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Derived(_PlainPoint):
+        z: int = 0
+
+    with pytest.raises(TypeError):
+        record_factory(Derived)
+
+
+def test_the_hot_path_records_are_the_public_classes() -> None:
+    """What the verifier and the generic identity make with their factories is the
+    public record itself, frozen, equal to one built by calling the class."""
+    idp = MockIdP()
+    vt = idp.bridge().verify(idp.mint(sub="u-2", email="b@example.com", groups=["g"]))
+    assert type(vt) is VerifiedToken
+    assert type(vt.identity) is Identity
+    assert vt == VerifiedToken(**{f.name: getattr(vt, f.name) for f in dataclasses.fields(VerifiedToken)})
+    assert vt.identity == Identity((vt.issuer, "u-2"), "b@example.com", False, None, ("g",), ())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        vt.identity.groups = ()  # type: ignore[misc]
 
 
 def test_a_verified_token_is_read_only_through_and_through() -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from .._frozen import fast_init
+from .._frozen import fast_init, record_factory
 from .._rfc7515 import CompactJWS, Limits, parse_compact
 from ..errors import (
     AccountDisabled,
@@ -147,6 +147,9 @@ class Principal:
 
     def __repr__(self) -> str:
         return f"Principal(user_id={self.user.id!r}, kind={self.kind!r})"
+
+
+_make_principal = record_factory(Principal)
 
 
 def refresh_hash(token: str) -> str:
@@ -800,10 +803,10 @@ class SessionService:
             raise TokenRevoked("the token was revoked")
         if hit.kind == "session":
             assert hit.claims is not None
-            principal = Principal(user, hit.claims, "session", hit.roles, hit.session_id)
+            principal = _make_principal(user, hit.claims, "session", hit.roles, hit.session_id)
         else:
             assert hit.verified is not None
-            principal = Principal(user, hit.verified, "external", user.roles, None)
+            principal = _make_principal(user, hit.verified, "external", user.roles, None)
         hit.admitted = (
             entry,
             principal,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from .._frozen import fast_init
+from .._frozen import fast_init, record_factory
 from .._rfc7515 import CompactJWS, Limits, parse_compact
 from .._rfc7517 import import_jwks
 from .._rfc7519 import ClaimsPolicy, check_claims
@@ -55,6 +55,9 @@ class AccessClaims:
     issued_at: int
     expires_at: int
     claims: Mapping[str, Any]
+
+
+_make_access_claims = record_factory(AccessClaims)
 
 
 def _b64(data: bytes) -> bytes:
@@ -194,7 +197,7 @@ class SessionTokens:
 
 
 def _access_claims(claims: Mapping[str, Any]) -> AccessClaims:
-    return AccessClaims(  # positional: user_id, session_id, jti, roles, generation, issued_at, ...
+    return _make_access_claims(  # positional: user_id, session_id, jti, roles, generation, issued_at, ...
         claims["sub"],
         claims["sid"],
         claims["jti"],
