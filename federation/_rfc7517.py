@@ -10,8 +10,10 @@ expected (a :class:`KeyNote` of kind ``ignored``); RSA integers with leading
 zero octets load with a ``tolerated`` note (the same number; refusing the key
 would take the issuer down). One key listed several times under a kid (once
 per ``alg``) is one key; keys of different types under one kid are chosen by
-the token's ``alg`` (RFC 7517 §4.5). Key parsing is delegated to joserfc; the
-public key objects are ``cryptography``'s.
+the token's ``alg`` (RFC 7517 §4.5). Each member is decoded and checked here
+(strict base64url, lengths, the weaknesses above); the public key objects are
+built by ``cryptography``'s own constructors (public numbers, encoded points),
+which refuse what is not a key.
 
 Which algorithms a key may verify is the algorithm table's decision
 (``_rfc7518.algorithms_fitting``), made once at import; the lookup by a token's
@@ -32,9 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from ._rfc7515 import b64url_decode
 from ._rfc7518 import SPECS, PublicKey, Verifier, algorithms_fitting, make_verifier
@@ -55,6 +55,12 @@ _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # From the algorithm table: the octets of each coordinate per curve, the smallest RSA modulus.
 _COORD: dict[str, int] = {s.crv: s.coord_size for s in SPECS.values() if s.crv and s.coord_size}
 _EC_CURVES: frozenset[str] = frozenset(s.crv for s in SPECS.values() if s.kty == "EC" and s.crv)
+# The cryptography curve of each JWK "crv" (RFC 7518 §6.2.1.1) the algorithm table names.
+_CURVE_OF: dict[str, type[ec.EllipticCurve]] = {
+    "P-256": ec.SECP256R1,
+    "P-384": ec.SECP384R1,
+    "P-521": ec.SECP521R1,
+}
 _OKP_CURVES: frozenset[str] = frozenset(s.crv for s in SPECS.values() if s.kty == "OKP" and s.crv)  # Ed25519
 _MIN_RSA_BITS = min(spec.min_key_bits for spec in SPECS.values() if spec.kty == "RSA")
 _MAX_RSA_BITS = 8192  # larger moduli are a CPU denial of service, not security
@@ -216,26 +222,22 @@ def _import_rsa(jwk: Mapping[str, Any], notes: list[str]) -> PublicKey:
         raise UnusableKey("RSA exponent or modulus is weak")
     if _is_roca_modulus(n):
         raise UnusableKey("RSA modulus has the ROCA weakness (CVE-2017-15361)")
-    members = {"n": jwk["n"], "e": jwk["e"]}
-    for name, raw, value in (("n", n_raw, n), ("e", e_raw, e)):
+    for name, raw in (("n", n_raw), ("e", e_raw)):
         if raw[0] == 0:
             # RFC 7518 §6.3.1 asks for minimal octets, but OpenAM, Gluu and others publish a
             # leading zero: the number is the same, and refusing it takes the issuer down.
             notes.append(f"RSA integer '{name}' has leading zero octets (not minimally encoded)")
-            members[name] = _b64uint(value)  # joserfc gets the minimal form
-    key = RSAKey.import_key({"kty": "RSA", **members}).public_key
-    assert isinstance(key, rsa.RSAPublicKey)
-    return key
+    return rsa.RSAPublicNumbers(e, n).public_key()
 
 
 def _import_ec(jwk: Mapping[str, Any], crv: str) -> PublicKey:
     size = _COORD[crv]
-    if len(_uint(jwk, "x")) != size or len(_uint(jwk, "y")) != size:
+    x, y = _uint(jwk, "x"), _uint(jwk, "y")
+    if len(x) != size or len(y) != size:
         raise UnusableKey("EC coordinate has the wrong length for its curve")
-    # joserfc builds the key through cryptography, which refuses points off the curve.
-    key = ECKey.import_key({"kty": "EC", "crv": crv, "x": jwk["x"], "y": jwk["y"]}).public_key
-    assert isinstance(key, ec.EllipticCurvePublicKey)
-    return key
+    # cryptography refuses a point off the curve (ValueError, made UnusableKey by the caller).
+    point = (int.from_bytes(x, "big"), int.from_bytes(y, "big"))
+    return ec.EllipticCurvePublicNumbers(*point, _CURVE_OF[crv]()).public_key()
 
 
 def _import_okp(jwk: Mapping[str, Any], crv: str) -> PublicKey:
@@ -247,9 +249,7 @@ def _import_okp(jwk: Mapping[str, Any], crv: str) -> PublicKey:
         raise UnusableKey("Ed25519 public key is not canonically encoded")
     if y in _ED25519_SMALL_ORDER_Y:
         raise UnusableKey("Ed25519 public key is a small-order point")
-    key = OKPKey.import_key({"kty": "OKP", "crv": crv, "x": jwk["x"]}).public_key
-    assert isinstance(key, ed25519.Ed25519PublicKey)
-    return key
+    return ed25519.Ed25519PublicKey.from_public_bytes(raw)
 
 
 def _check_x5c(jwk: Mapping[str, Any], key: PublicKey) -> None:
@@ -259,6 +259,8 @@ def _check_x5c(jwk: Mapping[str, Any], key: PublicKey) -> None:
         return
     if not isinstance(chain, list) or not chain or not isinstance(chain[0], str):
         raise UnusableKey("x5c is not a non-empty array of strings")
+    from cryptography import x509  # here: most key sets carry no certificates (cold starts)
+
     try:
         # x5c is standard base64 of DER (RFC 7517 §4.7), not base64url: not b64url_decode.
         cert = x509.load_der_x509_certificate(base64.b64decode(chain[0], validate=True))
@@ -300,7 +302,7 @@ def _import_jwk(jwk: object, notes: list[str]) -> VerificationKey:
             raise UnusableKey("key type or curve is not supported for signatures")
     except UnusableKey:
         raise
-    except Exception:  # joserfc or cryptography refused the numbers
+    except Exception:  # cryptography refused the numbers
         raise UnusableKey("key material is invalid") from None
     algorithms = _algorithms_for(kty, crv, jwk.get("alg"))
     _check_x5c(jwk, key)
@@ -378,6 +380,8 @@ def _pem_entry_as_jwk(kid: str, pem: object) -> dict[str, Any]:
     """A ``{kid: PEM certificate}`` entry as a public JWK, so the same hygiene applies."""
     if not isinstance(pem, str):
         raise UnusableKey("certificate is not a string")
+    from cryptography import x509  # here, as in _check_x5c
+
     try:
         public = x509.load_pem_x509_certificate(pem.encode("ascii")).public_key()
     except (ValueError, UnicodeEncodeError):

@@ -5,8 +5,10 @@ Checked by what a fresh interpreter has loaded, not by timing (benchmarks/startu
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +52,27 @@ def test_other_commands_go_through_the_whole_cli(capsys: pytest.CaptureFixture[s
     finally:
         sys.argv = sys_argv
     assert "configuration error" in capsys.readouterr().err
+
+
+def test_verifying_against_a_key_set_without_certificates_loads_no_x509_or_joserfc(tmp_path: Path) -> None:
+    """The cold start's key import builds keys with cryptography alone: joserfc (and the X.509
+    module it imports) load only for certificates (``x5c``, Firebase's map) or sessions."""
+    from federation.testing import MockIdP
+
+    idp = MockIdP(issuer="https://idp.cold.test", audience="cold", alg="ES256", algorithms=["RS256", "ES256"])
+    (tmp_path / "jwks.json").write_text(json.dumps(idp.jwks()))
+    tokens = [idp.mint(alg=alg, sub=f"u-{alg}") for alg in ("RS256", "ES256")]
+    issuer = {
+        "issuer": "https://idp.cold.test",
+        "audiences": ["cold"],
+        "algorithms": ["RS256", "ES256"],
+        "jwks_file": str(tmp_path / "jwks.json"),
+    }
+    code = (
+        "import sys\nfrom federation import Bridge\n"
+        f"bridge = Bridge.from_dict({{'issuers': [{issuer!r}]}})\n"
+        f"print([bridge.verify(t).subject for t in {tokens!r}])\n"
+        "print(sorted(m for m in ('joserfc', 'cryptography.x509') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines() == ["['u-RS256', 'u-ES256']", "[]"]

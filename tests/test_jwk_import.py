@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from federation._rfc7517 import KeySet, TooManyKeys, UnusableKey, VerificationKey, import_jwk, import_jwks
 from federation.errors import DisallowedAlgorithm, UnknownKey
+from federation.spi import ALGORITHMS
 from federation.testing import SigningKey, generate_signing_key
 from federation.testing._keys import sign
 
@@ -127,10 +128,17 @@ def test_ec_jwk_imports(ec_key: SigningKey) -> None:
     assert isinstance(key.public_key, ec.EllipticCurvePublicKey)
 
 
-@pytest.mark.parametrize(("alg", "crv"), [("ES384", "P-384"), ("ES512", "P-521")])
-def test_other_curves_import(alg: str, crv: str) -> None:
+_EC_SPECS = [(name, spec.crv) for name, spec in ALGORITHMS.items() if spec.kty == "EC"]
+# The cryptography name of each curve of RFC 7518 §6.2.1.1.
+_SEC_NAMES = {"P-256": "secp256r1", "P-384": "secp384r1", "P-521": "secp521r1"}
+
+
+@pytest.mark.parametrize(("alg", "crv"), _EC_SPECS)
+def test_every_curve_of_the_algorithm_table_imports(alg: str, crv: str) -> None:
     key = import_jwk(generate_signing_key(alg).public_jwk)
     assert (key.crv, key.algorithms) == (crv, {alg})
+    assert isinstance(key.public_key, ec.EllipticCurvePublicKey)
+    assert key.public_key.curve.name == _SEC_NAMES[crv]
 
 
 def test_ed25519_jwk_imports_under_both_algorithm_names(ed_key: SigningKey) -> None:
