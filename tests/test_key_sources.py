@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -248,23 +249,31 @@ def test_ttl_layer_is_fresh_until_its_ttl_and_replaces_the_set_whole() -> None:
     assert cache.current(1100) is second
 
 
-def test_a_sources_current_keyset_follows_the_refetch_that_replaces_the_set(
+def test_a_sources_keyset_cache_follows_the_refetch_that_replaces_the_set(
     idp: MockIdP, clock: FrozenClock
 ) -> None:
-    # The repeat of a cached external token trusts its key set only while this returns that
-    # very set: bound to the cache object, it must still see each refetch's replacement.
+    # The repeat of a cached external token trusts its key set only while this object holds
+    # that very set, still fresh: held by the sessions layer, it must see each refetch's
+    # replacement and the end of each set's freshness.
     with idp.bridge(config={"issuers": [idp.issuer_config()]}, clock=clock) as bridge:
         source = next(iter(bridge._profile_sources.values()))
-        assert source.current_keyset(clock()) is None  # nothing fetched yet
+        keys = source.keyset_cache
+        assert keys.keyset is None  # nothing fetched yet
         assert bridge.verify(idp.mint(sub="u-1")).subject == "u-1"
-        before = source.current_keyset(clock())
-        assert before is not None
+        before = keys.keyset
+        assert before is not None and clock() < keys.fresh_until
         idp.rotate_keys(keep_old=False)
         assert bridge.verify(idp.mint(sub="u-2")).subject == "u-2"  # an unknown kid: a forced refetch
-        after = source.current_keyset(clock())
-        assert after is not None and after is not before
-        clock.advance(10_000)  # past any TTL: no longer current until a fetch
-        assert source.current_keyset(clock()) is None
+        assert source.keyset_cache is keys  # the same holder, a new set in it
+        assert keys.keyset is not None and keys.keyset is not before
+        clock.advance(10_000)  # past any TTL: no longer fresh until a fetch
+        assert clock() >= keys.fresh_until
+
+
+def test_a_static_key_set_is_its_own_cache_and_never_goes_stale() -> None:
+    source = StaticKeySet.from_jwks(MockIdP().jwks())
+    assert source.keyset_cache is source
+    assert source.keyset_cache.keyset is source.keyset and source.fresh_until == math.inf
 
 
 def test_cooldown_layer_allows_one_forced_refetch_per_cooldown_after_the_first() -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator
 import httpx
 
 from .._profile import KeySourceSpec
-from .._rfc7517 import KeySet, VerificationKey
+from .._rfc7517 import VerificationKey
 from ..config import KeysConfig
 from ..errors import UnknownKey
 from ..events import (
@@ -38,6 +38,7 @@ from ._documents import FetchFailed, display_url, parse_discovery, parse_keys, t
 from ._flight import Claim, SingleFlight, Ticket
 from ._http import FetchRequest, FetchResponse, fetch_async, fetch_sync
 from ._import import note_event
+from ._layers import TtlCache
 from ._state import CacheTimings, KeyCacheState, Miss
 
 __all__ = ["IssuerKeySource", "RefreshPlan"]
@@ -76,11 +77,11 @@ class IssuerKeySource:
             ttl_jitter=config.ttl_jitter,
         )
         self.state = KeyCacheState(spec.name, timings, clock)
-        # The key set while it is fresh (no fetch), else None: a repeat of a verified token
-        # whose set is this very object needs no key lookup (a refetch replaces the set whole,
-        # in the one cache object the state keeps). Called on every repeated token, so bound to
-        # that cache itself: the call reads one object, not the source, its state and the cache.
-        self.current_keyset: Callable[[float], KeySet | None] = self.state.cache.current
+        # The one cache object the state keeps: its ``keyset`` is the current set (a refetch
+        # replaces it whole) and ``fresh_until`` the end of its freshness. A repeat of a token
+        # verified with that very set, still fresh, needs no key lookup; read on every
+        # repeated token, so the sessions layer holds this object and reads both in place.
+        self.keyset_cache: TtlCache = self.state.cache
         self._clock = clock
         self.on_event: EventSink | None = emit  # the KeySource events hook
         self._sync_client = sync_client

@@ -12,6 +12,7 @@ Must not: perform network I/O, or accept a key the importers refuse.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -98,9 +99,13 @@ class StaticKeySet:
 
     # -- KeySource ------------------------------------------------------------------------
 
-    def current_keyset(self, now: float) -> KeySet:
-        """The key set (always current: it never changes)."""
-        return self.keyset
+    #: A static set never goes stale (read with :attr:`keyset` by the sessions layer's repeats).
+    fresh_until: float = math.inf
+
+    @property
+    def keyset_cache(self) -> StaticKeySet:
+        """What a repeat reads the current set from: this object (``keyset``, ``fresh_until``)."""
+        return self
 
     def get_key(self, kid: str | None, alg: str) -> VerificationKey:
         """The key for (``kid``, ``alg``); :class:`UnknownKey` when none has the kid."""

@@ -235,8 +235,9 @@ class _Cached:
     claims: AccessClaims | None = None
     verified: VerifiedToken | None = None
     key: Any = None  # the external token's verification key, compared by identity on a repeat
-    # Its issuer's key source's current_keyset, and the key set the token was verified with.
-    current_keyset: Callable[[float], Any] | None = None
+    # Its issuer's key source's keyset_cache (an object whose ``keyset`` is the current set and
+    # ``fresh_until`` the end of its freshness), and the key set the token was verified with.
+    keyset_cache: Any = None
     keyset: Any = None
     # The user entry the token was last admitted under, the principal, and the times between
     # which that admission holds (the entry's freshness, the token's validity and the touch
@@ -603,11 +604,9 @@ class SessionService:
         news = self._invalidations  # inlined _fresh: this is the per-request path
         if news is not None and news.lost_at is not None and not news.trusted(self.policy.outage_grace):
             return None
-        current = hit.current_keyset
-        if current is not None:
-            keyset = current(now)  # None once the set is past its TTL: the flow refetches
-            if keyset is None or keyset is not hit.keyset:
-                return None
+        keys = hit.keyset_cache  # read in place, not called: this is the per-request path
+        if keys is not None and (keys.keyset is not hit.keyset or now >= keys.fresh_until):
+            return None  # refetched since, or past its TTL: the flow looks the key up again
         if admitted is not None:
             return admitted[1]
         return self._admit(token, hit, entry, now)
@@ -683,7 +682,7 @@ class SessionService:
         self._remember(user_id, result.user, state, now)
         nbf = verified.claims.get("nbf")
         leeway = external.leeway(verified)
-        current = getattr(external.source(verified), "current_keyset", None)
+        keys = getattr(external.source(verified), "keyset_cache", None)
         cached = _Cached(
             "external",
             user_id,
@@ -696,8 +695,8 @@ class SessionService:
             len(token) + _ENTRY_OVERHEAD,
             verified=verified,
             key=key,
-            current_keyset=current,
-            keyset=current(now) if current is not None else None,
+            keyset_cache=keys,
+            keyset=keys.keyset if keys is not None else None,
         )
         self._keep(token, cached)
         return cached
@@ -754,11 +753,11 @@ class SessionService:
         if key is not hit.key:  # the key set was refetched: verify the signature again
             self._drop(token)
             _verified, key = yield _Step(lambda: external.verify(token), lambda: external.averify(token))
-        current = hit.current_keyset
+        keys = hit.keyset_cache
         hit = dataclasses.replace(
             hit,
             key=key,
-            keyset=current(now) if current is not None else None,
+            keyset=keys.keyset if keys is not None else None,
             admitted=None,
         )
         self._keep(token, hit)
