@@ -23,11 +23,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ._frozen import fast_init, record_factory
 from ._rfc7517 import VerificationKey
 from ._rfc7518 import ASYMMETRIC_ALGORITHMS, NEVER_ALLOWED, SPECS
 from ._rfc7519 import TokenType, audience_values, classify_token
 from .errors import InvalidAudience
+from .frozen import fast_init, record_factory
 
 __all__ = [
     "DEFAULT_ALGORITHMS",

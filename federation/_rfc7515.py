@@ -22,9 +22,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ._frozen import fast_init, record_factory
 from ._json import StrictJSONError, loads_object
 from .errors import MalformedToken, TokenTooLarge
+from .frozen import fast_init, record_factory
 
 __all__ = ["CompactJWS", "Limits", "b64url_decode", "parse_compact"]
 

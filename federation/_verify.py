@@ -30,12 +30,12 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
-from ._frozen import fast_init, record_factory
 from ._profile import Identity, ProviderProfile, make_token_context
 from ._rfc7515 import CompactJWS, Limits, parse_compact
 from ._rfc7517 import VerificationKey
 from ._rfc7519 import ClaimsPolicy, TokenType, check_claims, classify_token
 from .errors import BadSignature, DisallowedAlgorithm, InvalidToken, UntrustedIssuer, WrongTokenType
+from .frozen import fast_init, record_factory
 
 __all__ = ["Route", "VerifiedToken", "Verifier", "make_route"]
 

@@ -1,17 +1,17 @@
 """The records built for every verified token keep the frozen dataclass's contract
-after their ``__init__`` is replaced by the cheaper one (federation._frozen)."""
+after their ``__init__`` is replaced by the cheaper one (federation.frozen)."""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any
+from pathlib import Path
 
 import pytest
 
 from federation import VerifiedToken
-from federation._frozen import fast_init, record_factory
 from federation._rfc7515 import CompactJWS
+from federation.frozen import fast_init, record_factory
 from federation.sessions import AccessClaims, Principal
 from federation.spi import Identity, TokenContext
 from federation.testing import MockIdP
@@ -75,11 +75,57 @@ class _WithoutSlots:
     x: int
 
 
-@pytest.mark.parametrize("make", [fast_init, record_factory])
-@pytest.mark.parametrize("cls", [_WithFactory, _WithPostInit, _NotFrozen, _WithoutSlots])
-def test_fast_constructors_refuse_what_they_cannot_reproduce(make: Any, cls: type) -> None:
+@dataclasses.dataclass(frozen=True, slots=True)
+class _KeywordOnly:
+    x: int
+    y: int = dataclasses.field(default=0, kw_only=True)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _NotInInit:
+    x: int
+    y: int = dataclasses.field(default=0, init=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _WithInitVar:
+    x: int
+    scale: dataclasses.InitVar[int] = 1
+
+
+@pytest.mark.parametrize("cls", [_WithFactory, _WithPostInit, _NotFrozen, _WithoutSlots, _KeywordOnly])
+def test_fast_init_refuses_what_it_cannot_reproduce(cls: type) -> None:
     with pytest.raises(TypeError):
-        make(cls)
+        fast_init(cls)
+
+
+@pytest.mark.parametrize("cls", [_NotFrozen, _WithoutSlots, _KeywordOnly, _NotInInit, _WithInitVar])
+def test_record_factory_refuses_what_it_cannot_reproduce(cls: type) -> None:
+    with pytest.raises(TypeError):
+        record_factory(cls)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Normalised:
+    name: str
+    tags: frozenset[str] = frozenset()
+    seen: list[str] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", frozenset(self.tags))
+
+
+_make_normalised = record_factory(_Normalised)
+
+
+def test_record_factory_applies_default_factories_and_post_init_as_the_class_does() -> None:
+    made, called = _make_normalised("a", ["x", "y"]), _Normalised("a", ["x", "y"])  # type: ignore[arg-type]
+    assert type(made) is _Normalised and made == called
+    assert made.tags == frozenset({"x", "y"}) and type(made.tags) is frozenset
+    assert made.seen == [] and made.seen is not _make_normalised("b").seen  # a fresh list each time
+    given = ["z"]
+    assert _make_normalised("c", seen=given).seen is given
+    assert list(inspect.signature(_make_normalised).parameters) == ["name", "tags", "seen"]
 
 
 @pytest.mark.parametrize("cls", [VerifiedToken, Identity, TokenContext, CompactJWS, AccessClaims, Principal])
@@ -146,3 +192,27 @@ def test_a_verified_token_is_read_only_through_and_through() -> None:
         vt.claims["sub"] = "x"  # type: ignore[index]
     assert dataclasses.replace(vt.identity, email=None).email is None
     assert vt.identity == Identity(key=(vt.issuer, "u-1"), email="a@example.com", email_verified=True)
+
+
+def test_a_login_returns_the_public_records_frozen(tmp_path: Path) -> None:
+    """The records a login of an existing user makes with factories (the login read's user and
+    identity, the result, its audit events) are the public classes, normalised and frozen."""
+    from types import MappingProxyType
+
+    from federation.provisioning import LoginResult
+    from federation.storage import AuditEvent, SQLStore, User, UserIdentity
+
+    idp = MockIdP()
+    with SQLStore(f"sqlite:///{tmp_path / 'users.db'}") as store:
+        bridge = idp.bridge(store=store)
+        bridge.login(idp.mint(sub="u-3", email="c@example.com"))
+        result = bridge.login(idp.mint(sub="u-3", email="c@example.com"))
+    assert type(result) is LoginResult and not result.created and result.changes == {}
+    assert type(result.user) is User and type(result.identity) is UserIdentity
+    assert type(result.user.roles) is frozenset and type(result.user.attributes) is MappingProxyType
+    assert result.events and all(type(e) is AuditEvent for e in result.events)
+    assert all(type(e.detail) is MappingProxyType for e in result.events)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.user.roles = frozenset({"admin"})  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.created = True  # type: ignore[misc]

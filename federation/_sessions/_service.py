@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from .._frozen import fast_init, record_factory
 from .._rfc7515 import CompactJWS, Limits, parse_compact
 from ..errors import (
     AccountDisabled,
@@ -44,6 +43,7 @@ from ..errors import (
     TokenNotYetValid,
     TokenRevoked,
 )
+from ..frozen import fast_init, record_factory
 from ..storage import (
     ACCOUNT_LOCKED,
     LOGIN_SUCCEEDED,

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from .._frozen import fast_init, record_factory
 from .._rfc7515 import CompactJWS, Limits, parse_compact
 from .._rfc7517 import import_jwks
 from .._rfc7519 import ClaimsPolicy, check_claims
@@ -34,6 +33,7 @@ from ..errors import (
     UnknownKey,
     WrongTokenType,
 )
+from ..frozen import fast_init, record_factory
 from ._keyring import SessionKeyRing, SessionSecret
 
 __all__ = ["AccessClaims", "SessionTokens"]

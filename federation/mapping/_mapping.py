@@ -22,7 +22,7 @@ from ._engine import run
 from ._identity import dry_run_identity, dry_run_token_type
 from ._load import load_located, read_mapping_file, read_mapping_text
 from ._model import PROVIDER_NAMES, MappingFile, mapping_json_schema
-from ._paths import Context
+from ._paths import Context, make_context
 from ._result import ExistingUser, MappingResult
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def _context(
     subject: str,
     token_type: str,
 ) -> Context:
-    return Context(
+    return make_context(
         claims,
         {
             "email": identity.email,

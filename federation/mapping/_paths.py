@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from federation import plugins
+from federation.frozen import record_factory
 
 __all__ = [
     "MISSING",
@@ -123,6 +124,9 @@ class Context:
     @property
     def issuer(self) -> str:
         return str(self.normalised["issuer"])
+
+
+make_context = record_factory(Context)  # built for every apply
 
 
 Segment = str | int

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ..errors import AccessDenied, AccountDisabled, LinkRefused, LoginRefused, RegistrationClosed
+from ..frozen import record_factory
 from ..mapping import MappingResult
 from ..storage import (
     ACTIVE,
@@ -85,6 +86,9 @@ class LoginFacts:
         return cls(message, reason=reason, issuer=self.issuer, subject=self.subject, user_id=user_id)
 
 
+make_login_facts = record_factory(LoginFacts)  # built for every login
+
+
 @dataclass(frozen=True, slots=True)
 class Resolution:
     """Which local user a login is about.
@@ -97,6 +101,9 @@ class Resolution:
     kind: Literal["existing", "link", "create"]
     user: User | None = None
     identity: UserIdentity | None = None
+
+
+make_resolution = record_factory(Resolution)
 
 
 def resolve(
@@ -118,7 +125,7 @@ def resolve(
             raise ValueError("an identity without its user")
         if user.status != ACTIVE:
             raise facts.refusal(AccountDisabled, "the account is disabled", "disabled", user.id)
-        return Resolution("existing", user, identity)
+        return make_resolution("existing", user, identity)
     if candidates:
         return Resolution("link", _link_target(facts, candidates, candidate_identities, policy))
     if not policy.create_users:
@@ -200,7 +207,7 @@ class LoginPlan:
         """The audit events of this plan, once it is committed."""
 
         def ev(name: str, **detail: Any) -> AuditEvent:
-            return AuditEvent(name, self.now, user_id, facts.issuer, facts.subject, detail)
+            return make_audit_event(name, self.now, user_id, facts.issuer, facts.subject, detail)
 
         events: list[AuditEvent] = []
         kind = self.resolution.kind
@@ -215,6 +222,10 @@ class LoginPlan:
         events.extend(ev(ROLE_REVOKED, role=role) for role in sorted(self.revoked))
         events.append(ev(LOGIN_SUCCEEDED, created=kind == "create", linked=kind == "link"))
         return events
+
+
+make_login_plan = record_factory(LoginPlan)
+make_audit_event = record_factory(AuditEvent)  # a login's events
 
 
 def _same_email(a: str | None, b: str | None) -> bool:
@@ -329,7 +340,7 @@ def plan_login(
         changes["updated_at"] = now
     if changes or resolution.kind == "link" or login_time_due(user.last_login_at, now, touch_interval):
         changes["last_login_at"] = now
-    return LoginPlan(
+    return make_login_plan(
         resolution,
         None,
         user,

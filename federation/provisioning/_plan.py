@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from ..errors import LoginRefused, StorageConflict
+from ..frozen import record_factory
 from ..mapping import ExistingUser, MappingResult
 from ..spi import VerifiedToken
 from ..storage import (
@@ -117,6 +118,9 @@ class LoginOutcome:
     events: tuple[AuditEvent, ...]
 
 
+make_login_outcome = record_factory(LoginOutcome)  # built for every login
+
+
 @dataclass(frozen=True, slots=True)
 class DeprovisionOutcome:
     """What a committed deprovision plan did (``action`` ``none``: already disabled)."""
@@ -134,6 +138,9 @@ class Mapped:
     identity: UserIdentity | None
     existing: User | None
     result: MappingResult
+
+
+make_mapped = record_factory(Mapped)
 
 
 class MappingStale(Exception):
@@ -212,7 +219,7 @@ def login_plan(
         identity = plan.identity_for(facts, user_id)
         yield from call(InsertIdentity(identity))
     assert identity is not None
-    return LoginOutcome(plan, final, identity, result, tuple(plan.events(facts, user_id)))
+    return make_login_outcome(plan, final, identity, result, tuple(plan.events(facts, user_id)))
 
 
 def unlocked_login(
@@ -236,7 +243,7 @@ def unlocked_login(
         return None  # refused under the lock, with the user read there
     if plan.changes or plan.link or plan.new_user is not None:
         return None
-    return LoginOutcome(plan, user, identity, mapped.result, tuple(plan.events(facts, user.id)))
+    return make_login_outcome(plan, user, identity, mapped.result, tuple(plan.events(facts, user.id)))
 
 
 def read_login(issuer: str, subject: str) -> Plan[tuple[UserIdentity, User | None] | None]:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..frozen import record_factory
 from ..mapping import MappingResult
 from ..spi import VerifiedToken
 from ..storage import AuditEvent, User, UserIdentity
@@ -46,6 +47,9 @@ class LoginResult:
             f"LoginResult(user_id={self.user.id!r}, identity={self.identity.key!r}, "
             f"created={self.created}, linked={self.linked}, changes={sorted(self.changes)})"
         )
+
+
+make_login_result = record_factory(LoginResult)  # built for every login
 
 
 @dataclass(frozen=True, slots=True)

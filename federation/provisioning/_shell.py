@@ -51,7 +51,7 @@ from ..storage import (
     is_async_store,
     log_audit,
 )
-from ._decide import DeprovisionMode, LoginFacts
+from ._decide import DeprovisionMode, LoginFacts, make_login_facts
 from ._plan import (
     DeprovisionOutcome,
     ExistingView,
@@ -62,11 +62,12 @@ from ._plan import (
     deprovision_plan,
     deprovision_user_plan,
     login_plan,
+    make_mapped,
     read_login,
     unlocked_login,
 )
 from ._policy import ProvisioningPolicy
-from ._result import DeprovisionResult, LoginResult
+from ._result import DeprovisionResult, LoginResult, make_login_result
 
 __all__ = ["Provisioner"]
 
@@ -108,7 +109,8 @@ class Provisioner:
     def facts(token: VerifiedToken, *, trust_email: bool = False) -> LoginFacts:
         """What provisioning reads from a verified token."""
         issuer, subject = token.identity_key
-        return LoginFacts(issuer, subject, token.provider, token.email, token.email_verified, trust_email)
+        email, verified = token.email, token.email_verified
+        return make_login_facts(issuer, subject, token.provider, email, verified, trust_email)
 
     # -- login ------------------------------------------------------------------------
 
@@ -187,7 +189,7 @@ class Provisioner:
     def _remap(self, token: VerifiedToken, identity: UserIdentity | None, user: User | None) -> Mapped:
         """Apply the mapping for ``user`` (None: a new user)."""
         existing = ExistingView(user) if user is not None else None
-        return Mapped(identity if user is not None else None, user, self.mapper.apply(token, existing))
+        return make_mapped(identity if user is not None else None, user, self.mapper.apply(token, existing))
 
     def _committed(self, token: VerifiedToken, outcome: LoginOutcome) -> LoginResult:
         deliver(self.audit, list(outcome.events))
@@ -196,17 +198,18 @@ class Provisioner:
     @staticmethod
     def _result(token: VerifiedToken, outcome: LoginOutcome) -> LoginResult:
         plan = outcome.plan
-        return LoginResult(
-            user=outcome.user,
-            identity=outcome.identity,
-            token=token,
-            created=plan.resolution.kind == "create",
-            linked=plan.resolution.kind == "link",
-            changes=dict(plan.field_changes),
-            granted=plan.granted,
-            revoked=plan.revoked,
-            mapping=outcome.mapping,
-            events=outcome.events,
+        kind = plan.resolution.kind
+        return make_login_result(  # positional: user, identity, token, created, linked, changes, ...
+            outcome.user,
+            outcome.identity,
+            token,
+            kind == "create",
+            kind == "link",
+            dict(plan.field_changes),
+            plan.granted,
+            plan.revoked,
+            outcome.mapping,
+            outcome.events,
         )
 
     def login_failed(

@@ -17,6 +17,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
+from ..frozen import record_factory
+
 __all__ = [
     "ACTIVE",
     "DISABLED",
@@ -125,6 +127,8 @@ class User:
         }
 
 
+make_user = record_factory(User)  # built for every login read
+
 #: The fields of a user that ``update_user`` may be asked to change: every field a new
 #: user has but its creation time.
 USER_FIELDS: frozenset[str] = frozenset(f.name for f in fields(NewUser)) - {"created_at"}
@@ -162,6 +166,9 @@ class UserIdentity:
         }
 
 
+make_user_identity = record_factory(UserIdentity)  # built for every login read
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
     """One audit record: what happened to whom, never the token.
@@ -192,6 +199,9 @@ class AuditEvent:
             "subject": self.subject,
             "detail": dict(self.detail),
         }
+
+
+make_audit_event = record_factory(AuditEvent)  # built for every login
 
 
 def email_key(email: str | None) -> str | None:

@@ -75,7 +75,16 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from ..errors import ConfigError, ConnectionLost, DuplicateIdentity, StorageConflict, StorageError
-from ._records import USER_FIELDS, AuditEvent, NewUser, User, UserIdentity, email_key
+from ._records import (
+    USER_FIELDS,
+    AuditEvent,
+    NewUser,
+    User,
+    UserIdentity,
+    email_key,
+    make_user,
+    make_user_identity,
+)
 from ._session_protocol import LocalCredential
 
 if TYPE_CHECKING:
@@ -297,12 +306,12 @@ class _LoginRead(_DriverRead):
 
     def login(self, values: list[Any]) -> tuple[UserIdentity, User | None]:
         """What :meth:`SQLStore.login_of` makes of the same row."""
-        identity = UserIdentity(*self.identity(values))
+        identity = make_user_identity(*self.identity(values))
         if values[self.user_id] is None:
             return identity, None
         u = list(self.user(values))  # User's fields in order, as _user_from reads them
         u[3], u[5], u[6] = bool(u[3]), frozenset(u[5] or ()), u[6] or {}
-        return identity, User(*u)
+        return identity, make_user(*u)
 
 
 def _again_if_lost(read: Callable[[], T]) -> T:

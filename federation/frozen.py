@@ -1,18 +1,20 @@
-"""Cheap construction of the frozen records built for every verified token.
+"""Cheap construction of frozen, slotted dataclass records built on every request.
 
 A frozen dataclass's generated ``__init__`` assigns each field through
-``object.__setattr__``, a slot-wrapper call that costs about 100 ns a field:
-for the three records every first-seen token builds (``TokenContext``,
-``Identity``, ``VerifiedToken``) that was more than a tenth of the library's
-own time per token (docs/performance.md, "Verification"). :func:`fast_init`
-replaces that ``__init__`` with one that stores through the slots' own
-descriptors, about half the cost, with the same signature, defaults and
-immutability: assignment after construction still raises
+``object.__setattr__``, a slot-wrapper call that costs about 100 ns a field
+(docs/performance.md, "Verification"). The records a token's verification, a
+login and an authenticated request build are made with the two helpers here;
+an extension that builds such records per request (a store's rows, a profile's
+identity) may use them too.
+
+:func:`fast_init` replaces a class's ``__init__`` with one that stores through
+the slots' own descriptors, about half the cost, with the same signature,
+defaults and immutability: assignment after construction still raises
 ``FrozenInstanceError``, and ``dataclasses.replace``, equality, hashing and
 ``repr`` are the dataclass's own.
 
-:func:`record_factory` goes further for the hot paths that build these records
-themselves: a plain function that makes the record without the class call's
+:func:`record_factory` goes further for the code that builds these records
+itself: a plain function that makes the record without the class call's
 ``__new__``/``__init__`` protocol, storing each field with the interpreter's own
 slot store on a layout twin of the class and then giving the object its class.
 """
@@ -20,6 +22,7 @@ slot store on a layout twin of the class and then giving the object its class.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,16 +31,21 @@ __all__ = ["fast_init", "record_factory"]
 T = TypeVar("T")
 
 
+def _frozen_slotted_fields(cls: type) -> list[dataclasses.Field[Any]]:
+    """The fields of ``cls``, which must be a frozen, slotted dataclass."""
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.frozen or "__slots__" not in cls.__dict__:
+        raise TypeError(f"{cls.__name__} is not a frozen, slotted dataclass")
+    return list(dataclasses.fields(cls))
+
+
 def _plain_fields(cls: type) -> list[dataclasses.Field[Any]]:
     """The fields of the frozen, slotted dataclass ``cls``, each a plain one (a
     default value or none); anything else is refused, so that a replacement of its
     construction can never silently differ from the dataclass's own."""
-    params = getattr(cls, "__dataclass_params__", None)
-    if params is None or not params.frozen or "__slots__" not in cls.__dict__:
-        raise TypeError(f"{cls.__name__} is not a frozen, slotted dataclass")
+    fields = _frozen_slotted_fields(cls)
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} has __post_init__")
-    fields = list(dataclasses.fields(cls))
     for field in fields:
         if not field.init or field.kw_only or field.default_factory is not dataclasses.MISSING:
             raise TypeError(f"{cls.__name__}.{field.name} is not a plain field")
@@ -45,10 +53,14 @@ def _plain_fields(cls: type) -> list[dataclasses.Field[Any]]:
 
 
 def _parameters(fields: list[dataclasses.Field[Any]], namespace: dict[str, Any]) -> list[str]:
-    """The constructor's parameters in source form; each default goes into ``namespace``."""
+    """The constructor's parameters in source form; each default (and default factory, behind
+    a marker the caller's body replaces) goes into ``namespace``."""
     args = []
     for i, field in enumerate(fields):
-        if field.default is dataclasses.MISSING:
+        if field.default_factory is not dataclasses.MISSING:
+            namespace[f"_factory{i}"] = field.default_factory
+            args.append(f"{field.name}=_MADE")
+        elif field.default is dataclasses.MISSING:
             args.append(field.name)
         else:
             namespace[f"_default{i}"] = field.default
@@ -91,19 +103,32 @@ def record_factory(cls: type[T]) -> Callable[..., T]:
     It makes an instance of a private twin of ``cls`` (the same slots, nothing
     else: no frozen ``__setattr__``), stores the fields with plain attribute
     stores, which the interpreter specialises to direct slot writes, then assigns
-    ``__class__``: the caller only ever sees a finished, frozen ``cls``. Only a
-    frozen, slotted dataclass directly on ``object`` with plain fields qualifies;
-    anything else is refused when the factory is made, and the twin's layout is
-    checked there by one such assignment.
+    ``__class__``: the caller only ever sees a finished, frozen ``cls``. Defaults
+    and default factories apply as in the dataclass's ``__init__``, and
+    ``__post_init__`` runs on the finished record, as it does there. Only a frozen,
+    slotted dataclass directly on ``object`` whose constructor takes exactly its
+    fields, positionally, qualifies; anything else is refused when the factory is
+    made, and the twin's layout is checked there by one such assignment.
     """
-    fields = _plain_fields(cls)
+    fields = _frozen_slotted_fields(cls)
     if cls.__bases__ != (object,):
         raise TypeError(f"{cls.__name__} derives from another class than object")
+    if any(not f.init or f.kw_only for f in fields) or list(inspect.signature(cls).parameters) != [
+        f.name for f in fields
+    ]:
+        raise TypeError(f"{cls.__name__}'s constructor does not take exactly its fields")
     twin = type(f"_{cls.__name__}Fields", (), {"__slots__": cls.__dict__["__slots__"]})
-    namespace: dict[str, Any] = {"_new": object.__new__, "_twin": twin, "_cls": cls}
+    namespace: dict[str, Any] = {"_new": object.__new__, "_twin": twin, "_cls": cls, "_MADE": object()}
     args = _parameters(fields, namespace)
-    body = ["    self = _new(_twin)", *(f"    self.{f.name} = {f.name}" for f in fields)]
-    body += ["    self.__class__ = _cls", "    return self"]
+    body = ["    self = _new(_twin)"]
+    for i, field in enumerate(fields):
+        if field.default_factory is not dataclasses.MISSING:
+            body.append(f"    if {field.name} is _MADE:\n        {field.name} = _factory{i}()")
+        body.append(f"    self.{field.name} = {field.name}")
+    body.append("    self.__class__ = _cls")
+    if hasattr(cls, "__post_init__"):
+        body.append("    self.__post_init__()")
+    body.append("    return self")
     source = f"def make_{cls.__name__}({', '.join(args)}):\n" + "\n".join(body) + "\n"
     exec(source, namespace)  # noqa: S102  (as fast_init: the source holds only field names)
     make: Callable[..., T] = namespace[f"make_{cls.__name__}"]
