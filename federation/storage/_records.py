@@ -201,9 +201,6 @@ class AuditEvent:
         }
 
 
-make_audit_event = record_factory(AuditEvent)  # built for every login
-
-
 def email_key(email: str | None) -> str | None:
     """The canonical form of an email for lookups, or None when it has none.
 
