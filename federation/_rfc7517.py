@@ -55,8 +55,9 @@ _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # From the algorithm table: the octets of each coordinate per curve, the smallest RSA modulus.
 _COORD: dict[str, int] = {s.crv: s.coord_size for s in SPECS.values() if s.crv and s.coord_size}
 _EC_CURVES: frozenset[str] = frozenset(s.crv for s in SPECS.values() if s.kty == "EC" and s.crv)
-# The cryptography curve of each JWK "crv" (RFC 7518 §6.2.1.1) the algorithm table names.
-_CURVE_OF: dict[str, type[ec.EllipticCurve]] = {
+#: The cryptography curve of each JWK "crv" (RFC 7518 §6.2.1.1) the algorithm table names
+#: (the session key ring reads it the other way, by the curve's name).
+EC_CURVES: dict[str, type[ec.EllipticCurve]] = {
     "P-256": ec.SECP256R1,
     "P-384": ec.SECP384R1,
     "P-521": ec.SECP521R1,
@@ -237,7 +238,7 @@ def _import_ec(jwk: Mapping[str, Any], crv: str) -> PublicKey:
         raise UnusableKey("EC coordinate has the wrong length for its curve")
     # cryptography refuses a point off the curve (ValueError, made UnusableKey by the caller).
     point = (int.from_bytes(x, "big"), int.from_bytes(y, "big"))
-    return ec.EllipticCurvePublicNumbers(*point, _CURVE_OF[crv]()).public_key()
+    return ec.EllipticCurvePublicNumbers(*point, EC_CURVES[crv]()).public_key()
 
 
 def _import_okp(jwk: Mapping[str, Any], crv: str) -> PublicKey:

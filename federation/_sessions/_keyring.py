@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from .._rfc7517 import EC_CURVES
 from ..errors import ConfigError
 from ..spi import ALGORITHMS
 
@@ -44,7 +45,7 @@ SESSION_ALGORITHMS = ("ES256", "EdDSA", "RS256", "PS256")
 
 _PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 _JoseKey = RSAKey | ECKey | OKPKey
-_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+_CURVES = {curve().name: crv for crv, curve in EC_CURVES.items()}  # secp256r1 -> P-256, ...
 
 
 @dataclass(frozen=True, slots=True)
