@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -115,6 +116,20 @@ _RETRY_STATES = frozenset({"40001", "40P01"})
 _UNIQUE_VIOLATION = "23505"
 
 
+# datetime.combine(d, d.time(), tz) is d.replace(tzinfo=tz), fold included, in positional
+# arguments: profiled, replace's keyword parsing cost 0.7 µs a call, combine 0.1 µs.
+_combine = datetime.combine
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    """A stored time as aware UTC: a naive one is UTC (SQLite keeps it so), an aware one converted."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return _combine(value, value.time(), timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
 class _UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in and out, whatever the database keeps."""
 
@@ -127,14 +142,15 @@ class _UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetime: use timezone-aware UTC")
         value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return _combine(value, value.time()) if dialect.name == "sqlite" else value  # naive UTC
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], datetime | None]:
+        """The driver's value, through the dialect's own processing, then :func:`_as_utc`: one
+        call per value instead of TypeDecorator's chain of wrappers (every login reads four)."""
+        impl = self.impl_instance.result_processor(dialect, coltype)
+        if impl is None:
+            return _as_utc
+        return lambda value: _as_utc(impl(value))
 
 
 _JSON = JSON().with_variant(JSONB(), "postgresql")
@@ -267,6 +283,35 @@ class _Statements:
         )
 
 
+_SCAN_JSON = json.JSONDecoder().scan_once  # json.loads' own scanner (its default decoder's settings)
+
+
+def _result_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """SQLAlchemy's result processing of a column of ``type_``; for a JSON document that
+    SQLite keeps as text, the same answer in one call (profiled: SQLAlchemy's two wrappers
+    around ``json.loads`` and its two whitespace scans cost more than the scan itself)."""
+    impl = type_.dialect_impl(dialect)
+    process = impl.result_processor(dialect, None)
+    if process is None or not isinstance(impl, JSON) or dialect.name != "sqlite":
+        return process
+    if getattr(dialect, "_json_deserializer", None) is not None:  # the engine's own loads
+        return process
+    default = process
+
+    def json_text(value: Any) -> Any:
+        if type(value) is str:
+            try:
+                document, end = _SCAN_JSON(value, 0)
+            except (StopIteration, ValueError):
+                pass  # not a document at 0 (whitespace, a mark, an error): json.loads decides
+            else:
+                if end == len(value):  # nothing after it: what json.loads returns
+                    return document
+        return default(value)
+
+    return json_text
+
+
 class _DriverRead:
     """A SELECT compiled once for a dialect, to run on the DBAPI cursor: its SQL, how its
     parameters are passed, and each column's result processing (SQLAlchemy's own, so the
@@ -279,7 +324,7 @@ class _DriverRead:
         self.psycopg = dialect.driver in ("psycopg", "psycopg_async")
         columns = list(query.selected_columns)
         self.index = {str(c.key): i for i, c in enumerate(columns)}  # column (or label) -> position
-        processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        processors = [_result_processor(c.type, dialect) for c in columns]
         self.processing = tuple((i, p) for i, p in enumerate(processors) if p is not None)
 
     def params(self, values: Mapping[str, Any]) -> Any:

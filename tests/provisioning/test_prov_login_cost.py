@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -409,3 +409,91 @@ def test_the_printable_ascii_shortcut_agrees_with_the_character_scan() -> None:
             assert _bad_char(value, format_chars=False) is scanned, repr(value)
     assert _bad_char("Ada\u202eecalevol", format_chars=False)  # a bidi override, past the shortcut
     assert not _bad_char("Zoë", format_chars=True)
+
+
+def _store_raw(store: SQLStore, column: str, value: Any, user_id: str) -> None:
+    """Write one column on the driver, past SQLAlchemy's types (what another tool may have stored)."""
+    raw = store.engine.raw_connection()
+    try:
+        sql = f"UPDATE {store.users_table.name} SET {column} = ? WHERE id = ?"
+        raw.cursor().execute(sql, (value, user_id))
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def _on_both_paths(store: SQLStore, read: Callable[[], Any]) -> list[Any]:
+    """``read()`` with the login read on the driver's path, then on SQLAlchemy's (a listener
+    sends it there)."""
+    by_driver = read()
+    listener = lambda *args: None  # noqa: E731
+    event.listen(store.engine, "before_cursor_execute", listener)
+    try:
+        return [by_driver, read()]
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listener)
+
+
+def _stored_user(store: SQLStore, idp: MockIdP) -> Any:
+    found = store.find_login(idp.issuer, "ada")
+    assert found is not None and found[1] is not None
+    return found[1]
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        ("2026-01-02 03:04:05.000006", datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)),
+        ("2026-01-02 03:04:05", datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
+        # an offset another writer kept: converted to UTC, as the type always did
+        ("2026-01-02T03:04:05+02:00", datetime(2026, 1, 2, 1, 4, 5, tzinfo=timezone.utc)),
+        (None, None),
+    ],
+)
+def test_a_stored_sqlite_time_reads_as_utc_on_both_paths(
+    stored: str | None, expected: datetime | None, make_store: Any, login_bridge: Any, idp: MockIdP
+) -> None:
+    store = make_store("sqlite")
+    made = login_bridge(store, mapping=None).login(idp.mint(ADA))
+    _store_raw(store, "last_login_at", stored, made.user.id)
+    for read in _on_both_paths(store, lambda: _stored_user(store, idp).last_login_at):
+        assert read == expected
+        assert read is None or read.tzinfo is timezone.utc  # the UTC singleton, not an equal offset
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        '{"k": [1, {"n": null}], "s": "\\u00e9"}',
+        ' {"k": 1}',  # whitespace first: json.loads skips it
+        '{"k": 1}\n',  # and after
+        '{"k": NaN}',  # a constant json.loads accepts
+        "\ufeff{}",  # a byte-order mark: json.loads refuses it
+        '{"k": 1} {"k": 2}',  # a second document after the first: refused
+        '{"k": 1',  # cut short
+    ],
+)
+def test_the_driver_read_decodes_sqlite_json_as_sqlalchemy_does(
+    attributes: str, make_store: Any, login_bridge: Any, idp: MockIdP
+) -> None:
+    store = make_store("sqlite")
+    made = login_bridge(store, mapping=None).login(idp.mint(ADA))
+    _store_raw(store, "attributes", attributes, made.user.id)
+
+    def outcome() -> tuple[str, str]:
+        try:
+            return "value", repr(_stored_user(store, idp).attributes)  # repr: NaN is not equal to itself
+        except ValueError as exc:
+            return "error", type(exc).__name__
+
+    by_driver, by_sqlalchemy = _on_both_paths(store, outcome)
+    assert by_driver == by_sqlalchemy
+
+
+def test_a_postgres_time_reads_as_the_utc_singleton(
+    pg_store: SQLStore, login_bridge: Any, idp: MockIdP
+) -> None:
+    made = login_bridge(pg_store, mapping=None).login(idp.mint(ADA))
+    for created in _on_both_paths(pg_store, lambda: _stored_user(pg_store, idp).created_at):
+        assert created == made.user.created_at
+        assert created.tzinfo is timezone.utc
