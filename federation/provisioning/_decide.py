@@ -215,11 +215,14 @@ class LoginPlan:
             events.append(ev(USER_CREATED, provider=facts.provider))
         elif kind == "link":
             events.append(ev(IDENTITY_LINKED, via="email", provider=facts.provider))
-        fields = sorted(name for name in self.field_changes if name != "roles")
-        if fields:
-            events.append(ev(USER_UPDATED, fields=fields))
-        events.extend(ev(ROLE_GRANTED, role=role) for role in sorted(self.granted))
-        events.extend(ev(ROLE_REVOKED, role=role) for role in sorted(self.revoked))
+        if self.field_changes:  # most logins change nothing: no sorting, no generators
+            fields = sorted(name for name in self.field_changes if name != "roles")
+            if fields:
+                events.append(ev(USER_UPDATED, fields=fields))
+        if self.granted:
+            events.extend(ev(ROLE_GRANTED, role=role) for role in sorted(self.granted))
+        if self.revoked:
+            events.extend(ev(ROLE_REVOKED, role=role) for role in sorted(self.revoked))
         events.append(ev(LOGIN_SUCCEEDED, created=kind == "create", linked=kind == "link"))
         return events
 

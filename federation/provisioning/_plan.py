@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Protocol, TypeVar
 
 from ..errors import LoginRefused, StorageConflict
@@ -82,6 +83,9 @@ class Mapper(Protocol):
     def apply(self, token: VerifiedToken, existing: ExistingUser | None) -> MappingResult: ...
 
 
+_user_columns = attrgetter(*USER_COLUMNS)  # one C call: every login's mapping reads them
+
+
 class ExistingView:
     """A stored user as mapping sees it (:class:`~federation.mapping.ExistingUser`):
     the columns ``username``, ``email``, ``display_name`` among the attributes."""
@@ -94,7 +98,7 @@ class ExistingView:
     @property
     def attributes(self) -> dict[str, Any]:
         values = dict(self._user.attributes)
-        values.update({name: getattr(self._user, name) for name in USER_COLUMNS})
+        values.update(zip(USER_COLUMNS, _user_columns(self._user), strict=True))
         return values
 
     @property
