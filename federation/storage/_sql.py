@@ -283,7 +283,8 @@ class _Statements:
         )
 
 
-_SCAN_JSON = json.JSONDecoder().scan_once  # json.loads' own scanner (its default decoder's settings)
+# json.loads' own scanner (its default decoder's settings); set by JSONDecoder.__init__
+_SCAN_JSON: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _result_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -291,7 +292,7 @@ def _result_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | No
     SQLite keeps as text, the same answer in one call (profiled: SQLAlchemy's two wrappers
     around ``json.loads`` and its two whitespace scans cost more than the scan itself)."""
     impl = type_.dialect_impl(dialect)
-    process = impl.result_processor(dialect, None)
+    process: Callable[[Any], Any] | None = impl.result_processor(dialect, None)
     if process is None or not isinstance(impl, JSON) or dialect.name != "sqlite":
         return process
     if getattr(dialect, "_json_deserializer", None) is not None:  # the engine's own loads
