@@ -25,7 +25,6 @@ import socket
 import typing
 from dataclasses import dataclass
 
-import anyio.to_thread
 import httpcore
 import httpx
 
@@ -128,6 +127,8 @@ class _AsyncGuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: _SocketOptions = None,
     ) -> httpcore.AsyncNetworkStream:
+        import anyio.to_thread  # here: a sync process never loads anyio's thread pool (cold start)
+
         infos = await anyio.to_thread.run_sync(_getaddrinfo, host, port)
         last: Exception | None = None
         for ip in self._policy.vet(host, infos):
