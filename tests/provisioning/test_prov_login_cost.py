@@ -353,6 +353,24 @@ def test_a_session_read_retries_a_terminated_backend_once(pg_store: SQLStore, ad
 # -- the login read on the driver: the same answers as SQLAlchemy's ---------------------------
 
 
+def _on_both_paths(store: SQLStore, read: Callable[[], Any]) -> list[Any]:
+    """``read()`` with the login read on the driver's path, then on SQLAlchemy's (a listener
+    sends it there, and is told the login's statement: proof that it took that path)."""
+    by_driver = read()
+    seen: list[str] = []
+
+    def listener(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        seen.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", listener)
+    try:
+        by_sqlalchemy = read()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listener)
+    assert any("JOIN" in statement for statement in seen)
+    return [by_driver, by_sqlalchemy]
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_the_driver_read_gives_what_sqlalchemy_gives(
     kind: str, make_store: Any, login_bridge: Any, idp: MockIdP, clock: FrozenClock
@@ -362,11 +380,7 @@ def test_the_driver_read_gives_what_sqlalchemy_gives(
     made = bridge.login(idp.mint({**ADA, "groups": ["a"]}))
     with store.transaction() as tx:
         tx.update_user(made.user.id, {"roles": {"x", "y"}, "attributes": {"k": [1, {"n": None}]}})
-    by_driver = store.find_login(idp.issuer, "ada")
-    seen: list[str] = []
-    event.listen(store.engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
-    by_sqlalchemy = store.find_login(idp.issuer, "ada")
-    assert seen and "JOIN" in seen[0]  # listened to: SQLAlchemy's path, which tells the listener
+    by_driver, by_sqlalchemy = _on_both_paths(store, lambda: store.find_login(idp.issuer, "ada"))
     assert by_driver == by_sqlalchemy
     assert by_driver is not None and by_driver[1] is not None
     user = by_driver[1]
@@ -420,18 +434,6 @@ def _store_raw(store: SQLStore, column: str, value: Any, user_id: str) -> None:
         raw.commit()
     finally:
         raw.close()
-
-
-def _on_both_paths(store: SQLStore, read: Callable[[], Any]) -> list[Any]:
-    """``read()`` with the login read on the driver's path, then on SQLAlchemy's (a listener
-    sends it there)."""
-    by_driver = read()
-    listener = lambda *args: None  # noqa: E731
-    event.listen(store.engine, "before_cursor_execute", listener)
-    try:
-        return [by_driver, read()]
-    finally:
-        event.remove(store.engine, "before_cursor_execute", listener)
 
 
 def _stored_user(store: SQLStore, idp: MockIdP) -> Any:
