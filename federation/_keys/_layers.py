@@ -44,7 +44,9 @@ class CacheTimings:
 
 
 class TtlCache:
-    """The last good key set and the end of its freshness (``-inf``: none yet)."""
+    """The last good key set and the end of its freshness (``-inf``: none yet). The set is
+    fresh while ``now < fresh_until``; the key lookup and the sessions layer's repeats read
+    both attributes in place (they run per token)."""
 
     __slots__ = ("fresh_until", "keyset")
 
@@ -56,10 +58,6 @@ class TtlCache:
         """Replace the set whole (a key the issuer dropped stops verifying at once)."""
         self.keyset = keyset
         self.fresh_until = now + ttl
-
-    def current(self, now: float) -> KeySet | None:
-        """The set while it is fresh (no fetch), else None."""
-        return self.keyset if now < self.fresh_until else None
 
 
 class Cooldown:
