@@ -18,7 +18,10 @@ Owns: the order of evaluation and the policies:
 When a deny fires, the result carries the code, no attributes, and the
 current roles unchanged. Every step adds a :class:`TraceEntry`; the steps are
 recorded as they run (mostly references to fixed strings) and the entries built
-only when ``result.trace`` is first read. Role rules answered together
+only when ``result.trace`` is first read. An attribute whose update policy keeps the
+user's value (``on_create`` for an existing user, ``if_empty`` while it has one) is not
+resolved unless it is ``required``: its entry ("kept", or "missing" and why) is decided
+when the trace is built. Role rules answered together
 (:class:`._compile.IndexedRules`: the roles a text brings, looked up for the
 value; :class:`._compile.PatternRules`: one RE2 set run over it) record nothing:
 the trace asks their checks, on the frame the apply read.
@@ -64,6 +67,7 @@ _NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
 _GRANTED = object()  # the record of a rule that granted its roles as written
 _KEPT_ON_CREATE = ("kept", "update: on_create, and the user exists")
 _KEPT_IF_EMPTY = ("kept", "update: if_empty, and the user has a value")
+_KEPT = object()  # the record of an attribute its update policy keeps, not resolved by the apply
 #: The item types of a list the role index answers: JSON's scalars (hashable, and only an
 #: exact str can equal a text; a str subclass or any other object goes to the rules' checks).
 _PLAIN = frozenset({str, int, float, bool, type(None)})
@@ -346,7 +350,14 @@ def _trace(plan: Plan, log: list[Any], frame: Frame) -> tuple[TraceEntry, ...]:
             return tuple(trace)
         trace.append(_entry(rule.entries, rule.rule, "no match", rule.label + item))
     for attr in plan.attributes:
-        outcome, detail = next(records)
+        item = next(records)
+        if item is _KEPT:  # kept by its update policy: what the trace says depends on the value
+            value, why = _resolve(attr, frame)
+            if value is MISSING:
+                item = ("missing", why)
+            else:
+                item = _KEPT_ON_CREATE if attr.update == "on_create" else _KEPT_IF_EMPTY
+        outcome, detail = item
         if outcome == "denied":
             trace.append(TraceEntry(attr.rule, "denied", f"{MISSING_ATTRIBUTE}: required, and {detail}"))
             return tuple(trace)
@@ -415,6 +426,15 @@ def run(plan: Plan, ctx: Any, existing: ExistingUser | None) -> MappingResult:
     current: Mapping[str, Any] = existing.attributes if existing is not None else _NO_ATTRIBUTES
     attributes: dict[str, Any] = {}
     for attr in plan.attributes:
+        update = attr.update
+        if (
+            existing is not None
+            and update != "always"
+            and not attr.required
+            and (update == "on_create" or not _empty(current.get(attr.name)))
+        ):  # kept whatever the token holds: resolved only if the trace is read (pure)
+            record(_KEPT)
+            continue
         value = MISSING
         if attr.first is not None:  # the common case of _resolve: the first source gives text
             value = frame[attr.first]
@@ -443,11 +463,11 @@ def run(plan: Plan, ctx: Any, existing: ExistingUser | None) -> MappingResult:
             record(("missing", detail))
             continue
         if existing is not None:
-            if attr.update == "on_create":
+            if update == "on_create":
                 record(_KEPT_ON_CREATE)
                 continue
             old = current.get(attr.name)
-            if attr.update == "if_empty" and not _empty(old):
+            if update == "if_empty" and not _empty(old):
                 record(_KEPT_IF_EMPTY)
                 continue
             kind = type(value)

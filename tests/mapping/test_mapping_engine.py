@@ -170,6 +170,42 @@ def test_required_is_checked_whatever_the_update_policy() -> None:
     assert m.apply_claims({"e": "y"}, existing=User({"e": "x"})).allowed
 
 
+class _ReadClaims(dict[str, Any]):
+    """Claims that record each key read through ``get`` (how templates read them)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.read: list[str] = []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.append(key)
+        return super().get(key, default)
+
+
+def test_a_value_its_update_policy_keeps_is_resolved_only_for_the_trace() -> None:
+    m = mapping(
+        "version: 1\nattributes:\n"
+        '  nick: { from: "{nick_src}", update: on_create }\n'
+        '  about: { from: "{about_src}", update: if_empty }\n'
+        '  gone: { from: "{gone_src}", update: on_create }\n'
+    )
+    claims = _ReadClaims({"nick_src": "ada", "about_src": "hi"})
+    result = m.apply_claims(claims, existing=User({"nick": "old", "about": "set"}))
+    assert dict(result.attributes) == {}
+    # The templates ran for nothing the apply writes: not at all, until the trace is read.
+    assert not {"nick_src", "about_src", "gone_src"} & set(claims.read)
+    assert outcome(result, "attributes.nick") == [("kept", "update: on_create, and the user exists")]
+    assert outcome(result, "attributes.about") == [("kept", "update: if_empty, and the user has a value")]
+    assert outcome(result, "attributes.gone") == [("missing", "{gone_src}: placeholder {gone_src} is absent")]
+    assert {"nick_src", "about_src", "gone_src"} <= set(claims.read)
+    # A new user, and an empty value under if_empty: resolved by the apply, as before.
+    claims = _ReadClaims({"nick_src": "ada", "about_src": "hi"})
+    result = m.apply_claims(claims, existing=User({"about": ""}))
+    assert dict(result.attributes) == {"about": "hi"}
+    claims = _ReadClaims({"nick_src": "ada", "about_src": "hi"})
+    assert dict(m.apply_claims(claims).attributes) == {"nick": "ada", "about": "hi"}
+
+
 ROLES = """
 version: 1
 roles:
