@@ -322,17 +322,18 @@ def plan_login(
         if verified != user.email_verified:
             field_changes["email_verified"] = (user.email_verified, verified)
             changes["email_verified"] = verified
-    attributes = dict(user.attributes)
-    for name, value in extra.items():
-        old = attributes.get(name)
-        if value is None:
-            attributes.pop(name, None)
-        else:
-            attributes[name] = value
-        if old != value:
-            field_changes[f"attributes.{name}"] = (old, value)
-    if attributes != dict(user.attributes):
-        changes["attributes"] = attributes
+    if extra:  # else the stored attributes stand as they are
+        attributes = dict(user.attributes)
+        for name, value in extra.items():
+            old = attributes.get(name)
+            if value is None:
+                attributes.pop(name, None)
+            else:
+                attributes[name] = value
+            if old != value:
+                field_changes[f"attributes.{name}"] = (old, value)
+        if attributes != dict(user.attributes):
+            changes["attributes"] = attributes
     granted, revoked = result.granted, result.revoked
     if (user.roles - revoked) | granted != roles:  # a Mapper that filled only ``roles``
         granted, revoked = roles - user.roles, user.roles - roles
