@@ -89,6 +89,9 @@ class CompiledAttribute:
     #: place, and the source's "from <label>" (the engine tries it before the general way).
     first: int | None = None
     first_found: str = ""
+    #: Everything its resolution reads is a place in the frame (no ``when``, no template, no
+    #: path read where it is used): resolving it later gives the answer the apply would have.
+    in_frame: bool = False
     entries: dict[tuple[str, str], TraceEntry] = field(default_factory=dict, compare=False)
 
 
@@ -299,6 +302,9 @@ def _attribute(name: str, spec: AttributeSpec, rule: str, slots: Slots) -> Compi
         default = parse_template(default)
     sources = tuple(_source(s, slots) for s in spec.from_ or ())
     first = sources[0] if sources and spec.when is None and sources[0].slot is not None else None
+    in_frame = (
+        spec.when is None and not isinstance(default, Template) and all(s.slot is not None for s in sources)
+    )
     return CompiledAttribute(
         name=name,
         rule=rule,
@@ -311,6 +317,7 @@ def _attribute(name: str, spec: AttributeSpec, rule: str, slots: Slots) -> Compi
         uses=frozenset(uses),
         first=first.slot if first is not None else None,
         first_found=first.found if first is not None else "",
+        in_frame=in_frame,
     )
 
 

@@ -20,8 +20,9 @@ current roles unchanged. Every step adds a :class:`TraceEntry`; the steps are
 recorded as they run (mostly references to fixed strings) and the entries built
 only when ``result.trace`` is first read. An attribute whose update policy keeps the
 user's value (``on_create`` for an existing user, ``if_empty`` while it has one) is not
-resolved unless it is ``required``: its entry ("kept", or "missing" and why) is decided
-when the trace is built. Role rules answered together
+resolved unless it is ``required``, when everything it reads is in the frame: its entry
+("kept", or "missing" and why) is decided from the frame when the trace is built. Role
+rules answered together
 (:class:`._compile.IndexedRules`: the roles a text brings, looked up for the
 value; :class:`._compile.PatternRules`: one RE2 set run over it) record nothing:
 the trace asks their checks, on the frame the apply read.
@@ -431,8 +432,9 @@ def run(plan: Plan, ctx: Any, existing: ExistingUser | None) -> MappingResult:
             existing is not None
             and update != "always"
             and not attr.required
+            and attr.in_frame
             and (update == "on_create" or not _empty(current.get(attr.name)))
-        ):  # kept whatever the token holds: resolved only if the trace is read (pure)
+        ):  # kept whatever the token holds: resolved from the frame if the trace is read
             record(_KEPT)
             continue
         value = MISSING

@@ -170,40 +170,51 @@ def test_required_is_checked_whatever_the_update_policy() -> None:
     assert m.apply_claims({"e": "y"}, existing=User({"e": "x"})).allowed
 
 
-class _ReadClaims(dict[str, Any]):
-    """Claims that record each key read through ``get`` (how templates read them)."""
+def test_a_value_its_update_policy_keeps_is_resolved_only_for_the_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from federation.mapping import _engine
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.read: list[str] = []
+    resolved: list[str] = []
+    resolve = _engine._resolve
 
-    def get(self, key: str, default: Any = None) -> Any:
-        self.read.append(key)
-        return super().get(key, default)
+    def counted(attr: Any, frame: Any) -> Any:
+        resolved.append(attr.name)
+        return resolve(attr, frame)
 
-
-def test_a_value_its_update_policy_keeps_is_resolved_only_for_the_trace() -> None:
+    monkeypatch.setattr(_engine, "_resolve", counted)
     m = mapping(
         "version: 1\nattributes:\n"
-        '  nick: { from: "{nick_src}", update: on_create }\n'
-        '  about: { from: "{about_src}", update: if_empty }\n'
-        '  gone: { from: "{gone_src}", update: on_create }\n'
+        "  nick: { from: [alias, nick], transform: lower, update: on_create }\n"
+        "  about: { from: [alias, about], update: if_empty }\n"
+        "  gone: { from: [alias, gone], update: on_create }\n"
+        '  shown: { from: "{shown}", update: on_create }\n'  # templates read the claims
+        '  handle: { from: alias, default: "{who}", update: on_create }\n'
     )
-    claims = _ReadClaims({"nick_src": "ada", "about_src": "hi"})
+    claims = {"nick": "Ada", "about": "hi", "shown": "x", "who": "w"}
     result = m.apply_claims(claims, existing=User({"nick": "old", "about": "set"}))
     assert dict(result.attributes) == {}
-    # The templates ran for nothing the apply writes: not at all, until the trace is read.
-    assert not {"nick_src", "about_src", "gone_src"} & set(claims.read)
+    assert resolved == ["shown", "handle"]  # what reads the claims themselves: by the apply
+    del claims["shown"], claims["who"]  # so changing them afterwards changes nothing the trace says
     assert outcome(result, "attributes.nick") == [("kept", "update: on_create, and the user exists")]
     assert outcome(result, "attributes.about") == [("kept", "update: if_empty, and the user has a value")]
-    assert outcome(result, "attributes.gone") == [("missing", "{gone_src}: placeholder {gone_src} is absent")]
-    assert {"nick_src", "about_src", "gone_src"} <= set(claims.read)
-    # A new user, and an empty value under if_empty: resolved by the apply, as before.
-    claims = _ReadClaims({"nick_src": "ada", "about_src": "hi"})
-    result = m.apply_claims(claims, existing=User({"about": ""}))
-    assert dict(result.attributes) == {"about": "hi"}
-    claims = _ReadClaims({"nick_src": "ada", "about_src": "hi"})
-    assert dict(m.apply_claims(claims).attributes) == {"nick": "ada", "about": "hi"}
+    assert outcome(result, "attributes.gone") == [("missing", "alias is absent; gone is absent")]
+    assert outcome(result, "attributes.shown") == [("kept", "update: on_create, and the user exists")]
+    assert outcome(result, "attributes.handle") == [("kept", "update: on_create, and the user exists")]
+    assert resolved == ["shown", "handle", "nick", "about", "gone"]
+    # A new user, an empty value under if_empty, and a required attribute: resolved by the apply.
+    resolved.clear()
+    claims = {"nick": "Ada", "about": "hi", "shown": "x", "who": "w"}
+    assert dict(m.apply_claims(claims, existing=User({"about": ""})).attributes) == {"about": "hi"}
+    assert resolved == ["about", "shown", "handle"]
+    resolved.clear()
+    new = {"nick": "ada", "about": "hi", "shown": "x", "handle": "w"}
+    assert dict(m.apply_claims(claims).attributes) == new
+    assert resolved == ["nick", "about", "gone", "shown", "handle"]
+    resolved.clear()
+    required = mapping("version: 1\nattributes:\n  e: { from: [a, e], required: true, update: on_create }\n")
+    assert required.apply_claims({"e": "y"}, existing=User({"e": "x"})).allowed
+    assert resolved == ["e"]
 
 
 ROLES = """
