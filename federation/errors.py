@@ -35,6 +35,7 @@ __all__ = [
     "CSRFRejected",
     "ConfigError",
     "ConnectionLost",
+    "CorruptRecord",
     "DisallowedAlgorithm",
     "DuplicateIdentity",
     "FederationError",
@@ -396,6 +397,14 @@ class ConnectionLost(StorageError):
     connection lost at commit is a plain :class:`StorageError` (the outcome is unknown)."""
 
     code = "storage_error"
+
+
+class CorruptRecord(StorageError):
+    """A row read from the store holds what no release writes (JSON that does not parse, a time
+    that is not one, a wrong type, an unknown status): another program wrote it, or it was damaged.
+    Nothing is made of it, and nothing is written. The message names the field, never its value."""
+
+    code = "corrupt_record"
 
 
 # -- the web layer: a request the service refuses before any token is judged -------------

@@ -3,20 +3,24 @@
 Owns: :class:`User` (a local user as the store returns it), :class:`NewUser`
 (what provisioning asks a store to insert), :class:`UserIdentity` (one link
 from an external identity key to a local user), :class:`AuditEvent`, the
-names of the fields provisioning may change (:data:`USER_FIELDS`) and the
-canonical form of an email used for lookups (:func:`email_key`).
+names of the fields provisioning may change (:data:`USER_FIELDS`), the
+canonical form of an email used for lookups (:func:`email_key`), and what a
+stored row must hold to become one of these records (:func:`stored_user`,
+:func:`stored_reader`).
 
 Must not: talk to a database or decide provisioning policy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from types import MappingProxyType
-from typing import Any, Literal
+from itertools import repeat
+from types import MappingProxyType, NoneType
+from typing import Any, Literal, TypeAlias, TypeVar
 
+from ..errors import CorruptRecord
 from ..frozen import record_factory
 
 __all__ = [
@@ -31,6 +35,8 @@ __all__ = [
     "UserStatus",
     "email_key",
 ]
+
+T = TypeVar("T")
 
 UserStatus = Literal["active", "disabled"]
 ACTIVE: UserStatus = "active"
@@ -213,3 +219,93 @@ def email_key(email: str | None) -> str | None:
     if not email or not email.isascii() or email.count("@") != 1:
         return None
     return email.lower()
+
+
+# -- a stored row as a record ----------------------------------------------------------------
+# A store reads back what it wrote; another program (or damage) may have written anything.
+# Each value is checked for the kind its field holds before a record is made of it, so that a
+# wrong one is a CorruptRecord naming the field, never a record that means something else
+# (a role string read as its letters) or a TypeError from deep inside.
+
+Kind: TypeAlias = type | tuple[type, ...]
+TEXT: Kind = (str, NoneType)
+TIME: Kind = (datetime, NoneType)
+
+
+def _invalid(what: str, names: Sequence[str], kinds: Sequence[Kind], values: Sequence[Any]) -> CorruptRecord:
+    if len(values) != len(kinds):
+        return CorruptRecord(f"a stored {what} has {len(values)} values, not {len(kinds)}")
+    pairs = zip(names, kinds, values, strict=True)
+    wrong = next(name for name, kind, value in pairs if not isinstance(value, kind))
+    return CorruptRecord(f"a stored {what} holds an invalid value in {wrong}")
+
+
+def stored_reader(
+    make: Callable[..., T], what: str, kinds: Mapping[str, Kind]
+) -> Callable[[Sequence[Any]], T]:
+    """A function making ``make(*values)`` of a stored row's ``values`` (in the order of
+    ``kinds``: field name -> the Python types a driver gives for it), or raising
+    :class:`~federation.errors.CorruptRecord` naming the first value not of its kind."""
+    names, types = tuple(kinds), tuple(kinds.values())
+
+    def read(values: Sequence[Any]) -> T:
+        if len(values) == len(types) and all(map(isinstance, values, types)):
+            return make(*values)
+        raise _invalid(what, names, types, values)
+
+    return read
+
+
+#: What each of :class:`User`'s fields is when a store reads it back: ``roles`` a JSON list of
+#: strings and ``attributes`` a JSON object (either may be JSON null: none).
+_USER_KINDS: dict[str, Kind] = {
+    "id": str,
+    "username": TEXT,
+    "email": TEXT,
+    "email_verified": bool,
+    "display_name": TEXT,
+    "roles": (list, NoneType),
+    "attributes": (dict, NoneType),
+    "status": str,
+    "created_at": datetime,
+    "updated_at": datetime,
+    "last_login_at": TIME,
+}
+_USER_NAMES, _USER_TYPES = tuple(_USER_KINDS), tuple(_USER_KINDS.values())
+_STATUSES = frozenset((ACTIVE, DISABLED))
+_STRINGS = repeat(str)  # isinstance's second argument for every role
+
+
+def stored_user(values: Sequence[Any]) -> User:
+    """The :class:`User` a stored row holds (``values`` in the order of User's fields), or
+    :class:`~federation.errors.CorruptRecord` naming the first field that no release writes."""
+    if len(values) == len(_USER_TYPES) and all(map(isinstance, values, _USER_TYPES)):
+        roles, status = values[5], values[7]
+        if status in _STATUSES and (not roles or all(map(isinstance, roles, _STRINGS))):
+            u = list(values)
+            u[5], u[6] = frozenset(roles or ()), values[6] or {}
+            return make_user(*u)
+        wrong = "status" if status not in _STATUSES else "roles"
+        raise CorruptRecord(f"a stored user holds an invalid value in {wrong}")
+    raise _invalid("user", _USER_NAMES, _USER_TYPES, values)
+
+
+stored_identity = stored_reader(
+    make_user_identity,
+    "identity",
+    {"issuer": str, "subject": str, "provider": str, "user_id": str, "created_at": datetime},
+)
+stored_audit_event = stored_reader(
+    lambda name, at, user_id, issuer, subject, detail: AuditEvent(
+        name, at, user_id, issuer, subject, detail or {}
+    ),
+    "audit event",
+    {
+        "name": str,
+        "at": datetime,
+        "user_id": TEXT,
+        "issuer": TEXT,
+        "subject": TEXT,
+        "detail": (dict, NoneType),
+    },
+)

@@ -75,16 +75,26 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemy
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
-from ..errors import ConfigError, ConnectionLost, DuplicateIdentity, StorageConflict, StorageError
+from ..errors import (
+    ConfigError,
+    ConnectionLost,
+    CorruptRecord,
+    DuplicateIdentity,
+    StorageConflict,
+    StorageError,
+)
 from ._records import (
+    TEXT,
     USER_FIELDS,
     AuditEvent,
     NewUser,
     User,
     UserIdentity,
     email_key,
-    make_user,
-    make_user_identity,
+    stored_audit_event,
+    stored_identity,
+    stored_reader,
+    stored_user,
 )
 from ._session_protocol import LocalCredential
 
@@ -130,7 +140,20 @@ def _as_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(timezone.utc)
 
 
-class _UTCDateTime(TypeDecorator[datetime]):
+class _Checked:
+    """A column type whose result processing refuses what no release writes, naming ``field``
+    (a :class:`~federation.errors.CorruptRecord`, never the parser's error, which may quote
+    the value)."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__()
+        self.field = field
+
+    def corrupt(self, kind: str) -> CorruptRecord:
+        return CorruptRecord(f"a stored value in {self.field} is not {kind}")
+
+
+class _UTCDateTime(_Checked, TypeDecorator[datetime]):
     """Timezone-aware UTC in and out, whatever the database keeps."""
 
     impl = DateTime(timezone=True)
@@ -146,14 +169,75 @@ class _UTCDateTime(TypeDecorator[datetime]):
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], datetime | None]:
         """The driver's value, through the dialect's own processing, then :func:`_as_utc`: one
-        call per value instead of TypeDecorator's chain of wrappers (every login reads four)."""
+        call per value instead of TypeDecorator's chain of wrappers (every login reads four).
+        A value that is no time (SQLite keeps whatever it is given) is a CorruptRecord."""
         impl = self.impl_instance.result_processor(dialect, coltype)
-        if impl is None:
-            return _as_utc
-        return lambda value: _as_utc(impl(value))
+
+        def process(value: Any) -> datetime | None:
+            try:
+                return _as_utc(impl(value) if impl is not None else value)
+            except (ValueError, TypeError, AttributeError):
+                raise self.corrupt("a valid time") from None
+
+        return process
 
 
-_JSON = JSON().with_variant(JSONB(), "postgresql")
+class _Flag(_Checked, TypeDecorator[bool]):
+    """A boolean that reads back only as one: SQLAlchemy's SQLite processing makes any stored
+    value true or false (the text ``no`` true), so a value other than 0 or 1 is a CorruptRecord."""
+
+    impl = Boolean
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], bool | None]:
+        def process(value: Any) -> bool | None:
+            if value is None or value.__class__ is bool:
+                return value
+            if value.__class__ is int and (value == 0 or value == 1):
+                return value == 1
+            raise self.corrupt("a boolean")
+
+        return process
+
+
+class _Document(_Checked, TypeDecorator[Any]):
+    """A JSON document (PostgreSQL: JSONB). A stored text that is not one is a CorruptRecord
+    (the message without json's, which quotes the text)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        """SQLAlchemy's processing (none where the driver decodes: psycopg); for a document that
+        SQLite keeps as text, the same answer in one call (profiled: SQLAlchemy's two wrappers
+        around ``json.loads`` and its two whitespace scans cost more than the scan itself)."""
+        default = self.impl_instance.result_processor(dialect, coltype)
+        if default is None:
+            return None
+        fast = dialect.name == "sqlite" and getattr(dialect, "_json_deserializer", None) is None
+
+        def process(value: Any) -> Any:
+            if fast and type(value) is str:
+                try:
+                    document, end = _SCAN_JSON(value, 0)
+                except (StopIteration, ValueError):
+                    pass  # not a document at 0 (whitespace, a mark, an error): json.loads decides
+                else:
+                    if end == len(value):  # nothing after it: what json.loads returns
+                        return document
+            try:
+                return default(value)
+            except (ValueError, TypeError):
+                raise self.corrupt("a JSON document") from None
+
+        return process
+
+
+# json.loads' own scanner (its default decoder's settings); set by JSONDecoder.__init__
+_SCAN_JSON: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def resolve_url(url: str | URL, base_dir: str | Path | None = None) -> URL:
@@ -283,36 +367,6 @@ class _Statements:
         )
 
 
-# json.loads' own scanner (its default decoder's settings); set by JSONDecoder.__init__
-_SCAN_JSON: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-
-def _result_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
-    """SQLAlchemy's result processing of a column of ``type_``; for a JSON document that
-    SQLite keeps as text, the same answer in one call (profiled: SQLAlchemy's two wrappers
-    around ``json.loads`` and its two whitespace scans cost more than the scan itself)."""
-    impl = type_.dialect_impl(dialect)
-    process: Callable[[Any], Any] | None = impl.result_processor(dialect, None)
-    if process is None or not isinstance(impl, JSON) or dialect.name != "sqlite":
-        return process
-    if getattr(dialect, "_json_deserializer", None) is not None:  # the engine's own loads
-        return process
-    default = process
-
-    def json_text(value: Any) -> Any:
-        if type(value) is str:
-            try:
-                document, end = _SCAN_JSON(value, 0)
-            except (StopIteration, ValueError):
-                pass  # not a document at 0 (whitespace, a mark, an error): json.loads decides
-            else:
-                if end == len(value):  # nothing after it: what json.loads returns
-                    return document
-        return default(value)
-
-    return json_text
-
-
 class _DriverRead:
     """A SELECT compiled once for a dialect, to run on the DBAPI cursor: its SQL, how its
     parameters are passed, and each column's result processing (SQLAlchemy's own, so the
@@ -325,7 +379,7 @@ class _DriverRead:
         self.psycopg = dialect.driver in ("psycopg", "psycopg_async")
         columns = list(query.selected_columns)
         self.index = {str(c.key): i for i, c in enumerate(columns)}  # column (or label) -> position
-        processors = [_result_processor(c.type, dialect) for c in columns]
+        processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
         self.processing = tuple((i, p) for i, p in enumerate(processors) if p is not None)
 
     def params(self, values: Mapping[str, Any]) -> Any:
@@ -346,18 +400,16 @@ class _LoginRead(_DriverRead):
     def __init__(self, query: Select[Any], dialect: Dialect) -> None:
         super().__init__(query, dialect)
         ix = self.index
-        self.identity = itemgetter(*(ix[f.name] for f in dataclasses.fields(UserIdentity)))
-        self.user = itemgetter(*(ix[f"u_{f.name}"] for f in dataclasses.fields(User)))
+        self.identity = itemgetter(*(ix[name] for name in _IDENTITY_COLUMNS))
+        self.user = itemgetter(*(ix[f"u_{name}"] for name in _USER_COLUMNS))
         self.user_id = ix["u_id"]
 
     def login(self, values: list[Any]) -> tuple[UserIdentity, User | None]:
         """What :meth:`SQLStore.login_of` makes of the same row."""
-        identity = make_user_identity(*self.identity(values))
+        identity = stored_identity(self.identity(values))
         if values[self.user_id] is None:
             return identity, None
-        u = list(self.user(values))  # User's fields in order, as _user_from reads them
-        u[3], u[5], u[6] = bool(u[3]), frozenset(u[5] or ()), u[6] or {}
-        return identity, make_user(*u)
+        return identity, stored_user(self.user(values))
 
 
 def _again_if_lost(read: Callable[[], T]) -> T:
@@ -465,50 +517,33 @@ def _user_columns(values: Mapping[str, Any]) -> dict[str, Any]:
     return columns
 
 
+_USER_COLUMNS = tuple(f.name for f in dataclasses.fields(User))  # a users row's columns in User's order
+_IDENTITY_COLUMNS = tuple(f.name for f in dataclasses.fields(UserIdentity))
+_AUDIT_COLUMNS = ("name", "at", "user_id", "issuer", "subject", "detail")
+_CREDENTIAL_COLUMNS = tuple(f.name for f in dataclasses.fields(LocalCredential))
+_stored_credential = stored_reader(
+    LocalCredential,
+    "credential",
+    {"user_id": str, "username_key": str, "email_key": TEXT, "password_hash": str, "updated_at": datetime},
+)
+
+
 def _user(row: Row[Any]) -> User:
     return _user_from(row._mapping)
 
 
 def _user_from(m: Mapping[Any, Any]) -> User:
-    return User(
-        id=m["id"],
-        username=m["username"],
-        email=m["email"],
-        email_verified=bool(m["email_verified"]),
-        display_name=m["display_name"],
-        roles=frozenset(m["roles"] or ()),
-        attributes=m["attributes"] or {},
-        status=m["status"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        last_login_at=m["last_login_at"],
-    )
+    return stored_user([m[name] for name in _USER_COLUMNS])
 
 
 def _identity(row: Row[Any]) -> UserIdentity:
-    return _identity_from(row._mapping)
-
-
-def _identity_from(m: Mapping[Any, Any]) -> UserIdentity:
-    return UserIdentity(
-        issuer=m["issuer"],
-        subject=m["subject"],
-        provider=m["provider"],
-        user_id=m["user_id"],
-        created_at=m["created_at"],
-    )
+    m = row._mapping
+    return stored_identity([m[name] for name in _IDENTITY_COLUMNS])
 
 
 def _audit(row: Row[Any]) -> AuditEvent:
     m = row._mapping
-    return AuditEvent(
-        name=m["name"],
-        at=m["at"],
-        user_id=m["user_id"],
-        issuer=m["issuer"],
-        subject=m["subject"],
-        detail=m["detail"] or {},
-    )
+    return stored_audit_event([m[name] for name in _AUDIT_COLUMNS])
 
 
 class SQLStore:
@@ -565,14 +600,14 @@ class SQLStore:
             Column("username", String(255)),
             Column("email", String(254)),
             Column("email_key", String(254)),
-            Column("email_verified", Boolean, nullable=False),
+            Column("email_verified", _Flag("email_verified"), nullable=False),
             Column("display_name", String(256)),
-            Column("roles", _JSON, nullable=False),
-            Column("attributes", _JSON, nullable=False),
+            Column("roles", _Document("roles"), nullable=False),
+            Column("attributes", _Document("attributes"), nullable=False),
             Column("status", String(16), nullable=False),
-            Column("created_at", _UTCDateTime, nullable=False),
-            Column("updated_at", _UTCDateTime, nullable=False),
-            Column("last_login_at", _UTCDateTime),
+            Column("created_at", _UTCDateTime("created_at"), nullable=False),
+            Column("updated_at", _UTCDateTime("updated_at"), nullable=False),
+            Column("last_login_at", _UTCDateTime("last_login_at")),
             Index(f"{p}users_email_key", "email_key"),
             Index(f"{p}users_username", "username"),
         )
@@ -588,19 +623,19 @@ class SQLStore:
                 ForeignKey(self.users_table.c.id, ondelete="CASCADE"),
                 nullable=False,
             ),
-            Column("created_at", _UTCDateTime, nullable=False),
+            Column("created_at", _UTCDateTime("created_at"), nullable=False),
             Index(f"{p}identities_user_id", "user_id"),
         )
         self.audit_table = Table(
             f"{p}audit",
             self.metadata,
             Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-            Column("at", _UTCDateTime, nullable=False),
+            Column("at", _UTCDateTime("at"), nullable=False),
             Column("name", String(64), nullable=False),
             Column("user_id", String(36)),
             Column("issuer", String(1024)),
             Column("subject", String(1024)),
-            Column("detail", _JSON, nullable=False),
+            Column("detail", _Document("detail"), nullable=False),
             Index(f"{p}audit_user_id", "user_id"),
         )
         # -- version 2: the app's own sessions (see federation.storage.SessionStore) and local
@@ -611,10 +646,10 @@ class SQLStore:
             self.metadata,
             Column("session_id", String(64), primary_key=True),
             Column("user_id", String(36), nullable=False),
-            Column("issued_at", _UTCDateTime, nullable=False),
-            Column("expires_at", _UTCDateTime, nullable=False),
-            Column("refreshed_at", _UTCDateTime),
-            Column("revoked_at", _UTCDateTime),
+            Column("issued_at", _UTCDateTime("issued_at"), nullable=False),
+            Column("expires_at", _UTCDateTime("expires_at"), nullable=False),
+            Column("refreshed_at", _UTCDateTime("refreshed_at")),
+            Column("revoked_at", _UTCDateTime("revoked_at")),
             Column("generation", Integer, nullable=False),
             Index(f"{p}sessions_user_id", "user_id"),
             Index(f"{p}sessions_expires_at", "expires_at"),
@@ -624,9 +659,9 @@ class SQLStore:
             self.metadata,
             Column("token_hash", String(64), primary_key=True),
             Column("session_id", String(64), nullable=False),
-            Column("issued_at", _UTCDateTime, nullable=False),
-            Column("expires_at", _UTCDateTime, nullable=False),
-            Column("used_at", _UTCDateTime),
+            Column("issued_at", _UTCDateTime("issued_at"), nullable=False),
+            Column("expires_at", _UTCDateTime("expires_at"), nullable=False),
+            Column("used_at", _UTCDateTime("used_at")),
             Index(f"{p}refresh_tokens_session_id", "session_id"),
         )
         self.revoked_table = Table(
@@ -634,7 +669,7 @@ class SQLStore:
             self.metadata,
             Column("jti", String(128), primary_key=True),
             Column("user_id", String(36), nullable=False),
-            Column("expires_at", _UTCDateTime, nullable=False),
+            Column("expires_at", _UTCDateTime("expires_at"), nullable=False),
             Index(f"{p}revoked_tokens_user_id", "user_id"),
         )
         self.generations_table = Table(
@@ -648,7 +683,7 @@ class SQLStore:
             self.metadata,
             Column("key", String(512), primary_key=True),
             Column("failures", Integer, nullable=False),
-            Column("locked_until", _UTCDateTime),
+            Column("locked_until", _UTCDateTime("locked_until")),
             Column("lockouts", Integer, nullable=False),
         )
         self.credentials_table = Table(
@@ -663,13 +698,13 @@ class SQLStore:
             Column("username_key", String(255), nullable=False, unique=True),
             Column("email_key", String(254), unique=True),
             Column("password_hash", String(512), nullable=False),
-            Column("updated_at", _UTCDateTime, nullable=False),
+            Column("updated_at", _UTCDateTime("updated_at"), nullable=False),
         )
         self.version_table = Table(
             f"{p}schema_version",
             self.metadata,
             Column("version", Integer, primary_key=True, autoincrement=False),
-            Column("applied_at", _UTCDateTime, nullable=False),
+            Column("applied_at", _UTCDateTime("applied_at"), nullable=False),
         )
         self.statements = _Statements(self)
 
@@ -925,9 +960,8 @@ class SQLStore:
         """What a row of :meth:`login_query` means."""
         if row is None:
             return None
-        users = self.users_table
         m = row._mapping
-        user = None if m["u_id"] is None else _user_from({c.name: m[f"u_{c.name}"] for c in users.c})
+        user = None if m["u_id"] is None else stored_user([m[f"u_{name}"] for name in _USER_COLUMNS])
         return _identity(row), user
 
     def read_user(self, user_id: str) -> User | None:
@@ -986,10 +1020,8 @@ class SQLStore:
         if row is None:
             return None
         m = row._mapping
-        credential = LocalCredential(
-            m["user_id"], m["username_key"], m["email_key"], m["password_hash"], m["updated_at"]
-        )
-        user = None if m["u_id"] is None else _user_from({c.name: m[f"u_{c.name}"] for c in users.c})
+        credential = _stored_credential([m[name] for name in _CREDENTIAL_COLUMNS])
+        user = None if m["u_id"] is None else stored_user([m[f"u_{name}"] for name in _USER_COLUMNS])
         return credential, user
 
     def set_password_hash(self, user_id: str, password_hash: str, *, now: datetime) -> None:

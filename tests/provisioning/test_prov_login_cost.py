@@ -22,7 +22,7 @@ from _prov_helpers import POSTGRES_URL, AuditLog
 from sqlalchemy import create_engine, event, text
 
 from federation.config import ProvisioningConfig
-from federation.errors import AccountDisabled, ConfigError, ConnectionLost, StorageError
+from federation.errors import AccountDisabled, ConfigError, ConnectionLost, CorruptRecord, StorageError
 from federation.provisioning import ProvisioningPolicy
 from federation.storage import AsyncSQLStore, SQLStore
 from federation.testing import FrozenClock, MockIdP
@@ -485,8 +485,8 @@ def test_the_driver_read_decodes_sqlite_json_as_sqlalchemy_does(
     def outcome() -> tuple[str, str]:
         try:
             return "value", repr(_stored_user(store, idp).attributes)  # repr: NaN is not equal to itself
-        except ValueError as exc:
-            return "error", type(exc).__name__
+        except CorruptRecord as exc:
+            return "error", exc.code
 
     by_driver, by_sqlalchemy = _on_both_paths(store, outcome)
     assert by_driver == by_sqlalchemy
