@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from ..errors import RevocationUnavailable, StorageError
+from ..errors import CorruptRecord, RevocationUnavailable, StorageError
 from ._session_protocol import (
     AttemptState,
     NewRefreshToken,
@@ -316,11 +316,20 @@ class _Plan:
     args: tuple[str, ...]
     parse: Callable[[Any], Any]
 
+    def read(self, reply: Any) -> Any:
+        """What ``reply`` means; one that values another program stored (or damage) make
+        unreadable is a :class:`~federation.errors.CorruptRecord`, never the parser's error."""
+        try:
+            return self.parse(reply)
+        except (ValueError, TypeError, IndexError, OverflowError, OSError):
+            raise CorruptRecord(f"a session value stored in Redis is not valid ({self.script})") from None
+
 
 def _session(row: Sequence[Any]) -> SessionRecord:
     sid, user_id, issued, expires, refreshed, revoked, generation = row
     issued_at, expires_at = _dt(issued), _dt(expires)
-    assert issued_at is not None and expires_at is not None
+    if issued_at is None or expires_at is None:
+        raise ValueError("a session without its times")  # read() makes it a CorruptRecord
     return SessionRecord(
         session_id=_text(sid),
         user_id=_text(user_id),
@@ -639,7 +648,7 @@ class RedisSessionStore:
             reply = self._scripts[plan.script](args=list(plan.args), client=self.client)
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
-        return plan.parse(reply)
+        return plan.read(reply)
 
     def close(self) -> None:
         """Close the connections (the ones made here; an application's client is its own)."""
@@ -760,7 +769,7 @@ class AsyncRedisSessionStore:
             reply = await scripts[plan.script](args=list(plan.args), client=client)
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
-        return plan.parse(reply)
+        return plan.read(reply)
 
     async def aclose(self) -> None:
         """Close this event loop's connections."""

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..errors import ConnectionLost, StorageConflict, StorageError
+from ..errors import ConnectionLost, CorruptRecord, StorageConflict, StorageError
+from ._records import TIME, stored_reader
 from ._session_protocol import (
     AttemptState,
     NewRefreshToken,
@@ -69,16 +70,36 @@ def _upsert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
     raise StorageError(f"the session store supports SQLite and PostgreSQL, not {dialect}")
 
 
+_SESSION_COLUMNS = tuple(f.name for f in dataclasses.fields(SessionRecord))
+_stored_session = stored_reader(
+    SessionRecord,
+    "session",
+    {
+        "session_id": str,
+        "user_id": str,
+        "issued_at": datetime,
+        "expires_at": datetime,
+        "refreshed_at": TIME,
+        "revoked_at": TIME,
+        "generation": int,
+    },
+)
+_stored_attempts = stored_reader(
+    AttemptState, "attempt count", {"failures": int, "locked_until": TIME, "lockouts": int}
+)
+
+
 def _session(m: Mapping[Any, Any]) -> SessionRecord:
-    return SessionRecord(
-        session_id=m["session_id"],
-        user_id=m["user_id"],
-        issued_at=m["issued_at"],
-        expires_at=m["expires_at"],
-        refreshed_at=m["refreshed_at"],
-        revoked_at=m["revoked_at"],
-        generation=int(m["generation"]),
-    )
+    return _stored_session([m[name] for name in _SESSION_COLUMNS])
+
+
+def _generation(value: Any) -> int:
+    """A stored token generation (none yet: 0)."""
+    if value is None:
+        return 0
+    if type(value) is not int:
+        raise CorruptRecord("a stored token generation is not an integer")
+    return value
 
 
 #: One protocol step as a plan: it yields statements and receives their results, so the
@@ -211,10 +232,10 @@ class SessionPlans:
             index_elements=[g.c.user_id], set_={"generation": g.c.generation + 1}
         )
         if self.returning:  # PostgreSQL; SQLite from 3.35
-            return int((yield stmt.returning(g.c.generation)).scalar_one())
+            return _generation((yield stmt.returning(g.c.generation)).scalar_one())
         # Older SQLite: BEGIN IMMEDIATE holds the write lock, so the read sees our write.
         yield stmt
-        return int((yield select(g.c.generation).where(g.c.user_id == user_id)).scalar_one())
+        return _generation((yield select(g.c.generation).where(g.c.user_id == user_id)).scalar_one())
 
     def user_state(self, user_id: str, now: datetime) -> Plan[UserSessionState]:
         g, s, v = self.generations, self.sessions, self.revoked
@@ -226,7 +247,7 @@ class SessionPlans:
         ).scalars()
         revoked_sessions = frozenset(sessions)
         jtis = (yield select(v.c.jti).where(v.c.user_id == user_id, v.c.expires_at > now)).scalars()
-        return UserSessionState(int(generation or 0), revoked_sessions, frozenset(jtis))
+        return UserSessionState(_generation(generation), revoked_sessions, frozenset(jtis))
 
     def sessions_of(self, user_id: str, now: datetime) -> Plan[list[SessionRecord]]:
         s = self.sessions
@@ -453,7 +474,7 @@ def _gave_up() -> StorageError:
 
 
 def _attempt(m: Mapping[Any, Any]) -> AttemptState:
-    return AttemptState(int(m["failures"]), m["locked_until"], int(m["lockouts"]))
+    return _stored_attempts([m["failures"], m["locked_until"], m["lockouts"]])
 
 
 def _replace(session: SessionRecord, **changes: Any) -> SessionRecord:
