@@ -41,7 +41,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import IntegrityError, transaction
 
-from ..errors import DuplicateIdentity, StorageConflict, StorageError
+from ..errors import CorruptRecord, DuplicateIdentity, StorageConflict, StorageError
 from ..storage import ACTIVE, DISABLED, USER_FIELDS, AuditEvent, NewUser, User, UserIdentity, email_key
 from . import _db
 from .models import AuditRecord, FederatedIdentity, FederatedProfile
@@ -126,6 +126,11 @@ class DjangoStore:
         if profile is not None:
             display_name = profile.display_name
             updated = _db.from_db(profile.updated_at) or joined
+            # what no release writes (JSON that Django hands back as text when it does not parse)
+            if not isinstance(profile.attributes, dict):
+                raise CorruptRecord("a stored federated profile holds invalid attributes")
+            if type(profile.email_verified) is not bool:
+                raise CorruptRecord("a stored federated profile holds an invalid email_verified")
         else:  # a Django user the bridge has not written yet
             full_name = getattr(django_user, "get_full_name", None)
             display_name = (full_name() if callable(full_name) else None) or None

@@ -57,3 +57,18 @@ def test_an_async_caller_logs_in_through_worker_threads(bridge: Bridge, idp: Moc
     again = async_to_sync(bridge.alogin)(idp.mint(sub="async-ada", email="async@example.com"))
     assert result.created and not again.created and result.user.id == again.user.id
     assert get_user_model().objects.filter(pk=result.user.id, email="async@example.com").exists()
+
+
+def test_a_profile_another_program_damaged_is_a_typed_error(bridge: Bridge, idp: MockIdP) -> None:
+    from federation.django.models import FederatedProfile
+    from federation.errors import CorruptRecord
+
+    token = idp.mint(sub="damaged", email="d@example.com")
+    bridge.login(token)
+    table = connections["default"].ops.quote_name(FederatedProfile._meta.db_table)
+    for stored in ("[1]", '"text"'):  # JSON, but not the object the attributes are
+        with connections["default"].cursor() as cursor:  # past the ORM, as another program writes
+            cursor.execute(f"UPDATE {table} SET attributes = %s", [stored])
+        with pytest.raises(CorruptRecord) as caught:
+            bridge.login(token)
+        assert caught.value.code == "corrupt_record" and "attributes" in str(caught.value)
