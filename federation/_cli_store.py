@@ -33,7 +33,7 @@ from . import plugins
 from ._storage_check import check_storage_url, describe_storage_failure, display_url
 from ._yaml import config_error_from_problems, read_yaml_file
 from .config import BridgeConfig, load_config
-from .errors import ConfigError, LoginRefused, StorageError
+from .errors import ConfigError, CorruptRecord, LoginRefused, StorageError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -143,7 +143,8 @@ def probe_store(url: URL) -> str:
 
 
 def _fail(exc: StorageError, url: URL) -> int:
-    sys.stderr.write(f"store unavailable: {describe_storage_failure(exc, url)}\n")
+    what = "stored data unreadable" if isinstance(exc, CorruptRecord) else "store unavailable"
+    sys.stderr.write(f"{what}: {describe_storage_failure(exc, url)}\n")
     return EXIT_UNAVAILABLE
 
 

@@ -44,6 +44,7 @@ from .bridge import Bridge
 from .config import load_config
 from .errors import (
     ConfigError,
+    CorruptRecord,
     FederationError,
     InvalidToken,
     KeySetUnavailable,
@@ -420,6 +421,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     except LoginRefused as exc:
         sys.stderr.write(f"login refused ({exc.code}): {exc}\n")
         return EXIT_REJECTED
+    except CorruptRecord as exc:
+        sys.stderr.write(f"stored data unreadable ({exc.code}): {exc}\n")
+        return EXIT_UNAVAILABLE
     except StorageError as exc:
         sys.stderr.write(f"storage unavailable ({exc.code}): {exc}\n")
         return EXIT_UNAVAILABLE

@@ -104,6 +104,23 @@ def test_a_schema_from_a_newer_release_fails_cleanly(
     assert code == 3 and "upgrade federation-bridge" in capsys.readouterr().err
 
 
+def test_a_damaged_row_is_a_typed_error_not_a_traceback(
+    config_file: Path, idp: MockIdP, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    from federation.cli import main
+
+    _login_some_users(config_file, idp)
+    with sqlite3.connect(config_file.parent / "users.db") as db:  # as another program writes
+        db.execute("UPDATE federation_users SET roles = 'admin'")
+    code = main(["users", "list", "--config", str(config_file)], out=io.StringIO())
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.startswith("stored data unreadable: database ") and err.count("\n") == 1
+    assert err.endswith(": a stored value in roles is not a JSON document\n")
+
+
 def test_bad_config_is_a_config_error(tmp_path: Path) -> None:
     from federation.errors import ConfigError
 
