@@ -60,6 +60,7 @@ def test_the_header_wins_over_the_cookie() -> None:
         (errors.CSRFRejected("m"), 403),
         (errors.KeySetUnavailable("m"), 503),
         (errors.StorageError("m"), 503),
+        (errors.CorruptRecord("m"), 503),
         (errors.InvalidRequest("m"), 400),
         (errors.FederationError("m"), 500),
     ],

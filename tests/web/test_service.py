@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from webenv import ADMIN_KEY, ADMIN_MAPPING, APP, REGISTRATION_KEY, WebEnv
 
 from federation.errors import ConfigError
+from federation.storage import SQLStore
 from federation.web import create_app
 
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -144,6 +145,24 @@ def test_keys_down_is_503_temporarily_unavailable(make_web_env: Any) -> None:
     assert response.json()["error"] == "temporarily_unavailable"
     assert response.json()["code"] == "keyset_unavailable"
     assert int(response.headers["retry-after"]) > 0
+
+
+def test_a_damaged_user_row_is_503_with_its_own_code(make_web_env: Any, tmp_path: Any) -> None:
+    store = SQLStore(f"sqlite:///{tmp_path}/users.db")
+    env = make_web_env(store=store)
+    env.exchange("alice")  # provisioned
+    with store.engine.begin() as conn:  # another program leaves text that is no JSON
+        conn.exec_driver_sql(f"UPDATE {store.users_table.name} SET roles = 'admin, ops'")
+    token = env.login_token("alice")
+    response = env.client.post(
+        "/token", data={"grant_type": EXCHANGE, "subject_token": token, "subject_token_type": ID_TOKEN}
+    )
+    assert response.status_code == 503
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert response.json()["code"] == "corrupt_record"
+    assert "roles" in response.json()["error_description"]
+    assert "admin, ops" not in response.text
+    store.close()
 
 
 # -- POST /revoke --------------------------------------------------------------------------

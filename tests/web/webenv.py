@@ -80,6 +80,7 @@ def build_env(
     local_accounts: dict[str, Any] | None = None,
     mapping: dict[str, Any] | None = None,
     base_url: str = APP,
+    store: Any = None,
 ) -> WebEnv:
     idp = MockIdP(audience=CLIENT_ID, clock=clock)
     idp.register_client(CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uris=[f"{base_url}/callback/mock"])
@@ -106,7 +107,8 @@ def build_env(
     if mapping is not None:
         config["mapping"] = mapping
     audit: list[Any] = []
-    bridge = idp.bridge(config=config, store=MemoryStore(), environ=environ, audit=audit.append)
+    store = store if store is not None else MemoryStore()
+    bridge = idp.bridge(config=config, store=store, environ=environ, audit=audit.append)
     app = create_app(bridge, environ=environ)
     client = TestClient(app, base_url=base_url, follow_redirects=False)
     return WebEnv(idp, bridge, app, client, clock, environ, audit)
