@@ -5,6 +5,7 @@ dependency's exception, never a record that means something else, nothing writte
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -73,7 +74,7 @@ def _refused(read: Callable[[], Any], field: str, stored: Any) -> CorruptRecord:
         read()
     error = caught.value
     assert error.code == "corrupt_record"
-    assert field in str(error)
+    assert re.search(rf"\b{field}\b", str(error))  # the field, as a word of the message
     assert str(stored) not in str(error)  # the message names the field, never the value
     # nor a parser's error chained to it (json's and datetime's quote the value)
     assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)
