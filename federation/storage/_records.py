@@ -271,23 +271,25 @@ _USER_KINDS: dict[str, Kind] = {
     "updated_at": datetime,
     "last_login_at": TIME,
 }
-_USER_NAMES, _USER_TYPES = tuple(_USER_KINDS), tuple(_USER_KINDS.values())
 _STATUSES = frozenset((ACTIVE, DISABLED))
 _STRINGS = repeat(str)  # isinstance's second argument for every role
 
 
-def stored_user(values: Sequence[Any]) -> User:
-    """The :class:`User` a stored row holds (``values`` in the order of User's fields), or
-    :class:`~federation.errors.CorruptRecord` naming the first field that no release writes."""
-    if len(values) == len(_USER_TYPES) and all(map(isinstance, values, _USER_TYPES)):
-        roles, status = values[5], values[7]
-        if status in _STATUSES and (not roles or all(map(isinstance, roles, _STRINGS))):
-            u = list(values)
-            u[5], u[6] = frozenset(roles or ()), values[6] or {}
-            return make_user(*u)
-        wrong = "status" if status not in _STATUSES else "roles"
-        raise CorruptRecord(f"a stored user holds an invalid value in {wrong}")
-    raise _invalid("user", _USER_NAMES, _USER_TYPES, values)
+def _checked_user(*values: Any) -> User:
+    """The User of values of the right kinds, once its status and roles are ones a release writes."""
+    roles, status = values[5], values[7]
+    if status not in _STATUSES:
+        raise CorruptRecord("a stored user holds an invalid value in status")
+    if roles and not all(map(isinstance, roles, _STRINGS)):
+        raise CorruptRecord("a stored user holds an invalid value in roles")
+    u = list(values)
+    u[5], u[6] = frozenset(roles or ()), values[6] or {}
+    return make_user(*u)
+
+
+#: The :class:`User` a stored row holds (values in the order of User's fields), or a
+#: CorruptRecord naming the first field that no release writes.
+stored_user = stored_reader(_checked_user, "user", _USER_KINDS)
 
 
 stored_identity = stored_reader(

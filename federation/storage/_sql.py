@@ -401,7 +401,7 @@ class _LoginRead(_DriverRead):
         super().__init__(query, dialect)
         ix = self.index
         self.identity = itemgetter(*(ix[name] for name in _IDENTITY_COLUMNS))
-        self.user = itemgetter(*(ix[f"u_{name}"] for name in _USER_COLUMNS))
+        self.user = itemgetter(*(ix[name] for name in _JOINED_USER_COLUMNS))
         self.user_id = ix["u_id"]
 
     def login(self, values: list[Any]) -> tuple[UserIdentity, User | None]:
@@ -518,6 +518,7 @@ def _user_columns(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _USER_COLUMNS = tuple(f.name for f in dataclasses.fields(User))  # a users row's columns in User's order
+_JOINED_USER_COLUMNS = tuple(f"u_{name}" for name in _USER_COLUMNS)  # the same, labelled in a join
 _IDENTITY_COLUMNS = tuple(f.name for f in dataclasses.fields(UserIdentity))
 _AUDIT_COLUMNS = ("name", "at", "user_id", "issuer", "subject", "detail")
 _CREDENTIAL_COLUMNS = tuple(f.name for f in dataclasses.fields(LocalCredential))
@@ -529,11 +530,13 @@ _stored_credential = stored_reader(
 
 
 def _user(row: Row[Any]) -> User:
-    return _user_from(row._mapping)
-
-
-def _user_from(m: Mapping[Any, Any]) -> User:
+    m = row._mapping
     return stored_user([m[name] for name in _USER_COLUMNS])
+
+
+def _joined_user(m: Mapping[Any, Any]) -> User | None:
+    """The user of a row that joined its ``u_``-labelled columns (none: no such user)."""
+    return None if m["u_id"] is None else stored_user([m[name] for name in _JOINED_USER_COLUMNS])
 
 
 def _identity(row: Row[Any]) -> UserIdentity:
@@ -960,9 +963,7 @@ class SQLStore:
         """What a row of :meth:`login_query` means."""
         if row is None:
             return None
-        m = row._mapping
-        user = None if m["u_id"] is None else stored_user([m[f"u_{name}"] for name in _USER_COLUMNS])
-        return _identity(row), user
+        return _identity(row), _joined_user(row._mapping)
 
     def read_user(self, user_id: str) -> User | None:
         """The user, in one read outside any transaction (no lock)."""
@@ -1020,9 +1021,7 @@ class SQLStore:
         if row is None:
             return None
         m = row._mapping
-        credential = _stored_credential([m[name] for name in _CREDENTIAL_COLUMNS])
-        user = None if m["u_id"] is None else stored_user([m[f"u_{name}"] for name in _USER_COLUMNS])
-        return credential, user
+        return _stored_credential([m[name] for name in _CREDENTIAL_COLUMNS]), _joined_user(m)
 
     def set_password_hash(self, user_id: str, password_hash: str, *, now: datetime) -> None:
         """Replace the user's password hash."""
