@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import plugins
+from ._files import FileTooLarge, read_limited
 from ._json import StrictJSONError, loads_object
 from .errors import ConfigError
 from .mapping import Mapping as MappingRules
@@ -71,12 +72,15 @@ def add_commands(subparsers: Any) -> None:
 
 
 def _read_json(name: str, what: str) -> dict[str, Any]:
+    too_large = ConfigError(f"{name}: {what} larger than {_MAX_INPUT} bytes", file=name)
     try:
-        data = sys.stdin.buffer.read(_MAX_INPUT + 1) if name == "-" else Path(name).read_bytes()
+        data = sys.stdin.buffer.read(_MAX_INPUT + 1) if name == "-" else read_limited(name, _MAX_INPUT)
+    except FileTooLarge:
+        raise too_large from None
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read {what} ({exc.__class__.__name__})", file=name) from None
     if len(data) > _MAX_INPUT:
-        raise ConfigError(f"{name}: {what} larger than {_MAX_INPUT} bytes", file=name)
+        raise too_large
     try:
         return loads_object(data.strip(), max_depth=32)
     except StrictJSONError as exc:

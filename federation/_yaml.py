@@ -21,9 +21,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from ._files import FileTooLarge, read_limited
 from .errors import ConfigError
 
 __all__ = [
+    "MAX_YAML_BYTES",
     "Located",
     "config_error_from_problems",
     "config_error_from_validation",
@@ -33,6 +35,9 @@ __all__ = [
 ]
 
 PathKey = tuple[str | int, ...]
+
+#: A config or mapping file is hand-written: far below this (and the node budget below).
+MAX_YAML_BYTES = 4 * 1024 * 1024
 
 
 class Located:
@@ -151,10 +156,14 @@ def load_yaml(text: str, file: str = "<string>") -> Located:
 
 
 def read_yaml_file(path: str | Path) -> Located:
-    """Read and parse a YAML file; unreadable files raise :class:`ConfigError`."""
+    """Read and parse a YAML file; unreadable files, and files over
+    :data:`MAX_YAML_BYTES`, raise :class:`ConfigError`."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # Newlines as text mode reads them (universal newlines), which positions count by.
+        text = read_limited(path, MAX_YAML_BYTES).decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except FileTooLarge as exc:
+        raise ConfigError(f"{name}: file {exc.strerror}", file=name) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{name}: cannot read file ({exc.__class__.__name__})", file=name) from None
     return load_yaml(text, name)

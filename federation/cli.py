@@ -50,6 +50,7 @@ from .errors import (
     KeySetUnavailable,
     LoginRefused,
     StorageError,
+    TokenTooLarge,
 )
 from .plugins import DemoSpec
 
@@ -59,6 +60,9 @@ EXIT_OK, EXIT_REJECTED, EXIT_CONFIG, EXIT_UNAVAILABLE = 0, 1, 2, 3
 EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: an exception nobody anticipated
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `cmd | head` gives for any Unix tool
+
+#: A token read from stdin: past any ``max_token_bytes`` (1 MiB at most), with room for whitespace.
+_MAX_STDIN_TOKEN = 2 * 1024 * 1024
 
 # RFC 6750's scheme is case-insensitive; the token itself never contains a space.
 _BEARER = re.compile(r"\s*bearer\s", re.IGNORECASE)
@@ -171,8 +175,16 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _token_from_stdin() -> str:
+    """The token piped in, read up to a bound: stdin may be a device or a stream that never ends."""
+    text = sys.stdin.read(_MAX_STDIN_TOKEN + 1)
+    if len(text) > _MAX_STDIN_TOKEN:
+        raise TokenTooLarge("token exceeds the size limit")
+    return text.strip()
+
+
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
-    token = sys.stdin.read().strip() if args.token in (None, "-") else args.token
+    token = _token_from_stdin() if args.token in (None, "-") else args.token
     if _BEARER.match(token):
         # Refused, not stripped: bridge.verify() refuses it too, and an application that
         # passes the whole Authorization header should learn that here, not in production.

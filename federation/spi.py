@@ -21,11 +21,14 @@ What is here, by who needs it:
 * a store: the protocol and records live in :mod:`federation.storage`;
 * anything with a file of its own: the safe YAML reader behind
   ``federation.yaml`` (:func:`read_yaml_file`, :func:`load_yaml`,
-  :class:`Located` with line numbers) and its ``ConfigError`` builders.
+  :class:`Located` with line numbers) and its ``ConfigError`` builders, and
+  :func:`read_limited` (:class:`FileTooLarge`), which reads a key or secret file
+  (:data:`MAX_SECRET_FILE_BYTES`) without ever reading more than its limit.
 """
 
 from __future__ import annotations
 
+from ._files import MAX_SECRET_FILE_BYTES, FileTooLarge, read_limited
 from ._keys import KeySource, StaticKeySet
 from ._profile import (
     DEFAULT_ALGORITHMS,
@@ -52,7 +55,9 @@ from ._yaml import (
 __all__ = [
     "ALGORITHMS",
     "DEFAULT_ALGORITHMS",
+    "MAX_SECRET_FILE_BYTES",
     "AlgorithmSpec",
+    "FileTooLarge",
     "Identity",
     "KeySet",
     "KeySource",
@@ -73,5 +78,6 @@ __all__ = [
     "config_error_from_validation",
     "load_yaml",
     "numeric_date",
+    "read_limited",
     "read_yaml_file",
 ]

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from .._files import FileTooLarge, read_limited
 from .._json import StrictJSONError, loads_object
 from .._rfc7517 import KeyNote, KeySet, UnusableKey, VerificationKey
 from ..errors import ConfigError, UnknownKey
@@ -137,9 +138,9 @@ class StaticKeySet:
 
 def _read(path: Path) -> str:
     try:
-        if path.stat().st_size > _MAX_FILE_BYTES:
-            raise ConfigError(f"{path}: key file is larger than {_MAX_FILE_BYTES} bytes", file=str(path))
-        return path.read_text(encoding="utf-8")
+        return read_limited(path, _MAX_FILE_BYTES).decode("utf-8")
+    except FileTooLarge as exc:
+        raise ConfigError(f"{path}: key file is {exc.strerror}", file=str(path)) from None
     except FileNotFoundError:
         raise ConfigError(f"{path}: key file not found", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from .._files import MAX_SECRET_FILE_BYTES, read_limited
 from .._rfc7517 import EC_CURVES
 from ..errors import ConfigError
 from ..spi import ALGORITHMS
@@ -113,7 +114,7 @@ class SessionKeyRing:
                 if base_dir is not None and not path.is_absolute():
                     path = base_dir / path
                 try:
-                    pems.append(path.read_bytes())
+                    pems.append(read_limited(path, MAX_SECRET_FILE_BYTES))
                 except OSError as exc:
                     raise ConfigError(
                         f"{field}: cannot read the key file {str(path)!r} "
@@ -210,7 +211,7 @@ class SessionSecret:
             if base_dir is not None and not path.is_absolute():
                 path = base_dir / path
             try:
-                return cls(path.read_bytes().rstrip(b"\r\n"))
+                return cls(read_limited(path, MAX_SECRET_FILE_BYTES).rstrip(b"\r\n"))
             except OSError as exc:
                 raise ConfigError(
                     f"sessions.secret: cannot read {str(path)!r} ({exc.strerror or type(exc).__name__})",

@@ -34,6 +34,7 @@ from ..errors import (
     MissingToken,
     StorageError,
 )
+from ..spi import MAX_SECRET_FILE_BYTES, FileTooLarge, read_limited
 from ._redirects import RedirectPolicy, origin_of
 
 if TYPE_CHECKING:
@@ -348,7 +349,9 @@ def read_secret(
         return value.encode("utf-8")
     path = base_dir / str(ref.file)
     try:
-        data = path.read_bytes().rstrip(b"\r\n")
+        data = read_limited(path, MAX_SECRET_FILE_BYTES).rstrip(b"\r\n")
+    except FileTooLarge as exc:
+        raise ConfigError(f"{field}: {path} is {exc.strerror}", field=field) from None
     except OSError:
         raise ConfigError(f"{field}: cannot read {path}", field=field) from None
     if not data:
