@@ -34,7 +34,7 @@ def add_commands(subparsers: Any) -> None:
     sub = sessions.add_subparsers(dest="sessions_command", metavar="command", required=True)
     listing = sub.add_parser("list", help="a user's live sessions: id, issued, expires, last refreshed")
     _common(listing)
-    listing.add_argument("--user", required=True, help="the local user id")
+    listing.add_argument("--user", required=True, type=_user_id, help="the local user id")
     listing.add_argument("--json", action="store_true", help="print machine-readable JSON")
     listing.set_defaults(run=sessions_list)
     revoke = sub.add_parser(
@@ -44,13 +44,20 @@ def add_commands(subparsers: Any) -> None:
         "without, every session and token the user holds. Exit 4 when the session is not the user's.",
     )
     _common(revoke)
-    revoke.add_argument("--user", required=True, help="the local user id")
+    revoke.add_argument("--user", required=True, type=_user_id, help="the local user id")
     revoke.add_argument("--session", help="one session id (from 'sessions list')")
     revoke.add_argument("--reason", default="cli", help="recorded in the audit event")
     revoke.set_defaults(run=sessions_revoke)
     purge = sub.add_parser("purge", help="delete ended sessions, refresh tokens and revocations")
     _common(purge)
     purge.set_defaults(run=sessions_purge)
+
+
+def _user_id(text: str) -> str:
+    """An argparse type: a user id is never empty (``--user ""`` would revoke nobody's sessions)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -48,14 +48,25 @@ EXIT_OK, EXIT_CONFIG, EXIT_UNAVAILABLE = 0, 2, 3
 # -- store commands ------------------------------------------------------------------------
 
 
+def _count(text: str) -> int:
+    """An argparse type: a count of rows, 0 or more (a usage error otherwise, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more (not {text!r})")
+    return value
+
+
 def add_commands(subparsers: Any) -> None:
     """Add ``users``, ``audit`` and ``db`` to the ``federation`` command's subparsers."""
     users = subparsers.add_parser("users", help="the users in the store named by a config file")
     users_sub = users.add_subparsers(dest="users_command", required=True)
     listing = users_sub.add_parser("list", help="list users with their identities and roles")
     _config_option(listing)
-    listing.add_argument("--limit", type=int, default=100, help="at most this many users (default 100)")
-    listing.add_argument("--offset", type=int, default=0, help="skip this many users first")
+    listing.add_argument("--limit", type=_count, default=100, help="at most this many users (default 100)")
+    listing.add_argument("--offset", type=_count, default=0, help="skip this many users first")
     listing.add_argument("--json", action="store_true", help="print machine-readable JSON")
     listing.set_defaults(run=users_list)
 
@@ -63,7 +74,7 @@ def add_commands(subparsers: Any) -> None:
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     tail = audit_sub.add_parser("tail", help="print the latest audit events, oldest first")
     _config_option(tail)
-    tail.add_argument("-n", "--lines", type=int, default=20, help="how many events (default 20)")
+    tail.add_argument("-n", "--lines", type=_count, default=20, help="how many events (default 20)")
     tail.add_argument("--json", action="store_true", help="print one JSON object per line")
     tail.set_defaults(run=audit_tail)
 

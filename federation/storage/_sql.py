@@ -412,6 +412,12 @@ class _LoginRead(_DriverRead):
         return identity, stored_user(self.user(values))
 
 
+def _count_argument(name: str, value: int) -> None:
+    """A row count or offset given by a caller: a non-negative int (not a bool)."""
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer")
+
+
 def _again_if_lost(read: Callable[[], T]) -> T:
     """``read()``, and once more when its connection was lost (a read wrote nothing; the
     pool hands out a new connection)."""
@@ -1035,7 +1041,10 @@ class SQLStore:
     # -- reading for tools ----------------------------------------------------------------
 
     def list_users(self, *, limit: int = 100, offset: int = 0) -> list[User]:
-        """Users, oldest first."""
+        """Users, oldest first; ``ValueError`` for a negative ``limit`` or ``offset`` (SQLite
+        would read -1 as no limit, PostgreSQL refuses it)."""
+        _count_argument("limit", limit)
+        _count_argument("offset", offset)
         self._ensure_schema()
         t = self.users_table
         query = select(t).order_by(t.c.created_at, t.c.id).limit(limit).offset(offset)
@@ -1062,7 +1071,8 @@ class SQLStore:
         return found
 
     def audit_tail(self, limit: int = 20) -> list[AuditEvent]:
-        """The latest ``limit`` audit events, oldest first."""
+        """The latest ``limit`` audit events, oldest first (``ValueError`` for a negative one)."""
+        _count_argument("limit", limit)
         self._ensure_schema()
         t = self.audit_table
         with self._connection() as conn:

@@ -70,6 +70,24 @@ def test_users_list(config_file: Path, idp: MockIdP) -> None:
     assert document["users"][0]["status"] == "disabled"
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("users", "list", "--limit", "-1"),
+        ("users", "list", "--offset", "-3"),
+        ("users", "list", "--limit", "ten"),
+        ("audit", "tail", "-n", "-5"),
+    ],
+)
+def test_a_count_below_zero_or_not_a_number_is_a_usage_error(
+    config_file: Path, argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _run(*argv, "-c", str(config_file))
+    assert exited.value.code == 2
+    assert "must be a whole number, 0 or more" in capsys.readouterr().err
+
+
 def test_audit_tail(config_file: Path, idp: MockIdP) -> None:
     ada, _ = _login_some_users(config_file, idp)
     code, text = _run("audit", "tail", "--config", str(config_file))

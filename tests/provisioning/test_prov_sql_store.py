@@ -230,3 +230,18 @@ def test_tables_can_carry_extra_columns_of_the_application(make_store: Any) -> N
 
     for check in CHECKS[:3]:
         run_check(check, store)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_negative_count_or_offset_is_refused_before_the_database(make_store: Any, kind: str) -> None:
+    """SQLite reads LIMIT -1 as no limit and PostgreSQL refuses it: both would be wrong answers."""
+    store = make_store(kind)
+    for call in (
+        lambda: store.list_users(limit=-1),
+        lambda: store.list_users(offset=-1),
+        lambda: store.list_users(limit=True),
+        lambda: store.audit_tail(-1),
+    ):
+        with pytest.raises(ValueError, match="must be a non-negative integer"):
+            call()
+    assert store.list_users(limit=0) == [] and store.audit_tail(0) == []

@@ -83,6 +83,16 @@ def test_list_revoke_one_then_all(config_file: Path, idp: MockIdP) -> None:
             bridge.refresh(first.refresh_token or "")
 
 
+@pytest.mark.parametrize("command", ["list", "revoke"])
+def test_an_empty_user_id_is_a_usage_error(
+    config_file: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run("sessions", command, "-c", str(config_file), "--user", " ")
+    assert exited.value.code == 2
+    assert "argument --user: must not be empty" in capsys.readouterr().err
+
+
 def test_purge(config_file: Path, idp: MockIdP) -> None:
     with _bridge(config_file, idp) as bridge:
         bridge.exchange(idp.mint(sub="bob"))
