@@ -23,12 +23,16 @@ What is here, by who needs it:
   ``federation.yaml`` (:func:`read_yaml_file`, :func:`load_yaml`,
   :class:`Located` with line numbers) and its ``ConfigError`` builders, and
   :func:`read_limited` (:class:`FileTooLarge`), which reads a key or secret file
-  (:data:`MAX_SECRET_FILE_BYTES`) without ever reading more than its limit.
+  (:data:`MAX_SECRET_FILE_BYTES`) without ever reading more than its limit;
+* anything parsing untrusted JSON: :func:`loads_object`, the strict parser tokens go
+  through (duplicate members, ``NaN``, lone surrogates and deep nesting refused, as
+  :class:`StrictJSONError`, whose message never holds the input).
 """
 
 from __future__ import annotations
 
 from ._files import MAX_SECRET_FILE_BYTES, FileTooLarge, read_limited
+from ._json import StrictJSONError, loads_object
 from ._keys import KeySource, StaticKeySet
 from ._profile import (
     DEFAULT_ALGORITHMS,
@@ -65,6 +69,7 @@ __all__ = [
     "Located",
     "ProviderProfile",
     "StaticKeySet",
+    "StrictJSONError",
     "TokenContext",
     "TokenType",
     "VerificationKey",
@@ -77,6 +82,7 @@ __all__ = [
     "config_error_from_problems",
     "config_error_from_validation",
     "load_yaml",
+    "loads_object",
     "numeric_date",
     "read_limited",
     "read_yaml_file",

@@ -16,7 +16,6 @@ to the bridge.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
@@ -42,6 +41,7 @@ from ..errors import (
     StorageError,
     TokenRevoked,
 )
+from ..spi import StrictJSONError, loads_object
 from ._core import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -188,17 +188,22 @@ class LoginService:
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             raise InvalidRequest("the request body is too large")
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise InvalidRequest("the request body is too large")
+        # Read up to the bound, never whole: a chunked body declares no length.
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise InvalidRequest("the request body is too large")
+            chunks.append(chunk)
+        body = b"".join(chunks)
         if kind == "application/json":
+            # Strict, as a form is: a repeated member is refused, not decided by the last one.
             try:
-                data = json.loads(body or b"{}")
-            except ValueError:
-                raise InvalidRequest("the body is not JSON") from None
-            if not isinstance(data, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-            ):
+                data = loads_object(body or b"{}", max_depth=1)
+            except StrictJSONError as exc:  # its message names the fault, never the input
+                raise InvalidRequest(f"the body must be a JSON object of strings ({exc})") from None
+            if not all(isinstance(v, str) for v in data.values()):
                 raise InvalidRequest("the body must be a JSON object of strings")
             return data
         if kind not in ("application/x-www-form-urlencoded", ""):

@@ -165,6 +165,106 @@ def test_a_damaged_user_row_is_503_with_its_own_code(make_web_env: Any, tmp_path
     store.close()
 
 
+# -- request bodies (every POST endpoint reads its body the same way) -----------------------
+
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+JSON_BODY = {"content-type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "description"),
+    [
+        (b"grant_type=refresh_token&grant_type=password", FORM, "the parameter 'grant_type' is repeated"),
+        (
+            b"grant_type=refresh_token&refresh_token=a&refresh_token=a",
+            FORM,
+            "the parameter 'refresh_token' is repeated",
+        ),
+        (b"grant_type=\xff", FORM, "the body is not UTF-8"),
+        (
+            b'{"grant_type": "refresh_token", "grant_type": "password"}',
+            JSON_BODY,
+            "the body must be a JSON object of strings (duplicate member name)",
+        ),
+        (b"{", JSON_BODY, "the body must be a JSON object of strings (invalid JSON)"),
+        (b'["grant_type"]', JSON_BODY, "the body must be a JSON object of strings (not a JSON object)"),
+        (
+            b'{"grant_type": NaN}',
+            JSON_BODY,
+            "the body must be a JSON object of strings (non-standard JSON literal)",
+        ),
+        (
+            b'{"grant_type": {"a": "b"}}',
+            JSON_BODY,
+            "the body must be a JSON object of strings (JSON nested too deeply)",
+        ),
+        (b'{"grant_type": 5}', JSON_BODY, "the body must be a JSON object of strings"),
+        (
+            b"grant_type=refresh_token",
+            {"content-type": "text/plain"},
+            "the body must be application/x-www-form-urlencoded",
+        ),
+        (b"a=" + b"b" * (64 * 1024), FORM, "the request body is too large"),
+    ],
+)
+def test_a_body_that_is_not_one_value_per_parameter_is_refused(
+    web_env: WebEnv, body: bytes, headers: dict[str, str], description: str
+) -> None:
+    """RFC 6749 §3.1: a parameter is never sent twice; a JSON body no looser than a form."""
+    response = web_env.client.post("/token", content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": description,
+        "code": "invalid_request",
+    }
+
+
+def test_a_json_body_of_strings_is_read_as_a_form(web_env: WebEnv) -> None:
+    external = web_env.login_token("jason")
+    body = {"grant_type": EXCHANGE, "subject_token": external, "subject_token_type": ID_TOKEN}
+    response = web_env.client.post("/token", json=body)
+    assert response.status_code == 200 and response.json()["token_type"] == "Bearer"
+
+
+def test_a_chunked_body_is_read_only_up_to_the_bound(web_env: WebEnv) -> None:
+    """No Content-Length (chunked transfer): the service stops reading past 64 KiB and answers
+    400, instead of buffering whatever the client keeps sending."""
+    import asyncio
+
+    chunk = b"a" * 8192
+    pulled = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal pulled
+        pulled += 1
+        assert pulled < 1000, "the service read 8 MiB of a body it should have refused"
+        return {"type": "http.request", "body": chunk, "more_body": True}  # never ends
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/token",
+        "raw_path": b"/token",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"app.example.test"), (b"content-type", b"application/x-www-form-urlencoded")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("app.example.test", 443),
+    }
+    asyncio.run(asyncio.wait_for(web_env.app(scope, receive, send), timeout=10))
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
+    assert b"the request body is too large" in b"".join(m.get("body", b"") for m in sent[1:])
+    assert pulled == 64 * 1024 // len(chunk) + 1  # the first chunk past the bound, and no more
+
+
 # -- POST /revoke --------------------------------------------------------------------------
 
 
