@@ -212,6 +212,7 @@ _KINDS = {
     "int_type": "an integer",
     "int_parsing": "an integer",
     "int_from_float": "a whole number",
+    "int_parsing_size": "a smaller whole number",
     "float_type": "a number",
     "float_parsing": "a number",
     "bool_type": "true or false",

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -55,6 +56,19 @@ __all__ = [
     "is_loopback_url",
     "load_config",
 ]
+
+
+def _not_a_boolean(value: Any) -> Any:
+    """A number field's value is never true or false. YAML reads ``yes``, ``no``, ``on`` and
+    ``off`` as booleans, and pydantic takes a boolean as 1 or 0: ``leeway: on`` was a second."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+#: The numbers of the configuration: seconds, sizes and counts (a boolean is refused).
+Number = Annotated[float, BeforeValidator(_not_a_boolean)]
+Count = Annotated[int, BeforeValidator(_not_a_boolean)]
 
 
 def _issuer_union(models: tuple[type[ProviderProfile], ...]) -> Any:
@@ -96,26 +110,26 @@ class KeysConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ttl: float = Field(600, gt=0, description="Freshness when the response has no usable Cache-Control.")
-    min_ttl: float = Field(60, ge=0, description="Lower clamp for Cache-Control max-age.")
-    max_ttl: float = Field(86400, gt=0, description="Upper clamp for Cache-Control max-age.")
-    refresh_cooldown: float = Field(
+    ttl: Number = Field(600, gt=0, description="Freshness when the response has no usable Cache-Control.")
+    min_ttl: Number = Field(60, ge=0, description="Lower clamp for Cache-Control max-age.")
+    max_ttl: Number = Field(86400, gt=0, description="Upper clamp for Cache-Control max-age.")
+    refresh_cooldown: Number = Field(
         30, ge=0, description="At most one forced refetch per issuer per cooldown."
     )
-    max_stale: float = Field(
+    max_stale: Number = Field(
         86400, ge=0, description="How long the last good key set serves during an outage."
     )
-    unknown_kid_ttl: float = Field(60, ge=0, description="How long an unknown kid is remembered as unknown.")
-    ttl_jitter: float = Field(
+    unknown_kid_ttl: Number = Field(60, ge=0, description="How long an unknown kid is remembered as unknown.")
+    ttl_jitter: Number = Field(
         0,
         ge=0,
         le=0.5,
         description="Shorten each fetched key set's TTL by a random fraction up to this (0.1: up to "
         "10%), so processes started together refetch apart.",
     )
-    timeout: float = Field(5, gt=0, le=60, description="Connect and read timeout of one fetch.")
-    max_response_bytes: int = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
-    max_keys: int = Field(100, ge=1, le=10000, description="A key set with more entries is refused.")
+    timeout: Number = Field(5, gt=0, le=60, description="Connect and read timeout of one fetch.")
+    max_response_bytes: Count = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_keys: Count = Field(100, ge=1, le=10000, description="A key set with more entries is refused.")
     allow_loopback_http: bool = Field(
         False, description="Allow plain http:// key and discovery URLs on loopback hosts (tests only)."
     )
@@ -138,11 +152,11 @@ class LimitsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_token_bytes: int = Field(32 * 1024, ge=256, le=1024 * 1024)
-    max_header_bytes: int = Field(4 * 1024, ge=64, le=64 * 1024)
-    max_json_depth: int = Field(32, ge=2, le=256)
-    max_claims: int = Field(500, ge=1, le=100000)
-    max_audiences: int = Field(50, ge=1, le=10000)
+    max_token_bytes: Count = Field(32 * 1024, ge=256, le=1024 * 1024)
+    max_header_bytes: Count = Field(4 * 1024, ge=64, le=64 * 1024)
+    max_json_depth: Count = Field(32, ge=2, le=256)
+    max_claims: Count = Field(500, ge=1, le=100000)
+    max_audiences: Count = Field(50, ge=1, le=10000)
 
 
 class ProvisioningConfig(BaseModel):
@@ -159,7 +173,7 @@ class ProvisioningConfig(BaseModel):
         description="Link a new identity to an existing user by verified email, only from issuers "
         "marked trust_email. Off by default: linking by email is an account-takeover risk.",
     )
-    touch_interval: float = Field(
+    touch_interval: Number = Field(
         0,
         ge=0,
         le=86400,
@@ -185,12 +199,14 @@ class SessionsConfig(BaseModel):
         default_factory=list, description="PEM private keys; the first signs, all verify (rotation)."
     )
     secret: KeyRef | None = Field(None, description="HS256 only: a shared secret of at least 32 bytes.")
-    access_ttl: int = Field(3600, gt=0, le=86400, description="Access token lifetime, seconds.")
-    refresh_ttl: int = Field(1209600, ge=0, le=31536000, description="Refresh token lifetime; 0: no refresh.")
-    refresh_reuse_grace: float = Field(
+    access_ttl: Count = Field(3600, gt=0, le=86400, description="Access token lifetime, seconds.")
+    refresh_ttl: Count = Field(
+        1209600, ge=0, le=31536000, description="Refresh token lifetime; 0: no refresh."
+    )
+    refresh_reuse_grace: Number = Field(
         10, ge=0, le=300, description="Seconds a used refresh token may be presented again."
     )
-    touch_interval: float = Field(
+    touch_interval: Number = Field(
         300, ge=0, description="authenticate writes last_login_at at most this often per user."
     )
     revoke_previous: bool = Field(False, description="Issuing a session revokes the user's earlier ones.")
@@ -199,20 +215,20 @@ class SessionsConfig(BaseModel):
         description="Where sessions and revocations live: store (the SQL store's tables), memory, "
         "or a Redis URL (redis://host:6379/0, rediss://...) shared by every process.",
     )
-    user_check: float = Field(
+    user_check: Number = Field(
         30, ge=0, le=3600, description="Seconds a user's status may be served from memory (0: always read)."
     )
-    outage_grace: float = Field(
+    outage_grace: Number = Field(
         0,
         ge=0,
         le=300,
         description="With a Redis revocation store: seconds memory may still be served after the "
         "revocation messages stopped (0: fail closed, every request reads Redis).",
     )
-    token_cache_size: int = Field(
+    token_cache_size: Count = Field(
         10000, ge=0, le=1000000, description="Verified tokens remembered by authenticate (0: none)."
     )
-    leeway: float = Field(5, ge=0, le=60, description="Clock skew allowed on session tokens, seconds.")
+    leeway: Number = Field(5, ge=0, le=60, description="Clock skew allowed on session tokens, seconds.")
 
     @model_validator(mode="after")
     def _revocation_is_known(self) -> SessionsConfig:
@@ -227,12 +243,12 @@ class LocalAccountsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_password_length: int = Field(12, ge=8, le=1024)
-    max_password_length: int = Field(1024, ge=64, le=4096, description="Longer passwords are refused.")
-    max_attempts: int = Field(
+    min_password_length: Count = Field(12, ge=8, le=1024)
+    max_password_length: Count = Field(1024, ge=64, le=4096, description="Longer passwords are refused.")
+    max_attempts: Count = Field(
         5, ge=1, le=1000, description="Failures per account and per address before lockout."
     )
-    lockout: float = Field(300, gt=0, le=86400, description="Lockout seconds, doubling on repeat.")
+    lockout: Number = Field(300, gt=0, le=86400, description="Lockout seconds, doubling on repeat.")
     registration: bool = Field(True, description="register_local creates accounts (false: closed).")
 
 
@@ -257,7 +273,7 @@ class WebConfig(BaseModel):
     trusted_proxies: list[str] = Field(
         default_factory=list, description="Peers (addresses or networks) whose X-Forwarded-* headers count."
     )
-    url_token_max_age: int = Field(
+    url_token_max_age: Count = Field(
         120, gt=0, le=600, description="How old a /sso URL token may be (seconds since its iat)."
     )
     registration_key: KeyRef | None = Field(
@@ -290,7 +306,7 @@ class BridgeConfig(BaseModel):
     issuers: list[_LoadedIssuer] = Field(min_length=1)
     keys: KeysConfig = Field(default_factory=KeysConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
-    leeway: float = Field(60, ge=0, le=300, description="Clock skew allowed for exp/nbf/iat, seconds.")
+    leeway: Number = Field(60, ge=0, le=300, description="Clock skew allowed for exp/nbf/iat, seconds.")
     mapping: str | dict[str, Any] | None = Field(
         None, description="The mapping file (a path, relative to this file) or the mapping inline."
     )
@@ -584,10 +600,10 @@ def _unknown_key_hint(path: tuple[str | int, ...], data: Any) -> str | None:
         tail = "" if "provider" in entry else f"; this entry names no provider, so it is oidc: add {add}"
         names = others[0] if len(others) == 1 else ", ".join(others[:-1]) + f" or {others[-1]}"
         return f"a key of provider {names}{tail}"
+    if key in _keys_of(BridgeConfig):  # before the sections: sessions.leeway is another leeway
+        return f"{key} is a top-level setting, for every issuer"
     if sections:
         return f"{key} is set for every issuer, in the top-level {sections[0]}: section"
-    if key in _keys_of(BridgeConfig):
-        return f"{key} is a top-level setting, for every issuer"
     return None
 
 

@@ -125,6 +125,47 @@ def test_a_key_cache_setting_inside_an_issuer_points_to_the_keys_section(tmp_pat
     assert "keys:" in str(err)
 
 
+def test_a_top_level_setting_inside_an_issuer_points_to_the_top_level(tmp_path: Path) -> None:
+    """``leeway`` is also a key of ``sessions:`` (the session tokens' own): an issuer's
+    leeway is the top-level one."""
+    text = ISSUER + "    leeway: 30\n"
+    err, path = located_error(tmp_path, text)
+    assert_at(err, path, text, "leeway:", "issuers[0].leeway")
+    assert "leeway is a top-level setting, for every issuer" in str(err)
+    assert "sessions" not in str(err)
+
+
+@pytest.mark.parametrize("word", ["yes", "no", "on", "off", "true"])
+def test_a_yaml_boolean_is_never_a_number(tmp_path: Path, word: str) -> None:
+    """YAML reads yes/no/on/off as booleans, and pydantic would take them as 1 or 0."""
+    for text, field in (
+        (ISSUER + f"leeway: {word}\n", "leeway"),
+        (ISSUER + f"keys:\n  max_keys: {word}\n", "keys.max_keys"),
+        (ISSUER + f"provisioning:\n  touch_interval: {word}\n", "provisioning.touch_interval"),
+    ):
+        path = tmp_path / "federation.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError) as caught:
+            load_config(path)
+        assert f"{field}: must be a number, not true or false" in str(caught.value)
+
+
+def test_a_number_too_large_for_an_integer_is_in_our_words(tmp_path: Path) -> None:
+    path = tmp_path / "federation.yaml"
+    path.write_text(ISSUER + "limits:\n  max_token_bytes: 1.0e+308\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert "limits.max_token_bytes: must be a smaller whole number" in str(caught.value)
+    assert not any(phrase in str(caught.value) for phrase in (*PYDANTIC_PHRASES, "Unable to parse"))
+
+
+def test_numbers_as_numbers_and_as_text_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "federation.yaml"
+    path.write_text(ISSUER + "leeway: 30\nkeys:\n  max_keys: '7'\n  timeout: 2.5\n")
+    config = load_config(path)
+    assert (config.leeway, config.keys.max_keys, config.keys.timeout) == (30, 7, 2.5)
+
+
 def test_an_unknown_provider_gets_a_suggestion_and_the_known_ones(tmp_path: Path) -> None:
     text = "issuers:\n  - provider: cognitoo\n    user_pool_id: eu-west-1_AbCdEf123\n"
     err, path = located_error(tmp_path, text)
