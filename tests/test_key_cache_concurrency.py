@@ -288,6 +288,116 @@ def test_expired_set_is_refreshed_once_under_concurrency(
     assert jwks_requests(idp) == 3
 
 
+class ThreadGate:
+    """A sync transport whose key set answers wait until ``release`` (once armed)."""
+
+    def __init__(self, idp: MockIdP) -> None:
+        self.idp = idp
+        self.armed = False
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if self.armed:
+            self.started.set()
+            assert self.release.wait(30), "the gate was never released"
+        return self.idp.handler(request)
+
+
+def _gated_bridge(idp: MockIdP, gate: Any, keys: dict[str, Any] | None = None) -> Bridge:
+    config = idp.bridge_config(**({"keys": keys} if keys else {}))
+    if isinstance(gate, ThreadGate):
+        return Bridge.from_dict(
+            config, http_client=httpx.Client(transport=httpx.MockTransport(gate.handler)), clock=idp.clock
+        )
+    return Bridge.from_dict(
+        config,
+        http_client=httpx.Client(transport=httpx.MockTransport(idp.handler)),
+        async_http_client=httpx.AsyncClient(transport=httpx.MockTransport(gate.handler)),
+        clock=idp.clock,
+    )
+
+
+def test_an_expired_set_answers_the_others_while_one_caller_refreshes_it(
+    idp: MockIdP, clock: FrozenClock
+) -> None:
+    """Stale while revalidating: past the TTL one caller fetches; the others are answered
+    at once from the set it replaces, and only a kid that set lacks waits for the new one."""
+    gate = ThreadGate(idp)
+    bridge = _gated_bridge(idp, gate)
+    bridge.verify(idp.mint(sub="warm"))
+    clock.advance(MAX_AGE)
+    gate.armed = True
+    first: list[object] = []
+    refresher = threading.Thread(target=lambda: first.append(bridge.verify(idp.mint(sub="first"))))
+    refresher.start()
+    assert gate.started.wait(10)  # the refresh is in flight, held at the issuer
+
+    answered: list[object] = []
+    other = threading.Thread(target=lambda: answered.append(bridge.verify(idp.mint(sub="other"))))
+    other.start()
+    other.join(10)
+    assert not other.is_alive(), "a caller with a known kid waited for the refresh"
+    assert [v.subject for v in answered if isinstance(v, VerifiedToken)] == ["other"]
+
+    idp.rotate_keys(keep_old=True)  # a kid the expired set lacks must wait for the new set
+    rotated: list[object] = []
+    newcomer = threading.Thread(target=lambda: rotated.append(bridge.verify(idp.mint(sub="new-kid"))))
+    newcomer.start()
+    newcomer.join(0.2)
+    assert newcomer.is_alive() and not rotated  # joined the flight: nothing to answer it with yet
+    gate.release.set()
+    for thread in (refresher, newcomer):
+        thread.join(10)
+    assert [v.subject for v in first + rotated if isinstance(v, VerifiedToken)] == ["first", "new-kid"]
+    assert jwks_requests(idp) == 2  # the warm-up and the one refresh
+    bridge.close()
+
+
+def test_with_max_stale_0_an_expired_set_answers_no_one(idp: MockIdP, clock: FrozenClock) -> None:
+    """``keys.max_stale: 0`` means no set past its TTL: every caller waits for the refresh."""
+    gate = ThreadGate(idp)
+    bridge = _gated_bridge(idp, gate, keys={"max_stale": 0})
+    bridge.verify(idp.mint(sub="warm"))
+    clock.advance(MAX_AGE)
+    gate.armed = True
+    results: list[object] = []
+    threads = [
+        threading.Thread(target=lambda sub=sub: results.append(bridge.verify(idp.mint(sub=sub))))
+        for sub in ("first", "other")
+    ]
+    threads[0].start()
+    assert gate.started.wait(10)
+    threads[1].start()
+    threads[1].join(0.2)
+    assert threads[1].is_alive() and not results
+    gate.release.set()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(v.subject for v in results if isinstance(v, VerifiedToken)) == ["first", "other"]
+    bridge.close()
+
+
+def test_an_expired_set_answers_other_tasks_while_one_refreshes_it(idp: MockIdP, clock: FrozenClock) -> None:
+    gate = Gate(idp)
+    bridge = _gated_bridge(idp, gate)
+    bridge.verify(idp.mint(sub="warm"))  # the sync client: warm, ungated
+    clock.advance(MAX_AGE)
+
+    async def main() -> None:
+        gate.arm()
+        assert gate.started is not None and gate.release is not None
+        refresh = asyncio.create_task(bridge.averify(idp.mint(sub="first")))
+        await gate.started.wait()
+        other = await asyncio.wait_for(bridge.averify(idp.mint(sub="other")), timeout=10)
+        assert other.subject == "other" and not refresh.done()
+        gate.release.set()
+        assert (await refresh).subject == "first"
+
+    asyncio.run(main())
+    assert gate.answered == 1
+    bridge.close()
+
+
 def test_stale_set_serves_everyone_during_an_outage_with_one_request(
     idp: MockIdP, slow_bridge: Callable[..., Bridge], clock: FrozenClock
 ) -> None:

@@ -11,7 +11,9 @@ Owns the order in which the layers are asked:
   A kid still unknown after a successful refetch enters the negative cache, so a flood
   of random kids costs at most one forced refetch per cooldown (plus one after each
   scheduled refresh).
-* **expired** set: refresh. While failing (:class:`StaleIfError`), attempts are retried
+* **expired** set: refresh. While the refresh is in flight, the expired set answers the
+  other callers for the keys it holds (never past ``max_stale``): one caller waits for
+  the issuer, not every one. While failing (:class:`StaleIfError`), attempts are retried
   at most once per cooldown and the last good set keeps serving for up to
   ``max_stale`` past its TTL.
 * **success** replaces the set whole: a key the issuer dropped stops verifying at once.
@@ -112,6 +114,13 @@ class KeyCacheState:
         if self.stale.backing_off(now):
             # Failing recently: do not hammer the issuer; serve stale or give up now.
             return self._stale_or_unavailable(kid, alg, now)
+        if keyset is not None and self.stale.may_serve(now) and in_flight():
+            # Stale while revalidating: the set being refreshed answers for the keys it
+            # holds, so one caller waits for the issuer, not all of them (a kid it lacks
+            # waits for the new set).
+            key = keyset.find(kid, alg)
+            if key is not None:
+                return key
         return Miss.REFRESH
 
     def forced_refetch_allowed(self, now: float) -> bool:
