@@ -42,7 +42,14 @@ from ..errors import (
     MissingToken,
     TokenRevoked,
 )
-from ..web import SignInClient, check_id_token, id_token_of, sign_in_clients, url_token_claim
+from ..web import (
+    SignInClient,
+    check_id_token,
+    check_response_issuer,
+    id_token_of,
+    sign_in_clients,
+    url_token_claim,
+)
 from .backends import BACKEND, federated_user
 from .conf import federation_settings, get_bridge, get_guard
 from .middleware import problem
@@ -241,6 +248,12 @@ def callback(request: HttpRequest, issuer: str) -> HttpResponse:
         ):
             # No state of this browser: a forged or replayed callback (RFC 9700 §4.7).
             raise InvalidRequest("the sign-in state is missing or expired; sign in again")
+        try:
+            endpoints = _metadata.get(entry.discovery_url, _transport())
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("sign-in with %s: provider metadata unreadable (%s)", issuer, type(exc).__name__)
+            raise KeySetUnavailable("the identity provider cannot be reached", issuer=issuer) from None
+        check_response_issuer(request.GET.getlist("iss"), endpoints)
         if request.GET.get("error"):
             raise LoginRefused("the identity provider refused the sign-in", code="provider_refused")
         code = request.GET.get("code")
@@ -248,7 +261,6 @@ def callback(request: HttpRequest, issuer: str) -> HttpResponse:
             raise InvalidRequest("the callback carries no code")
         bridge = get_bridge()
         try:
-            endpoints = _metadata.get(entry.discovery_url, _transport())
             with _oauth_client(entry, data["redirect_uri"]) as client:
                 answer = client.fetch_token(
                     endpoints["token_endpoint"],

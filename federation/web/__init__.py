@@ -12,8 +12,9 @@ framework only when imported itself:
 * :mod:`federation.django` (an app: backend, middleware, DRF classes, sign-in views),
 * :func:`create_app`: the login service (Starlette), also ``federation serve``.
 
-The browser sign-in's rules (:func:`sign_in_clients`, :func:`check_id_token`,
-:func:`url_token_claim`) are shared by the login service and the Django views.
+The browser sign-in's rules (:func:`sign_in_clients`, :func:`check_response_issuer`,
+:func:`check_id_token`, :func:`url_token_claim`) are shared by the login service and the
+Django views.
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ from ._core import (
     require_roles,
 )
 from ._redirects import RedirectPolicy, origin_of
-from ._signin import SignInClient, check_id_token, id_token_of, sign_in_clients, url_token_claim
+from ._signin import (
+    SignInClient,
+    check_id_token,
+    check_response_issuer,
+    id_token_of,
+    sign_in_clients,
+    url_token_claim,
+)
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
@@ -59,6 +67,7 @@ __all__ = [
     "WebSettings",
     "bearer_token",
     "check_id_token",
+    "check_response_issuer",
     "create_app",
     "credential_from",
     "error_response",

@@ -52,7 +52,7 @@ from ._core import (
     error_response,
     keys_match,
 )
-from ._signin import check_id_token, id_token_of, sign_in_clients, url_token_claim
+from ._signin import check_id_token, check_response_issuer, id_token_of, sign_in_clients, url_token_claim
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
@@ -456,6 +456,12 @@ class LoginService:
             if not data:
                 # No state of this browser: a forged or replayed callback (RFC 9700 §4.7).
                 raise InvalidRequest("the sign-in state is missing or expired; sign in again")
+            try:
+                metadata = await client.load_server_metadata()  # loaded at /login (this process or another)
+            except (httpx.HTTPError, ValueError, RuntimeError, KeyError) as exc:
+                log.warning("sign-in with %s: provider metadata unreadable (%s)", name, type(exc).__name__)
+                raise KeySetUnavailable("the identity provider cannot be reached", issuer=name) from None
+            check_response_issuer(params.getlist("iss"), metadata)
             if params.get("error"):
                 raise LoginRefused("the identity provider refused the sign-in", code="provider_refused")
             code = params.get("code")

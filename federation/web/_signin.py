@@ -4,25 +4,34 @@ Owns: which issuers offer a sign-in and with which OAuth client
 (:func:`sign_in_clients`, from each entry's ``login:``), what the token
 endpoint's answer must carry and what the bridge-verified id token must match
 (:func:`id_token_of`, :func:`check_id_token`: OIDC Core §3.1.3.7, the nonce of
-§15.5.2), and when a ``/sso`` URL token is usable once (:func:`url_token_claim`).
+§15.5.2), which server an authorization response may come from
+(:func:`check_response_issuer`: RFC 9207, the mix-up defence of RFC 9700 §4.4), and
+when a ``/sso`` URL token is usable once (:func:`url_token_claim`).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, InvalidToken, LoginRefused, WrongTokenType
+from ..errors import ConfigError, InvalidRequest, InvalidToken, LoginRefused, WrongTokenType
 from ._core import read_secret
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
     from ..spi import VerifiedToken
 
-__all__ = ["SignInClient", "check_id_token", "id_token_of", "sign_in_clients", "url_token_claim"]
+__all__ = [
+    "SignInClient",
+    "check_id_token",
+    "check_response_issuer",
+    "id_token_of",
+    "sign_in_clients",
+    "url_token_claim",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +82,29 @@ def sign_in_clients(bridge: Bridge, environ: Mapping[str, str] | None = None) ->
             secret = read_secret(login.client_secret, field=field, base_dir=base, environ=environ).decode()
         clients[name] = SignInClient(name, login.client_id, secret, tuple(login.scopes), discovery)
     return clients
+
+
+def check_response_issuer(values: Sequence[str], metadata: Mapping[str, object]) -> None:
+    """RFC 9207 §2.4: an authorization response's ``iss`` names the server that answered.
+
+    Sent, it must be sent once and equal the metadata's ``issuer`` exactly, or the response
+    comes from another server than the one the browser was sent to (a mix-up, RFC 9700
+    §4.4) and its code must not reach this server's token endpoint. Absent, the response is
+    refused when the metadata says the server always sends it. Checked before the code is used.
+    """
+    if len(values) > 1:
+        raise InvalidRequest("the authorization response names its issuer twice", code="issuer_mismatch")
+    if values:
+        expected = metadata.get("issuer")
+        if not isinstance(expected, str) or values[0] != expected:
+            raise InvalidRequest(
+                "the authorization response comes from another issuer (RFC 9207)", code="issuer_mismatch"
+            )
+    elif metadata.get("authorization_response_iss_parameter_supported") is True:
+        raise InvalidRequest(
+            "the authorization response does not name its issuer, which this server always does (RFC 9207)",
+            code="issuer_mismatch",
+        )
 
 
 def id_token_of(answer: object) -> str:

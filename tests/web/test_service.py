@@ -486,6 +486,61 @@ def test_callback_without_this_browsers_state_is_refused(web_env: WebEnv) -> Non
     assert forged.status_code == 400
 
 
+def _without_iss(url: str) -> str:
+    parts = urlsplit(url)
+    query = "&".join(p for p in parts.query.split("&") if not p.startswith("iss="))
+    return parts._replace(query=query).geturl()
+
+
+def _iss_twice(url: str) -> str:
+    return url + "&" + next(p for p in urlsplit(url).query.split("&") if p.startswith("iss="))
+
+
+@pytest.mark.parametrize(
+    "mix_up",
+    [
+        lambda url: url + "&iss=https%3A%2F%2Fevil.example",  # a second iss, another server's
+        lambda url: _without_iss(url) + "&iss=https%3A%2F%2Fevil.example",  # another server's
+        _iss_twice,  # the right one, twice
+        _without_iss,  # none, from a server whose metadata says it always sends one
+    ],
+    ids=["a-second-iss", "another-iss", "the-same-iss-twice", "no-iss"],
+)
+def test_an_authorization_response_of_another_issuer_is_refused(web_env: WebEnv, mix_up: Any) -> None:
+    """RFC 9207 (the mix-up defence, RFC 9700 §4.4): the callback's iss must be the issuer the
+    browser was sent to, and the code is never sent to the token endpoint otherwise."""
+    start = web_env.client.get("/login/mock")
+    answer = web_env.idp.client().get(start.headers["location"])
+    callback = answer.headers["location"].removeprefix(APP)
+    assert f"iss={web_env.idp.issuer.replace(':', '%3A').replace('/', '%2F')}" in callback
+    response = web_env.client.get(mix_up(callback))
+    assert response.status_code == 400
+    assert response.json()["error"] == "issuer_mismatch"
+    assert web_env.idp.requests_to("token") == []
+    assert "federation_session" not in response.headers.get("set-cookie", "")
+
+
+def test_check_response_issuer_follows_rfc_9207() -> None:
+    from federation.errors import InvalidRequest
+    from federation.web import check_response_issuer
+
+    supported = {"issuer": "https://idp.test", "authorization_response_iss_parameter_supported": True}
+    silent = {"issuer": "https://idp.test"}
+    check_response_issuer(["https://idp.test"], supported)
+    check_response_issuer(["https://idp.test"], silent)
+    check_response_issuer([], silent)  # a server that does not send it: nothing to compare
+    for values, metadata in (
+        (["https://idp.test/"], supported),  # compared exactly, as issuers are
+        (["https://evil.example"], silent),
+        (["https://idp.test", "https://idp.test"], silent),
+        ([], supported),
+        (["https://idp.test"], {}),  # no issuer in the metadata to compare with
+    ):
+        with pytest.raises(InvalidRequest) as caught:
+            check_response_issuer(values, metadata)
+        assert caught.value.code == "issuer_mismatch"
+
+
 def test_a_nonce_that_is_not_the_sign_ins_is_refused(web_env: WebEnv) -> None:
     web_env.idp.approve("alice", nonce="someone-elses-nonce")
     response = browser_login(web_env)

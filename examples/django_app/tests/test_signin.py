@@ -69,6 +69,20 @@ def test_a_state_is_used_once(client: Client, bridge: Bridge, idp: MockIdP) -> N
     assert client.get(back).status_code == 400
 
 
+def test_a_response_naming_another_issuer_is_refused(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    """RFC 9207: the callback's iss must be the server the browser was sent to; the code
+    never goes to the token endpoint otherwise."""
+    for forged in ("&iss=https%3A%2F%2Fevil.example", ""):
+        start = client.get("/auth/login/corp")
+        back = at_provider(idp, start["Location"])
+        kept = "&".join(p for p in back.split("?", 1)[1].split("&") if not p.startswith("iss="))
+        refused = client.get(back.split("?", 1)[0] + "?" + kept + forged)
+        assert refused.status_code == 400, forged
+        assert refused.json()["error"] == "issuer_mismatch"
+    assert idp.requests_to("token") == []
+    assert "_auth_user_id" not in client.session
+
+
 def test_a_provider_refusal_is_403(client: Client, bridge: Bridge, idp: MockIdP) -> None:
     idp.deny("access_denied")
     done = sign_in(client, idp)
