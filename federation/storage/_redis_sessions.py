@@ -527,20 +527,29 @@ class Invalidations:
                     elif message["type"] == "message":
                         user_id = _text(message["data"])
                         self._each(lambda h, uid=user_id: h[0](uid))  # type: ignore[misc]
-            except redis.RedisError:
+            except Exception as exc:
+                # Not only RedisError: on a connection torn down under it redis-py can raise
+                # others (AttributeError from its parser). Whatever it is, this thread must
+                # live on, or a process would trust its memory with no revocation reaching it.
                 if self._stop.is_set():
                     break
                 if self.lost_at is None:
                     # What memory holds was true until now; from now on news may be missed.
                     self.lost_at = time.monotonic()
-                    log.warning("revocation messages: the Redis subscription is lost; reconnecting")
+                    if isinstance(exc, redis.RedisError):
+                        log.warning("revocation messages: the Redis subscription is lost; reconnecting")
+                    else:
+                        log.warning(
+                            "revocation messages: the Redis subscription failed (%s); reconnecting",
+                            type(exc).__name__,
+                        )
                 self._live.clear()
                 self._stop.wait(delay)
                 delay = min(delay * 2, 2.0)
             finally:
                 try:
                     pubsub.close()
-                except redis.RedisError:
+                except Exception:  # noqa: S110 - closing a broken subscription: nothing left to do
                     pass
 
 

@@ -87,6 +87,44 @@ def test_revoke_user_in_one_worker_ends_the_users_tokens_everywhere(
         _refused_within(1.0, lambda s=session: b.authenticate(s.access_token))  # type: ignore[misc]
 
 
+def test_the_subscription_outlives_an_error_that_is_not_a_redis_error(
+    fleet: Callable[..., Bridge], idp: MockIdP
+) -> None:
+    """On a torn connection redis-py can raise an AttributeError from its parser. The
+    listening thread must live on: ended, it would leave this worker trusting its memory
+    while no revocation reaches it."""
+    a, b = fleet(), fleet()
+    session = a.exchange(idp.mint(sub="ada"))
+    b.authenticate(session.access_token)
+    store = b.sessions.store
+    invalidations = store.invalidations
+    _wait(lambda: invalidations.live)
+    client = store.client
+    real_pubsub = client.pubsub
+    broken: list[bool] = []
+
+    def pubsub(**options: Any) -> Any:
+        subscription = real_pubsub(**options)
+        if not broken:  # the next subscription fails once, as redis-py's parser does
+            broken.append(True)
+
+            def get_message(*args: Any, **kwargs: Any) -> Any:
+                raise AttributeError("'NoneType' object has no attribute 'readline'")
+
+            subscription.get_message = get_message
+        return subscription
+
+    client.pubsub = pubsub
+    # Break the live subscription: its connection goes, the listener resubscribes with the
+    # patched factory, and that one fails with the AttributeError.
+    client.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    _wait(lambda: bool(broken))
+    _wait(lambda: invalidations.live)  # back: the thread survived and subscribed again
+    assert invalidations._thread is not None and invalidations._thread.is_alive()
+    assert a.revoke(session.access_token)
+    assert _refused_within(1.0, lambda: b.authenticate(session.access_token)) < 1.0
+
+
 def test_the_sessions_layer_on_redis_from_the_config(idp: MockIdP, redis_store: Any) -> None:
     from federation.storage import RedisSessionStore
 
