@@ -736,22 +736,32 @@ class Bridge:
         """The bridge's clock reading (Unix time; the injected ``clock`` in tests)."""
         return self._clock()
 
-    def transport(self) -> httpx.BaseTransport:
+    def transport(self, inner: httpx.BaseTransport | None = None) -> httpx.BaseTransport:
         """The sync twin of :meth:`async_transport`: for a sync framework's sign-in flow
-        (Django's views), the injected client's transport or the address-checking one."""
-        injected = self._http_client
-        if injected is not None:
-            return injected._transport
-        return guarded_transport(self._connect_policy)
+        (Django's views), over ``inner``, the injected client's transport or the
+        address-checking one, with the same bound."""
+        from ._keys._bounded import BoundedTransport
 
-    def async_transport(self) -> httpx.AsyncBaseTransport:
-        """The transport for other outbound calls to issuers (the sign-in flow's token
-        endpoint): the injected async client's (a mock, a proxy), else a new one that
-        checks every address it connects to like the bridge's own key fetches."""
-        injected = self._async_http_client
-        if injected is not None:
-            return injected._transport
-        return guarded_async_transport(self._connect_policy)
+        if inner is None:
+            injected = self._http_client
+            inner = injected._transport if injected is not None else guarded_transport(self._connect_policy)
+        return BoundedTransport(inner, self.config.keys.max_response_bytes)
+
+    def async_transport(self, inner: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncBaseTransport:
+        """The transport for other outbound calls to issuers (the sign-in flow's discovery
+        document and token endpoint): over ``inner`` when given, else the injected async
+        client's (a mock, a proxy), else a new one that checks every address it connects
+        to like the bridge's own key fetches. Either way a response over
+        ``keys.max_response_bytes`` is refused as it streams (an ``httpx`` transport
+        error), and compressed ones are never asked for."""
+        from ._keys._bounded import BoundedAsyncTransport
+
+        if inner is None:
+            injected = self._async_http_client
+            inner = (
+                injected._transport if injected is not None else guarded_async_transport(self._connect_policy)
+            )
+        return BoundedAsyncTransport(inner, self.config.keys.max_response_bytes)
 
     def close(self) -> None:
         """Close the HTTP client the bridge created (injected clients are the caller's)."""

@@ -128,7 +128,13 @@ class KeysConfig(BaseModel):
         "10%), so processes started together refetch apart.",
     )
     timeout: Number = Field(5, gt=0, le=60, description="Connect and read timeout of one fetch.")
-    max_response_bytes: Count = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_response_bytes: Count = Field(
+        256 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="The largest response read from an issuer: a key set, a discovery document, "
+        "the sign-in flow's token endpoint.",
+    )
     max_keys: Count = Field(100, ge=1, le=10000, description="A key set with more entries is refused.")
     allow_loopback_http: bool = Field(
         False, description="Allow plain http:// key and discovery URLs on loopback hosts (tests only)."

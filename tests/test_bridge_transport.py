@@ -16,11 +16,24 @@ def _bridge(**options: object) -> Bridge:
 
 
 def test_an_injected_client_carries_the_sign_in_calls_too() -> None:
-    client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(204)))
-    async_client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(204)))
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(204)
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    async_client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
     bridge = _bridge(http_client=client, async_http_client=async_client)
-    assert bridge.transport() is client._transport
-    assert bridge.async_transport() is async_client._transport
+    with httpx.Client(transport=bridge.transport()) as sync:
+        assert sync.get("https://idp.example.test/sync").status_code == 204
+
+    async def fetch() -> None:
+        async with httpx.AsyncClient(transport=bridge.async_transport()) as outbound:
+            assert (await outbound.get("https://idp.example.test/async")).status_code == 204
+
+    asyncio.run(fetch())
+    assert seen == ["https://idp.example.test/sync", "https://idp.example.test/async"]
 
 
 def test_the_own_transports_refuse_private_addresses_like_the_key_fetches() -> None:
@@ -59,5 +72,5 @@ def test_the_own_transports_load_the_ca_bundle_once(monkeypatch: pytest.MonkeyPa
     assert len(loads) == 2
     # Both pools of each transport verify certificates with that one context.
     for one in (transport, async_transport):
-        context = one._pool._ssl_context  # type: ignore[attr-defined]
+        context = one.inner._pool._ssl_context  # type: ignore[attr-defined]
         assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname

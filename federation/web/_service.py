@@ -147,7 +147,7 @@ class LoginService:
                 "token_endpoint_auth_method": entry.auth_method,
             }
             if _authlib_on_httpx():  # with httpx2 installed, Authlib's clients take its transports
-                kwargs["transport"] = transport or self.bridge.async_transport()
+                kwargs["transport"] = self.bridge.async_transport(transport)  # bounded either way
             self.clients[name] = oauth.register(
                 name,
                 client_id=entry.client_id,
@@ -607,7 +607,8 @@ def create_app(
     (``federation serve``). ``environ`` is where ``{env: ...}`` secrets are read
     (default: the process environment); ``oauth_transport`` carries the sign-in
     flow's calls to the providers (default: the bridge's, see
-    :meth:`~federation.Bridge.async_transport`).
+    :meth:`~federation.Bridge.async_transport`); either way a response over
+    ``keys.max_response_bytes`` is refused.
     """
     settings = WebSettings.load(bridge, environ=environ)
     service = LoginService(bridge, settings, environ=environ, oauth_transport=oauth_transport)

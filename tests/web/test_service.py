@@ -555,6 +555,34 @@ def test_a_refusal_at_the_provider_is_403(web_env: WebEnv) -> None:
     assert response.json()["error"] == "provider_refused"
 
 
+def test_a_token_endpoint_answer_past_the_bound_fails_the_sign_in(web_env: WebEnv) -> None:
+    """An answer that never ends (a compromised or misconfigured endpoint) is cut at
+    keys.max_response_bytes and is the provider's failure, whatever transport the app gave."""
+    import httpx
+
+    idp = web_env.idp
+    chunks = [0]
+
+    async def endless() -> Any:
+        for _ in range(100_000):  # 6.4 GB if nobody stops reading
+            chunks[0] += 1
+            yield b"{" * 65536
+
+    class Endless(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/token"):
+                return httpx.Response(200, headers={"content-type": "application/json"}, content=endless())
+            return await idp.transport().handle_async_request(request)
+
+    app = create_app(web_env.bridge, environ=web_env.environ, oauth_transport=Endless())
+    client = TestClient(app, base_url=APP, follow_redirects=False)
+    response = browser_login(web_env, client=client)
+    assert response.status_code == 403
+    assert response.json()["error"] == "provider_error"
+    assert chunks[0] <= 256 * 1024 // 65536 + 1  # the default bound, then it stopped reading
+    assert "federation_session" not in response.headers.get("set-cookie", "")
+
+
 def test_an_unknown_sign_in_is_404(web_env: WebEnv) -> None:
     assert web_env.client.get("/login/nobody").status_code == 404
     assert web_env.client.get("/callback/nobody").status_code == 404
