@@ -274,7 +274,7 @@ def callback(request: HttpRequest, issuer: str) -> HttpResponse:
                 "the identity provider did not complete the sign-in", code="provider_error"
             ) from None
         verified = bridge.verify(id_token_of(answer))
-        check_id_token(verified, data.get("nonce"))
+        check_id_token(verified, data.get("nonce"), entry, answer=answer, code=code)
         result = bridge.provision(verified)
     except FederationError as exc:
         return problem(exc)

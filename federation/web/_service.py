@@ -52,7 +52,14 @@ from ._core import (
     error_response,
     keys_match,
 )
-from ._signin import check_id_token, check_response_issuer, id_token_of, sign_in_clients, url_token_claim
+from ._signin import (
+    SignInClient,
+    check_id_token,
+    check_response_issuer,
+    id_token_of,
+    sign_in_clients,
+    url_token_claim,
+)
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
@@ -120,7 +127,8 @@ class LoginService:
         self.bridge = bridge
         self.settings = settings
         self.guard = Guard(bridge, settings)
-        self.clients: dict[str, Any] = {}
+        self.clients: dict[str, Any] = {}  # Authlib's, by sign-in name
+        self.sign_ins: dict[str, SignInClient] = {}
         self._oauth: Any = None
         self._build_clients(environ, oauth_transport)
 
@@ -139,7 +147,8 @@ class LoginService:
             from authlib.integrations.starlette_client import OAuth  # type: ignore[import-untyped]
 
         oauth = OAuth()
-        for name, entry in sign_in_clients(self.bridge, environ).items():
+        self.sign_ins = sign_in_clients(self.bridge, environ)
+        for name, entry in self.sign_ins.items():
             kwargs: dict[str, Any] = {
                 "scope": " ".join(entry.scopes),
                 "code_challenge_method": "S256",
@@ -477,7 +486,7 @@ class LoginService:
                     "the identity provider did not complete the sign-in", code="provider_error"
                 ) from None
             verified = await self.bridge.averify(id_token_of(answer))
-            check_id_token(verified, data.get("nonce"))
+            check_id_token(verified, data.get("nonce"), self.sign_ins[name], answer=answer, code=code)
             result = await self.bridge.aprovision(verified)
             await self._end_previous(request)
             session = await self.bridge.aissue_session(result)

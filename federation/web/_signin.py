@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,7 @@ from ._core import read_secret
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
-    from ..spi import VerifiedToken
+    from ..spi import ProviderProfile, VerifiedToken
 
 __all__ = [
     "SignInClient",
@@ -43,6 +43,18 @@ class SignInClient:
     client_secret: str | None
     scopes: tuple[str, ...]
     discovery_url: str
+    #: The issuer entry the sign-in belongs to: its id token must be one of this entry's issuers.
+    profile: ProviderProfile | None = field(default=None, compare=False)
+
+    def issued(self, verified: VerifiedToken) -> bool:
+        """Whether ``verified`` comes from an issuer of this sign-in's entry (OIDC Core
+        §3.1.3.7 step 2), by the entry's own rules: its listed issuers exactly, else its
+        ``matches_issuer`` (an Entra tenant that cannot be listed). Without an entry: no."""
+        profile = self.profile
+        if profile is None:
+            return False
+        iss = verified.issuer
+        return iss in profile.trusted_issuers or profile.matches_issuer(iss, verified.claims)
 
     @property
     def auth_method(self) -> str:
@@ -80,7 +92,7 @@ def sign_in_clients(bridge: Bridge, environ: Mapping[str, str] | None = None) ->
         if login.client_secret is not None:
             field = f"issuers[{index}].login.client_secret"
             secret = read_secret(login.client_secret, field=field, base_dir=base, environ=environ).decode()
-        clients[name] = SignInClient(name, login.client_id, secret, tuple(login.scopes), discovery)
+        clients[name] = SignInClient(name, login.client_id, secret, tuple(login.scopes), discovery, profile)
     return clients
 
 
@@ -115,10 +127,73 @@ def id_token_of(answer: object) -> str:
     return id_token
 
 
-def check_id_token(verified: VerifiedToken, expected_nonce: object) -> None:
-    """The verified token is an id token carrying this sign-in's nonce (compared in constant time)."""
+def half_hash(value: str, alg: str) -> str | None:
+    """OIDC Core §3.1.3.6's ``at_hash`` (and ``c_hash``) of ``value`` for an id token signed
+    with ``alg``: the left half of the hash of its ASCII octets, base64url without padding.
+    The hash is the one of ``alg`` (SHA-256 for RS256, PS256, ES256 ...); for EdDSA over
+    Ed25519, SHA-512 (errata set 2). None for a value that is not ASCII or an alg outside
+    that list: nothing can match then."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+
+    digests: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+        "256": hashes.SHA256,
+        "384": hashes.SHA384,
+        "512": hashes.SHA512,
+    }
+    if alg in ("EdDSA", "Ed25519"):
+        algorithm: hashes.HashAlgorithm = hashes.SHA512()
+    elif alg[:2] in ("RS", "PS", "ES") and alg[2:] in digests:
+        algorithm = digests[alg[2:]]()
+    else:
+        return None
+    if not value.isascii():
+        return None
+    digest = hashes.Hash(algorithm)
+    digest.update(value.encode("ascii"))
+    full = digest.finalize()
+    return base64.urlsafe_b64encode(full[: len(full) // 2]).rstrip(b"=").decode("ascii")
+
+
+def check_id_token(
+    verified: VerifiedToken,
+    expected_nonce: object,
+    client: SignInClient,
+    *,
+    answer: Mapping[str, object] | None = None,
+    code: str | None = None,
+) -> None:
+    """The verified token is an id token of ``client``'s issuer carrying this sign-in's nonce
+    (compared in constant time) and bound to what came with it.
+
+    The bridge verifies a token by the issuer it names, any trusted one: a token endpoint
+    that answers with another issuer's id token (a compromised provider replaying one it
+    obtained, with the nonce it was sent) is refused here, ``issuer_mismatch`` (OIDC Core
+    §3.1.3.7 step 2). An ``at_hash`` must be the hash of the ``access_token`` of the token
+    endpoint's ``answer``, and a ``c_hash`` that of the ``code`` exchanged (§3.1.3.8,
+    §3.3.2.10), ``at_hash_mismatch`` / ``c_hash_mismatch`` otherwise; absent, there is
+    nothing to compare (both are optional in the code flow).
+    """
     if verified.token_type != "id":
         raise WrongTokenType("the sign-in returned a token that is not an id token")
+    if not client.issued(verified):
+        raise InvalidToken(
+            "the id token comes from another issuer than this sign-in's", code="issuer_mismatch"
+        )
+    access_token = answer.get("access_token") if answer is not None else None
+    for claim, value in (("at_hash", access_token), ("c_hash", code)):
+        if claim in verified.claims and isinstance(value, str):
+            expected = half_hash(value, verified.algorithm)
+            found = verified.claims[claim]
+            if (
+                expected is None
+                or not isinstance(found, str)
+                or not hmac.compare_digest(found.encode("utf-8", "replace"), expected.encode())
+            ):
+                raise InvalidToken(
+                    f"the id token's {claim} does not match what came with it", code=f"{claim}_mismatch"
+                )
     nonce = verified.claims.get("nonce")
     if (
         not isinstance(nonce, str)

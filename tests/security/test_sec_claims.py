@@ -8,8 +8,8 @@ TokenNotYetValid (``not_yet_valid``); InvalidClaim(iat) for a future ``iat``
 (``invalid_audience``), which per errors.py also covers an ``azp`` that is not
 a configured audience. Issuer checks happen in routing: NO-IO.
 
-Not built yet: CLM-17 nonce, CLM-20 auth_time/max_age, CLM-18 jti replay
-(pending: not scheduled, login-flow features).
+CLM-17 (nonce) and CLM-18 (single-use URL tokens) are the sign-in flows' checks, tested
+in tests/web/test_service.py; CLM-20 (auth_time/max_age) is not built (pending).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -541,6 +542,31 @@ def test_check_response_issuer_follows_rfc_9207() -> None:
         assert caught.value.code == "issuer_mismatch"
 
 
+def test_check_id_token_wants_the_sign_ins_own_issuer(federation_clock: Any) -> None:
+    from federation import Bridge
+    from federation.errors import InvalidToken
+    from federation.testing import MockIdP
+    from federation.web import SignInClient, check_id_token, sign_in_clients
+
+    one = MockIdP("https://one.example.test", clock=federation_clock)
+    two = MockIdP("https://two.example.test", clock=federation_clock)
+    entries = [
+        {**idp.issuer_config(), "name": name, "login": {"client_id": idp.audience}}
+        for name, idp in (("one", one), ("two", two))
+    ]
+    transport = httpx.MockTransport(lambda r: (one if one.handles(r) else two).handler(r))
+    bridge = Bridge.from_dict(
+        {"issuers": entries}, http_client=httpx.Client(transport=transport), clock=federation_clock
+    )
+    clients = sign_in_clients(bridge)
+    token = bridge.verify(two.mint(sub="ada", nonce="n-1"))
+    check_id_token(token, "n-1", clients["two"])
+    for client in (clients["one"], SignInClient("bare", "c", None, (), "https://two.example.test/x")):
+        with pytest.raises(InvalidToken) as caught:
+            check_id_token(token, "n-1", client)
+        assert caught.value.code == "issuer_mismatch"
+
+
 def test_a_nonce_that_is_not_the_sign_ins_is_refused(web_env: WebEnv) -> None:
     web_env.idp.approve("alice", nonce="someone-elses-nonce")
     response = browser_login(web_env)
@@ -555,11 +581,76 @@ def test_a_refusal_at_the_provider_is_403(web_env: WebEnv) -> None:
     assert response.json()["error"] == "provider_refused"
 
 
+def test_an_id_token_of_another_trusted_issuer_is_refused(
+    make_web_env: Any, federation_clock: Any, tmp_path: Any
+) -> None:
+    """OIDC Core §3.1.3.7 step 2: the sign-in's id token must come from its own issuer. A
+    token endpoint answering with another trusted issuer's id token, with this sign-in's
+    nonce (which the provider was sent), would otherwise sign the browser in as that
+    issuer's user: the bridge verifies a token by the issuer it names."""
+    import json
+
+    from federation.testing import MockIdP
+
+    other = MockIdP("https://other.example.test", audience="web-client", clock=federation_clock)
+    keys = tmp_path / "other-jwks.json"
+    keys.write_text(json.dumps(other.jwks()))
+    entry = {k: v for k, v in other.issuer_config().items() if k != "jwks_uri"}
+    env = make_web_env(issuers=[{**entry, "name": "other", "jwks_file": str(keys)}])
+    assert env.idp.audience == other.audience  # the same client id at both: only iss differs
+    seen: list[str] = []
+
+    class Replaying(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/token"):
+                nonce = parse_qs(urlsplit(seen[-1]).query)["nonce"][0]
+                forged = other.mint(sub="mallory", nonce=nonce)
+                answer = {"id_token": forged, "access_token": "x", "token_type": "Bearer"}
+                return httpx.Response(200, json=answer)
+            return await env.idp.transport().handle_async_request(request)
+
+    app = create_app(env.bridge, environ=env.environ, oauth_transport=Replaying())
+    client = TestClient(app, base_url=APP, follow_redirects=False)
+    start = client.get("/login/mock")
+    seen.append(start.headers["location"])
+    answer = env.idp.client().get(start.headers["location"])
+    response = client.get(answer.headers["location"].removeprefix(APP))
+    assert response.status_code == 401
+    assert response.json()["error"] == "issuer_mismatch"
+    assert "federation_session" not in response.headers.get("set-cookie", "")
+    assert env.bridge.store.users() == []  # nobody was provisioned
+    # The same forged token is a valid token of its own issuer: only the sign-in refuses it.
+    assert env.bridge.verify(other.mint(sub="mallory")).issuer == other.issuer
+
+
+def test_an_access_token_the_id_token_does_not_bind_fails_the_sign_in(web_env: WebEnv) -> None:
+    """OIDC Core §3.1.3.8: the provider's id tokens carry at_hash; a token endpoint answer
+    whose access token is not the one the id token names is refused."""
+    import json
+
+    idp = web_env.idp
+
+    class Swapping(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await idp.transport().handle_async_request(request)
+            if not request.url.path.endswith("/token"):
+                return response
+            answer = json.loads(await response.aread())
+            answer["access_token"] = idp.mint(sub="alice", token_type="access")  # valid, but not this one
+            return httpx.Response(200, json=answer)
+
+    app = create_app(web_env.bridge, environ=web_env.environ, oauth_transport=Swapping())
+    client = TestClient(app, base_url=APP, follow_redirects=False)
+    response = browser_login(web_env, client=client)
+    assert response.status_code == 401
+    assert response.json()["error"] == "at_hash_mismatch"
+    assert "federation_session" not in response.headers.get("set-cookie", "")
+    assert browser_login(web_env).status_code == 303  # the provider's own answer is bound: signed in
+
+
 def test_a_token_endpoint_answer_past_the_bound_fails_the_sign_in(web_env: WebEnv) -> None:
     """An answer that never ends (a compromised or misconfigured endpoint) is cut at
     keys.max_response_bytes and is the provider's failure, whatever transport the app gave."""
-    import httpx
-
     idp = web_env.idp
     chunks = [0]
 
