@@ -202,6 +202,20 @@ class LoginConfig(BaseModel):
         description="Where the authorization and token endpoints are found "
         "(default: the issuer's /.well-known/openid-configuration).",
     )
+    max_age: int | None = Field(
+        None,
+        ge=0,
+        le=366 * 86400,
+        description="Seconds: ask the provider to sign the user in again when their sign-in there "
+        "is older (OIDC max_age); the id token's auth_time is then required and checked.",
+    )
+
+    @field_validator("max_age", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        if isinstance(value, bool):  # YAML's on/yes: pydantic would read 1
+            raise ValueError("max_age is a number of seconds, not a boolean")
+        return value
 
     @field_validator("scopes")
     @classmethod

@@ -208,7 +208,10 @@ def login(request: HttpRequest, issuer: str) -> HttpResponse:
     verifier, nonce = secrets.token_urlsafe(48), secrets.token_urlsafe(24)
     with _oauth_client(entry, redirect_uri) as client:
         url, state = client.create_authorization_url(
-            endpoints["authorization_endpoint"], code_verifier=verifier, nonce=nonce
+            endpoints["authorization_endpoint"],
+            code_verifier=verifier,
+            nonce=nonce,
+            **entry.authorization_params(),
         )
     pending = {
         k: v
@@ -274,7 +277,15 @@ def callback(request: HttpRequest, issuer: str) -> HttpResponse:
                 "the identity provider did not complete the sign-in", code="provider_error"
             ) from None
         verified = bridge.verify(id_token_of(answer))
-        check_id_token(verified, data.get("nonce"), entry, answer=answer, code=code)
+        check_id_token(
+            verified,
+            data.get("nonce"),
+            entry,
+            answer=answer,
+            code=code,
+            now=bridge.now(),
+            leeway=bridge.config.leeway,
+        )
         result = bridge.provision(verified)
     except FederationError as exc:
         return problem(exc)

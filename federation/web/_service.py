@@ -443,7 +443,8 @@ class LoginService:
         redirect_uri = f"{self._base(request)}/callback/{quote(name, safe='')}"
         target = self.settings.redirects.target(request.query_params.get("redirect_to"))
         try:
-            rv = await client.create_authorization_url(redirect_uri)
+            extra = self.sign_ins[name].authorization_params()  # max_age, when the entry sets one
+            rv = await client.create_authorization_url(redirect_uri, **extra)
         except (httpx.HTTPError, ValueError, RuntimeError, KeyError) as exc:
             log.warning("sign-in with %s: provider metadata unreadable (%s)", name, type(exc).__name__)
             return _problem(KeySetUnavailable("the identity provider cannot be reached", issuer=name))
@@ -486,7 +487,15 @@ class LoginService:
                     "the identity provider did not complete the sign-in", code="provider_error"
                 ) from None
             verified = await self.bridge.averify(id_token_of(answer))
-            check_id_token(verified, data.get("nonce"), self.sign_ins[name], answer=answer, code=code)
+            check_id_token(
+                verified,
+                data.get("nonce"),
+                self.sign_ins[name],
+                answer=answer,
+                code=code,
+                now=self.bridge.now(),
+                leeway=self.bridge.config.leeway,
+            )
             result = await self.bridge.aprovision(verified)
             await self._end_previous(request)
             session = await self.bridge.aissue_session(result)

@@ -12,6 +12,7 @@ when a ``/sso`` URL token is usable once (:func:`url_token_claim`).
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -45,6 +46,12 @@ class SignInClient:
     discovery_url: str
     #: The issuer entry the sign-in belongs to: its id token must be one of this entry's issuers.
     profile: ProviderProfile | None = field(default=None, compare=False)
+    #: ``login.max_age``: the oldest sign-in at the provider this one accepts (``auth_time``).
+    max_age: int | None = None
+
+    def authorization_params(self) -> dict[str, str]:
+        """What the authorization request asks beside the flow's own parameters."""
+        return {} if self.max_age is None else {"max_age": str(self.max_age)}
 
     def issued(self, verified: VerifiedToken) -> bool:
         """Whether ``verified`` comes from an issuer of this sign-in's entry (OIDC Core
@@ -92,7 +99,9 @@ def sign_in_clients(bridge: Bridge, environ: Mapping[str, str] | None = None) ->
         if login.client_secret is not None:
             field = f"issuers[{index}].login.client_secret"
             secret = read_secret(login.client_secret, field=field, base_dir=base, environ=environ).decode()
-        clients[name] = SignInClient(name, login.client_id, secret, tuple(login.scopes), discovery, profile)
+        clients[name] = SignInClient(
+            name, login.client_id, secret, tuple(login.scopes), discovery, profile, login.max_age
+        )
     return clients
 
 
@@ -163,6 +172,8 @@ def check_id_token(
     *,
     answer: Mapping[str, object] | None = None,
     code: str | None = None,
+    now: float | None = None,
+    leeway: float = 0,
 ) -> None:
     """The verified token is an id token of ``client``'s issuer carrying this sign-in's nonce
     (compared in constant time) and bound to what came with it.
@@ -173,7 +184,9 @@ def check_id_token(
     §3.1.3.7 step 2). An ``at_hash`` must be the hash of the ``access_token`` of the token
     endpoint's ``answer``, and a ``c_hash`` that of the ``code`` exchanged (§3.1.3.8,
     §3.3.2.10), ``at_hash_mismatch`` / ``c_hash_mismatch`` otherwise; absent, there is
-    nothing to compare (both are optional in the code flow).
+    nothing to compare (both are optional in the code flow). When the sign-in asked for a
+    ``max_age``, the token's ``auth_time`` must be a number at most that many seconds
+    (plus ``leeway``) before ``now`` (§3.1.3.7 step 13: ``auth_time_missing``, ``auth_too_old``).
     """
     if verified.token_type != "id":
         raise WrongTokenType("the sign-in returned a token that is not an id token")
@@ -194,6 +207,18 @@ def check_id_token(
                 raise InvalidToken(
                     f"the id token's {claim} does not match what came with it", code=f"{claim}_mismatch"
                 )
+    if client.max_age is not None:
+        auth_time = verified.claims.get("auth_time")
+        if not isinstance(auth_time, (int, float)) or isinstance(auth_time, bool) or auth_time != auth_time:
+            raise InvalidToken(
+                "the sign-in asked for max_age and the id token has no auth_time", code="auth_time_missing"
+            )
+        moment = time.time() if now is None else now
+        if moment - float(auth_time) > client.max_age + leeway:
+            raise InvalidToken(
+                f"the user signed in at the provider more than {client.max_age} seconds ago (max_age)",
+                code="auth_too_old",
+            )
     nonce = verified.claims.get("nonce")
     if (
         not isinstance(nonce, str)

@@ -8,8 +8,8 @@ TokenNotYetValid (``not_yet_valid``); InvalidClaim(iat) for a future ``iat``
 (``invalid_audience``), which per errors.py also covers an ``azp`` that is not
 a configured audience. Issuer checks happen in routing: NO-IO.
 
-CLM-17 (nonce) and CLM-18 (single-use URL tokens) are the sign-in flows' checks, tested
-in tests/web/test_service.py; CLM-20 (auth_time/max_age) is not built (pending).
+CLM-17 (nonce), CLM-18 (single-use URL tokens) and CLM-20 (auth_time against max_age) are
+the sign-in flows' checks, tested in tests/web/test_service.py.
 """
 
 from __future__ import annotations

@@ -574,6 +574,48 @@ def test_a_nonce_that_is_not_the_sign_ins_is_refused(web_env: WebEnv) -> None:
     assert response.json()["error"] == "nonce_mismatch"
 
 
+def test_max_age_asks_for_a_recent_sign_in_and_checks_auth_time(
+    make_web_env: Any, federation_clock: Any
+) -> None:
+    """OIDC Core §3.1.2.1 / §3.1.3.7 step 13: with login.max_age the request carries it, and
+    the id token's auth_time must be present and recent (the bridge's leeway of 60 s on top)."""
+    env = make_web_env(login={"max_age": 300})
+    start = env.client.get("/login/mock")
+    assert parse_qs(urlsplit(start.headers["location"]).query)["max_age"] == ["300"]
+    now = int(federation_clock())
+    env.idp.approve("alice", auth_time=now - 360)  # max_age + leeway: still accepted
+    assert browser_login(env).status_code == 303
+    for auth_time, code in (
+        (now - 361, "auth_too_old"),
+        (None, "auth_time_missing"),
+        ("1", "auth_time_missing"),
+    ):
+        env.idp.approve("alice", auth_time=auth_time)
+        refused = browser_login(env, client=TestClient(env.app, base_url=APP, follow_redirects=False))
+        assert refused.status_code == 401, auth_time
+        assert refused.json()["error"] == code
+        assert "federation_session" not in refused.headers.get("set-cookie", "")
+
+
+def test_without_max_age_nothing_asks_for_auth_time(web_env: WebEnv, federation_clock: Any) -> None:
+    start = web_env.client.get("/login/mock")
+    assert "max_age" not in parse_qs(urlsplit(start.headers["location"]).query)
+    web_env.idp.approve("alice", auth_time=None)
+    assert browser_login(web_env).status_code == 303
+
+
+@pytest.mark.parametrize("max_age", [True, -1, 10**9, "soon"])
+def test_a_max_age_that_is_no_duration_is_a_config_error(max_age: Any) -> None:
+    from federation import Bridge
+    from federation.testing import MockIdP
+
+    config = MockIdP().bridge_config()
+    config["issuers"][0]["login"] = {"client_id": "c", "max_age": max_age}
+    with pytest.raises(ConfigError) as caught:
+        Bridge.from_dict(config)
+    assert "max_age" in str(caught.value)
+
+
 def test_a_refusal_at_the_provider_is_403(web_env: WebEnv) -> None:
     web_env.idp.deny("access_denied")
     response = browser_login(web_env)

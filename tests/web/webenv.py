@@ -82,6 +82,7 @@ def build_env(
     base_url: str = APP,
     store: Any = None,
     issuers: list[dict[str, Any]] | None = None,
+    login: dict[str, Any] | None = None,
 ) -> WebEnv:
     idp = MockIdP(audience=CLIENT_ID, clock=clock)
     idp.register_client(CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uris=[f"{base_url}/callback/mock"])
@@ -102,7 +103,11 @@ def build_env(
         },
     )
     config["issuers"][0]["name"] = "mock"
-    config["issuers"][0]["login"] = {"client_id": CLIENT_ID, "client_secret": {"env": "CLIENT_SECRET"}}
+    config["issuers"][0]["login"] = {
+        "client_id": CLIENT_ID,
+        "client_secret": {"env": "CLIENT_SECRET"},
+        **(login or {}),
+    }
     config["issuers"].extend(issuers or [])  # trusted too, with no sign-in of their own
     if local_accounts is not None:
         config["local_accounts"] = local_accounts
