@@ -45,6 +45,7 @@ from ..errors import (
 from ..web import (
     SignInClient,
     check_id_token,
+    check_metadata,
     check_response_issuer,
     id_token_of,
     sign_in_clients,
@@ -73,7 +74,8 @@ def _no_sign_in() -> JsonResponse:
 
 
 class _Metadata:
-    """Each provider's discovery document, fetched once an hour per process."""
+    """Each provider's discovery document, fetched once an hour per bridge (a new bridge, as
+    after a config change, fetches again)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -97,7 +99,13 @@ class _Metadata:
         return document
 
 
-_metadata = _Metadata()
+def _metadata() -> _Metadata:
+    bridge = get_bridge()
+    cached: _Metadata | None = getattr(bridge, "_django_metadata", None)
+    if cached is None:
+        cached = _Metadata()
+        bridge._django_metadata = cached  # type: ignore[attr-defined]  # dropped with the bridge
+    return cached
 
 
 class _Borrowed(httpx.BaseTransport):
@@ -201,10 +209,15 @@ def login(request: HttpRequest, issuer: str) -> HttpResponse:
         return _no_sign_in()
     redirect_uri = _callback_uri(request, issuer)
     try:
-        endpoints = _metadata.get(entry.discovery_url, _transport())
+        endpoints = _metadata().get(entry.discovery_url, _transport())
     except (httpx.HTTPError, ValueError) as exc:
         log.warning("sign-in with %s: provider metadata unreadable (%s)", issuer, type(exc).__name__)
         return problem(KeySetUnavailable("the identity provider cannot be reached", issuer=issuer))
+    try:
+        check_metadata(endpoints, entry)
+    except KeySetUnavailable as exc:
+        log.warning("sign-in with %s: the provider's metadata names another issuer", issuer)
+        return problem(exc)
     verifier, nonce = secrets.token_urlsafe(48), secrets.token_urlsafe(24)
     with _oauth_client(entry, redirect_uri) as client:
         url, state = client.create_authorization_url(
@@ -252,10 +265,11 @@ def callback(request: HttpRequest, issuer: str) -> HttpResponse:
             # No state of this browser: a forged or replayed callback (RFC 9700 §4.7).
             raise InvalidRequest("the sign-in state is missing or expired; sign in again")
         try:
-            endpoints = _metadata.get(entry.discovery_url, _transport())
+            endpoints = _metadata().get(entry.discovery_url, _transport())
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("sign-in with %s: provider metadata unreadable (%s)", issuer, type(exc).__name__)
             raise KeySetUnavailable("the identity provider cannot be reached", issuer=issuer) from None
+        check_metadata(endpoints, entry)
         check_response_issuer(request.GET.getlist("iss"), endpoints)
         if request.GET.get("error"):
             raise LoginRefused("the identity provider refused the sign-in", code="provider_refused")

@@ -12,9 +12,9 @@ framework only when imported itself:
 * :mod:`federation.django` (an app: backend, middleware, DRF classes, sign-in views),
 * :func:`create_app`: the login service (Starlette), also ``federation serve``.
 
-The browser sign-in's rules (:func:`sign_in_clients`, :func:`check_response_issuer`,
-:func:`check_id_token`, :func:`url_token_claim`) are shared by the login service and the
-Django views.
+The browser sign-in's rules (:func:`sign_in_clients`, :func:`check_metadata`,
+:func:`check_response_issuer`, :func:`check_id_token`, :func:`url_token_claim`) are shared
+by the login service and the Django views.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from ._redirects import RedirectPolicy, origin_of
 from ._signin import (
     SignInClient,
     check_id_token,
+    check_metadata,
     check_response_issuer,
     id_token_of,
     sign_in_clients,
@@ -67,6 +68,7 @@ __all__ = [
     "WebSettings",
     "bearer_token",
     "check_id_token",
+    "check_metadata",
     "check_response_issuer",
     "create_app",
     "credential_from",

@@ -55,6 +55,7 @@ from ._core import (
 from ._signin import (
     SignInClient,
     check_id_token,
+    check_metadata,
     check_response_issuer,
     id_token_of,
     sign_in_clients,
@@ -442,12 +443,18 @@ class LoginService:
             return _json(404, {"error": "not_found", "detail": "no sign-in is configured for this issuer"})
         redirect_uri = f"{self._base(request)}/callback/{quote(name, safe='')}"
         target = self.settings.redirects.target(request.query_params.get("redirect_to"))
+        sign_in = self.sign_ins[name]
         try:
-            extra = self.sign_ins[name].authorization_params()  # max_age, when the entry sets one
-            rv = await client.create_authorization_url(redirect_uri, **extra)
+            metadata = await client.load_server_metadata()
+            rv = await client.create_authorization_url(redirect_uri, **sign_in.authorization_params())
         except (httpx.HTTPError, ValueError, RuntimeError, KeyError) as exc:
             log.warning("sign-in with %s: provider metadata unreadable (%s)", name, type(exc).__name__)
             return _problem(KeySetUnavailable("the identity provider cannot be reached", issuer=name))
+        try:
+            check_metadata(metadata, sign_in)
+        except KeySetUnavailable as exc:
+            log.warning("sign-in with %s: the provider's metadata names another issuer", name)
+            return _problem(exc)
         await client.save_authorize_data(request, redirect_uri=redirect_uri, next=target, **rv)
         return RedirectResponse(rv["url"], status_code=302, headers=dict(NO_STORE))
 
@@ -471,6 +478,7 @@ class LoginService:
             except (httpx.HTTPError, ValueError, RuntimeError, KeyError) as exc:
                 log.warning("sign-in with %s: provider metadata unreadable (%s)", name, type(exc).__name__)
                 raise KeySetUnavailable("the identity provider cannot be reached", issuer=name) from None
+            check_metadata(metadata, self.sign_ins[name])
             check_response_issuer(params.getlist("iss"), metadata)
             if params.get("error"):
                 raise LoginRefused("the identity provider refused the sign-in", code="provider_refused")

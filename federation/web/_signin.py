@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, InvalidRequest, InvalidToken, LoginRefused, WrongTokenType
+from ..errors import (
+    ConfigError,
+    InvalidRequest,
+    InvalidToken,
+    KeySetUnavailable,
+    LoginRefused,
+    WrongTokenType,
+)
 from ._core import read_secret
 
 if TYPE_CHECKING:
@@ -28,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SignInClient",
     "check_id_token",
+    "check_metadata",
     "check_response_issuer",
     "id_token_of",
     "sign_in_clients",
@@ -103,6 +111,26 @@ def sign_in_clients(bridge: Bridge, environ: Mapping[str, str] | None = None) ->
             name, login.client_id, secret, tuple(login.scopes), discovery, profile, login.max_age
         )
     return clients
+
+
+def check_metadata(metadata: Mapping[str, object], client: SignInClient) -> None:
+    """The provider's metadata belongs to the sign-in's issuer (RFC 8414 §3.3, OIDC Discovery
+    §4.3: its ``issuer`` is the issuer it was fetched for), or nothing of it is used: its
+    endpoints, and the ``issuer`` that :func:`check_response_issuer` compares with.
+
+    The issuer must be one the entry lists. An entry that lists none (any Entra tenant, whose
+    metadata names the ``{tenantid}`` template) is not checked here; its id tokens are still
+    bound to it (:meth:`SignInClient.issued`).
+    """
+    profile = client.profile
+    listed = profile.trusted_issuers if profile is not None else ()
+    if listed and metadata.get("issuer") not in listed:
+        raise KeySetUnavailable(
+            "the identity provider's metadata names another issuer than this sign-in's",
+            issuer=client.name,
+            reason="discovery_issuer_mismatch",
+            url=client.discovery_url,
+        )
 
 
 def check_response_issuer(values: Sequence[str], metadata: Mapping[str, object]) -> None:

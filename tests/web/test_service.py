@@ -665,6 +665,37 @@ def test_an_id_token_of_another_trusted_issuer_is_refused(
     assert env.bridge.verify(other.mint(sub="mallory")).issuer == other.issuer
 
 
+def test_metadata_of_another_issuer_is_not_used(web_env: WebEnv) -> None:
+    """RFC 8414 §3.3 / OIDC Discovery §4.3: the provider's metadata must name the issuer it was
+    fetched for; otherwise neither its endpoints nor its issuer (RFC 9207's reference) are used."""
+    import json
+
+    idp = web_env.idp
+
+    class Renaming(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await idp.transport().handle_async_request(request)
+            if not request.url.path.endswith("/openid-configuration"):
+                return response
+            document = json.loads(await response.aread())
+            document["issuer"] = "https://evil.example"
+            return httpx.Response(200, json=document)
+
+    app = create_app(web_env.bridge, environ=web_env.environ, oauth_transport=Renaming())
+    client = TestClient(app, base_url=APP, follow_redirects=False)
+    refused = client.get("/login/mock")
+    assert refused.status_code == 503
+    assert refused.json()["error"] == "keyset_unavailable"
+    assert idp.requests_to("authorize") == []
+    # A sign-in started while the metadata was right ends at the callback all the same.
+    start = web_env.client.get("/login/mock")
+    answer = idp.client().get(start.headers["location"])
+    client.cookies = web_env.client.cookies
+    late = client.get(answer.headers["location"].removeprefix(APP))
+    assert late.status_code == 503
+    assert idp.requests_to("token") == []
+
+
 def test_an_access_token_the_id_token_does_not_bind_fails_the_sign_in(web_env: WebEnv) -> None:
     """OIDC Core §3.1.3.8: the provider's id tokens carry at_hash; a token endpoint answer
     whose access token is not the one the id token names is refused."""

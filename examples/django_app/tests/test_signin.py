@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -81,6 +82,24 @@ def test_a_response_naming_another_issuer_is_refused(client: Client, bridge: Bri
         assert refused.json()["error"] == "issuer_mismatch"
     assert idp.requests_to("token") == []
     assert "_auth_user_id" not in client.session
+
+
+def test_metadata_of_another_issuer_is_not_used(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    """OIDC Discovery §4.3: a discovery document must name the issuer it was fetched for."""
+    document = {**idp.discovery_document(), "issuer": "https://evil.example"}
+    idp.outage(body=json.dumps(document).encode(), only="discovery")
+    refused = client.get("/auth/login/corp")
+    assert refused.status_code == 503
+    assert refused.json()["error"] == "keyset_unavailable"
+    assert idp.requests_to("authorize") == []
+
+
+def test_a_provider_answer_past_the_bound_is_not_read(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    """keys.max_response_bytes (256 KiB by default) bounds the sign-in's reads too."""
+    idp.outage(body=b" " * (300 * 1024) + json.dumps(idp.discovery_document()).encode(), only="discovery")
+    refused = client.get("/auth/login/corp")
+    assert refused.status_code == 503
+    assert refused.json()["error"] == "keyset_unavailable"
 
 
 def test_a_provider_refusal_is_403(client: Client, bridge: Bridge, idp: MockIdP) -> None:
