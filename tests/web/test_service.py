@@ -665,23 +665,27 @@ def test_an_id_token_of_another_trusted_issuer_is_refused(
     assert env.bridge.verify(other.mint(sub="mallory")).issuer == other.issuer
 
 
+class Rewriting(httpx.AsyncBaseTransport):
+    """The mock provider, with members of its JSON answers on one path replaced."""
+
+    def __init__(self, idp: Any, path_suffix: str, changes: dict[str, Any]) -> None:
+        self.idp, self.path_suffix, self.changes = idp, path_suffix, changes
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response: httpx.Response = await self.idp.transport().handle_async_request(request)
+        if not request.url.path.endswith(self.path_suffix):
+            return response
+        import json
+
+        return httpx.Response(200, json={**json.loads(await response.aread()), **self.changes})
+
+
 def test_metadata_of_another_issuer_is_not_used(web_env: WebEnv) -> None:
     """RFC 8414 §3.3 / OIDC Discovery §4.3: the provider's metadata must name the issuer it was
     fetched for; otherwise neither its endpoints nor its issuer (RFC 9207's reference) are used."""
-    import json
-
     idp = web_env.idp
-
-    class Renaming(httpx.AsyncBaseTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            response = await idp.transport().handle_async_request(request)
-            if not request.url.path.endswith("/openid-configuration"):
-                return response
-            document = json.loads(await response.aread())
-            document["issuer"] = "https://evil.example"
-            return httpx.Response(200, json=document)
-
-    app = create_app(web_env.bridge, environ=web_env.environ, oauth_transport=Renaming())
+    renaming = Rewriting(idp, "/openid-configuration", {"issuer": "https://evil.example"})
+    app = create_app(web_env.bridge, environ=web_env.environ, oauth_transport=renaming)
     client = TestClient(app, base_url=APP, follow_redirects=False)
     refused = client.get("/login/mock")
     assert refused.status_code == 503
@@ -699,20 +703,10 @@ def test_metadata_of_another_issuer_is_not_used(web_env: WebEnv) -> None:
 def test_an_access_token_the_id_token_does_not_bind_fails_the_sign_in(web_env: WebEnv) -> None:
     """OIDC Core §3.1.3.8: the provider's id tokens carry at_hash; a token endpoint answer
     whose access token is not the one the id token names is refused."""
-    import json
-
     idp = web_env.idp
-
-    class Swapping(httpx.AsyncBaseTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            response = await idp.transport().handle_async_request(request)
-            if not request.url.path.endswith("/token"):
-                return response
-            answer = json.loads(await response.aread())
-            answer["access_token"] = idp.mint(sub="alice", token_type="access")  # valid, but not this one
-            return httpx.Response(200, json=answer)
-
-    app = create_app(web_env.bridge, environ=web_env.environ, oauth_transport=Swapping())
+    another = idp.mint(sub="alice", token_type="access")  # valid, but not the one the id token names
+    swapping = Rewriting(idp, "/token", {"access_token": another})
+    app = create_app(web_env.bridge, environ=web_env.environ, oauth_transport=swapping)
     client = TestClient(app, base_url=APP, follow_redirects=False)
     response = browser_login(web_env, client=client)
     assert response.status_code == 401
