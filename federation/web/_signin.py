@@ -26,11 +26,12 @@ from ..errors import (
     LoginRefused,
     WrongTokenType,
 )
+from ..spi import ProviderProfile
 from ._core import read_secret
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
-    from ..spi import ProviderProfile, VerifiedToken
+    from ..spi import VerifiedToken
 
 __all__ = [
     "SignInClient",
@@ -118,19 +119,26 @@ def check_metadata(metadata: Mapping[str, object], client: SignInClient) -> None
     §4.3: its ``issuer`` is the issuer it was fetched for), or nothing of it is used: its
     endpoints, and the ``issuer`` that :func:`check_response_issuer` compares with.
 
-    The issuer must be one the entry lists. An entry that lists none (any Entra tenant, whose
-    metadata names the ``{tenantid}`` template) is not checked here; its id tokens are still
-    bound to it (:meth:`SignInClient.issued`).
+    The issuer must be one the entry lists. One exception: the entry of a provider that routes
+    issuers it cannot list (its profile overrides ``matches_issuer``: Entra, for any tenant)
+    may have metadata naming a template, as Entra's multi-tenant endpoints name
+    ``https://login.microsoftonline.com/{tenantid}/v2.0``. A ``{`` is never part of an issuer
+    URL (RFC 3986), so no token can carry it, and the id tokens of such a sign-in are still
+    bound to its entry by :meth:`SignInClient.issued`.
     """
+    issuer = metadata.get("issuer")
     profile = client.profile
-    listed = profile.trusted_issuers if profile is not None else ()
-    if listed and metadata.get("issuer") not in listed:
-        raise KeySetUnavailable(
-            "the identity provider's metadata names another issuer than this sign-in's",
-            issuer=client.name,
-            reason="discovery_issuer_mismatch",
-            url=client.discovery_url,
-        )
+    if profile is not None and isinstance(issuer, str):
+        if issuer in profile.trusted_issuers:
+            return
+        if "{" in issuer and type(profile).matches_issuer is not ProviderProfile.matches_issuer:
+            return
+    raise KeySetUnavailable(
+        "the identity provider's metadata names another issuer than this sign-in's",
+        issuer=client.name,
+        reason="discovery_issuer_mismatch",
+        url=client.discovery_url,
+    )
 
 
 def check_response_issuer(values: Sequence[str], metadata: Mapping[str, object]) -> None:

@@ -680,6 +680,57 @@ class Rewriting(httpx.AsyncBaseTransport):
         return httpx.Response(200, json={**json.loads(await response.aread()), **self.changes})
 
 
+def test_check_metadata_wants_a_listed_issuer_or_a_template_of_an_unlisted_kind() -> None:
+    from federation import Bridge
+    from federation.errors import KeySetUnavailable
+    from federation.web import check_metadata, sign_in_clients
+
+    tenant, client_id = "11111111-2222-3333-4444-555555555555", "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+    template = "https://login.microsoftonline.com/{tenantid}/v2.0"
+    concrete = f"https://login.microsoftonline.com/{tenant}/v2.0"
+    common = "https://login.microsoftonline.com/organizations/v2.0/.well-known/openid-configuration"
+
+    def sign_in(**entry: Any) -> Any:
+        base = {"provider": "azure_ad", "audiences": [client_id], "name": "entra"}
+        bridge = Bridge.from_dict({"issuers": [{**base, **entry}]})
+        return sign_in_clients(bridge)["entra"]
+
+    single = sign_in(tenant=tenant, login={"client_id": client_id})
+    listed = sign_in(
+        tenant="organizations",
+        allowed_tenants=[tenant],
+        login={"client_id": client_id, "discovery_url": common},
+    )
+    anyone = sign_in(
+        tenant="organizations", allow_any_tenant=True, login={"client_id": client_id, "discovery_url": common}
+    )
+    check_metadata({"issuer": concrete}, single)
+    for entra in (listed, anyone, single):  # Entra's organizations metadata: the template
+        check_metadata({"issuer": template}, entra)
+    oidc = sign_in_clients(Bridge.from_dict(mock_config_with_login()))["mock"]
+    refused = [
+        ({"issuer": "https://login.microsoftonline.com/common/v2.0"}, single),
+        ({"issuer": "https://login.microsoftonline.com/99999999-2222-3333-4444-555555555555/v2.0"}, listed),
+        ({"issuer": "https://idp.test/{x}"}, oidc),  # a template where every issuer is listed
+        ({"issuer": "https://evil.example"}, oidc),
+        ({}, oidc),
+        ({"issuer": ["https://idp.test"]}, oidc),
+    ]
+    for metadata, client in refused:
+        with pytest.raises(KeySetUnavailable) as caught:
+            check_metadata(metadata, client)
+        assert caught.value.reason == "discovery_issuer_mismatch", metadata
+    check_metadata({"issuer": "https://idp.test"}, oidc)
+
+
+def mock_config_with_login() -> dict[str, Any]:
+    from federation.testing import MockIdP
+
+    config = MockIdP().bridge_config()
+    config["issuers"][0].update(name="mock", login={"client_id": "c"})
+    return config
+
+
 def test_metadata_of_another_issuer_is_not_used(web_env: WebEnv) -> None:
     """RFC 8414 §3.3 / OIDC Discovery §4.3: the provider's metadata must name the issuer it was
     fetched for; otherwise neither its endpoints nor its issuer (RFC 9207's reference) are used."""
