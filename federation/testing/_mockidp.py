@@ -766,24 +766,28 @@ class MockIdP:
         """The token response for a redeemed ``grant``."""
         access_jti = secrets.token_urlsafe(12)
         id_jti = secrets.token_urlsafe(12)
-        access_token = self.mint(
-            token_type="access",
-            lifetime=ACCESS_TOKEN_LIFETIME,
-            sub=grant.sub,
-            aud=self.audience,
-            client_id=grant.client_id,
-            scope=grant.scope,
-            jti=access_jti,
-        )
+        if self.shape.jwt_access_tokens:
+            access_token = self.mint(
+                token_type="access",
+                lifetime=ACCESS_TOKEN_LIFETIME,
+                sub=grant.sub,
+                aud=self.audience,
+                client_id=grant.client_id,
+                scope=grant.scope,
+                jti=access_jti,
+            )
+        else:  # the provider's access tokens are opaque (Google's): one nobody can verify
+            access_token = "mock." + secrets.token_urlsafe(32)
         protocol: dict[str, Any] = {
             "sub": grant.sub,
             "aud": grant.client_id,
-            "azp": grant.client_id,
             "nonce": grant.nonce,
             "auth_time": grant.auth_time,
             "at_hash": _hash_half(self.default_alg, access_token),
             "jti": id_jti,
         }
+        if self.shape.id_token_azp:
+            protocol["azp"] = grant.client_id
         id_token = self.mint({**protocol, **grant.claims}, token_type="id")
         with self._codes_lock:
             grant.tokens += [access_jti, id_jti]

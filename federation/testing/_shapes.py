@@ -90,6 +90,14 @@ class ProviderShape:
         each with ``kid``, ``alg`` and ``use``) to the provider's, e.g. Entra's
         keys carry an ``issuer`` member and no ``alg``. Return a new document;
         ``idp.jwks()`` and the served key set go through it.
+    ``jwt_access_tokens``
+        False when the provider's access tokens are opaque strings (Google): the
+        mock's token endpoint then answers with a random one (its ``at_hash`` in
+        the id token), and ``mint(token_type="access")`` is the shape's to refuse.
+    ``id_token_azp``
+        Whether the id tokens of the mock's code flow name the client in ``azp``
+        (OIDC lets them; Entra's never do, and its profile reads ``azp`` as an
+        access token's).
     """
 
     name: str
@@ -98,6 +106,8 @@ class ProviderShape:
     headers: Callable[[MockIdP, TokenKind], dict[str, Any]] = _no_headers
     issuer_config: Callable[[MockIdP, dict[str, Any]], dict[str, Any]] = _same_entry
     jwks: Callable[[MockIdP, dict[str, Any]], dict[str, Any]] = _same_jwks
+    jwt_access_tokens: bool = True
+    id_token_azp: bool = True
 
 
 _REGISTRY: dict[str, ProviderShape] = {}

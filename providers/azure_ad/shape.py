@@ -195,4 +195,5 @@ AZURE_AD = ProviderShape(
     headers=_headers,
     issuer_config=_issuer_config,
     jwks=_jwks,
+    id_token_azp=False,  # Entra's id tokens never carry azp; its access tokens do (v2)
 )

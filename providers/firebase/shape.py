@@ -92,4 +92,6 @@ def _issuer_config(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-FIREBASE = ProviderShape("firebase", claims=_claims, setup=_setup, issuer_config=_issuer_config)
+FIREBASE = ProviderShape(
+    "firebase", claims=_claims, setup=_setup, issuer_config=_issuer_config, jwt_access_tokens=False
+)

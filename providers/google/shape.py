@@ -74,4 +74,6 @@ def _issuer_config(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-GOOGLE = ProviderShape("google", claims=_claims, setup=_setup, issuer_config=_issuer_config)
+GOOGLE = ProviderShape(
+    "google", claims=_claims, setup=_setup, issuer_config=_issuer_config, jwt_access_tokens=False
+)

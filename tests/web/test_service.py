@@ -616,6 +616,54 @@ def test_a_max_age_that_is_no_duration_is_a_config_error(max_age: Any) -> None:
     assert "max_age" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("provider", "params"),
+    [
+        ("oidc", {}),
+        ("azure_ad", {}),
+        ("azure_ad", {"tenant": "organizations"}),
+        ("azure_ad", {"version": "1.0"}),
+        ("azure_ad_b2c", {}),
+        ("cognito", {}),
+        ("google", {}),
+        ("keycloak", {}),
+        ("okta", {}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v.values())) or "default",
+)
+def test_every_providers_mock_signs_in_through_the_service(
+    provider: str, params: dict[str, Any], federation_clock: Any
+) -> None:
+    """The testing toolkit's code flow gives each provider's real token shapes, and the
+    service takes them: Entra's id tokens carry no azp (its profile reads azp as an access
+    token's), Google's access tokens are opaque (the id token's at_hash still binds one)."""
+    from federation.sessions import generate_private_key_pem
+    from federation.testing import MockIdP
+
+    idp = MockIdP.for_provider(provider, clock=federation_clock, **params)
+    idp.register_client(idp.audience, client_secret="a-client-secret", redirect_uris=[f"{APP}/callback/it"])
+    environ = {"SESSION_KEY": generate_private_key_pem("ES256").decode(), "SECRET": "a-client-secret"}
+    config = idp.bridge_config(
+        sessions={"issuer": APP, "keys": [{"env": "SESSION_KEY"}]}, web={"public_url": APP}
+    )
+    login = {
+        "client_id": idp.audience,
+        "client_secret": {"env": "SECRET"},
+        "discovery_url": idp.discovery_url,
+    }
+    config["issuers"][0].update(name="it", login=login)
+    bridge = idp.bridge(config=config, environ=environ)
+    with TestClient(create_app(bridge, environ=environ), base_url=APP, follow_redirects=False) as client:
+        idp.approve("user-1")
+        start = client.get("/login/it")
+        assert start.status_code == 302, start.text
+        answer = idp.client().get(start.headers["location"])
+        done = client.get(answer.headers["location"].removeprefix(APP))
+        assert done.status_code == 303, done.text
+        assert client.get("/me").json()["user"]["id"]
+    bridge.close()
+
+
 def test_a_refusal_at_the_provider_is_403(web_env: WebEnv) -> None:
     web_env.idp.deny("access_denied")
     response = browser_login(web_env)
