@@ -33,11 +33,12 @@ from ._keys._source import AsyncClientOption, IssuerKeySource
 from ._rfc7515 import Limits
 from ._verify import Route, VerifiedToken, Verifier
 from .config import BridgeConfig, load_config
-from .errors import ConfigError, InvalidToken, KeySetUnavailable
+from .errors import ConfigError, InvalidToken, KeySetUnavailable, WrongTokenType
 from .events import EventSink, log_event
 
 if TYPE_CHECKING:
     from ._profile import ProviderProfile
+    from ._rfc7519 import TokenType
     from ._sessions._service import Principal, Session, SessionService
     from ._sessions._tokens import SessionTokens
     from .provisioning import DeprovisionMode, DeprovisionResult, LoginResult, Mapper, Provisioner
@@ -337,7 +338,7 @@ class Bridge:
             clock=self._clock,
         )
 
-    def login(self, token: str | bytes) -> LoginResult:
+    def login(self, token: str | bytes, *, token_type: TokenType | None = None) -> LoginResult:
         """Verify ``token``, map it and provision the local user; return a
         :class:`~federation.provisioning.LoginResult` (``result.user``, ``.identity``,
         ``.created``, ``.changes``, ``.token``).
@@ -347,21 +348,23 @@ class Bridge:
         :class:`~federation.errors.LoginRefused` (403: ``access_denied``,
         ``account_disabled``, ``registration_closed``, ``link_refused``,
         ``invalid_attribute``) or :class:`~federation.errors.StorageError` (503).
-        Every outcome is audited.
+        Every outcome is audited. ``token_type``: the kind the caller was told the token
+        is (RFC 8693's ``subject_token_type``); a token of another kind is
+        :class:`~federation.errors.WrongTokenType`.
         """
         provisioner = self.provisioner
         try:
-            vt = self.verify(token)
+            vt = _of_kind(self.verify(token), token_type)
         except (InvalidToken, KeySetUnavailable) as exc:
             provisioner.login_failed(exc)
             raise
         return provisioner.login(vt, trust_email=vt.issuer_trusts_email)
 
-    async def alogin(self, token: str | bytes) -> LoginResult:
+    async def alogin(self, token: str | bytes, *, token_type: TokenType | None = None) -> LoginResult:
         """Async twin of :meth:`login`."""
         provisioner = self.provisioner
         try:
-            vt = await self.averify(token)
+            vt = _of_kind(await self.averify(token), token_type)
         except (InvalidToken, KeySetUnavailable) as exc:
             provisioner.login_failed(exc)
             raise
@@ -564,16 +567,17 @@ class Bridge:
         route = self._verifier.routes[token.issuer]
         return await self._source(route).aget_key(token.key_id, token.algorithm)
 
-    def exchange(self, token: str | bytes) -> Session:
+    def exchange(self, token: str | bytes, *, token_type: TokenType | None = None) -> Session:
         """Verify an external token, log its user in and issue the app's own session.
 
-        Raises what :meth:`login` raises; the session is audited as ``session_issued``.
+        Raises what :meth:`login` raises (``token_type`` as there); the session is audited
+        as ``session_issued``.
         """
-        return self.issue_session(self.login(token))
+        return self.issue_session(self.login(token, token_type=token_type))
 
-    async def aexchange(self, token: str | bytes) -> Session:
+    async def aexchange(self, token: str | bytes, *, token_type: TokenType | None = None) -> Session:
         """Async twin of :meth:`exchange`."""
-        return await self.aissue_session(await self.alogin(token))
+        return await self.aissue_session(await self.alogin(token, token_type=token_type))
 
     def issue_session(self, subject: User | LoginResult) -> Session:
         """A new session (access and refresh token) for a user or a login's user.
@@ -781,6 +785,16 @@ class Bridge:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _of_kind(verified: VerifiedToken, token_type: TokenType | None) -> VerifiedToken:
+    """``verified``, when it is the kind its presenter said (None: any kind the issuer accepts)."""
+    if token_type is not None and verified.token_type != token_type:
+        raise WrongTokenType(
+            f"the token is an {verified.token_type} token, not the {token_type} token it was presented as",
+            issuer=verified.issuer,
+        )
+    return verified
 
 
 def _via(subject: object) -> str:

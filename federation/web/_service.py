@@ -65,19 +65,19 @@ from ._signin import (
 if TYPE_CHECKING:
     from ..bridge import Bridge
     from ..sessions import Principal, Session
+    from ..spi import TokenType
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("federation.web")
 
-#: RFC 8693 §3: the subject token types /token accepts (all verified as JWTs by the bridge).
-SUBJECT_TOKEN_TYPES = frozenset(
-    {
-        "urn:ietf:params:oauth:token-type:id_token",
-        "urn:ietf:params:oauth:token-type:access_token",
-        "urn:ietf:params:oauth:token-type:jwt",
-    }
-)
+#: RFC 8693 §3: the subject token types /token accepts (all verified as JWTs by the bridge),
+#: and the kind each must be (jwt: any the issuer accepts).
+SUBJECT_TOKEN_TYPES: Mapping[str, TokenType | None] = {
+    "urn:ietf:params:oauth:token-type:id_token": "id",
+    "urn:ietf:params:oauth:token-type:access_token": "access",
+    "urn:ietf:params:oauth:token-type:jwt": None,
+}
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 MAX_BODY_BYTES = 64 * 1024
@@ -300,7 +300,7 @@ class LoginService:
                 if requested not in (None, ACCESS_TOKEN_TYPE):
                     raise InvalidRequest("only access tokens are issued (requested_token_type)")
                 try:
-                    session = await self.bridge.aexchange(subject)
+                    session = await self.bridge.aexchange(subject, token_type=SUBJECT_TOKEN_TYPES[kind])
                 except InvalidToken as exc:  # RFC 8693 §2.2.2: a bad subject token is invalid_request
                     return _oauth_error(exc, grant_error="invalid_request")
                 return _json(200, self._token_body(session, exchange=True))

@@ -98,6 +98,19 @@ def test_exchange_issues_a_session_that_authenticates(bridge: Bridge, idp: MockI
     assert session.access_token not in repr(session) and session.refresh_token not in repr(session)
 
 
+def test_exchange_of_a_declared_kind_takes_only_that_kind(bridge: Bridge, idp: MockIdP, audit: Audit) -> None:
+    """token_type (RFC 8693's subject_token_type): a token of another kind logs nobody in."""
+    for kind, declared in (("id", "access"), ("access", "id")):
+        with pytest.raises(WrongTokenType):
+            bridge.exchange(idp.mint(sub="mallory", token_type=kind), token_type=declared)  # type: ignore[arg-type]
+        with pytest.raises(WrongTokenType):
+            asyncio.run(bridge.aexchange(idp.mint(sub="mallory", token_type=kind), token_type=declared))  # type: ignore[arg-type]
+    assert bridge.store.find_login(idp.issuer, "mallory") is None
+    assert audit.names().count("login_failed") == 4
+    assert bridge.exchange(idp.mint(sub="ada", token_type="access"), token_type="access").user is not None
+    assert bridge.exchange(idp.mint(sub="ada"), token_type=None).user is not None
+
+
 def test_a_repeated_token_writes_nothing_and_audits_nothing(
     bridge: Bridge, idp: MockIdP, audit: Audit
 ) -> None:

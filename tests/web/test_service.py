@@ -96,6 +96,41 @@ def test_token_errors_are_rfc6749_section_5_2(web_env: WebEnv, form: dict[str, s
     assert body["code"]
 
 
+@pytest.mark.parametrize(
+    ("kind", "declared", "status"),
+    [
+        ("id", "id_token", 200),
+        ("access", "access_token", 200),
+        ("id", "jwt", 200),
+        ("access", "jwt", 200),
+        ("id", "access_token", 400),
+        ("access", "id_token", 400),
+    ],
+)
+def test_a_subject_token_must_be_the_type_it_is_declared(
+    make_web_env: Any, kind: str, declared: str, status: int
+) -> None:
+    """RFC 8693 §2.1: subject_token_type says what the token is; a token of another kind is
+    refused (invalid_request, wrong_token_type) and nobody is logged in."""
+    env = make_web_env()
+    token = env.idp.mint(sub="alice", token_type=kind)
+    response = env.client.post(
+        "/token",
+        data={
+            "grant_type": EXCHANGE,
+            "subject_token": token,
+            "subject_token_type": f"urn:ietf:params:oauth:token-type:{declared}",
+        },
+    )
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert response.json()["error"] == "invalid_request"
+        assert response.json()["code"] == "wrong_token_type"
+        assert env.bridge.store.users() == []
+        failed = [e for e in env.audit if e.name == "login_failed"]
+        assert [e.detail["reason"] for e in failed] == ["wrong_token_type"]  # audited like any refusal
+
+
 def test_a_bad_subject_token_is_invalid_request_with_its_code_and_never_echoed(web_env: WebEnv) -> None:
     forged = web_env.idp.mint(sub="alice")[:-8] + "AAAAAAAA"
     response = web_env.client.post(
