@@ -102,6 +102,23 @@ def test_a_provider_answer_past_the_bound_is_not_read(client: Client, bridge: Br
     assert refused.json()["error"] == "keyset_unavailable"
 
 
+def test_max_age_asks_for_a_recent_sign_in(
+    client: Client, bridge: Bridge, idp: MockIdP, settings: Any
+) -> None:
+    """login.max_age: the request carries it and the id token's auth_time must be that recent."""
+    from federation.django import reset_bridge
+
+    settings.FEDERATION["config"]["issuers"][0]["login"]["max_age"] = 300
+    reset_bridge()  # the next request builds the bridge from the changed config
+    start = client.get("/auth/login/corp")
+    assert "max_age=300" in start["Location"]
+    idp.approve("ada", auth_time=int(idp.clock()) - 1000)
+    refused = client.get(at_provider(idp, start["Location"]))
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "auth_too_old"
+    assert "_auth_user_id" not in client.session
+
+
 def test_a_provider_refusal_is_403(client: Client, bridge: Bridge, idp: MockIdP) -> None:
     idp.deny("access_denied")
     done = sign_in(client, idp)
