@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING
 
 from ..errors import (
     ConfigError,
+    InvalidClaim,
     InvalidRequest,
     InvalidToken,
     KeySetUnavailable,
     LoginRefused,
     WrongTokenType,
 )
-from ..spi import ProviderProfile
+from ..spi import ProviderProfile, numeric_date
 from ._core import read_secret
 
 if TYPE_CHECKING:
@@ -244,13 +245,16 @@ def check_id_token(
                     f"the id token's {claim} does not match what came with it", code=f"{claim}_mismatch"
                 )
     if client.max_age is not None:
-        auth_time = verified.claims.get("auth_time")
-        if not isinstance(auth_time, (int, float)) or isinstance(auth_time, bool) or auth_time != auth_time:
+        try:  # a NumericDate: a finite JSON number in range, never a string or a boolean
+            auth_time = numeric_date(verified.claims, "auth_time", required=True)
+        except InvalidClaim:
+            auth_time = None
+        if auth_time is None:
             raise InvalidToken(
                 "the sign-in asked for max_age and the id token has no auth_time", code="auth_time_missing"
             )
         moment = time.time() if now is None else now
-        if moment - float(auth_time) > client.max_age + leeway:
+        if moment - auth_time > client.max_age + leeway:
             raise InvalidToken(
                 f"the user signed in at the provider more than {client.max_age} seconds ago (max_age)",
                 code="auth_too_old",

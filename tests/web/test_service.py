@@ -624,6 +624,8 @@ def test_max_age_asks_for_a_recent_sign_in_and_checks_auth_time(
         (now - 361, "auth_too_old"),
         (None, "auth_time_missing"),
         ("1", "auth_time_missing"),
+        (True, "auth_time_missing"),
+        (10**400, "auth_time_missing"),  # a number no date can be (and no float holds)
     ):
         env.idp.approve("alice", auth_time=auth_time)
         refused = browser_login(env, client=TestClient(env.app, base_url=APP, follow_redirects=False))
