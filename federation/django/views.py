@@ -318,7 +318,7 @@ def sso(request: HttpRequest) -> HttpResponse:
         verified = bridge.verify(token)
         web = get_guard().settings
         max_age = web.url_token_max_age if web is not None else DEFAULT_URL_TOKEN_MAX_AGE
-        key, until = url_token_claim(verified, now=bridge.now(), max_age=max_age)
+        key, until = url_token_claim(verified, now=bridge.now(), max_age=max_age, token=token)
         if not bridge.sessions.store.claim_once(key, expires_at=until):
             raise TokenRevoked("this URL token was used already", code="url_token_replayed")
         result = bridge.provision(verified)

@@ -418,7 +418,7 @@ class LoginService:
                 raise MissingToken("the token parameter is missing")
             verified = await self.bridge.averify(token)
             key, until = url_token_claim(
-                verified, now=self.bridge.now(), max_age=self.settings.url_token_max_age
+                verified, now=self.bridge.now(), max_age=self.settings.url_token_max_age, token=token
             )
             store = self.bridge.sessions.store
             first = await asyncio.to_thread(store.claim_once, key, expires_at=until)

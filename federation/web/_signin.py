@@ -11,6 +11,7 @@ when a ``/sso`` URL token is usable once (:func:`url_token_claim`).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 from collections.abc import Mapping, Sequence
@@ -268,12 +269,18 @@ def check_id_token(
         raise InvalidToken("the id token's nonce is not this sign-in's", code="nonce_mismatch")
 
 
-def url_token_claim(verified: VerifiedToken, *, now: float, max_age: int) -> tuple[str, datetime]:
+def url_token_claim(
+    verified: VerifiedToken, *, now: float, max_age: int, token: str | bytes | None = None
+) -> tuple[str, datetime]:
     """The replay-cache key of a ``/sso`` URL token and until when to keep it.
 
     A URL token must be fresh (``iat`` at most ``max_age`` seconds ago: it
-    travels in history and logs, RFC 9700 §4.3) and single-use (a ``jti``):
-    claim the key once (``SessionStore.claim_once``) before signing anyone in.
+    travels in history and logs, RFC 9700 §4.3) and single-use: claim the key once
+    (``SessionStore.claim_once``) before signing anyone in. The key is the token's
+    ``jti``; a token without one (Entra's and Firebase's carry none) is known by the
+    SHA-256 of its signed part, the ``token`` itself when given (header and payload:
+    an ECDSA signature has a second valid form, so the signature cannot be part of it).
+    Without a ``jti`` or ``token``: ``url_token_no_jti``.
     """
     claims = verified.claims
     iat, jti = claims.get("iat"), claims.get("jti")
@@ -281,7 +288,11 @@ def url_token_claim(verified: VerifiedToken, *, now: float, max_age: int) -> tup
         raise InvalidToken(
             f"a URL token must be at most {max_age} seconds old (iat)", code="url_token_too_old"
         )
-    if not isinstance(jti, str) or not jti:
-        raise InvalidToken("a URL token needs a jti (it is single-use)", code="url_token_no_jti")
     until = datetime.fromtimestamp(float(iat) + max_age + 60, timezone.utc)  # past any use
-    return f"sso\x00{verified.issuer}\x00{jti}", until
+    if isinstance(jti, str) and jti:
+        return f"sso\x00{verified.issuer}\x00{jti}", until
+    if token is not None:
+        raw = token.encode("ascii") if isinstance(token, str) else token
+        signed = raw.rsplit(b".", 1)[0]  # verified already: exactly header.payload.signature
+        return f"sso-signed\x00{verified.issuer}\x00{hashlib.sha256(signed).hexdigest()}", until
+    raise InvalidToken("a URL token needs a jti (it is single-use)", code="url_token_no_jti")

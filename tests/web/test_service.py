@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -454,18 +455,46 @@ def test_sso_tokens_are_single_use(web_env: WebEnv) -> None:
     assert "set-cookie" not in replay.headers
 
 
-def test_sso_refuses_old_tokens_and_tokens_without_jti(web_env: WebEnv) -> None:
+def test_sso_refuses_old_tokens_and_replays_of_tokens_without_jti(web_env: WebEnv) -> None:
     old = web_env.idp.mint(sub="alice", jti="sso-old", iat=web_env.clock() - 121)
     response = web_env.client.get("/sso", params={"token": old})
     assert response.status_code == 401
     assert response.json()["error"] == "url_token_too_old"
+    # Entra's and Firebase's tokens carry no jti: such a token is known by its signed part.
     no_jti = web_env.idp.mint(sub="alice", jti=None)
-    response = web_env.client.get("/sso", params={"token": no_jti})
-    assert response.status_code == 401
-    assert response.json()["error"] == "url_token_no_jti"
+    assert web_env.client.get("/sso", params={"token": no_jti}).status_code == 303
+    again = web_env.client.get("/sso", params={"token": no_jti})
+    assert again.status_code == 401
+    assert again.json()["error"] == "url_token_replayed"
+    other = web_env.idp.mint(sub="alice", jti=None, nonce="another")  # another token: its own use
+    assert web_env.client.get("/sso", params={"token": other}).status_code == 303
     missing = web_env.client.get("/sso")
     assert missing.status_code == 401
     assert missing.json()["error"] == "missing_token"
+
+
+def test_a_url_token_without_jti_is_one_use_whatever_its_signature_bytes() -> None:
+    """An ECDSA signature (r, s) has a second valid form (r, n - s): a replay key that covered
+    the signature would let a captured URL token be used twice."""
+    from federation.testing import FrozenClock, MockIdP
+    from federation.web import url_token_claim
+
+    n = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # P-256's order
+    idp = MockIdP(alg="ES256", clock=FrozenClock())
+    bridge = idp.bridge()
+    token = idp.mint(jti=None)
+    signed, signature = token.rsplit(".", 1)
+    raw = base64.urlsafe_b64decode(signature + "==")
+    r, s_ = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    twin_sig = r.to_bytes(32, "big") + (n - s_).to_bytes(32, "big")
+    twin = signed + "." + base64.urlsafe_b64encode(twin_sig).rstrip(b"=").decode()
+    now = idp.clock()
+    first = url_token_claim(bridge.verify(token), now=now, max_age=120, token=token)
+    second = url_token_claim(bridge.verify(twin), now=now, max_age=120, token=twin)  # it verifies too
+    assert first == second
+    with pytest.raises(Exception) as caught:
+        url_token_claim(bridge.verify(token), now=now, max_age=120)  # no jti and no token: no key
+    assert getattr(caught.value, "code", None) == "url_token_no_jti"
 
 
 @pytest.mark.parametrize(
