@@ -22,6 +22,7 @@ from federation.errors import (
     TokenNotYetValid,
     UnknownKey,
 )
+from federation.sessions import generate_private_key_pem
 from federation.testing import (
     FrozenClock,
     MockIdP,
@@ -493,3 +494,24 @@ def test_with_mock_idp_without_respx_names_the_testing_extra(monkeypatch: pytest
     idp = MockIdP(issuer="https://idp.test", audience="my-client")
     with pytest.raises(RuntimeError, match=r"pip install 'federation-bridge\[testing\]'"):
         idp.__enter__()
+
+
+def test_a_mock_bridge_keeps_its_users_and_sessions_in_memory(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, clock: FrozenClock
+) -> None:
+    """idp.bridge() writes no federation.db where the tests run, and no bridge sees another's
+    users; a config naming storage:, or store=, is used as given."""
+    monkeypatch.chdir(tmp_path)
+    idp = MockIdP(clock=clock)
+    sessions = {"issuer": "https://app.example.test", "keys": [{"env": "SESSION_KEY"}]}
+    environ = {"SESSION_KEY": generate_private_key_pem("ES256").decode()}
+    one = idp.bridge(config=idp.bridge_config(sessions=sessions), environ=environ)
+    two = idp.bridge(config=idp.bridge_config(sessions=sessions), environ=environ)
+    assert one.exchange(idp.mint(sub="ada")).user is not None
+    assert one.store.find_login(idp.issuer, "ada") is not None
+    assert two.store.find_login(idp.issuer, "ada") is None
+    assert list(tmp_path.iterdir()) == []
+    on_disk = idp.bridge(config={**idp.bridge_config(), "storage": "sqlite:///users.db"})
+    on_disk.login(idp.mint(sub="ada"))
+    on_disk.close()
+    assert (tmp_path / "users.db").is_file()

@@ -986,21 +986,26 @@ class MockIdP:
     ) -> Bridge:
         """A :class:`~federation.Bridge` wired to this mock, with the mock's clock.
 
-        In memory by default (mock transports, no network). ``served=True``
-        builds a bridge with its own real httpx client that fetches from the
-        loopback server. ``options`` go to :class:`~federation.Bridge`
-        (``on_event=``, ``clock=``, ``http_client=`` ...).
+        In memory by default: mock transports (no network) and, unless the config names
+        ``storage:`` or ``store=`` is given, a fresh
+        :class:`~federation.storage.MemoryStore` for users and sessions, so that no
+        ``federation.db`` is written where the tests run and no test sees another's
+        users or used URL tokens. ``served=True`` builds a bridge with its own real
+        httpx client that fetches from the loopback server. ``options`` go to
+        :class:`~federation.Bridge` (``on_event=``, ``clock=``, ``http_client=`` ...).
         """
         from federation import Bridge
 
+        settings = self.bridge_config(discovery=discovery, served=served) if config is None else dict(config)
         if not served:
             options.setdefault("http_client", self.client())
             options.setdefault("async_http_client", self.async_client())
         options.setdefault("clock", self.clock)
-        return Bridge.from_dict(
-            dict(config) if config is not None else self.bridge_config(discovery=discovery, served=served),
-            **options,
-        )
+        if settings.get("storage") is None and "store" not in options:
+            from federation.storage import MemoryStore
+
+            options["store"] = MemoryStore()
+        return Bridge.from_dict(settings, **options)
 
     # -- respx ------------------------------------------------------------------------------
 
