@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from ._rfc7517 import VerificationKey
 from ._rfc7518 import ASYMMETRIC_ALGORITHMS, NEVER_ALLOWED, SPECS
@@ -184,6 +184,19 @@ class KeyRef(BaseModel):
         return {"file": self.file} if self.file is not None else {"env": str(self.env)}
 
 
+def _not_a_boolean(value: Any) -> Any:
+    """A number field's value is never true or false. YAML reads ``yes``, ``no``, ``on`` and
+    ``off`` as booleans, and pydantic takes a boolean as 1 or 0: ``leeway: on`` was a second."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+#: The numbers of the configuration: seconds, sizes and counts (a boolean is refused).
+Number = Annotated[float, BeforeValidator(_not_a_boolean)]
+Count = Annotated[int, BeforeValidator(_not_a_boolean)]
+
+
 class LoginConfig(BaseModel):
     """An issuer's "Sign in with ..." client (the web service's /login/{issuer}, docs/web.md)."""
 
@@ -202,20 +215,13 @@ class LoginConfig(BaseModel):
         description="Where the authorization and token endpoints are found "
         "(default: the issuer's /.well-known/openid-configuration).",
     )
-    max_age: int | None = Field(
+    max_age: Count | None = Field(
         None,
         ge=0,
         le=366 * 86400,
         description="Seconds: ask the provider to sign the user in again when their sign-in there "
         "is older (OIDC max_age); the id token's auth_time is then required and checked.",
     )
-
-    @field_validator("max_age", mode="before")
-    @classmethod
-    def _not_a_boolean(cls, value: object) -> object:
-        if isinstance(value, bool):  # YAML's on/yes: pydantic would read 1
-            raise ValueError("max_age is a number of seconds, not a boolean")
-        return value
 
     @field_validator("scopes")
     @classmethod

@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -32,7 +31,7 @@ from pydantic import (
 
 from . import plugins
 from ._netaddr import is_canonical_loopback_host, literal_address
-from ._profile import KeyRef, ProviderProfile
+from ._profile import Count, KeyRef, Number, ProviderProfile
 from ._yaml import (
     Located,
     config_error_from_problems,
@@ -56,19 +55,6 @@ __all__ = [
     "is_loopback_url",
     "load_config",
 ]
-
-
-def _not_a_boolean(value: Any) -> Any:
-    """A number field's value is never true or false. YAML reads ``yes``, ``no``, ``on`` and
-    ``off`` as booleans, and pydantic takes a boolean as 1 or 0: ``leeway: on`` was a second."""
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not true or false")
-    return value
-
-
-#: The numbers of the configuration: seconds, sizes and counts (a boolean is refused).
-Number = Annotated[float, BeforeValidator(_not_a_boolean)]
-Count = Annotated[int, BeforeValidator(_not_a_boolean)]
 
 
 def _issuer_union(models: tuple[type[ProviderProfile], ...]) -> Any:

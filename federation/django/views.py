@@ -108,6 +108,22 @@ def _metadata() -> _Metadata:
     return cached
 
 
+def _provider_metadata(entry: SignInClient) -> dict[str, Any]:
+    """The sign-in's discovery document, read and checked (:func:`check_metadata`); a
+    :class:`KeySetUnavailable` when it cannot be read or names another issuer."""
+    try:
+        document = _metadata().get(entry.discovery_url, _transport())
+    except (httpx.HTTPError, ValueError) as exc:
+        log.warning("sign-in with %s: provider metadata unreadable (%s)", entry.name, type(exc).__name__)
+        raise KeySetUnavailable("the identity provider cannot be reached", issuer=entry.name) from None
+    try:
+        check_metadata(document, entry)
+    except KeySetUnavailable:
+        log.warning("sign-in with %s: the provider's metadata names another issuer", entry.name)
+        raise
+    return document
+
+
 class _Borrowed(httpx.BaseTransport):
     """The bridge's transport, lent to a client that must not close it when it is done."""
 
@@ -209,14 +225,8 @@ def login(request: HttpRequest, issuer: str) -> HttpResponse:
         return _no_sign_in()
     redirect_uri = _callback_uri(request, issuer)
     try:
-        endpoints = _metadata().get(entry.discovery_url, _transport())
-    except (httpx.HTTPError, ValueError) as exc:
-        log.warning("sign-in with %s: provider metadata unreadable (%s)", issuer, type(exc).__name__)
-        return problem(KeySetUnavailable("the identity provider cannot be reached", issuer=issuer))
-    try:
-        check_metadata(endpoints, entry)
+        endpoints = _provider_metadata(entry)
     except KeySetUnavailable as exc:
-        log.warning("sign-in with %s: the provider's metadata names another issuer", issuer)
         return problem(exc)
     verifier, nonce = secrets.token_urlsafe(48), secrets.token_urlsafe(24)
     with _oauth_client(entry, redirect_uri) as client:
@@ -264,12 +274,7 @@ def callback(request: HttpRequest, issuer: str) -> HttpResponse:
         ):
             # No state of this browser: a forged or replayed callback (RFC 9700 §4.7).
             raise InvalidRequest("the sign-in state is missing or expired; sign in again")
-        try:
-            endpoints = _metadata().get(entry.discovery_url, _transport())
-        except (httpx.HTTPError, ValueError) as exc:
-            log.warning("sign-in with %s: provider metadata unreadable (%s)", issuer, type(exc).__name__)
-            raise KeySetUnavailable("the identity provider cannot be reached", issuer=issuer) from None
-        check_metadata(endpoints, entry)
+        endpoints = _provider_metadata(entry)
         check_response_issuer(request.GET.getlist("iss"), endpoints)
         if request.GET.get("error"):
             raise LoginRefused("the identity provider refused the sign-in", code="provider_refused")

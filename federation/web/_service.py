@@ -169,6 +169,26 @@ class LoginService:
 
     # -- helpers --------------------------------------------------------------------------
 
+    async def _metadata(self, name: str, client: Any) -> dict[str, Any]:
+        """The sign-in's discovery document (Authlib's, cached by it), read and checked
+        (:func:`check_metadata`); a :class:`KeySetUnavailable` when it cannot be read or
+        names another issuer."""
+        try:
+            metadata: dict[str, Any] = await client.load_server_metadata()
+        except (httpx.HTTPError, ValueError, RuntimeError, KeyError) as exc:
+            raise self._unreachable(name, exc) from None
+        try:
+            check_metadata(metadata, self.sign_ins[name])
+        except KeySetUnavailable:
+            log.warning("sign-in with %s: the provider's metadata names another issuer", name)
+            raise
+        return metadata
+
+    @staticmethod
+    def _unreachable(name: str, exc: Exception) -> KeySetUnavailable:
+        log.warning("sign-in with %s: provider metadata unreadable (%s)", name, type(exc).__name__)
+        return KeySetUnavailable("the identity provider cannot be reached", issuer=name)
+
     def _base(self, request: Request) -> str:
         """The service's own absolute base URL: public_url plus where it is mounted (never Host)."""
         root = str(request.scope.get("root_path", ""))
@@ -443,18 +463,15 @@ class LoginService:
             return _json(404, {"error": "not_found", "detail": "no sign-in is configured for this issuer"})
         redirect_uri = f"{self._base(request)}/callback/{quote(name, safe='')}"
         target = self.settings.redirects.target(request.query_params.get("redirect_to"))
-        sign_in = self.sign_ins[name]
         try:
-            metadata = await client.load_server_metadata()
-            rv = await client.create_authorization_url(redirect_uri, **sign_in.authorization_params())
-        except (httpx.HTTPError, ValueError, RuntimeError, KeyError) as exc:
-            log.warning("sign-in with %s: provider metadata unreadable (%s)", name, type(exc).__name__)
-            return _problem(KeySetUnavailable("the identity provider cannot be reached", issuer=name))
-        try:
-            check_metadata(metadata, sign_in)
+            await self._metadata(name, client)
         except KeySetUnavailable as exc:
-            log.warning("sign-in with %s: the provider's metadata names another issuer", name)
             return _problem(exc)
+        extra = self.sign_ins[name].authorization_params()  # max_age, when the entry sets one
+        try:
+            rv = await client.create_authorization_url(redirect_uri, **extra)
+        except (httpx.HTTPError, ValueError, RuntimeError, KeyError) as exc:
+            return _problem(self._unreachable(name, exc))
         await client.save_authorize_data(request, redirect_uri=redirect_uri, next=target, **rv)
         return RedirectResponse(rv["url"], status_code=302, headers=dict(NO_STORE))
 
@@ -473,12 +490,7 @@ class LoginService:
             if not data:
                 # No state of this browser: a forged or replayed callback (RFC 9700 §4.7).
                 raise InvalidRequest("the sign-in state is missing or expired; sign in again")
-            try:
-                metadata = await client.load_server_metadata()  # loaded at /login (this process or another)
-            except (httpx.HTTPError, ValueError, RuntimeError, KeyError) as exc:
-                log.warning("sign-in with %s: provider metadata unreadable (%s)", name, type(exc).__name__)
-                raise KeySetUnavailable("the identity provider cannot be reached", issuer=name) from None
-            check_metadata(metadata, self.sign_ins[name])
+            metadata = await self._metadata(name, client)  # loaded at /login (this process or another)
             check_response_issuer(params.getlist("iss"), metadata)
             if params.get("error"):
                 raise LoginRefused("the identity provider refused the sign-in", code="provider_refused")
