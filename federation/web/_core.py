@@ -68,6 +68,9 @@ REFRESH_COOKIE = "federation_refresh"
 CSRF_HEADER = "x-csrf-token"
 MAX_COOKIE_BYTES = 4000  # RFC 6265 §6.1's 4096 less room for the attributes
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+WEBSOCKET = "WEBSOCKET"
+"""The ``method`` the integrations give a WebSocket handshake: a GET that any page may open
+with the browser's cookies, so a cookie-authenticated one must come from the app's origin."""
 RETRY_AFTER = 5
 """Seconds a 503 asks the client to wait (``Retry-After``)."""
 
@@ -100,21 +103,55 @@ def bearer_token(authorization: str | None) -> str | None:
     token = rest.strip()
     if not token:
         raise InvalidRequest("the Authorization header's Bearer credential is empty")
+    if any(c in token for c in _NOT_B64TOKEN):
+        # RFC 6750 §2.1's b64token has neither: a second credential (two headers joined by
+        # a WSGI server or a proxy) or a header that is not one token.
+        raise InvalidRequest("the Authorization header carries more than one Bearer credential")
     return token
 
 
+_NOT_B64TOKEN = frozenset(" \t,")
+
+
+def _cookie_count(cookie_header: str, name: str) -> int:
+    return sum(1 for pair in cookie_header.split(";") if pair.partition("=")[0].strip() == name)
+
+
 def credential_from(
-    authorization: str | None, cookies: Mapping[str, str], cookie_names: Iterable[str]
+    authorization: str | None,
+    cookies: Mapping[str, str],
+    cookie_names: Iterable[str],
+    *,
+    cookie_header: str | None = None,
 ) -> Credential | None:
-    """The bearer token, else the first session cookie present, else None."""
+    """The bearer token, else the first session cookie present, else None.
+
+    ``cookie_header`` (the raw ``Cookie`` header) lets a session cookie sent twice be
+    refused: frameworks keep different copies (Starlette the last, Werkzeug the first),
+    and a sibling subdomain can plant a second one, so either choice would be a guess.
+    """
     token = bearer_token(authorization)
     if token is not None:
         return Credential(token, "bearer")
     for name in cookie_names:
         value = cookies.get(name)
         if value:
+            if cookie_header is not None and _cookie_count(cookie_header, name) > 1:
+                raise InvalidRequest("the session cookie is sent more than once")
             return Credential(value, "cookie")
     return None
+
+
+def _header(headers: Mapping[str, str], name: str, separator: str) -> str | None:
+    """Every value of a header, joined as an HTTP/1.1 proxy would (RFC 9110 §5.3).
+
+    ``Mapping.get`` gives Starlette's first value only; WSGI and Django join them already.
+    """
+    getlist = getattr(headers, "getlist", None)
+    if getlist is None:
+        return headers.get(name)
+    values = getlist(name)
+    return separator.join(values) if values else None
 
 
 def require_roles(principal: Principal, roles: Collection[str] | None) -> None:
@@ -271,7 +308,14 @@ class CSRFGuard:
         origin: str | None,
         fetch_site: str | None,
     ) -> None:
-        """Raise :class:`~federation.errors.CSRFRejected` when an unsafe request fails the rules."""
+        """Raise :class:`~federation.errors.CSRFRejected` when an unsafe request fails the rules.
+
+        A WebSocket handshake (``method`` :data:`WEBSOCKET`) cannot carry the header, so it
+        must come from the app's origin, which browsers always send on one.
+        """
+        if method == WEBSOCKET:
+            self.check_origin(origin, fetch_site)
+            return
         if method.upper() not in UNSAFE_METHODS:
             return
         self.check_origin(origin, fetch_site)
@@ -448,8 +492,17 @@ class Guard:
         self.cookie_names = settings.session_cookie_names() if settings is not None else ()
 
     def credential(self, headers: Mapping[str, str], cookies: Mapping[str, str]) -> Credential | None:
-        """The request's credential (``headers`` looked up by lowercase name)."""
-        return credential_from(headers.get("authorization"), cookies, self.cookie_names)
+        """The request's credential (``headers`` looked up by lowercase name).
+
+        Two ``Authorization`` headers, or the session cookie sent twice, are an
+        :class:`~federation.errors.InvalidRequest`: one request, one credential.
+        """
+        return credential_from(
+            _header(headers, "authorization", ", "),
+            cookies,
+            self.cookie_names,
+            cookie_header=_header(headers, "cookie", "; "),
+        )
 
     def admit(
         self,

@@ -264,21 +264,38 @@ class LoginService:
             body["issued_token_type"] = ACCESS_TOKEN_TYPE
         return body
 
-    def _set_session_cookies(self, response: Response, session: Session) -> None:
-        """The session cookie (HttpOnly) and its CSRF cookie (script-readable), as long as the token."""
+    async def _session_cookies(self, session: Session) -> tuple[str, str]:
+        """The session cookie (HttpOnly) and its CSRF cookie (script-readable), as long as the token.
+
+        A token too large for a cookie revokes the session just issued (nobody could hold it)
+        and raises ``cookie_too_large``: the browser's previous session is still untouched.
+        """
         cookies = self.settings.cookies
         now = datetime.fromtimestamp(self.bridge.now(), timezone.utc)
         max_age = max(0, int((session.expires_at - now).total_seconds()))
         max_age = min(max_age, session.expires_in)
+        csrf = self.settings.csrf.token(session.session_id)
         try:
-            session_cookie = cookies.set(SESSION_COOKIE, session.access_token, max_age=max_age)
-            csrf_cookie = cookies.set(
-                CSRF_COOKIE, self.settings.csrf.token(session.session_id), max_age=max_age, http_only=False
+            return (
+                cookies.set(SESSION_COOKIE, session.access_token, max_age=max_age),
+                cookies.set(CSRF_COOKIE, csrf, max_age=max_age, http_only=False),
             )
         except ValueError as exc:
+            await self.bridge.arevoke_session(session.session_id)
             raise FederationError(str(exc), code="cookie_too_large") from None
-        response.headers.append("set-cookie", session_cookie)
-        response.headers.append("set-cookie", csrf_cookie)
+
+    async def _signed_in(self, request: Request, session: Session, target: str | None) -> Response:
+        """The redirect that carries a new session's cookies; the browser's previous session ended.
+
+        The cookies are built first, so that a refusal (``cookie_too_large``) leaves the
+        previous session as it was.
+        """
+        cookies = await self._session_cookies(session)
+        await self._end_previous(request)
+        response = self._redirect(target)
+        for cookie in cookies:
+            response.headers.append("set-cookie", cookie)
+        return response
 
     def _clear_session_cookies(self, response: Response) -> None:
         cookies = self.settings.cookies
@@ -382,6 +399,8 @@ class LoginService:
                 status = 201 if result.created else 200
             else:
                 username, password = form.get("username"), form.get("password")
+                if self.bridge.config.local_accounts is None:
+                    raise InvalidRequest("registration here needs an external token (subject_token)")
                 if not username or password is None:
                     raise InvalidRequest("give subject_token, or username and password")
                 user = await self.bridge.aregister_local(
@@ -445,14 +464,12 @@ class LoginService:
             if not first:
                 raise TokenRevoked("this URL token was used already", code="url_token_replayed")
             result = await self.bridge.aprovision(verified)
-            await self._end_previous(request)
             session = await self.bridge.aissue_session(result)
+            response = await self._signed_in(request, session, request.query_params.get("redirect_to"))
         except FederationError as exc:
             answer = error_response(exc)
             return _json(answer.status, answer.body, {**answer.headers, **headers})
-        response = self._redirect(request.query_params.get("redirect_to"))
         response.headers.update(headers)
-        self._set_session_cookies(response, session)
         return response
 
     async def login(self, request: Request) -> Response:
@@ -517,13 +534,10 @@ class LoginService:
                 leeway=self.bridge.config.leeway,
             )
             result = await self.bridge.aprovision(verified)
-            await self._end_previous(request)
             session = await self.bridge.aissue_session(result)
+            return await self._signed_in(request, session, data.get("next"))
         except FederationError as exc:
             return _problem(exc)
-        response = self._redirect(data.get("next"))
-        self._set_session_cookies(response, session)
-        return response
 
     async def logout(self, request: Request) -> Response:
         """POST /logout: the session revoked, the cookies cleared with identical attributes."""
@@ -633,6 +647,19 @@ def _user_json(user: Any) -> dict[str, Any]:
     }
 
 
+def _get_only(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """``endpoint`` with Starlette's implicit HEAD refused: a GET that spends a single-use
+    credential (a URL token, an authorization code) is not the safe method HEAD must be
+    (RFC 9110 §9.3.2), and a link checker's HEAD would burn the user's link."""
+
+    async def get(request: Request) -> Response:
+        if request.method != "GET":
+            return _json(405, {"error": "method_not_allowed", "detail": "use GET"}, {"Allow": "GET"})
+        return await endpoint(request)
+
+    return get
+
+
 def create_app(
     bridge: Bridge,
     *,
@@ -660,9 +687,9 @@ def create_app(
         route("/register", service.register, ["POST"]),
         route("/users/me", service.delete_me, ["DELETE"]),
         route("/users/{user_id}", service.delete_user, ["DELETE"]),
-        route("/sso", service.sso, ["GET"]),
+        route("/sso", _get_only(service.sso), ["GET"]),
         route("/login/{issuer}", service.login, ["GET"]),
-        Route("/callback/{issuer}", service.callback, methods=["GET"], name="callback"),
+        Route("/callback/{issuer}", _get_only(service.callback), methods=["GET"], name="callback"),
         route("/logout", service.logout, ["POST"]),
         route("/me", service.me, ["GET"]),
         route("/.well-known/jwks.json", service.jwks, ["GET"]),

@@ -25,13 +25,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import HTTPException, Request, Security
+from fastapi import HTTPException, Security
+from fastapi.requests import HTTPConnection
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..bridge import Bridge
 from ..errors import FederationError
 from ..sessions import Principal
-from ._core import Guard, WebSettings, error_response
+from ._core import WEBSOCKET, Guard, WebSettings, error_response
 
 __all__ = ["FederationAuth"]
 
@@ -91,10 +92,11 @@ class FederationAuth:
         guard = self.guard
         wanted = frozenset(roles or ())
 
-        async def run(request: Request) -> Principal | None:
+        async def run(request: HTTPConnection) -> Principal | None:
+            scope = request.scope
             try:
                 return await guard.aauthenticate(
-                    method=request.method,
+                    method=WEBSOCKET if scope["type"] == "websocket" else scope["method"],
                     headers=request.headers,
                     cookies=request.cookies,
                     roles=wanted,
@@ -107,7 +109,7 @@ class FederationAuth:
         if cookie is None:
 
             async def dependency(
-                request: Request,
+                request: HTTPConnection,
                 _bearer: HTTPAuthorizationCredentials | None = Security(bearer),  # noqa: B008
             ) -> Principal | None:
                 return await run(request)
@@ -115,7 +117,7 @@ class FederationAuth:
             return dependency
 
         async def dependency_with_cookie(
-            request: Request,
+            request: HTTPConnection,
             _bearer: HTTPAuthorizationCredentials | None = Security(bearer),  # noqa: B008
             _cookie: str | None = Security(cookie),
         ) -> Principal | None:

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from ..bridge import Bridge
 from ..errors import FederationError
 from ..sessions import Principal
-from ._core import Guard, WebSettings, error_response
+from ._core import WEBSOCKET, Guard, WebSettings, error_response
 
 __all__ = ["FederatedUser", "FederationAuthError", "FederationBackend"]
 
@@ -66,7 +66,7 @@ class FederationBackend(AuthenticationBackend):
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         """The principal's roles and user, or None for a request without credentials."""
-        method = conn.scope.get("method", "GET")
+        method = WEBSOCKET if conn.scope["type"] == "websocket" else conn.scope.get("method", "GET")
         try:
             principal = await self.guard.aauthenticate(
                 method=method, headers=conn.headers, cookies=conn.cookies, optional=True

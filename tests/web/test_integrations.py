@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from fastapi import Depends, FastAPI
+from fastapi import WebSocket as FastAPIWebSocket
 from flask import Flask
 from starlette.applications import Starlette
 from starlette.authentication import requires
@@ -13,9 +15,11 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
-from starlette.testclient import TestClient
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient, WebSocketDenialResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from webenv import ADMIN_MAPPING, APP, WebEnv
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from federation.sessions import Principal
 from federation.web.fastapi import FederationAuth as FastAPIAuth
@@ -268,3 +272,92 @@ def test_flask_init_app_factory(env: WebEnv) -> None:
 
     session = env.exchange("alice")
     assert app.test_client().get("/me", headers=bearer(session["access_token"])).status_code == 200
+
+
+# -- every integration alike ----------------------------------------------------------------
+
+SESSION = "__Host-federation_session"
+
+
+def _flask_get(client: Any, path: str, headers: dict[str, str], cookie: str | None) -> tuple[int, str]:
+    # Werkzeug's test client replaces a hand-written Cookie header by its jar: a raw environ.
+    environ = EnvironBuilder(path=path, base_url=APP, headers=headers).get_environ()
+    if cookie is not None:
+        environ["HTTP_COOKIE"] = cookie
+    body, status, _ = run_wsgi_app(client.application, environ, buffered=True)
+    error = json.loads(b"".join(body) or b"{}").get("error", "")
+    return int(status.split()[0]), error
+
+
+def _asgi_get(client: TestClient, path: str, headers: list[tuple[str, str]]) -> tuple[int, str]:
+    response = client.get(path, headers=headers)
+    body = response.json()
+    error = body.get("error") or (body.get("detail") or {}).get("error", "") if isinstance(body, dict) else ""
+    return response.status_code, error or ""
+
+
+def test_a_request_with_two_credentials_is_refused_the_same_everywhere(env: WebEnv) -> None:
+    """Starlette keeps a repeated cookie's last copy and Werkzeug its first, and a sibling
+    subdomain can plant one: neither is believed. Two Authorization headers, separate
+    (ASGI) or joined by the server (WSGI), are one request with two credentials."""
+    alice = env.exchange("alice")["access_token"]
+    mallory = env.exchange("mallory")["access_token"]
+    asgi = {"fastapi": fastapi_app(env)[0], "starlette": starlette_app(env), "service": env.client}
+    flask, _ = flask_app(env)
+    two_cookies = f"{SESSION}={alice}; {SESSION}={mallory}"
+    for name, client in asgi.items():
+        client.cookies.clear()
+        cases = {
+            "two headers": [("authorization", f"Bearer {alice}"), ("authorization", "Bearer other")],
+            "joined headers": [("authorization", f"Bearer {alice}, Bearer other")],
+            "two cookies": [("cookie", two_cookies)],
+        }
+        for case, headers in cases.items():
+            assert _asgi_get(client, "/me", headers) == (400, "invalid_request"), (name, case)
+        assert _asgi_get(client, "/me", [("cookie", f"{SESSION}={alice}")])[0] == 200, name
+    joined = {"Authorization": f"Bearer {alice}, Bearer other"}
+    assert _flask_get(flask, "/me", joined, None) == (400, "invalid_request")
+    assert _flask_get(flask, "/me", {}, two_cookies) == (400, "invalid_request")
+    assert _flask_get(flask, "/me", {}, f"{SESSION}={alice}")[0] == 200
+
+
+def test_a_cookie_websocket_handshake_must_come_from_the_apps_origin(env: WebEnv) -> None:
+    """Cross-site WebSocket hijacking: a page of any origin can open a socket with the
+    browser's cookies and cannot add the CSRF header, so the Origin decides."""
+    backend = FederationBackend(env.bridge, environ=env.environ)
+
+    async def socket(websocket: WebSocket) -> None:
+        await websocket.accept()
+        user = websocket.user.identity if websocket.user.is_authenticated else None
+        await websocket.send_json({"user": user})
+        await websocket.close()
+
+    starlette = Starlette(
+        routes=[WebSocketRoute("/ws", socket)],
+        middleware=[Middleware(AuthenticationMiddleware, backend=backend, on_error=backend.on_error)],
+    )
+    auth = FastAPIAuth(env.bridge, environ=env.environ)
+    fastapi = FastAPI()
+
+    @fastapi.websocket("/ws")
+    async def fastapi_socket(
+        websocket: FastAPIWebSocket,
+        principal: Principal = Depends(auth.principal()),  # noqa: B008
+    ) -> None:
+        await websocket.accept()
+        await websocket.send_json({"user": principal.user.id})
+        await websocket.close()
+
+    session = env.exchange("alice")["access_token"]
+    cookie = {"cookie": f"{SESSION}={session}"}
+    for app in (starlette, fastapi):
+        client = TestClient(app, base_url=APP)
+        for origin in ("https://evil.example", "https://shop.example.test"):
+            refused = pytest.raises((WebSocketDisconnect, WebSocketDenialResponse))
+            with refused, client.websocket_connect("/ws", headers={**cookie, "origin": origin}) as ws:
+                ws.receive_json()
+        with client.websocket_connect("/ws", headers={**cookie, "origin": APP}) as ws:
+            assert ws.receive_json()["user"]
+        bearer_only = {"authorization": f"Bearer {session}", "origin": "https://evil.example"}
+        with client.websocket_connect("/ws", headers=bearer_only) as ws:  # no cookie: no CSRF
+            assert ws.receive_json()["user"]

@@ -378,6 +378,18 @@ def test_register_and_password_grant_for_local_accounts(make_web_env: Any) -> No
     assert "password" not in short.json()["detail"].lower() or "short" not in short.text
 
 
+def test_register_by_password_without_local_accounts_is_a_bad_request(web_env: WebEnv) -> None:
+    headers = {"X-Registration-Key": REGISTRATION_KEY}
+    for send in (
+        {"data": {"username": "mallory", "password": "a long passphrase"}},
+        {"json": {"username": "mallory", "password": "a long passphrase"}},
+    ):
+        response = web_env.client.post("/register", headers=headers, **send)  # type: ignore[arg-type]
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_request"
+        assert "local_accounts" not in response.text  # the client is not told the configuration
+
+
 # -- DELETE /users/... ----------------------------------------------------------------------
 
 
@@ -518,6 +530,42 @@ def test_sso_redirects_only_where_allowed(web_env: WebEnv, target: str | None, l
     response = web_env.client.get("/sso", params=params)
     assert response.status_code == 303
     assert response.headers["location"] == landing
+
+
+#: Roles copied from a claim: 150 long group names make a session token too large for a cookie.
+GROUP_ROLES = {"version": 1, "roles": {"sync": "authoritative", "rules": [{"grant_from": "groups"}]}}
+MANY_GROUPS = [f"group-number-{i:04d}-with-a-long-name" for i in range(150)]
+
+
+def test_a_session_too_large_for_a_cookie_is_refused_before_anything_ends(make_web_env: Any) -> None:
+    env = make_web_env(mapping=GROUP_ROLES)
+    assert env.client.get("/sso", params={"token": env.idp.mint(sub="small")}).status_code == 303
+    previous = env.client.cookies.get("__Host-federation_session")
+    response = env.client.get("/sso", params={"token": env.idp.mint(sub="big", groups=MANY_GROUPS)})
+    assert response.status_code == 500
+    assert response.json()["error"] == "cookie_too_large"
+    assert response.headers["cache-control"] == "no-store"  # the URL held a token
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert "set-cookie" not in response.headers
+    assert env.client.get("/me", headers=bearer(previous)).status_code == 200  # still signed in
+    big = next(u for u in env.bridge.store.users() if u.id != env.client.get("/me").json()["user"]["id"])
+    assert env.bridge.sessions_of(big.id) == []  # the session nobody could hold is revoked
+
+    env.idp.approve("big2", groups=MANY_GROUPS)
+    callback = browser_login(env)
+    assert callback.status_code == 500
+    assert callback.json()["error"] == "cookie_too_large"
+    assert env.client.get("/me", headers=bearer(previous)).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/sso", "/callback/mock"])
+def test_head_never_spends_a_single_use_credential(web_env: WebEnv, path: str) -> None:
+    token = web_env.idp.mint(sub="alice", jti="sso-head")
+    head = web_env.client.head(path, params={"token": token, "code": "a-code", "state": "a-state"})
+    assert head.status_code == 405
+    assert head.headers["allow"] == "GET"
+    assert "set-cookie" not in head.headers
+    assert web_env.client.get("/sso", params={"token": token}).status_code == 303  # not spent
 
 
 # -- /login and /callback -----------------------------------------------------------------------
