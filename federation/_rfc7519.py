@@ -177,4 +177,8 @@ def check_claims(claims: Mapping[str, Any], policy: ClaimsPolicy, token_type: To
         # One trusted audience and no 'azp' passes every rule of _check_audience at once.
         if type(aud) is not str or aud not in audiences or "azp" in claims:
             _check_audience(claims, policy, audiences, token_type)
+    elif "aud" in claims and type(claims["aud"]) is not str:
+        # A profile that binds the token by another claim (Cognito's client_id) still
+        # gets an 'aud' of RFC 7519 §4.1.3's shape, for VerifiedToken.audience.
+        audience_values(claims, max_audiences=policy.max_audiences, issuer=policy.issuer)
     return float(exp)

@@ -220,7 +220,7 @@ class Verifier:
             MappingProxyType(header),
             jws.kid,
             jws.alg,
-            (aud,) if type(aud) is str else tuple(a for a in aud or () if isinstance(a, str)),
+            (aud,) if type(aud) is str else tuple(aud or ()),  # its shape checked by check_claims
             _from_timestamp(exp, timezone.utc),  # positional: a keyword doubles this call's cost
             profile.identity(context),
             profile.trust_email,

@@ -282,6 +282,25 @@ def test_id_token_with_an_extra_untrusted_audience_is_rejected(
     rejected(verify, bridge, token, InvalidAudience, "invalid_audience")
 
 
+@pytest.mark.parametrize("aud", [1, 1.5, True, {"my-api": 1}, [1, "my-api"], [], [None]])
+@pytest.mark.parametrize("provider", ["cognito", "keycloak", "okta", "azure_ad", "google", "firebase"])
+def test_an_aud_of_the_wrong_shape_is_refused_by_every_profile(
+    verify: Verify, provider: str, aud: Any
+) -> None:
+    """RFC 7519 §4.1.3: a string or an array of strings, also where a profile binds the token
+    by another claim (Cognito's access tokens, by ``client_id``): before, such a profile let
+    a number through to a TypeError and took a JSON object's keys as audiences."""
+    idp = MockIdP.for_provider(provider, clock=FrozenClock(NOW))
+    bridge = idp.bridge()
+    try:
+        kinds = ["id", "access"] if idp.shape.jwt_access_tokens else ["id"]
+        for kind in kinds:
+            token = idp.mint({"aud": aud}, token_type=kind)
+            rejected(verify, bridge, token, InvalidAudience, "invalid_audience")
+    finally:
+        bridge.close()
+
+
 def test_id_token_naming_only_trusted_audiences_is_accepted(
     verify: Verify, idp: MockIdP, make_bridge: Callable[..., Bridge]
 ) -> None:
