@@ -42,7 +42,8 @@ __all__ = ["FederationSettings", "federation_settings", "get_bridge", "get_guard
 _KNOWN = frozenset(
     {"config", "database", "staff_roles", "superuser_roles", "user_fields", "environ", "bridge_options"}
 )
-#: User-model columns a mapped attribute may never be copied to: who may do what, and the keys.
+#: User-model columns a mapped attribute may never be copied to: who may do what, and the keys
+#: (with the user model's own username, email and primary-key fields, see _key_fields).
 PROTECTED_FIELDS = frozenset(
     {
         "id",
@@ -75,6 +76,15 @@ class FederationSettings:
         """The privilege flags the roles decide (a flag with no role listed is never touched)."""
         flags = {"is_staff": self.staff_roles, "is_superuser": self.superuser_roles}
         return {name: roles for name, roles in flags.items() if roles}
+
+
+def _key_fields() -> frozenset[str]:
+    """The user model's fields the store writes itself: the unique username it derives at
+    creation, the email (the mapping's ``email``, not an attribute) and the primary key."""
+    from django.contrib.auth import get_user_model
+
+    model = get_user_model()
+    return frozenset({model.USERNAME_FIELD, model.get_email_field_name(), model._meta.pk.name})
 
 
 def _roles(value: object, name: str) -> frozenset[str]:
@@ -110,7 +120,7 @@ def federation_settings() -> FederationSettings:
     fields = raw.get("user_fields", ("first_name", "last_name"))
     if not isinstance(fields, (list, tuple)) or not all(isinstance(f, str) for f in fields):
         raise ConfigError('FEDERATION["user_fields"] must be a list of field names', field="user_fields")
-    refused = sorted(set(fields) & PROTECTED_FIELDS)
+    refused = sorted(set(fields) & (PROTECTED_FIELDS | _key_fields()))
     if refused:
         raise ConfigError(
             f'FEDERATION["user_fields"] may not name {", ".join(refused)}: roles and the store decide those',

@@ -52,7 +52,10 @@ def _refusal(request: Request, exc: FederationError) -> exceptions.APIException:
         refused.wait = RETRY_AFTER  # DRF turns it into Retry-After
         return refused
     if answer.status == 400:
-        return exceptions.ParseError(answer.detail, code=answer.code)
+        malformed = exceptions.ParseError(answer.detail, code=answer.code)
+        # DRF adds the challenge to a 401 only; RFC 6750 §3.1 gives invalid_request one too.
+        malformed.auth_header = challenge
+        return malformed
     return exceptions.PermissionDenied(answer.detail, code=answer.code)
 
 

@@ -8,7 +8,10 @@ for a token seen before): ``request.user`` becomes its Django user (read
 lazily, refused when inactive), ``request.federation`` the
 :class:`~federation.sessions.Principal`; a bad token is answered at once, 401
 with ``WWW-Authenticate`` (RFC 6750 §3), 403 for a disabled user, 503 when
-keys or storage are down. A bearer-authenticated request is exempt from
+keys or storage are down. A session cookie the bridge refuses (revoked,
+expired) is no credential: the request keeps Django's session user, so a
+stale cookie never locks a browser out of the sign-in pages. A
+bearer-authenticated request is exempt from
 Django's CSRF check (a browser never attaches that header by itself); a
 cookie-authenticated one is checked by the web layer's CSRF rules.
 """
@@ -48,8 +51,12 @@ def authenticate_request(request: HttpRequest) -> HttpResponse | None:
         credential = guard.credential(request.headers, request.COOKIES)
         if credential is None:
             return None
+        # A stale session cookie is no credential: Django's own session user stays.
+        found = guard.principal_of(credential, optional=True)
+        if found is None:
+            return None
         principal = guard.admit(  # the credential read once: no second parse of the header
-            guard.bridge.authenticate(credential.token),
+            found,
             credential,
             method=request.method or "GET",
             headers=request.headers,

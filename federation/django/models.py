@@ -52,6 +52,9 @@ class FederatedProfile(models.Model):
     )
     username = models.CharField(max_length=255, null=True, blank=True)
     email_verified = models.BooleanField(default=False)
+    #: The address ``email_verified`` was written for: the user model's email is Django's
+    #: to edit (admin, forms), and an edited address is not verified.
+    verified_email = models.TextField(null=True, blank=True)
     display_name = models.CharField(max_length=256, null=True, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField()

@@ -14,8 +14,11 @@ A user's fields, in Django:
 * ``email``: the user model's email field (``""`` for none); ``status``:
   ``is_active``; ``created_at``: ``date_joined``; ``last_login_at``: ``last_login``.
 * ``email_verified``, ``display_name``, ``attributes``, ``updated_at``: the
-  profile. Attributes named in ``user_fields`` are copied to those columns too
-  (cut to the column's length: the whole value stays in ``attributes``).
+  profile. ``email_verified`` holds only for the address it was written for
+  (``verified_email``): an address changed in Django (admin, a profile form) reads
+  as unverified, so it can never be the verified target of linking by email.
+  Attributes named in ``user_fields`` are copied to those columns too (cut to
+  the column's length: the whole value stays in ``attributes``).
 * ``roles``: the names of the user's groups, created when missing. With
   ``flags`` (``{"is_staff": roles, "is_superuser": roles}``) each listed flag
   is true exactly when the user holds one of its roles; unlisted flags are
@@ -55,6 +58,11 @@ __all__ = ["DjangoStore"]
 
 _NAME_CHARACTERS = re.compile(r"[^\w.@+-]", re.ASCII)
 GROUP_NAME_MAX = 150  # django.contrib.auth.models.Group.name
+
+
+def _verified(profile: FederatedProfile, email: str | None) -> bool:
+    """``email_verified`` as it holds for the user's current address (none included)."""
+    return bool(profile.email_verified) and profile.verified_email == (email or None)
 
 
 def _profile_of(user: Any) -> FederatedProfile | None:
@@ -139,7 +147,7 @@ class DjangoStore:
             id=str(django_user.pk),
             username=profile.username if profile is not None else django_user.get_username(),
             email=email,
-            email_verified=profile.email_verified if profile is not None else False,
+            email_verified=profile is not None and _verified(profile, email),
             display_name=display_name,
             roles=roles,
             attributes=dict(profile.attributes) if profile is not None else {},
@@ -336,6 +344,7 @@ class _DjangoTransaction:
             user=django_user,
             username=user.username,
             email_verified=user.email_verified,
+            verified_email=(user.email or None) if user.email_verified else None,
             display_name=user.display_name,
             attributes=dict(user.attributes),
             updated_at=_db.to_db(user.updated_at),
@@ -360,6 +369,13 @@ class _DjangoTransaction:
             profile = FederatedProfile(user=django_user, updated_at=_db.to_db(datetime.now(timezone.utc)))
         columns: list[str] = []
         email_field = store.user_model.get_email_field_name()
+        if "email" in changes or "email_verified" in changes:
+            # Provisioning compared with what to_user read (the flag of the current address).
+            current = getattr(django_user, email_field, None) or None
+            email = changes.get("email", current)
+            verified = changes.get("email_verified", _verified(profile, current))
+            profile.email_verified = bool(verified)
+            profile.verified_email = (email or None) if verified else None
         for name, value in changes.items():
             if name in ("username", "email_verified", "display_name"):
                 setattr(profile, name, value)

@@ -536,6 +536,30 @@ class Guard:
             raise MissingToken("no bearer token or session cookie was sent")
         return credential
 
+    def principal_of(self, credential: Credential, *, optional: bool = False) -> Principal | None:
+        """``bridge.authenticate`` of the credential.
+
+        With ``optional``, a session cookie the bridge refuses (revoked, expired, its user
+        disabled) is None, as if it had not been sent: a browser holding a stale cookie
+        stays anonymous instead of being refused every page, the sign-in page included.
+        A bearer token that fails is always the caller's error.
+        """
+        try:
+            return self.bridge.authenticate(credential.token)
+        except (InvalidToken, LoginRefused):
+            if optional and credential.source == "cookie":
+                return None
+            raise
+
+    async def aprincipal_of(self, credential: Credential, *, optional: bool = False) -> Principal | None:
+        """Async twin of :meth:`principal_of`."""
+        try:
+            return await self.bridge.aauthenticate(credential.token)
+        except (InvalidToken, LoginRefused):
+            if optional and credential.source == "cookie":
+                return None
+            raise
+
     def authenticate(
         self,
         *,
@@ -545,11 +569,14 @@ class Guard:
         roles: Collection[str] | None = None,
         optional: bool = False,
     ) -> Principal | None:
-        """The request's principal (sync); None only when ``optional`` and no credential was sent."""
+        """The request's principal (sync); None only when ``optional`` and no credential was
+        sent, or only a session cookie the bridge refuses (:meth:`principal_of`)."""
         credential = self._required_credential(headers, cookies, optional)
         if credential is None:
             return None
-        principal = self.bridge.authenticate(credential.token)
+        principal = self.principal_of(credential, optional=optional)
+        if principal is None:
+            return None
         return self.admit(principal, credential, method=method, headers=headers, cookies=cookies, roles=roles)
 
     async def aauthenticate(
@@ -565,7 +592,9 @@ class Guard:
         credential = self._required_credential(headers, cookies, optional)
         if credential is None:
             return None
-        principal = await self.bridge.aauthenticate(credential.token)
+        principal = await self.aprincipal_of(credential, optional=optional)
+        if principal is None:
+            return None
         return self.admit(principal, credential, method=method, headers=headers, cookies=cookies, roles=roles)
 
 

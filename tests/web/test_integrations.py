@@ -361,3 +361,27 @@ def test_a_cookie_websocket_handshake_must_come_from_the_apps_origin(env: WebEnv
         bearer_only = {"authorization": f"Bearer {session}", "origin": "https://evil.example"}
         with client.websocket_connect("/ws", headers=bearer_only) as ws:  # no cookie: no CSRF
             assert ws.receive_json()["user"]
+
+
+def test_a_stale_session_cookie_is_anonymous_where_a_principal_is_optional(env: WebEnv) -> None:
+    """A revoked cookie answered every page of a Starlette app with 401 (the backend runs on
+    every request): the browser was locked out, the sign-in page included, until it expired."""
+    session = env.exchange("alice")["access_token"]
+    env.bridge.revoke(session)
+    cookie = [("cookie", f"{SESSION}={session}")]
+    assert starlette_app(env).get("/me", headers=cookie).json() == {"user": None}
+    fastapi, _ = fastapi_app(env)
+    assert fastapi.get("/maybe", headers=cookie).json() == {"user": None}
+    assert _asgi_get(fastapi, "/me", cookie) == (401, "revoked")  # required: still refused
+    as_bearer = [("authorization", f"Bearer {session}")]
+    assert _asgi_get(fastapi, "/maybe", as_bearer) == (401, "revoked")  # a bearer token is the caller's
+    flask, auth = flask_app(env)
+
+    @flask.application.get("/maybe")
+    @auth.required(optional=True)
+    def maybe() -> dict[str, Any]:
+        principal = auth.authenticate(optional=True)
+        return {"user": principal.user.id if principal else None}
+
+    assert _flask_get(flask, "/maybe", {}, f"{SESSION}={session}") == (200, "")
+    assert _flask_get(flask, "/me", {}, f"{SESSION}={session}") == (401, "revoked")

@@ -79,3 +79,16 @@ def test_federation_check_names_a_broken_setting(settings: Any) -> None:
     settings.FEDERATION = {"config": {"issuers": []}, "surprise": 1}
     with pytest.raises(CommandError, match="unknown keys: surprise"):
         call_command("federation_check", stdout=StringIO())
+
+
+def test_user_fields_may_not_name_a_column_the_store_writes_itself(settings: Any) -> None:
+    """The username is set once and unique, the email is the mapping's own ``email``: an
+    attribute copied over them blanked every user's (and the second new user found the
+    empty username taken)."""
+    from federation.django.conf import federation_settings
+    from federation.errors import ConfigError
+
+    for field in ("username", "email", "id", "is_staff", "password"):
+        settings.FEDERATION = {**settings.FEDERATION, "user_fields": ["first_name", field]}
+        with pytest.raises(ConfigError, match=f"may not name {field}"):
+            federation_settings()

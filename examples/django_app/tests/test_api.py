@@ -162,6 +162,47 @@ def test_drf_alone_refuses_like_the_middleware(
     assert down["Retry-After"] == "5"
 
 
+def test_drf_alone_gives_a_malformed_header_its_challenge(
+    settings: Any, client: Client, bridge: Bridge
+) -> None:
+    without_the_middleware(settings)
+    for header in ("Bearer ", "Bearer one two"):
+        bad = client.get("/api/me", HTTP_AUTHORIZATION=header)
+        assert bad.status_code == 400
+        assert 'error="invalid_request"' in bad["WWW-Authenticate"]  # RFC 6750 §3.1, as the middleware
+
+
+def test_a_stale_session_cookie_is_no_credential(settings: Any, idp: MockIdP, transactional_db: None) -> None:
+    """A revoked session cookie (a "sign out everywhere" elsewhere) answered every page with
+    401, the sign-in page included: the browser was locked out until the cookie expired."""
+    from conftest import SESSION_KEY, federation_config
+
+    from federation.django import get_bridge, reset_bridge
+    from federation.django.conf import get_guard
+
+    settings.FEDERATION = {
+        **settings.FEDERATION,
+        "config": federation_config(idp, web={"public_url": "https://testserver"}),
+        "environ": {"SESSION_KEY": SESSION_KEY},
+        "bridge_options": {"http_client": idp.client(), "clock": idp.clock},
+    }
+    bridge = get_bridge()
+    try:
+        session = bridge.exchange(idp.mint(sub="ada"))
+        browser = Client()
+        browser.cookies[get_guard().cookie_names[0]] = session.access_token
+        assert browser.get("/whoami", secure=True).json()["via"] == "token"
+        bridge.revoke(session.access_token)
+        stale = browser.get("/whoami", secure=True)
+        assert stale.status_code == 302  # anonymous: login_required sends it to sign in
+        assert stale["Location"].startswith(settings.LOGIN_URL)
+        assert browser.get("/auth/login/corp", secure=True).status_code == 302
+        refused = browser.get("/whoami", secure=True, **bearer(session.access_token))
+        assert refused.status_code == 401  # the same token as a bearer credential: the caller's error
+    finally:
+        reset_bridge()
+
+
 def test_additive_sync_only_adds_groups(settings: Any, bridge: Bridge, idp: MockIdP) -> None:
     mapping = {
         "version": 1,

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from conftest import CLIENT_ID, SESSION_KEY, federation_config
 from django.contrib.auth import get_user_model
 from django.db import connections
 
@@ -72,3 +73,53 @@ def test_a_profile_another_program_damaged_is_a_typed_error(bridge: Bridge, idp:
         with pytest.raises(CorruptRecord) as caught:
             bridge.login(token)
         assert caught.value.code == "corrupt_record" and "attributes" in str(caught.value)
+
+
+def test_an_email_changed_in_django_is_no_verified_target_for_linking(
+    settings: Any, idp: MockIdP, transactional_db: None
+) -> None:
+    """Account pre-hijacking: the verified flag was kept in the profile and the address in
+    the user model, which Django's admin and forms edit. An address changed there must read
+    as unverified, so another issuer's verified login for it is refused, not linked."""
+    import httpx
+
+    from federation.django import get_bridge, reset_bridge
+    from federation.errors import LoginRefused
+    from federation.testing import mock_transport
+
+    other = MockIdP(issuer="https://other.example.test", audience=CLIENT_ID, clock=idp.clock)
+    config = federation_config(idp, provisioning={"link_by_email": True})
+    config["issuers"][0]["trust_email"] = True
+    config["issuers"].append({**other.issuer_config(), "name": "other", "trust_email": True})
+    settings.FEDERATION = {
+        **settings.FEDERATION,
+        "config": config,
+        "environ": {"SESSION_KEY": SESSION_KEY},
+        "bridge_options": {
+            "http_client": httpx.Client(transport=mock_transport(idp, other)),
+            "clock": idp.clock,
+        },
+    }
+    bridge = get_bridge()
+    try:
+        mallory = bridge.login(idp.mint(sub="mallory", email="mallory@example.com", email_verified=True)).user
+        assert mallory.email_verified
+        account: Any = get_user_model().objects.get(pk=mallory.id)
+        account.email = "victim@example.com"  # what a profile form or the admin does
+        account.save()
+        with pytest.raises(LoginRefused) as refused:
+            bridge.login(other.mint(sub="victim", email="victim@example.com", email_verified=True))
+        assert refused.value.code == "link_refused"
+        assert (
+            not get_user_model()
+            .objects.get(pk=mallory.id)
+            .federated_identities.filter(issuer=other.issuer)
+            .exists()
+        )
+        # The user's own next login verifies the address it brings, and linking to it works.
+        again = bridge.login(idp.mint(sub="mallory", email="mallory@example.com", email_verified=True)).user
+        assert again.email_verified and again.email == "mallory@example.com"
+        linked = bridge.login(other.mint(sub="m2", email="mallory@example.com", email_verified=True))
+        assert linked.user.id == mallory.id
+    finally:
+        reset_bridge()
