@@ -283,6 +283,23 @@ class Bridge:
         """The exact issuer strings this bridge trusts (dynamic profiles not listed)."""
         return tuple(self._sources)
 
+    def preflight(self, *, environ: Mapping[str, str] | None = None) -> None:
+        """Build now, offline, what is otherwise built on first use; raise what it would raise.
+
+        The store and session objects (no connection is opened: a missing driver or extra,
+        such as ``redis`` for ``sessions.revocation: redis://`` or the ``async`` extra for
+        ``storage_async``), the password hasher of ``local_accounts:`` (argon2-cffi), and the
+        secrets of ``web:`` (read from ``environ``, default the process environment, as
+        :func:`federation.web.create_app` reads them). Each is a
+        :class:`~federation.errors.ConfigError` at start-up instead of at the first login.
+        ``federation check-config`` and Django's ``manage.py check`` run it.
+        """
+        _ = self.sessions  # builds the provisioner (and its store object) first
+        if self.config.web is not None:
+            from .web import WebSettings
+
+            WebSettings.load(self, environ=environ)
+
     # -- login: verify, map, provision ------------------------------------------------------
 
     @property
@@ -311,8 +328,10 @@ class Bridge:
             # A missing driver is a ConfigError saying what to install, not an ImportError.
             url = check_storage_url(self.config.storage or DEFAULT_STORAGE, self.config.base_dir)
             if self.config.storage_async:
-                from .storage import AsyncSQLStore
-
+                try:
+                    from .storage import AsyncSQLStore
+                except ImportError as exc:
+                    raise ConfigError(str(exc), field="storage_async") from None
                 store = self._own_store = AsyncSQLStore(url)
             else:
                 store = self._own_store = SQLStore(url)

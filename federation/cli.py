@@ -209,6 +209,8 @@ def _check_config(args: argparse.Namespace, out: TextIO) -> int:
     config = load_config(args.config)
     mapping = Mapping.from_config(config.mapping, config.base_dir) if config.mapping is not None else None
     url = storage_url(config) if config.storage is not None else None
+    with Bridge(config, mapping=mapping, on_event=lambda event: None) as bridge:
+        bridge.preflight()  # key files, extras, secrets: what the app would refuse at start-up
     issuers = [iss for entry in config.issuers for iss in entry.trusted_issuers]
     out.write(f"{args.config}: ok ({len(issuers)} issuer{'s' if len(issuers) != 1 else ''})\n")
     for iss in issuers:

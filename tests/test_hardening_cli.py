@@ -142,6 +142,66 @@ def test_check_config_in_a_real_process(tmp_path: Path) -> None:
     assert "pip install pg8000" in done.stderr
 
 
+def _session_key() -> str:
+    from federation.sessions import generate_private_key_pem
+
+    return generate_private_key_pem("ES256").decode()
+
+
+@pytest.mark.parametrize(
+    ("extra", "missing", "words"),
+    [
+        ({"issuers_jwks_file": "keys/idp.json"}, None, ("jwks_file", "key file not found")),
+        (
+            {"web": {"public_url": "https://app.test", "registration_key": {"env": "NO_SUCH_VAR_9"}}},
+            None,
+            ("NO_SUCH_VAR_9", "is not set"),
+        ),
+        (
+            {"sessions": {"revocation": "redis://127.0.0.1:6379/15"}},
+            "redis",
+            ("pip install 'federation-bridge[redis]'",),
+        ),
+        ({"local_accounts": {}}, "argon2", ("pip install 'federation-bridge[passwords]'",)),
+        (
+            {"storage_async": True},
+            "federation.storage._sql_async",
+            ("pip install 'federation-bridge[async]'",),
+        ),
+    ],
+    ids=["key-file", "web-secret", "redis", "argon2", "async"],
+)
+def test_check_config_refuses_what_the_bridge_would_refuse_at_start_up(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    extra: dict[str, Any],
+    missing: str | None,
+    words: tuple[str, ...],
+) -> None:
+    """It said ``ok`` for a key file that was not there, an unset secret, and an extra that
+    was not installed (Redis was even exit 70, "this is a bug")."""
+    monkeypatch.setenv("SESSION_KEY_FOR_TEST", _session_key())
+    if missing is not None:
+        monkeypatch.setitem(sys.modules, missing, None)  # as if it were not installed
+    extra = dict(extra)
+    sessions = {"issuer": "https://app.test", "keys": [{"env": "SESSION_KEY_FOR_TEST"}]}
+    if "sessions" in extra or "web" in extra or "local_accounts" in extra:
+        extra["sessions"] = {**sessions, **extra.get("sessions", {})}
+    path = write_config(tmp_path, **{k: v for k, v in extra.items() if k != "issuers_jwks_file"})
+    if "issuers_jwks_file" in extra:
+        config = yaml.safe_load(path.read_text())
+        entry = config["issuers"][0]
+        del entry["jwks_uri"]
+        entry["jwks_file"] = extra["issuers_jwks_file"]
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert run("check-config", str(path)) == (2, "")
+    err = capsys.readouterr().err
+    no_traceback(err)
+    for word in words:
+        assert word in err
+
+
 # -- check-config --probe ---------------------------------------------------------------------
 
 

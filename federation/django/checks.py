@@ -31,11 +31,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     """The findings on the current settings."""
     found: list[checks.CheckMessage] = []
     try:
-        from ..config import load_config
-        from .conf import federation_settings
+        from .conf import build_bridge, federation_settings
 
         options = federation_settings()
-        load_config(options.config)
+        bridge = build_bridge(options)  # the mapping, the roles, the keys: what start-up refuses
+        try:
+            bridge.preflight(environ=options.environ)
+        finally:
+            bridge.close()
     except ConfigError as exc:
         found.append(
             checks.Error(

@@ -592,7 +592,15 @@ class RedisSessionStore:
         retain: float = RETAIN,
         attempts_ttl: float = ATTEMPTS_TTL,
     ) -> None:
-        import redis
+        try:
+            import redis
+        except ImportError:
+            from ..errors import ConfigError
+
+            raise ConfigError(
+                "a Redis session store needs redis-py: pip install 'federation-bridge[redis]'",
+                field="sessions.revocation",
+            ) from None
 
         if client is None and url is None:
             raise ValueError("give a Redis url or a client")

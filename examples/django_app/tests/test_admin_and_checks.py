@@ -46,6 +46,13 @@ def test_checks_name_the_usual_mistakes(settings: Any, bridge: Bridge) -> None:
         assert "federation.E002" in [m.id for m in check_settings()]
     with override_settings(FEDERATION={"config": {"issuers": "nope"}}):
         assert "federation.E001" in [m.id for m in check_settings()]
+    # What only building the bridge finds: a mapping file that is not there, and a staff
+    # role the mapping does not list as privileged (start-up refuses both).
+    config = settings.FEDERATION["config"]
+    unusable = [{**config, "mapping": "no-such-mapping.yaml"}, {**config, "mapping": {"version": 1}}]
+    for broken in unusable:
+        with override_settings(FEDERATION={**settings.FEDERATION, "config": broken}):
+            assert "federation.E001" in [m.id for m in check_settings()], broken["mapping"]
 
 
 def test_federation_check_probes_keys_and_tables(bridge: Bridge) -> None:
