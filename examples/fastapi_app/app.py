@@ -3,7 +3,7 @@
 ``/me`` needs any signed-in caller, ``/admin`` the ``admin`` role; the login service
 (token exchange, sign-in, logout) is mounted at ``/auth``. Run it with::
 
-    FEDERATION_CONFIG=federation.yaml uvicorn app:app
+    FEDERATION_CONFIG=federation.yaml uvicorn app:create_app --factory
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """A Starlette app whose endpoints accept this app's session tokens and trusted issuers' tokens.
 
 ``FederationBackend`` behind Starlette's ``AuthenticationMiddleware`` sets ``request.user``;
-``requires("authenticated")`` guards ``/me`` and ``requires("admin")`` (a mapped role)
-``/admin``; the login service is mounted at ``/auth``. Run it with::
+``requires()`` (federation's, answering in the one error shape) guards ``/me`` and
+``requires("admin")`` (a mapped role) ``/admin``; the login service is mounted at ``/auth``.
+Run it with::
 
-    FEDERATION_CONFIG=federation.yaml uvicorn app:app --factory
+    FEDERATION_CONFIG=federation.yaml uvicorn app:create_app --factory
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.authentication import requires
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
@@ -23,7 +23,7 @@ from starlette.routing import Mount, Route
 
 from federation import Bridge
 from federation.web import create_app as login_service
-from federation.web.starlette import FederationBackend
+from federation.web.starlette import FederationBackend, requires
 
 
 def create_app(config: Mapping[str, Any] | str | None = None, **bridge_options: Any) -> Starlette:
@@ -37,12 +37,12 @@ def create_app(config: Mapping[str, Any] | str | None = None, **bridge_options: 
     environ = bridge_options.get("environ")
     backend = FederationBackend(bridge, environ=environ)
 
-    @requires("authenticated", status_code=401)
+    @requires()
     async def me(request: Request) -> JSONResponse:
         principal = request.user.principal
         return JSONResponse({"user": principal.user.id, "kind": principal.kind})
 
-    @requires("admin", status_code=403)
+    @requires("admin")
     async def admin(request: Request) -> JSONResponse:
         return JSONResponse({"admin": request.user.principal.user.id})
 

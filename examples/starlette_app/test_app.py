@@ -73,8 +73,9 @@ def test_no_token_is_401(mock_idp: MockIdPFactory) -> None:
     client, _ = client_for(mock_idp)
     response = client.get("/me")
     assert response.status_code == 401
-    # Anonymous: Starlette's requires() answers; a bad credential gets the error shape (below).
-    assert response.text == "Unauthorized"
+    # Anonymous: federation's requires() answers in the one error shape, with the challenge.
+    assert response.json()["error"] == "missing_token"
+    assert response.headers["www-authenticate"] == 'Bearer realm="federation"'
 
 
 def test_roles_come_from_the_mapping(mock_idp: MockIdPFactory) -> None:

@@ -203,6 +203,38 @@ def test_fastapi_never_logs_in_per_request(env: WebEnv) -> None:
 # -- Starlette ----------------------------------------------------------------------------
 
 
+def test_starlette_requires_answers_in_the_one_error_shape(env: WebEnv) -> None:
+    from federation.web.starlette import requires as federation_requires
+
+    backend = FederationBackend(env.bridge, environ=env.environ)
+
+    @federation_requires()
+    async def me(request: Request) -> JSONResponse:
+        return JSONResponse({"user": request.user.identity})
+
+    @federation_requires("admin")
+    def admin(request: Request) -> JSONResponse:  # a sync endpoint: run in the thread pool
+        return JSONResponse({"admin": request.user.identity})
+
+    client = TestClient(
+        Starlette(
+            routes=[Route("/me", me), Route("/admin", admin)],
+            middleware=[Middleware(AuthenticationMiddleware, backend=backend, on_error=backend.on_error)],
+        ),
+        base_url=APP,
+    )
+    missing = client.get("/me")
+    assert (missing.status_code, missing.json()["error"]) == (401, "missing_token")
+    assert missing.headers["www-authenticate"] == 'Bearer realm="federation"'
+    plain = env.exchange("alice")["access_token"]
+    assert client.get("/me", headers=bearer(plain)).json()["user"]
+    refused = client.get("/admin", headers=bearer(plain))
+    assert (refused.status_code, refused.json()["error"]) == (403, "insufficient_role")
+    assert 'error="insufficient_scope"' in refused.headers["www-authenticate"]
+    admin_token = env.exchange("root", groups=["admins"])["access_token"]
+    assert client.get("/admin", headers=bearer(admin_token)).json()["admin"]
+
+
 def test_starlette_backend(env: WebEnv) -> None:
     client = starlette_app(env)
     assert client.get("/me").json() == {"user": None}
