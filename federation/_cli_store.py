@@ -49,13 +49,16 @@ EXIT_OK, EXIT_CONFIG, EXIT_UNAVAILABLE = 0, 2, 3
 
 
 def _count(text: str) -> int:
-    """An argparse type: a count of rows, 0 or more (a usage error otherwise, exit 2)."""
+    """An argparse type: a count of rows, 0 to the database's largest integer (a usage
+    error otherwise, exit 2)."""
+    from .storage import MAX_ROWS
+
     try:
         value = int(text)
     except ValueError:
         value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more (not {text!r})")
+    if not 0 <= value <= MAX_ROWS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {MAX_ROWS} (not {text!r})")
     return value
 
 
@@ -199,11 +202,19 @@ def _write_user(out: TextIO, user: User, identities: list[UserIdentity], indent:
         ("last_login_at", last),
     ]
     for name, value in rows:
-        out.write(f"{indent}  {name:<14} {value if value is not None else '-'}\n")
+        out.write(f"{indent}  {name:<14} {_printable(value) if value is not None else '-'}\n")
     for identity in identities:
-        out.write(
-            f"{indent}  {'identity':<14} {identity.issuer} | {identity.subject} ({identity.provider})\n"
-        )
+        issuer, subject, provider = map(_printable, (identity.issuer, identity.subject, identity.provider))
+        out.write(f"{indent}  {'identity':<14} {issuer} | {subject} ({provider})\n")
+
+
+def _printable(value: object) -> str:
+    """``value`` for a terminal: a stored row written by another program (or a provider's
+    claim) may hold escape sequences or line breaks that would rewrite what is shown."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def audit_tail(args: argparse.Namespace, out: TextIO) -> int:

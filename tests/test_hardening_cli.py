@@ -108,6 +108,9 @@ def test_check_config_reports_what_it_checked(tmp_path: Path) -> None:
         ("postgresql+pg8000://app@db/app", ("'pg8000'", "not installed", "pip install pg8000")),
         ("mysql+mysqldb://app@db/app", ("'MySQLdb'", "not installed", "pip install mysqlclient")),
         ("not a url", ("not a database URL",)),
+        ("postgresql://u@h:abc/db", ("not a database URL",)),  # a port that is no number
+        ("postgresql://postgres@[::1:5432/test", ("not a database URL",)),
+        ("sqlite:///%00", ("NUL",)),
     ],
 )
 def test_check_config_validates_the_storage_url_and_its_driver(
@@ -200,6 +203,99 @@ def test_check_config_refuses_what_the_bridge_would_refuse_at_start_up(
     no_traceback(err)
     for word in words:
         assert word in err
+
+
+@pytest.mark.parametrize("query", ["timeout=abc", "check_same_thread=maybe"])
+@pytest.mark.parametrize("command", [("check-config",), ("db", "init", "-c")])
+def test_driver_arguments_the_driver_refuses_are_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], query: str, command: tuple[str, ...]
+) -> None:
+    """They passed check-config, then ``db init`` was exit 70 (the dialect's ValueError)."""
+    path = write_config(tmp_path, storage=f"sqlite:///users.db?{query}")
+    assert run(*command, str(path)) == (2, "")
+    err = capsys.readouterr().err
+    no_traceback(err)
+    assert "query parameters are not valid for its driver" in err
+    assert "abc" not in err and "maybe" not in err
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/abc", "redis://127.0.0.1:6379/15x", "redis://h/0?db=x"]
+)
+def test_a_redis_database_that_is_no_number_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """redis-py reads it as database 0, where another application's keys live."""
+    monkeypatch.setenv("SESSION_KEY_FOR_TEST", _session_key())
+    sessions = {"issuer": "https://app.test", "keys": [{"env": "SESSION_KEY_FOR_TEST"}], "revocation": url}
+    path = write_config(tmp_path, sessions=sessions)
+    assert run("check-config", str(path)) == (2, "")
+    err = capsys.readouterr().err
+    no_traceback(err)
+    assert "database must be a number" in err
+
+
+@pytest.mark.parametrize("option", ["--limit", "--offset"])
+def test_a_row_count_past_the_databases_integers_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    path = write_config(tmp_path, storage="sqlite:///users.db")
+    assert run("db", "init", "-c", str(path))[0] == 0
+    with pytest.raises(SystemExit) as done:
+        run("users", "list", "-c", str(path), option, str(2**64))
+    assert done.value.code == 2
+    assert "from 0 to 9223372036854775807" in capsys.readouterr().err
+    from federation.storage import SQLStore
+
+    with SQLStore("sqlite:///users.db", base_dir=tmp_path) as store, pytest.raises(ValueError):
+        store.list_users(limit=2**64)
+
+
+def test_db_init_refuses_a_table_of_another_program_and_a_version_no_release_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It stamped version 2 over another program's ``federation_users`` (every login then
+    failed on a missing column), and a version of 0 was a KeyError (exit 70)."""
+    import sqlite3
+
+    path = write_config(tmp_path, storage="sqlite:///users.db")
+    with sqlite3.connect(tmp_path / "users.db") as db:
+        db.execute("CREATE TABLE federation_users (name TEXT)")
+    assert run("db", "init", "-c", str(path)) == (3, "")
+    err = capsys.readouterr().err
+    no_traceback(err)
+    assert "table 'federation_users' that is not this library's" in err
+    with sqlite3.connect(tmp_path / "users.db") as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"federation_users"}  # nothing created beside it, nothing stamped
+
+    (tmp_path / "users.db").unlink()
+    assert run("db", "init", "-c", str(path))[0] == 0
+    with sqlite3.connect(tmp_path / "users.db") as db:
+        db.execute("UPDATE federation_schema_version SET version = 0")
+    assert run("db", "init", "-c", str(path)) == (3, "")
+    err = capsys.readouterr().err
+    no_traceback(err)
+    assert "which no release of federation-bridge wrote" in err
+
+
+def test_users_list_never_prints_control_characters_of_a_stored_row(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from federation.storage import NewUser, SQLStore
+
+    path = write_config(tmp_path, storage="sqlite:///users.db")
+    now = datetime(2027, 1, 15, tzinfo=timezone.utc)
+    with SQLStore("sqlite:///users.db", base_dir=tmp_path) as store, store.transaction() as tx:
+        tx.insert_user(
+            NewUser(
+                "x\x1b[2J\x1b[31mROOT", None, False, "two\nlines", frozenset(), {}, "active", now, now, None
+            )
+        )
+    code, out = run("users", "list", "-c", str(path))
+    assert code == 0
+    assert "\x1b" not in out and "two\nlines" not in out
+    assert "x\\x1b[2J\\x1b[31mROOT" in out and "two\\nlines" in out
 
 
 # -- check-config --probe ---------------------------------------------------------------------

@@ -103,7 +103,7 @@ from ._session_protocol import (
 
 if TYPE_CHECKING:
     from ._redis_sessions import AsyncRedisSessionStore, RedisSessionStore
-    from ._sql import SCHEMA_VERSION, SQLStore, resolve_url
+    from ._sql import MAX_ROWS, SCHEMA_VERSION, SQLStore, resolve_url
     from ._sql_async import AsyncSQLStore
     from ._sql_sessions import SQLSessionStore
 
@@ -115,6 +115,7 @@ __all__ = [
     "IDENTITY_LINKED",
     "LOGIN_FAILED",
     "LOGIN_SUCCEEDED",
+    "MAX_ROWS",
     "PASSWORD_LOGIN_FAILED",
     "REFRESH_REUSED",
     "ROLE_GRANTED",
@@ -190,7 +191,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # SQLAlchemy is imported on first use of the SQL store, not by `import federation`.
-    if name in ("SQLStore", "SCHEMA_VERSION", "resolve_url"):
+    if name in ("SQLStore", "SCHEMA_VERSION", "MAX_ROWS", "resolve_url"):
         from . import _sql
 
         return getattr(_sql, name)

@@ -564,11 +564,25 @@ def _unavailable(exc: Exception) -> StorageError:
 
 
 def _client_options(url: str) -> dict[str, Any]:
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        from ..errors import ConfigError
+    from urllib.parse import parse_qs, urlsplit
 
+    from ..errors import ConfigError
+
+    if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(
             "a Redis URL starts with redis://, rediss:// or unix://", field="sessions.revocation"
+        )
+    # redis-py reads a database that is not a number as database 0: another app's keys.
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # never the URL in the message: it may hold a password
+        raise ConfigError("not a usable Redis URL", field="sessions.revocation") from None
+    databases = parse_qs(parts.query).get("db", [])
+    if not url.startswith("unix://") and parts.path not in ("", "/"):
+        databases.append(parts.path[1:])
+    if any(not (db.isascii() and db.isdigit()) for db in databases):
+        raise ConfigError(
+            "the Redis URL's database must be a number (redis://host:6379/0)", field="sessions.revocation"
         )
     # Short timeouts: a revocation check waits on this, and an unreachable Redis must fail fast.
     return {"socket_timeout": 2.0, "socket_connect_timeout": 2.0, "health_check_interval": 30}

@@ -101,7 +101,7 @@ from ._session_protocol import LocalCredential
 if TYPE_CHECKING:
     from ._sql_sessions import SQLSessionStore
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLStore", "resolve_url"]
+__all__ = ["MAX_ROWS", "MIGRATIONS", "SCHEMA_VERSION", "SQLStore", "resolve_url"]
 
 T = TypeVar("T")
 
@@ -249,8 +249,10 @@ def resolve_url(url: str | URL, base_dir: str | Path | None = None) -> URL:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError("storage: not a database URL", field="storage") from None
+    if "\x00" in (parsed.database or ""):
+        raise ConfigError("storage: the database name holds a NUL character", field="storage")
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -412,10 +414,15 @@ class _LoginRead(_DriverRead):
         return identity, stored_user(self.user(values))
 
 
+#: The largest row count or offset a query takes (SQL's BIGINT; SQLite's integers are 64-bit).
+MAX_ROWS = 2**63 - 1
+
+
 def _count_argument(name: str, value: int) -> None:
-    """A row count or offset given by a caller: a non-negative int (not a bool)."""
-    if type(value) is not int or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer")
+    """A row count or offset given by a caller: a non-negative int (not a bool) that fits
+    the database's 64-bit integer (larger ones overflowed in the driver)."""
+    if type(value) is not int or not 0 <= value <= MAX_ROWS:
+        raise ValueError(f"{name} must be an integer from 0 to {MAX_ROWS}")
 
 
 def _again_if_lost(read: Callable[[], T]) -> T:
@@ -735,6 +742,15 @@ class SQLStore:
     # -- engine -------------------------------------------------------------------------
 
     def _create_engine(self, busy_timeout: float, options: dict[str, Any]) -> Engine:
+        try:
+            return self._engine_for(busy_timeout, options)
+        except (ValueError, TypeError) as exc:  # the dialect read a query parameter it refuses
+            raise ConfigError(
+                f"storage: the URL's query parameters are not valid for its driver ({type(exc).__name__})",
+                field="storage",
+            ) from None
+
+    def _engine_for(self, busy_timeout: float, options: dict[str, Any]) -> Engine:
         options.setdefault("hide_parameters", True)  # driver errors never echo user data
         url = self.url
         if url.get_backend_name() != "sqlite":
@@ -813,6 +829,7 @@ class SQLStore:
             before = self._read_version(conn)
             now = datetime.now(timezone.utc)
             if before is None:
+                self._refuse_foreign_tables(conn)
                 self.metadata.create_all(conn, checkfirst=True)
                 conn.execute(insert(self.version_table).values(version=SCHEMA_VERSION, applied_at=now))
             elif before > SCHEMA_VERSION:
@@ -820,12 +837,33 @@ class SQLStore:
                     f"the database schema is version {before}; this release of federation-bridge "
                     f"knows versions up to {SCHEMA_VERSION}: upgrade federation-bridge"
                 )
+            elif before not in MIGRATIONS and before != SCHEMA_VERSION:
+                raise StorageError(
+                    f"the database's schema version table says {before}, which no release of "
+                    "federation-bridge wrote: the table is not this library's"
+                )
             else:
                 for version in range(before, SCHEMA_VERSION):
                     MIGRATIONS[version](conn, self)
                     conn.execute(insert(self.version_table).values(version=version + 1, applied_at=now))
         self._schema_ready = True
         return before, SCHEMA_VERSION
+
+    def _refuse_foreign_tables(self, conn: Connection) -> None:
+        """A table of ours that exists before the schema does must have our columns:
+        ``create_all(checkfirst=True)`` would keep another program's table of that name,
+        stamp the version, and every login would then fail on a missing column."""
+        found = inspect(conn)
+        for table in self.metadata.sorted_tables:
+            if not found.has_table(table.name, schema=self.schema):
+                continue
+            columns = {column["name"] for column in found.get_columns(table.name, schema=self.schema)}
+            missing = sorted(set(table.columns.keys()) - columns)
+            if missing:
+                raise StorageError(
+                    f"the database already has a table {table.name!r} that is not this library's "
+                    f"(no column {missing[0]!r}): use another table_prefix or schema"
+                )
 
     def _ensure_schema(self) -> None:
         if not self._schema_ready:

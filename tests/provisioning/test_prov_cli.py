@@ -85,7 +85,7 @@ def test_a_count_below_zero_or_not_a_number_is_a_usage_error(
     with pytest.raises(SystemExit) as exited:
         _run(*argv, "-c", str(config_file))
     assert exited.value.code == 2
-    assert "must be a whole number, 0 or more" in capsys.readouterr().err
+    assert "must be a whole number from 0 to" in capsys.readouterr().err
 
 
 def test_audit_tail(config_file: Path, idp: MockIdP) -> None:
