@@ -15,9 +15,13 @@ database driver never stalls the event loop and the logic exists once.
 Mapping runs before the transaction opens, on the identity and user read
 without a lock (the store's optional ``find_login``; else a short read
 transaction). The plan re-reads the user under the lock and compares; on a
-mismatch (:class:`~._plan.MappingStale`) the shell rolls back, maps for the
-user read, and runs the plan again. So rules never run while the store holds
-locks, and a conflict retry re-decides without re-running them.
+mismatch (:class:`~._plan.MappingStale`, raised before any write) the shell
+maps for the user read and runs the plan again in the same transaction, where
+that user's row is still locked: the new mapping cannot go stale, so logins of
+one user with changing claims all make progress, however many run at once
+(rolling back instead let each lose the race again: 24 at once gave up after 8
+rounds). Rules run under the lock only then; a conflict retry re-decides
+without re-running them.
 
 Must not: decide anything (``_decide``) or know the order of store calls (``_plan``).
 """
@@ -136,31 +140,31 @@ class Provisioner:
             mapped = await self._amap(token, facts)
             outcome = unlocked_login(facts, mapped, self.policy, self._now())
             if outcome is None:
-                for _ in range(self.max_attempts):
-                    try:
-                        outcome = await self._arun(self._login_plan(facts, mapped))
-                        break
-                    except MappingStale as stale:
-                        mapped = self._remap(token, stale.identity, stale.user)
-                else:
-                    raise _gave_up(self.max_attempts)
+                outcome = await self._arun(self._login_plan(token, facts, mapped))
         except Exception as exc:
             self.login_failed(exc, facts.issuer, facts.subject)
             raise
         return self._committed(token, outcome)
 
     def _locked_login(self, token: VerifiedToken, facts: LoginFacts, mapped: Mapped) -> LoginOutcome:
-        """The login plan in a transaction, mapped again whenever the user read under the lock moved."""
+        """The login plan in a transaction (see :meth:`_fresh_login`)."""
+        return self._run(self._login_plan(token, facts, mapped))
+
+    def _login_plan(
+        self, token: VerifiedToken, facts: LoginFacts, mapped: Mapped
+    ) -> Callable[[], Plan[LoginOutcome]]:
+        """A fresh login plan per transaction attempt."""
+        return lambda: self._fresh_login(token, facts, mapped)
+
+    def _fresh_login(self, token: VerifiedToken, facts: LoginFacts, mapped: Mapped) -> Plan[LoginOutcome]:
+        """The login plan, mapped again for the user it read under the lock when that user moved
+        since the unlocked read; each run of the plan reads the clock when it starts."""
         for _ in range(self.max_attempts):
             try:
-                return self._run(self._login_plan(facts, mapped))
-            except MappingStale as stale:
+                return (yield from login_plan(facts, mapped, self.policy, self._now()))
+            except MappingStale as stale:  # nothing written yet; the user's row stays locked
                 mapped = self._remap(token, stale.identity, stale.user)
         raise _gave_up(self.max_attempts)
-
-    def _login_plan(self, facts: LoginFacts, mapped: Mapped) -> Callable[[], Plan[LoginOutcome]]:
-        """A fresh login plan per attempt, each reading the clock when it starts."""
-        return lambda: login_plan(facts, mapped, self.policy, self._now())
 
     def _map(self, token: VerifiedToken, facts: LoginFacts) -> Mapped:
         """Read the identity and its user without a lock, and apply the mapping for them."""

@@ -269,3 +269,40 @@ def test_concurrent_logins_of_an_existing_user_lose_no_role_change(
     results = _threads(N, lambda: bridge.login(token))
     assert sum(bool(r.granted) for r in results) == 1  # exactly one login saw the change
     assert all(r.user.roles == {"member", "admin"} for r in results)
+
+
+class _Overtaken:
+    """A store proxy on which another login of the user commits a change just before each
+    transaction of this one opens: the race a busy user's login loses, lost every time."""
+
+    def __init__(self, store: Any, user_id: str) -> None:
+        self.store = store
+        self.user_id = user_id
+        self.transactions = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        self.transactions += 1
+        with self.store.transaction() as other:
+            other.update_user(self.user_id, {"display_name": f"renamed elsewhere {self.transactions}"})
+        with self.store.transaction() as tx:
+            yield tx
+
+
+def test_a_login_overtaken_before_every_transaction_still_completes(
+    login_bridge: Any, idp: MockIdP, store: Any
+) -> None:
+    """The mapping ran on the user read without a lock; when the user read under the lock had
+    moved, the shell rolled back and tried again, and lost again: 24 concurrent logins of one
+    user with different groups gave up after 8 rounds. It now maps again inside the
+    transaction, where the row stays locked, so one transaction is enough."""
+    user_id = login_bridge(store).login(idp.mint(CLAIMS)).user.id
+    overtaken = _Overtaken(store, user_id)
+    result = login_bridge(overtaken).login(idp.mint(CLAIMS, name="New Name"))
+    assert result.user.display_name == "New Name"
+    assert overtaken.transactions == 1
+    with store.transaction() as tx:
+        assert tx.get_user(user_id).display_name == "New Name"

@@ -195,14 +195,17 @@ def test_a_user_changed_elsewhere_is_mapped_again_for_what_was_read(mode: str, w
             tx.update_user(first.user.id, {"roles": frozenset({"member", "auditor"})})
 
     store.after_read = another_process_grants_a_role
-    calls = len(mapping.calls)
+    calls, transactions = len(mapping.calls), store.transactions
     result = login(["staff"])
     # the mapping saw the user before the change: mapped again for the user read under the lock
     assert len(mapping.calls) - calls == 2
     existing = mapping.calls[-1][1]
     assert existing is not None and existing.roles == {"member", "auditor"}
     assert result.revoked == {"auditor"} and result.user.roles == {"member"}
-    assert mapping.opened == [0] * len(mapping.opened)  # type: ignore[attr-defined]
+    # Mapped first without a transaction; again inside the one whose lock holds the user
+    # read, so that this second mapping cannot go stale in its turn.
+    assert mapping.opened[-2:] == [0, 1]  # type: ignore[attr-defined]
+    assert store.transactions - transactions == 1  # no rollback and second round
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
