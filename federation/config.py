@@ -418,6 +418,8 @@ def config_problems(config: BridgeConfig) -> list[Problem]:
                 # The resolver reads 2130706433 or 127.1 as 127.0.0.1: no URL check may be
                 # fooled by a spelling, so only the standard one is accepted.
                 problems.append((where, "write the IP address in its standard form (such as 10.0.0.5)"))
+            elif url is not None and not url_is_well_formed(url):
+                problems.append((where, "is not a well-formed URL (whitespace, a bad port or host)"))
             elif url is not None and not is_fetchable_url(url, config.keys.allow_loopback_http):
                 problems.append(
                     (
@@ -521,8 +523,25 @@ def is_loopback_url(url: str) -> bool:
     return is_canonical_loopback_host(host)
 
 
+def url_is_well_formed(url: str) -> bool:
+    """No whitespace or control character (``urlsplit`` strips some that the fetch would
+    send), a port that is a number, a host of DNS name or IP address characters."""
+    if not url.isprintable() or any(c.isspace() for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    host = parts.hostname or ""
+    allowed = "-._:%" if ":" in host else "-._"  # an IPv6 literal may carry a zone (fe80::1%eth0)
+    return bool(host) and all(c.isalnum() or c in allowed for c in host)
+
+
 def is_fetchable_url(url: str, allow_loopback_http: bool) -> bool:
-    """True for https URLs, and for loopback http URLs when explicitly allowed."""
+    """True for well-formed https URLs, and for loopback http URLs when explicitly allowed."""
+    if not url_is_well_formed(url):
+        return False
     try:
         parts = urlsplit(url)
     except ValueError:

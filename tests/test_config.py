@@ -5,6 +5,7 @@ problem without echoing configured values.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -325,6 +326,24 @@ def test_jwks_uri_must_be_https(tmp_path: Path, url: str, allow: bool) -> None:
     err, path = load_error(tmp_path, text)
     assert err.file == str(path)
     assert "https" in str(err)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://exa mple.test/jwks",  # a space in the host
+        " https://idp.test/jwks",  # urlsplit strips it; the fetch would not
+        "https://idp.test/jw\tks",
+        "https://idp.test:abc/jwks",  # a port that is not a number
+        "https://idp.test:99999/jwks",  # past the last port
+        "https://id<p>.test/jwks",
+    ],
+)
+def test_a_jwks_uri_that_is_not_well_formed_is_refused_at_load(tmp_path: Path, url: str) -> None:
+    """They loaded, and failed only at the first fetch as a transport error."""
+    err, path = load_error(tmp_path, ISSUER.replace("https://idp.test/jwks", json.dumps(url)))
+    assert err.file == str(path)
+    assert "not a well-formed URL" in str(err)
 
 
 @pytest.mark.parametrize(
