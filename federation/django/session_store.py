@@ -33,6 +33,7 @@ from ..storage import (
     SessionRecord,
     UserSessionState,
     after_failure,
+    purge_instant,
     refresh_outcome,
 )
 from . import _db
@@ -278,7 +279,7 @@ class DjangoSessionStore:
 
     def purge(self, *, now: datetime) -> int:
         """Delete sessions, refresh tokens and revoked jtis that ended before ``now``."""
-        at = _db.to_db(now)
+        at = _db.to_db(purge_instant(now))
 
         def step() -> int:
             ended = self._objects(Session).filter(expires_at__lte=at).values("session_id")

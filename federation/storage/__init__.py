@@ -98,6 +98,7 @@ from ._session_protocol import (
     SessionStore,
     UserSessionState,
     after_failure,
+    purge_instant,
     refresh_outcome,
 )
 
@@ -184,6 +185,7 @@ __all__ = [
     "fan_out",
     "is_async_store",
     "log_audit",
+    "purge_instant",
     "refresh_outcome",
     "resolve_url",
 ]

@@ -21,6 +21,7 @@ from ._session_protocol import (
     SessionRecord,
     UserSessionState,
     after_failure,
+    purge_instant,
     refresh_outcome,
 )
 
@@ -179,6 +180,7 @@ class MemorySessionStore:
 
     def purge(self, *, now: datetime) -> int:
         """Delete what ended before ``now``."""
+        now = purge_instant(now)
         with self._lock:
             ended = {sid for sid, s in self._sessions.items() if s.expires_at <= now}
             gone = [h for h, t in self._refresh.items() if t.session_id in ended or t.expires_at <= now]

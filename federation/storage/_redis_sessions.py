@@ -50,6 +50,7 @@ from ._session_protocol import (
     RefreshUse,
     SessionRecord,
     UserSessionState,
+    purge_instant,
 )
 
 __all__ = ["AsyncRedisSessionStore", "RedisSessionStore"]
@@ -448,7 +449,7 @@ class _Plans:
         return self._plan("clear_attempts", key, parse=lambda r: None)
 
     def purge(self, now: datetime) -> _Plan:
-        return self._plan("purge", _ts(now), parse=int)
+        return self._plan("purge", _ts(purge_instant(now)), parse=int)
 
 
 class Invalidations:

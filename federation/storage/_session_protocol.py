@@ -38,6 +38,7 @@ __all__ = [
     "SessionStore",
     "UserSessionState",
     "after_failure",
+    "purge_instant",
     "refresh_outcome",
 ]
 
@@ -122,6 +123,15 @@ class AttemptState:
     failures: int = 0
     locked_until: datetime | None = None
     lockouts: int = 0
+
+
+def purge_instant(now: object) -> datetime:
+    """``purge``'s ``now``: a timezone-aware datetime. A Unix time (``time.time()``, what
+    the rest of the API's clocks give) or a naive datetime is a ``TypeError`` saying so,
+    not a driver's error that reads like a database outage."""
+    if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
+        raise TypeError("purge(now=...) takes a timezone-aware datetime, such as datetime.now(timezone.utc)")
+    return now
 
 
 def after_failure(state: AttemptState, *, now: datetime, max_attempts: int, lockout: float) -> AttemptState:

@@ -45,6 +45,7 @@ from ._session_protocol import (
     SessionRecord,
     UserSessionState,
     after_failure,
+    purge_instant,
     refresh_outcome,
 )
 
@@ -285,6 +286,7 @@ class SessionPlans:
         yield delete(a).where(a.c.key == key)
 
     def purge(self, now: datetime) -> Plan[int]:
+        now = purge_instant(now)
         r, s, v = self.refresh, self.sessions, self.revoked
         ended = select(s.c.session_id).where(s.c.expires_at <= now)
         count = (yield delete(r).where((r.c.expires_at <= now) | r.c.session_id.in_(ended))).rowcount

@@ -80,3 +80,8 @@ def test_a_malformed_redis_url_is_a_config_error_without_the_password() -> None:
     with pytest.raises(ConfigError) as caught:
         RedisSessionStore("redis://:hunter2@cache.internal:notaport/0")
     assert "hunter2" not in str(caught.value) and caught.value.field == "sessions.revocation"
+
+
+def test_purge_wants_an_aware_datetime(redis_store: Any) -> None:
+    with pytest.raises(TypeError, match="timezone-aware datetime"):
+        redis_store.purge(now=1_800_000_000.0)

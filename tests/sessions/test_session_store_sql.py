@@ -298,3 +298,19 @@ def test_an_asgi_app_on_the_async_store_never_hops_to_a_thread(
     monkeypatch.undo()
     with pytest.raises(TokenRevoked):
         bridge.authenticate(token)  # the sync face reads what the async one wrote
+
+
+@pytest.mark.parametrize("now", [1_800_000_000.0, datetime(2027, 1, 15, 8, 0)], ids=["unix-time", "naive"])
+def test_purge_wants_an_aware_datetime(tmp_path: Any, now: Any) -> None:
+    """A Unix time, what the rest of the API's clocks give, was a StorageError on SQL (which
+    reads like a database outage) and an AttributeError in memory and on Redis."""
+    from federation.storage import MemorySessionStore
+
+    sql = SQLStore(f"sqlite:///{tmp_path}/purge.db")
+    try:
+        for store in (MemorySessionStore(), sql.session_store()):
+            with pytest.raises(TypeError, match="timezone-aware datetime"):
+                store.purge(now=now)
+            assert store.purge(now=NOW) == 0
+    finally:
+        sql.close()
