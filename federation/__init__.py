@@ -24,6 +24,23 @@ __all__ = ["Bridge", "BridgeConfig", "Event", "VerifiedToken", "WarmUpReport", "
 
 __version__ = "0.1.0"
 
+
+def _beside_a_source_checkout() -> None:
+    # Imported from a source checkout (an app run in the clone's root finds this folder
+    # before the installed package), federation.providers is the sibling providers/ that
+    # pyproject's package-dir maps in at install: let the import system find it there.
+    import os
+
+    here = os.path.dirname(__file__)
+    root = os.path.dirname(here)
+    if not os.path.isdir(os.path.join(here, "providers")) and os.path.isfile(
+        os.path.join(root, "providers", "__init__.py")
+    ):
+        __path__.append(root)
+
+
+_beside_a_source_checkout()
+
 # ``import federation`` is cheap (a serverless cold start pays for what it uses): the names
 # load their modules (httpx, pydantic, cryptography ...) on first use.
 _HOMES = {
