@@ -17,6 +17,7 @@ Must not: hold mapping logic; it calls :class:`federation.mapping.Mapping` only.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Mapping
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import plugins
-from ._files import FileTooLarge, read_limited
+from ._files import FileTooLarge, NotRegularFile, UnusablePath, display_path, read_limited
 from ._json import StrictJSONError, loads_object
 from .errors import ConfigError
 from .mapping import Mapping as MappingRules
@@ -71,14 +72,32 @@ def add_commands(subparsers: Any) -> None:
     schema.set_defaults(run=run_schema)
 
 
+def _read_stdin(limit: int) -> bytes:
+    """Up to ``limit`` bytes of standard input; ``OSError`` when there is none to read."""
+    stdin = sys.stdin
+    if stdin is None:  # started with stdin closed (`<&-`): Python sets it to None
+        raise OSError(errno.EBADF, "standard input is closed")
+    source = getattr(stdin, "buffer", None)  # a replaced sys.stdin may have text only
+    if source is None:
+        return stdin.read(limit).encode("utf-8", "surrogateescape")
+    data: bytes = source.read(limit)
+    return data
+
+
 def _read_json(name: str, what: str) -> dict[str, Any]:
-    too_large = ConfigError(f"{name}: {what} larger than {_MAX_INPUT} bytes", file=name)
+    shown = display_path(name)
+    too_large = ConfigError(f"{shown}: {what} larger than {_MAX_INPUT} bytes", file=name)
     try:
-        data = sys.stdin.buffer.read(_MAX_INPUT + 1) if name == "-" else read_limited(name, _MAX_INPUT)
+        data = _read_stdin(_MAX_INPUT + 1) if name == "-" else read_limited(name, _MAX_INPUT)
     except FileTooLarge:
         raise too_large from None
+    except (NotRegularFile, UnusablePath) as exc:
+        raise ConfigError(f"{shown}: cannot read {what}: {exc.strerror}", file=name) from None
     except OSError as exc:
-        raise ConfigError(f"{name}: cannot read {what} ({exc.__class__.__name__})", file=name) from None
+        reason = exc.strerror if name == "-" and exc.strerror else exc.__class__.__name__
+        raise ConfigError(f"{shown}: cannot read {what} ({reason})", file=name) from None
+    except ValueError:  # stdin: a closed stream object, or text that is not UTF-8
+        raise ConfigError(f"{shown}: cannot read {what} (standard input unreadable)", file=name) from None
     if len(data) > _MAX_INPUT:
         raise too_large
     try:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 __all__ = ["main"]
@@ -15,8 +16,39 @@ def main() -> int:
     if sys.argv[1:] in _VERSION_ARGS:
         from . import __version__
 
-        sys.stdout.write(f"federation-bridge {__version__}\n")
-        return 0
+        return _print_version(f"federation-bridge {__version__}\n")
     from .cli import main as run
 
     return run()
+
+
+def _print_version(line: str) -> int:
+    """``line`` on stdout, with the exit codes of :mod:`federation.cli` (not imported: it is the
+    engine) when stdout is closed (2), cannot be written (2) or is a pipe closed early (141)."""
+    stdout = sys.stdout
+    try:
+        if stdout is None:  # started with stdout closed (`>&-`)
+            raise ValueError("closed")
+        stdout.write(line)
+        stdout.flush()  # a failure shows here, not in the interpreter's shutdown
+    except BrokenPipeError:
+        _discard(stdout)
+        return 141
+    except (OSError, ValueError) as exc:
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or "closed"
+        if sys.stderr is not None:
+            sys.stderr.write(f"federation: cannot write standard output ({reason})\n")
+        _discard(stdout)
+        return 2
+    return 0
+
+
+def _discard(stdout: object) -> None:
+    """Point stdout at devnull, so the interpreter's final flush does not fail again."""
+    if stdout is None:
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no file descriptor: nothing to flush later
+        pass

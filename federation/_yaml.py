@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ._files import FileTooLarge, read_limited
+from ._files import FileTooLarge, NotRegularFile, UnusablePath, display_path, read_limited
 from .errors import ConfigError
 
 __all__ = [
@@ -65,6 +65,11 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 
 _MAX_NODES = 100_000  # a config or mapping file is hand-written: far below this
 _MERGE_TAG = "tag:yaml.org,2002:merge"  # what the resolver gives a plain '<<' key
+# The only tags a collection may carry: what the resolver gives an untagged one (or '!!map',
+# '!!seq' written out). The converter builds plain dicts and lists without asking the
+# loader's constructors, so any other tag ('!!set', '!!python/...', '!foo') would be
+# silently dropped; refused instead, as SafeLoader refuses an unknown tag on a scalar.
+_MAP_TAG, _SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 
 
 class _Converter:
@@ -102,6 +107,10 @@ class _Converter:
         return value
 
     def _convert(self, node: yaml.Node, path: PathKey) -> Any:
+        if isinstance(node, yaml.MappingNode) and node.tag != _MAP_TAG:
+            raise self.error(node, f"invalid YAML: the tag {node.tag!r} is not supported on a mapping")
+        if isinstance(node, yaml.SequenceNode) and node.tag != _SEQ_TAG:
+            raise self.error(node, f"invalid YAML: the tag {node.tag!r} is not supported on a sequence")
         if isinstance(node, yaml.MappingNode):
             for key_node, _ in node.value:
                 # PyYAML expands merges before any budget of ours applies, and a chain of
@@ -159,13 +168,16 @@ def read_yaml_file(path: str | Path) -> Located:
     """Read and parse a YAML file; unreadable files, and files over
     :data:`MAX_YAML_BYTES`, raise :class:`ConfigError`."""
     name = str(path)
+    shown = display_path(name)  # a NUL or lone surrogate in a configured path, escaped
     try:
         # Newlines as text mode reads them (universal newlines), which positions count by.
         text = read_limited(path, MAX_YAML_BYTES).decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileTooLarge as exc:
-        raise ConfigError(f"{name}: file {exc.strerror}", file=name) from None
+        raise ConfigError(f"{shown}: file {exc.strerror}", file=name) from None
+    except (NotRegularFile, UnusablePath) as exc:  # our own words: say them
+        raise ConfigError(f"{shown}: cannot read file: {exc.strerror}", file=name) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{name}: cannot read file ({exc.__class__.__name__})", file=name) from None
+        raise ConfigError(f"{shown}: cannot read file ({exc.__class__.__name__})", file=name) from None
     return load_yaml(text, name)
 
 
@@ -349,6 +361,11 @@ def config_error_from_validation(
     return config_error_from_problems(problems, located, what)
 
 
+#: Problems a message lists: a file with thousands of errors (a generated list of bad values)
+#: would otherwise print megabytes; the first ones say what to fix.
+_MAX_SHOWN_PROBLEMS = 20
+
+
 def config_error_from_problems(
     problems: Sequence[tuple[Sequence[str | int], str]], located: Located, what: str = "config"
 ) -> ConfigError:
@@ -365,8 +382,11 @@ def config_error_from_problems(
             first = (field, pos[0] if pos else None, pos[1] if pos else None)
     assert first is not None
     field, line, col = first
+    shown = lines[:_MAX_SHOWN_PROBLEMS]
+    if len(lines) > len(shown):  # the message stays readable; ``problems`` keeps them all
+        shown.append(f"... and {len(lines) - len(shown)} more problems")
     head = (
-        lines[0] if len(lines) == 1 else f"invalid {what} ({len(lines)} problems):\n  " + "\n  ".join(lines)
+        lines[0] if len(lines) == 1 else f"invalid {what} ({len(lines)} problems):\n  " + "\n  ".join(shown)
     )
     return ConfigError(head, file=located.file, line=line, column=col, field=field, problems=tuple(lines))
 

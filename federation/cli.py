@@ -15,7 +15,8 @@ also reach the store and fetch every issuer's keys), ``federation version``
 ``_cli_store``; and turning every failure into one line on stderr with a
 stable exit code, never a traceback (``FEDERATION_DEBUG=1`` shows it).
 
-Exit codes: 0 ok, 1 token rejected or login refused, 2 configuration error,
+Exit codes: 0 ok, 1 token rejected or login refused, 2 configuration error (also:
+standard input or output closed, or output that cannot be written, such as a full disk),
 3 issuer keys or storage unavailable, 70 an unexpected error (a bug), 130
 interrupted, 141 standard output closed early (``| head``).
 
@@ -31,7 +32,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import yaml
 
@@ -49,6 +50,7 @@ from .errors import (
     InvalidToken,
     KeySetUnavailable,
     LoginRefused,
+    MalformedToken,
     StorageError,
     TokenTooLarge,
 )
@@ -177,7 +179,15 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
 def _token_from_stdin() -> str:
     """The token piped in, read up to a bound: stdin may be a device or a stream that never ends."""
-    text = sys.stdin.read(_MAX_STDIN_TOKEN + 1)
+    if sys.stdin is None:  # started with stdin closed (`<&-`): Python sets it to None
+        raise ConfigError("standard input is closed: give the token as an argument")
+    try:
+        text = sys.stdin.read(_MAX_STDIN_TOKEN + 1)
+    except UnicodeDecodeError:  # a token is ASCII: this is not one
+        raise MalformedToken("the token piped in is not text") from None
+    except (OSError, ValueError) as exc:  # a stream that fails to read, or one already closed
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
+        raise ConfigError(f"cannot read the token from standard input ({reason})") from None
     if len(text) > _MAX_STDIN_TOKEN:
         raise TokenTooLarge("token exceeds the size limit")
     return text.strip()
@@ -391,10 +401,49 @@ class _VersionAction(argparse.Action):
         namespace.run = _version
 
 
+class _OutputFailed(Exception):
+    """Standard output cannot be written (closed, a full disk): not the command's failure."""
+
+
+class _Output:
+    """The stream a command writes to, whose failures are told apart from the command's own:
+    one line and exit 2 for them, not "unexpected error" (70), which is kept for bugs."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream  # None: Python's sys.stdout when started with it closed (`>&-`)
+
+    def _call(self, name: str, *args: Any) -> Any:
+        if self.stream is None:
+            raise _OutputFailed("closed")
+        try:
+            return getattr(self.stream, name)(*args)
+        except BrokenPipeError:  # `| head`: exit 141, as before
+            raise
+        except OSError as exc:  # /dev/full, EIO
+            raise _OutputFailed(exc.strerror or type(exc).__name__) from None
+        except ValueError:
+            if getattr(self.stream, "closed", False):  # "I/O operation on closed file"
+                raise _OutputFailed("closed") from None
+            raise  # text the stream cannot encode: the command's own failure
+
+    def write(self, text: str) -> int:
+        written: int = self._call("write", text)
+        return written
+
+    def flush(self) -> None:
+        self._call("flush")
+
+    def __getattr__(self, name: str) -> Any:  # anything else (isatty, encoding): the stream's own
+        return getattr(self.stream, name)
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; return the exit code. Never raises but ``SystemExit`` for
     usage errors (argparse's exit 2); ``FEDERATION_DEBUG=1`` lets unexpected errors through."""
-    stream = out or sys.stdout
+    if sys.stderr is None:  # started with stderr closed: messages are lost, not a crash
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process
+    target = out or sys.stdout
+    stream = cast(TextIO, _Output(target))
     parser = _parser()
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is None:
@@ -403,15 +452,19 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         code = _run(args, stream)
         stream.flush()  # a closed pipe shows here, not in the interpreter's shutdown
     except BrokenPipeError:
-        _discard_stdout(stream)
+        _discard_stdout(target)
         return EXIT_BROKEN_PIPE
+    except _OutputFailed as exc:
+        sys.stderr.write(f"federation: cannot write standard output ({exc})\n")
+        _discard_stdout(target)  # what could not be written must not fail again at exit
+        return EXIT_CONFIG
     return code
 
 
-def _discard_stdout(stream: TextIO) -> None:
-    """After ``| head`` closed the pipe: point stdout at devnull, so the interpreter's final
-    flush does not fail again (the recipe of Python's signal documentation)."""
-    if stream is not sys.stdout:
+def _discard_stdout(stream: TextIO | None) -> None:
+    """After ``| head`` closed the pipe, or a write failed: point stdout at devnull, so the
+    interpreter's final flush does not fail again (the recipe of Python's signal documentation)."""
+    if stream is None or stream is not sys.stdout:
         return
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -424,7 +477,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     """Run one command; every failure becomes one line on stderr and its exit code."""
     try:
         code: int = args.run(args, out)
-    except BrokenPipeError:
+    except (BrokenPipeError, _OutputFailed):  # main() answers for the output stream
         raise
     except ConfigError as exc:
         sys.stderr.write(f"configuration error: {exc}\n")

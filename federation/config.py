@@ -525,7 +525,7 @@ def is_loopback_url(url: str) -> bool:
 
 def url_is_well_formed(url: str) -> bool:
     """No whitespace or control character (``urlsplit`` strips some that the fetch would
-    send), a port that is a number, a host of DNS name or IP address characters."""
+    send), a port that is a number, a host (if any) of DNS name or IP address characters."""
     if not url.isprintable() or any(c.isspace() for c in url):
         return False
     try:
@@ -535,7 +535,7 @@ def url_is_well_formed(url: str) -> bool:
         return False
     host = parts.hostname or ""
     allowed = "-._:%" if ":" in host else "-._"  # an IPv6 literal may carry a zone (fe80::1%eth0)
-    return bool(host) and all(c.isalnum() or c in allowed for c in host)
+    return all(c.isalnum() or c in allowed for c in host)  # no host: is_fetchable_url's to refuse
 
 
 def is_fetchable_url(url: str, allow_loopback_http: bool) -> bool:

@@ -23,7 +23,9 @@ What is here, by who needs it:
   ``federation.yaml`` (:func:`read_yaml_file`, :func:`load_yaml`,
   :class:`Located` with line numbers) and its ``ConfigError`` builders, and
   :func:`read_limited` (:class:`FileTooLarge`), which reads a key or secret file
-  (:data:`MAX_SECRET_FILE_BYTES`) without ever reading more than its limit;
+  (:data:`MAX_SECRET_FILE_BYTES`) without ever reading more than its limit, a pipe refused,
+  :func:`env_secret`, which reads one from the environment, and :func:`display_path`, a
+  path as a message may show it;
 * anything parsing untrusted JSON: :func:`loads_object`, the strict parser tokens go
   through (duplicate members, ``NaN``, lone surrogates and deep nesting refused, as
   :class:`StrictJSONError`, whose message never holds the input).
@@ -31,7 +33,7 @@ What is here, by who needs it:
 
 from __future__ import annotations
 
-from ._files import MAX_SECRET_FILE_BYTES, FileTooLarge, read_limited
+from ._files import MAX_SECRET_FILE_BYTES, FileTooLarge, display_path, env_secret, read_limited
 from ._json import StrictJSONError, loads_object
 from ._keys import KeySource, StaticKeySet
 from ._profile import (
@@ -81,6 +83,8 @@ __all__ = [
     "classify_token",
     "config_error_from_problems",
     "config_error_from_validation",
+    "display_path",
+    "env_secret",
     "load_yaml",
     "loads_object",
     "numeric_date",

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from .._files import FileTooLarge, read_limited
+from .._files import FileTooLarge, display_path, read_limited
 from .._json import StrictJSONError, loads_object
 from .._rfc7517 import KeyNote, KeySet, UnusableKey, VerificationKey
 from ..errors import ConfigError, UnknownKey
@@ -137,11 +137,12 @@ class StaticKeySet:
 
 
 def _read(path: Path) -> str:
+    shown = display_path(path)
     try:
         return read_limited(path, _MAX_FILE_BYTES).decode("utf-8")
     except FileTooLarge as exc:
-        raise ConfigError(f"{path}: key file is {exc.strerror}", file=str(path)) from None
+        raise ConfigError(f"{shown}: key file is {exc.strerror}", file=str(path)) from None
     except FileNotFoundError:
-        raise ConfigError(f"{path}: key file not found", file=str(path)) from None
+        raise ConfigError(f"{shown}: key file not found", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read key file ({type(exc).__name__})", file=str(path)) from None
+        raise ConfigError(f"{shown}: cannot read key file ({type(exc).__name__})", file=str(path)) from None

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from .._files import MAX_SECRET_FILE_BYTES, read_limited
+from .._files import MAX_SECRET_FILE_BYTES, env_secret, read_limited
 from .._rfc7517 import EC_CURVES
 from ..errors import ConfigError
 from ..spi import ALGORITHMS
@@ -122,12 +122,7 @@ class SessionKeyRing:
                         field=field,
                     ) from None
             elif set(entry) == {"env"}:
-                value = env.get(entry["env"])
-                if not value:
-                    raise ConfigError(
-                        f"{field}: the environment variable {entry['env']!r} is not set", field=field
-                    )
-                pems.append(value.encode())
+                pems.append(env_secret(env, entry["env"], field))
             else:
                 raise ConfigError(f"{field}: give exactly one of 'file' or 'env'", field=field)
         return cls.from_pems(algorithm, pems)
@@ -199,13 +194,7 @@ class SessionSecret:
         """The secret of ``{"env": NAME}`` or ``{"file": path}`` (trailing newline dropped)."""
         env = os.environ if environ is None else environ
         if set(entry) == {"env"}:
-            value = env.get(entry["env"])
-            if not value:
-                raise ConfigError(
-                    f"sessions.secret: the environment variable {entry['env']!r} is not set",
-                    field="sessions.secret",
-                )
-            return cls(value.encode())
+            return cls(env_secret(env, entry["env"], "sessions.secret"))
         if set(entry) == {"file"}:
             path = Path(entry["file"])
             if base_dir is not None and not path.is_absolute():

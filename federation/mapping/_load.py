@@ -1,7 +1,10 @@
 """Loading a mapping: YAML or a dict to a validated :class:`MappingFile`, or a located error.
 
 Owns: reading the file (through the safe YAML reader of :mod:`federation.spi`: safe loader,
-duplicate keys refused, positions kept), validating it against the schema,
+duplicate keys refused, positions kept), bounding the data's expanded size and
+nesting before anything walks it (YAML aliases share objects: an alias bomb is
+refused, not expanded; deep or cyclic dicts are refused, not recursed into),
+validating it against the schema,
 the checks that span fields (privileged roles in defaults and in rules
 without ``allow_privileged``, overlay roles without a base ``roles`` section,
 condition depth), and turning every problem into one
@@ -56,6 +59,15 @@ _MODELS: tuple[type[BaseModel], ...] = (
 _VOCABULARY = sorted({f.alias or name for m in _MODELS for name, f in m.model_fields.items()})
 _GLOBAL_ROLE_KEYS = ("sync", "protected", "privileged")
 
+#: Most values (lists, mappings and scalars, keys aside) a mapping may hold once YAML
+#: aliases are expanded. The YAML reader's node budget is the same number, so a file
+#: without aliases never meets it; an alias bomb, which the reader keeps small by
+#: sharing objects, is refused here before anything walks it once per reference.
+MAX_VALUES = 100_000
+#: Deepest nesting of lists and mappings. The schema needs about 40 (conditions at
+#: their own limit inside an overlay); deeper data would only reach RecursionError.
+MAX_NESTING = 64
+
 
 def read_mapping_file(path: str | Path) -> tuple[MappingFile, Located]:
     """Read and validate a mapping file."""
@@ -73,7 +85,8 @@ def load_located(located: Located) -> tuple[MappingFile, Located]:
     if not isinstance(data, dict):
         file = located.file or "<dict>"
         raise ConfigError(f"{file}: a mapping must be a YAML mapping at the top level", file=located.file)
-    problems = list(_nulls(data, ()))
+    shape = _shape_problem(data)
+    problems = [shape] if shape is not None else list(_nulls(data, ()))
     if not problems:
         try:
             model = MappingFile.model_validate(data)
@@ -94,6 +107,71 @@ def _error(problems: list[Problem], located: Located) -> ConfigError:
     unique = list(dict.fromkeys(problems))
     unique.sort(key=order)
     return config_error_from_problems(unique, located, WHAT)
+
+
+class _Frame:
+    """A list or mapping being measured: its path and the values counted under it so far."""
+
+    __slots__ = ("children", "obj", "path", "total")
+
+    def __init__(self, obj: dict[Any, Any] | list[Any], path: PathKey) -> None:
+        self.obj = obj
+        self.path = path
+        self.children: Iterator[tuple[Any, Any]] = iter(
+            obj.items() if isinstance(obj, dict) else enumerate(obj)
+        )
+        self.total = 1
+
+
+def _shape_problem(data: Any) -> Problem | None:
+    """Why ``data`` is too big, too deep or cyclic to validate, or None.
+
+    Every later step (the null check, pydantic, the checks across fields, the compiler)
+    walks the data once per *reference*, and objects that YAML aliases share stay shared
+    here: so their expanded size is measured first. Each shared object is measured once
+    (memoised by id), without recursion, so this costs time linear in the document and
+    raises no RecursionError whatever the depth.
+    """
+    if not isinstance(data, (dict, list)):
+        return None
+    sizes: dict[int, int] = {}  # id -> expanded value count, for each finished container
+    active: set[int] = {id(data)}  # containers on the stack: meeting one again is a cycle
+    stack = [_Frame(data, ())]
+    while stack:
+        frame = stack[-1]
+        step = next(frame.children, None)
+        if step is None:
+            stack.pop()
+            active.discard(id(frame.obj))
+            sizes[id(frame.obj)] = frame.total
+            if stack:
+                stack[-1].total += frame.total
+                if stack[-1].total > MAX_VALUES:
+                    return _too_many(stack[-1].path)
+            continue
+        key, child = step
+        if not isinstance(child, (dict, list)):
+            frame.total += 1
+        elif id(child) in sizes:
+            frame.total += sizes[id(child)]
+        elif id(child) in active:
+            return (*frame.path, key), "the data contains itself (a recursive structure)"
+        elif len(stack) >= MAX_NESTING:
+            return (*frame.path, key), f"nested more than {MAX_NESTING} levels deep"
+        else:
+            active.add(id(child))
+            stack.append(_Frame(child, (*frame.path, key)))
+            continue
+        if frame.total > MAX_VALUES:
+            return _too_many(frame.path)
+    return None
+
+
+def _too_many(path: PathKey) -> Problem:
+    return path, (
+        f"more than {MAX_VALUES} values once YAML aliases are expanded "
+        "(each use of an alias repeats its anchor's whole content)"
+    )
 
 
 def _nulls(data: Any, path: PathKey) -> Iterator[Problem]:

@@ -11,7 +11,8 @@ The language: literals and escaped punctuation; ``.``; classes ``[...]`` with ra
 negation; ``\\d \\w \\s`` and their negations (Unicode, as in Python); ``\\n \\t \\r \\f \\v``;
 ``^``/``\\A`` (start of the value) and ``$``/``\\Z``/``\\z`` (end of the value: never
 before a trailing newline); groups ``(...)``, ``(?:...)``, ``(?P<name>...)`` (none
-captures); ``|``; ``* + ? {m} {m,} {m,n} {,n}`` (at most :data:`MAX_REPEAT`), lazy forms
+captures); ``|``; ``* + ? {m} {m,} {m,n} {,n}`` (at most :data:`MAX_REPEAT`, and nested
+counts multiplying to at most :data:`MAX_NESTED_REPEAT`), lazy forms
 accepted by ``matches`` (where only yes or no counts); flags ``(?i)`` and ``(?s)`` at the
 start. Refused: backreferences, lookaround, atomic groups, possessive quantifiers, ``\\b``,
 scoped flags, other escapes (so RE2-only syntax such as ``\\C`` or ``\\pN`` too), and under
@@ -45,6 +46,7 @@ import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
 
 __all__ = [
     "MAX_INPUT_LENGTH",
+    "MAX_NESTED_REPEAT",
     "MAX_PATTERN_LENGTH",
     "MAX_PROGRAM_MEMORY",
     "MAX_REPEAT",
@@ -61,6 +63,9 @@ MAX_PATTERN_LENGTH = 512
 MAX_INPUT_LENGTH = 1024
 #: Largest count in a ``{m,n}`` quantifier.
 MAX_REPEAT = 100
+#: Largest product of the counts of nested quantifiers (``(a{10}){20}`` is 200): RE2's own
+#: limit, checked here so that the refusal has our wording and RE2 logs nothing.
+MAX_NESTED_REPEAT = 1000
 #: RE2's memory budget per compiled pattern (program and DFA cache), in bytes: a pattern
 #: whose program does not fit is refused at load time.
 MAX_PROGRAM_MEMORY = 8 << 20
@@ -190,6 +195,9 @@ class _Parser:
         self.allow_lazy = allow_lazy
         self.depth = 0
         self.anchored = False
+        #: The product of the quantifier counts nested in what was parsed last (see
+        #: MAX_NESTED_REPEAT): set by every atom, quantifier, sequence and alternation.
+        self.weight = 1
 
     def error(self, message: str) -> RegexError:
         return RegexError(f"{message} (at position {self.i})")
@@ -225,18 +233,24 @@ class _Parser:
 
     def _alt(self) -> str:
         branches = [self._seq()]
+        weight = self.weight
         while self.peek() == "|":
             self.i += 1
             branches.append(self._seq())
+            weight = max(weight, self.weight)
+        self.weight = weight
         return "|".join(branches)
 
     def _seq(self) -> str:
         items: list[str] = []
+        weight = 1
         while True:
             ch = self.peek()
             if ch is None or ch in "|)":
                 break
             items.append(self._quantified(*self._atom()))
+            weight = max(weight, self.weight)
+        self.weight = weight
         return "".join(items)
 
     def _quantified(self, atom: str, repeatable: bool) -> str:
@@ -271,6 +285,15 @@ class _Parser:
         if self.peek() in ("*", "+", "?") or (self.peek() == "{" and self._looks_like_braces()):
             raise self.error("multiple repeat")
         low, high = bounds
+        # As RE2 counts: the upper bound, or the lower one when there is none; 0 adds nothing.
+        factor = high if high is not None else low
+        if factor > 0:
+            self.weight *= factor
+            if self.weight > MAX_NESTED_REPEAT:
+                raise self.error(
+                    f"pattern too large: nested repeat counts multiply to more than "
+                    f"{MAX_NESTED_REPEAT} (each count repeats everything inside it)"
+                )
         count = f"{{{low},}}" if high is None else f"{{{low},{high}}}"
         return f"(?:{atom}){count}{lazy}"
 
@@ -306,6 +329,7 @@ class _Parser:
     def _atom(self) -> tuple[str, bool]:
         """The RE2 text of the next atom, and whether a quantifier may follow it."""
         ch = self.p[self.i]
+        self.weight = 1  # a group sets its contents' weight
         if ch == "(":
             return self._group()
         if ch == "[":
@@ -368,7 +392,7 @@ class _Parser:
         self.depth += 1
         if self.depth > 50:
             raise self.error("groups nested too deeply")
-        inner = self._alt()
+        inner = self._alt()  # sets self.weight: the group's
         self.depth -= 1
         if self.peek() != ")":
             self.i = start
@@ -427,6 +451,9 @@ class _Parser:
             first = False
             if ch == "\\" and self.i + 1 < len(self.p) and self.p[self.i + 1] in _CATEGORIES:
                 self.i += 2
+                if self.peek() == "-" and self.i + 1 < len(self.p) and self.p[self.i + 1] != "]":
+                    self.i -= 2  # re refuses a category as a range's start ([\d-z]), as its end
+                    raise self.error("bad character range")
                 continue
             lo = self._class_char()
             if self.peek() == "-" and self.i + 1 < len(self.p) and self.p[self.i + 1] != "]":
@@ -440,7 +467,11 @@ class _Parser:
                 self._checked(lo)
         body = self.p[body_start : self.i - 1]
         # The positive set, then negated by RE2: sre negates the (?i) test the same way.
-        positive = _python_set(("(?i)" if self.icase else "") + "[" + body + "]")
+        try:
+            positive = _python_set(("(?i)" if self.icase else "") + "[" + body + "]")
+        except re.error as exc:  # the checks above should leave re nothing to refuse
+            self.i = start
+            raise self.error(f"invalid character set: {exc.msg}") from None
         if not negated:
             return positive
         return "(?s:.)" if positive == _NEVER else "[^" + positive[1:]
@@ -471,8 +502,15 @@ def _encodable(text: str) -> str:
     return _SURROGATES.sub("\ufffd", text) if _SURROGATES.search(text) else text
 
 
+def _re2_message(exc: Exception) -> str:
+    """RE2's reason as text (google-re2 gives it as bytes)."""
+    reason = exc.args[0] if exc.args else ""
+    return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+
+
 def _options(*, longest: bool) -> re2.Options:
     options = re2.Options()
+    options.log_errors = False  # RE2 would write its errors to stderr itself: we raise them
     options.max_mem = MAX_PROGRAM_MEMORY
     options.longest_match = longest
     return options
@@ -537,7 +575,7 @@ class Pattern:
             # replace: leftmost-longest, so that the result does not depend on branch order.
             self._longest = re2.compile(self.translated, _options(longest=True))
         except re2.error as exc:
-            raise RegexError(f"pattern too large to compile ({exc})") from None
+            raise RegexError(f"pattern too large to compile ({_re2_message(exc)})") from None
         self._search_raw = _raw_match(self._search)
         self._longest_raw = _raw_match(self._longest)
         self._literal = _as_literal(self.translated)
@@ -563,7 +601,7 @@ class Pattern:
             # char-offset bookkeeping (a yes/no answer needs no offsets).
             return self._search.search(_encodable(text).encode("utf-8")) is not None
         except re2.error as exc:
-            raise TooCostly(str(exc)) from None
+            raise TooCostly(_re2_message(exc)) from None
 
     def sub(self, replacement: str, text: str) -> str:
         """``text`` with each leftmost-longest match replaced by ``replacement`` (literal)."""
@@ -584,7 +622,7 @@ class Pattern:
                 return self._sub_ascii(replacement, text)
             return self._sub(replacement, text)
         except re2.error as exc:
-            raise TooCostly(str(exc)) from None
+            raise TooCostly(_re2_message(exc)) from None
 
     def searcher(self) -> Callable[[str], bool]:
         """``self.search`` as a tighter closure for an ASCII value (the common case)."""
@@ -600,7 +638,7 @@ class Pattern:
             try:
                 return match(_UNANCHORED, data, 0, len(data))[0] != _NO_MATCH
             except re2.error as exc:
-                raise TooCostly(str(exc)) from None
+                raise TooCostly(_re2_message(exc)) from None
 
         return search_ascii
 

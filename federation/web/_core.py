@@ -34,7 +34,7 @@ from ..errors import (
     MissingToken,
     StorageError,
 )
-from ..spi import MAX_SECRET_FILE_BYTES, FileTooLarge, read_limited
+from ..spi import MAX_SECRET_FILE_BYTES, FileTooLarge, display_path, env_secret, read_limited
 from ._redirects import RedirectPolicy, origin_of
 
 if TYPE_CHECKING:
@@ -387,19 +387,17 @@ def read_secret(
     """The bytes of a secret from ``{env: NAME}`` or ``{file: path}`` (trailing newline dropped)."""
     env = os.environ if environ is None else environ
     if ref.env is not None:
-        value = env.get(ref.env)
-        if not value:
-            raise ConfigError(f"{field}: the environment variable {ref.env} is not set", field=field)
-        return value.encode("utf-8")
+        return env_secret(env, ref.env, field)
     path = base_dir / str(ref.file)
+    shown = display_path(path)
     try:
         data = read_limited(path, MAX_SECRET_FILE_BYTES).rstrip(b"\r\n")
     except FileTooLarge as exc:
-        raise ConfigError(f"{field}: {path} is {exc.strerror}", field=field) from None
+        raise ConfigError(f"{field}: {shown} is {exc.strerror}", field=field) from None
     except OSError:
-        raise ConfigError(f"{field}: cannot read {path}", field=field) from None
+        raise ConfigError(f"{field}: cannot read {shown}", field=field) from None
     if not data:
-        raise ConfigError(f"{field}: {path} is empty", field=field)
+        raise ConfigError(f"{field}: {shown} is empty", field=field)
     return data
 
 
