@@ -82,6 +82,8 @@ class Passwords:
             )
         if len(password) > self.policy.max_password_length:
             raise InvalidUserData("the password is too long", attribute="password")
+        if not _text(password):
+            raise InvalidUserData("the password is not text (a lone surrogate)", attribute="password")
 
     def hash(self, password: str) -> str:
         """The PHC string of ``password`` (a fresh salt each time)."""
@@ -91,8 +93,12 @@ class Passwords:
         """True when ``password`` matches; an absent hash verifies the dummy (same cost) and fails."""
         from argon2.exceptions import InvalidHashError, VerificationError
 
-        if not isinstance(password, str) or len(password) > self.policy.max_password_length:
-            password = ""  # still pay for one verification
+        if (
+            not isinstance(password, str)
+            or len(password) > self.policy.max_password_length
+            or not _text(password)  # argon2 hashes UTF-8: a lone surrogate cannot be one
+        ):
+            password_hash, password = None, ""  # still pay for one verification, and fail
         try:
             ok = self._hasher.verify(password_hash or self._dummy, password)
         except (VerificationError, InvalidHashError):
@@ -105,6 +111,15 @@ class Passwords:
             return self._hasher.check_needs_rehash(password_hash)
         except Exception:
             return True
+
+
+def _text(password: str) -> bool:
+    """Whether ``password`` encodes as UTF-8 (what the hash is made of)."""
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _default_hasher() -> PasswordHasher:

@@ -422,11 +422,15 @@ class SessionService:
             raise RefreshReused("the refresh token was used already; its whole session is revoked")
         user: User | None = yield self._user_step(record.user_id)
         state: UserSessionState = yield self._call("user_state", record.user_id, now=now)
-        if user is None or state.generation != record.generation:
+        moved = state.generation != record.generation
+        if user is None or moved:
             yield self._call("revoke_session", record.session_id, now=now)
-            raise TokenRevoked("the session was revoked")
-        if user.status != "active":
+        if user is not None and user.status != "active":
+            # Before the generation's answer: deprovisioning disables and moves the generation
+            # at once, and its user is told the account is disabled, as authenticate says.
             raise AccountDisabled("the account is disabled", user_id=user.id)
+        if user is None or moved:
+            raise TokenRevoked("the session was revoked")
         access, claims = self.tokens.issue(
             user.id,
             roles=user.roles,
@@ -535,16 +539,18 @@ class SessionService:
             raise InvalidCredentials("the login or the password is wrong")
         key = login_key(login)
         keys = [account_key(key)] + ([address_key(client_address)] if client_address else [])
-        for limiter in keys:
-            state: AttemptState = yield self._call("attempts", limiter)
-            if state.locked_until is not None and state.locked_until > now:
-                retry = (state.locked_until - now).total_seconds()
-                self._emit(PASSWORD_LOGIN_FAILED, None, reason="account_locked", key=limiter.split(":")[0])
-                raise AccountLocked("too many failed sign-ins; try again later", retry_after=retry)
+        yield from self._refuse_locked(keys, now)
         found: tuple[LocalCredential, User | None] | None = yield _Step(
             lambda: credentials.find_credential(key)
         )
         credential, user = found if found is not None else (None, None)
+        if user is not None:
+            # The account itself, whichever of its logins (username, email) was typed: one
+            # count and one lock, not one per spelling (which doubled the guesses allowed
+            # and let the email sign in while the username was locked).
+            owner = account_key(f"user:{user.id}")
+            yield from self._refuse_locked([owner], now)
+            keys.insert(1, owner)
         stored = credential.password_hash if credential is not None else None
         ok: bool = yield _Step(lambda: passwords.verify(stored, password))
         if not ok or credential is None or user is None:
@@ -564,7 +570,8 @@ class SessionService:
         if user.status != "active":
             self._emit(PASSWORD_LOGIN_FAILED, user.id, reason="account_disabled")
             raise AccountDisabled("the account is disabled", user_id=user.id)
-        yield self._call("clear_attempts", account_key(key))
+        for limiter in keys[:2]:  # the login typed and its account; an address's count stays
+            yield self._call("clear_attempts", limiter)
         if passwords.needs_rehash(credential.password_hash):
             fresh: str = yield _Step(lambda: passwords.hash(password))
             yield _Step(lambda: credentials.set_password_hash(user.id, fresh, now=now))
@@ -573,6 +580,15 @@ class SessionService:
         touched = yield _Step(lambda: provisioner.touch(uid), lambda: provisioner.atouch(uid))
         self._emit(LOGIN_SUCCEEDED, user.id, via="password")
         return (yield from self.issue_flow(touched or user, "password"))
+
+    def _refuse_locked(self, keys: Sequence[str], now: datetime) -> Flow[None]:
+        """:class:`~federation.errors.AccountLocked` while any of ``keys`` is locked."""
+        for limiter in keys:
+            state: AttemptState = yield self._call("attempts", limiter)
+            if state.locked_until is not None and state.locked_until > now:
+                retry = (state.locked_until - now).total_seconds()
+                self._emit(PASSWORD_LOGIN_FAILED, None, reason="account_locked", key=limiter.split(":")[0])
+                raise AccountLocked("too many failed sign-ins; try again later", retry_after=retry)
 
     # -- authenticate ---------------------------------------------------------------------
 

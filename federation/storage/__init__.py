@@ -88,6 +88,7 @@ from ._records import (
     email_key,
 )
 from ._session_protocol import (
+    MAX_LOCKOUT_DOUBLINGS,
     AttemptState,
     CredentialStore,
     LocalCredential,
@@ -116,6 +117,7 @@ __all__ = [
     "IDENTITY_LINKED",
     "LOGIN_FAILED",
     "LOGIN_SUCCEEDED",
+    "MAX_LOCKOUT_DOUBLINGS",
     "MAX_ROWS",
     "PASSWORD_LOGIN_FAILED",
     "REFRESH_REUSED",

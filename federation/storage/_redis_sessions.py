@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 
 from ..errors import CorruptRecord, RevocationUnavailable, StorageError
 from ._session_protocol import (
+    MAX_LOCKOUT_DOUBLINGS,
     AttemptState,
     NewRefreshToken,
     RefreshUse,
@@ -244,7 +245,7 @@ for _, sid in ipairs(redis.call('ZRANGE', ukey, 0, -1)) do
 end
 return live
 """,
-    # ARGV: p retain key now max_attempts lockout ttl_ms
+    # ARGV: p retain key now max_attempts lockout ttl_ms max_doublings
     "record_failure": """
 local key = p .. 'attempts:' .. ARGV[3]
 local now = tonumber(ARGV[4])
@@ -252,10 +253,13 @@ local row = redis.call('HMGET', key, 'failures', 'locked_until', 'lockouts')
 local failures = tonumber(row[1] or '0')
 local locked = row[2]
 local lockouts = tonumber(row[3] or '0')
-if locked and locked ~= '' and tonumber(locked) <= now then failures = 0; locked = '' end
+if locked and locked ~= '' and tonumber(locked) > now then  -- counted while locked: no change
+  return {failures, locked, lockouts}
+end
+if locked and locked ~= '' then failures = 0; locked = '' end
 failures = failures + 1
 if failures >= tonumber(ARGV[5]) then
-  locked = tostring(now + tonumber(ARGV[6]) * (2 ^ lockouts))
+  locked = tostring(now + tonumber(ARGV[6]) * (2 ^ math.min(lockouts, tonumber(ARGV[8]))))
   failures = 0
   lockouts = lockouts + 1
 end
@@ -439,6 +443,7 @@ class _Plans:
             str(max_attempts),
             repr(float(lockout)),
             self.attempts_ttl_ms,
+            str(MAX_LOCKOUT_DOUBLINGS),
             parse=_attempt_state,
         )
 

@@ -28,6 +28,7 @@ from typing import Literal, Protocol
 from ._records import NewUser, User
 
 __all__ = [
+    "MAX_LOCKOUT_DOUBLINGS",
     "AttemptState",
     "CredentialStore",
     "LocalCredential",
@@ -134,13 +135,26 @@ def purge_instant(now: object) -> datetime:
     return now
 
 
+#: A lockout doubles on each repeat up to this many times (300 s becomes at most 21 hours):
+#: without a bound, a burst of guesses locked an account for centuries, then overflowed.
+MAX_LOCKOUT_DOUBLINGS = 8
+
+
 def after_failure(state: AttemptState, *, now: datetime, max_attempts: int, lockout: float) -> AttemptState:
-    """The attempt state after one more failure (the rule of :meth:`SessionStore.record_failure`)."""
-    if state.locked_until is not None and state.locked_until <= now:
+    """The attempt state after one more failure (the rule of :meth:`SessionStore.record_failure`).
+
+    A failure while a lockout runs changes nothing: it is an attempt that began before the
+    lock (the password check is slow) and landed after it, and counting it started a new,
+    doubled lockout at once, so one burst of parallel guesses locked an account for days.
+    """
+    if state.locked_until is not None and state.locked_until > now:
+        return state
+    if state.locked_until is not None:
         state = AttemptState(0, None, state.lockouts)  # an ended lockout starts a new count
     failures = state.failures + 1
     if failures >= max_attempts:
-        return AttemptState(0, now + timedelta(seconds=lockout * 2**state.lockouts), state.lockouts + 1)
+        seconds = lockout * 2 ** min(state.lockouts, MAX_LOCKOUT_DOUBLINGS)
+        return AttemptState(0, now + timedelta(seconds=seconds), state.lockouts + 1)
     return AttemptState(failures, state.locked_until, state.lockouts)
 
 

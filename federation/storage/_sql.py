@@ -922,11 +922,16 @@ class SQLStore:
         if lock is not None:
             lock.acquire()
         try:
+            dialect = self.engine.dialect
             try:
                 pooled = self.engine.raw_connection()
             except SQLAlchemyError as exc:
                 raise _storage_error(exc) from exc
-            dialect = self.engine.dialect
+            except dialect.loaded_dbapi.Error as exc:  # the pool lets a failed connect through raw
+                wrapped = DBAPIError.instance(
+                    None, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect
+                )
+                raise _storage_error(wrapped) from exc
             dbapi: Any = pooled.dbapi_connection  # the driver's own connection (psycopg, sqlite3)
             cursor: Any = None
             try:

@@ -281,6 +281,30 @@ def check_attempts(store: SessionStore) -> None:
     _require(store.attempts(other).failures == CONCURRENCY, "concurrent failures must all count")
 
 
+def check_lockout_bounds(store: SessionStore) -> None:
+    """A failure while a lockout runs changes nothing (an attempt that began before the lock
+    and ended after it), and the doubling stops at ``MAX_LOCKOUT_DOUBLINGS``."""
+    from ..storage import MAX_LOCKOUT_DOUBLINGS
+
+    key = _id("burst")
+    locked = store.record_failure(key, now=_T0, max_attempts=1, lockout=60)
+    during = store.record_failure(key, now=_T0 + timedelta(seconds=1), max_attempts=1, lockout=60)
+    _require(
+        _same(during.locked_until, locked.locked_until) and during.lockouts == 1,
+        "a failure during a lockout neither extends it nor counts as a repeat",
+    )
+    now, state = _T0, locked
+    for _ in range(MAX_LOCKOUT_DOUBLINGS + 4):
+        assert state.locked_until is not None
+        now = state.locked_until + timedelta(seconds=1)
+        state = store.record_failure(key, now=now, max_attempts=1, lockout=60)
+    assert state.locked_until is not None
+    _require(
+        _same(state.locked_until, now + timedelta(seconds=60 * 2**MAX_LOCKOUT_DOUBLINGS)),
+        "a lockout doubles at most MAX_LOCKOUT_DOUBLINGS times",
+    )
+
+
 def check_purge(store: SessionStore) -> None:
     """purge deletes what ended and keeps what is live."""
     user = _id("user")
@@ -347,6 +371,7 @@ SESSION_CHECKS: tuple[SessionCheck, ...] = tuple(
             check_revoked_tokens,
             check_generation,
             check_attempts,
+            check_lockout_bounds,
             check_claim_once,
             check_purge,
         ),

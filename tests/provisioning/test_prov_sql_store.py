@@ -245,3 +245,24 @@ def test_a_negative_count_or_offset_is_refused_before_the_database(make_store: A
         with pytest.raises(ValueError, match="must be an integer from 0 to"):
             call()
     assert store.list_users(limit=0) == [] and store.audit_tail(0) == []
+
+
+def test_a_database_that_stops_answering_is_a_storage_error_on_every_login_path() -> None:
+    """The login read takes a connection from the pool itself, which let the driver's own
+    connect error through: a first-seen token's login raised psycopg's OperationalError
+    (a 500 on the web), where every other path said StorageError (503)."""
+    import asyncio
+
+    pytest.importorskip("psycopg")
+    store = SQLStore("postgresql+psycopg://postgres@127.0.0.1:9/test?connect_timeout=2")
+    store._schema_ready = True  # the schema was there; then the server went away
+    idp = MockIdP(issuer="https://idp.test", alg="ES256")
+    with idp.bridge(store=store) as bridge:
+        for attempt in (
+            lambda: bridge.login(idp.mint(sub="u1")),
+            lambda: asyncio.run(bridge.alogin(idp.mint())),
+        ):
+            with pytest.raises(StorageError) as caught:
+                attempt()
+            assert caught.value.code == "storage_error"
+    store.close()

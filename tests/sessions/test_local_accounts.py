@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -158,6 +159,57 @@ def test_lockout_per_account_doubles_and_is_audited(
     assert again.value.retry_after == pytest.approx(59)
     clock.advance(60)
     assert bridge.password_login("erin", PASSWORD).user.username == "erin"
+
+
+def test_an_account_has_one_count_and_one_lock_whichever_login_is_typed(
+    make_bridge: Callable[..., Bridge],
+) -> None:
+    """Username and email each had their own counter: twice the guesses, and the email
+    signed in while the username was locked."""
+    bridge = make_bridge()
+    bridge.register_local(username="gina", email="gina@example.test", password=PASSWORD)
+    for login in ("gina", "GINA@example.test"):
+        with pytest.raises(InvalidCredentials):
+            bridge.password_login(login, "wrong password here")
+    with pytest.raises(InvalidCredentials):
+        bridge.password_login("gina@example.test", "wrong password here")  # the third: locked now
+    for login in ("gina", "gina@example.test"):
+        with pytest.raises(AccountLocked):
+            bridge.password_login(login, PASSWORD)
+
+
+def test_failures_that_land_during_a_lockout_neither_extend_it_nor_double_it(
+    make_bridge: Callable[..., Bridge], clock: FrozenClock
+) -> None:
+    """Parallel guesses that began before the lock (the hash is slow) and failed after it
+    each started a new, doubled lockout: one burst of 60 locked an account for days."""
+    bridge = make_bridge()
+    bridge.register_local(username="hal", password=PASSWORD)
+    store = bridge.sessions.store
+    for _ in range(3):
+        with pytest.raises(InvalidCredentials):
+            bridge.password_login("hal", "wrong password here")
+    user_key = next(k for k in store._attempts if k.startswith("account:user:"))  # type: ignore[attr-defined]
+    locked = store.attempts(user_key)
+    for _ in range(20):  # what the stragglers of a burst record, all within the lockout
+        store.record_failure(
+            user_key, now=datetime.fromtimestamp(clock(), timezone.utc), max_attempts=3, lockout=60
+        )
+    assert store.attempts(user_key) == locked
+    clock.advance(61)
+    assert bridge.password_login("hal", PASSWORD).user.username == "hal"
+
+
+def test_a_password_that_is_not_text_is_refused_as_a_wrong_one(make_bridge: Callable[..., Bridge]) -> None:
+    bridge = make_bridge()
+    bridge.register_local(username="ivy", password=PASSWORD)
+    with pytest.raises(InvalidUserData, match="not text"):
+        bridge.register_local(username="jo", password="\ud800" * 12)
+    for login in ("ivy", "nobody"):
+        with pytest.raises(InvalidCredentials):  # before: UnicodeEncodeError out of argon2
+            bridge.password_login(login, "\ud800" * 12)
+    with pytest.raises(InvalidCredentials):
+        asyncio.run(bridge.apassword_login("ivy", "\ud800" * 12))
 
 
 def test_unknown_accounts_lock_too(make_bridge: Callable[..., Bridge]) -> None:

@@ -413,10 +413,16 @@ def test_deprovision_refuses_the_users_tokens_at_once(bridge: Bridge, idp: MockI
     bridge.deprovision(issuer="https://idp.test", subject="sam", mode="disable")
     with pytest.raises(AccountDisabled):
         bridge.authenticate(session.access_token)
+    assert session.refresh_token is not None
+    with pytest.raises(AccountDisabled):  # as authenticate says; before: the generation's revoked
+        bridge.refresh(session.refresh_token)
     deleted = bridge.exchange(idp.mint(sub="tina"))
     bridge.deprovision(issuer="https://idp.test", subject="tina", mode="delete")
     with pytest.raises(TokenRevoked):
         bridge.authenticate(deleted.access_token)
+    assert deleted.refresh_token is not None
+    with pytest.raises(TokenRevoked):
+        bridge.refresh(deleted.refresh_token)
 
 
 def test_user_check_bounds_how_stale_a_users_status_may_be(
