@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TextIO
 
 __all__ = ["main"]
 
@@ -32,23 +33,24 @@ def _print_version(line: str) -> int:
         stdout.write(line)
         stdout.flush()  # a failure shows here, not in the interpreter's shutdown
     except BrokenPipeError:
-        _discard(stdout)
+        discard_stdout(stdout)
         return 141
     except (OSError, ValueError) as exc:
         reason = (exc.strerror if isinstance(exc, OSError) else None) or "closed"
         if sys.stderr is not None:
             sys.stderr.write(f"federation: cannot write standard output ({reason})\n")
-        _discard(stdout)
+        discard_stdout(stdout)
         return 2
     return 0
 
 
-def _discard(stdout: object) -> None:
-    """Point stdout at devnull, so the interpreter's final flush does not fail again."""
-    if stdout is None:
+def discard_stdout(stream: TextIO | None) -> None:
+    """After ``| head`` closed the pipe, or a write failed: point stdout at devnull, so the
+    interpreter's final flush does not fail again (the recipe of Python's signal documentation)."""
+    if stream is None or stream is not sys.stdout:
         return
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stream.fileno())
     except (OSError, ValueError, AttributeError):  # no file descriptor: nothing to flush later
         pass

@@ -41,6 +41,7 @@ from ._cli_mapping import add_commands as add_mapping_commands
 from ._cli_serve import add_serve_command
 from ._cli_sessions import add_commands as add_session_commands
 from ._cli_store import add_commands as add_store_commands
+from ._entry import discard_stdout
 from .bridge import Bridge
 from .config import load_config
 from .errors import (
@@ -452,25 +453,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         code = _run(args, stream)
         stream.flush()  # a closed pipe shows here, not in the interpreter's shutdown
     except BrokenPipeError:
-        _discard_stdout(target)
+        discard_stdout(target)
         return EXIT_BROKEN_PIPE
     except _OutputFailed as exc:
         sys.stderr.write(f"federation: cannot write standard output ({exc})\n")
-        _discard_stdout(target)  # what could not be written must not fail again at exit
+        discard_stdout(target)  # what could not be written must not fail again at exit
         return EXIT_CONFIG
     return code
-
-
-def _discard_stdout(stream: TextIO | None) -> None:
-    """After ``| head`` closed the pipe, or a write failed: point stdout at devnull, so the
-    interpreter's final flush does not fail again (the recipe of Python's signal documentation)."""
-    if stream is None or stream is not sys.stdout:
-        return
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):  # no file descriptor: nothing to flush later
-        pass
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
