@@ -237,6 +237,22 @@ def _same_email(a: str | None, b: str | None) -> bool:
     return a == b or (email_key(a) is not None and email_key(a) == email_key(b))
 
 
+def _stored_as(old: Any, new: Any) -> bool:
+    """Whether ``old`` is how a store hands back the JSON value ``new``: PostgreSQL's JSONB
+    keeps a number as a decimal, so a large float comes back an int (1.5e308 as 15 and 307
+    zeros), unequal to the float; every login then rewrote the attribute."""
+    if type(new) is float and type(old) is int:
+        try:
+            return float(old) == new
+        except OverflowError:
+            return False
+    if type(new) is list and type(old) is list:
+        return len(old) == len(new) and all(o == n or _stored_as(o, n) for o, n in zip(old, new, strict=True))
+    if type(new) is dict and type(old) is dict:
+        return old.keys() == new.keys() and all(old[k] == v or _stored_as(old[k], v) for k, v in new.items())
+    return False
+
+
 def stored_email_verified(facts: LoginFacts, email: str | None, user: User | None) -> bool:
     """The stored ``email_verified`` once ``email`` is written by this login.
 
@@ -328,6 +344,8 @@ def plan_login(
             old = attributes.get(name)
             if value is None:
                 attributes.pop(name, None)
+            elif old != value and _stored_as(old, value):
+                continue  # the store's own rendering of this value: nothing changed
             else:
                 attributes[name] = value
             if old != value:

@@ -4,6 +4,7 @@ out is kept, None clears; changes are reported with old and new values."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -55,6 +56,36 @@ def test_every_login_writes_what_the_mapping_says(
         "Ada King",
         {"department": "Research", "title": "Engineer"},
     )
+
+
+def _numbers(token: Any, existing: ExistingUser | None) -> MappingResult:
+    return MappingResult(attributes={"big": token.claims["big"], "list": token.claims["list"]})
+
+
+def test_a_number_the_store_gives_back_in_another_form_is_no_change(
+    login_bridge: Any, idp: MockIdP, store: Any, clock: FrozenClock
+) -> None:
+    """PostgreSQL's JSONB keeps a number as a decimal: a large float came back as an int,
+    unequal to the float, and every login rewrote the attribute (and audited it)."""
+    bridge = login_bridge(store, mapping=StubMapping(_numbers))
+    claims = {"sub": "u", "big": 1.5e308, "list": [1e300, {"x": 2.5e200}]}
+    first = bridge.login(idp.mint(claims))
+    clock.advance(600)  # past touch_interval: a login that changed nothing writes only its time
+    again = bridge.login(idp.mint(claims))
+    assert again.changes == {}
+
+    # The same, with the stored values in the form JSONB hands back, whatever the store.
+    def decimal(value: float) -> int:  # JSONB's digits of the float's shortest repr
+        return int(Decimal(repr(value)))
+
+    as_ints = {"big": decimal(1.5e308), "list": [decimal(1e300), {"x": decimal(2.5e200)}]}
+    assert as_ints["big"] != 1.5e308  # unequal to the float, as PostgreSQL hands it back
+    with store.transaction() as tx:
+        tx.update_user(first.user.id, {"attributes": as_ints})
+    clock.advance(600)
+    assert bridge.login(idp.mint(claims)).changes == {}
+    changed = bridge.login(idp.mint({**claims, "big": 1.25e308}))
+    assert set(changed.changes) == {"attributes.big"}
 
 
 def test_absent_attributes_are_kept(login_bridge: Any, idp: MockIdP, store: Any) -> None:
