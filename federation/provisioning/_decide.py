@@ -342,13 +342,14 @@ def plan_login(
         attributes = dict(user.attributes)
         for name, value in extra.items():
             old = attributes.get(name)
+            changed = old != value
             if value is None:
                 attributes.pop(name, None)
-            elif old != value and _stored_as(old, value):
+            elif changed and _stored_as(old, value):
                 continue  # the store's own rendering of this value: nothing changed
             else:
                 attributes[name] = value
-            if old != value:
+            if changed:
                 field_changes[f"attributes.{name}"] = (old, value)
         if attributes != dict(user.attributes):
             changes["attributes"] = attributes
