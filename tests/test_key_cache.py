@@ -147,6 +147,9 @@ def test_ttl_comes_from_max_age_clamped(
         ('max-age="120"', 120),
         ("s-maxage=5000", 600),
         ("max-age=banana", 600),
+        ("no-store, max-age=3600", 60),  # no-store wins over a max-age beside it
+        ("max-age=3600, no-cache", 60),
+        ("max-age=99999999999", 86400),  # eleven digits: clamped, not ignored
     ],
 )
 def test_ttl_header_variants(

@@ -494,3 +494,50 @@ def test_loopback_http_issuer_end_to_end(clock: FrozenClock, mode: str) -> None:
     assert verify(bridge, local.mint(), mode).issuer == "http://127.0.0.1:8080"
     assert len(local.requests_to("jwks")) == 1
     bridge.close()
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_a_server_trickling_its_answer_cannot_hold_a_sync_caller(where: str) -> None:
+    """httpx's timeouts are per read: a server sending its headers a byte at a time, each
+    byte within the read timeout, held ``fetch_sync`` (and every verify waiting on it)
+    for as long as it liked. The total budget (twice ``timeout``) is now enforced by
+    shutting the socket down. The server trickles for ever, so only the budget ends it."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            head = (
+                b"HTTP/1.1 200 OK\r\nX-Pad: "
+                if where == "headers"
+                else (b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nContent-Type: application/json\r\n\r\n")
+            )
+            try:
+                conn.sendall(head)
+                while not stop.wait(0.05):  # one byte well within every read timeout
+                    conn.sendall(b"a")
+            except OSError:
+                pass  # the client shut the connection down: what the test waits for
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    result: list[FetchResponse] = []
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/jwks"
+    with httpx.Client() as client:
+        caller = threading.Thread(
+            target=lambda: result.append(
+                fetch_sync(client, FetchRequest(url, "jwks"), timeout=0.3, max_bytes=1 << 20)
+            ),
+            daemon=True,
+        )
+        caller.start()
+        caller.join(30)  # a liveness bound, far past the 0.6 s budget: not a measurement
+        stop.set()
+    listener.close()
+    assert not caller.is_alive(), "fetch_sync is still reading from a trickling server"
+    assert [r.error for r in result] == ["timeout"]

@@ -32,7 +32,7 @@ __all__ = [
     "ttl_from_headers",
 ]
 
-_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,20})\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_STORE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:,|$|=)", re.IGNORECASE)
 
 
@@ -65,10 +65,10 @@ def ttl_from_headers(headers: Mapping[str, str], config: KeysConfig) -> float:
     """
     value = headers.get("cache-control", "")
     match = _MAX_AGE.search(value)
-    if match:
-        age = float(match.group(1))
-    elif _NO_STORE.search(value):
+    if _NO_STORE.search(value):  # wins over a max-age beside it (RFC 9111 §5.2.2.4, §5.2.2.5)
         age = 0.0
+    elif match:
+        age = float(match.group(1))  # eleven digits or more: past every clamp, so max_ttl
     else:
         return config.ttl
     return min(max(age, config.min_ttl), config.max_ttl)

@@ -10,10 +10,12 @@ Must not: interpret status codes or bodies, keep state, or decide what to fetch.
 
 from __future__ import annotations
 
+import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -85,18 +87,69 @@ def _declared_too_large(response: httpx.Response, max_bytes: int) -> bool:
     return length is not None and length.isdigit() and int(length) > max_bytes
 
 
+class _Watchdog:
+    """Shuts the fetch's socket down at the deadline. httpx's timeouts are per read, so a
+    server that trickles its response headers a byte at a time held a sync caller without
+    end (asyncio's ``wait_for`` bounds the async shell). The socket comes from httpcore's
+    ``trace`` extension when the connection opens; the request asks ``Connection: close``,
+    so a key fetch never rides on a pooled connection the watchdog could not see."""
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def trace(self, name: str, info: dict[str, Any]) -> None:
+        if name != "connection.connect_tcp.complete":
+            return
+        extra = getattr(info.get("return_value"), "get_extra_info", None)
+        sock = extra("socket") if extra is not None else None
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._sockets.append(sock)
+                late = self.fired
+            if late:
+                _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked in another thread (close does not)
+    except OSError:
+        pass  # closed already
+
+
 def fetch_sync(
     client: httpx.Client, request: FetchRequest, *, timeout: float, max_bytes: int
 ) -> FetchResponse:
     """GET ``request.url`` with ``client``; never raises for network trouble."""
-    deadline = time.monotonic() + 2 * timeout  # total budget: a slow drip cannot hold a thread forever
+    budget = 2 * timeout  # total budget: a slow drip cannot hold a thread forever
+    deadline = time.monotonic() + budget
+    watchdog = _Watchdog(budget)
     try:
-        with client.stream(
+        with watchdog, client.stream(
             "GET",
             request.url,
-            headers=request.headers(),
+            headers={**request.headers(), "Connection": "close"},
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
+            extensions={"trace": watchdog.trace},
         ) as response:
             if _declared_too_large(response, max_bytes):
                 raise _TooLarge
@@ -111,6 +164,8 @@ def fetch_sync(
                 chunks.append(chunk)
             return FetchResponse(response.status_code, _headers(response), b"".join(chunks))
     except Exception as exc:  # every transport failure becomes data for the pure core
+        if watchdog.fired:
+            return FetchResponse(error="timeout")
         return _transport_error(exc)
 
 
