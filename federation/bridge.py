@@ -251,18 +251,30 @@ class Bridge:
 
     # -- key prefetch -----------------------------------------------------------------------
 
-    def warm_up(self) -> WarmUpReport:
-        """Fetch every key set now, once each; report per issuer string (never raises for I/O)."""
-        sources = self._unique_sources()
-        return self._report({id(source): source.refresh() for source in sources})
+    def warm_up(self, *, cold_only: bool = False) -> WarmUpReport:
+        """Fetch every key set now, once each; report per issuer string (never raises for I/O).
 
-    async def awarm_up(self) -> WarmUpReport:
+        ``cold_only``: fetch only the key sets that cannot answer from memory (a source's
+        optional ``ready``); the others count as succeeded. A health check asks this, so
+        that probing it never makes the service fetch from the identity provider.
+        """
+        sources, warm = self._sources_to_warm(cold_only)
+        return self._report({**warm, **{id(source): source.refresh() for source in sources}})
+
+    async def awarm_up(self, *, cold_only: bool = False) -> WarmUpReport:
         """Async twin of :meth:`warm_up`; key sets are fetched concurrently."""
         import asyncio
 
-        sources = self._unique_sources()
+        sources, warm = self._sources_to_warm(cold_only)
         results = await asyncio.gather(*(source.arefresh() for source in sources))
-        return self._report({id(s): ok for s, ok in zip(sources, results, strict=True)})
+        return self._report({**warm, **{id(s): ok for s, ok in zip(sources, results, strict=True)}})
+
+    def _sources_to_warm(self, cold_only: bool) -> tuple[list[KeySource], dict[int, bool]]:
+        sources = self._unique_sources()
+        if not cold_only:
+            return sources, {}
+        warm = {id(s): True for s in sources if getattr(s, "ready", False) is True}
+        return [s for s in sources if id(s) not in warm], warm
 
     def _unique_sources(self) -> list[KeySource]:
         # A profile with several issuer strings (Cognito, Google) has one key source: fetch it once.

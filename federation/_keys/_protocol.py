@@ -37,7 +37,9 @@ class KeySource(Protocol):
       into verification: call it inside ``try``/``except Exception``.
 
     Optional: a ``last_error`` attribute (a short reason string or None) is used
-    by ``warm_up`` reports; without it a failed refresh reads ``"failed"``.
+    by ``warm_up`` reports; without it a failed refresh reads ``"failed"``. A
+    ``ready`` attribute (True when ``get_key`` can answer from memory now) lets
+    ``warm_up(cold_only=True)`` skip the source; without it the source is refreshed.
     """
 
     on_event: EventSink | None

@@ -286,6 +286,13 @@ class IssuerKeySource:
         """Why the last fetch failed (None after a success), for warm-up reports."""
         return self.state.last_error
 
+    @property
+    def ready(self) -> bool:
+        """Whether a verification can be answered from memory now: a key set within its TTL,
+        or past it by less than ``max_stale`` (what stale-if-error serves)."""
+        state = self.state
+        return state.keyset is not None and self._clock() < state.fresh_until + self.config.max_stale
+
     # -- shared -------------------------------------------------------------------------
 
     def _settle_miss(

@@ -27,12 +27,13 @@ import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..errors import (
     FederationError,
+    InsufficientRole,
     InvalidRequest,
     InvalidToken,
     KeySetUnavailable,
@@ -49,6 +50,7 @@ from ._core import (
     ErrorResponse,
     Guard,
     WebSettings,
+    _header,
     error_response,
     keys_match,
 )
@@ -84,6 +86,34 @@ MAX_BODY_BYTES = 64 * 1024
 STATE_COOKIE = "federation_oauth"
 STATE_MAX_AGE = 600  # seconds a sign-in may take at the identity provider
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+#: Seconds a request body may take to arrive: a client sending a byte a second, or none
+#: after its headers, would otherwise keep its connection (and the login it waits for).
+BODY_TIMEOUT = 10.0
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body up to :data:`MAX_BODY_BYTES` (a chunked body declares no length), within
+    :data:`BODY_TIMEOUT`; a client that goes away meanwhile is an ``InvalidRequest`` no one
+    reads, not an ASGI error logged with its traceback."""
+    chunks: list[bytes] = []
+
+    async def read() -> None:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise InvalidRequest("the request body is too large")
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(read(), BODY_TIMEOUT)
+    except (asyncio.TimeoutError, TimeoutError):
+        raise InvalidRequest("the request body did not arrive in time", code="request_timeout") from None
+    except ClientDisconnect:
+        raise InvalidRequest("the client went away before its request body arrived") from None
+    return b"".join(chunks)
 
 
 def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -196,7 +226,9 @@ class LoginService:
 
     def _client_address(self, request: Request) -> str | None:
         peer = request.client.host if request.client else None
-        return self.settings.forwarded.client_address(peer, request.headers.get("x-forwarded-for"))
+        # Every X-Forwarded-For line, joined: a proxy may add its own line below the client's.
+        forwarded = _header(request.headers, "x-forwarded-for", ", ")
+        return self.settings.forwarded.client_address(peer, forwarded)
 
     def _credential(self, request: Request) -> Credential | None:
         return self.guard.credential(request.headers, request.cookies)
@@ -218,15 +250,7 @@ class LoginService:
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             raise InvalidRequest("the request body is too large")
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        # Read up to the bound, never whole: a chunked body declares no length.
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise InvalidRequest("the request body is too large")
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        body = await _read_body(request)
         if kind == "application/json":
             # Strict, as a form is: a repeated member is refused, not decided by the last one.
             try:
@@ -438,7 +462,9 @@ class LoginService:
             else:
                 principal, _ = await self._principal(request)
                 if self.settings.admin_role not in principal.roles:
-                    raise LoginRefused("deleting another user needs the admin role", code="insufficient_role")
+                    raise InsufficientRole(
+                        "deleting another user needs the admin role", user_id=principal.user.id
+                    )
             result = await self.bridge.adeprovision_user(
                 user_id, mode=self.settings.delete, reason="deleted by an administrator"
             )
@@ -615,7 +641,7 @@ class LoginService:
 
     async def healthz(self, request: Request) -> Response:
         """GET /healthz: every issuer's keys warm and the store reachable, else 503 naming what is down."""
-        report = await self.bridge.awarm_up()
+        report = await self.bridge.awarm_up(cold_only=True)  # a probe never makes us fetch
         down: dict[str, Any] = {}
         if not report.ok:
             down["issuers"] = dict(report.failed)
@@ -647,19 +673,6 @@ def _user_json(user: Any) -> dict[str, Any]:
     }
 
 
-def _get_only(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    """``endpoint`` with Starlette's implicit HEAD refused: a GET that spends a single-use
-    credential (a URL token, an authorization code) is not the safe method HEAD must be
-    (RFC 9110 §9.3.2), and a link checker's HEAD would burn the user's link."""
-
-    async def get(request: Request) -> Response:
-        if request.method != "GET":
-            return _json(405, {"error": "method_not_allowed", "detail": "use GET"}, {"Allow": "GET"})
-        return await endpoint(request)
-
-    return get
-
-
 def create_app(
     bridge: Bridge,
     *,
@@ -681,15 +694,24 @@ def create_app(
     def route(path: str, endpoint: Callable[[Request], Awaitable[Response]], methods: list[str]) -> Route:
         return Route(path, endpoint, methods=methods)
 
+    def get_only(path: str, endpoint: Callable[[Request], Awaitable[Response]], **options: Any) -> Route:
+        # Starlette adds HEAD to a GET route; these GETs spend a single-use credential (a URL
+        # token, an authorization code), which a link checker's HEAD must not (RFC 9110
+        # §9.3.2): 405 with ``Allow: GET``, on HEAD and on every other method alike.
+        built = Route(path, endpoint, methods=["GET"], **options)
+        assert built.methods is not None
+        built.methods.discard("HEAD")
+        return built
+
     routes = [
         route("/token", service.token, ["POST"]),
         route("/revoke", service.revoke, ["POST"]),
         route("/register", service.register, ["POST"]),
         route("/users/me", service.delete_me, ["DELETE"]),
         route("/users/{user_id}", service.delete_user, ["DELETE"]),
-        route("/sso", _get_only(service.sso), ["GET"]),
+        get_only("/sso", service.sso),
         route("/login/{issuer}", service.login, ["GET"]),
-        Route("/callback/{issuer}", _get_only(service.callback), methods=["GET"], name="callback"),
+        get_only("/callback/{issuer}", service.callback, name="callback"),
         route("/logout", service.logout, ["POST"]),
         route("/me", service.me, ["GET"]),
         route("/.well-known/jwks.json", service.jwks, ["GET"]),

@@ -302,6 +302,90 @@ def test_a_chunked_body_is_read_only_up_to_the_bound(web_env: WebEnv) -> None:
     assert pulled == 64 * 1024 // len(chunk) + 1  # the first chunk past the bound, and no more
 
 
+def _asgi_post(app: Any, receive: Any, headers: list[tuple[bytes, bytes]] | None = None) -> list[Any]:
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/token",
+        "raw_path": b"/token",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"app.example.test"), (b"content-type", b"application/x-www-form-urlencoded")]
+        + (headers or []),
+        "client": ("127.0.0.1", 50000),
+        "server": ("app.example.test", 443),
+    }
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), timeout=20))
+    return sent
+
+
+def test_a_body_that_never_arrives_is_answered_not_waited_on(
+    web_env: WebEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Headers, then nothing (or a byte a second): the connection was held for ever."""
+    import asyncio
+
+    from federation.web import _service
+
+    monkeypatch.setattr(_service, "BODY_TIMEOUT", 0.2)
+    first = True
+
+    async def receive() -> dict[str, Any]:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b"grant_type=", "more_body": True}
+        await asyncio.sleep(3600)  # the rest never comes
+        raise AssertionError("unreachable")
+
+    sent = _asgi_post(web_env.app, receive)
+    assert sent[0]["status"] == 400
+    assert b"request_timeout" in b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_a_client_gone_mid_body_is_no_application_error(
+    web_env: WebEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Starlette's ClientDisconnect escaped the body reader: an ASGI error with its
+    traceback for every client that hung up, which anyone can cause."""
+    messages = iter(
+        [{"type": "http.request", "body": b"grant_type=", "more_body": True}, {"type": "http.disconnect"}]
+    )
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    sent = _asgi_post(web_env.app, receive)
+    assert sent[0]["status"] == 400
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_the_client_address_reads_every_forwarded_line_of_a_trusted_proxy(make_web_env: Any) -> None:
+    """A proxy that adds its own X-Forwarded-For line (HAProxy's forwardfor) put the real
+    client in the second line, and only the first was read: the lockout address was the one
+    the client wrote itself."""
+    from starlette.requests import Request
+
+    env = make_web_env(web={"trusted_proxies": ["127.0.0.1"]})
+    service = env.app.state.federation
+    scope = {
+        "type": "http",
+        "headers": [(b"x-forwarded-for", b"203.0.113.200"), (b"x-forwarded-for", b"198.51.100.12")],
+        "client": ("127.0.0.1", 50000),
+    }
+    assert service._client_address(Request(scope)) == "198.51.100.12"
+
+
 # -- POST /revoke --------------------------------------------------------------------------
 
 
@@ -436,6 +520,7 @@ def test_delete_user_by_role(make_web_env: Any) -> None:
     refused = env.client.delete(f"/users/{alice_id}", headers=bearer(plain["access_token"]))
     assert refused.status_code == 403
     assert refused.json()["error"] == "insufficient_role"
+    assert 'error="insufficient_scope"' in refused.headers["www-authenticate"]  # RFC 6750 §3.1
     done = env.client.delete(f"/users/{alice_id}", headers=bearer(admin["access_token"]))
     assert done.status_code == 200, done.text
 
@@ -565,6 +650,8 @@ def test_head_never_spends_a_single_use_credential(web_env: WebEnv, path: str) -
     assert head.status_code == 405
     assert head.headers["allow"] == "GET"
     assert "set-cookie" not in head.headers
+    for method in ("OPTIONS", "POST", "PUT"):  # the Allow header never offers HEAD either
+        assert web_env.client.request(method, path).headers["allow"] == "GET"
     assert web_env.client.get("/sso", params={"token": token}).status_code == 303  # not spent
 
 
@@ -1063,6 +1150,21 @@ def test_healthz_names_what_is_down(make_web_env: Any) -> None:
     up = env.client.get("/healthz")
     assert up.status_code == 200
     assert up.json()["status"] == "ok"
+
+
+def test_healthz_never_makes_the_service_fetch_warm_keys(make_web_env: Any) -> None:
+    """Every probe refetched the key set (anyone could make the service hammer the
+    provider), and a short outage made the service unhealthy while its cached keys
+    still verified every token."""
+    env = make_web_env()
+    assert env.client.get("/healthz").status_code == 200
+    fetched = len(env.idp.requests_to("jwks"))
+    for _ in range(5):
+        assert env.client.get("/healthz").status_code == 200
+    assert len(env.idp.requests_to("jwks")) == fetched
+    env.idp.outage(status=500)
+    assert env.client.get("/healthz").status_code == 200  # the cached keys still answer
+    assert env.exchange("alice")["access_token"]
 
 
 def test_mounted_under_a_prefix(make_web_env: Any) -> None:
