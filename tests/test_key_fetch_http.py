@@ -541,3 +541,62 @@ def test_a_server_trickling_its_answer_cannot_hold_a_sync_caller(where: str) -> 
     listener.close()
     assert not caller.is_alive(), "fetch_sync is still reading from a trickling server"
     assert [r.error for r in result] == ["timeout"]
+
+
+@pytest.mark.parametrize("fetcher", ["sync", "async"])
+def test_a_gzip_bomb_over_the_network_is_never_decoded_whole(fetcher: str) -> None:
+    """httpx decodes a whole network chunk at once: 250 KB of gzip became 250 MB in memory
+    before the size cap looked. The raw bytes are now decoded with zlib's output bound, so
+    what is held never passes the cap (measured in allocations, not in time)."""
+    import socket
+    import threading
+    import tracemalloc
+
+    bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=9)  # 64 MiB of zeros, ~64 KB
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            head = f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(bomb)}\r\n\r\n"
+            try:
+                conn.sendall(head.encode() + bomb)
+            except OSError:
+                pass  # the client stopped reading at the cap
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/jwks"
+    tracemalloc.start()
+    try:
+        if fetcher == "sync":
+            with httpx.Client() as client:
+                result = fetch_sync(client, FetchRequest(url, "jwks"), timeout=10, max_bytes=256 * 1024)
+        else:
+
+            async def run() -> FetchResponse:
+                async with httpx.AsyncClient() as client:
+                    return await fetch_async(
+                        client, FetchRequest(url, "jwks"), timeout=10, max_bytes=256 * 1024
+                    )
+
+            result = asyncio.run(run())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        listener.close()
+    assert result.error == "response_too_large"
+    assert peak < 16 << 20, f"{peak >> 20} MiB held for a 256 KiB cap"
+
+
+def test_a_zlib_deflate_key_set_still_decodes() -> None:
+    import zlib
+
+    from federation._keys._http import _BoundedBody
+
+    document = json.dumps({"keys": []}).encode()
+    body = _BoundedBody("deflate", 1024)
+    body.feed(zlib.compress(document))
+    assert body.body() == document
+    with pytest.raises(httpx.DecodingError):
+        _BoundedBody("br", 1024)

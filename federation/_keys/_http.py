@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -80,6 +81,60 @@ def _transport_error(exc: BaseException) -> FetchResponse:
 
 def _headers(response: httpx.Response) -> dict[str, str]:
     return {k.lower(): v for k, v in response.headers.items()}
+
+
+class _BoundedBody:
+    """The decoded body, never more than ``max_bytes`` of it in memory. httpx decodes a whole
+    network chunk at once (its decoders have no output limit): a 250 KB gzip chunk became
+    250 MB before any check. Here the raw bytes are decoded with zlib's ``max_length``."""
+
+    def __init__(self, encoding: str | None, max_bytes: int) -> None:
+        name = (encoding or "identity").strip().lower()
+        if name in ("", "identity"):
+            self._zlib = None
+        elif name in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif name == "deflate":
+            self._zlib = zlib.decompressobj()
+        else:  # brotli, zstd, several codings: none a key set needs
+            raise httpx.DecodingError(f"unsupported content encoding {name!r}")
+        self._max = max_bytes
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def _keep(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._max:
+            raise _TooLarge
+        self._chunks.append(data)
+
+    def feed(self, raw: bytes) -> None:
+        if self._zlib is None:
+            self._keep(raw)
+            return
+        try:
+            data = self._zlib.decompress(raw, self._max + 1 - self._size)
+        except zlib.error:
+            raise httpx.DecodingError("the body does not decode") from None
+        self._keep(data)
+        if self._zlib.unconsumed_tail:  # more output than the bound
+            raise _TooLarge
+
+    def body(self) -> bytes:
+        if self._zlib is not None:
+            try:
+                self._keep(self._zlib.flush())
+            except zlib.error:
+                raise httpx.DecodingError("the body does not decode") from None
+        return b"".join(self._chunks)
+
+
+def _read_already(response: httpx.Response, max_bytes: int) -> FetchResponse:
+    """A response whose body was in memory before it was sent (no network in between)."""
+    content = response.content
+    if len(content) > max_bytes:
+        raise _TooLarge
+    return FetchResponse(response.status_code, _headers(response), content)
 
 
 def _declared_too_large(response: httpx.Response, max_bytes: int) -> bool:
@@ -153,16 +208,15 @@ def fetch_sync(
         ) as response:
             if _declared_too_large(response, max_bytes):
                 raise _TooLarge
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise _TooLarge
-                if time.monotonic() > deadline:
-                    raise TimeoutError
-                chunks.append(chunk)
-            return FetchResponse(response.status_code, _headers(response), b"".join(chunks))
+            body = _BoundedBody(response.headers.get("content-encoding"), max_bytes)
+            try:
+                for chunk in response.iter_raw():
+                    body.feed(chunk)
+                    if time.monotonic() > deadline:
+                        raise TimeoutError
+            except httpx.StreamConsumed:  # an in-memory response (a mock transport): read already
+                return _read_already(response, max_bytes)
+            return FetchResponse(response.status_code, _headers(response), body.body())
     except Exception as exc:  # every transport failure becomes data for the pure core
         if watchdog.fired:
             return FetchResponse(error="timeout")
@@ -177,14 +231,13 @@ async def _fetch_async(
     ) as response:
         if _declared_too_large(response, max_bytes):
             raise _TooLarge
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > max_bytes:
-                raise _TooLarge
-            chunks.append(chunk)
-        return FetchResponse(response.status_code, _headers(response), b"".join(chunks))
+        body = _BoundedBody(response.headers.get("content-encoding"), max_bytes)
+        try:
+            async for chunk in response.aiter_raw():
+                body.feed(chunk)
+        except httpx.StreamConsumed:
+            return _read_already(response, max_bytes)
+        return FetchResponse(response.status_code, _headers(response), body.body())
 
 
 async def fetch_async(
