@@ -345,7 +345,7 @@ def test_failed_forced_refetch_keeps_the_good_keys(
     check(bridge, idp.mint())
     clock.advance(COOLDOWN)
     idp.outage(500)
-    with pytest.raises(UnknownKey):
+    with pytest.raises(KeySetUnavailable):  # a failed refetch proves no kid unknown
         check(bridge, idp.mint(kid="new-kid"))
     assert jwks_requests(idp) == 2
     failures = [e for e in events if e.name == FETCH_FAILED]
@@ -353,6 +353,26 @@ def test_failed_forced_refetch_keeps_the_good_keys(
     for alg in ("RS256", "ES256"):
         check(bridge, idp.mint(alg=alg))
     assert jwks_requests(idp) == 2
+
+
+def test_a_rate_limited_unknown_kid_after_a_failed_refetch_is_unavailable(
+    idp: MockIdP, bridge: Bridge, clock: FrozenClock, check: Check
+) -> None:
+    check(bridge, idp.mint())
+    clock.advance(COOLDOWN)
+    idp.outage(503)
+    with pytest.raises(KeySetUnavailable):
+        check(bridge, idp.mint(kid="first-new-kid"))
+    with pytest.raises(KeySetUnavailable):  # inside the cooldown: no fetch, nothing proven
+        check(bridge, idp.mint(kid="second-new-kid"))
+    assert jwks_requests(idp) == 2
+    idp.recover()
+    clock.advance(COOLDOWN)
+    with pytest.raises(UnknownKey):  # a refetch that succeeded proves it
+        check(bridge, idp.mint(kid="third-new-kid"))
+    with pytest.raises(UnknownKey):  # and inside the next cooldown it stays unknown_key
+        check(bridge, idp.mint(kid="fourth-new-kid"))
+    assert jwks_requests(idp) == 3
 
 
 def test_kid_is_not_negatively_cached_when_the_forced_refetch_failed(
@@ -366,7 +386,7 @@ def test_kid_is_not_negatively_cached_when_the_forced_refetch_failed(
     idp.outage(503)
     idp.rotate_keys()
     token = idp.mint(lifetime=3600)
-    with pytest.raises(UnknownKey):
+    with pytest.raises(KeySetUnavailable):  # 503, retried: the rotated key may well be real
         check(bridge, token)
     assert jwks_requests(idp) == 2
     idp.recover()
@@ -456,17 +476,20 @@ def test_stale_if_error_serves_last_good_set_up_to_max_stale(
     assert jwks_requests(idp) == 6
 
 
-def test_stale_set_still_rejects_unknown_kids(
+def test_a_stale_set_cannot_prove_a_kid_unknown(
     idp: MockIdP, bridge: Bridge, clock: FrozenClock, check: Check
 ) -> None:
+    """A token whose kid the set kept through an outage lacks is refused, as unavailable keys
+    (503, to retry), not as a bad token (401): the issuer may have rotated meanwhile. Its own
+    tokens still verify from the stale set."""
     check(bridge, idp.mint())
     clock.advance(MAX_AGE)
     idp.outage(502)
     check(bridge, idp.mint())
     assert jwks_requests(idp) == 2
-    with pytest.raises(UnknownKey) as exc:
+    with pytest.raises(KeySetUnavailable) as exc:
         check(bridge, idp.mint(kid="not-in-the-stale-set"))
-    assert exc.value.code == "unknown_key"
+    assert exc.value.code == "keyset_unavailable"
     assert jwks_requests(idp) == 2
 
 

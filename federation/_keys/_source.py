@@ -305,6 +305,8 @@ class IssuerKeySource:
             return self._after(kid, alg)
         if decision is Miss.RATE_LIMITED:
             self._event(REFETCH_RATE_LIMITED, cooldown=self.config.refresh_cooldown)
+            if self.state.last_error is not None:  # the last fetch failed: nothing is proven
+                raise self.state.unavailable()
             raise UnknownKey(
                 "no key of the issuer has the token's kid (refetch rate limited)", issuer=self.issuer
             )

@@ -141,9 +141,12 @@ class KeyCacheState:
             raise self.unavailable()
         key = keyset.find(kid, alg)
         if key is None:
-            if kid is not None and self.stale.last_error is None:
-                # Only a successful refetch proves the kid unknown; after a failed one a
-                # real rotation must stay possible at the next attempt.
+            if self.stale.last_error is not None:
+                # Only a successful refetch proves the kid unknown. After a failed one the
+                # token may carry the issuer's new key (a rotation during the outage): the
+                # keys are unavailable, not the token bad (503, not 401).
+                raise self.unavailable()
+            if kid is not None:
                 self.unknown_kids.add(kid)
             raise UnknownKey("no key of the issuer has the token's kid", issuer=self.issuer)
         return key
@@ -153,7 +156,7 @@ class KeyCacheState:
         if keyset is not None and self.stale.may_serve(now):
             key = keyset.find(kid, alg)
             if key is None:
-                raise UnknownKey("no key of the issuer has the token's kid", issuer=self.issuer)
+                raise self.unavailable()  # a set kept through an outage cannot prove a kid unknown
             return key
         raise self.unavailable()
 
