@@ -60,10 +60,14 @@ def async_url(url: URL) -> URL:
     )
 
 
-async def _dispose_at_shutdown(engine: AsyncEngine) -> AsyncIterator[None]:
+async def _dispose_at_shutdown(engine: AsyncEngine, forget: Callable[[], None]) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        # Forgotten first: the entry holds this generator, which the loop's finalizer hook
+        # ties back to the loop, so an entry left behind kept every closed loop (and its
+        # engine) alive for the life of the process.
+        forget()
         await engine.dispose()
 
 
@@ -162,11 +166,20 @@ class AsyncSQLStore(SQLStore):
         loop = asyncio.get_running_loop()
         found = self._engines.get(loop)
         if found is None:
+            for closed in [other for other in list(self._engines) if other.is_closed()]:
+                # Closed without shutting its generators down: nothing will dispose its pool
+                # now; at least the loop and engine are not kept for ever.
+                self._engines.pop(closed, None)
             engine = self._new_engine()
-            guard = _dispose_at_shutdown(engine)
+            ref = weakref.ref(loop)
+            guard = _dispose_at_shutdown(engine, lambda: self._forget(ref()))
             await guard.__anext__()  # the loop now tracks it, and closes it as it shuts down
             found = self._engines[loop] = (engine, guard)
         return found[0]
+
+    def _forget(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        if loop is not None:
+            self._engines.pop(loop, None)
 
     def _new_engine(self) -> AsyncEngine:
         options = dict(self._engine_options)
