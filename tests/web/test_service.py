@@ -267,11 +267,8 @@ def test_a_json_body_of_strings_is_read_as_a_form(web_env: WebEnv) -> None:
 def test_a_chunked_body_is_read_only_up_to_the_bound(web_env: WebEnv) -> None:
     """No Content-Length (chunked transfer): the service stops reading past 64 KiB and answers
     400, instead of buffering whatever the client keeps sending."""
-    import asyncio
-
     chunk = b"a" * 8192
     pulled = 0
-    sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         nonlocal pulled
@@ -279,24 +276,7 @@ def test_a_chunked_body_is_read_only_up_to_the_bound(web_env: WebEnv) -> None:
         assert pulled < 1000, "the service read 8 MiB of a body it should have refused"
         return {"type": "http.request", "body": chunk, "more_body": True}  # never ends
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "https",
-        "path": "/token",
-        "raw_path": b"/token",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"app.example.test"), (b"content-type", b"application/x-www-form-urlencoded")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("app.example.test", 443),
-    }
-    asyncio.run(asyncio.wait_for(web_env.app(scope, receive, send), timeout=10))
+    sent = _asgi_post(web_env.app, receive)
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
     assert b"the request body is too large" in b"".join(m.get("body", b"") for m in sent[1:])
     assert pulled == 64 * 1024 // len(chunk) + 1  # the first chunk past the bound, and no more
