@@ -116,7 +116,8 @@ def as_string_list(value: object) -> tuple[str, ...]:
 
 
 def as_strict_bool(value: object, *, accept_strings: bool = False) -> bool:
-    """True only for JSON ``true`` (or the string ``"true"`` where a provider documents strings)."""
+    """True only for JSON ``true`` (or the string ``"true"``, in any case, where a provider
+    documents strings)."""
     if value is True:
         return True
     return accept_strings and isinstance(value, str) and value.lower() == "true"

@@ -19,6 +19,7 @@ identity).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -90,6 +91,8 @@ def dry_run_identity(
         )
         try:
             return chosen.identity(context)
-        except Exception:  # noqa: S110 - e.g. no 'sub': fall back to the generic view
-            pass
+        except Exception:  # e.g. no 'sub', or Entra without 'oid': the generic view, but
+            # never a verified email, which only the provider's own rules may grant (Entra's
+            # xms_edov): the generic rules believed any email_verified, the nOAuth hole.
+            return dataclasses.replace(_generic(claims, issuer), email_verified=False)
     return _generic(claims, issuer)

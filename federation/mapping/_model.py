@@ -468,11 +468,14 @@ class OverlayRoles(_Model):
     rules: Rules = Field(default_factory=list, description="Appended after roles.rules for these tokens.")
 
 
+_CODE_RULE = "a deny code is 1 to 64 characters: a lower-case letter, then lower-case letters, digits and '_'"
+
+
 def _code(value: str) -> str:
     if not (1 <= len(value) <= 64) or not value.isascii() or not value[0].isalpha():
-        raise ValueError("a deny code is 1 to 64 characters: lower-case letters, digits and '_'")
+        raise ValueError(_CODE_RULE)
     if not all(c.islower() or c.isdigit() or c == "_" for c in value):
-        raise ValueError("a deny code is 1 to 64 characters: lower-case letters, digits and '_'")
+        raise ValueError(_CODE_RULE)
     return value
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from federation.errors import InvalidClaim, UntrustedIssuer, WrongTokenType
+from federation.errors import InvalidAudience, InvalidClaim, UntrustedIssuer, WrongTokenType
 from federation.plugins import DemoSpec, ProviderPlugin
 from federation.spi import (
     Identity,
@@ -41,6 +41,7 @@ from federation.spi import (
     TokenType,
     as_strict_bool,
     as_string_list,
+    audience_values,
     classify_token,
 )
 
@@ -397,6 +398,16 @@ class AzureAdConfig(ProviderProfile):
         elif tid not in tenants:
             raise UntrustedIssuer("the token's tenant is not allowed", code="tenant_not_allowed")
         _check_key_issuer(token, tid, self.issuer_for("2.0", tid) if ver == "1.0" else None)
+        if not (token.token_type == "access" and ver == "1.0"):
+            # Only a v1 access token names its API by App ID URI; v2 tokens and id tokens
+            # carry the client id, so an App ID URI there is a token meant for someone else.
+            trusted = [
+                a for a in audience_values(claims, max_audiences=token.max_audiences) if a in self.audiences
+            ]
+            if trusted and not any(_GUID.fullmatch(a.lower()) for a in trusted):
+                raise InvalidAudience(
+                    "an App ID URI audience is accepted only in v1 access tokens", issuer=token.issuer
+                )
         if token.token_type == "access":
             self._check_client(claims, "appid" if ver == "1.0" else "azp")
         if not _non_empty_string(claims.get("oid")):

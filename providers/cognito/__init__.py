@@ -235,7 +235,9 @@ class CognitoIssuerConfig(ProviderProfile):
             and as_strict_bool(claims.get("email_verified"), accept_strings=True),
             username=username if isinstance(username, str) else None,
             groups=as_string_list(claims.get("cognito:groups")),
-            roles=as_string_list(claims.get("cognito:roles")),
+            # IAM role ARNs are in id tokens only (AWS's claim reference): an access token
+            # naming them was not written by Cognito.
+            roles=as_string_list(claims.get("cognito:roles")) if token.token_type == "id" else (),
         )
 
 

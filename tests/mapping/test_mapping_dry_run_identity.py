@@ -131,9 +131,14 @@ def test_a_configured_profile_is_used_as_is() -> None:
     assert view(claims, profile=profile(entry))["groups"] == ["Sales"]
 
 
-def test_without_sub_the_generic_view_is_used() -> None:
-    # Keycloak's own identity() needs 'sub'; the dry run falls back instead of failing.
-    assert view({"email": "a@b", "email_verified": True}, provider="keycloak")["verified"] is True
+def test_without_sub_the_generic_view_is_used_and_never_verifies_an_email() -> None:
+    # Keycloak's own identity() needs 'sub'; the dry run falls back instead of failing, but
+    # only the provider's own rules may vouch for an email.
+    assert view({"email": "a@b", "email_verified": True}, provider="keycloak")["verified"] is False
+    # Entra without 'oid': the generic rules believed email_verified (the nOAuth hole that
+    # Entra's own rules close with xms_edov), so a dry run said the opposite of production.
+    entra = {"iss": "https://login.microsoftonline.com/t/v2.0", "sub": "s", "tid": "t", "ver": "2.0"}
+    assert view({**entra, "email": "a@b", "email_verified": True}, provider="azure_ad")["verified"] is False
     ident = dry_run_identity({"sub": 5}, "oidc", "iss", "id")
     assert ident.key == ("iss", "5")  # the generic profile's own rule: str(sub)
     assert dry_run_identity({}, "oidc", "iss", "id").key == ("iss", "")  # no sub at all: the fallback

@@ -162,7 +162,7 @@ CASES = [
     (BASE + "deny:\n  - { code: x }\n", "mapping.yaml:3:5: deny[0].when: required field missing"),
     (
         BASE + "deny:\n  - { code: Bad-Code, when: { claim: a, exists: true } }\n",
-        "mapping.yaml:3:7: deny[0].code: a deny code is 1 to 64 characters: lower-case letters, digits and '_'",
+        "mapping.yaml:3:7: deny[0].code: a deny code is 1 to 64 characters: a lower-case letter, then lower-case letters, digits and '_'",
     ),
     (
         BASE + "deny:\n  - { code: 9lives, when: { claim: a, exists: true } }\n",

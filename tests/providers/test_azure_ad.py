@@ -222,6 +222,25 @@ def test_v1_access_token_with_an_app_id_uri_audience_accepted(make: BridgeFactor
     assert bridge.verify(mint(idp, claims)).audience == (f"api://{V1_API}",)
 
 
+@pytest.mark.parametrize(
+    ("version", "token_type"),
+    [("2.0", "access"), ("2.0", "id"), ("1.0", "id")],
+    ids=["v2-access", "v2-id", "v1-id"],
+)
+def test_an_app_id_uri_audience_only_in_a_v1_access_token(
+    make: BridgeFactory, idp: MockIdP, version: str, token_type: str
+) -> None:
+    """The page: App ID URIs "only for v1 access tokens". Every kind was accepted on one,
+    so a token issued for another use of the same API passed as this app's id token."""
+    bridge = make(**ORGS)
+    uri = f"api://{V1_API}"
+    claims = entra_claims(T_A, uri, version, token_type)
+    if token_type == "access":
+        claims["azp" if version == "2.0" else "appid"] = CLIENT
+    rejects(bridge, mint(idp, claims), InvalidAudience, "invalid_audience")
+    assert bridge.verify(mint(idp, entra_claims(T_A, CLIENT, version, token_type))).audience == (CLIENT,)
+
+
 def test_v2_access_token_sample_accepted(make: BridgeFactory, idp: MockIdP) -> None:
     bridge = make(**ORGS)
     result = bridge.verify(mint(idp, sample(V2_ACCESS_SAMPLE)))

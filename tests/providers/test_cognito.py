@@ -245,6 +245,14 @@ def test_the_official_access_token_is_accepted_with_its_identity(
     assert (vt.email, vt.email_verified, vt.roles) == (None, False, ())
 
 
+def test_roles_come_from_id_tokens_only(pool: MockIdP, make: Callable[..., Bridge]) -> None:
+    """``cognito:roles`` (IAM role ARNs) is an id token claim; an access token naming them
+    was not written by Cognito, and they never became the user's roles from it."""
+    arn = "arn:aws:iam::111122223333:role/my-test-role"
+    vt = make().verify(access_token(pool, **{"cognito:roles": [arn]}))
+    assert vt.token_type == "access" and vt.roles == ()
+
+
 @pytest.mark.anyio
 async def test_async_accepts_both_kinds(pool: MockIdP, make: Callable[..., Bridge]) -> None:
     bridge = make()
