@@ -32,7 +32,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import yaml
 
@@ -43,7 +43,7 @@ from ._cli_sessions import add_commands as add_session_commands
 from ._cli_store import add_commands as add_store_commands
 from ._entry import discard_stdout
 from .bridge import Bridge
-from .config import load_config
+from .config import BridgeConfig, load_config
 from .errors import (
     ConfigError,
     CorruptRecord,
@@ -56,6 +56,11 @@ from .errors import (
     TokenTooLarge,
 )
 from .plugins import DemoSpec
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+    from .mapping import Mapping
 
 __all__ = ["main"]
 
@@ -213,8 +218,7 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
 
 def _check_config(args: argparse.Namespace, out: TextIO) -> int:
     """Load what the application loads: any ConfigError is exit 2 before anything is printed."""
-    from ._cli_store import probe_store, storage_url
-    from ._storage_check import SUPPORTED_BACKENDS, display_url
+    from ._cli_store import storage_url
     from .mapping import Mapping
 
     config = load_config(args.config)
@@ -222,6 +226,21 @@ def _check_config(args: argparse.Namespace, out: TextIO) -> int:
     url = storage_url(config) if config.storage is not None else None
     with Bridge(config, mapping=mapping, on_event=lambda event: None) as bridge:
         bridge.preflight()  # key files, extras, secrets: what the app would refuse at start-up
+        return _report_config(args, out, config, mapping, url, bridge)
+
+
+def _report_config(
+    args: argparse.Namespace,
+    out: TextIO,
+    config: BridgeConfig,
+    mapping: Mapping | None,
+    url: URL | None,
+    bridge: Bridge,
+) -> int:
+    """What check-config found, and with ``--probe`` what the bridge it built can reach."""
+    from ._cli_store import probe_store
+    from ._storage_check import SUPPORTED_BACKENDS, display_url
+
     issuers = [iss for entry in config.issuers for iss in entry.trusted_issuers]
     out.write(f"{args.config}: ok ({len(issuers)} issuer{'s' if len(issuers) != 1 else ''})\n")
     for iss in issuers:
@@ -242,8 +261,7 @@ def _check_config(args: argparse.Namespace, out: TextIO) -> int:
     if not args.probe:
         return EXIT_OK
     unavailable: list[str] = []
-    with Bridge(config, mapping=mapping, on_event=lambda event: None) as bridge:
-        report = bridge.warm_up()
+    report = bridge.warm_up()  # the bridge preflight built: its key files read once
     for iss in bridge.issuers:
         if iss in report.failed:
             out.write(f"probe    keys of {iss}: unavailable ({report.failed[iss]})\n")

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from ipaddress import ip_network
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -523,30 +523,31 @@ def is_loopback_url(url: str) -> bool:
     return is_canonical_loopback_host(host)
 
 
-def url_is_well_formed(url: str) -> bool:
-    """No whitespace or control character (``urlsplit`` strips some that the fetch would
-    send), a port that is a number, a host (if any) of DNS name or IP address characters."""
+def _well_formed(url: str) -> SplitResult | None:
+    """The parts of ``url`` when it has no whitespace or control character (``urlsplit``
+    strips some that the fetch would send), a port that is a number and a host (if any) of
+    DNS name or IP address characters; else None."""
     if not url.isprintable() or any(c.isspace() for c in url):
-        return False
+        return None
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
-        return False
+        return None
     host = parts.hostname or ""
     allowed = "-._:%" if ":" in host else "-._"  # an IPv6 literal may carry a zone (fe80::1%eth0)
-    return all(c.isalnum() or c in allowed for c in host)  # no host: is_fetchable_url's to refuse
+    return parts if all(c.isalnum() or c in allowed for c in host) else None
+
+
+def url_is_well_formed(url: str) -> bool:
+    """See :func:`_well_formed` (a URL without a host is is_fetchable_url's to refuse)."""
+    return _well_formed(url) is not None
 
 
 def is_fetchable_url(url: str, allow_loopback_http: bool) -> bool:
     """True for well-formed https URLs, and for loopback http URLs when explicitly allowed."""
-    if not url_is_well_formed(url):
-        return False
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    if not parts.hostname:
+    parts = _well_formed(url)
+    if parts is None or not parts.hostname:
         return False
     if parts.scheme == "https":
         return True

@@ -71,6 +71,13 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 WEBSOCKET = "WEBSOCKET"
 """The ``method`` the integrations give a WebSocket handshake: a GET that any page may open
 with the browser's cookies, so a cookie-authenticated one must come from the app's origin."""
+
+
+def scope_method(scope: Mapping[str, Any]) -> str:
+    """An ASGI connection's method for :class:`Guard`: :data:`WEBSOCKET` for a handshake."""
+    return WEBSOCKET if scope["type"] == "websocket" else str(scope.get("method", "GET"))
+
+
 RETRY_AFTER = 5
 """Seconds a 503 asks the client to wait (``Retry-After``)."""
 
@@ -495,11 +502,13 @@ class Guard:
         Two ``Authorization`` headers, or the session cookie sent twice, are an
         :class:`~federation.errors.InvalidRequest`: one request, one credential.
         """
+        token = bearer_token(_header(headers, "authorization", ", "))
+        if token is not None:  # the common case: no Cookie header joined for nothing
+            return Credential(token, "bearer")
+        if not self.cookie_names:
+            return None
         return credential_from(
-            _header(headers, "authorization", ", "),
-            cookies,
-            self.cookie_names,
-            cookie_header=_header(headers, "cookie", "; "),
+            None, cookies, self.cookie_names, cookie_header=_header(headers, "cookie", "; ")
         )
 
     def admit(

@@ -32,7 +32,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from ..bridge import Bridge
 from ..errors import FederationError
 from ..sessions import Principal
-from ._core import WEBSOCKET, Guard, WebSettings, error_response
+from ._core import Guard, WebSettings, error_response, scope_method
 
 __all__ = ["FederationAuth"]
 
@@ -93,10 +93,9 @@ class FederationAuth:
         wanted = frozenset(roles or ())
 
         async def run(request: HTTPConnection) -> Principal | None:
-            scope = request.scope
             try:
                 return await guard.aauthenticate(
-                    method=WEBSOCKET if scope["type"] == "websocket" else scope["method"],
+                    method=scope_method(request.scope),
                     headers=request.headers,
                     cookies=request.cookies,
                     roles=wanted,

@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from ..bridge import Bridge
 from ..errors import FederationError, MissingToken
 from ..sessions import Principal
-from ._core import WEBSOCKET, Guard, WebSettings, error_response, require_roles
+from ._core import Guard, WebSettings, error_response, require_roles, scope_method
 
 __all__ = ["FederatedUser", "FederationAuthError", "FederationBackend", "requires"]
 
@@ -74,7 +74,7 @@ class FederationBackend(AuthenticationBackend):
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         """The principal's roles and user, or None for a request without credentials."""
-        method = WEBSOCKET if conn.scope["type"] == "websocket" else conn.scope.get("method", "GET")
+        method = scope_method(conn.scope)
         try:
             principal = await self.guard.aauthenticate(
                 method=method, headers=conn.headers, cookies=conn.cookies, optional=True
