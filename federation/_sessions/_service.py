@@ -86,6 +86,13 @@ TOKEN_CACHE_BYTES = 32 * 1024 * 1024
 #: How many users' status and revocation state one process keeps.
 USER_CACHE_SIZE = 100_000
 _ENTRY_OVERHEAD = 1024  # a cached entry's claims and bookkeeping, roughly
+#: How long ``revoke_user`` keeps refusing external tokens issued before it: longer than any
+#: provider's tokens live (a day at most: Cognito's longest; Entra, Google, Firebase an hour).
+EXTERNAL_REVOCATION_TTL = 2 * 86400
+#: An external token carries no generation, so ``revoke_user`` also stores a time, kept in
+#: the store's revoked jtis (no store needs a new method) under this prefix; an external
+#: token issued (``iat``) before the latest such time is refused.
+_REVOKED_BEFORE = "revoked-before:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +224,31 @@ class _UserEntry:
     fetched: float
     fresh_until: float  # fetched + user_check
     touch_due: float  # when authenticate should write last_login_at again
+    external_cutoff: float  # an external token issued (iat) before this is revoked; -inf: none
+
+
+def _external_cutoff(state: UserSessionState | None) -> float:
+    """The first second ``revoke_user`` left valid for external tokens (-inf when never called).
+
+    ``iat`` has whole seconds: a token of the revoking second is refused, whichever side of
+    the call it was issued on.
+    """
+    cutoff = -math.inf
+    for jti in state.revoked_jtis if state is not None else ():
+        if jti.startswith(_REVOKED_BEFORE):
+            try:
+                cutoff = max(cutoff, math.floor(float(jti.split(":")[1])) + 1)
+            except (ValueError, OverflowError, IndexError):
+                continue  # not one this service wrote
+    return cutoff
+
+
+def _issued_at(verified: VerifiedToken) -> float:
+    """An external token's ``iat`` (-inf without one: refused by any revocation)."""
+    iat = verified.claims.get("iat")
+    if isinstance(iat, (int, float)) and not isinstance(iat, bool) and math.isfinite(iat):
+        return float(iat)
+    return -math.inf
 
 
 @dataclass(slots=True)
@@ -353,11 +385,17 @@ class SessionService:
         if user.status != "active":
             raise AccountDisabled("the account is disabled", user_id=user.id)
         now = self._now()
+        state: UserSessionState | None = None
+        if not isinstance(subject, User) or not self.policy.revoke_previous:
+            state = yield self._call("user_state", user.id, now=now)
+        if not isinstance(subject, User) and _issued_at(subject.token) < _external_cutoff(state):
+            # A login by an external token issued before revoke_user, at any door.
+            raise TokenRevoked("the token was revoked (its user's tokens were revoked after it was issued)")
         if self.policy.revoke_previous:
             generation = yield self._call("bump_generation", user.id)
             self._forget_user(user.id)
         else:
-            state: UserSessionState = yield self._call("user_state", user.id, now=now)
+            assert state is not None
             generation = state.generation
         session, record, refresh = self._mint(user, roles=user.roles, generation=generation, now=now)
         yield self._call("create_session", record, refresh)
@@ -484,6 +522,10 @@ class SessionService:
     def revoke_user_flow(self, user_id: str, reason: str | None, audit: bool = True) -> Flow[int]:
         """Refuse every token of the user issued so far; return the new generation."""
         generation: int = yield self._call("bump_generation", user_id)
+        now = self._now()
+        mark = f"{_REVOKED_BEFORE}{now.timestamp():.6f}:{hashlib.sha256(user_id.encode()).hexdigest()[:32]}"
+        until = now + timedelta(seconds=EXTERNAL_REVOCATION_TTL)
+        yield self._call("revoke_token", mark, user_id=user_id, expires_at=until)
         self._forget_user(user_id)
         if audit:
             self._emit(USER_SESSIONS_REVOKED, user_id, reason=reason or "revoke_user", generation=generation)
@@ -793,7 +835,7 @@ class SessionService:
         if user is not None and user.status == "active":
             last = user.last_login_at
             touch_due = -float("inf") if last is None else last.timestamp() + self.policy.touch_interval
-        entry = _UserEntry(user, state, now, now + self.policy.user_check, touch_due)
+        entry = _UserEntry(user, state, now, now + self.policy.user_check, touch_due, _external_cutoff(state))
         with self._lock:
             if user_id not in self._users and len(self._users) >= USER_CACHE_SIZE:
                 self._users.popitem(last=False)
@@ -816,6 +858,8 @@ class SessionService:
             raise TokenRevoked("the token was revoked (its user's tokens were revoked after it was issued)")
         if hit.session_id in state.revoked_sessions or hit.jti in state.revoked_jtis:
             raise TokenRevoked("the token was revoked")
+        if hit.verified is not None and _issued_at(hit.verified) < entry.external_cutoff:
+            raise TokenRevoked("the token was revoked (its user's tokens were revoked after it was issued)")
         if hit.kind == "session":
             assert hit.claims is not None
             principal = _make_principal(user, hit.claims, "session", hit.roles, hit.session_id)

@@ -199,6 +199,15 @@ def check_revoke_session(store: SessionStore) -> None:
         "revoking again keeps the first time",
     )
     _require(store.revoke_session(_id("none"), now=_T0) is None, "revoking an unknown session returns None")
+    # The bridge refuses a revoked session's access tokens through user_state alone.
+    _require(
+        sid in store.user_state(user, now=_T0 + timedelta(seconds=2)).revoked_sessions,
+        "a session revoked by revoke_session is in user_state's revoked_sessions",
+    )
+    _require(
+        sid not in [s.session_id for s in store.sessions_of(user, now=_T0 + timedelta(seconds=2))],
+        "a revoked session is not listed by sessions_of",
+    )
     _, successor = _refresh(_T0 + timedelta(seconds=3))
     outcome = store.use_refresh(digest, successor, now=_T0 + timedelta(seconds=3), grace=10).outcome
     _require(outcome == "revoked", f"a revoked session's refresh token must be 'revoked', got {outcome!r}")

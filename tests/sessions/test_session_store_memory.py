@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from federation.storage import MemorySessionStore
@@ -28,3 +30,39 @@ def test_the_refresh_rule_is_one_function() -> None:
     assert refresh_outcome(live, now, None, now=now, grace=10) == "expired"
     revoked = SessionRecord("s", "u", now, later, revoked_at=now)
     assert refresh_outcome(revoked, now, None, now=now, grace=10) == "revoked"  # revoked before expired
+
+
+class _RevokeForgetsUserState(MemorySessionStore):
+    """Marks the record revoked, but the user's state (what refuses access tokens) never hears."""
+
+    def revoke_session(self, session_id, *, now):  # type: ignore[no-untyped-def]
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None or session.revoked_at is not None:
+                return session
+            self._sessions[session_id] = dataclasses.replace(session, revoked_at=now)
+            return self._sessions[session_id]
+
+
+class _RevokedStillListed(MemorySessionStore):
+    def sessions_of(self, user_id, *, now):  # type: ignore[no-untyped-def]
+        with self._lock:
+            row = self._users.get(user_id)
+            found = [self._sessions[sid] for sid in (row.sessions if row else ()) if sid in self._sessions]
+        return sorted((s for s in found if s.expires_at > now), key=lambda s: (s.issued_at, s.session_id))
+
+
+@pytest.mark.parametrize(
+    ("broken", "rule"),
+    [
+        (_RevokeForgetsUserState, "in user_state's revoked_sessions"),
+        (_RevokedStillListed, "not listed by sessions_of"),
+    ],
+)
+def test_the_kit_catches_a_revoked_session_that_keeps_working(broken: type, rule: str) -> None:
+    from federation.testing.session_conformance import check_revoke_session
+    from federation.testing.storage_conformance import ConformanceError
+
+    with pytest.raises(ConformanceError, match=rule):
+        check_revoke_session(broken())
+    check_revoke_session(MemorySessionStore())

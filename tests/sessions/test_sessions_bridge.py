@@ -377,6 +377,28 @@ def test_revoke_user_refuses_every_earlier_token_even_within_one_second(
     assert [e.detail["reason"] for e in audit if e.name == "user_sessions_revoked"] == ["stolen laptop"]
 
 
+def test_revoke_user_refuses_earlier_external_tokens_in_every_process_and_door(
+    make_bridge: Callable[..., Bridge], idp: MockIdP, clock: FrozenClock
+) -> None:
+    bridge = make_bridge({"user_check": 0})
+    other = make_bridge({"user_check": 0}, session_store=bridge.sessions.store)  # another process
+    seen, unseen = idp.mint(sub="pia"), idp.mint(sub="pia", jti="second-token")
+    user = bridge.login(seen).user
+    bridge.authenticate(seen)
+    bridge.revoke_user(user.id, reason="signed out everywhere")
+    bridge.sessions._cache.clear()  # evicted: no memory of having seen it
+    for process in (bridge, other):
+        for token in (seen, unseen):
+            with pytest.raises(TokenRevoked):
+                process.authenticate(token)
+            with pytest.raises(TokenRevoked):
+                process.exchange(token)  # a new session from a token of before: no
+    clock.advance(1)
+    later = idp.mint(sub="pia", jti="third-token")  # issued after the call: a fresh login
+    assert other.exchange(later).user.id == user.id
+    assert bridge.authenticate(later).user.id == user.id
+
+
 def test_revoke_previous_keeps_only_the_newest_session(
     make_bridge: Callable[..., Bridge], idp: MockIdP
 ) -> None:
