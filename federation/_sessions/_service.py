@@ -225,6 +225,7 @@ class _UserEntry:
     fresh_until: float  # fetched + user_check
     touch_due: float  # when authenticate should write last_login_at again
     external_cutoff: float  # an external token issued (iat) before this is revoked; -inf: none
+    since: int  # the service's forget count when the state was read (see SessionService._remember)
 
 
 def _external_cutoff(state: UserSessionState | None) -> float:
@@ -320,6 +321,7 @@ class SessionService:
         # ``policy.outage_grace`` seconds (0: never; every request then reads the store).
         self._invalidations: Any = getattr(store, "invalidations", None)
         self._lock = threading.Lock()
+        self._forgets = 0  # bumped by every forget: a read that began before one is not kept
         # Read without the lock (a dict read is atomic); written under it, the oldest entries
         # evicted first (OrderedDict: O(1) at the front, where a dict's holes would pile up).
         # Bounded in entries and in bytes (tokens and their claims).
@@ -359,11 +361,13 @@ class SessionService:
         """Drop what this process remembers of the user: its next request reads it again."""
         with self._lock:
             self._users.pop(user_id, None)
+            self._forgets += 1
 
     def _forget_users(self) -> None:
         """Drop what this process remembers of every user (revocations may have been missed)."""
         with self._lock:
             self._users.clear()
+            self._forgets += 1
 
     def _fresh(self, entry: _UserEntry, now: float) -> bool:
         """Whether a remembered user may be served: within ``user_check``, and (a shared store)
@@ -716,7 +720,7 @@ class SessionService:
             uid = hit.user_id
             touched = yield _Step(lambda: provisioner.touch(uid), lambda: provisioner.atouch(uid))
             entry = self._remember(
-                hit.user_id, touched if touched is not None else entry.user, entry.state, now
+                hit.user_id, touched if touched is not None else entry.user, entry.state, now, entry.since
             )
         return self._admit(token, hit, entry, now)
 
@@ -730,6 +734,7 @@ class SessionService:
             raise InvalidToken("not a session token of this app")
         verified, key = yield _Step(lambda: external.verify(token), lambda: external.averify(token))
         provisioner = self._provisioner()
+        since = self._forgets
         result: LoginResult = yield _Step(
             lambda: provisioner.login(verified, trust_email=verified.issuer_trusts_email),
             lambda: provisioner.alogin(verified, trust_email=verified.issuer_trusts_email),
@@ -737,7 +742,7 @@ class SessionService:
         user_id = result.user.id
         at = self._now()
         state: UserSessionState = yield self._call("user_state", user_id, now=at)
-        self._remember(user_id, result.user, state, now)
+        self._remember(user_id, result.user, state, now, since)
         nbf = verified.claims.get("nbf")
         leeway = external.leeway(verified)
         keys = getattr(external.source(verified), "keyset_cache", None)
@@ -826,17 +831,26 @@ class SessionService:
         if entry is not None and self._fresh(entry, now):
             return entry
         at = self._now()
+        since = self._forgets
         user: User | None = yield self._user_step(user_id)
         state: UserSessionState = yield self._call("user_state", user_id, now=at)
-        return self._remember(user_id, user, state, now)
+        return self._remember(user_id, user, state, now, since)
 
-    def _remember(self, user_id: str, user: User | None, state: UserSessionState, now: float) -> _UserEntry:
+    def _remember(
+        self, user_id: str, user: User | None, state: UserSessionState, now: float, since: int
+    ) -> _UserEntry:
+        """Keep what was read of a user for ``user_check`` seconds, unless a forget (a revocation
+        here, or news of one from another process) came after the read began (``since``): the
+        read may predate it, so it answers this request only and the next one reads again."""
         touch_due = float("inf")
         if user is not None and user.status == "active":
             last = user.last_login_at
             touch_due = -float("inf") if last is None else last.timestamp() + self.policy.touch_interval
-        entry = _UserEntry(user, state, now, now + self.policy.user_check, touch_due, _external_cutoff(state))
+        cutoff = _external_cutoff(state)
         with self._lock:
+            if since != self._forgets:
+                return _UserEntry(user, state, now, now, touch_due, cutoff, since)
+            entry = _UserEntry(user, state, now, now + self.policy.user_check, touch_due, cutoff, since)
             if user_id not in self._users and len(self._users) >= USER_CACHE_SIZE:
                 self._users.popitem(last=False)
             self._users[user_id] = entry

@@ -22,7 +22,7 @@ from federation.errors import (
     WrongTokenType,
 )
 from federation.sessions import generate_private_key_pem
-from federation.storage import AuditEvent, MemoryStore, SQLStore, UpdateUser, drive
+from federation.storage import AuditEvent, MemorySessionStore, MemoryStore, SQLStore, UpdateUser, drive
 from federation.testing import FrozenClock, MockIdP
 
 APP = "https://app.example.test"
@@ -397,6 +397,30 @@ def test_revoke_user_refuses_earlier_external_tokens_in_every_process_and_door(
     later = idp.mint(sub="pia", jti="third-token")  # issued after the call: a fresh login
     assert other.exchange(later).user.id == user.id
     assert bridge.authenticate(later).user.id == user.id
+
+
+def test_a_revocation_arriving_during_a_read_is_not_lost(
+    make_bridge: Callable[..., Bridge], idp: MockIdP
+) -> None:
+    revoke_during_read: list[Callable[[], object]] = []
+
+    class RacingStore(MemorySessionStore):
+        def user_state(self, user_id: str, *, now: Any) -> Any:
+            state = super().user_state(user_id, now=now)  # read before the revocation...
+            while revoke_during_read:
+                revoke_during_read.pop()()  # ...which lands (and is announced) before it returns
+            return state
+
+    bridge = make_bridge(session_store=RacingStore())
+    session = bridge.exchange(idp.mint(sub="rosa"))
+    bridge.sessions._forget_user(session.user.id)
+    revoke_during_read.append(lambda: bridge.revoke(session.access_token))
+    try:
+        bridge.authenticate(session.access_token)  # raced the revocation: either answer
+    except TokenRevoked:
+        pass
+    with pytest.raises(TokenRevoked):  # the state read before it must not be served on
+        bridge.authenticate(session.access_token)
 
 
 def test_revoke_previous_keeps_only_the_newest_session(
