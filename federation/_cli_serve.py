@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import logging
 from typing import Any, TextIO
 
 from .errors import ConfigError
@@ -52,5 +54,31 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     out.flush()
     # proxy_headers off: web.trusted_proxies alone decides which X-Forwarded-* count (uvicorn's
     # default would rewrite the peer address from 127.0.0.1's headers before the service sees it).
-    uvicorn.run(app, host=args.host, port=args.port, proxy_headers=False, log_level="info")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        proxy_headers=False,
+        log_level="info",
+        log_config=_log_config(uvicorn),
+    )
     return EXIT_OK
+
+
+class RedactQuery(logging.Filter):
+    """Keeps query strings out of uvicorn's access log: ``/sso?token=`` carries a token and
+    ``/callback?code=`` a code (RFC 9700 §4.3: URLs end up in logs); the path stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (*args[:2], args[2].split("?", 1)[0] + "?[redacted]", *args[3:])
+        return True
+
+
+def _log_config(uvicorn: Any) -> dict[str, Any]:
+    """uvicorn's own logging config, its access log passed through :class:`RedactQuery`."""
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_query"] = {"()": RedactQuery}
+    config["handlers"]["access"].setdefault("filters", []).append("redact_query")
+    return config

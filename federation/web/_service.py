@@ -61,11 +61,13 @@ from ._signin import (
     check_response_issuer,
     id_token_of,
     sign_in_clients,
+    spent_token_claim,
     url_token_claim,
 )
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
+    from ..provisioning import LoginResult
     from ..sessions import Principal, Session
     from ..spi import TokenType
 
@@ -340,6 +342,14 @@ class LoginService:
                 except FederationError:
                     pass  # an unreadable old cookie is simply replaced
 
+    async def _spend(self, result: LoginResult, token: str) -> None:
+        """An external token becomes a session once, whichever door (``/sso`` claims the same
+        key): a token that travelled in a URL, or was captured, cannot be exchanged again."""
+        key, until = spent_token_claim(result.token, token=token)
+        assert key is not None  # the token is given
+        if not await asyncio.to_thread(self.bridge.sessions.store.claim_once, key, expires_at=until):
+            raise TokenRevoked("this token was exchanged for a session already", code="token_replayed")
+
     # -- endpoints ------------------------------------------------------------------------
 
     async def token(self, request: Request) -> Response:
@@ -361,9 +371,11 @@ class LoginService:
                 if requested not in (None, ACCESS_TOKEN_TYPE):
                     raise InvalidRequest("only access tokens are issued (requested_token_type)")
                 try:
-                    session = await self.bridge.aexchange(subject, token_type=SUBJECT_TOKEN_TYPES[kind])
+                    result = await self.bridge.alogin(subject, token_type=SUBJECT_TOKEN_TYPES[kind])
+                    await self._spend(result, subject)
                 except InvalidToken as exc:  # RFC 8693 §2.2.2: a bad subject token is invalid_request
                     return _oauth_error(exc, grant_error="invalid_request")
+                session = await self.bridge.aissue_session(result)
                 return _json(200, self._token_body(session, exchange=True))
             if grant == "refresh_token":
                 refresh = form.get("refresh_token")
@@ -419,6 +431,7 @@ class LoginService:
             external = form.get("subject_token") or form.get("token")
             if external:
                 result = await self.bridge.alogin(external)
+                await self._spend(result, external)
                 session = await self.bridge.aissue_session(result)
                 status = 201 if result.created else 200
             else:

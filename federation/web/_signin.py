@@ -16,7 +16,7 @@ import hmac
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from ..errors import (
@@ -42,6 +42,7 @@ __all__ = [
     "check_response_issuer",
     "id_token_of",
     "sign_in_clients",
+    "spent_token_claim",
     "url_token_claim",
 ]
 
@@ -269,6 +270,10 @@ def check_id_token(
         raise InvalidToken("the id token's nonce is not this sign-in's", code="nonce_mismatch")
 
 
+#: How long past its ``exp`` a spent token's claim is kept: the largest leeway an issuer may have.
+_SPENT_PAST_EXPIRY = 300
+
+
 def url_token_claim(
     verified: VerifiedToken, *, now: float, max_age: int, token: str | bytes | None = None
 ) -> tuple[str, datetime]:
@@ -276,23 +281,40 @@ def url_token_claim(
 
     A URL token must be fresh (``iat`` at most ``max_age`` seconds ago: it
     travels in history and logs, RFC 9700 §4.3) and single-use: claim the key once
-    (``SessionStore.claim_once``) before signing anyone in. The key is the token's
-    ``jti``; a token without one (Entra's and Firebase's carry none) is known by the
-    SHA-256 of its signed part, the ``token`` itself when given (header and payload:
-    an ECDSA signature has a second valid form, so the signature cannot be part of it).
-    Without a ``jti`` or ``token``: ``url_token_no_jti``.
+    (``SessionStore.claim_once``) before signing anyone in. The key is
+    :func:`spent_token_claim`'s, so a token spent here cannot be exchanged for a session
+    at another door either. Without a ``jti`` or ``token``: ``url_token_no_jti``.
     """
-    claims = verified.claims
-    iat, jti = claims.get("iat"), claims.get("jti")
+    iat = verified.claims.get("iat")
     if not isinstance(iat, (int, float)) or isinstance(iat, bool) or now - float(iat) > max_age:
         raise InvalidToken(
             f"a URL token must be at most {max_age} seconds old (iat)", code="url_token_too_old"
         )
-    until = datetime.fromtimestamp(float(iat) + max_age + 60, timezone.utc)  # past any use
+    key, until = spent_token_claim(verified, token=token)
+    if key is None:
+        raise InvalidToken("a URL token needs a jti (it is single-use)", code="url_token_no_jti")
+    return key, max(until, datetime.fromtimestamp(float(iat) + max_age + 60, timezone.utc))
+
+
+def spent_token_claim(
+    verified: VerifiedToken, *, token: str | bytes | None = None
+) -> tuple[str | None, datetime]:
+    """The key under which an external token exchanged for a session is claimed once, and
+    until when to keep the claim (past the token's expiry and any leeway).
+
+    Every door that turns an external token into a session (``/sso``, token exchange,
+    ``/register``) claims this one key, so a token is exchanged once, whichever door. The
+    key is the token's ``jti``; a token without one (Entra's and Firebase's carry none) is
+    known by the SHA-256 of its signed part, the ``token`` itself when given (header and
+    payload: an ECDSA signature has a second valid form, so the signature cannot be part of
+    it). None: no ``jti`` and no ``token``.
+    """
+    until = verified.expires_at + timedelta(seconds=_SPENT_PAST_EXPIRY)
+    jti = verified.claims.get("jti")
     if isinstance(jti, str) and jti:
         return f"sso\x00{verified.issuer}\x00{jti}", until
     if token is not None:
         raw = token.encode("ascii") if isinstance(token, str) else token
         signed = raw.rsplit(b".", 1)[0]  # verified already: exactly header.payload.signature
         return f"sso-signed\x00{verified.issuer}\x00{hashlib.sha256(signed).hexdigest()}", until
-    raise InvalidToken("a URL token needs a jti (it is single-use)", code="url_token_no_jti")
+    return None, until

@@ -72,9 +72,14 @@ def test_serve_runs_the_service_on_loopback(tmp_path: Path) -> None:
                 },
             )
             assert exchanged.status_code == 200, exchanged.text
+            url_token = idp.mint(sub="alice", jti="in-the-url")
+            httpx.get(f"http://127.0.0.1:{port}/sso", params={"token": url_token})
         finally:
             proc.terminate()
-            proc.wait(timeout=20)
+            out, err = proc.communicate(timeout=20)
+            log = out + err  # uvicorn's access log goes to stdout
+        assert "GET /sso?[redacted]" in log  # the access log is on...
+        assert url_token.split(".")[1] not in log  # ...and never holds a URL's token (RFC 9700 §4.3)
 
 
 def test_serve_without_a_web_section_is_a_config_error(tmp_path: Path) -> None:

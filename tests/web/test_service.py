@@ -532,6 +532,33 @@ def test_sso_tokens_are_single_use(web_env: WebEnv) -> None:
     assert "set-cookie" not in replay.headers
 
 
+@pytest.mark.parametrize("jti", ["spent-everywhere", None])
+def test_a_token_becomes_a_session_once_whichever_door(web_env: WebEnv, jti: str | None) -> None:
+    """A /sso URL token travels in history and logs: spent there, it was still exchanged at
+    /token or /register for a session with a sliding refresh token."""
+    registration = {"X-Registration-Key": REGISTRATION_KEY}
+    token = web_env.idp.mint(sub="alice", jti=jti)
+    assert web_env.client.get("/sso", params={"token": token}).status_code == 303
+    exchange = {"grant_type": EXCHANGE, "subject_token": token, "subject_token_type": ID_TOKEN}
+    again = web_env.client.post("/token", data=exchange)
+    assert (again.status_code, again.json()["error"], again.json()["code"]) == (
+        400,
+        "invalid_request",
+        "token_replayed",
+    )
+    assert "access_token" not in again.json()
+    registered = web_env.client.post("/register", data={"token": token}, headers=registration)
+    assert (registered.status_code, registered.json()["error"]) == (401, "token_replayed")
+    other = web_env.idp.mint(sub="alice", jti=None if jti is None else "exchanged-once", nonce="2")
+    assert web_env.client.post("/token", data={**exchange, "subject_token": other}).status_code == 200
+    for door in (
+        lambda: web_env.client.post("/token", data={**exchange, "subject_token": other}),
+        lambda: web_env.client.post("/register", data={"token": other}, headers=registration),
+        lambda: web_env.client.get("/sso", params={"token": other}),
+    ):
+        assert door().status_code in (400, 401)
+
+
 def test_sso_refuses_old_tokens_and_replays_of_tokens_without_jti(web_env: WebEnv) -> None:
     old = web_env.idp.mint(sub="alice", jti="sso-old", iat=web_env.clock() - 121)
     response = web_env.client.get("/sso", params={"token": old})
