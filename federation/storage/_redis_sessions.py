@@ -564,6 +564,8 @@ def _unavailable(exc: Exception) -> StorageError:
 
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         return RevocationUnavailable(f"the revocation store cannot be reached ({type(exc).__name__})")
+    if not isinstance(exc, redis.RedisError):  # redis-py's parser on a reply it cannot read
+        return RevocationUnavailable(f"the revocation store's answer cannot be read ({type(exc).__name__})")
     if isinstance(exc, redis.ResponseError) and "a session with this id exists" in str(exc):
         return StorageError("a session with this id exists")
     return StorageError(f"the revocation store failed ({type(exc).__name__})")
@@ -679,11 +681,10 @@ class RedisSessionStore:
             return self._invalidations
 
     def _run(self, plan: _Plan) -> Any:
-        import redis
 
         try:
             reply = self._scripts[plan.script](args=list(plan.args), client=self.client)
-        except redis.RedisError as exc:
+        except Exception as exc:  # not only RedisError: see _unavailable
             raise _unavailable(exc) from exc
         return plan.read(reply)
 
@@ -696,11 +697,10 @@ class RedisSessionStore:
 
     def ping(self) -> bool:
         """True when the server answers."""
-        import redis
 
         try:
             return bool(self.client.ping())
-        except redis.RedisError:
+        except Exception:  # a RedisError, or redis-py's parser failing on a foreign answer
             return False
 
     # -- the protocol -------------------------------------------------------------------------
@@ -799,12 +799,11 @@ class AsyncRedisSessionStore:
         return found
 
     async def _run(self, plan: _Plan) -> Any:
-        import redis
 
         client, scripts = self._client()
         try:
             reply = await scripts[plan.script](args=list(plan.args), client=client)
-        except redis.RedisError as exc:
+        except Exception as exc:  # not only RedisError: see _unavailable
             raise _unavailable(exc) from exc
         return plan.read(reply)
 

@@ -52,6 +52,55 @@ def test_an_unreachable_server_is_revocation_unavailable() -> None:
     assert "127.0.0.1" not in str(caught.value)
 
 
+@pytest.mark.parametrize("answer", [b"+OK\r\n", b",inf\r\n"])
+def test_a_server_answering_what_redis_py_cannot_read_is_revocation_unavailable(answer: bytes) -> None:
+    """A proxy or a foreign service on the port: redis-py's parser raised AttributeError and
+    the like, not a RedisError, out of every call after the first (sync and asyncio)."""
+    import socket
+    import threading
+
+    from federation.storage import RedisSessionStore
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        def answer_all(conn: socket.socket) -> None:
+            with conn:
+                while conn.recv(65536):
+                    conn.sendall(answer)
+
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer_all, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    store = RedisSessionStore(f"redis://127.0.0.1:{server.getsockname()[1]}/0")
+    now = datetime.now(timezone.utc)
+    try:
+        for _ in range(3):
+            with pytest.raises(RevocationUnavailable):
+                store.user_state("u", now=now)
+        assert store.ping() is False
+
+        async def scenario() -> None:
+            aio = store.aio
+            assert aio is not None
+            try:
+                for _ in range(2):
+                    with pytest.raises(RevocationUnavailable):
+                        await aio.user_state("u", now=now)
+            finally:
+                await aio.aclose()
+
+        asyncio.run(scenario())
+    finally:
+        server.close()
+        store.close()
+
+
 def test_rows_expire_on_the_server_too(redis_store: Any) -> None:
     now = datetime.now(timezone.utc)
     redis_store.create_session(SessionRecord("s-2", "u-2", now, now + timedelta(seconds=30)), None)
