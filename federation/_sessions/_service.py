@@ -874,6 +874,10 @@ class SessionService:
             raise TokenRevoked("the token was revoked")
         if hit.verified is not None and _issued_at(hit.verified) < entry.external_cutoff:
             raise TokenRevoked("the token was revoked (its user's tokens were revoked after it was issued)")
+        if hit.claims is not None and hit.claims.issued_at < entry.external_cutoff - 1:
+            # A session token of an earlier second than the latest revoke_user: the generation
+            # refuses it already, unless the store lost its generations (a Redis flush) since.
+            raise TokenRevoked("the token was revoked (its user's tokens were revoked after it was issued)")
         if hit.kind == "session":
             assert hit.claims is not None
             principal = _make_principal(user, hit.claims, "session", hit.roles, hit.session_id)

@@ -423,6 +423,24 @@ def test_a_revocation_arriving_during_a_read_is_not_lost(
         bridge.authenticate(session.access_token)
 
 
+def test_revoke_user_after_the_store_lost_its_generations_refuses_earlier_sessions(
+    make_bridge: Callable[..., Bridge], idp: MockIdP, clock: FrozenClock
+) -> None:
+    store = MemorySessionStore()
+    bridge = make_bridge({"user_check": 0}, session_store=store)
+    first = bridge.exchange(idp.mint(sub="sven"))
+    bridge.revoke_user(first.user.id)  # generation 1
+    clock.advance(5)
+    second = bridge.issue_session(first.user)  # generation 1, issued before the next call
+    store.__init__()  # type: ignore[misc]  # the store lost everything (a Redis flush, a restart)
+    clock.advance(5)
+    assert bridge.revoke_user(first.user.id) == 1  # generation 1 again
+    with pytest.raises(TokenRevoked):
+        bridge.authenticate(second.access_token)
+    third = bridge.issue_session(first.user)  # the same second, after the call
+    assert bridge.authenticate(third.access_token).user.id == first.user.id
+
+
 def test_revoke_previous_keeps_only_the_newest_session(
     make_bridge: Callable[..., Bridge], idp: MockIdP
 ) -> None:
