@@ -54,19 +54,24 @@ from ._shapes import (
     registered_providers,
     unregister_provider,
 )
+from ._traits import ProviderTraits, base64url_kid, hex_kid, standard_base64_kid
 
 __all__ = [
     "FrozenClock",
     "MockIdP",
     "ProviderShape",
+    "ProviderTraits",
     "SigningKey",
     "TokenKind",
+    "base64url_kid",
     "generate_signing_key",
+    "hex_kid",
     "mock_transport",
     "profile_key_url",
     "provider_shape",
     "register_provider",
     "registered_providers",
+    "standard_base64_kid",
     "unregister_provider",
     "x509_jwk_members",
 ]

@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import inspect
 import json
 import re
 import secrets
@@ -28,9 +29,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -77,14 +78,35 @@ def _serving(idps: Iterable[MockIdP], request: httpx.Request) -> MockIdP | None:
     return fallback
 
 
+def _later_routers() -> bool:
+    """Whether a respx router other than the mocks' own one is started (``with respx.mock:``)."""
+    try:
+        from respx.mocks import Mocker
+    except ImportError:  # pragma: no cover - respx is there whenever the router is
+        return False
+    # respx keeps the started routers per mocker (httpcore, httpx), trying them in order.
+    for mocker in getattr(Mocker, "registry", {}).values():
+        routers = list(getattr(mocker, "routers", ()))
+        if _ROUTER in routers:
+            return routers.index(_ROUTER) < len(routers) - 1
+    return False
+
+
 def _dispatch(request: httpx.Request) -> httpx.Response:
     idp = _serving(reversed(_ACTIVE), request)
     if idp is not None:
         return idp.handler(request)
+    where = f"{request.url.scheme}://{request.url.netloc.decode()}"
+    if _later_routers():
+        # respx tries its started routers in order and moves on after this error: a
+        # router the test started after the mock then gets the request.
+        from respx.models import AllMockedAssertionError
+
+        raise AllMockedAssertionError(f"no MockIdP serves {where}")
     # Fail loudly: a test that reaches for an unmocked host must not touch the network.
     raise httpx.ConnectError(
-        f"no MockIdP serves {request.url.scheme}://{request.url.netloc.decode()} "
-        "(the network is off while a MockIdP is installed)",
+        f"no MockIdP serves {where} (the network is off while a MockIdP is installed; "
+        "to mock other hosts too, use the respx_mock fixture or a 'with respx.mock:' router)",
         request=request,
     )
 
@@ -112,8 +134,7 @@ def _instant(value: float | datetime, now: int) -> int:
     return int(now + value)
 
 
-#: The documents a mock serves (what :meth:`MockIdP.outage` ``only=`` and
-#: :meth:`MockIdP.requests_to` name).
+#: The documents a mock serves (what :meth:`MockIdP.outage` ``only=`` names).
 Document = Literal["jwks", "discovery"]
 #: Every route a request may take (``request.extensions[ROUTE]``; None: no route).
 Route = Literal["jwks", "discovery", "authorize", "token"]
@@ -268,12 +289,16 @@ class MockIdP:
             except LookupError:
                 shape = provider_shape("oidc")
         self.shape = shape
+        self._traits = shape.traits
         self.provider = provider or shape.name
         #: The provider vocabulary this mock was built from (``for_provider`` keywords).
         self.provider_params: dict[str, Any] = dict(provider_params or {})
         self.audience = audience
         self.clock: Callable[[], float] = clock or time.time
         self.cache_max_age = cache_max_age
+        # The key set's Cache-Control when for_provider copies the real provider's
+        # (None: from cache_max_age).
+        self._jwks_cache_control: str | None = None
         if key_format not in ("jwks", "x509_pem_map"):
             raise ValueError("key_format must be 'jwks' or 'x509_pem_map'")
         self.key_format: KeyFormat = key_format
@@ -284,9 +309,11 @@ class MockIdP:
         self._lock = threading.Lock()
         self._keys: list[SigningKey] = []  # published
         self._active: dict[str, SigningKey] = {}  # alg -> key that signs
+        self._access: dict[str, SigningKey] = {}  # alg -> key that signs access tokens, if another
         for a in dict.fromkeys([alg, *(algorithms or ())]):
-            self._add(generate_signing_key(a))
+            self._add(self._generate(a))
         self._outage: dict[str, Any] | None = None
+        self._latency: tuple[float, Route | None] | None = None
         self._jwks_override: Any = None
         self._server: LoopbackServer | None = None
         self._clients: list[httpx.Client] = []
@@ -316,12 +343,28 @@ class MockIdP:
         options = shape.setup(**params)
         options.setdefault("provider", name)
         options.setdefault("provider_params", params)
-        return cls(shape=shape, **options)
+        unknown = sorted(set(options) - _INIT_KEYWORDS)
+        if unknown:
+            vocabulary = _keywords(shape.setup)
+            accepted = ", ".join([*vocabulary, *sorted(_INIT_KEYWORDS - {"shape", "provider_params"})])
+            raise TypeError(
+                f"MockIdP.for_provider({name!r}) got unknown keyword(s) {', '.join(unknown)}; "
+                f"it accepts: {accepted}"
+            )
+        idp = cls(shape=shape, **options)
+        cache_control = idp._traits.jwks_cache_control
+        if cache_control is not None and "cache_max_age" not in params:
+            idp._jwks_cache_control = cache_control  # the real provider's, unless asked otherwise
+        return idp
 
     def _set_location(self, issuer: str, jwks_uri: str | None) -> None:
+        parts = urlsplit(issuer) if isinstance(issuer, str) else None
+        if parts is None or parts.scheme not in ("https", "http") or not parts.netloc:
+            raise ValueError(
+                f"issuer must be an https:// (or http://) URL such as 'https://{issuer}', not {issuer!r}"
+            )
         self.issuer = issuer
-        parts = urlsplit(issuer)
-        self._origin = f"{parts.scheme}://{parts.netloc}" if parts.netloc else "https://idp.test"
+        self._origin = f"{parts.scheme}://{parts.netloc}"
         self.jwks_uri = jwks_uri or self._origin + self._jwks_path
         self.discovery_url = issuer.rstrip("/") + "/.well-known/openid-configuration"
 
@@ -330,10 +373,37 @@ class MockIdP:
 
     # -- keys ---------------------------------------------------------------------------
 
+    def _generate(self, alg: str) -> SigningKey:
+        """A new key for ``alg`` whose kid looks like the real provider's."""
+        style = self._traits.kid
+        if style is None:
+            return generate_signing_key(alg)
+        if style != "x5t":
+            return generate_signing_key(alg, kid=style())
+        # Entra names a key by its certificate's SHA-1 thumbprint: kid == x5t.
+        key = generate_signing_key(alg)
+        cert = self_signed_certificate(key, urlsplit(self.issuer).hostname or "mock-idp", self.clock())
+        thumbprint = x509_jwk_members(cert)["x5t"]
+        key = replace(key, kid=thumbprint, public_jwk={**key.public_jwk, "kid": thumbprint})
+        with self._lock:
+            self._certificates[thumbprint] = (key, cert)
+        return key
+
+    def _spares(self, alg: str) -> list[SigningKey]:
+        """The keys published beside ``alg``'s signing keys (Google: at least two in all)."""
+        spares = [self._generate(alg) for _ in range(self._traits.spare_keys)]
+        if self._traits.access_key:
+            spares.append(self._generate(alg))
+        return spares
+
     def _add(self, key: SigningKey) -> SigningKey:
+        extra = self._spares(key.alg) if key.alg not in self._active else []
         with self._lock:
             self._keys.append(key)
             self._active[key.alg] = key
+            self._keys.extend(extra)  # after the signing key: it is the first one published
+            if self._traits.access_key and extra:
+                self._access[key.alg] = extra[-1]
         return key
 
     @property
@@ -341,11 +411,36 @@ class MockIdP:
         """The published signing keys."""
         return tuple(self._keys)
 
-    def key_for(self, alg: str | None = None) -> SigningKey:
-        """The key that signs ``alg`` (one is created and published if needed)."""
+    def key_for(self, alg: str | None = None, *, token_type: TokenKind = "id") -> SigningKey:  # noqa: S107
+        """The key that signs ``alg`` (one is created and published if needed).
+
+        ``token_type="access"``: the key that signs access tokens, which is another
+        one for a Cognito mock (a user pool has a key pair for each kind).
+        """
         alg = alg or self.default_alg
         key = self._active.get(alg)
-        return key if key is not None else self._add(generate_signing_key(alg))
+        if key is None:
+            key = self._add(self._generate(alg))
+        if token_type == "access":
+            return self._access.get(alg, key)
+        return key
+
+    def _signer(self, key: SigningKey | str | None, alg: str | None, token_type: TokenKind) -> SigningKey:
+        """The key ``mint`` signs with: ``key`` (a key, or the kid of one of this mock's), else ``alg``'s."""
+        if key is None:
+            return self.key_for(alg, token_type=token_type)
+        if isinstance(key, SigningKey):
+            return key
+        if isinstance(key, str):
+            with self._lock:
+                known = {k.kid: k for k in [*self._keys, *self._active.values(), *self._access.values()]}
+            if key in known:
+                return known[key]
+            raise KeyError(f"this MockIdP has no key with kid {key!r} (its kids: {', '.join(known)})")
+        raise TypeError(
+            f"key must be a SigningKey (see generate_signing_key) or the kid of one of this mock's keys, "
+            f"not {type(key).__name__}"
+        )
 
     def rotate_keys(self, *, keep_old: bool = True, alg: str | None = None) -> SigningKey:
         """Publish a new key for ``alg`` and sign with it from now on.
@@ -353,18 +448,34 @@ class MockIdP:
         With ``keep_old=False`` the previous key disappears from the JWKS.
         """
         alg = alg or self.default_alg
-        new = generate_signing_key(alg)
+        new = self._generate(alg)
+        access = self._generate(alg) if self._traits.access_key else None
         with self._lock:
             if not keep_old:
                 self._keys = [k for k in self._keys if k.alg != alg]
             self._keys.append(new)
             self._active[alg] = new
+            if access is not None:  # a Cognito pool renews both of its key pairs
+                self._keys.append(access)
+                self._access[alg] = access
+            missing = 1 + self._traits.spare_keys - sum(k.alg == alg for k in self._keys)
+        if missing > 0:  # Google never publishes fewer than two keys
+            spares = [self._generate(alg) for _ in range(missing)]
+            with self._lock:
+                self._keys.extend(spares)
         return new
 
     def remove_key(self, kid: str) -> None:
-        """Stop publishing the key ``kid`` (it may still sign if active)."""
+        """Stop publishing the key ``kid`` (it may still sign if active).
+
+        Raises :class:`KeyError` when no published key has that kid.
+        """
         with self._lock:
-            self._keys = [k for k in self._keys if k.kid != kid]
+            kept = [k for k in self._keys if k.kid != kid]
+            if len(kept) == len(self._keys):
+                published = ", ".join(k.kid for k in self._keys) or "none"
+                raise KeyError(f"no published key has kid {kid!r} (published: {published})")
+            self._keys = kept
 
     def jwks(self) -> dict[str, Any]:
         """The JWK Set document the issuer publishes (public members only), in the provider's shape."""
@@ -404,8 +515,10 @@ class MockIdP:
         server): its ``jwks_uri`` and endpoints then point there, while
         ``issuer`` stays the issuer tokens carry.
         """
-        jwks_uri = base_url + urlsplit(self.jwks_uri).path if base_url else self.jwks_uri
-        return {
+        jwks_uri = self._traits.discovery_jwks_uri or self.jwks_uri  # Firebase names its JWK Set
+        if base_url:
+            jwks_uri = base_url + urlsplit(jwks_uri).path
+        document = {
             "issuer": self.issuer,
             "jwks_uri": jwks_uri,
             "authorization_endpoint": self._endpoint("authorize", base_url),
@@ -419,20 +532,30 @@ class MockIdP:
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": sorted({k.alg for k in self._keys}),
         }
+        if not self._traits.iss_parameter:  # Google and Entra neither send iss nor say so
+            del document["authorization_response_iss_parameter_supported"]
+        return document
 
     def _endpoint(self, name: str, base_url: str | None = None) -> str:
-        """``<issuer>/<name>``, or the same path under ``base_url`` (the loopback server)."""
+        """``<issuer>/<name>`` (a shipped provider's mock: where the provider has it), or
+        the same path under ``base_url`` (the loopback server)."""
+        endpoints = self._traits.endpoints
+        if endpoints is not None:
+            url = endpoints(self)[0 if name == "authorize" else 1]
+            return base_url + urlsplit(url).path if base_url else url
         base = base_url + urlsplit(self.issuer).path if base_url else self.issuer
         return base.rstrip("/") + "/" + name
 
     @property
     def authorization_endpoint(self) -> str:
-        """The authorization endpoint's URL: ``<issuer>/authorize``."""
+        """The authorization endpoint's URL: ``<issuer>/authorize``, or where the
+        provider has it (Keycloak ``.../protocol/openid-connect/auth``, Entra
+        ``.../oauth2/v2.0/authorize``, Okta ``.../v1/authorize``, Google's)."""
         return self._endpoint("authorize")
 
     @property
     def token_endpoint(self) -> str:
-        """The token endpoint's URL: ``<issuer>/token``."""
+        """The token endpoint's URL: ``<issuer>/token``, or where the provider has it."""
         return self._endpoint("token")
 
     # -- tokens -------------------------------------------------------------------------
@@ -481,7 +604,7 @@ class MockIdP:
         alg: str | None = None,
         kid: str | None = None,
         headers: Mapping[str, Any] | None = None,
-        key: SigningKey | None = None,
+        key: SigningKey | str | None = None,
         **extra: Any,
     ) -> str:
         """A signed compact JWS.
@@ -498,9 +621,9 @@ class MockIdP:
         overrides the header kid while the active key still signs
         (``kid="unknown"``); ``headers`` are merged into the header last (None
         drops a member); ``key`` signs with another key (e.g. an attacker's
-        from :func:`generate_signing_key`).
+        from :func:`generate_signing_key`, or one of this mock's named by its kid).
         """
-        signer = key or self.key_for(alg)
+        signer = self._signer(key, alg, token_type)
         use_alg = alg or signer.alg
         header: dict[str, Any] = {"alg": use_alg, "kid": kid or signer.kid, "typ": "JWT"}
         merge_headers(header, self.shape.headers(self, token_type))
@@ -517,14 +640,15 @@ class MockIdP:
         return self.sign_raw(json.dumps(header).encode(), json.dumps(body).encode(), signer, alg=use_alg)
 
     def sign_raw(
-        self, header: bytes, payload: bytes, key: SigningKey | None = None, *, alg: str | None = None
+        self, header: bytes, payload: bytes, key: SigningKey | str | None = None, *, alg: str | None = None
     ) -> str:
         """Sign exact header and payload bytes (for malformed-JSON tests).
 
         The signature comes from joserfc's JWS algorithm (see :func:`sign`); an
         ``alg`` the key does not fit is signed by hand for negative tests.
+        ``key`` is a :class:`SigningKey` or the kid of one of this mock's keys.
         """
-        signer = key or self.key_for(alg)
+        signer = self._signer(key, alg, "id")
         signing_input = _b64(header) + "." + _b64(payload)
         return signing_input + "." + _b64(sign(signer.private_key, alg or signer.alg, signing_input.encode()))
 
@@ -546,6 +670,24 @@ class MockIdP:
         if only not in (None, "jwks", "discovery"):
             raise ValueError("only must be 'jwks', 'discovery' or None")
         self._outage = {"status": status, "timeout": timeout, "body": body, "only": only}
+
+    @contextmanager
+    def slow(self, seconds: float, *, only: Route | None = None) -> Iterator[MockIdP]:
+        """``with idp.slow(0.5, only="jwks"):`` answers late: each request waits ``seconds``
+        (real time) before its answer, in memory and on the loopback server alike.
+
+        For code that must cope with a slow issuer within its timeout; ``only`` slows
+        one route (the names :meth:`requests_to` takes). Blocks do not nest.
+        """
+        if not 0 <= seconds <= 60:
+            raise ValueError("seconds must be between 0 and 60")
+        if self._latency is not None:
+            raise RuntimeError("this MockIdP is already slowed down")
+        self._latency = (float(seconds), _route_name(only))
+        try:
+            yield self
+        finally:
+            self._latency = None
 
     def recover(self) -> None:
         """End an outage."""
@@ -628,7 +770,8 @@ class MockIdP:
         state = params.get("state")
 
         def back(**answer: str | None) -> httpx.Response:
-            location = _with_query(redirect_uri, {**answer, "state": state, "iss": self.issuer})
+            iss = self.issuer if self._traits.iss_parameter else None  # RFC 9207, where the provider sends it
+            location = _with_query(redirect_uri, {**answer, "state": state, "iss": iss})
             return httpx.Response(302, headers={"location": location, "cache-control": "no-store"})
 
         response_type = params.get("response_type")
@@ -807,6 +950,8 @@ class MockIdP:
         query = request.url.query.decode()
         if url == self.jwks_uri or (query and f"{url}?{query}" == self.jwks_uri):
             return "jwks"
+        if self._is_jwk_url(request):
+            return "jwks"
         if url == self.discovery_url:
             return "discovery"
         endpoints: tuple[Literal["authorize", "token"], ...] = ("authorize", "token")
@@ -824,19 +969,37 @@ class MockIdP:
                     return name
         return None
 
-    def handles(self, request: httpx.Request) -> bool:
-        """True when ``request`` is for one of this issuer's origins (issuer, JWKS, loopback server)."""
+    def _is_jwk_url(self, request: httpx.Request) -> bool:
+        """Whether ``request`` is for the JWK Set the discovery document names apart from
+        :attr:`jwks_uri` (Firebase's), directly or on the loopback server."""
+        named = self._traits.discovery_jwks_uri
+        if named is None:
+            return False
         origin = _request_origin(request)
         server = self._server
-        return origin in (self._origin, _origin(self.jwks_uri)) or (
-            server is not None and origin == server.url
-        )
+        if server is not None and origin == server.url:
+            return request.url.path == urlsplit(named).path
+        return origin + request.url.path == named
+
+    def handles(self, request: httpx.Request) -> bool:
+        """True when ``request`` is for one of this issuer's origins (issuer, JWKS, its
+        authorization and token endpoints, loopback server)."""
+        origin = _request_origin(request)
+        server = self._server
+        origins = {self._origin, _origin(self.jwks_uri), _origin(self.token_endpoint)}
+        origins.add(_origin(self.authorization_endpoint))
+        if self._traits.discovery_jwks_uri is not None:
+            origins.add(_origin(self._traits.discovery_jwks_uri))
+        return origin in origins or (server is not None and origin == server.url)
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         """Answer one request (the function behind every transport and the loopback server)."""
         route = self._route(request)
         request.extensions[ROUTE] = route
         self.requests.append(request)
+        latency = self._latency
+        if latency is not None and latency[1] in (None, route):
+            time.sleep(latency[0])
         outage = self._outage
         if outage is not None and outage["only"] in (None, route):
             if outage["timeout"]:
@@ -851,7 +1014,9 @@ class MockIdP:
         if route == "token":
             return self._token(request)
         headers = {"content-type": "application/json"}
-        if self.cache_max_age is not None:
+        if route == "jwks" and self._jwks_cache_control is not None:
+            headers["cache-control"] = self._jwks_cache_control
+        elif self.cache_max_age is not None:
             headers["cache-control"] = f"public, max-age={self.cache_max_age}"
         if route == "discovery":
             server = self._server
@@ -862,6 +1027,8 @@ class MockIdP:
             if isinstance(override, bytes):
                 return httpx.Response(200, content=override, headers=headers)
             document = self.key_document() if override is None else override
+            if override is None and self._is_jwk_url(request):
+                document = self.jwks()  # Firebase's JWK Set beside its certificate map
             return httpx.Response(200, json=document, headers=headers)
         return httpx.Response(404, text="not found")
 
@@ -1085,3 +1252,24 @@ def mock_transport(*idps: MockIdP) -> httpx.MockTransport:
         return httpx.Response(404, text="no mock issuer for this host")
 
     return httpx.MockTransport(route)
+
+
+def _route_name(only: str | None) -> Route | None:
+    """``only=`` of :meth:`MockIdP.outage` and :meth:`MockIdP.slow`, checked."""
+    if only not in (None, "jwks", "discovery", "authorize", "token"):
+        raise ValueError("only must be 'jwks', 'discovery', 'authorize', 'token' or None")
+    return cast("Route | None", only)
+
+
+def _keywords(function: Callable[..., Any]) -> list[str]:
+    """The named keyword parameters of ``function`` (a shape's ``setup``: the provider's words)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
+        return []
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in parameters if p.kind in kinds]
+
+
+#: The keywords :class:`MockIdP` takes (what a shape's ``setup`` may hand on).
+_INIT_KEYWORDS = frozenset(inspect.signature(MockIdP.__init__).parameters) - {"self"}

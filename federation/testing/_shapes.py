@@ -17,13 +17,16 @@ Must not: perform I/O, or be imported by the library's runtime code paths.
 
 from __future__ import annotations
 
+import difflib
 import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from federation import plugins
+
+from ._traits import ProviderTraits
 
 if TYPE_CHECKING:
     from ._mockidp import MockIdP
@@ -98,6 +101,9 @@ class ProviderShape:
         Whether the id tokens of the mock's code flow name the client in ``azp``
         (OIDC lets them; Entra's never do, and its profile reads ``azp`` as an
         access token's).
+    ``traits``
+        What the real issuer does beyond its claims (:class:`ProviderTraits`: key
+        ids, keys per token kind, endpoints, ``iss`` on the redirect, caching).
     """
 
     name: str
@@ -108,6 +114,7 @@ class ProviderShape:
     jwks: Callable[[MockIdP, dict[str, Any]], dict[str, Any]] = _same_jwks
     jwt_access_tokens: bool = True
     id_token_azp: bool = True
+    traits: ProviderTraits = field(default_factory=ProviderTraits)
 
 
 _REGISTRY: dict[str, ProviderShape] = {}
@@ -157,10 +164,25 @@ def provider_shape(name: str) -> ProviderShape:
             _REGISTRY.setdefault(name, loaded)  # a shape registered meanwhile wins
     with _LOCK:
         shape = _REGISTRY.get(name)
-        known = ", ".join(sorted(_REGISTRY)) or "none"
     if shape is None:
-        raise LookupError(f"no claim shape for provider {name!r} (registered: {known})")
+        known = _every_name()
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5) if isinstance(name, str) else []
+        if not close and isinstance(name, str):  # "azure" for "azure_ad": a prefix counts too
+            close = [k for k in known if k.startswith(name.lower())][:1]
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise LookupError(
+            f"no claim shape for provider {name!r} (registered: {', '.join(known) or 'none'}){hint}"
+        )
     return shape
+
+
+def _every_name() -> list[str]:
+    """Every provider name a shape can be had for: the registered ones and every plugin's
+    (the shipped shapes load lazily, so listing only the registry would name just ``oidc``)."""
+    names = set(plugins.names())
+    with _LOCK:
+        names.update(_REGISTRY)
+    return sorted(names)
 
 
 def profile_key_url(idp: MockIdP, entry: Mapping[str, Any]) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from federation.testing import ProviderShape, TokenKind, profile_key_url
+from federation.testing import ProviderShape, ProviderTraits, TokenKind, profile_key_url
 
 if TYPE_CHECKING:
     from federation.testing import MockIdP
@@ -188,6 +188,14 @@ def _jwks(idp: MockIdP, document: dict[str, Any]) -> dict[str, Any]:
     return entra_key_set(idp, document, f"https://{idp.provider_params['authority_host']}/{{tenantid}}/v2.0")
 
 
+def entra_endpoints(idp: MockIdP) -> tuple[str, str]:
+    """The authorize and token endpoints under the tenant the keys are fetched for."""
+    base = idp.jwks_uri.rsplit("/discovery/", 1)[0]  # .../{tenant}/discovery/v2.0/keys
+    if idp.provider_params.get("version") == "1.0":
+        return base + "/oauth2/authorize", base + "/oauth2/token"
+    return base + "/oauth2/v2.0/authorize", base + "/oauth2/v2.0/token"
+
+
 AZURE_AD = ProviderShape(
     "azure_ad",
     claims=_claims,
@@ -196,4 +204,10 @@ AZURE_AD = ProviderShape(
     issuer_config=_issuer_config,
     jwks=_jwks,
     id_token_azp=False,  # Entra's id tokens never carry azp; its access tokens do (v2)
+    traits=ProviderTraits(
+        kid="x5t",  # Entra's kid is the certificate thumbprint, x5t
+        endpoints=entra_endpoints,
+        iss_parameter=False,  # Entra neither sends iss on the redirect nor advertises it
+        jwks_cache_control="max-age=86400, private",
+    ),
 )

@@ -16,9 +16,9 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from federation.testing import ProviderShape, TokenKind, profile_key_url
+from federation.testing import ProviderShape, ProviderTraits, TokenKind, profile_key_url
 
-from .shape import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID, entra_key_set
+from .shape import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID, entra_endpoints, entra_key_set
 
 if TYPE_CHECKING:
     from federation.testing import MockIdP
@@ -106,5 +106,10 @@ def _jwks(idp: MockIdP, document: dict[str, Any]) -> dict[str, Any]:
 
 
 AZURE_AD_B2C = ProviderShape(
-    "azure_ad_b2c", claims=_claims, setup=_setup, issuer_config=_issuer_config, jwks=_jwks
+    "azure_ad_b2c",
+    claims=_claims,
+    setup=_setup,
+    issuer_config=_issuer_config,
+    jwks=_jwks,
+    traits=ProviderTraits(endpoints=entra_endpoints, iss_parameter=False),
 )

@@ -18,7 +18,7 @@ import secrets
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from federation.testing import ProviderShape, TokenKind
+from federation.testing import ProviderShape, ProviderTraits, TokenKind, standard_base64_kid
 
 if TYPE_CHECKING:
     from federation.testing import MockIdP
@@ -110,5 +110,12 @@ def _canonical_issuer(user_pool_id: str) -> str:
 
 
 COGNITO = ProviderShape(
-    "cognito", claims=_claims, setup=_setup, headers=_headers, issuer_config=_issuer_config
+    "cognito",
+    claims=_claims,
+    setup=_setup,
+    headers=_headers,
+    issuer_config=_issuer_config,
+    # A user pool's kids are standard base64 (+, / and =), and its id and access tokens
+    # are signed by two key pairs.
+    traits=ProviderTraits(kid=standard_base64_kid, access_key=True),
 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from federation.testing import ProviderShape, TokenKind
+from federation.testing import ProviderShape, ProviderTraits, TokenKind, hex_kid
 
 if TYPE_CHECKING:
     from federation.testing import MockIdP
@@ -92,6 +92,14 @@ def _issuer_config(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+#: Firebase's discovery document names this JWK Set (not the certificate map).
+FIREBASE_JWK_URL = "https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"
+
 FIREBASE = ProviderShape(
-    "firebase", claims=_claims, setup=_setup, issuer_config=_issuer_config, jwt_access_tokens=False
+    "firebase",
+    claims=_claims,
+    setup=_setup,
+    issuer_config=_issuer_config,
+    jwt_access_tokens=False,
+    traits=ProviderTraits(kid=hex_kid, iss_parameter=False, discovery_jwks_uri=FIREBASE_JWK_URL),
 )

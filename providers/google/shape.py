@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from federation.testing import ProviderShape, TokenKind
+from federation.testing import ProviderShape, ProviderTraits, TokenKind, hex_kid
 
 if TYPE_CHECKING:
     from federation.testing import MockIdP
@@ -74,6 +74,22 @@ def _issuer_config(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def _endpoints(idp: MockIdP) -> tuple[str, str]:
+    return "https://accounts.google.com/o/oauth2/v2/auth", "https://oauth2.googleapis.com/token"
+
+
 GOOGLE = ProviderShape(
-    "google", claims=_claims, setup=_setup, issuer_config=_issuer_config, jwt_access_tokens=False
+    "google",
+    claims=_claims,
+    setup=_setup,
+    issuer_config=_issuer_config,
+    jwt_access_tokens=False,
+    traits=ProviderTraits(
+        kid=hex_kid,  # 40 hex digits (SHA-1)
+        spare_keys=1,  # Google's set always holds at least two keys
+        endpoints=_endpoints,
+        iss_parameter=False,
+        # Google's max-age counts down to its next rotation; about six hours is typical.
+        jwks_cache_control="public, max-age=21532, must-revalidate, no-transform",
+    ),
 )

@@ -20,7 +20,7 @@ import secrets
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from federation.testing import ProviderShape, TokenKind
+from federation.testing import ProviderShape, ProviderTraits, TokenKind, base64url_kid
 
 if TYPE_CHECKING:
     from federation.testing import MockIdP
@@ -121,4 +121,16 @@ def _issuer_config(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-KEYCLOAK = ProviderShape("keycloak", claims=_claims, setup=_setup, issuer_config=_issuer_config, jwks=_jwks)
+def _endpoints(idp: MockIdP) -> tuple[str, str]:
+    base = idp.issuer.rstrip("/") + "/protocol/openid-connect"
+    return base + "/auth", base + "/token"
+
+
+KEYCLOAK = ProviderShape(
+    "keycloak",
+    claims=_claims,
+    setup=_setup,
+    issuer_config=_issuer_config,
+    jwks=_jwks,
+    traits=ProviderTraits(kid=base64url_kid, endpoints=_endpoints, jwks_cache_control="no-cache"),
+)

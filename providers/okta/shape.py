@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from federation.testing import ProviderShape, TokenKind, profile_key_url
+from federation.testing import ProviderShape, ProviderTraits, TokenKind, base64url_kid, profile_key_url
 
 if TYPE_CHECKING:
     from federation.testing import MockIdP
@@ -100,4 +100,17 @@ def _issuer_config(idp: MockIdP, entry: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-OKTA = ProviderShape("okta", claims=_claims, setup=_setup, headers=_headers, issuer_config=_issuer_config)
+def _endpoints(idp: MockIdP) -> tuple[str, str]:
+    # Beside the keys: {issuer}/v1/keys, or the org server's https://{domain}/oauth2/v1/keys
+    base = idp.jwks_uri.rsplit("/keys", 1)[0]
+    return base + "/authorize", base + "/token"
+
+
+OKTA = ProviderShape(
+    "okta",
+    claims=_claims,
+    setup=_setup,
+    headers=_headers,
+    issuer_config=_issuer_config,
+    traits=ProviderTraits(kid=base64url_kid, endpoints=_endpoints),
+)
