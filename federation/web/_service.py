@@ -142,8 +142,31 @@ def _oauth_error(exc: FederationError, *, grant_error: str) -> JSONResponse:
             headers["Retry-After"] = retry
     else:
         status, error = 500, "server_error"
-    body = {"error": error, "error_description": exc.message, "code": exc.code}
+    body = {"error": error, "error_description": _description(exc.message), "code": exc.code}
     return _json(status, body, headers)
+
+
+#: The form parameters the endpoints read (RFC 6749, 7009, 8693; the seeds' registration).
+_KNOWN_PARAMETERS = frozenset(
+    {
+        "grant_type", "subject_token", "subject_token_type", "requested_token_type", "audience",
+        "resource", "scope", "actor_token", "actor_token_type", "refresh_token", "username",
+        "password", "token", "token_type_hint", "email", "client_id",
+    }
+)
+
+
+def _sent_once(request: Request, *names: str) -> None:
+    """RFC 6749 §3.1: a parameter is sent at most once; two copies are two answers to choose
+    between, and a proxy or log that reads the other one would see another request."""
+    for name in names:
+        if len(request.query_params.getlist(name)) > 1:
+            raise InvalidRequest(f"the parameter {name!r} is repeated")
+
+
+def _description(message: str) -> str:
+    """RFC 6749 §5.2: ``error_description`` holds only %x20-21 / %x23-5B / %x5D-7E."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in message)
 
 
 class LoginService:
@@ -272,8 +295,9 @@ class LoginService:
             raise InvalidRequest("the body is not UTF-8") from None
         form: dict[str, str] = {}
         for key, value in pairs:
-            if key in form:
-                raise InvalidRequest(f"the parameter {key!r} is repeated")  # RFC 6749 §3.2
+            if key in form:  # RFC 6749 §3.2; a name the client made up is not echoed
+                named = f"the parameter {key!r}" if key in _KNOWN_PARAMETERS else "a parameter"
+                raise InvalidRequest(f"{named} is repeated")
             form[key] = value
         return form
 
@@ -342,6 +366,12 @@ class LoginService:
                 except FederationError:
                     pass  # an unreadable old cookie is simply replaced
 
+    def _own_targets(self) -> frozenset[str]:
+        """What an exchange may name as its ``audience`` or ``resource``: this app."""
+        tokens = self.bridge.sessions.tokens
+        origin = self.settings.public_origin
+        return frozenset({tokens.audience, tokens.issuer, origin, origin + "/"})
+
     async def _spend(self, result: LoginResult, token: str) -> None:
         """An external token becomes a session once, whichever door (``/sso`` claims the same
         key): a token that travelled in a URL, or was captured, cannot be exchanged again."""
@@ -370,6 +400,18 @@ class LoginService:
                 requested = form.get("requested_token_type")
                 if requested not in (None, ACCESS_TOKEN_TYPE):
                     raise InvalidRequest("only access tokens are issued (requested_token_type)")
+                if "actor_token" in form or "actor_token_type" in form:  # RFC 8693 §2.1
+                    raise InvalidRequest("delegation (actor_token) is not supported: impersonation only")
+                for name in ("audience", "resource"):  # §2.2.2: tokens for this app alone
+                    if name in form and form[name] not in self._own_targets():
+                        return _json(
+                            400,
+                            {
+                                "error": "invalid_target",
+                                "error_description": f"tokens are issued for this app only ({name})",
+                                "code": "invalid_target",
+                            },
+                        )
                 try:
                     result = await self.bridge.alogin(subject, token_type=SUBJECT_TOKEN_TYPES[kind])
                     await self._spend(result, subject)
@@ -492,6 +534,7 @@ class LoginService:
         headers = {**NO_STORE, "Referrer-Policy": "no-referrer"}
         token = request.query_params.get("token")
         try:
+            _sent_once(request, "token", "redirect_to")
             if not token:
                 raise MissingToken("the token parameter is missing")
             verified = await self.bridge.averify(token)
@@ -538,6 +581,10 @@ class LoginService:
         if client is None:
             return _json(404, {"error": "not_found", "detail": "no sign-in is configured for this issuer"})
         params = request.query_params
+        try:
+            _sent_once(request, "state", "code", "error")
+        except InvalidRequest as exc:
+            return _problem(exc)
         state = params.get("state")
         data = await client.framework.get_state_data(request.session, state) if state else None
         if state:
@@ -580,7 +627,19 @@ class LoginService:
 
     async def logout(self, request: Request) -> Response:
         """POST /logout: the session revoked, the cookies cleared with identical attributes."""
-        credential = self._credential(request)
+        try:
+            credential = self._credential(request)
+        except InvalidRequest as exc:
+            # The session cookie twice (a sibling subdomain can plant a copy): neither names
+            # the session to end, but a same-origin logout still clears this host's cookies.
+            try:
+                origin, site = request.headers.get("origin"), request.headers.get("sec-fetch-site")
+                self.settings.csrf.check_origin(origin, site)
+            except FederationError as refused:
+                return _problem(refused)
+            answer = _problem(exc)
+            self._clear_session_cookies(answer)
+            return answer
         try:
             if credential is not None:
                 if credential.source == "cookie":

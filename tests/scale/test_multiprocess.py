@@ -185,8 +185,11 @@ def _concurrently(n: int, job: Callable[[int], httpx.Response]) -> list[httpx.Re
 
 def test_twenty_concurrent_first_logins_across_workers_make_one_user(services: Any) -> None:
     fleet, idp, database, _ = services
-    token = idp.mint(sub="race", email="race@example.com", email_verified=True)
-    answers = _concurrently(20, lambda _: fleet.exchange(token))
+    tokens = [
+        idp.mint(sub="race", email="race@example.com", email_verified=True, jti=f"race-{i}")
+        for i in range(20)
+    ]
+    answers = _concurrently(20, lambda i: fleet.exchange(tokens[i]))
     assert [a.status_code for a in answers] == [200] * 20, [a.text for a in answers if a.status_code != 200]
     users = {fleet.get("/me", a.json()["access_token"]).json()["user"] for a in answers}
     assert len(users) == 1
@@ -196,6 +199,14 @@ def test_twenty_concurrent_first_logins_across_workers_make_one_user(services: A
     )
     assert rows == [(1,)]
     assert database.query("SELECT count(*) FROM federation_users WHERE email = 'race@example.com'") == [(1,)]
+
+
+def test_one_token_exchanged_by_every_worker_at_once_makes_one_session(services: Any) -> None:
+    fleet, idp, _, _ = services
+    token = idp.mint(sub="exchanged-once")
+    answers = _concurrently(12, lambda _: fleet.exchange(token))
+    assert sorted(a.status_code for a in answers) == [200] + [400] * 11
+    assert {a.json()["code"] for a in answers if a.status_code == 400} == {"token_replayed"}
 
 
 def test_a_revocation_in_one_worker_is_refused_by_all_within_a_second(services: Any) -> None:
@@ -269,12 +280,15 @@ def test_killing_a_worker_mid_login_leaves_nothing_half_written(services: Any) -
     created = database.query("SELECT count(*) FROM federation_identities WHERE subject LIKE 'crash-%'")[0][0]
     succeeded = sum(1 for r in results if isinstance(r, httpx.Response) and r.status_code == 200)
     assert succeeded <= created <= 40
-    # Whatever was cut off can be retried: the fleet (its supervisor restarts the worker) answers it.
+    # Whatever was cut off can be retried, with a new token from the issuer (a token is
+    # exchanged once, and a cut-off exchange may have spent it): the fleet (its supervisor
+    # restarts the worker) answers it.
     deadline = time.monotonic() + 20
     while len(fleet.workers()) < WORKERS:
         assert time.monotonic() < deadline, "uvicorn did not replace the killed worker"
         time.sleep(0.1)
-    retried = [fleet.exchange(t).status_code for t in tokens]
+    again = [idp.mint(sub=f"crash-{i}", email=f"crash-{i}@example.com", jti=f"retry-{i}") for i in range(40)]
+    retried = [fleet.exchange(t).status_code for t in again]
     assert retried == [200] * 40
     assert database.query("SELECT count(*) FROM federation_identities WHERE subject LIKE 'crash-%'") == [
         (40,)

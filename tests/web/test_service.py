@@ -1133,6 +1133,69 @@ def test_logout_revokes_and_clears_with_identical_attributes(web_env: WebEnv) ->
     assert web_env.client.get("/me", headers=bearer(token)).status_code == 401
 
 
+def test_logout_with_the_session_cookie_twice_is_400_and_clears_the_cookies(web_env: WebEnv) -> None:
+    """A planted second copy made logout a 500 that cleared nothing: the user could not sign out."""
+    browser_login(web_env)
+    token = web_env.client.cookies.get("__Host-federation_session")
+    assert token is not None
+    web_env.client.cookies.clear()
+    doubled = {"Cookie": f"__Host-federation_session={token}; __Host-federation_session=planted"}
+    foreign = web_env.client.post("/logout", headers={**doubled, "Origin": "https://evil.example"})
+    assert foreign.status_code == 403 and "set-cookie" not in foreign.headers
+    response = web_env.client.post("/logout", headers={**doubled, "Origin": APP})
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
+    cleared = set_cookies(response)
+    assert cleared["__Host-federation_session"].startswith("__Host-federation_session=;")
+    assert "max-age=0" in cleared["__Host-federation_csrf"].lower()
+
+
+def test_token_exchange_refuses_other_targets_and_delegation(web_env: WebEnv) -> None:
+    """RFC 8693 §2.2.2 and §2.1: an audience or resource not this app's is invalid_target;
+    an actor_token (delegation) is not silently ignored."""
+    base = {"grant_type": EXCHANGE, "subject_token_type": ID_TOKEN}
+    for extra in ({"audience": "https://other.example"}, {"resource": "https://other.example/api"}):
+        answer = web_env.client.post("/token", data={**base, "subject_token": web_env.login_token(), **extra})
+        assert (answer.status_code, answer.json()["error"]) == (400, "invalid_target")
+    actor = {"actor_token": web_env.login_token("bob"), "actor_token_type": ID_TOKEN}
+    answer = web_env.client.post("/token", data={**base, "subject_token": web_env.login_token(), **actor})
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request")
+    mine = web_env.client.post(
+        "/token", data={**base, "subject_token": web_env.login_token(), "audience": APP}
+    )
+    assert mine.status_code == 200
+
+
+def test_error_descriptions_hold_only_the_characters_rfc_6749_allows(web_env: WebEnv) -> None:
+    answer = web_env.client.post(
+        "/token",
+        content="gr\u00fcnt=1&gr\u00fcnt=2".encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 400
+    description = answer.json()["error_description"]
+    assert "gr" not in description  # a name the client made up is not echoed
+    assert all(" " <= c <= "~" and c not in '"\\' for c in description)
+
+
+@pytest.mark.parametrize("repeated", ["state", "code"])
+def test_a_callback_with_a_repeated_parameter_is_refused(web_env: WebEnv, repeated: str) -> None:
+    """RFC 6749 §3.1: sent twice, the last copy won (state=forged&state=<real> signed in)."""
+    start = web_env.client.get("/login/mock")
+    callback = web_env.idp.client().get(start.headers["location"]).headers["location"].removeprefix(APP)
+    forged = callback.replace(f"{repeated}=", f"{repeated}=forged&{repeated}=", 1)
+    response = web_env.client.get(forged)
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
+    assert web_env.idp.requests_to("token") == []
+    assert web_env.client.get(callback).status_code == 303  # the state is still this browser's
+
+
+def test_sso_with_a_repeated_token_is_refused(web_env: WebEnv) -> None:
+    first, second = web_env.login_token(jti="first-of-two"), web_env.login_token(jti="second-of-two")
+    response = web_env.client.get(f"/sso?token={first}&token={second}")
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
+    assert web_env.client.get("/sso", params={"token": second}).status_code == 303  # not spent
+
+
 # -- metadata, keys, health, mounting --------------------------------------------------------
 
 
