@@ -269,10 +269,10 @@ class WebConfig(BaseModel):
         120, gt=0, le=600, description="How old a /sso URL token may be (seconds since its iat)."
     )
     registration_key: KeyRef | None = Field(
-        None, description="The extra key /register requires (X-Registration-Key)."
+        None, description="The extra key /register requires (X-Registration-Key; at least 32 bytes)."
     )
     admin_key: KeyRef | None = Field(
-        None, description="The key DELETE /users/{id} accepts (X-Admin-Key)."
+        None, description="The key DELETE /users/{id} accepts (X-Admin-Key; at least 32 bytes)."
     )
     admin_role: str = Field("admin", min_length=1, description="The role that may delete other users.")
     delete: Literal["disable", "delete"] = Field(

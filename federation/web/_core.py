@@ -446,7 +446,10 @@ class WebSettings:
         def secret(ref: KeyRef | None, name: str) -> bytes | None:
             if ref is None:
                 return None
-            return read_secret(ref, field=f"web.{name}", base_dir=base, environ=environ)
+            value = read_secret(ref, field=f"web.{name}", base_dir=base, environ=environ)
+            if len(value) < 32:  # it guards an endpoint anyone can call, with no attempt limit
+                raise ConfigError(f"web.{name} must be at least 32 bytes", field=f"web.{name}")
+            return value
 
         if web.cookie_secret is not None:
             master = read_secret(web.cookie_secret, field="web.cookie_secret", base_dir=base, environ=environ)

@@ -408,6 +408,20 @@ def test_register_needs_the_registration_key(web_env: WebEnv, key: str | None) -
     assert web_env.bridge.store.find_login(web_env.idp.issuer, "bob") is None  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("name", ["registration_key", "admin_key"])
+def test_a_short_extra_key_is_a_config_error(make_web_env: Any, tmp_path: Any, name: str) -> None:
+    """A one-character admin key loaded, and 62 guesses deleted any user."""
+    from federation.errors import ConfigError
+
+    short = tmp_path / "key"
+    short.write_text("7" * 31)
+    with pytest.raises(ConfigError) as caught:
+        make_web_env(web={name: {"file": str(short)}})
+    assert caught.value.field == f"web.{name}" and "at least 32 bytes" in str(caught.value)
+    short.write_text("7" * 32)
+    assert make_web_env(web={name: {"file": str(short)}}).client.get("/healthz").status_code == 200
+
+
 def test_register_with_an_external_token_creates_then_logs_in(web_env: WebEnv) -> None:
     headers = {"X-Registration-Key": REGISTRATION_KEY}
     first = web_env.client.post("/register", data={"token": web_env.login_token("bob")}, headers=headers)
