@@ -226,7 +226,30 @@ def _check_config(args: argparse.Namespace, out: TextIO) -> int:
     url = storage_url(config) if config.storage is not None else None
     with Bridge(config, mapping=mapping, on_event=lambda event: None) as bridge:
         bridge.preflight()  # key files, extras, secrets: what the app would refuse at start-up
+        if mapping is not None:
+            _refuse_unreachable_sections(config, mapping)
         return _report_config(args, out, config, mapping, url, bridge)
+
+
+def _refuse_unreachable_sections(config: BridgeConfig, mapping: Mapping) -> None:
+    """A section keyed to an issuer no entry trusts (a trailing slash will do) never applies:
+    its deny rules fail open. The app runs with it; check-config says so."""
+    from .spi import ProviderProfile
+
+    pairs = [(entry.provider, iss) for entry in config.issuers for iss in entry.trusted_issuers]
+    open_providers = {
+        entry.provider
+        for entry in config.issuers
+        if type(entry).matches_issuer is not ProviderProfile.matches_issuer
+    }
+    dead = mapping.unmatched_sections(pairs, open_providers=open_providers)
+    if dead:
+        one = len(dead) == 1
+        raise ConfigError(
+            f"the mapping's {', '.join(dead)} {'matches' if one else 'match'} no configured issuer: "
+            f"{'its' if one else 'their'} rules, deny rules included, would never apply",
+            field="mapping",
+        )
 
 
 def _report_config(

@@ -243,6 +243,43 @@ def test_check_config_ok(tmp_path: Path) -> None:
     )
 
 
+def test_check_config_refuses_mapping_sections_no_issuer_reaches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A deny rule under issuers['<iss>/'] (a trailing slash) never ran, and check-config said ok."""
+    deny = [{"when": {"claim": "groups", "contains": "blocked"}, "code": "blocked"}]
+    (tmp_path / "mapping.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "issuers": {
+                    "https://idp.example.test/": {"deny": deny},
+                    "accounts.google.com": {"deny": deny},
+                },
+                "providers": {"okta": {"deny": deny}},
+            }
+        )
+    )
+    entries = [
+        {
+            "provider": "oidc",
+            "issuer": "https://idp.example.test",
+            "audiences": ["a"],
+            "jwks_uri": "https://idp.example.test/k",
+        },
+        {"provider": "google", "client_ids": ["1234-x.apps.googleusercontent.com"]},
+    ]
+    path = tmp_path / "federation.yaml"
+    path.write_text(yaml.safe_dump({"issuers": entries, "mapping": "mapping.yaml"}))
+    assert run("check-config", str(path))[0] == 2
+    error = capsys.readouterr().err
+    assert "providers.okta, issuers['https://idp.example.test/'] match no configured issuer" in error
+    assert "accounts.google.com" not in error  # Google's other spelling of its issuer: reached
+    fixed = {"version": 1, "issuers": {"https://idp.example.test": {"deny": deny}}}
+    (tmp_path / "mapping.yaml").write_text(yaml.safe_dump(fixed))
+    assert run("check-config", str(path))[0] == 0
+
+
 def test_check_config_one_issuer(tmp_path: Path) -> None:
     path = tmp_path / "one.yaml"
     path.write_text("issuers:\n  - provider: firebase\n    project_id: my-project\n")

@@ -418,7 +418,7 @@ def _overlay(prefix: str, overlay: Overlay, slots: Slots) -> _Section:
     )
 
 
-def _key_text(key: str) -> str:
+def key_text(key: str) -> str:
     """An overlay key as it reads in a path (issuers contain dots: quote them)."""
     return f".{key}" if key.isidentifier() else f"[{key!r}]"
 
@@ -448,7 +448,7 @@ class Planner:
             name: _overlay(f"providers.{name}.", o, self._slots) for name, o in model.providers.items()
         }
         self._issuers = {
-            iss: _overlay(f"issuers{_key_text(iss)}.", o, self._slots) for iss, o in model.issuers.items()
+            iss: _overlay(f"issuers{key_text(iss)}.", o, self._slots) for iss, o in model.issuers.items()
         }
         self._scope = IssuerScope(model.issuers)
         self._plans: dict[tuple[str, tuple[str, ...]], Plan] = {}

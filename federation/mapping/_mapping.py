@@ -10,6 +10,7 @@ Must not: hold evaluation logic (the engine does) or know how users are stored.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Iterable
 from collections.abc import Mapping as AbcMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 from federation.errors import ConfigError
 from federation.spi import Identity, Located, ProviderProfile
 
-from ._compile import Planner
+from ._compile import Planner, key_text
 from ._engine import run
 from ._identity import dry_run_identity, dry_run_token_type
 from ._load import load_located, read_mapping_file, read_mapping_text
 from ._model import PROVIDER_NAMES, MappingFile, mapping_json_schema
 from ._paths import Context, make_context
 from ._result import ExistingUser, MappingResult
+from ._scope import IssuerScope, of_form
 
 if TYPE_CHECKING:
     from federation.spi import TokenType, VerifiedToken
@@ -122,6 +124,24 @@ class Mapping:
         if self._located is None or not self._located.positions:
             return None
         return self._located.positions.get(_parse_rule_path(rule))
+
+    def unmatched_sections(
+        self, issuers: Iterable[tuple[str, str]], *, open_providers: Collection[str] = ()
+    ) -> list[str]:
+        """The ``providers.<name>`` and ``issuers.<iss>`` sections that no token of these
+        ``(provider, issuer)`` pairs can reach: their rules, deny rules included, never apply
+        (a trailing slash is enough). Providers in ``open_providers`` accept issuers they
+        cannot list (Entra's any tenant): issuer sections of their form are not judged."""
+        pairs = list(issuers)
+        providers = {provider for provider, _ in pairs}
+        dead = [f"providers.{name}" for name in self._model.providers if name not in providers]
+        scope = IssuerScope(self._model.issuers)
+        reached = {listed for provider, issuer in pairs for listed in scope.matching(provider, issuer)}
+        for listed in scope.listed:
+            if listed in reached or any(of_form(p, listed) for p in open_providers):
+                continue
+            dead.append(f"issuers{key_text(listed)}")
+        return dead
 
     # -- applying -----------------------------------------------------------------------
 

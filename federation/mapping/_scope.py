@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 
 from federation import plugins
 
-__all__ = ["IssuerScope"]
+__all__ = ["IssuerScope", "of_form"]
 
 
 def _namespace_of(provider: str) -> Callable[[str], str | None] | None:
@@ -50,6 +50,12 @@ class IssuerScope:
             with self._lock:
                 groups = self._groups.setdefault(provider, {k: tuple(v) for k, v in built.items()})
         return groups.get(_key(namespace_of, issuer), ())
+
+
+def of_form(provider: str, issuer: str) -> bool:
+    """Whether ``issuer`` is spelled as an issuer of ``provider`` (its profile gives it a namespace)."""
+    namespace_of = _namespace_of(provider)
+    return namespace_of is not None and namespace_of(issuer) is not None
 
 
 # A namespace, or the exact string of an issuer that is no issuer of the provider's form:
