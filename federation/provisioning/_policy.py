@@ -31,6 +31,20 @@ MAX_DEPTH = 8
 MAX_ITEMS = 1000
 
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+#: Characters that print as nothing though no category says so: Hangul fillers (Lo), the
+#: braille blank (So), the combining grapheme joiner (Mn). ``admin\u3164`` reads as ``admin``.
+_BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f")
+
+
+def _invisible(ch: str, category: str) -> bool:
+    """In a username or an email: a blank, a variation selector, a space other than U+0020."""
+    code = ord(ch)
+    return (
+        ch in _BLANKS
+        or 0xFE00 <= code <= 0xFE0F
+        or 0xE0100 <= code <= 0xE01EF
+        or (category == "Zs" and ch != " ")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +95,11 @@ def _bad_char(value: str, *, format_chars: bool) -> bool:
         return False  # U+0020..U+007E only: letters, digits, punctuation, symbols, space (in C)
     for ch in value:
         category = unicodedata.category(ch)
-        if category == "Cc" or category in ("Cs", "Co", "Cn"):
+        if category == "Cc" or category in ("Cs", "Co", "Cn", "Zl", "Zp"):  # Zl/Zp: line breaks
             return True
         if category == "Cf" and (format_chars or ch in _BIDI_CONTROLS):
+            return True
+        if format_chars and _invisible(ch, category):
             return True
     return False
 

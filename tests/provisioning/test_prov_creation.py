@@ -193,6 +193,14 @@ def _mapping(attributes: dict[str, Any]) -> StubMapping:
     [
         ({"username": "ada\x00admin"}, "username"),
         ({"username": "ada\u200badmin"}, "username"),  # zero-width space
+        ({"username": "admin\u3164"}, "username"),  # Hangul filler: prints as nothing
+        ({"username": "admin\u2800"}, "username"),  # braille blank
+        ({"username": "ad\u034fmin"}, "username"),  # combining grapheme joiner
+        ({"username": "admin\u00a0"}, "username"),  # no-break space
+        ({"username": "admin\ufe0f"}, "username"),  # variation selector
+        ({"email": "admin\u3164@example.com"}, "email"),
+        ({"display_name": "Ada\u2028Set-Cookie: x"}, "display_name"),  # line separator
+        ({"department": "R&D\u2029"}, "department"),  # paragraph separator
         ({"username": "x" * 256}, "username"),
         ({"username": ""}, "username"),
         ({"username": 42}, "username"),
