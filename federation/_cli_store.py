@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -196,7 +197,7 @@ def _write_user(out: TextIO, user: User, identities: list[UserIdentity], indent:
         ),
         ("display_name", user.display_name),
         ("status", user.status),
-        ("roles", ", ".join(sorted(user.roles)) or "-"),
+        ("roles", ", ".join(_one(role) for role in sorted(user.roles)) or "-"),
         ("attributes", json.dumps(dict(user.attributes), sort_keys=True) if user.attributes else "-"),
         ("created_at", user.created_at.isoformat()),
         ("last_login_at", last),
@@ -204,8 +205,18 @@ def _write_user(out: TextIO, user: User, identities: list[UserIdentity], indent:
     for name, value in rows:
         out.write(f"{indent}  {name:<14} {_printable(value) if value is not None else '-'}\n")
     for identity in identities:
-        issuer, subject, provider = map(_printable, (identity.issuer, identity.subject, identity.provider))
+        issuer, subject, provider = map(_one, (identity.issuer, identity.subject, identity.provider))
         out.write(f"{indent}  {'identity':<14} {issuer} | {subject} ({provider})\n")
+
+
+#: What a role, an issuer or a subject may hold and still be shown bare in a list.
+_PLAIN = re.compile(r"[A-Za-z0-9_.:/@+=~-]+")
+
+
+def _one(value: str) -> str:
+    """One item of a list, unmistakable: quoted (JSON) unless plain, so that a role named
+    ``viewer, admin`` is not read as two roles, nor a subject as more text of the line."""
+    return _printable(value if _PLAIN.fullmatch(value) else json.dumps(value, ensure_ascii=False))
 
 
 def _printable(value: object) -> str:

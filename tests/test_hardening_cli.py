@@ -298,6 +298,36 @@ def test_users_list_never_prints_control_characters_of_a_stored_row(tmp_path: Pa
     assert "x\\x1b[2J\\x1b[31mROOT" in out and "two\\nlines" in out
 
 
+def test_users_list_quotes_a_role_or_subject_that_would_read_as_more(tmp_path: Path) -> None:
+    """Roles were joined with ", ": a role named "viewer, admin" showed as an admin."""
+    from datetime import datetime, timezone
+
+    from federation.storage import NewUser, SQLStore, UserIdentity
+
+    path = write_config(tmp_path, storage="sqlite:///users.db")
+    now = datetime(2027, 1, 15, tzinfo=timezone.utc)
+    with SQLStore("sqlite:///users.db", base_dir=tmp_path) as store, store.transaction() as tx:
+        user = tx.insert_user(
+            NewUser(
+                "mallory",
+                None,
+                False,
+                None,
+                frozenset({"member", "viewer, admin"}),
+                {},
+                "active",
+                now,
+                now,
+                None,
+            )
+        )
+        tx.insert_identity(UserIdentity("https://idp.test", "mallory) (oidc)  role=admin", "oidc", user, now))
+    code, out = run("users", "list", "-c", str(path))
+    assert code == 0
+    assert 'roles          member, "viewer, admin"\n' in out
+    assert '| "mallory) (oidc)  role=admin" (oidc)\n' in out
+
+
 # -- check-config --probe ---------------------------------------------------------------------
 
 
