@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,8 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     scheme, _, rest = authorization.strip().partition(" ")
     if scheme.lower() != "bearer":
+        if _LATER_BEARER.search(authorization):  # "Basic x, Bearer y": two headers joined
+            raise InvalidRequest("the request carries more than one Authorization credential")
         return None
     token = rest.strip()
     if not token:
@@ -118,6 +121,7 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 _NOT_B64TOKEN = frozenset(" \t,")
+_LATER_BEARER = re.compile(r",[ \t]*bearer[ \t]", re.IGNORECASE)
 
 
 def _cookie_count(cookie_header: str, name: str) -> int:

@@ -34,7 +34,7 @@ from flask import Flask, Response, current_app, g, has_app_context, jsonify, req
 from werkzeug.http import parse_cookie
 
 from ..bridge import Bridge
-from ..errors import FederationError, InvalidRequest
+from ..errors import FederationError
 from ..sessions import Principal
 from ._core import Guard, WebSettings, error_response
 
@@ -193,22 +193,13 @@ class FederationAuth:
 
 # -- the request's credentials, as the Guard reads them -------------------------------------
 
-_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
-# a credential starts with its scheme and a space not followed by "=" (an auth-param is
-# ``name=value``, also with spaces around the "="), or is a bare scheme (RFC 9110 §11.4)
-_CREDENTIAL_START = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]+[^=\s]|[ \t]*$)")
 # RFC 6265 §4.1.1: a cookie-octet is never a comma, so a comma before ``name=`` is where a
 # WSGI server joined two Cookie headers (Werkzeug and Gunicorn join repeated headers with ",")
 _COOKIE_SPLIT = re.compile(r";|,(?=[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+=)")
 
 
-def _credential_count(authorization: str) -> int:
-    parts = _QUOTED.sub('""', authorization).split(",")
-    return sum(1 for part in parts if _CREDENTIAL_START.match(part.strip()))
-
-
 class _Headers(Mapping[str, str]):
-    """The request's headers with the credential headers replaced (looked up case-insensitively)."""
+    """The request's headers with the Cookie header replaced (looked up case-insensitively)."""
 
     def __init__(self, headers: Mapping[str, str], replaced: Mapping[str, str | None]) -> None:
         self._headers = headers
@@ -233,23 +224,17 @@ class _Headers(Mapping[str, str]):
 def _credentials() -> tuple[Mapping[str, str], Mapping[str, str]]:
     """The headers and cookies for :meth:`Guard.authenticate`.
 
-    A WSGI server joins repeated headers into one value with ",": two Authorization headers
-    are refused here (the Guard sees one ``Basic x,Bearer y`` header and would read no bearer
-    token), and the Cookie headers are split again so that a session cookie sent twice is
-    counted and one sent beside another Cookie header is found.
+    A WSGI server joins repeated headers into one value with ",": the Guard refuses two
+    Authorization credentials so joined, and the Cookie headers are split again here so
+    that a session cookie sent twice is counted and one sent beside another Cookie header
+    is found.
     """
-    authorizations = request.headers.getlist("Authorization")
-    if len(authorizations) > 1 or any(_credential_count(value) > 1 for value in authorizations):
-        raise InvalidRequest("the request carries more than one Authorization header")
     raw_cookies = "; ".join(request.headers.getlist("Cookie"))
     cookies: Mapping[str, str] = request.cookies
     if "," in raw_cookies:
         raw_cookies = "; ".join(p.strip() for p in _COOKIE_SPLIT.split(raw_cookies) if p.strip())
         cookies = parse_cookie(raw_cookies)
-    replaced = {
-        "authorization": authorizations[0] if authorizations else None,
-        "cookie": raw_cookies or None,
-    }
+    replaced = {"cookie": raw_cookies or None}
     return _Headers(cast("Mapping[str, str]", request.headers), replaced), cookies
 
 

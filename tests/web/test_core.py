@@ -30,6 +30,13 @@ def test_bearer_token(header: str | None, token: str | None) -> None:
     assert bearer_token(header) == token
 
 
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz, Bearer abc", "Digest a=b,bearer abc"])
+def test_a_bearer_credential_after_another_is_invalid_request(header: str) -> None:
+    """Two Authorization headers joined by a server: the bearer one is not ignored (401)."""
+    with pytest.raises(errors.InvalidRequest):
+        bearer_token(header)
+
+
 @pytest.mark.parametrize("header", ["Bearer", "Bearer    ", "bearer "])
 def test_an_empty_bearer_credential_is_invalid_request(header: str) -> None:
     with pytest.raises(errors.InvalidRequest):

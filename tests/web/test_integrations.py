@@ -342,6 +342,10 @@ def test_a_request_with_two_credentials_is_refused_the_same_everywhere(env: WebE
         cases = {
             "two headers": [("authorization", f"Bearer {alice}"), ("authorization", "Bearer other")],
             "joined headers": [("authorization", f"Bearer {alice}, Bearer other")],
+            "basic, then bearer": [
+                ("authorization", "Basic dXNlcjpwYXNz"),
+                ("authorization", f"Bearer {alice}"),
+            ],
             "two cookies": [("cookie", two_cookies)],
         }
         for case, headers in cases.items():
