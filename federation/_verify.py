@@ -198,6 +198,12 @@ class Verifier:
         claims = jws.claims
         header = jws.header
         profile = route.profile
+        if "events" in claims:
+            # A security event token (RFC 8417), such as an OIDC back-channel logout token: its
+            # other claims can be an id token's (sub, aud, iat, exp), so its kind is told by this.
+            raise WrongTokenType(
+                "a security event token (events) is not an id or access token", issuer=route.issuer
+            )
         token_type = route.classify(header, claims)
         if token_type not in route.token_types:
             raise WrongTokenType(

@@ -398,6 +398,20 @@ def test_hdr_13_other_token_kinds_are_refused(
     expect_reject(lambda: fresh(token_types=token_types).verify(token), WrongTokenType, "wrong_token_type")
 
 
+@pytest.mark.parametrize("provider", ["oidc", "okta", "google", "azure_ad", "cognito", "firebase"])
+def test_hdr_13_a_logout_token_without_typ_is_no_id_token(provider: str) -> None:
+    """An OIDC back-channel logout token carries sub, aud, iat and exp like an id token; with
+    no typ header (allowed by the spec) it passed as one, and logged its user in."""
+    idp = MockIdP.for_provider(provider)
+    bridge = idp.bridge()
+    events = {"http://schemas.openid.net/event/backchannel-logout": {}}
+    assert bridge.verify(idp.mint()).token_type == "id"
+    expect_reject(
+        lambda: bridge.verify(idp.mint(events=events, nonce=None)), WrongTokenType, "wrong_token_type"
+    )
+    bridge.close()
+
+
 def test_hdr_14_zip_on_a_jws(fresh: Fresh, net: Net, idp: MockIdP, rs: SigningKey) -> None:
     deflated = zlib.compress(jdump(base_claims(idp)))[2:-4]  # raw DEFLATE (RFC 1951)
     bridge = fresh()
