@@ -15,12 +15,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._oidc_logout import LogoutToken
     from ._verify import VerifiedToken
     from .bridge import Bridge, WarmUpReport
     from .config import BridgeConfig
     from .events import Event
 
-__all__ = ["Bridge", "BridgeConfig", "Event", "VerifiedToken", "WarmUpReport", "__version__"]
+__all__ = ["Bridge", "BridgeConfig", "Event", "LogoutToken", "VerifiedToken", "WarmUpReport", "__version__"]
 
 __version__ = "0.1.0"
 
@@ -49,6 +50,7 @@ _HOMES = {
     "BridgeConfig": "config",
     "Event": "events",
     "VerifiedToken": "_verify",
+    "LogoutToken": "_oidc_logout",
 }
 
 

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
+from ._oidc_logout import LogoutToken, check_logout_token
 from ._profile import Identity, ProviderProfile, make_token_context
 from ._rfc7515 import CompactJWS, Limits, parse_compact
 from ._rfc7517 import VerificationKey
@@ -230,6 +231,35 @@ class Verifier:
             _from_timestamp(exp, timezone.utc),  # positional: a keyword doubles this call's cost
             profile.identity(context),
             profile.trust_email,
+        )
+
+    def finish_logout(self, jws: CompactJWS, route: Route, key: VerificationKey) -> LogoutToken:
+        """Verify a back-channel logout token's signature, then its rules (``_oidc_logout``)."""
+        if not key.verifier(jws.alg)(jws.signing_input, jws.signature):
+            raise BadSignature("the signature does not verify", issuer=route.issuer)
+        now = self._clock()
+        claims, header = jws.claims, jws.header
+        exp = check_logout_token(header, claims, route.policies["id"], now)
+        subject = claims.get("sub")
+        identity_key: tuple[str, str] | None = None
+        if subject is not None:
+            context = make_token_context(
+                route.issuer, header, claims, "id", key, now, self._leeway, self._limits.max_audiences
+            )
+            try:  # the key a login of this sub has; a profile that needs more claims gives none
+                identity_key = route.profile.identity(context).key
+            except (InvalidToken, KeyError, TypeError, ValueError):
+                identity_key = None
+        iat = claims["iat"]
+        return LogoutToken(
+            route.issuer,
+            route.profile.provider,
+            subject,
+            identity_key,
+            claims.get("sid"),
+            claims["jti"],
+            _from_timestamp(float(iat), timezone.utc),
+            _from_timestamp(exp, timezone.utc),
         )
 
 

@@ -34,6 +34,7 @@ from ..errors import (
     AccountLocked,
     ConfigError,
     DuplicateIdentity,
+    InvalidClaim,
     InvalidCredentials,
     InvalidToken,
     InvalidUserData,
@@ -73,6 +74,7 @@ from ._passwords import Passwords, account_key, address_key, login_key
 from ._tokens import AccessClaims, SessionTokens
 
 if TYPE_CHECKING:
+    from .._oidc_logout import LogoutToken
     from ..provisioning import LoginResult, Provisioner
     from ..spi import VerifiedToken
 
@@ -86,6 +88,8 @@ TOKEN_CACHE_BYTES = 32 * 1024 * 1024
 #: How many users' status and revocation state one process keeps.
 USER_CACHE_SIZE = 100_000
 _ENTRY_OVERHEAD = 1024  # a cached entry's claims and bookkeeping, roughly
+#: How long past a logout token's ``exp`` its ``jti`` stays claimed: the largest leeway.
+_LOGOUT_CLAIM_PAST_EXPIRY = 300
 #: How long ``revoke_user`` keeps refusing external tokens issued before it: longer than any
 #: provider's tokens live (a day at most: Cognito's longest; Entra, Google, Firebase an hour).
 EXTERNAL_REVOCATION_TTL = 2 * 86400
@@ -534,6 +538,33 @@ class SessionService:
         if audit:
             self._emit(USER_SESSIONS_REVOKED, user_id, reason=reason or "revoke_user", generation=generation)
         return generation
+
+    def logout_flow(self, logout: LogoutToken) -> Flow[str | None]:
+        """OIDC back-channel logout: every session and token of the token's user, refused
+        (``revoke_user``); the user's id, None when no user has that identity.
+
+        A token is acted on once (its ``jti`` claimed until it expires): replayed later, it
+        would end sessions begun after the logout it announced.
+        """
+        if logout.identity_key is None:
+            raise InvalidClaim(
+                "the logout token names only a provider session (sid): sessions here are ended by sub",
+                claim="sub",
+                code="logout_without_sub",
+            )
+        key = f"backchannel-logout\x00{logout.issuer}\x00{logout.jti}"
+        until = logout.expires_at + timedelta(seconds=_LOGOUT_CLAIM_PAST_EXPIRY)
+        first = yield self._call("claim_once", key, expires_at=until)
+        if not first:
+            raise TokenRevoked("this logout token was used already", code="logout_token_replayed")
+        provisioner = self._provisioner()
+        issuer, subject = logout.identity_key
+        user_id: str | None = yield _Step(
+            lambda: provisioner.user_of(issuer, subject), lambda: provisioner.auser_of(issuer, subject)
+        )
+        if user_id is not None:
+            yield from self.revoke_user_flow(user_id, "backchannel_logout")
+        return user_id
 
     def sessions_flow(self, user_id: str) -> Flow[list[SessionRecord]]:
         """The user's live sessions of the current generation, oldest first."""

@@ -42,6 +42,7 @@ from ..storage import (
     AsyncStore,
     AuditEvent,
     AuditSink,
+    FindIdentity,
     GetUser,
     Plan,
     Store,
@@ -305,6 +306,18 @@ class Provisioner:
             return cast("User | None", await reader(user_id))
         return await self._arun(lambda: _get_user(user_id))
 
+    def user_of(self, issuer: str, subject: str) -> str | None:
+        """The id of the user the identity (``issuer``, ``subject``) belongs to; None when unknown."""
+        identity = self._run(lambda: _find_identity(issuer, subject))
+        return identity.user_id if identity is not None else None
+
+    async def auser_of(self, issuer: str, subject: str) -> str | None:
+        """Async twin of :meth:`user_of`."""
+        if not is_async_store(self.store):
+            return await asyncio.to_thread(self.user_of, issuer, subject)
+        identity = await self._arun(lambda: _find_identity(issuer, subject))
+        return identity.user_id if identity is not None else None
+
     def touch(self, user_id: str) -> User | None:
         """Set the user's ``last_login_at`` to now (no audit event); the user after, or None."""
         return self._run(lambda: _touch_plan(user_id, self._now()))
@@ -358,6 +371,10 @@ class Provisioner:
 
 def _get_user(user_id: str) -> Plan[User | None]:
     return (yield from call(GetUser(user_id)))
+
+
+def _find_identity(issuer: str, subject: str) -> Plan[UserIdentity | None]:
+    return (yield from call(FindIdentity(issuer, subject)))
 
 
 def _touch_plan(user_id: str, now: datetime) -> Plan[User | None]:

@@ -554,6 +554,23 @@ class LoginService:
         response.headers.update(headers)
         return response
 
+    async def backchannel_logout(self, request: Request) -> Response:
+        """POST /backchannel-logout: OIDC Back-Channel Logout 1.0 §2.5 and §2.8, from the
+        provider's server (no cookies, no CSRF): 200 when the user's sessions are ended (or
+        no user has the identity), 400 for a logout token that is not valid or used already."""
+        try:
+            form = await self._form(request)
+            token = form.get("logout_token")
+            if not token:
+                raise InvalidRequest("logout_token is required")
+            await self.bridge.abackchannel_logout(token)
+        except (KeySetUnavailable, StorageError) as exc:  # the provider retries: say when
+            return _oauth_error(exc, grant_error="invalid_request")
+        except FederationError as exc:
+            body = {"error": "invalid_request", "error_description": _description(exc.message)}
+            return _json(400, {**body, "code": exc.code})
+        return Response(status_code=200, headers=dict(NO_STORE))
+
     async def login(self, request: Request) -> Response:
         """GET /login/{issuer}: start the authorization-code flow (PKCE S256, state, nonce)."""
         name = request.path_params["issuer"]
@@ -785,6 +802,7 @@ def create_app(
         route("/login/{issuer}", service.login, ["GET"]),
         get_only("/callback/{issuer}", service.callback, name="callback"),
         route("/logout", service.logout, ["POST"]),
+        route("/backchannel-logout", service.backchannel_logout, ["POST"]),
         route("/me", service.me, ["GET"]),
         route("/.well-known/jwks.json", service.jwks, ["GET"]),
         route("/.well-known/oauth-authorization-server", service.metadata, ["GET"]),

@@ -1210,6 +1210,30 @@ def test_sso_with_a_repeated_token_is_refused(web_env: WebEnv) -> None:
     assert web_env.client.get("/sso", params={"token": second}).status_code == 303  # not spent
 
 
+def test_backchannel_logout_ends_the_users_sessions(web_env: WebEnv) -> None:
+    """OIDC Back-Channel Logout 1.0 §2.5, §2.8: a form POST from the provider's server."""
+    session = web_env.exchange("alice")
+    assert web_env.client.get("/me", headers=bearer(session["access_token"])).status_code == 200
+    event = {"http://schemas.openid.net/event/backchannel-logout": {}}
+    token = web_env.idp.mint(
+        sub="alice", sid="op-1", jti="bcl-1", events=event, nonce=None, headers={"typ": "logout+jwt"}
+    )
+    web_env.client.cookies.clear()
+    answer = web_env.client.post("/backchannel-logout", data={"logout_token": token})
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+    assert web_env.client.get("/me", headers=bearer(session["access_token"])).status_code == 401
+    again = web_env.client.post("/backchannel-logout", data={"logout_token": token})
+    assert (again.status_code, again.json()["error"], again.json()["code"]) == (
+        400,
+        "invalid_request",
+        "logout_token_replayed",
+    )
+    for body in ({}, {"logout_token": "not-a-token"}, {"logout_token": web_env.login_token()}):
+        refused = web_env.client.post("/backchannel-logout", data=body)
+        assert (refused.status_code, refused.json()["error"]) == (400, "invalid_request")
+    assert web_env.client.get("/backchannel-logout").status_code == 405
+
+
 # -- metadata, keys, health, mounting --------------------------------------------------------
 
 

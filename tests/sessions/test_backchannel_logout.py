@@ -1,0 +1,135 @@
+"""OIDC Back-Channel Logout 1.0: the logout token's rules (§2.4, §2.6) and what a logout ends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from federation import Bridge
+from federation.errors import FederationError, InvalidToken, TokenRevoked
+from federation.sessions import generate_private_key_pem
+from federation.storage import MemoryStore
+from federation.testing import FrozenClock, MockIdP, generate_signing_key
+
+APP = "https://app.example.test"
+EVENT = {"http://schemas.openid.net/event/backchannel-logout": {}}
+_PEM = generate_private_key_pem("ES256").decode()
+
+
+@pytest.fixture
+def bridge(idp: MockIdP) -> Iterator[Bridge]:
+    config = idp.bridge_config(sessions={"issuer": APP, "keys": [{"env": "SESSION_KEY"}]})
+    built = idp.bridge(config=config, store=MemoryStore(), environ={"SESSION_KEY": _PEM})
+    yield built
+    built.close()
+
+
+def logout_token(idp: MockIdP, **claims: Any) -> str:
+    """A logout token as an OP sends one: typ logout+jwt, the event, a jti, no nonce."""
+    headers = claims.pop("headers", {"typ": "logout+jwt"})
+    claims.setdefault("events", EVENT)
+    claims.setdefault("jti", f"logout-{len(claims)}-{claims.get('sub')}-{claims.get('sid')}")
+    claims.setdefault("nonce", None)
+    return idp.mint(headers=headers, **claims)
+
+
+def test_a_logout_token_verifies_to_what_it_names(bridge: Bridge, idp: MockIdP) -> None:
+    logout = bridge.verify_logout_token(logout_token(idp, sub="ada", sid="op-session-1", jti="j-1"))
+    assert (logout.issuer, logout.provider, logout.subject) == (idp.issuer, "oidc", "ada")
+    assert logout.identity_key == bridge.verify(idp.mint(sub="ada")).identity_key
+    assert (logout.provider_session, logout.jti) == ("op-session-1", "j-1")
+    assert logout.expires_at > logout.issued_at
+    assert "op-session-1" not in repr(logout)  # the claims stay out of logs
+    for typ in ("JWT", "application/logout+jwt"):
+        assert bridge.verify_logout_token(logout_token(idp, sub="ada", headers={"typ": typ})).subject == "ada"
+    assert bridge.verify_logout_token(logout_token(idp, sub="ada", headers={"typ": None})).subject == "ada"
+
+
+@pytest.mark.parametrize(
+    ("claims", "code"),
+    [
+        ({"events": None}, "wrong_token_type"),  # an id token is no logout token
+        ({"events": {"http://schemas.openid.net/event/backchannel-logout": "yes"}}, "wrong_token_type"),
+        ({"events": {"https://example.test/other-event": {}}}, "wrong_token_type"),
+        ({"nonce": "n-1"}, "invalid_claim"),  # §2.4: never an id token
+        ({"sub": None, "sid": None}, "invalid_claim"),
+        ({"sub": ""}, "invalid_claim"),
+        ({"sid": 7}, "invalid_claim"),
+        ({"jti": None}, "invalid_claim"),
+        ({"iat": None}, "invalid_claim"),
+        ({"aud": "another-client"}, "invalid_audience"),
+        ({"iss": "https://evil.example"}, "untrusted_issuer"),
+        ({"expired": True}, "expired"),
+        ({"headers": {"typ": "at+jwt"}}, "wrong_token_type"),
+    ],
+)
+def test_a_logout_token_that_breaks_a_rule_is_refused(
+    bridge: Bridge, idp: MockIdP, claims: dict[str, Any], code: str
+) -> None:
+    claims = {"sub": "ada", **claims}
+    with pytest.raises(InvalidToken) as caught:
+        bridge.verify_logout_token(logout_token(idp, **claims))
+    assert caught.value.code == code
+
+
+def test_a_forged_logout_token_is_a_bad_signature(bridge: Bridge, idp: MockIdP) -> None:
+    forger = generate_signing_key("RS256", kid=idp.key_for().kid)
+    forged = idp.mint(key=forger, sub="ada", events=EVENT, jti="forged", nonce=None)
+    with pytest.raises(InvalidToken) as caught:
+        bridge.backchannel_logout(forged)
+    assert caught.value.code == "bad_signature"
+
+
+def test_a_logout_ends_every_session_and_token_of_the_user_once(
+    bridge: Bridge, idp: MockIdP, clock: FrozenClock
+) -> None:
+    external = idp.mint(sub="ada", jti="ada-id-token")
+    first = bridge.exchange(external)
+    second = bridge.issue_session(first.user)
+    bystander = bridge.exchange(idp.mint(sub="bob", jti="bob-id-token"))
+    bridge.authenticate(first.access_token)  # remembered: the logout must reach memory too
+    token = logout_token(idp, sub="ada", sid="op-session-1", jti="logout-ada")
+    assert bridge.backchannel_logout(token) == first.user.id
+    for refused in (first.access_token, second.access_token, external):
+        with pytest.raises(TokenRevoked):
+            bridge.authenticate(refused)
+    with pytest.raises(TokenRevoked):
+        bridge.refresh(first.refresh_token or "")
+    assert bridge.authenticate(bystander.access_token).user.id == bystander.user.id
+    with pytest.raises(TokenRevoked) as caught:  # a replay would end sessions begun since
+        bridge.backchannel_logout(token)
+    assert caught.value.code == "logout_token_replayed"
+    clock.advance(1)
+    again = bridge.exchange(idp.mint(sub="ada", jti="ada-signs-in-again"))
+    assert bridge.authenticate(again.access_token).user.id == first.user.id
+
+
+def test_a_logout_of_someone_unknown_or_by_sid_alone(bridge: Bridge, idp: MockIdP) -> None:
+    assert bridge.backchannel_logout(logout_token(idp, sub="never-signed-in")) is None
+    with pytest.raises(InvalidToken) as caught:
+        bridge.backchannel_logout(logout_token(idp, sub=None, sid="op-session-9"))
+    assert caught.value.code == "logout_without_sub"
+
+
+def test_a_logout_token_is_no_bearer_credential(bridge: Bridge, idp: MockIdP) -> None:
+    token = logout_token(idp, sub="ada", headers={"typ": None})
+    for attempt in (bridge.verify, bridge.authenticate, bridge.exchange):
+        with pytest.raises(FederationError) as caught:
+            attempt(token)
+        assert caught.value.code == "wrong_token_type"
+
+
+def test_the_async_twin(bridge: Bridge, idp: MockIdP) -> None:
+    session = bridge.exchange(idp.mint(sub="cy", jti="cy-id-token"))
+
+    async def scenario() -> str | None:
+        logout = await bridge.averify_logout_token(logout_token(idp, sub="cy", jti="cy-check"))
+        assert logout.subject == "cy"
+        return await bridge.abackchannel_logout(logout_token(idp, sub="cy", jti="cy-logout"))
+
+    assert asyncio.run(scenario()) == session.user.id
+    with pytest.raises(TokenRevoked):
+        bridge.authenticate(session.access_token)
