@@ -97,6 +97,7 @@ EXTERNAL_REVOCATION_TTL = 2 * 86400
 #: the store's revoked jtis (no store needs a new method) under this prefix; an external
 #: token issued (``iat``) before the latest such time is refused.
 _REVOKED_BEFORE = "revoked-before:"
+_REVOKED_BEFORE_MESSAGE = "the token was revoked (its user's tokens were revoked after it was issued)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,9 +397,11 @@ class SessionService:
         state: UserSessionState | None = None
         if not isinstance(subject, User) or not self.policy.revoke_previous:
             state = yield self._call("user_state", user.id, now=now)
-        if not isinstance(subject, User) and _issued_at(subject.token) < _external_cutoff(state):
+        if not isinstance(subject, User) and self._before_revocation(
+            subject.token, _external_cutoff(state), now.timestamp()
+        ):
             # A login by an external token issued before revoke_user, at any door.
-            raise TokenRevoked("the token was revoked (its user's tokens were revoked after it was issued)")
+            raise TokenRevoked(_REVOKED_BEFORE_MESSAGE)
         if self.policy.revoke_previous:
             generation = yield self._call("bump_generation", user.id)
             self._forget_user(user.id)
@@ -411,6 +414,30 @@ class SessionService:
             self._emit(USER_SESSIONS_REVOKED, user.id, reason="revoke_previous", generation=generation)
         self._emit(SESSION_ISSUED, user.id, session_id=record.session_id, via=via)
         return session
+
+    def _before_revocation(self, verified: VerifiedToken, cutoff: float, now: float) -> bool:
+        """Whether an external token was issued before the user's latest ``revoke_user``
+        (``cutoff``: the first second after it): its ``iat`` is earlier; or, within the issuer's
+        leeway after the call, its ``iat`` is in the future, as a token issued just before the
+        call carries when the issuer's clock runs ahead. No ``iat``: issued before."""
+        if cutoff == -math.inf:
+            return False
+        iat = _issued_at(verified)
+        if iat < cutoff:
+            return True
+        external = self._external
+        window = external.leeway(verified) if external is not None else 0.0
+        return iat > now and now < cutoff + window
+
+    def login_admitted_flow(self, result: LoginResult) -> Flow[int]:
+        """For a sign-in that keeps its own session (Django's): refuse a login by an external
+        token issued before ``revoke_user``, as :meth:`issue_flow` does; the user's generation,
+        for the session to record (it ends when the generation moves)."""
+        now = self._now()
+        state: UserSessionState = yield self._call("user_state", result.user.id, now=now)
+        if self._before_revocation(result.token, _external_cutoff(state), now.timestamp()):
+            raise TokenRevoked(_REVOKED_BEFORE_MESSAGE)
+        return state.generation
 
     def _mint(
         self,
@@ -565,6 +592,16 @@ class SessionService:
         if user_id is not None:
             yield from self.revoke_user_flow(user_id, "backchannel_logout")
         return user_id
+
+    def admit_login(self, result: LoginResult) -> int:
+        """Sync driver of :meth:`login_admitted_flow`."""
+        return _drive(self.login_admitted_flow(result))
+
+    def current_generation(self, user_id: str) -> int:
+        """The user's token generation as ``authenticate`` serves it (from memory, at most
+        ``user_check`` seconds old): a session of another framework that recorded the
+        generation at sign-in (Django's) is revoked once it moved."""
+        return _drive(self._user_entry(user_id, self._clock())).state.generation
 
     def sessions_flow(self, user_id: str) -> Flow[list[SessionRecord]]:
         """The user's live sessions of the current generation, oldest first."""
@@ -903,8 +940,8 @@ class SessionService:
             raise TokenRevoked("the token was revoked (its user's tokens were revoked after it was issued)")
         if hit.session_id in state.revoked_sessions or hit.jti in state.revoked_jtis:
             raise TokenRevoked("the token was revoked")
-        if hit.verified is not None and _issued_at(hit.verified) < entry.external_cutoff:
-            raise TokenRevoked("the token was revoked (its user's tokens were revoked after it was issued)")
+        if hit.verified is not None and self._before_revocation(hit.verified, entry.external_cutoff, now):
+            raise TokenRevoked(_REVOKED_BEFORE_MESSAGE)
         if hit.claims is not None and hit.claims.issued_at < entry.external_cutoff - 1:
             # A session token of an earlier second than the latest revoke_user: the generation
             # refuses it already, unless the store lost its generations (a Redis flush) since.

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.contrib import auth
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.functional import SimpleLazyObject
@@ -29,9 +30,13 @@ from django.utils.functional import SimpleLazyObject
 from ..errors import FederationError
 from ..web import error_response
 from .backends import federated_user
-from .conf import get_guard
+from .conf import get_bridge, get_guard
 
-__all__ = ["FederationMiddleware", "problem"]
+__all__ = ["SESSION_GENERATION", "FederationMiddleware", "problem"]
+
+#: Where a Django session signed in by the federation views keeps the user's token generation
+#: at sign-in: once ``revoke_user`` (or a back-channel logout) moves it, the session ends.
+SESSION_GENERATION = "federation_generation"
 
 
 def problem(exc: FederationError) -> JsonResponse:
@@ -50,10 +55,12 @@ def authenticate_request(request: HttpRequest) -> HttpResponse | None:
         guard = get_guard()
         credential = guard.credential(request.headers, request.COOKIES)
         if credential is None:
+            _end_a_revoked_session(request)
             return None
         # A stale session cookie is no credential: Django's own session user stays.
         found = guard.principal_of(credential, optional=True)
         if found is None:
+            _end_a_revoked_session(request)
             return None
         principal = guard.admit(  # the credential read once: no second parse of the header
             found,
@@ -79,6 +86,22 @@ def authenticate_request(request: HttpRequest) -> HttpResponse | None:
     if credential.source == "bearer":
         request._dont_enforce_csrf_checks = True
     return None
+
+
+def _end_a_revoked_session(request: HttpRequest) -> None:
+    """Log out a Django session whose user's generation moved since the sign-in recorded it
+    (``revoke_user``, a back-channel logout, ``deprovision``): read from memory, at most
+    ``user_check`` seconds old, as ``authenticate`` reads it."""
+    session = getattr(request, "session", None)
+    if session is None:
+        return
+    signed_in = session.get(SESSION_GENERATION)
+    if signed_in is None:
+        return
+    user_id = session.get(auth.SESSION_KEY)
+    if user_id is None or get_bridge().sessions.current_generation(str(user_id)) == signed_in:
+        return
+    auth.logout(request)  # flushes the session; request.user becomes AnonymousUser
 
 
 class FederationMiddleware:

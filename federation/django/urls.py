@@ -13,4 +13,5 @@ urlpatterns = [
     path("callback/<str:issuer>", views.callback, name="callback"),
     path("sso", views.sso, name="sso"),
     path("logout", views.logout, name="logout"),
+    path("backchannel-logout", views.backchannel_logout, name="backchannel_logout"),
 ]

@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from django.conf import settings
@@ -31,6 +31,7 @@ from django.shortcuts import resolve_url
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from ..errors import (
@@ -40,6 +41,7 @@ from ..errors import (
     KeySetUnavailable,
     LoginRefused,
     MissingToken,
+    StorageError,
     TokenRevoked,
 )
 from ..web import (
@@ -53,7 +55,10 @@ from ..web import (
 )
 from .backends import BACKEND, federated_user
 from .conf import federation_settings, get_bridge, get_guard
-from .middleware import problem
+from .middleware import SESSION_GENERATION, problem
+
+if TYPE_CHECKING:
+    from ..provisioning import LoginResult
 
 __all__ = ["callback", "login", "logout", "sso"]
 
@@ -205,11 +210,29 @@ def _callback_uri(request: HttpRequest, name: str) -> str:
     return str(request.build_absolute_uri(path))
 
 
-def _sign_in(request: HttpRequest, user_id: str, target: str) -> HttpResponse:
+def _sent_once(request: HttpRequest, *names: str) -> None:
+    """RFC 6749 §3.1: a parameter is sent at most once (two copies: two answers to pick from)."""
+    for name in names:
+        if len(request.GET.getlist(name)) > 1:
+            raise InvalidRequest(f"the parameter {name!r} is repeated")
+
+
+def _admitted(result: LoginResult) -> int | None:
+    """A login by an external token issued before ``revoke_user`` is refused here as at every
+    door; the user's generation for the session to record (None without ``sessions:``)."""
+    bridge = get_bridge()
+    if bridge.config.sessions is None:
+        return None
+    return bridge.sessions.admit_login(result)
+
+
+def _sign_in(request: HttpRequest, user_id: str, target: str, generation: int | None) -> HttpResponse:
     user = federated_user(user_id)
     if user is None:
         return problem(AccountDisabled("this account is disabled", user_id=user_id))
     auth.login(request, user, backend=BACKEND)  # cycles the session key
+    if generation is not None:  # the session ends once revoke_user (a back-channel logout) moves it
+        request.session[SESSION_GENERATION] = generation
     response = HttpResponseRedirect(target)
     for name, value in NO_STORE.items():
         response[name] = value
@@ -262,6 +285,10 @@ def callback(request: HttpRequest, issuer: str) -> HttpResponse:
     entry = _clients().get(issuer)
     if entry is None:
         return _no_sign_in()
+    try:
+        _sent_once(request, "state", "code", "error")
+    except InvalidRequest as exc:
+        return problem(exc)
     state = request.GET.get("state") or ""
     pending = dict(request.session.get(SESSION_KEY) or {})
     data = pending.pop(state, None) if state else None
@@ -306,9 +333,10 @@ def callback(request: HttpRequest, issuer: str) -> HttpResponse:
             leeway=bridge.config.leeway,
         )
         result = bridge.provision(verified)
+        generation = _admitted(result)
     except FederationError as exc:
         return problem(exc)
-    return _sign_in(request, result.user.id, str(data["next"]))
+    return _sign_in(request, result.user.id, str(data["next"]), generation)
 
 
 @never_cache
@@ -317,6 +345,7 @@ def sso(request: HttpRequest) -> HttpResponse:
     """``/sso?token=...&next=...``: sign in with a single-use URL token (the seeds' auto-login)."""
     token = request.GET.get("token")
     try:
+        _sent_once(request, "token", "next")
         if not token:
             raise MissingToken("the token parameter is missing")
         bridge = get_bridge()
@@ -327,12 +356,34 @@ def sso(request: HttpRequest) -> HttpResponse:
         if not bridge.sessions.store.claim_once(key, expires_at=until):
             raise TokenRevoked("this URL token was used already", code="url_token_replayed")
         result = bridge.provision(verified)
+        generation = _admitted(result)
     except FederationError as exc:
         response = problem(exc)
         response["Referrer-Policy"] = "no-referrer"
         return response
-    response = _sign_in(request, result.user.id, _next(request, resolve_url(settings.LOGIN_REDIRECT_URL)))
+    target = _next(request, resolve_url(settings.LOGIN_REDIRECT_URL))
+    response = _sign_in(request, result.user.id, target, generation)
     response["Referrer-Policy"] = "no-referrer"  # the token is in this URL: never pass it on
+    return response
+
+
+@csrf_exempt  # the provider's server posts it: no browser, no cookie
+@never_cache
+@require_POST
+def backchannel_logout(request: HttpRequest) -> HttpResponse:
+    """OIDC Back-Channel Logout 1.0 (``logout_token``): the token's user signed out everywhere,
+    their Django sessions too (on their next request); 400 for a token not valid or replayed."""
+    token = request.POST.get("logout_token")
+    try:
+        if not token or len(request.POST.getlist("logout_token")) != 1:
+            raise InvalidRequest("one logout_token is required")
+        get_bridge().backchannel_logout(token)
+    except (KeySetUnavailable, StorageError) as exc:
+        return problem(exc)
+    except FederationError as exc:
+        return JsonResponse({"error": "invalid_request", "code": exc.code}, status=400)
+    response = HttpResponse(status=200)
+    response["Cache-Control"] = "no-store"
     return response
 
 

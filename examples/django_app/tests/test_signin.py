@@ -164,3 +164,44 @@ def test_logout_is_a_csrf_checked_post(bridge: Bridge, idp: MockIdP) -> None:
     done = client.post("/auth/logout", {"next": "/"}, HTTP_X_CSRFTOKEN=secret)
     assert done.status_code == 302 and done["Location"] == "/"
     assert "_auth_user_id" not in client.session
+
+
+def _user_of(client: Client) -> Any:
+    return client.session.get("_auth_user_id")
+
+
+def test_sign_out_everywhere_ends_the_django_session(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    """revoke_user (here, an identity provider's back-channel logout) ends a Django session too."""
+    idp.approve("ada")
+    assert sign_in(client, idp).status_code == 302
+    assert client.get("/whoami").json()["via"] == "session"
+    user_id = str(_user_of(client))
+    bridge.revoke_user(user_id, reason="signed out everywhere")
+    assert client.get("/whoami").status_code == 302  # login_required: back to the sign-in
+    assert _user_of(client) is None
+    early = idp.mint(sub="ada", jti="minted-before-the-revoke", iat=int(idp.clock()) - 5)
+    refused = Client().get("/auth/sso", {"token": early})  # a token of before: no new session
+    assert (refused.status_code, refused.json()["error"]) == (401, "revoked")
+
+
+def test_a_back_channel_logout_ends_the_django_session(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    idp.approve("ada")
+    assert sign_in(client, idp).status_code == 302
+    event = {"http://schemas.openid.net/event/backchannel-logout": {}}
+    token = idp.mint(sub="ada", jti="op-logout-1", events=event, nonce=None, headers={"typ": "logout+jwt"})
+    provider = Client(enforce_csrf_checks=True)  # the provider's server: no CSRF token, no cookie
+    done = provider.post("/auth/backchannel-logout", {"logout_token": token})
+    assert done.status_code == 200 and "no-store" in done["Cache-Control"]
+    assert client.get("/whoami").status_code == 302
+    again = provider.post("/auth/backchannel-logout", {"logout_token": token})
+    assert (again.status_code, again.json()["code"]) == (400, "logout_token_replayed")
+    assert provider.post("/auth/backchannel-logout", {"logout_token": "x"}).status_code == 400
+
+
+def test_repeated_sign_in_parameters_are_refused(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    """RFC 6749 §3.1: with two copies the last won (state=forged&state=<real> signed in)."""
+    first, second = idp.mint(sub="ada", jti="first-copy"), idp.mint(sub="ada", jti="second-copy")
+    assert client.get(f"/auth/sso?token={first}&token={second}").status_code == 400
+    start = client.get("/auth/login/corp")
+    back = at_provider(idp, start["Location"])
+    assert client.get(back.replace("state=", "state=forged&state=", 1)).status_code == 400
