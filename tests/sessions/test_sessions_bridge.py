@@ -399,6 +399,22 @@ def test_revoke_user_refuses_earlier_external_tokens_in_every_process_and_door(
     assert bridge.authenticate(later).user.id == user.id
 
 
+def test_revoke_user_refuses_a_token_of_before_it_from_a_clock_running_ahead(
+    make_bridge: Callable[..., Bridge], idp: MockIdP, clock: FrozenClock
+) -> None:
+    bridge = make_bridge()
+    ahead = idp.mint(sub="zoe", jti="ahead", iat=int(clock()) + 30)  # now, by a clock 30 s ahead
+    user = bridge.login(idp.mint(sub="zoe", jti="first")).user
+    bridge.revoke_user(user.id)
+    with pytest.raises(TokenRevoked):
+        bridge.exchange(ahead)
+    with pytest.raises(TokenRevoked):
+        bridge.authenticate(ahead)
+    clock.advance(61)  # past the issuer's leeway: a future iat is a fresh token again
+    later = idp.mint(sub="zoe", jti="later", iat=int(clock()) + 30)
+    assert bridge.exchange(later).user.id == user.id
+
+
 def test_a_revocation_arriving_during_a_read_is_not_lost(
     make_bridge: Callable[..., Bridge], idp: MockIdP
 ) -> None:
