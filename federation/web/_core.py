@@ -107,7 +107,8 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     scheme, _, rest = authorization.strip().partition(" ")
     if scheme.lower() != "bearer":
-        if _LATER_BEARER.search(authorization):  # "Basic x, Bearer y": two headers joined
+        # "Basic x, Bearer y": two headers joined (a quoted auth-param may hold the words)
+        if _LATER_BEARER.search(_QUOTED.sub('""', authorization)):
             raise InvalidRequest("the request carries more than one Authorization credential")
         return None
     token = rest.strip()
@@ -122,6 +123,7 @@ def bearer_token(authorization: str | None) -> str | None:
 
 _NOT_B64TOKEN = frozenset(" \t,")
 _LATER_BEARER = re.compile(r",[ \t]*bearer[ \t]", re.IGNORECASE)
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')  # RFC 9110 §5.6.4 quoted-string
 
 
 def _cookie_count(cookie_header: str, name: str) -> int:
@@ -147,8 +149,11 @@ def credential_from(
     for name in cookie_names:
         value = cookies.get(name)
         if value:
-            if cookie_header is not None and _cookie_count(cookie_header, name) > 1:
-                raise InvalidRequest("the session cookie is sent more than once")
+            if "," in value or (cookie_header is not None and _cookie_count(cookie_header, name) > 1):
+                # A comma is no cookie-octet (RFC 6265 §4.1.1): a WSGI server joined two Cookie
+                # headers into this value (name=A,name=B). Never split it to find a session
+                # cookie in: one cookie's value ("x=1,<session cookie>=...") is anyone's to set.
+                raise InvalidRequest("the session cookie is sent more than once, or is not one value")
             return Credential(value, "cookie")
     return None
 

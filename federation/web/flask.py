@@ -23,15 +23,13 @@ handler the extension registers for :class:`~federation.errors.FederationError`
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import wraps
 from inspect import iscoroutinefunction
 from typing import Any, Final, TypeVar, cast
 
 from flask import Flask, Response, current_app, g, has_app_context, jsonify, request
-from werkzeug.http import parse_cookie
 
 from ..bridge import Bridge
 from ..errors import FederationError
@@ -133,9 +131,12 @@ class FederationAuth:
 
         With ``optional``, None when no one authenticated (what :attr:`current_principal`
         then reads)."""
-        headers, cookies = _credentials()
         principal = self._state().guard.authenticate(
-            method=request.method, headers=headers, cookies=cookies, roles=roles, optional=optional
+            method=request.method,
+            headers=cast("Mapping[str, str]", request.headers),  # case-insensitive get
+            cookies=request.cookies,
+            roles=roles,
+            optional=optional,
         )
         setattr(g, _G_PRINCIPAL, principal)
         return principal
@@ -189,53 +190,6 @@ class FederationAuth:
                 "no principal: this request did not pass @auth.required or call auth.authenticate()"
             )
         return cast("Principal | None", principal)
-
-
-# -- the request's credentials, as the Guard reads them -------------------------------------
-
-# RFC 6265 §4.1.1: a cookie-octet is never a comma, so a comma before ``name=`` is where a
-# WSGI server joined two Cookie headers (Werkzeug and Gunicorn join repeated headers with ",")
-_COOKIE_SPLIT = re.compile(r";|,(?=[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+=)")
-
-
-class _Headers(Mapping[str, str]):
-    """The request's headers with the Cookie header replaced (looked up case-insensitively)."""
-
-    def __init__(self, headers: Mapping[str, str], replaced: Mapping[str, str | None]) -> None:
-        self._headers = headers
-        self._replaced = replaced
-
-    def __getitem__(self, name: str) -> str:
-        key = name.lower()
-        if key in self._replaced:
-            value = self._replaced[key]
-            if value is None:
-                raise KeyError(name)
-            return value
-        return self._headers[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._headers.keys())  # Werkzeug iterates its headers as (name, value) pairs
-
-    def __len__(self) -> int:
-        return len(self._headers)
-
-
-def _credentials() -> tuple[Mapping[str, str], Mapping[str, str]]:
-    """The headers and cookies for :meth:`Guard.authenticate`.
-
-    A WSGI server joins repeated headers into one value with ",": the Guard refuses two
-    Authorization credentials so joined, and the Cookie headers are split again here so
-    that a session cookie sent twice is counted and one sent beside another Cookie header
-    is found.
-    """
-    raw_cookies = "; ".join(request.headers.getlist("Cookie"))
-    cookies: Mapping[str, str] = request.cookies
-    if "," in raw_cookies:
-        raw_cookies = "; ".join(p.strip() for p in _COOKIE_SPLIT.split(raw_cookies) if p.strip())
-        cookies = parse_cookie(raw_cookies)
-    replaced = {"cookie": raw_cookies or None}
-    return _Headers(cast("Mapping[str, str]", request.headers), replaced), cookies
 
 
 def _error_response(exc: FederationError) -> Response:

@@ -37,6 +37,11 @@ def test_a_bearer_credential_after_another_is_invalid_request(header: str) -> No
         bearer_token(header)
 
 
+def test_a_quoted_bearer_inside_one_credential_is_no_second_credential() -> None:
+    assert bearer_token('Digest username="ops, bearer of news", realm="x", nonce="y"') is None
+    assert bearer_token('Digest username="a \\" b", realm="x, bearer y"') is None
+
+
 @pytest.mark.parametrize("header", ["Bearer", "Bearer    ", "bearer "])
 def test_an_empty_bearer_credential_is_invalid_request(header: str) -> None:
     with pytest.raises(errors.InvalidRequest):
