@@ -54,6 +54,7 @@ from ._core import (
     error_response,
     keys_match,
 )
+from ._redirects import origin_of
 from ._signin import (
     SignInClient,
     check_id_token,
@@ -366,11 +367,13 @@ class LoginService:
                 except FederationError:
                     pass  # an unreadable old cookie is simply replaced
 
-    def _own_targets(self) -> frozenset[str]:
-        """What an exchange may name as its ``audience`` or ``resource``: this app."""
+    def _own_target(self, target: str) -> bool:
+        """Whether an exchange's ``audience`` or ``resource`` names this app: its tokens'
+        audience, issuer or client id, or a URL of its origin (RFC 8707: an API path under it)."""
         tokens = self.bridge.sessions.tokens
-        origin = self.settings.public_origin
-        return frozenset({tokens.audience, tokens.issuer, origin, origin + "/"})
+        if target in (tokens.audience, tokens.issuer, tokens.client_id):
+            return True
+        return origin_of(target) == self.settings.public_origin
 
     async def _spend(self, result: LoginResult, token: str) -> None:
         """An external token becomes a session once, whichever door (``/sso`` claims the same
@@ -403,7 +406,7 @@ class LoginService:
                 if "actor_token" in form or "actor_token_type" in form:  # RFC 8693 §2.1
                     raise InvalidRequest("delegation (actor_token) is not supported: impersonation only")
                 for name in ("audience", "resource"):  # §2.2.2: tokens for this app alone
-                    if name in form and form[name] not in self._own_targets():
+                    if name in form and not self._own_target(form[name]):
                         return _json(
                             400,
                             {

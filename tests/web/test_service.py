@@ -1173,10 +1173,13 @@ def test_token_exchange_refuses_other_targets_and_delegation(web_env: WebEnv) ->
     actor = {"actor_token": web_env.login_token("bob"), "actor_token_type": ID_TOKEN}
     answer = web_env.client.post("/token", data={**base, "subject_token": web_env.login_token(), **actor})
     assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request")
-    mine = web_env.client.post(
-        "/token", data={**base, "subject_token": web_env.login_token(), "audience": APP}
-    )
-    assert mine.status_code == 200
+    for target in (
+        {"audience": APP},
+        {"resource": APP + "/api"},
+        {"audience": "HTTPS://APP.EXAMPLE.TEST:443"},
+    ):
+        mine = web_env.client.post("/token", data={**base, "subject_token": web_env.login_token(), **target})
+        assert mine.status_code == 200, target  # RFC 8707: a resource of this app's origin
 
 
 def test_error_descriptions_hold_only_the_characters_rfc_6749_allows(web_env: WebEnv) -> None:
