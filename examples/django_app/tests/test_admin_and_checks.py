@@ -28,6 +28,22 @@ def test_the_admin_lists_federated_identities(client: Client, bridge: Bridge, id
     assert client.get("/admin/federation/auditrecord/").status_code == 200
 
 
+def test_the_profile_admin_edits_nothing(client: Client, bridge: Bridge, idp: MockIdP) -> None:
+    """verified_email was an editable field: any address could be made to read as verified."""
+    from federation.django.models import FederatedProfile
+
+    user_id = bridge.login(idp.mint(sub="mallory", email="mallory@example.com")).user.id
+    profile = FederatedProfile.objects.get(user_id=user_id)
+    admin: Any = get_user_model().objects.create_superuser("root", "root@example.com", "pw-not-used")
+    client.force_login(admin, backend="django.contrib.auth.backends.ModelBackend")
+    url = f"/admin/federation/federatedprofile/{profile.pk}/change/"
+    page = client.get(url).content.decode()
+    assert 'name="verified_email"' not in page and 'name="email_verified"' not in page
+    client.post(url, {"verified_email": "ceo@example.com", "email_verified": "on"})
+    profile.refresh_from_db()
+    assert profile.verified_email != "ceo@example.com"
+
+
 def test_an_admin_role_makes_a_django_superuser(bridge: Bridge, idp: MockIdP) -> None:
     result = bridge.login(idp.mint(sub="boss", groups=["root"]))
     user: Any = get_user_model().objects.get(pk=result.user.id)
