@@ -51,6 +51,7 @@ from ..web import (
     check_response_issuer,
     id_token_of,
     sign_in_clients,
+    token_endpoint_failure,
     url_token_claim,
 )
 from .backends import BACKEND, federated_user
@@ -319,9 +320,7 @@ def callback(request: HttpRequest, issuer: str) -> HttpResponse:
                 )
         except Exception as exc:  # Authlib's OAuthError, httpx errors: the provider, not the user
             log.warning("sign-in with %s: the token endpoint failed (%s)", issuer, type(exc).__name__)
-            raise LoginRefused(
-                "the identity provider did not complete the sign-in", code="provider_error"
-            ) from None
+            raise token_endpoint_failure(exc, issuer) from None
         verified = bridge.verify(id_token_of(answer))
         check_id_token(
             verified,

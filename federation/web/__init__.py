@@ -13,7 +13,8 @@ framework only when imported itself:
 * :func:`create_app`: the login service (Starlette), also ``federation serve``.
 
 The browser sign-in's rules (:func:`sign_in_clients`, :func:`check_metadata`,
-:func:`check_response_issuer`, :func:`check_id_token`, :func:`url_token_claim`) are shared
+:func:`check_response_issuer`, :func:`check_id_token`, :func:`url_token_claim`,
+:func:`token_endpoint_failure`) are shared
 by the login service and the Django views.
 """
 
@@ -46,6 +47,7 @@ from ._signin import (
     check_response_issuer,
     id_token_of,
     sign_in_clients,
+    token_endpoint_failure,
     url_token_claim,
 )
 
@@ -77,6 +79,7 @@ __all__ = [
     "origin_of",
     "require_roles",
     "sign_in_clients",
+    "token_endpoint_failure",
     "url_token_claim",
 ]
 

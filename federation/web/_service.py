@@ -63,6 +63,7 @@ from ._signin import (
     id_token_of,
     sign_in_clients,
     spent_token_claim,
+    token_endpoint_failure,
     url_token_claim,
 )
 
@@ -626,9 +627,7 @@ class LoginService:
                 )
             except Exception as exc:  # Authlib's OAuthError, httpx errors: the provider, not the user
                 log.warning("sign-in with %s: the token endpoint failed (%s)", name, type(exc).__name__)
-                raise LoginRefused(
-                    "the identity provider did not complete the sign-in", code="provider_error"
-                ) from None
+                raise token_endpoint_failure(exc, name) from None
             verified = await self.bridge.averify(id_token_of(answer))
             check_id_token(
                 verified,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import (
     ConfigError,
+    FederationError,
     InvalidClaim,
     InvalidRequest,
     InvalidToken,
@@ -43,6 +44,7 @@ __all__ = [
     "id_token_of",
     "sign_in_clients",
     "spent_token_claim",
+    "token_endpoint_failure",
     "url_token_claim",
 ]
 
@@ -272,6 +274,22 @@ def check_id_token(
 
 #: How long past its ``exp`` a spent token's claim is kept: the largest leeway an issuer may have.
 _SPENT_PAST_EXPIRY = 300
+
+
+def token_endpoint_failure(exc: Exception, name: str) -> FederationError:
+    """What the provider's token endpoint failing means for a callback: the provider down
+    or unreachable (a transport error, a 5xx) is ``KeySetUnavailable`` (503, code
+    ``provider_unavailable``: sign in again later); an answer refusing the code is
+    ``LoginRefused`` (403, ``provider_error``)."""
+    import httpx
+
+    if isinstance(exc, httpx.TransportError) or (
+        isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
+    ):
+        failure = KeySetUnavailable("the identity provider cannot be reached; sign in again", issuer=name)
+        failure.code = "provider_unavailable"
+        return failure
+    return LoginRefused("the identity provider did not complete the sign-in", code="provider_error")
 
 
 def url_token_claim(

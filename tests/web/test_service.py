@@ -1237,6 +1237,18 @@ def test_backchannel_logout_ends_the_users_sessions(web_env: WebEnv) -> None:
     assert web_env.client.get("/backchannel-logout").status_code == 405
 
 
+@pytest.mark.parametrize("outage", [{"status": 503}, {"timeout": True}])
+def test_a_token_endpoint_that_is_down_is_503_not_a_refusal(web_env: WebEnv, outage: dict[str, Any]) -> None:
+    """403 provider_error read as a permanent refusal; the provider was only unreachable."""
+    start = web_env.client.get("/login/mock")
+    callback = web_env.idp.client().get(start.headers["location"]).headers["location"]
+    web_env.idp.outage(**outage)
+    response = web_env.client.get(callback.removeprefix(APP))
+    assert (response.status_code, response.json()["error"]) == (503, "provider_unavailable")
+    assert "Retry-After" in response.headers
+    web_env.idp.recover()
+
+
 # -- metadata, keys, health, mounting --------------------------------------------------------
 
 
