@@ -371,7 +371,7 @@ def run_full_demo(out: TextIO, *, provider: str = "oidc", as_json: bool = False)
             user = store.list_users(limit=1)[0]
             identities = store.identities([user.id])[user.id]
             trail = store.audit_tail(50)
-            url = "sqlite:///federation.db (beside federation.yaml)"
+            url = "sqlite:///federation.db (in a temporary directory, removed after the run)"
     if as_json:
         document = {
             "provider": provider,
