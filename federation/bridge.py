@@ -573,6 +573,7 @@ class Bridge:
                 access_ttl=section.access_ttl,
                 refresh_ttl=section.refresh_ttl,
                 refresh_reuse_grace=section.refresh_reuse_grace,
+                max_lifetime=section.max_lifetime,
                 touch_interval=section.touch_interval,
                 revoke_previous=section.revoke_previous,
                 user_check=section.user_check,

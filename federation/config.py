@@ -198,6 +198,13 @@ class SessionsConfig(BaseModel):
     refresh_reuse_grace: Number = Field(
         10, ge=0, le=300, description="Seconds a used refresh token may be presented again."
     )
+    max_lifetime: Count = Field(
+        2592000,
+        ge=0,
+        le=31536000,
+        description="A session's absolute lifetime from its sign-in, seconds: a refresh after it "
+        "is refused, however active the session (0: none).",
+    )
     touch_interval: Number = Field(
         300, ge=0, description="authenticate writes last_login_at at most this often per user."
     )

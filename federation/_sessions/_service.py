@@ -107,6 +107,7 @@ class SessionPolicy:
     access_ttl: int = 3600
     refresh_ttl: int = 1209600
     refresh_reuse_grace: float = 10
+    max_lifetime: int = 2592000  # 0: none
     touch_interval: float = 300
     revoke_previous: bool = False
     user_check: float = 30
@@ -493,6 +494,13 @@ class SessionService:
             self._forget_user(record.user_id)
             self._emit(REFRESH_REUSED, record.user_id, session_id=record.session_id)
             raise RefreshReused("the refresh token was used already; its whole session is revoked")
+        lifetime = self.policy.max_lifetime
+        if lifetime and now >= record.issued_at + timedelta(seconds=lifetime):
+            # RFC 9700 §4.14.2: a refresh token expires, however often it is used; sign in again.
+            yield self._call("revoke_session", record.session_id, now=now)
+            raise TokenExpired(
+                "the session reached its maximum lifetime; sign in again", code="session_too_old"
+            )
         user: User | None = yield self._user_step(record.user_id)
         state: UserSessionState = yield self._call("user_state", record.user_id, now=now)
         moved = state.generation != record.generation

@@ -457,6 +457,30 @@ def test_revoke_user_after_the_store_lost_its_generations_refuses_earlier_sessio
     assert bridge.authenticate(third.access_token).user.id == first.user.id
 
 
+def test_a_session_ends_at_its_maximum_lifetime_however_active(
+    make_bridge: Callable[..., Bridge], idp: MockIdP, clock: FrozenClock
+) -> None:
+    """Each rotation slid the refresh window on: a stolen session lived for ever (RFC 9700 §4.14.2)."""
+    default = make_bridge()  # 30 days
+    session = default.exchange(idp.mint(sub="ulla"))
+    bridge = make_bridge({"max_lifetime": 100})
+    short = bridge.exchange(idp.mint(sub="vera"))
+    clock.advance(60)
+    short = bridge.refresh(short.refresh_token or "")
+    clock.advance(50)  # 110 s after the sign-in
+    with pytest.raises(TokenExpired) as caught:
+        bridge.refresh(short.refresh_token or "")
+    assert caught.value.code == "session_too_old"
+    with pytest.raises(TokenRevoked):
+        bridge.authenticate(short.access_token)  # the session is over, its access tokens too
+    for _ in range(2):
+        clock.advance(12 * 86400)  # within the refresh window: rotates
+        session = default.refresh(session.refresh_token or "")
+    clock.advance(7 * 86400)  # 31 days after the sign-in
+    with pytest.raises(TokenExpired):
+        default.refresh(session.refresh_token or "")
+
+
 def test_revoke_previous_keeps_only_the_newest_session(
     make_bridge: Callable[..., Bridge], idp: MockIdP
 ) -> None:
