@@ -151,7 +151,8 @@ if redis.call('EXISTS', skey) == 0 then return {'unknown'} end
 local now = tonumber(ARGV[4])
 local revoked = redis.call('HGET', skey, 'revoked_at')
 if revoked and revoked ~= '' then return {'revoked', session_of(sid)} end
-if tonumber(redis.call('HGET', tkey, 'expires_at')) <= now then return {'expired', session_of(sid)} end
+local texp = tonumber(redis.call('HGET', tkey, 'expires_at'))
+if texp == nil or texp ~= texp or texp <= now then return {'expired', session_of(sid)} end  -- nan too
 local used = redis.call('HGET', tkey, 'used_at')
 local outcome
 if not used or used == '' then

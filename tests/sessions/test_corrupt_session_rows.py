@@ -98,3 +98,17 @@ def test_a_damaged_redis_session_value_is_a_corrupt_record(
     }[key]
     error = _refused(read, stored or "\0")
     assert "Redis" in str(error)
+
+
+@pytest.mark.parametrize("stored", ["nan", "-nan", "garbage"])
+def test_a_redis_refresh_token_with_a_damaged_expiry_never_rotates(redis_store: Any, stored: str) -> None:
+    """Lua read "nan" as a number no time is past: the refresh token never expired."""
+    from federation.storage import NewRefreshToken
+
+    store = redis_store
+    now = datetime.now(timezone.utc)
+    first = NewRefreshToken("a" * 64, now, now + timedelta(hours=1))
+    store.create_session(SessionRecord("s-1", "u-1", now, now + timedelta(hours=1)), first)
+    store.client.hset(store.key_prefix + "refresh:" + "a" * 64, "expires_at", stored)
+    successor = NewRefreshToken("b" * 64, now, now + timedelta(hours=2))
+    assert store.use_refresh("a" * 64, successor, now=now, grace=0).outcome == "expired"
