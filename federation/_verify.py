@@ -35,7 +35,14 @@ from ._profile import Identity, ProviderProfile, make_token_context
 from ._rfc7515 import CompactJWS, Limits, parse_compact
 from ._rfc7517 import VerificationKey
 from ._rfc7519 import ClaimsPolicy, TokenType, check_claims, classify_token
-from .errors import BadSignature, DisallowedAlgorithm, InvalidToken, UntrustedIssuer, WrongTokenType
+from .errors import (
+    BadSignature,
+    DisallowedAlgorithm,
+    InvalidClaim,
+    InvalidToken,
+    UntrustedIssuer,
+    WrongTokenType,
+)
 from .frozen import fast_init, record_factory
 
 __all__ = ["Route", "VerifiedToken", "Verifier", "make_route"]
@@ -246,10 +253,17 @@ class Verifier:
             context = make_token_context(
                 route.issuer, header, claims, "id", key, now, self._leeway, self._limits.max_audiences
             )
-            try:  # the key a login of this sub has; a profile that needs more claims gives none
+            # §2.6: validated as an id token is, the provider's own rules included (Entra binds
+            # the tenant of iss, tid and the key here): the identity below is read from them.
+            route.profile.check(context)
+            try:  # the key a login of this sub has
                 identity_key = route.profile.identity(context).key
-            except (InvalidToken, KeyError, TypeError, ValueError):
-                identity_key = None
+            except (KeyError, TypeError, ValueError):
+                raise InvalidClaim(
+                    "the logout token does not name its user as this provider's tokens do",
+                    claim="sub",
+                    code="logout_without_identity",
+                ) from None
         iat = claims["iat"]
         return LogoutToken(
             route.issuer,

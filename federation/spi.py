@@ -18,6 +18,7 @@ What is here, by who needs it:
   ``classify_token``, ``numeric_date``, ``check_client_bound_access``);
 * a key source: the :class:`KeySource` protocol, :class:`VerificationKey` and
   :class:`KeySet`; :class:`StaticKeySet` is the shipped one without I/O;
+  :class:`ResponseTooLarge`, what a bounded transport raises for an answer over its bound;
 * a store: the protocol and records live in :mod:`federation.storage`;
 * anything with a file of its own: the safe YAML reader behind
   ``federation.yaml`` (:func:`read_yaml_file`, :func:`load_yaml`,
@@ -36,6 +37,7 @@ from __future__ import annotations
 from ._files import MAX_SECRET_FILE_BYTES, FileTooLarge, display_path, env_secret, read_limited
 from ._json import StrictJSONError, loads_object
 from ._keys import KeySource, StaticKeySet
+from ._keys._bounded import ResponseTooLarge
 from ._profile import (
     DEFAULT_ALGORITHMS,
     Identity,
@@ -70,6 +72,7 @@ __all__ = [
     "KeySourceSpec",
     "Located",
     "ProviderProfile",
+    "ResponseTooLarge",
     "StaticKeySet",
     "StrictJSONError",
     "TokenContext",

@@ -579,7 +579,8 @@ class SessionService:
         (``revoke_user``); the user's id, None when no user has that identity.
 
         A token is acted on once (its ``jti`` claimed until it expires): replayed later, it
-        would end sessions begun after the logout it announced.
+        would end sessions begun after the logout it announced. A delivery that claimed it
+        and failed before the revocation is finished by the provider's retry.
         """
         if logout.identity_key is None:
             raise InvalidClaim(
@@ -590,15 +591,21 @@ class SessionService:
         key = f"backchannel-logout\x00{logout.issuer}\x00{logout.jti}"
         until = logout.expires_at + timedelta(seconds=_LOGOUT_CLAIM_PAST_EXPIRY)
         first = yield self._call("claim_once", key, expires_at=until)
-        if not first:
-            raise TokenRevoked("this logout token was used already", code="logout_token_replayed")
         provisioner = self._provisioner()
         issuer, subject = logout.identity_key
         user_id: str | None = yield _Step(
             lambda: provisioner.user_of(issuer, subject), lambda: provisioner.auser_of(issuer, subject)
         )
-        if user_id is not None:
-            yield from self.revoke_user_flow(user_id, "backchannel_logout")
+        if user_id is None:
+            return None
+        if not first:
+            # Acted on already when the user was revoked since the token was issued; else the
+            # delivery that claimed it failed before revoking (storage down: a 503 the
+            # provider retries), and this retry finishes it.
+            state: UserSessionState = yield self._call("user_state", user_id, now=self._now())
+            if _external_cutoff(state) > logout.issued_at.timestamp():
+                raise TokenRevoked("this logout token was used already", code="logout_token_replayed")
+        yield from self.revoke_user_flow(user_id, "backchannel_logout")
         return user_id
 
     def admit_login(self, result: LoginResult) -> int:

@@ -29,7 +29,7 @@ from ..errors import (
     LoginRefused,
     WrongTokenType,
 )
-from ..spi import ProviderProfile, numeric_date
+from ..spi import ProviderProfile, ResponseTooLarge, numeric_date
 from ._core import read_secret
 
 if TYPE_CHECKING:
@@ -283,6 +283,8 @@ def token_endpoint_failure(exc: Exception, name: str) -> FederationError:
     ``LoginRefused`` (403, ``provider_error``)."""
     import httpx
 
+    if isinstance(exc, ResponseTooLarge):  # an answer past the bound: the provider misbehaves
+        return LoginRefused("the identity provider did not complete the sign-in", code="provider_error")
     if isinstance(exc, httpx.TransportError) or (
         isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
     ):

@@ -133,3 +133,59 @@ def test_the_async_twin(bridge: Bridge, idp: MockIdP) -> None:
     assert asyncio.run(scenario()) == session.user.id
     with pytest.raises(TokenRevoked):
         bridge.authenticate(session.access_token)
+
+
+def test_a_logout_that_failed_half_way_is_finished_by_the_providers_retry(idp: MockIdP) -> None:
+    """The jti was claimed before the revocation: storage failing between the two made the
+    provider's retry a 'replay' (400), and the user stayed signed in."""
+    from federation.errors import StorageError
+    from federation.storage import MemorySessionStore
+
+    class Flaky(MemorySessionStore):
+        failures = 0
+
+        def bump_generation(self, user_id: str) -> int:
+            if self.failures:
+                self.failures -= 1
+                raise StorageError("storage is down")
+            return super().bump_generation(user_id)
+
+    store = Flaky()
+    config = idp.bridge_config(sessions={"issuer": APP, "keys": [{"env": "SESSION_KEY"}]})
+    bridge = idp.bridge(
+        config=config, store=MemoryStore(), session_store=store, environ={"SESSION_KEY": _PEM}
+    )
+    session = bridge.exchange(idp.mint(sub="dee", jti="dee-id-token"))
+    token = logout_token(idp, sub="dee", jti="dee-logout")
+    store.failures = 1
+    with pytest.raises(StorageError):
+        bridge.backchannel_logout(token)  # 503: the provider retries
+    assert bridge.backchannel_logout(token) == session.user.id
+    with pytest.raises(TokenRevoked):
+        bridge.authenticate(session.access_token)
+    with pytest.raises(TokenRevoked) as caught:
+        bridge.backchannel_logout(token)  # acted on now: a replay
+    assert caught.value.code == "logout_token_replayed"
+    bridge.close()
+
+
+def test_a_logout_token_is_held_to_the_providers_rules_as_an_id_token_is() -> None:
+    """Entra binds the tenant of iss to tid (check()); the logout path skipped it, so a token
+    of tenant A naming tid B logged out tenant B's user of the same oid."""
+    tenant_a, tenant_b = "aaaabbbb-0000-cccc-1111-dddd2222eeee", "bbbbcccc-1111-dddd-2222-eeee3333ffff"
+    idp = MockIdP.for_provider("azure_ad", tenant="organizations", tenant_id=tenant_b, clock=FrozenClock())
+    config = idp.bridge_config(sessions={"issuer": APP, "keys": [{"env": "SESSION_KEY"}]})
+    config["issuers"][0]["allowed_tenants"] = [tenant_a, tenant_b]
+    bridge = idp.bridge(config=config, store=MemoryStore(), environ={"SESSION_KEY": _PEM})
+    victim = bridge.exchange(idp.mint(oid="shared-oid"))
+    issuer_a = idp.claims()["iss"].replace(tenant_b, tenant_a)
+    crossed = logout_token(idp, iss=issuer_a, tid=tenant_b, oid="shared-oid", jti="crossed")
+    with pytest.raises(InvalidToken):
+        bridge.backchannel_logout(crossed)
+    assert bridge.authenticate(victim.access_token).user.id == victim.user.id
+    no_oid = logout_token(idp, oid=None, jti="no-oid")
+    with pytest.raises(InvalidToken) as caught:
+        bridge.backchannel_logout(no_oid)
+    assert caught.value.code != "logout_without_sub"  # it has a sub: not what is missing
+    assert bridge.backchannel_logout(logout_token(idp, oid="shared-oid", jti="own-tenant")) == victim.user.id
+    bridge.close()
