@@ -99,3 +99,27 @@ def test_storage_async_in_the_config_builds_the_async_store(idp: MockIdP, tmp_pa
         assert isinstance(bridge.store, AsyncSQLStore)
         result = asyncio.run(bridge.alogin(idp.mint(sub="grace")))
         assert bridge.login(idp.mint(sub="grace")).user.id == result.user.id
+
+
+def test_an_async_back_channel_logout_finds_and_signs_out_the_user(
+    async_store: AsyncSQLStore, idp: MockIdP
+) -> None:
+    from federation.errors import TokenRevoked
+    from federation.sessions import generate_private_key_pem
+
+    config = idp.bridge_config(sessions={"issuer": "https://app.example.test", "keys": [{"env": "K"}]})
+    bridge: Bridge = idp.bridge(
+        config=config, store=async_store, environ={"K": generate_private_key_pem("ES256").decode()}
+    )
+    event = {"http://schemas.openid.net/event/backchannel-logout": {}}
+
+    async def scenario() -> tuple[Any, Any]:
+        session = await bridge.aexchange(idp.mint(sub="ada", jti="ada-id"))
+        logout = idp.mint(sub="ada", jti="ada-logout", events=event, nonce=None)
+        return session, await bridge.abackchannel_logout(logout)
+
+    session, user_id = asyncio.run(scenario())
+    assert user_id == session.user.id
+    with pytest.raises(TokenRevoked):
+        bridge.authenticate(session.access_token)
+    bridge.close()
