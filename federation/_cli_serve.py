@@ -19,12 +19,22 @@ def add_serve_command(sub: Any) -> None:
         help="run the login service (token exchange, sign-in, /sso, logout) with uvicorn",
         description="Serve federation.web.create_app for the config's web: and sessions: sections. "
         "Needs the web extra (pip install 'federation-bridge[web]'). Exit codes: 0 stopped, "
-        "2 configuration error.",
+        "2 configuration error, 3 the address cannot be listened on (in use, not this host's).",
     )
     serve.add_argument("--config", "-c", required=True, help="the bridge config (YAML)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", type=_host, help="address to listen on (default 127.0.0.1)"
+    )
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.set_defaults(run=_serve)
+
+
+def _host(text: str) -> str:
+    """An argparse type: a host name or address is printable ASCII (uvicorn's own error for
+    other bytes is a traceback)."""
+    if not text or not text.isascii() or not text.isprintable() or " " in text:
+        raise argparse.ArgumentTypeError("must be a host name or an IP address")
+    return text
 
 
 def build_app(config: str) -> Any:

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from .config import BridgeConfig, load_config
-from .errors import ConfigError
+from .errors import ConfigError, CorruptRecord, StorageError
 
 __all__ = ["add_commands", "describe_sessions"]
 
@@ -45,8 +47,8 @@ def add_commands(subparsers: Any) -> None:
     )
     _common(revoke)
     revoke.add_argument("--user", required=True, type=_user_id, help="the local user id")
-    revoke.add_argument("--session", help="one session id (from 'sessions list')")
-    revoke.add_argument("--reason", default="cli", help="recorded in the audit event")
+    revoke.add_argument("--session", type=_user_id, help="one session id (from 'sessions list')")
+    revoke.add_argument("--reason", default="cli", type=_user_id, help="recorded in the audit event")
     revoke.set_defaults(run=sessions_revoke)
     purge = sub.add_parser("purge", help="delete ended sessions, refresh tokens and revocations")
     _common(purge)
@@ -54,9 +56,13 @@ def add_commands(subparsers: Any) -> None:
 
 
 def _user_id(text: str) -> str:
-    """An argparse type: a user id is never empty (``--user ""`` would revoke nobody's sessions)."""
+    """An argparse type: an id is never empty (``--user ""`` would revoke nobody's sessions),
+    and is printable text: ids are, and bytes that are no UTF-8 (or a terminal's escape
+    sequences) would only reach the store or the screen."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
+    if not text.isprintable() or len(text) > 255:
+        raise argparse.ArgumentTypeError("must be printable text of at most 255 characters")
     return text
 
 
@@ -64,7 +70,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", required=True, help="the bridge config (YAML) with 'sessions:'")
 
 
-def _bridge(path: str) -> Any:
+@contextmanager
+def _bridge(path: str) -> Iterator[Any]:
+    """The config's bridge, over the store as it is: a database or schema that is missing or
+    old is an error (run ``federation db init``), never created here, so a mistyped storage
+    URL cannot report a revocation made in a new, empty database."""
+    from ._cli_store import open_store, storage_url
+    from ._storage_check import describe_storage_failure
     from .bridge import Bridge
 
     config = load_config(path)
@@ -75,7 +87,20 @@ def _bridge(path: str) -> Any:
             "sessions.revocation is memory: each process keeps its own; the command line cannot reach it",
             field="sessions.revocation",
         )
-    return Bridge(config, on_event=lambda event: None, audit=None)
+    if config.sessions.revocation != "store":  # Redis: the sessions live there
+        with Bridge(config, on_event=lambda event: None, audit=None) as bridge:
+            yield bridge
+        return
+    url = storage_url(config)
+    try:
+        with open_store(url, create=False) as store, Bridge(
+            config, store=store, on_event=lambda event: None, audit=None
+        ) as bridge:
+            yield bridge
+    except CorruptRecord:
+        raise
+    except StorageError as exc:  # name the database and say what the driver said
+        raise StorageError(describe_storage_failure(exc, url)) from exc
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -119,7 +144,7 @@ def sessions_revoke(args: argparse.Namespace, out: TextIO) -> int:
         if record is None or record.user_id != args.user:
             out.write(f"no session {args.session} of user {args.user}\n")
             return EXIT_NOT_FOUND
-        bridge.revoke_session(args.session)
+        bridge.revoke_session(args.session, reason=args.reason)
     out.write(f"revoked session {args.session} of user {args.user}\n")
     return EXIT_OK
 

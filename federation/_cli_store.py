@@ -115,7 +115,9 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-def _open_store(url: URL, *, create: bool) -> SQLStore:
+def open_store(url: URL, *, create: bool) -> SQLStore:
+    """The store at ``url``; with ``create=False`` a missing database or schema is a
+    :class:`StorageError` saying to run ``federation db init`` (nothing is created)."""
     from .storage import SQLStore
 
     file = _sqlite_file(url)
@@ -168,7 +170,7 @@ def users_list(args: argparse.Namespace, out: TextIO) -> int:
     config = load_config(args.config)
     url = storage_url(config)
     try:
-        with _open_store(url, create=False) as store:
+        with open_store(url, create=False) as store:
             users = store.list_users(limit=args.limit, offset=args.offset)
             identities = store.identities([u.id for u in users])
             total = store.count_users()
@@ -176,8 +178,11 @@ def users_list(args: argparse.Namespace, out: TextIO) -> int:
         return _fail(exc, url)
     if args.json:
         document = [{**u.as_dict(), "identities": [i.as_dict() for i in identities[u.id]]} for u in users]
-        json.dump({"total": total, "users": document}, out, indent=2)
-        out.write("\n")
+        try:
+            text = _strict_json({"total": total, "users": document}, indent=2)
+        except CorruptRecord as exc:
+            return _fail(exc, url)
+        out.write(text + "\n")
         return EXIT_OK
     out.write(f"{total} user{'s' if total != 1 else ''} in {display_url(url)}\n")
     for user in users:
@@ -233,7 +238,7 @@ def audit_tail(args: argparse.Namespace, out: TextIO) -> int:
     config = load_config(args.config)
     url = storage_url(config)
     try:
-        with _open_store(url, create=False) as store:
+        with open_store(url, create=False) as store:
             events = store.audit_tail(args.lines)
     except StorageError as exc:
         return _fail(exc, url)
@@ -245,12 +250,25 @@ def audit_tail(args: argparse.Namespace, out: TextIO) -> int:
         )
         out.write(f"no audit events in {display_url(url)}: {why}\n")
         return EXIT_OK
-    for event in events:
-        if args.json:
-            out.write(json.dumps(event.as_dict(), sort_keys=True) + "\n")
-        else:
-            out.write(_audit_line(event) + "\n")
+    try:
+        lines = [
+            _strict_json(event.as_dict(), sort_keys=True) if args.json else _audit_line(event)
+            for event in events
+        ]
+    except CorruptRecord as exc:
+        return _fail(exc, url)
+    for line in lines:
+        out.write(line + "\n")
     return EXIT_OK
+
+
+def _strict_json(value: Any, **options: Any) -> str:
+    """JSON a strict parser reads: a stored NaN or infinity (which no release writes, and
+    Python's json would print as a bare literal) is a :class:`CorruptRecord`."""
+    try:
+        return json.dumps(value, allow_nan=False, **options)
+    except ValueError:
+        raise CorruptRecord("a stored value is not a finite number") from None
 
 
 def _audit_line(event: AuditEvent) -> str:
@@ -262,7 +280,7 @@ def _audit_line(event: AuditEvent) -> str:
         pairs.append(("user", event.user_id))
     if event.issuer:
         pairs.append(("identity", f"{event.issuer}|{event.subject}"))
-    pairs.extend(sorted(event.detail.items()))
+    pairs.extend(sorted((_one(str(key)), value) for key, value in event.detail.items()))  # keys stored too
     return "  ".join([event.at.isoformat(), f"{audit_value(event.name):<16}", audit_fields(pairs)])
 
 
@@ -271,7 +289,7 @@ def db_init(args: argparse.Namespace, out: TextIO) -> int:
     config = load_config(args.config)
     url = storage_url(config)
     try:
-        with _open_store(url, create=True) as store:
+        with open_store(url, create=True) as store:
             before, after = store.init_schema()
             where = display_url(url)
     except StorageError as exc:

@@ -743,17 +743,17 @@ class Bridge:
 
         return await arun(self.sessions.sessions_flow(user_id))
 
-    def revoke_session(self, session_id: str) -> bool:
-        """Revoke one session (a lost phone) at once; False when unknown."""
+    def revoke_session(self, session_id: str, *, reason: str | None = None) -> bool:
+        """Revoke one session (a lost phone) at once; False when unknown. ``reason`` is audited."""
         from ._sessions._service import run
 
-        return run(self.sessions.revoke_session_flow(session_id))
+        return run(self.sessions.revoke_session_flow(session_id, reason))
 
-    async def arevoke_session(self, session_id: str) -> bool:
+    async def arevoke_session(self, session_id: str, *, reason: str | None = None) -> bool:
         """Async twin of :meth:`revoke_session`."""
         from ._sessions._service import arun
 
-        return await arun(self.sessions.revoke_session_flow(session_id))
+        return await arun(self.sessions.revoke_session_flow(session_id, reason))
 
     def register_local(self, *, username: str, email: str | None = None, password: str) -> User:
         """Create a local password account (``local_accounts:``); the new user.

@@ -422,8 +422,14 @@ def _keys_generate(args: argparse.Namespace, out: TextIO) -> int:
         raise ConfigError(f"{path} exists: not overwritten (choose another file name)") from None
     except OSError as exc:
         raise ConfigError(f"cannot create {path} ({exc.strerror or type(exc).__name__})") from None
-    with os.fdopen(fd, "wb") as file:
-        file.write(pem)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(pem)
+            file.flush()
+            os.fsync(file.fileno())  # a key the app will start with: on the disk, whole
+    except OSError as exc:  # a full disk, a file size limit: no half key left to block a retry
+        path.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path} ({exc.strerror or type(exc).__name__})") from None
     out.write(f"wrote {path} ({args.alg}); kid {kid}\n")
     return EXIT_OK
 

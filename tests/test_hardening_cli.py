@@ -584,3 +584,63 @@ def test_without_respx_pytest_runs_and_mock_idp_says_which_extra(pytester: pytes
     output = result.stdout.str()
     assert "pip install 'federation-bridge[testing]'" in output
     assert "Traceback" not in output and "During handling" not in output
+
+
+@pytest.mark.parametrize(
+    ("detail", "json_too"),
+    [
+        ("[" * 100_000 + "]" * 100_000, False),
+        ('{"a":' * 5000 + "1" + "}" * 5000, False),
+        ('{"n": 1e400}', True),
+    ],
+    ids=["deep-list", "deep-object", "infinity"],
+)
+def test_audit_tail_of_a_stored_value_no_release_writes_is_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], detail: str, json_too: bool
+) -> None:
+    """Deep nesting was a RecursionError (exit 70); an infinity printed JSON no parser reads."""
+    import sqlite3
+
+    path = write_config(tmp_path, storage="sqlite:///audit.db", audit="store")
+    assert run("db", "init", "-c", str(path))[0] == 0
+    with sqlite3.connect(tmp_path / "audit.db") as conn:
+        conn.execute(
+            "INSERT INTO federation_audit (at, name, detail) VALUES ('2027-01-15 08:00:00', 'x', ?)",
+            (detail,),
+        )
+    for argv in (["--json"], [] if not json_too else ["--json"]):
+        assert run("audit", "tail", "-c", str(path), *argv) == (3, "")
+        assert "stored data unreadable" in capsys.readouterr().err
+
+
+def test_audit_tail_escapes_stored_detail_keys(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = write_config(tmp_path, storage="sqlite:///audit.db", audit="store")
+    assert run("db", "init", "-c", str(path))[0] == 0
+    with sqlite3.connect(tmp_path / "audit.db") as conn:
+        conn.execute(
+            "INSERT INTO federation_audit (at, name, detail) VALUES ('2027-01-15 08:00:00', 'x', ?)",
+            ('{"k\\u001b[1m": "v"}',),
+        )
+    code, out = run("audit", "tail", "-c", str(path))
+    assert code == 0 and "\x1b" not in out and '"k\\u001b[1m"=v' in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("sessions", "list", "-c", "f.yaml", "--user", "ab\x1b[31mRED"),
+        ("sessions", "list", "-c", "f.yaml", "--user", "a\udcffb"),  # a byte that is no UTF-8
+        ("sessions", "revoke", "-c", "f.yaml", "--user", "u", "--session", "x\ny"),
+        ("serve", "-c", "f.yaml", "--host", "\udcff"),
+    ],
+)
+def test_ids_and_hosts_that_are_no_printable_text_are_usage_errors(
+    argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They reached the store (UnicodeEncodeError, exit 70), uvicorn (a traceback) or the terminal."""
+    with pytest.raises(SystemExit) as caught:
+        main(list(argv), out=io.StringIO())
+    assert caught.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err

@@ -321,6 +321,27 @@ def test_keys_generate_writes_a_private_key_readable_only_by_its_owner(
     assert "not overwritten" in capsys.readouterr().err
 
 
+def test_keys_generate_on_a_full_disk_leaves_no_half_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed write was exit 70 and left an empty 0600 file that blocked every retry."""
+    import errno
+    import io
+
+    from federation.cli import main
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("federation.cli.os.fsync", full)
+    path = tmp_path / "session.pem"
+    assert main(["keys", "generate", "--out", str(path)], out=io.StringIO()) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert not path.exists()
+    monkeypatch.undo()
+    assert main(["keys", "generate", "--out", str(path)], out=io.StringIO()) == 0  # a retry works
+
+
 def test_keys_generate_refuses_an_algorithm_it_cannot_publish(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -552,14 +552,15 @@ class SessionService:
             return False
         return (yield from self.revoke_session_flow(record.session_id))
 
-    def revoke_session_flow(self, session_id: str) -> Flow[bool]:
-        """Revoke one session (a family) at once; True when it exists."""
+    def revoke_session_flow(self, session_id: str, reason: str | None = None) -> Flow[bool]:
+        """Revoke one session (a family) at once; True when it exists. ``reason`` goes to the audit."""
         now = self._now()
         record: SessionRecord | None = yield self._call("revoke_session", session_id, now=now)
         if record is None:
             return False
         self._forget_user(record.user_id)
-        self._emit(SESSION_REVOKED, record.user_id, session_id=session_id)
+        detail = {"reason": reason} if reason is not None else {}
+        self._emit(SESSION_REVOKED, record.user_id, session_id=session_id, **detail)
         return True
 
     def revoke_user_flow(self, user_id: str, reason: str | None, audit: bool = True) -> Flow[int]:

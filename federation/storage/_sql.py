@@ -223,14 +223,14 @@ class _Document(_Checked, TypeDecorator[Any]):
             if fast and type(value) is str:
                 try:
                     document, end = _SCAN_JSON(value, 0)
-                except (StopIteration, ValueError):
+                except (StopIteration, ValueError, RecursionError):
                     pass  # not a document at 0 (whitespace, a mark, an error): json.loads decides
                 else:
                     if end == len(value):  # nothing after it: what json.loads returns
                         return document
             try:
                 return default(value)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, RecursionError):  # deeper than any release writes
                 raise self.corrupt("a JSON document") from None
 
         return process
@@ -877,6 +877,11 @@ class SQLStore:
             self.init_schema()
             return
         version = self.schema_version()
+        if version is not None and version > SCHEMA_VERSION:
+            raise StorageError(
+                f"the federation schema is at version {version}; this release knows versions up to "
+                f"{SCHEMA_VERSION}: upgrade federation-bridge"
+            )
         if version != SCHEMA_VERSION:
             state = "absent" if version is None else f"at version {version}"
             raise StorageError(

@@ -139,3 +139,24 @@ def test_check_config_loads_the_session_keys(
     capsys.readouterr()
     assert run("check-config", str(config_file))[0] == 2
     assert "does not fit ES256" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("sessions", "revoke", "--user", "u-1"), ("sessions", "list", "--user", "u-1"), ("sessions", "purge")],
+)
+def test_sessions_commands_never_create_the_store(
+    config_file: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    """A mistyped storage path made a new, empty database, and 'revoked' the user there."""
+    import sqlite3
+
+    database = config_file.parent / "app.db"
+    code, text = run(*argv, "-c", str(config_file))
+    assert (code, text) == (3, "")
+    assert "run 'federation db init'" in capsys.readouterr().err
+    assert not database.exists()
+    sqlite3.connect(database).close()  # a database without the schema: nothing is added to it
+    assert run(*argv, "-c", str(config_file))[0] == 3
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
