@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from .errors import (
@@ -34,6 +35,7 @@ __all__ = [
     "audience_values",
     "check_claims",
     "classify_token",
+    "later",
     "numeric_date",
 ]
 
@@ -72,6 +74,15 @@ def numeric_date(claims: Mapping[str, Any], name: str, *, required: bool) -> flo
     if not math.isfinite(number) or not -_MAX_NUMERIC_DATE <= number <= _MAX_NUMERIC_DATE:
         raise InvalidClaim(f"claim '{name}' is out of range", claim=name)
     return number
+
+
+def later(moment: datetime, seconds: float) -> datetime:
+    """``moment`` plus ``seconds``, at most the last instant a ``datetime`` holds: a NumericDate
+    may name the last second of 9999, where adding a leeway would overflow."""
+    try:
+        return moment + timedelta(seconds=seconds)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=timezone.utc)
 
 
 def classify_token(header: Mapping[str, Any], claims: Mapping[str, Any]) -> TokenType:

@@ -15,7 +15,7 @@ What is here, by who needs it:
 * a provider: :class:`ProviderProfile` (subclass it), :class:`TokenContext`,
   :class:`Identity`, :class:`KeySourceSpec`, :data:`TokenType` and the claim
   helpers (``as_strict_bool``, ``as_string_list``, ``audience_values``,
-  ``classify_token``, ``numeric_date``, ``check_client_bound_access``);
+  ``classify_token``, ``numeric_date``, ``later``, ``check_client_bound_access``);
 * a key source: the :class:`KeySource` protocol, :class:`VerificationKey` and
   :class:`KeySet`; :class:`StaticKeySet` is the shipped one without I/O;
   :class:`ResponseTooLarge`, what a bounded transport raises for an answer over its bound;
@@ -50,7 +50,7 @@ from ._profile import (
 )
 from ._rfc7517 import KeySet, VerificationKey
 from ._rfc7518 import ALGORITHMS, AlgorithmSpec
-from ._rfc7519 import TokenType, audience_values, classify_token, numeric_date
+from ._rfc7519 import TokenType, audience_values, classify_token, later, numeric_date
 from ._verify import VerifiedToken
 from ._yaml import (
     Located,
@@ -88,6 +88,7 @@ __all__ = [
     "config_error_from_validation",
     "display_path",
     "env_secret",
+    "later",
     "load_yaml",
     "loads_object",
     "numeric_date",

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from .._rfc7515 import CompactJWS, Limits, parse_compact
+from .._rfc7519 import later
 from ..errors import (
     AccountDisabled,
     AccountExists,
@@ -90,6 +91,10 @@ USER_CACHE_SIZE = 100_000
 _ENTRY_OVERHEAD = 1024  # a cached entry's claims and bookkeeping, roughly
 #: How long past a logout token's ``exp`` its ``jti`` stays claimed: the largest leeway.
 _LOGOUT_CLAIM_PAST_EXPIRY = 300
+#: A logout token acted on is marked so with its user's revocations (a replay is refused).
+_LOGOUT_DONE = "backchannel-done:"
+#: How long after its ``iat`` a logout token whose delivery failed half-way may be retried.
+_LOGOUT_RETRY_WINDOW = 600
 #: How long ``revoke_user`` keeps refusing external tokens issued before it: longer than any
 #: provider's tokens live (a day at most: Cognito's longest; Entra, Google, Firebase an hour).
 EXTERNAL_REVOCATION_TTL = 2 * 86400
@@ -327,7 +332,10 @@ class SessionService:
         # ``policy.outage_grace`` seconds (0: never; every request then reads the store).
         self._invalidations: Any = getattr(store, "invalidations", None)
         self._lock = threading.Lock()
-        self._forgets = 0  # bumped by every forget: a read that began before one is not kept
+        # Forgets, counted: a read that began before a forget of its user (or of all) is not kept.
+        self._forgets = 0
+        self._forgot: dict[str, int] = {}  # user -> the count at its latest forget (bounded)
+        self._forgot_all = 0  # the count at the latest forget of every user
         # Read without the lock (a dict read is atomic); written under it, the oldest entries
         # evicted first (OrderedDict: O(1) at the front, where a dict's holes would pile up).
         # Bounded in entries and in bytes (tokens and their claims).
@@ -368,12 +376,18 @@ class SessionService:
         with self._lock:
             self._users.pop(user_id, None)
             self._forgets += 1
+            if len(self._forgot) >= USER_CACHE_SIZE:  # bounded: as if every user were forgotten
+                self._forgot.clear()
+                self._forgot_all = self._forgets
+            self._forgot[user_id] = self._forgets
 
     def _forget_users(self) -> None:
         """Drop what this process remembers of every user (revocations may have been missed)."""
         with self._lock:
             self._users.clear()
             self._forgets += 1
+            self._forgot.clear()
+            self._forgot_all = self._forgets
 
     def _fresh(self, entry: _UserEntry, now: float) -> bool:
         """Whether a remembered user may be served: within ``user_check``, and (a shared store)
@@ -522,9 +536,10 @@ class SessionService:
         expires = datetime.fromtimestamp(claims.expires_at, tz=timezone.utc)
         issued = datetime.fromtimestamp(claims.issued_at, tz=timezone.utc)
         self._emit(SESSION_REFRESHED, user.id, session_id=record.session_id, outcome=use.outcome)
-        return Session(
-            access, successor_token, expires, issued, user, record.session_id, successor.expires_at
-        )
+        ends = successor.expires_at
+        if lifetime:  # what the client is told: never past the session's own end
+            ends = min(ends, later(record.issued_at, lifetime))
+        return Session(access, successor_token, expires, issued, user, record.session_id, ends)
 
     # -- revoke ---------------------------------------------------------------------------
 
@@ -589,8 +604,9 @@ class SessionService:
                 claim="sub",
                 code="logout_without_sub",
             )
+        replayed = TokenRevoked("this logout token was used already", code="logout_token_replayed")
         key = f"backchannel-logout\x00{logout.issuer}\x00{logout.jti}"
-        until = logout.expires_at + timedelta(seconds=_LOGOUT_CLAIM_PAST_EXPIRY)
+        until = later(logout.expires_at, _LOGOUT_CLAIM_PAST_EXPIRY)
         first = yield self._call("claim_once", key, expires_at=until)
         provisioner = self._provisioner()
         issuer, subject = logout.identity_key
@@ -599,24 +615,31 @@ class SessionService:
         )
         if user_id is None:
             return None
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        done = f"{_LOGOUT_DONE}{digest}"  # kept with the user's revocations once acted on
         if not first:
-            # Acted on already when the user was revoked since the token was issued; else the
-            # delivery that claimed it failed before revoking (storage down: a 503 the
-            # provider retries), and this retry finishes it.
+            # Acted on already (the mark is there); else the delivery that claimed it failed
+            # before revoking (storage down: a 503 the provider retries), which a retry soon
+            # after finishes. An unmarked token that old is a replay of one that found no user.
             state: UserSessionState = yield self._call("user_state", user_id, now=self._now())
-            if _external_cutoff(state) > logout.issued_at.timestamp():
-                raise TokenRevoked("this logout token was used already", code="logout_token_replayed")
+            too_old = self._clock() - logout.issued_at.timestamp() > _LOGOUT_RETRY_WINDOW
+            if done in state.revoked_jtis or too_old:
+                raise replayed
         yield from self.revoke_user_flow(user_id, "backchannel_logout")
+        yield self._call("revoke_token", done, user_id=user_id, expires_at=until)
         return user_id
 
     def admit_login(self, result: LoginResult) -> int:
         """Sync driver of :meth:`login_admitted_flow`."""
         return _drive(self.login_admitted_flow(result))
 
-    def current_generation(self, user_id: str) -> int:
+    def current_generation(self, user_id: str, *, fresh: bool = False) -> int:
         """The user's token generation as ``authenticate`` serves it (from memory, at most
-        ``user_check`` seconds old): a session of another framework that recorded the
-        generation at sign-in (Django's) is revoked once it moved."""
+        ``user_check`` seconds old; ``fresh``: read from the store): a session of another
+        framework that recorded the generation at sign-in (Django's) is revoked once it moved."""
+        if fresh:
+            state: UserSessionState = _drive(_single(self._call("user_state", user_id, now=self._now())))
+            return state.generation
         return _drive(self._user_entry(user_id, self._clock())).state.generation
 
     def sessions_flow(self, user_id: str) -> Flow[list[SessionRecord]]:
@@ -932,7 +955,7 @@ class SessionService:
             touch_due = -float("inf") if last is None else last.timestamp() + self.policy.touch_interval
         cutoff = _external_cutoff(state)
         with self._lock:
-            if since != self._forgets:
+            if self._forgot_all > since or self._forgot.get(user_id, -1) > since:
                 return _UserEntry(user, state, now, now, touch_due, cutoff, since)
             entry = _UserEntry(user, state, now, now + self.policy.user_check, touch_due, cutoff, since)
             if user_id not in self._users and len(self._users) >= USER_CACHE_SIZE:
@@ -1021,3 +1044,8 @@ def _clean_email(email: str | None) -> str | None:
 
 run = _drive
 arun = _adrive
+
+
+def _single(step: _Step) -> Flow[Any]:
+    """A flow of one step (its result)."""
+    return (yield step)

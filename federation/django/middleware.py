@@ -99,7 +99,14 @@ def _end_a_revoked_session(request: HttpRequest) -> None:
     if signed_in is None:
         return
     user_id = session.get(auth.SESSION_KEY)
-    if user_id is None or get_bridge().sessions.current_generation(str(user_id)) == signed_in:
+    if user_id is None:
+        return
+    sessions = get_bridge().sessions
+    if sessions.current_generation(str(user_id)) == signed_in:
+        return
+    # Memory may lag the store the sign-in read (a revocation made elsewhere since): the
+    # store decides, so a fresh sign-in is never logged out by what this process remembers.
+    if sessions.current_generation(str(user_id), fresh=True) == signed_in:
         return
     auth.logout(request)  # flushes the session; request.user becomes AnonymousUser
 

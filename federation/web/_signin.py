@@ -16,7 +16,7 @@ import hmac
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from ..errors import (
@@ -29,7 +29,7 @@ from ..errors import (
     LoginRefused,
     WrongTokenType,
 )
-from ..spi import ProviderProfile, ResponseTooLarge, numeric_date
+from ..spi import ProviderProfile, ResponseTooLarge, later, numeric_date
 from ._core import read_secret
 
 if TYPE_CHECKING:
@@ -313,7 +313,7 @@ def url_token_claim(
     key, until = spent_token_claim(verified, token=token)
     if key is None:
         raise InvalidToken("a URL token needs a jti (it is single-use)", code="url_token_no_jti")
-    return key, max(until, datetime.fromtimestamp(float(iat) + max_age + 60, timezone.utc))
+    return key, max(until, later(datetime.fromtimestamp(float(iat), timezone.utc), max_age + 60))
 
 
 def spent_token_claim(
@@ -329,7 +329,7 @@ def spent_token_claim(
     payload: an ECDSA signature has a second valid form, so the signature cannot be part of
     it). None: no ``jti`` and no ``token``.
     """
-    until = verified.expires_at + timedelta(seconds=_SPENT_PAST_EXPIRY)
+    until = later(verified.expires_at, _SPENT_PAST_EXPIRY)
     jti = verified.claims.get("jti")
     if isinstance(jti, str) and jti:
         return f"sso\x00{verified.issuer}\x00{jti}", until

@@ -189,3 +189,25 @@ def test_a_logout_token_is_held_to_the_providers_rules_as_an_id_token_is() -> No
     assert caught.value.code != "logout_without_sub"  # it has a sub: not what is missing
     assert bridge.backchannel_logout(logout_token(idp, oid="shared-oid", jti="own-tenant")) == victim.user.id
     bridge.close()
+
+
+def test_a_replay_from_an_issuer_whose_clock_runs_ahead_is_refused(
+    bridge: Bridge, idp: MockIdP, clock: FrozenClock
+) -> None:
+    """The replay rule compared the revocation's time with the token's iat: an iat ahead of
+    this clock made every replay end the sessions begun since."""
+    bridge.exchange(idp.mint(sub="eve", jti="eve-1"))
+    ahead = logout_token(idp, sub="eve", jti="eve-logout", iat=int(clock()) + 5)
+    assert bridge.backchannel_logout(ahead) is not None
+    clock.advance(10)
+    later_session = bridge.exchange(idp.mint(sub="eve", jti="eve-2"))
+    with pytest.raises(TokenRevoked) as caught:
+        bridge.backchannel_logout(ahead)
+    assert caught.value.code == "logout_token_replayed"
+    assert bridge.authenticate(later_session.access_token).user.id == later_session.user.id
+
+
+def test_a_logout_token_valid_until_the_year_9999_is_no_crash(bridge: Bridge, idp: MockIdP) -> None:
+    bridge.exchange(idp.mint(sub="far", jti="far-1"))
+    token = logout_token(idp, sub="far", jti="far-logout", exp=253402300799)
+    assert bridge.backchannel_logout(token) is not None  # was OverflowError

@@ -481,6 +481,24 @@ def test_a_session_ends_at_its_maximum_lifetime_however_active(
         default.refresh(session.refresh_token or "")
 
 
+def test_another_users_revocation_does_not_stop_a_login_time_being_kept(
+    make_bridge: Callable[..., Bridge], idp: MockIdP, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forget of any user made every due touch a write on every request (user_check long)."""
+    bridge = make_bridge({"touch_interval": 60, "user_check": 3600})
+    token = idp.mint(sub="wim", jti="wim-1", lifetime=7200)
+    bridge.authenticate(token)  # wim's state read and kept
+    other = bridge.exchange(idp.mint(sub="xia", jti="xia-1"))
+    bridge.revoke(other.access_token)  # forgets xia, not wim
+    touches: list[str] = []
+    touch = bridge.provisioner.touch
+    monkeypatch.setattr(bridge.provisioner, "touch", lambda uid: touches.append(uid) or touch(uid))
+    clock.advance(61)  # wim's login time is due
+    for _ in range(5):
+        bridge.authenticate(token)
+    assert len(touches) == 1
+
+
 def test_revoke_previous_keeps_only_the_newest_session(
     make_bridge: Callable[..., Bridge], idp: MockIdP
 ) -> None:

@@ -205,3 +205,17 @@ def test_repeated_sign_in_parameters_are_refused(client: Client, bridge: Bridge,
     start = client.get("/auth/login/corp")
     back = at_provider(idp, start["Location"])
     assert client.get(back.replace("state=", "state=forged&state=", 1)).status_code == 400
+
+
+def test_a_sign_in_after_a_revocation_elsewhere_stays_signed_in(bridge: Bridge, idp: MockIdP) -> None:
+    """The sign-in records the store's generation; memory may still hold the one before a
+    revocation another process made: the fresh session was logged out for user_check seconds."""
+    idp.approve("ada")
+    first = Client()
+    assert sign_in(first, idp).status_code == 302
+    user_id = str(_user_of(first))
+    assert first.get("/whoami").status_code == 200  # this process remembers the generation
+    bridge.sessions.store.bump_generation(user_id)  # another process's revoke_user
+    second = Client()
+    assert sign_in(second, idp).status_code == 302
+    assert second.get("/whoami").json()["via"] == "session"
