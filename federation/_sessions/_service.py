@@ -67,6 +67,7 @@ from ..storage import (
     SessionRecord,
     SessionStore,
     User,
+    UserIdentity,
     UserSessionState,
     deliver,
     email_key,
@@ -93,8 +94,6 @@ _ENTRY_OVERHEAD = 1024  # a cached entry's claims and bookkeeping, roughly
 _LOGOUT_CLAIM_PAST_EXPIRY = 300
 #: A logout token acted on is marked so with its user's revocations (a replay is refused).
 _LOGOUT_DONE = "backchannel-done:"
-#: How long after its ``iat`` a logout token whose delivery failed half-way may be retried.
-_LOGOUT_RETRY_WINDOW = 600
 #: How long ``revoke_user`` keeps refusing external tokens issued before it: longer than any
 #: provider's tokens live (a day at most: Cognito's longest; Entra, Google, Firebase an hour).
 EXTERNAL_REVOCATION_TTL = 2 * 86400
@@ -475,6 +474,8 @@ class SessionService:
         if self.policy.refresh_ttl > 0:
             refresh_token = secrets.token_urlsafe(32)  # 256 bits
             refresh_ends = now + timedelta(seconds=self.policy.refresh_ttl)
+            if self.policy.max_lifetime:  # never past the session's own end
+                refresh_ends = min(refresh_ends, now + timedelta(seconds=self.policy.max_lifetime))
             refresh = NewRefreshToken(refresh_hash(refresh_token), now, refresh_ends)
             ends = max(ends, refresh_ends)
         record = SessionRecord(sid, user.id, now, ends, generation=generation)
@@ -610,20 +611,21 @@ class SessionService:
         first = yield self._call("claim_once", key, expires_at=until)
         provisioner = self._provisioner()
         issuer, subject = logout.identity_key
-        user_id: str | None = yield _Step(
-            lambda: provisioner.user_of(issuer, subject), lambda: provisioner.auser_of(issuer, subject)
+        identity: UserIdentity | None = yield _Step(
+            lambda: provisioner.identity_of(issuer, subject),
+            lambda: provisioner.aidentity_of(issuer, subject),
         )
-        if user_id is None:
+        if identity is None:
             return None
+        user_id = identity.user_id
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
         done = f"{_LOGOUT_DONE}{digest}"  # kept with the user's revocations once acted on
         if not first:
-            # Acted on already (the mark is there); else the delivery that claimed it failed
-            # before revoking (storage down: a 503 the provider retries), which a retry soon
-            # after finishes. An unmarked token that old is a replay of one that found no user.
+            # Acted on already (the mark is there), or its first delivery found no such user
+            # (the identity is younger than the token): a replay. Else that delivery failed
+            # before revoking (storage down: a 503 the provider retries): this retry finishes it.
             state: UserSessionState = yield self._call("user_state", user_id, now=self._now())
-            too_old = self._clock() - logout.issued_at.timestamp() > _LOGOUT_RETRY_WINDOW
-            if done in state.revoked_jtis or too_old:
+            if done in state.revoked_jtis or identity.created_at > logout.issued_at:
                 raise replayed
         yield from self.revoke_user_flow(user_id, "backchannel_logout")
         yield self._call("revoke_token", done, user_id=user_id, expires_at=until)

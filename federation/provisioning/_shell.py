@@ -306,17 +306,15 @@ class Provisioner:
             return cast("User | None", await reader(user_id))
         return await self._arun(lambda: _get_user(user_id))
 
-    def user_of(self, issuer: str, subject: str) -> str | None:
-        """The id of the user the identity (``issuer``, ``subject``) belongs to; None when unknown."""
-        identity = self._run(lambda: _find_identity(issuer, subject))
-        return identity.user_id if identity is not None else None
+    def identity_of(self, issuer: str, subject: str) -> UserIdentity | None:
+        """The identity (``issuer``, ``subject``): its user and when it was linked; None when unknown."""
+        return self._run(lambda: _find_identity(issuer, subject))
 
-    async def auser_of(self, issuer: str, subject: str) -> str | None:
-        """Async twin of :meth:`user_of`."""
+    async def aidentity_of(self, issuer: str, subject: str) -> UserIdentity | None:
+        """Async twin of :meth:`identity_of`."""
         if not is_async_store(self.store):
-            return await asyncio.to_thread(self.user_of, issuer, subject)
-        identity = await self._arun(lambda: _find_identity(issuer, subject))
-        return identity.user_id if identity is not None else None
+            return await asyncio.to_thread(self.identity_of, issuer, subject)
+        return await self._arun(lambda: _find_identity(issuer, subject))
 
     def touch(self, user_id: str) -> User | None:
         """Set the user's ``last_login_at`` to now (no audit event); the user after, or None."""

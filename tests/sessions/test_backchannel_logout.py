@@ -211,3 +211,44 @@ def test_a_logout_token_valid_until_the_year_9999_is_no_crash(bridge: Bridge, id
     bridge.exchange(idp.mint(sub="far", jti="far-1"))
     token = logout_token(idp, sub="far", jti="far-logout", exp=253402300799)
     assert bridge.backchannel_logout(token) is not None  # was OverflowError
+
+
+def test_a_late_retry_finishes_and_a_replay_for_a_user_made_since_is_refused(idp: MockIdP) -> None:
+    """A retry past ten minutes lost the logout; a token whose first delivery found no user,
+    replayed once that user signed in, ended the new session."""
+    from federation.errors import StorageError
+    from federation.storage import MemorySessionStore
+
+    class Flaky(MemorySessionStore):
+        failures = 0
+
+        def bump_generation(self, user_id: str) -> int:
+            if self.failures:
+                self.failures -= 1
+                raise StorageError("storage is down")
+            return super().bump_generation(user_id)
+
+    store, clock = Flaky(), idp.clock
+    assert isinstance(clock, FrozenClock)
+    config = idp.bridge_config(sessions={"issuer": APP, "keys": [{"env": "SESSION_KEY"}]})
+    bridge = idp.bridge(
+        config=config, store=MemoryStore(), session_store=store, environ={"SESSION_KEY": _PEM}
+    )
+    session = bridge.exchange(idp.mint(sub="fay", jti="fay-id", lifetime=7200))
+    token = logout_token(idp, sub="fay", jti="fay-logout", lifetime=3600)
+    store.failures = 1
+    with pytest.raises(StorageError):
+        bridge.backchannel_logout(token)
+    clock.advance(900)  # the provider's back-off
+    assert bridge.backchannel_logout(token) == session.user.id
+    with pytest.raises(TokenRevoked):
+        bridge.authenticate(session.access_token)
+    early = logout_token(idp, sub="gus", jti="gus-logout", lifetime=3600)
+    assert bridge.backchannel_logout(early) is None  # no such user yet: nothing to end
+    clock.advance(30)
+    newcomer = bridge.exchange(idp.mint(sub="gus", jti="gus-id"))
+    with pytest.raises(TokenRevoked) as caught:
+        bridge.backchannel_logout(early)
+    assert caught.value.code == "logout_token_replayed"
+    assert bridge.authenticate(newcomer.access_token).user.id == newcomer.user.id
+    bridge.close()

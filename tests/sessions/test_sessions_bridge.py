@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -465,6 +466,7 @@ def test_a_session_ends_at_its_maximum_lifetime_however_active(
     session = default.exchange(idp.mint(sub="ulla"))
     bridge = make_bridge({"max_lifetime": 100})
     short = bridge.exchange(idp.mint(sub="vera"))
+    assert short.refresh_expires_at == short.issued_at + timedelta(seconds=100)  # as told at sign-in
     clock.advance(60)
     short = bridge.refresh(short.refresh_token or "")
     clock.advance(50)  # 110 s after the sign-in
