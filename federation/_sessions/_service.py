@@ -978,7 +978,7 @@ class SessionService:
         if user.status != "active":
             raise AccountDisabled("the account is disabled", user_id=user.id)
         if hit.generation != state.generation:
-            raise TokenRevoked("the token was revoked (its user's tokens were revoked after it was issued)")
+            raise TokenRevoked(_REVOKED_BEFORE_MESSAGE)
         if hit.session_id in state.revoked_sessions or hit.jti in state.revoked_jtis:
             raise TokenRevoked("the token was revoked")
         if hit.verified is not None and self._before_revocation(hit.verified, entry.external_cutoff, now):
@@ -986,7 +986,7 @@ class SessionService:
         if hit.claims is not None and hit.claims.issued_at < entry.external_cutoff - 1:
             # A session token of an earlier second than the latest revoke_user: the generation
             # refuses it already, unless the store lost its generations (a Redis flush) since.
-            raise TokenRevoked("the token was revoked (its user's tokens were revoked after it was issued)")
+            raise TokenRevoked(_REVOKED_BEFORE_MESSAGE)
         if hit.kind == "session":
             assert hit.claims is not None
             principal = _make_principal(user, hit.claims, "session", hit.roles, hit.session_id)

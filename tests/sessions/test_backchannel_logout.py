@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from federation import Bridge
-from federation.errors import FederationError, InvalidToken, TokenRevoked
+from federation.errors import FederationError, InvalidToken, StorageError, TokenRevoked
 from federation.sessions import generate_private_key_pem
-from federation.storage import MemoryStore
+from federation.storage import MemorySessionStore, MemoryStore
 from federation.testing import FrozenClock, MockIdP, generate_signing_key
 
 APP = "https://app.example.test"
@@ -25,6 +25,18 @@ def bridge(idp: MockIdP) -> Iterator[Bridge]:
     built = idp.bridge(config=config, store=MemoryStore(), environ={"SESSION_KEY": _PEM})
     yield built
     built.close()
+
+
+class Flaky(MemorySessionStore):
+    """A session store whose generation step fails ``failures`` times (storage down)."""
+
+    failures = 0
+
+    def bump_generation(self, user_id: str) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise StorageError("storage is down")
+        return super().bump_generation(user_id)
 
 
 def logout_token(idp: MockIdP, **claims: Any) -> str:
@@ -138,18 +150,6 @@ def test_the_async_twin(bridge: Bridge, idp: MockIdP) -> None:
 def test_a_logout_that_failed_half_way_is_finished_by_the_providers_retry(idp: MockIdP) -> None:
     """The jti was claimed before the revocation: storage failing between the two made the
     provider's retry a 'replay' (400), and the user stayed signed in."""
-    from federation.errors import StorageError
-    from federation.storage import MemorySessionStore
-
-    class Flaky(MemorySessionStore):
-        failures = 0
-
-        def bump_generation(self, user_id: str) -> int:
-            if self.failures:
-                self.failures -= 1
-                raise StorageError("storage is down")
-            return super().bump_generation(user_id)
-
     store = Flaky()
     config = idp.bridge_config(sessions={"issuer": APP, "keys": [{"env": "SESSION_KEY"}]})
     bridge = idp.bridge(
@@ -216,18 +216,6 @@ def test_a_logout_token_valid_until_the_year_9999_is_no_crash(bridge: Bridge, id
 def test_a_late_retry_finishes_and_a_replay_for_a_user_made_since_is_refused(idp: MockIdP) -> None:
     """A retry past ten minutes lost the logout; a token whose first delivery found no user,
     replayed once that user signed in, ended the new session."""
-    from federation.errors import StorageError
-    from federation.storage import MemorySessionStore
-
-    class Flaky(MemorySessionStore):
-        failures = 0
-
-        def bump_generation(self, user_id: str) -> int:
-            if self.failures:
-                self.failures -= 1
-                raise StorageError("storage is down")
-            return super().bump_generation(user_id)
-
     store, clock = Flaky(), idp.clock
     assert isinstance(clock, FrozenClock)
     config = idp.bridge_config(sessions={"issuer": APP, "keys": [{"env": "SESSION_KEY"}]})
