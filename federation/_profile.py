@@ -139,8 +139,10 @@ def check_client_bound_access(
 
     * ``client_id`` must be one of ``client_ids`` whenever ``client_id_always``
       (Cognito) or the token has no ``aud`` (generic OIDC);
-    * a present ``aud`` must name one of ``audiences`` (skipped when
-      ``audiences`` is None: Cognito without resource binding).
+    * a present ``aud`` must name one of ``audiences``; with ``audiences`` None
+      (Cognito without resource binding) a present ``aud`` is refused: the token
+      was bound to some resource server, and none is configured as this one
+      (RFC 8707 section 2, RFC 9068 section 4).
     """
     claims = token.claims
     has_aud = "aud" in claims
@@ -152,6 +154,11 @@ def check_client_bound_access(
             raise InvalidAudience(
                 "the access token was issued to a client that is not configured", issuer=token.issuer
             )
+    if has_aud and audiences is None:
+        raise InvalidAudience(
+            "the access token is bound to a resource server, and no 'audiences' are configured",
+            issuer=token.issuer,
+        )
     if has_aud and audiences is not None:
         values = audience_values(claims, max_audiences=token.max_audiences, issuer=token.issuer)
         if not values:

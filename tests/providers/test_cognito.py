@@ -237,7 +237,7 @@ def test_the_official_id_token_is_accepted_with_its_identity(
 def test_the_official_access_token_is_accepted_with_its_identity(
     pool: MockIdP, make: Callable[..., Bridge]
 ) -> None:
-    vt = make().verify(access_token(pool))
+    vt = make(audiences=[API]).verify(access_token(pool))
     assert (vt.token_type, vt.key_id) == ("access", pool.keys[1].kid)
     assert vt.identity_key == (ISSUER, "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
     assert vt.username == "my-test-user"
@@ -249,7 +249,7 @@ def test_roles_come_from_id_tokens_only(pool: MockIdP, make: Callable[..., Bridg
     """``cognito:roles`` (IAM role ARNs) is an id token claim; an access token naming them
     was not written by Cognito, and they never became the user's roles from it."""
     arn = "arn:aws:iam::111122223333:role/my-test-role"
-    vt = make().verify(access_token(pool, **{"cognito:roles": [arn]}))
+    vt = make().verify(access_token(pool, aud=None, **{"cognito:roles": [arn]}))
     assert vt.token_type == "access" and vt.roles == ()
 
 
@@ -380,8 +380,19 @@ def test_an_access_token_for_another_or_no_app_client(
 
 def test_several_app_clients_may_be_trusted(pool: MockIdP, make: Callable[..., Bridge]) -> None:
     bridge = make(client_ids=[CLIENT, OTHER_CLIENT])
-    assert bridge.verify(access_token(pool, client_id=OTHER_CLIENT)).token_type == "access"
+    assert bridge.verify(access_token(pool, aud=None, client_id=OTHER_CLIENT)).token_type == "access"
     assert bridge.verify(id_token(pool, aud=OTHER_CLIENT)).token_type == "id"
+
+
+@pytest.mark.parametrize("aud", [API, "https://other-api.example.com", [API], 7, []])
+def test_a_resource_binding_when_no_audiences_are_configured(
+    pool: MockIdP, make: Callable[..., Bridge], aud: object
+) -> None:
+    # RFC 8707 section 2: a token bound to a resource is for that resource alone, and
+    # with no 'audiences' configured no resource is this application's.
+    bridge = make()
+    assert bridge.verify(access_token(pool, aud=None)).token_type == "access"
+    rejected(bridge, access_token(pool, aud=aud), InvalidToken, "invalid_audience")
 
 
 @pytest.mark.parametrize("aud", ["https://other-api.example.com", ["https://other-api.example.com"], 7, []])
@@ -395,7 +406,7 @@ def test_a_resource_binding_for_another_api(pool: MockIdP, make: Callable[..., B
 
 
 def test_an_id_token_typed_as_an_access_token(pool: MockIdP, make: Callable[..., Bridge]) -> None:
-    bridge = make()
+    bridge = make(audiences=[API])
     rejected(
         bridge,
         pool.mint(ID_SAMPLE, key=pool.keys[0], headers={"typ": "at+jwt"}),
