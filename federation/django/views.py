@@ -49,8 +49,10 @@ from ..web import (
     check_id_token,
     check_metadata,
     check_response_issuer,
+    finish_sign_in,
     id_token_of,
     sign_in_clients,
+    start_sign_in,
     token_endpoint_failure,
     url_token_claim,
 )
@@ -66,8 +68,6 @@ __all__ = ["callback", "login", "logout", "sso"]
 log = logging.getLogger("federation.django")
 
 SESSION_KEY = "federation_sign_in"
-MAX_PENDING = 5  # sign-ins one browser may have open at once (tabs)
-STATE_MAX_AGE = 600  # seconds a sign-in may take at the identity provider
 METADATA_TTL = 3600.0
 DEFAULT_URL_TOKEN_MAX_AGE = 120
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -260,22 +260,18 @@ def login(request: HttpRequest, issuer: str) -> HttpResponse:
             nonce=nonce,
             **entry.authorization_params(),
         )
-    pending = {
-        k: v
-        for k, v in dict(request.session.get(SESSION_KEY) or {}).items()
-        if isinstance(v, dict) and time.time() - float(v.get("at", 0)) < STATE_MAX_AGE
-    }
-    while len(pending) >= MAX_PENDING:
-        pending.pop(min(pending, key=lambda k: pending[k]["at"]))
-    pending[state] = {
-        "issuer": issuer,
-        "verifier": verifier,
-        "nonce": nonce,
-        "redirect_uri": redirect_uri,
-        "next": _next(request, resolve_url(settings.LOGIN_REDIRECT_URL)),
-        "at": time.time(),
-    }
-    request.session[SESSION_KEY] = pending
+    request.session[SESSION_KEY] = start_sign_in(
+        request.session.get(SESSION_KEY),
+        state,
+        {
+            "verifier": verifier,
+            "nonce": nonce,
+            "redirect_uri": redirect_uri,
+            "next": _next(request, resolve_url(settings.LOGIN_REDIRECT_URL)),
+        },
+        issuer=issuer,
+        now=time.time(),
+    )
     return HttpResponseRedirect(url)
 
 
@@ -290,16 +286,12 @@ def callback(request: HttpRequest, issuer: str) -> HttpResponse:
         _sent_once(request, "state", "code", "error")
     except InvalidRequest as exc:
         return problem(exc)
-    state = request.GET.get("state") or ""
-    pending = dict(request.session.get(SESSION_KEY) or {})
-    data = pending.pop(state, None) if state else None
+    data, pending = finish_sign_in(
+        request.session.get(SESSION_KEY), request.GET.get("state"), issuer=issuer, now=time.time()
+    )
     request.session[SESSION_KEY] = pending  # a state is used once, whatever happens next
     try:
-        if (
-            not isinstance(data, dict)
-            or data.get("issuer") != issuer
-            or time.time() - float(data.get("at", 0)) >= STATE_MAX_AGE
-        ):
+        if data is None:
             # No state of this browser: a forged or replayed callback (RFC 9700 §4.7).
             raise InvalidRequest("the sign-in state is missing or expired; sign in again")
         endpoints = _provider_metadata(entry)

@@ -41,12 +41,16 @@ from ._core import (
 )
 from ._redirects import RedirectPolicy, origin_of
 from ._signin import (
+    MAX_OPEN_SIGN_INS,
+    SIGN_IN_MAX_AGE,
     SignInClient,
     check_id_token,
     check_metadata,
     check_response_issuer,
+    finish_sign_in,
     id_token_of,
     sign_in_clients,
+    start_sign_in,
     token_endpoint_failure,
     url_token_claim,
 )
@@ -56,9 +60,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CSRF_COOKIE",
+    "MAX_OPEN_SIGN_INS",
     "REFRESH_COOKIE",
     "RETRY_AFTER",
     "SESSION_COOKIE",
+    "SIGN_IN_MAX_AGE",
     "CSRFGuard",
     "CookiePolicy",
     "Credential",
@@ -75,10 +81,12 @@ __all__ = [
     "create_app",
     "credential_from",
     "error_response",
+    "finish_sign_in",
     "id_token_of",
     "origin_of",
     "require_roles",
     "sign_in_clients",
+    "start_sign_in",
     "token_endpoint_failure",
     "url_token_claim",
 ]

@@ -249,11 +249,15 @@ class CookiePolicy:
         self.domain = domain
         self.secure = secure
 
-    def name(self, base: str, *, path: str = "/") -> str:
-        """The cookie's name on the wire (its prefix follows its attributes)."""
+    def name(self, base: str, *, path: str = "/", host_only: bool = False) -> str:
+        """The cookie's name on the wire (its prefix follows its attributes).
+
+        ``host_only`` names a cookie that never takes the shared ``domain`` (the
+        sign-in state): it keeps ``__Host-``, which a sibling subdomain cannot set.
+        """
         if not self.secure:
             return base
-        if self.domain is None and path == "/":
+        if (self.domain is None or host_only) and path == "/":
             return "__Host-" + base
         return "__Secure-" + base
 

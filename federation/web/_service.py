@@ -56,13 +56,16 @@ from ._core import (
 )
 from ._redirects import origin_of
 from ._signin import (
+    SIGN_IN_MAX_AGE,
     SignInClient,
     check_id_token,
     check_metadata,
     check_response_issuer,
+    finish_sign_in,
     id_token_of,
     sign_in_clients,
     spent_token_claim,
+    start_sign_in,
     token_endpoint_failure,
     url_token_claim,
 )
@@ -88,7 +91,10 @@ ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 MAX_BODY_BYTES = 64 * 1024
 STATE_COOKIE = "federation_oauth"
-STATE_MAX_AGE = 600  # seconds a sign-in may take at the identity provider
+SIGN_INS = "sign_ins"  # the state cookie's one member: the browser's open sign-ins
+# The state cookie's JSON at most: base64 of it, the signature and the name stay within
+# the 4096 bytes browsers keep of a cookie.
+STATE_BUDGET = 2900
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -592,7 +598,19 @@ class LoginService:
             rv = await client.create_authorization_url(redirect_uri, **extra)
         except (httpx.HTTPError, ValueError, RuntimeError, KeyError) as exc:
             return _problem(self._unreachable(name, exc))
-        await client.save_authorize_data(request, redirect_uri=redirect_uri, next=target, **rv)
+        request.session[SIGN_INS] = start_sign_in(
+            request.session.get(SIGN_INS),
+            rv["state"],
+            {
+                "redirect_uri": redirect_uri,
+                "next": target,
+                "code_verifier": rv.get("code_verifier"),
+                "nonce": rv.get("nonce"),
+            },
+            issuer=name,
+            now=self.bridge.now(),
+            budget=STATE_BUDGET,
+        )
         return RedirectResponse(rv["url"], status_code=302, headers=dict(NO_STORE))
 
     async def callback(self, request: Request) -> Response:
@@ -606,10 +624,14 @@ class LoginService:
             _sent_once(request, "state", "code", "error")
         except InvalidRequest as exc:
             return _problem(exc)
-        state = params.get("state")
-        data = await client.framework.get_state_data(request.session, state) if state else None
-        if state:
-            await client.framework.clear_state_data(request.session, state)
+        data, pending = finish_sign_in(
+            request.session.get(SIGN_INS), params.get("state"), issuer=name, now=self.bridge.now()
+        )
+        # A state is used once, whatever happens next; with none left the cookie goes.
+        if pending:
+            request.session[SIGN_INS] = pending
+        else:
+            request.session.pop(SIGN_INS, None)
         try:
             if not data:
                 # No state of this browser: a forged or replayed callback (RFC 9700 §4.7).
@@ -816,8 +838,10 @@ def create_app(
         Middleware(
             SessionMiddleware,
             secret_key=settings.state_secret.hex(),
-            session_cookie=settings.cookies.name(STATE_COOKIE),
-            max_age=STATE_MAX_AGE,
+            # Host-only whatever cookie_domain says: a __Secure- name could be planted
+            # from a sibling subdomain with an attacker's own state (login CSRF).
+            session_cookie=settings.cookies.name(STATE_COOKIE, host_only=True),
+            max_age=int(SIGN_IN_MAX_AGE),  # each state also carries its own start time
             same_site="lax",
             https_only=settings.secure,
         )

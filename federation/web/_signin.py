@@ -5,19 +5,22 @@ Owns: which issuers offer a sign-in and with which OAuth client
 endpoint's answer must carry and what the bridge-verified id token must match
 (:func:`id_token_of`, :func:`check_id_token`: OIDC Core §3.1.3.7, the nonce of
 §15.5.2), which server an authorization response may come from
-(:func:`check_response_issuer`: RFC 9207, the mix-up defence of RFC 9700 §4.4), and
-when a ``/sso`` URL token is usable once (:func:`url_token_claim`).
+(:func:`check_response_issuer`: RFC 9207, the mix-up defence of RFC 9700 §4.4), which
+of a browser's sign-ins are still open (:func:`start_sign_in`, :func:`finish_sign_in`:
+each state used once and within its own lifetime, several tabs at once), and when a
+``/sso`` URL token is usable once (:func:`url_token_claim`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     ConfigError,
@@ -37,16 +40,87 @@ if TYPE_CHECKING:
     from ..spi import VerifiedToken
 
 __all__ = [
+    "MAX_OPEN_SIGN_INS",
+    "SIGN_IN_MAX_AGE",
     "SignInClient",
     "check_id_token",
     "check_metadata",
     "check_response_issuer",
+    "finish_sign_in",
     "id_token_of",
     "sign_in_clients",
     "spent_token_claim",
+    "start_sign_in",
     "token_endpoint_failure",
     "url_token_claim",
 ]
+
+
+MAX_OPEN_SIGN_INS = 5
+"""Sign-ins one browser may have open at once (tabs); a sixth drops the oldest."""
+
+SIGN_IN_MAX_AGE = 600.0
+"""Seconds a sign-in may take at the identity provider: each state's own lifetime."""
+
+
+def _open_sign_ins(stored: object, now: float) -> dict[str, dict[str, Any]]:
+    """The well-formed sign-ins of ``stored`` (a browser's, as saved) begun within their lifetime."""
+    if not isinstance(stored, dict):
+        return {}
+    kept: dict[str, dict[str, Any]] = {}
+    for state, data in stored.items():
+        if not (isinstance(state, str) and isinstance(data, dict)):
+            continue
+        started = data.get("at")
+        if isinstance(started, bool) or not isinstance(started, (int, float)):
+            continue
+        if 0 <= now - started < SIGN_IN_MAX_AGE:
+            kept[state] = data
+    return kept
+
+
+def start_sign_in(
+    stored: object,
+    state: str,
+    data: Mapping[str, Any],
+    *,
+    issuer: str,
+    now: float,
+    budget: int | None = None,
+) -> dict[str, dict[str, Any]]:
+    """What a browser keeps once it begins a sign-in at ``issuer`` with ``state``.
+
+    Each open sign-in keeps its own state until it is used or its
+    :data:`SIGN_IN_MAX_AGE` passes, so a second tab does not break the first
+    (RFC 6749 §10.12, RFC 9700 §4.7.1: the state binds one request to this browser).
+    The oldest are dropped past :data:`MAX_OPEN_SIGN_INS`, or while the JSON is over
+    ``budget`` bytes (a cookie-held store: a browser ignores a cookie over 4 KB).
+    """
+    pending = _open_sign_ins(stored, now)
+    pending.pop(state, None)
+    entry = {**data, "issuer": issuer, "at": now}
+
+    def size() -> int:
+        return len(json.dumps({**pending, state: entry}, separators=(",", ":")))
+
+    while pending and (len(pending) >= MAX_OPEN_SIGN_INS or (budget is not None and size() > budget)):
+        pending.pop(min(pending, key=lambda k: pending[k]["at"]))
+    pending[state] = entry
+    return pending
+
+
+def finish_sign_in(
+    stored: object, state: str | None, *, issuer: str, now: float
+) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
+    """The data saved for ``state`` at ``issuer`` (None: none open), and what the browser keeps.
+
+    The state is spent whatever the answer: a callback is tried once.
+    """
+    pending = _open_sign_ins(stored, now)
+    data = pending.pop(state, None) if state else None
+    if data is not None and data.get("issuer") != issuer:
+        data = None  # another issuer's sign-in: the mix-up defence keeps them apart
+    return data, pending
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from webenv import ADMIN_KEY, ADMIN_MAPPING, APP, REGISTRATION_KEY, WebEnv
 
 from federation.errors import ConfigError
 from federation.storage import SQLStore
-from federation.web import create_app
+from federation.web import MAX_OPEN_SIGN_INS, SIGN_IN_MAX_AGE, create_app
 
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
@@ -705,6 +705,67 @@ def test_callback_without_this_browsers_state_is_refused(web_env: WebEnv) -> Non
     assert "set-cookie" not in response.headers or "federation_session" not in response.headers["set-cookie"]
     forged = web_env.client.get("/callback/mock", params={"code": "x", "state": "not-the-state"})
     assert forged.status_code == 400
+
+
+def _authorized(env: WebEnv, redirect_to: str) -> str:
+    """Begin a sign-in in ``env.client``'s browser; the callback path the issuer sends it to."""
+    start = env.client.get("/login/mock", params={"redirect_to": redirect_to})
+    assert start.status_code == 302
+    return str(env.idp.client().get(start.headers["location"]).headers["location"]).removeprefix(APP)
+
+
+def test_sign_ins_in_two_tabs_each_finish(web_env: WebEnv) -> None:
+    """RFC 6749 §10.12: each request's state binds that request; a second tab's sign-in
+    (or a cross-site navigation to /login) must not cancel the first."""
+    web_env.idp.approve("alice")
+    first = _authorized(web_env, "/one")
+    second = _authorized(web_env, "/two")
+    assert web_env.client.get(second).headers["location"] == "/two"
+    done = web_env.client.get(first)
+    assert done.status_code == 303
+    assert done.headers["location"] == "/one"
+    assert web_env.client.get(first).status_code == 400  # each state is used once
+
+
+def test_a_browser_keeps_only_its_newest_open_sign_ins(web_env: WebEnv) -> None:
+    web_env.idp.approve("alice")
+    callbacks = [_authorized(web_env, f"/tab{i}") for i in range(MAX_OPEN_SIGN_INS + 1)]
+    assert web_env.client.get(callbacks[0]).status_code == 400  # the oldest made room
+    assert web_env.client.get(callbacks[-1]).status_code == 303
+
+
+def test_each_sign_in_state_expires_on_its_own(web_env: WebEnv) -> None:
+    """A state outlives its ten minutes neither by itself nor by newer sign-ins that
+    rewrite the cookie (which re-signs it)."""
+    web_env.idp.approve("alice")
+    lone = _authorized(web_env, "/lone")
+    web_env.clock.advance(SIGN_IN_MAX_AGE)
+    assert web_env.client.get(lone).status_code == 400
+    old = _authorized(web_env, "/old")
+    web_env.clock.advance(SIGN_IN_MAX_AGE - 100)
+    fresh = web_env.client.get("/login/mock", params={"redirect_to": "/fresh"})
+    web_env.clock.advance(101)
+    assert web_env.client.get(old).status_code == 400
+    answer = web_env.idp.client().get(fresh.headers["location"])
+    assert web_env.client.get(answer.headers["location"].removeprefix(APP)).status_code == 303
+
+
+def test_the_state_cookie_stays_within_what_a_browser_keeps(web_env: WebEnv) -> None:
+    long_target = "/" + "a" * 2000
+    for _ in range(MAX_OPEN_SIGN_INS):
+        start = web_env.client.get("/login/mock", params={"redirect_to": long_target})
+        header = next(h for h in start.headers.get_list("set-cookie") if "federation_oauth" in h)
+        assert len(header.split(";")[0]) <= 4096
+
+
+def test_the_state_cookie_is_host_only_when_session_cookies_are_shared(make_web_env: Any) -> None:
+    """A __Secure- state cookie could be planted from a sibling subdomain with the
+    attacker's own sign-in, signing the victim in as the attacker (login CSRF)."""
+    env = make_web_env(web={"cookie_domain": ".example.test"})
+    start = env.client.get("/login/mock")
+    cookies = set_cookies(start)
+    assert "__Host-federation_oauth" in cookies
+    assert "domain" not in attributes(cookies["__Host-federation_oauth"])
 
 
 def _without_iss(url: str) -> str:
