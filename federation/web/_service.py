@@ -682,6 +682,7 @@ class LoginService:
             self._clear_session_cookies(answer)
             return answer
         try:
+            form = await self._form(request)  # a refused body refuses the logout before it revokes
             if credential is not None:
                 if credential.source == "cookie":
                     self.settings.csrf.check_origin(
@@ -703,7 +704,6 @@ class LoginService:
                     )
                     if principal.session_id is not None:
                         await self.bridge.arevoke_session(principal.session_id)
-            form = await self._form(request)
         except FederationError as exc:
             return _problem(exc)
         response = self._redirect(form.get("redirect_to") or request.query_params.get("redirect_to"))

@@ -1208,6 +1208,19 @@ def test_logout_revokes_and_clears_with_identical_attributes(web_env: WebEnv) ->
     assert web_env.client.get("/me", headers=bearer(token)).status_code == 401
 
 
+def test_a_logout_whose_body_is_refused_leaves_the_session_alone(web_env: WebEnv) -> None:
+    """A refused request has no effect: the session was revoked, then the body refused
+    with the cookies left in place."""
+    browser_login(web_env)
+    refused = web_env.client.post(
+        "/logout",
+        content=b"redirect_to=/a&redirect_to=/b",
+        headers={**csrf_headers(web_env), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_request")
+    assert web_env.client.get("/me").status_code == 200
+
+
 def test_logout_with_the_session_cookie_twice_is_400_and_clears_the_cookies(web_env: WebEnv) -> None:
     """A planted second copy made logout a 500 that cleared nothing: the user could not sign out."""
     browser_login(web_env)
