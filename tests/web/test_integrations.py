@@ -15,13 +15,14 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from webenv import ADMIN_MAPPING, APP, WebEnv
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from federation.sessions import Principal
+from federation.web import create_app
 from federation.web.fastapi import FederationAuth as FastAPIAuth
 from federation.web.flask import FederationAuth as FlaskAuth
 from federation.web.starlette import FederationBackend
@@ -349,12 +350,38 @@ def test_a_request_with_two_credentials_is_refused_the_same_everywhere(env: WebE
             "two cookies": [("cookie", two_cookies)],
         }
         for case, headers in cases.items():
+            if (name, case) == ("starlette", "two cookies"):
+                # Its /me is open to anyone: an unreadable cookie is as a stale one, not sent.
+                assert client.get("/me", headers=headers).json() == {"user": None}
+                continue
             assert _asgi_get(client, "/me", headers) == (400, "invalid_request"), (name, case)
         assert _asgi_get(client, "/me", [("cookie", f"{SESSION}={alice}")])[0] == 200, name
     joined = {"Authorization": f"Bearer {alice}, Bearer other"}
     assert _flask_get(flask, "/me", joined, None) == (400, "invalid_request")
     assert _flask_get(flask, "/me", {}, two_cookies) == (400, "invalid_request")
     assert _flask_get(flask, "/me", {}, f"{SESSION}={alice}")[0] == 200
+
+
+def test_a_planted_session_cookie_copy_does_not_lock_the_browser_out_behind_the_middleware(
+    env: WebEnv,
+) -> None:
+    """The login service mounted behind ``AuthenticationMiddleware`` (docs/web.md): the
+    middleware refused the doubled cookie on every route, so /logout could not clear it
+    and /sso could not sign the browser in until the planted copy expired."""
+    backend = FederationBackend(env.bridge, environ=env.environ)
+    app = Starlette(
+        routes=[Mount("/auth", app=create_app(env.bridge, environ=env.environ))],
+        middleware=[Middleware(AuthenticationMiddleware, backend=backend, on_error=backend.on_error)],
+    )
+    client = TestClient(app, base_url=APP, follow_redirects=False)
+    alice = env.exchange("alice")["access_token"]
+    doubled = {"Cookie": f"{SESSION}={alice}; {SESSION}=planted"}
+    logout = client.post("/auth/logout", headers={**doubled, "Origin": APP})
+    assert logout.status_code == 400
+    assert any(h.startswith(f"{SESSION}=;") for h in logout.headers.get_list("set-cookie"))
+    sso = client.get("/auth/sso", params={"token": env.idp.mint(sub="alice")}, headers=doubled)
+    assert sso.status_code == 303
+    assert client.get("/auth/me", headers=doubled).status_code == 400  # still never guessed
 
 
 def test_a_cookie_websocket_handshake_must_come_from_the_apps_origin(env: WebEnv) -> None:
