@@ -14,6 +14,7 @@ Must not: know what the documents mean.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,15 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"  # what the resolver gives a plain '<<' k
 # loader's constructors, so any other tag ('!!set', '!!python/...', '!foo') would be
 # silently dropped; refused instead, as SafeLoader refuses an unknown tag on a scalar.
 _MAP_TAG, _SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_BOOL_TAG, _INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+# PyYAML resolves plain scalars by YAML 1.1, where YAML 1.2 (and every reader's intuition)
+# sees strings or other numbers: 'NO' (Norway) and 'on' are booleans, '017' is octal 15,
+# '1_000' is 1000 and '1:30' is 90. A deny rule comparing with 'NO' would compare with
+# false and never fire: such a plain value is refused, to be quoted or written plainly.
+_YAML12_BOOLS = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
+_YAML11_ONLY_NUMBER = re.compile(r"[_:]|^[-+]?0b|^[-+]?0[0-9]")
+_YAML12_ONLY_FLOAT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")  # a string to PyYAML: '1e5'
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 class _Converter:
@@ -135,7 +145,25 @@ class _Converter:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.ScalarNode) and node.style is None:
+            self._refuse_yaml11_only(node)
         return self.loader.construct_object(node, deep=True)
+
+    def _refuse_yaml11_only(self, node: yaml.ScalarNode) -> None:
+        text = node.value
+        if node.tag == _BOOL_TAG and text not in _YAML12_BOOLS:
+            raise self.error(
+                node,
+                f"the plain value {text!r} reads as a YAML 1.1 boolean: write true or false, or quote it",
+            )
+        if (node.tag in (_INT_TAG, _FLOAT_TAG) and _YAML11_ONLY_NUMBER.search(text)) or (
+            node.tag == _STR_TAG and _YAML12_ONLY_FLOAT.fullmatch(text)
+        ):
+            raise self.error(
+                node,
+                f"the plain value {text!r} is read differently by YAML 1.1 and 1.2: "
+                "quote it, or write a decimal",
+            )
 
 
 def load_yaml(text: str, file: str = "<string>") -> Located:

@@ -147,7 +147,11 @@ def test_a_yaml_boolean_is_never_a_number(tmp_path: Path, word: str) -> None:
         path.write_text(text)
         with pytest.raises(ConfigError) as caught:
             load_config(path)
-        assert f"{field}: must be a number, not true or false" in str(caught.value)
+        if word == "true":
+            assert f"{field}: must be a number, not true or false" in str(caught.value)
+        else:  # YAML 1.1 only: refused as written, wherever it stands (Norway's NO)
+            assert f"the plain value {word!r} reads as a YAML 1.1 boolean" in str(caught.value)
+            assert caught.value.line == text.count("\n")
 
 
 def test_a_number_too_large_for_an_integer_is_in_our_words(tmp_path: Path) -> None:

@@ -179,3 +179,34 @@ def test_a_quoted_double_angle_key_is_an_ordinary_key() -> None:
 def test_aliases_without_merges_still_work() -> None:
     located = load_yaml("a: &x [1, 2]\nb: *x\n")
     assert located.data == {"a": [1, 2], "b": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    "plain", ["NO", "no", "Yes", "on", "OFF", "017", "-017", "00", "1_000", "1:30", "0b101", "1e5", "007.5"]
+)
+def test_a_plain_value_yaml_11_and_12_read_differently_is_refused_where_it_stands(plain: str) -> None:
+    """PyYAML reads YAML 1.1: 'NO' is false (a deny rule on a country code never fires),
+    '017' is 15, '1:30' is 90, while '1e5' stays a string that YAML 1.2 reads as a number."""
+    with pytest.raises(ConfigError) as caught:
+        load_yaml(f"a: 1\nb: {plain}\n", "f.yaml")
+    assert (caught.value.line, caught.value.column) == (2, 4)
+    assert repr(plain) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("true", True),
+        ("False", False),
+        ("0", 0),
+        ("17", 17),
+        ("-0.5", -0.5),
+        ("1.0e+5", 1.0e5),
+        ("'NO'", "NO"),
+        ('"017"', "017"),
+        ("y", "y"),
+        ("0x1F", 31),
+    ],
+)
+def test_plain_values_both_yamls_agree_on_are_read(text: str, value: object) -> None:
+    assert load_yaml(f"b: {text}\n").data == {"b": value}

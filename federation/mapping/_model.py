@@ -504,7 +504,9 @@ class Overlay(_Model):
 
 
 def _version(value: Any) -> Any:
-    if value != 1 or isinstance(value, bool):
+    if type(value) is not int:  # not coerced: "1", 1.0 and true are not the version
+        raise ValueError(f"the mapping version must be the number 1, not {value!r}")
+    if value != 1:
         raise ValueError(f"unsupported mapping version {value!r}: this release reads version 1")
     return value
 

@@ -17,6 +17,7 @@ Must not: evaluate anything but claim paths.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ._paths import MISSING, ClaimPath, Context, PathError, kind_of, parse_path
@@ -47,7 +48,8 @@ def scalar_text(value: object) -> str | None:
         except ValueError:  # more digits than Python converts (sys.set_int_max_str_digits)
             return None
     if isinstance(value, float):
-        return repr(value)
+        # '1e999' parses to infinity, which has no JSON form: as absent, like an object.
+        return repr(value) if math.isfinite(value) else None
     return None
 
 

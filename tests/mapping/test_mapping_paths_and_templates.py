@@ -189,6 +189,8 @@ def test_templates_reach_nothing_but_claims() -> None:
 def test_scalar_text() -> None:
     assert [scalar_text(v) for v in ("x", True, False, 3, 1.5)] == ["x", "true", "false", "3", "1.5"]
     assert scalar_text([1]) is None and scalar_text({}) is None and scalar_text(None) is None
+    # A claim of 1e999 parses to infinity, which has no JSON form to render.
+    assert scalar_text(float("inf")) is None and scalar_text(float("-inf")) is None
     try:
         huge: str | None = str(10**5000)
     except ValueError:  # Python's int-to-text limit (3.10.7+): not a single value, no exception
