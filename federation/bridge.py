@@ -470,7 +470,7 @@ class Bridge:
         Every session and token the user holds is refused at once (its generation moves on).
         """
         result = self.provisioner.deprovision(issuer, subject, mode=mode, reason=reason)
-        if result is not None and result.action != "none":
+        if result is not None:
             from ._sessions._service import run
 
             run(self.sessions.revoke_user_flow(result.user.id, *self._deprovision_reason(result)))
@@ -486,7 +486,7 @@ class Bridge:
     ) -> DeprovisionResult | None:
         """Async twin of :meth:`deprovision`."""
         result = await self.provisioner.adeprovision(issuer, subject, mode=mode, reason=reason)
-        if result is not None and result.action != "none":
+        if result is not None:
             from ._sessions._service import arun
 
             await arun(self.sessions.revoke_user_flow(result.user.id, *self._deprovision_reason(result)))
@@ -498,7 +498,7 @@ class Bridge:
         """Disable (default) or delete the user ``user_id`` (any user: a local account too);
         every session and token of the user is refused at once. None when no such user."""
         result = self.provisioner.deprovision_user(user_id, mode=mode, reason=reason)
-        if result is not None and result.action != "none":
+        if result is not None:
             from ._sessions._service import run
 
             run(self.sessions.revoke_user_flow(result.user.id, *self._deprovision_reason(result)))
@@ -509,7 +509,7 @@ class Bridge:
     ) -> DeprovisionResult | None:
         """Async twin of :meth:`deprovision_user`."""
         result = await self.provisioner.adeprovision_user(user_id, mode=mode, reason=reason)
-        if result is not None and result.action != "none":
+        if result is not None:
             from ._sessions._service import arun
 
             await arun(self.sessions.revoke_user_flow(result.user.id, *self._deprovision_reason(result)))
@@ -517,7 +517,9 @@ class Bridge:
 
     def _deprovision_reason(self, result: DeprovisionResult) -> tuple[str, bool]:
         # Audited as user_sessions_revoked only where sessions exist; the generation moves regardless
-        # (authenticate's cached external tokens of the user are refused too).
+        # (authenticate's cached external tokens of the user are refused too). A user disabled
+        # already (action "none") has it moved again: the call that disabled it may have failed
+        # after the store's commit (revocation storage down), and this repeat finishes it.
         return f"deprovision:{result.action}", self.config.sessions is not None
 
     # -- the app's own sessions --------------------------------------------------------------

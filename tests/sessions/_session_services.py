@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from federation.errors import StorageError
+from federation.storage import MemorySessionStore
+
 REQUIRE_SERVICES = os.environ.get("FEDERATION_REQUIRE_SERVICES") == "1"
 REDIS_URL = os.environ.get("FEDERATION_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get(
@@ -59,3 +62,15 @@ class OnALoop:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()
+
+
+class Flaky(MemorySessionStore):
+    """A session store whose generation step fails ``failures`` times (storage down)."""
+
+    failures = 0
+
+    def bump_generation(self, user_id: str) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise StorageError("storage is down")
+        return super().bump_generation(user_id)

@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _session_services import Flaky
 
 from federation import Bridge
 from federation.errors import FederationError, InvalidToken, StorageError, TokenRevoked
 from federation.sessions import generate_private_key_pem
-from federation.storage import MemorySessionStore, MemoryStore
+from federation.storage import MemoryStore
 from federation.testing import FrozenClock, MockIdP, generate_signing_key
 
 APP = "https://app.example.test"
@@ -25,18 +26,6 @@ def bridge(idp: MockIdP) -> Iterator[Bridge]:
     built = idp.bridge(config=config, store=MemoryStore(), environ={"SESSION_KEY": _PEM})
     yield built
     built.close()
-
-
-class Flaky(MemorySessionStore):
-    """A session store whose generation step fails ``failures`` times (storage down)."""
-
-    failures = 0
-
-    def bump_generation(self, user_id: str) -> int:
-        if self.failures:
-            self.failures -= 1
-            raise StorageError("storage is down")
-        return super().bump_generation(user_id)
 
 
 def logout_token(idp: MockIdP, **claims: Any) -> str:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from _session_services import Flaky
 
 from federation import Bridge
 from federation.errors import (
@@ -17,6 +18,7 @@ from federation.errors import (
     ConfigError,
     InvalidToken,
     RefreshReused,
+    StorageError,
     TokenExpired,
     TokenRevoked,
     UntrustedIssuer,
@@ -529,6 +531,27 @@ def test_sessions_of_and_revoke_session(bridge: Bridge, idp: MockIdP, clock: Fro
 
 
 # -- the user's status -------------------------------------------------------------------
+
+
+def test_a_disable_whose_revocation_failed_is_finished_by_its_repeat(idp: MockIdP) -> None:
+    """The store committed the disable, then the revocation storage failed (503): the
+    repeat a SCIM handler makes was action 'none' and skipped the revocation, so the
+    user's old tokens worked again once the user was re-enabled."""
+    sessions = Flaky()
+    config = idp.bridge_config(sessions={"issuer": APP, "keys": [{"env": "SESSION_KEY"}]})
+    bridge = idp.bridge(
+        config=config, store=MemoryStore(), session_store=sessions, environ={"SESSION_KEY": _PEMS["ES256"]}
+    )
+    session = bridge.exchange(idp.mint(sub="una"))
+    sessions.failures = 1
+    with pytest.raises(StorageError):
+        bridge.deprovision(issuer="https://idp.test", subject="una")
+    repeat = bridge.deprovision(issuer="https://idp.test", subject="una")
+    assert repeat is not None and repeat.action == "none"
+    _set_user(bridge, session.user.id, status="active")
+    with pytest.raises(TokenRevoked):
+        bridge.authenticate(session.access_token)
+    bridge.close()
 
 
 def test_deprovision_refuses_the_users_tokens_at_once(bridge: Bridge, idp: MockIdP) -> None:
