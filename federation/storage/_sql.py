@@ -1145,8 +1145,15 @@ class SQLStore:
             }
             for e in events
         ]
-        with self._connection() as conn:
-            conn.execute(insert(self.audit_table), rows)
+
+        def append() -> None:
+            with self._connection() as conn:
+                conn.execute(insert(self.audit_table), rows)
+
+        # Once more on a new connection when this one was found dead (nothing was written):
+        # for a revocation kept in Redis this insert is its only statement here, and no
+        # other step of it would have retried.
+        _again_if_lost(append)
 
     def audit_sink(self) -> Callable[[AuditEvent], None]:
         """A sink writing each event to this store's audit table."""

@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, event, text
 from federation.config import ProvisioningConfig
 from federation.errors import AccountDisabled, ConfigError, ConnectionLost, CorruptRecord, StorageError
 from federation.provisioning import ProvisioningPolicy
-from federation.storage import AsyncSQLStore, SQLStore
+from federation.storage import AsyncSQLStore, AuditEvent, SQLStore
 from federation.testing import FrozenClock, MockIdP
 
 ADA = {"sub": "ada", "email": "ada@example.com", "name": "Ada"}
@@ -219,6 +219,19 @@ def test_a_terminated_backend_costs_one_retry(
     assert second.user.id == first.user.id and not second.created
     assert errors == [True]  # the dead connection, once; the retry ran on a new one
     assert pg_store.count_users() == 1
+
+
+def test_an_audit_write_on_a_terminated_backend_is_retried_once(pg_store: SQLStore, admin: Any) -> None:
+    """A revocation kept in Redis writes only its audit row here: on a dead connection the
+    event was lost (logged as a sink failure) while every other statement retried."""
+    pg_store.init_schema()
+    sink = pg_store.audit_sink()
+    sink(AuditEvent("user_sessions_revoked", datetime.now(timezone.utc), user_id="u-1"))
+    errors = _disconnects(pg_store)
+    assert _terminate(admin, pg_store.application_name) >= 1  # type: ignore[attr-defined]
+    sink(AuditEvent("session_revoked", datetime.now(timezone.utc), user_id="u-1"))
+    assert errors == [True]
+    assert [e.name for e in pg_store.audit_tail()] == ["user_sessions_revoked", "session_revoked"]
 
 
 def test_a_backend_lost_mid_transaction_leaves_no_half_written_user(
