@@ -6,8 +6,8 @@ keeps about a user that the user model has no column for), and the session
 tables of :class:`~federation.storage.SessionStore` (sessions, refresh
 tokens, revoked tokens, generations, sign-in attempts) plus the audit trail.
 Session rows carry the user id as a string and no foreign key: a user's
-generation and revocations outlive the user row, so a deleted user's tokens
-stay refused.
+generation and revocations outlive the user row, so a deleted user's session
+tokens stay refused (its identities go with it: a later sign-in is a new user's).
 """
 
 from __future__ import annotations

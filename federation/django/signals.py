@@ -21,7 +21,9 @@ _WAS_ACTIVE = "_federation_was_active"
 
 
 def _remember(sender: Any, instance: Any, **kwargs: Any) -> None:
-    instance.__dict__[_WAS_ACTIVE] = getattr(instance, "is_active", True)
+    # The loaded value only: reading a field that .only()/.defer() left out is one query
+    # per row. Unknown (deferred) counts as active at the save.
+    instance.__dict__[_WAS_ACTIVE] = instance.__dict__.get("is_active", True)
 
 
 def _saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:

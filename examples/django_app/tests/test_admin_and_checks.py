@@ -28,6 +28,24 @@ def test_the_admin_lists_federated_identities(client: Client, bridge: Bridge, id
     assert client.get("/admin/federation/auditrecord/").status_code == 200
 
 
+def test_the_audit_trail_cannot_be_deleted_from_the_admin(
+    client: Client, bridge: Bridge, idp: MockIdP
+) -> None:
+    from federation.django.models import AuditRecord
+
+    bridge.login(idp.mint(sub="ada-subject"))
+    record = AuditRecord.objects.first()
+    assert record is not None
+    admin: Any = get_user_model().objects.create_superuser("root", "root@example.com", "pw-not-used")
+    client.force_login(admin, backend="django.contrib.auth.backends.ModelBackend")
+    client.post(f"/admin/federation/auditrecord/{record.pk}/delete/", {"post": "yes"})
+    client.post(
+        "/admin/federation/auditrecord/",
+        {"action": "delete_selected", "_selected_action": [record.pk], "post": "yes"},
+    )
+    assert AuditRecord.objects.filter(pk=record.pk).exists()
+
+
 def test_the_profile_admin_edits_nothing(client: Client, bridge: Bridge, idp: MockIdP) -> None:
     """verified_email was an editable field: any address could be made to read as verified."""
     from federation.django.models import FederatedProfile

@@ -13,6 +13,7 @@ from django.test import AsyncClient, Client
 
 from federation import Bridge
 from federation.django.models import FederatedIdentity
+from federation.errors import AccountDisabled, TokenRevoked
 from federation.testing import MockIdP
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -109,6 +110,23 @@ def test_a_disabled_user_is_refused_at_once(client: Client, bridge: Bridge, idp:
         assert refused.status_code in (401, 403), refused.content
     assert client.get("/whoami", **bearer(token)).status_code in (401, 403)
     assert authenticate(None, token=idp.mint(sub="ada")) is None
+
+
+def test_a_user_loaded_without_is_active_costs_no_query_and_is_still_revoked_when_disabled(
+    bridge: Bridge, idp: MockIdP, django_assert_num_queries: Any
+) -> None:
+    """The post_init receiver read is_active on every loaded user: a query per row of a
+    .only() or .defer() listing."""
+    session = bridge.exchange(idp.mint(sub="ada"))
+    for n in range(5):
+        bridge.login(idp.mint(sub=f"user-{n}"))
+    with django_assert_num_queries(1):
+        assert len(list(get_user_model().objects.only("username"))) == 6
+    user: Any = get_user_model().objects.only("username").get(federated_identities__subject="ada")
+    user.is_active = False
+    user.save()
+    with pytest.raises((TokenRevoked, AccountDisabled)):
+        bridge.authenticate(session.access_token)
 
 
 def test_the_backend_authenticates_a_token(bridge: Bridge, idp: MockIdP) -> None:
