@@ -317,6 +317,23 @@ class _Statements:
         self.users = store.users_table
         self.identities = store.identities_table
         self.credentials = store.credentials_table
+        self._email_namespace = (
+            f"federation-email:{store.schema}:{store.table_prefix}:"
+            if store.url.get_backend_name() == "postgresql"
+            else None  # SQLite: BEGIN IMMEDIATE makes logins take turns already
+        )
+
+    def email_lock(self, email_key: str) -> Any:
+        """PostgreSQL: a transaction lock on the address, before the users holding it are read.
+
+        Two first logins of one verified address at two issuers (``link_by_email``) both
+        read no user under READ COMMITTED and both created one: an address nobody holds
+        yet has no row to lock. The second now waits for the first's commit and links.
+        """
+        if self._email_namespace is None:
+            return None
+        key = _advisory_key(self._email_namespace + email_key)
+        return select(func.pg_advisory_xact_lock(bindparam("key", key, type_=BigInteger)))
 
     def find_identity(self, issuer: str, subject: str) -> tuple[Any, Parsed]:
         t = self.identities
@@ -491,6 +508,9 @@ class _SQLTransaction:
         return found
 
     def find_users_by_email(self, email_key: str) -> Sequence[User]:
+        lock = self._q.email_lock(email_key)
+        if lock is not None:
+            self._conn.execute(lock)
         found: list[User] = self._read(self._q.find_users_by_email(email_key))
         return found
 

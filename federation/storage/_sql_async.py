@@ -91,6 +91,9 @@ class _AsyncSQLTransaction:
         return found
 
     async def find_users_by_email(self, email_key: str) -> Sequence[User]:
+        lock = self._q.email_lock(email_key)
+        if lock is not None:
+            await self._conn.execute(lock)
         found: list[User] = await self._read(self._q.find_users_by_email(email_key))
         return found
 

@@ -345,3 +345,74 @@ async def test_twenty_racing_first_login_tasks_are_one_user(
         _same_user(results, store)
     else:
         _same_user(results, store, home)
+
+
+class _EmailReadThenWait:
+    """A store proxy holding the first transaction that reads an address's users (none
+    yet) open for up to ``hold`` seconds, or until the other login's transaction commits;
+    the other one reads only after it."""
+
+    def __init__(self, store: Any, hold: float) -> None:
+        self.store = store
+        self.hold = hold
+        self.lock = threading.Lock()
+        self.slow_taken = False
+        self.slow_read = threading.Event()
+        self.committed = threading.Event()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.store.transaction() as tx:
+            wrapped = _EmailSlowTx(tx, self)
+            yield wrapped
+        if wrapped.raced:
+            self.committed.set()
+
+
+class _EmailSlowTx:
+    def __init__(self, tx: Any, owner: _EmailReadThenWait) -> None:
+        self._tx = tx
+        self._owner = owner
+        self.raced = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+    def find_users_by_email(self, email_key: str) -> Any:
+        owner = self._owner
+        with owner.lock:
+            slow, owner.slow_taken = not owner.slow_taken, True
+        if not slow:
+            assert owner.slow_read.wait(20)
+            self.raced = True
+            return self._tx.find_users_by_email(email_key)
+        found = self._tx.find_users_by_email(email_key)
+        owner.slow_read.set()
+        owner.committed.wait(owner.hold)  # the other login may commit meanwhile
+        return found
+
+
+def test_first_logins_of_one_address_at_two_issuers_make_one_user_on_postgres(
+    login_bridge: Any, idp: MockIdP, trusted: MockIdP, make_store: Any
+) -> None:
+    """READ COMMITTED: both transactions read no user with the address, and both created
+    one; every later link by that address was then ambiguous. The second now waits on a
+    lock of the address until the first commits, and links."""
+    store = make_store("postgres")
+    racing = _EmailReadThenWait(store, hold=1.0)
+    bridge = login_bridge(
+        racing,
+        provisioning={"link_by_email": True},
+        issuer={"trust_email": True},
+        idps=[(trusted, {"trust_email": True})],
+    )
+    claims = {"email": "new@example.com", "email_verified": True}
+    tokens = [idp.mint(sub="at-u", **claims), trusted.mint(sub="at-t", **claims)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = [f.result() for f in [pool.submit(bridge.login, token) for token in tokens]]
+    assert len({r.user.id for r in results}) == 1
+    assert sum(r.created for r in results) == 1 and sum(r.linked for r in results) == 1
+    assert _identities(store, results[0].user.id) == [
+        ("https://idp.test", "at-u"),
+        ("https://trusted-idp.test", "at-t"),
+    ]
