@@ -161,7 +161,10 @@ class SessionTokens:
                 raise UnknownKey("the token's key is not a session key", issuer=self.issuer)
             verified = ring.verify(jws.signing_input, jws.signature)
         else:
-            key = self._keys.find(jws.kid, jws.alg) if self._keys is not None else None
+            # Every session token names its key: the key set's fallback for a token without
+            # a kid (some issuers send none) is for issuers' tokens, not this app's own.
+            keys = self._keys
+            key = keys.find(jws.kid, jws.alg) if keys is not None and jws.kid is not None else None
             if key is None:
                 raise UnknownKey("the token's key is not a session key", issuer=self.issuer)
             verified = key.verifier(jws.alg)(jws.signing_input, jws.signature)

@@ -21,6 +21,7 @@ from federation.errors import (
     StorageError,
     TokenExpired,
     TokenRevoked,
+    UnknownKey,
     UntrustedIssuer,
     WrongTokenType,
 )
@@ -170,6 +171,13 @@ def test_session_and_external_tokens_are_never_confused(bridge: Bridge, idp: Moc
     signing_input = b64(header) + b"." + b64(claims)
     signature = base64.urlsafe_b64encode(tokens.ring.sign(signing_input)).rstrip(b"=")
     with pytest.raises(WrongTokenType):
+        bridge.authenticate((signing_input + b"." + signature).decode())
+    # our key and typ, but no kid: every session token names its key (the key set's
+    # fallback for kid-less tokens is for issuers' tokens)
+    header = {"alg": "ES256", "typ": "at+jwt"}
+    signing_input = b64(header) + b"." + b64({**claims, "jti": claims["jti"] + "-2"})
+    signature = base64.urlsafe_b64encode(tokens.ring.sign(signing_input)).rstrip(b"=")
+    with pytest.raises(UnknownKey):
         bridge.authenticate((signing_input + b"." + signature).decode())
 
 
