@@ -85,8 +85,8 @@ def build(idp: MockIdP, events: list[Event]) -> Iterator[Callable[..., Bridge]]:
         client.close()
 
 
-def with_cache_control(idp: MockIdP, value: str | None) -> Handler:
-    """The mock issuer, answering with ``Cache-Control: value`` (None: no header)."""
+def with_cache_control(idp: MockIdP, value: str | None, age: str | None = None) -> Handler:
+    """The mock issuer, answering with ``Cache-Control: value`` (None: no header) and ``Age``."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         response = idp.handler(request)
@@ -94,6 +94,8 @@ def with_cache_control(idp: MockIdP, value: str | None) -> Handler:
             del response.headers["cache-control"]
         else:
             response.headers["cache-control"] = value
+        if age is not None:
+            response.headers["age"] = age
         return response
 
     return handler
@@ -150,6 +152,7 @@ def test_ttl_comes_from_max_age_clamped(
         ("no-store, max-age=3600", 60),  # no-store wins over a max-age beside it
         ("max-age=3600, no-cache", 60),
         ("max-age=99999999999", 86400),  # eleven digits: clamped, not ignored
+        ("max-age=" + "9" * 30, 86400),  # RFC 9111 §1.2.2: too large to represent is 2**31
     ],
 )
 def test_ttl_header_variants(
@@ -170,6 +173,28 @@ def test_ttl_header_variants(
     clock.advance(1)
     check(bridge, idp.mint())
     assert jwks_requests(idp) == 2
+
+
+@pytest.mark.parametrize(
+    ("age", "expected_ttl"),
+    [
+        ("3500", 100),
+        ("3590", 60),
+        ("9" * 30, 60),
+        ("0", 3600),
+        ("banana", 3600),
+        ("-5", 3600),
+        ("1, 2", 3600),
+    ],
+)
+def test_a_caches_age_counts_against_max_age(
+    idp: MockIdP, build: Callable[..., Bridge], events: Any, check: Check, age: str, expected_ttl: int
+) -> None:
+    """RFC 9111 §4.2.3: a key set a CDN has held for Age seconds is fresh for max-age less
+    that (a key the issuer dropped kept verifying for Age seconds more); invalid: ignored."""
+    bridge = build(with_cache_control(idp, "public, max-age=3600", age=age))
+    check(bridge, idp.mint())
+    assert [e.detail["ttl"] for e in fetched(events)] == [expected_ttl]
 
 
 @pytest.mark.parametrize(("max_age", "expected_ttl"), [(5000, 1000), (10, 100), (None, 200), (500, 500)])

@@ -32,7 +32,9 @@ __all__ = [
     "ttl_from_headers",
 ]
 
-_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,20})\"?\s*(?:,|$)", re.IGNORECASE)
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
+_AGE = re.compile(r"\s*(\d+)\s*")
+_HUGE = 2**31  # RFC 9111 §1.2.2: a delta-seconds too large to represent is this
 _NO_STORE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:,|$|=)", re.IGNORECASE)
 
 
@@ -58,7 +60,7 @@ def display_url(url: str) -> str:
 
 
 def ttl_from_headers(headers: Mapping[str, str], config: KeysConfig) -> float:
-    """Freshness lifetime: ``max-age`` clamped to [min_ttl, max_ttl], else ``ttl``.
+    """Freshness lifetime: ``max-age`` less ``Age``, clamped to [min_ttl, max_ttl], else ``ttl``.
 
     ``no-store``/``no-cache`` count as max-age 0, i.e. the lower clamp: an IdP
     cannot make us refetch on every request.
@@ -66,12 +68,23 @@ def ttl_from_headers(headers: Mapping[str, str], config: KeysConfig) -> float:
     value = headers.get("cache-control", "")
     match = _MAX_AGE.search(value)
     if _NO_STORE.search(value):  # wins over a max-age beside it (RFC 9111 §5.2.2.4, §5.2.2.5)
-        age = 0.0
+        lifetime = 0.0
     elif match:
-        age = float(match.group(1))  # eleven digits or more: past every clamp, so max_ttl
+        lifetime = _delta_seconds(match.group(1)) - _current_age(headers.get("age"))
     else:
         return config.ttl
-    return min(max(age, config.min_ttl), config.max_ttl)
+    return min(max(lifetime, config.min_ttl), config.max_ttl)
+
+
+def _delta_seconds(digits: str) -> float:
+    return float(_HUGE) if len(digits) > 10 else float(min(int(digits), _HUGE))
+
+
+def _current_age(value: str | None) -> float:
+    """``Age`` (RFC 9111 §5.1): how long a cache in between has held the response; its
+    freshness is max-age less that (§4.2.3). An invalid value is ignored."""
+    match = _AGE.fullmatch(value) if value else None
+    return _delta_seconds(match.group(1)) if match else 0.0
 
 
 def _json_body(response: FetchResponse) -> dict[str, Any]:
