@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import socket
+import sys
 from typing import Any, TextIO
 
 from .errors import ConfigError
 
-EXIT_OK = 0
+EXIT_OK, EXIT_UNAVAILABLE = 0, 3
 
 
 def add_serve_command(sub: Any) -> None:
@@ -60,11 +62,19 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
         import uvicorn
     except ImportError:
         raise ConfigError("federation serve needs uvicorn: pip install 'federation-bridge[web]'") from None
+    # Bound before "serving" is said: a port in use is one line and exit 3, not a success
+    # line followed by uvicorn's error.
+    try:
+        listening = _listen(args.host, args.port)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        sys.stderr.write(f"federation serve: cannot listen on {args.host}:{args.port} ({reason})\n")
+        return EXIT_UNAVAILABLE
     out.write(f"serving the login service on http://{args.host}:{args.port} (Ctrl-C stops)\n")
     out.flush()
     # proxy_headers off: web.trusted_proxies alone decides which X-Forwarded-* count (uvicorn's
     # default would rewrite the peer address from 127.0.0.1's headers before the service sees it).
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -72,7 +82,24 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
         log_level="info",
         log_config=_log_config(uvicorn),
     )
+    with listening:
+        uvicorn.Server(config).run(sockets=[listening])
     return EXIT_OK
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (as uvicorn binds one: SO_REUSEADDR)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    listening = socket.socket(family, kind, proto)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+        listening.listen(2048)
+    except OSError:
+        listening.close()
+        raise
+    listening.set_inheritable(True)
+    return listening
 
 
 class RedactQuery(logging.Filter):

@@ -95,7 +95,8 @@ def loads_object(data: bytes, *, max_depth: int) -> dict[str, Any]:
     if end != len(text) and text[end:].strip(_JSON_WS):
         raise StrictJSONError("trailing data after JSON")
     if type(obj) is not dict:
-        raise StrictJSONError("not a JSON object")
+        kind = "an array" if type(obj) is list else "a string" if type(obj) is str else "a scalar"
+        raise StrictJSONError(f"the top level is {kind}, not an object")
     # Fast bound: a document with at most max_depth containers cannot nest deeper.
     if text.count("{") + text.count("[") > max_depth and _depth_exceeds(obj, max_depth):
         raise StrictJSONError("JSON nested too deeply")

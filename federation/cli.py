@@ -221,6 +221,8 @@ def _check_config(args: argparse.Namespace, out: TextIO) -> int:
     from ._cli_store import storage_url
     from .mapping import Mapping
 
+    if args.config is None:
+        args.config = args.config_option
     config = load_config(args.config)
     mapping = Mapping.from_config(config.mapping, config.base_dir) if config.mapping is not None else None
     url = storage_url(config) if config.storage is not None else None
@@ -382,7 +384,10 @@ def _parser() -> argparse.ArgumentParser:
         "storage URL and its driver. Exit codes: 0 ok, 2 configuration error, 3 (--probe) an "
         "issuer's keys or the store unavailable.",
     )
-    check.add_argument("config")
+    # The file as every other command takes it (-c) or, as ever, as the one argument.
+    where = check.add_mutually_exclusive_group(required=True)
+    where.add_argument("config", nargs="?", help="the bridge config (YAML)")
+    where.add_argument("--config", "-c", dest="config_option", metavar="CONFIG", help="the same")
     check.add_argument(
         "--probe",
         action="store_true",
@@ -399,7 +404,9 @@ def _parser() -> argparse.ArgumentParser:
         "cannot be written.",
     )
     generate.add_argument("--alg", default="ES256", help="ES256 (default), EdDSA, RS256 or PS256")
-    generate.add_argument("--out", required=True, help="the PEM file to create")
+    generate.add_argument(
+        "--out", required=True, help="the PEM file to create (a missing folder is made, mode 0700)"
+    )
     generate.set_defaults(run=_keys_generate)
     add_session_commands(sub)
     add_serve_command(sub)
@@ -415,7 +422,7 @@ def _keys_generate(args: argparse.Namespace, out: TextIO) -> int:
     kid = SessionKeyRing.from_pems(args.alg, [pem]).signing_key.kid
     path = Path(args.out)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # README's keys/: made for it
         # O_EXCL: never replace a key that may still verify live sessions; 0600 from the start.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

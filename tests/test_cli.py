@@ -232,6 +232,7 @@ def test_check_config_ok(tmp_path: Path) -> None:
             """
         )
     )
+    assert run("check-config", "-c", str(path)) == run("check-config", str(path))  # as every command takes it
     code, text = run("check-config", str(path))
     assert code == 0
     assert text == (

@@ -207,8 +207,9 @@ def __getattr__(name: str) -> Any:
         try:
             from ._sql_async import AsyncSQLStore
         except ImportError as exc:  # greenlet or aiosqlite missing
+            missing = f" ({exc.name} is missing)" if exc.name else ""  # None: not a missing module
             raise ImportError(
-                f"AsyncSQLStore needs the async extra: pip install 'federation-bridge[async]' ({exc.name})"
+                f"AsyncSQLStore needs the async extra: pip install 'federation-bridge[async]'{missing}"
             ) from exc
         return AsyncSQLStore
     if name == "SQLSessionStore":

@@ -97,3 +97,26 @@ def test_serve_refuses_a_bad_port(tmp_path: Path) -> None:
     result = _run("serve", "-c", str(tmp_path / "missing.yaml"), "--port", "70000")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line_and_never_that_it_serves(tmp_path: Path) -> None:
+    """It printed "serving the login service on ..." before uvicorn found the port taken."""
+    idp = MockIdP()
+    config = idp.bridge_config(
+        sessions={"issuer": "https://app.example.test", "keys": [{"env": "K"}]},
+        web={"public_url": "https://app.example.test"},
+    )
+    path = tmp_path / "federation.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        result = _run(
+            "serve", "-c", str(path), "--port", port, env={"K": generate_private_key_pem("ES256").decode()}
+        )
+    assert result.returncode == 3
+    assert "serving" not in result.stdout
+    assert result.stderr.strip().splitlines() == [
+        f"federation serve: cannot listen on 127.0.0.1:{port} (Address already in use)"
+    ]

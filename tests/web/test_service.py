@@ -224,7 +224,11 @@ JSON_BODY = {"content-type": "application/json"}
             "the body must be a JSON object of strings (duplicate member name)",
         ),
         (b"{", JSON_BODY, "the body must be a JSON object of strings (invalid JSON)"),
-        (b'["grant_type"]', JSON_BODY, "the body must be a JSON object of strings (not a JSON object)"),
+        (
+            b'["grant_type"]',
+            JSON_BODY,
+            "the body must be a JSON object of strings (the top level is an array, not an object)",
+        ),
         (
             b'{"grant_type": NaN}',
             JSON_BODY,
