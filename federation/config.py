@@ -407,6 +407,10 @@ def _keys_problems(keys: KeysConfig, prefix: tuple[str | int, ...]) -> list[Prob
     return problems
 
 
+MAX_ISSUER_LENGTH = 1024
+"""The longest issuer string: the SQL store's identity and audit columns hold no more."""
+
+
 def config_problems(config: BridgeConfig) -> list[Problem]:
     """The checks that span several fields, each with the exact path to blame."""
     problems = _keys_problems(config.keys, ("keys",))
@@ -414,6 +418,12 @@ def config_problems(config: BridgeConfig) -> list[Problem]:
     for index, entry in enumerate(config.issuers):
         fields = type(entry).model_fields
         for iss in entry.trusted_issuers:
+            if len(iss) > MAX_ISSUER_LENGTH:
+                where = ("issuers", index, "issuer") if "issuer" in fields else ("issuers", index)
+                # Stored with every identity and audit row: PostgreSQL's column refuses a
+                # longer one at each login (SQLite's would not), a failure no retry mends.
+                problems.append((where, f"an issuer is at most {MAX_ISSUER_LENGTH} characters"))
+                continue
             if iss in seen:
                 where = ("issuers", index, "issuer") if "issuer" in fields else ("issuers", index)
                 problems.append((where, f"issuer {iss!r} is already configured by issuers[{seen[iss]}]"))

@@ -282,3 +282,27 @@ def test_audit_defaults_to_the_log(idp: MockIdP, tmp_path: Path) -> None:
     with Bridge.from_file(path, http_client=idp.client(), clock=idp.clock, on_event=lambda e: None) as bridge:
         bridge.login(idp.mint(sub="u1"))
         assert bridge.store.audit_tail(10) == []  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"provider": "oidc", "issuer": "https://idp.example.com/" + "r" * 1001, "audiences": ["a"]},
+        {
+            "provider": "keycloak",
+            "base_url": "https://kc.example.com",
+            "realm": "r" * 1001,
+            "client_ids": ["a"],
+        },
+    ],
+    ids=["oidc", "keycloak"],
+)
+def test_an_issuer_longer_than_the_store_holds_is_refused_at_load(entry: dict[str, object]) -> None:
+    """1025 characters passed on SQLite and failed every login on PostgreSQL (its identity
+    column), as a storage error no retry mends, with no audit row either."""
+    with pytest.raises(ConfigError, match="an issuer is at most 1024 characters"):
+        load_config({"issuers": [entry]})
+    fitting = {**entry}
+    key = "issuer" if "issuer" in entry else "realm"
+    fitting[key] = str(entry[key])[:900]
+    assert load_config({"issuers": [fitting]}).issuers
