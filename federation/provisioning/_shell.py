@@ -55,6 +55,7 @@ from ..storage import (
     drive,
     is_async_store,
     log_audit,
+    run_to_the_end,
 )
 from ._decide import DeprovisionMode, LoginFacts, make_login_facts
 from ._plan import (
@@ -187,8 +188,9 @@ class Provisioner:
         if find is not None:
             found = await find(facts.issuer, facts.subject)
         else:
-            async with cast(AsyncStore, self.store).atransaction() as tx:
-                found = await adrive(read_login(facts.issuer, facts.subject), tx)
+            store = cast(AsyncStore, self.store)
+            reads = lambda: read_login(facts.issuer, facts.subject)  # noqa: E731
+            found = await run_to_the_end(lambda: _atransact(store, reads))
         return self._remap(token, *(found or (None, None)))
 
     def _remap(self, token: VerifiedToken, identity: UserIdentity | None, user: User | None) -> Mapped:
@@ -354,8 +356,7 @@ class Provisioner:
         conflicts, lost = 0, False
         while True:
             try:
-                async with store.atransaction() as tx:
-                    return await adrive(make_plan(), tx)
+                return await run_to_the_end(lambda: _atransact(store, make_plan))
             except ConnectionLost:  # nothing was written: once more, at once, on a new connection
                 if lost:
                     raise
@@ -365,6 +366,13 @@ class Provisioner:
                 if conflicts >= self.max_attempts:
                     raise _gave_up(self.max_attempts) from exc
                 await asyncio.sleep(_backoff(conflicts))
+
+
+async def _atransact(store: AsyncStore, make_plan: Callable[[], Plan[T]]) -> T:
+    """One transaction of ``make_plan``'s plan (run by :func:`run_to_the_end`: a cancelled
+    caller's transaction still ends, never pooled half-way)."""
+    async with store.atransaction() as tx:
+        return await adrive(make_plan(), tx)
 
 
 def _get_user(user_id: str) -> Plan[User | None]:

@@ -65,6 +65,7 @@ from ._ops import (
     adrive,
     call,
     drive,
+    run_to_the_end,
 )
 from ._protocol import (
     AsyncLoginReads,
@@ -190,6 +191,7 @@ __all__ = [
     "purge_instant",
     "refresh_outcome",
     "resolve_url",
+    "run_to_the_end",
 ]
 
 

@@ -12,8 +12,9 @@ body) on a transaction.
 
 from __future__ import annotations
 
+import asyncio
 import warnings
-from collections.abc import Awaitable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -231,3 +232,31 @@ async def adrive(plan: Plan[T], tx: AsyncStoreTransaction) -> T:
     except StopIteration as done:
         result: T = done.value
         return result
+
+
+_FINISHING: set[asyncio.Future[Any]] = set()  # transactions whose callers were cancelled
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    _FINISHING.discard(task)
+    if not task.cancelled():
+        task.exception()  # seen: its caller was cancelled and has nobody to tell
+
+
+async def run_to_the_end(work: Callable[[], Awaitable[T]]) -> T:
+    """Await ``work()`` in a task of its own, which the caller's cancellation does not reach.
+
+    A transaction that a request timeout or a client gone interrupts still commits or rolls
+    back before its connection goes back to the pool: cancelled mid-statement, aiosqlite
+    finished the statement in its thread after the caller stopped waiting, and the
+    connection was pooled with SQLite's write lock held, so every writer then waited out
+    ``busy_timeout``. The caller is cancelled as asked; the work ends on its own.
+    """
+    task = asyncio.ensure_future(work())
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            _FINISHING.add(task)  # referenced until done: a task nobody holds may be collected
+            task.add_done_callback(_retrieved)
+        raise

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..errors import ConfigError, ConnectionLost
+from ._ops import run_to_the_end
 from ._records import NewUser, User, UserIdentity
 from ._sql import (
     Parsed,
@@ -231,12 +232,15 @@ class AsyncSQLStore(SQLStore):
     async def aread(self, read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """One read outside any transaction; a lost connection is read again once, on a new one
         (the async twin of :meth:`SQLStore._read_row`)."""
+
+        async def once() -> T:
+            async with self.aconnection(unlocked_read=True) as conn:
+                return await read(conn)
+
         try:
-            async with self.aconnection(unlocked_read=True) as conn:
-                return await read(conn)
+            return await run_to_the_end(once)
         except ConnectionLost:
-            async with self.aconnection(unlocked_read=True) as conn:
-                return await read(conn)
+            return await run_to_the_end(once)
 
     async def _aread_row(self, statement: Any, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
         async def first(conn: AsyncConnection) -> Row[Any] | None:

@@ -37,6 +37,7 @@ from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import ConnectionLost, CorruptRecord, StorageConflict, StorageError
+from ._ops import run_to_the_end
 from ._records import TIME, stored_reader
 from ._session_protocol import (
     AttemptState,
@@ -406,8 +407,7 @@ class AsyncSQLSessionStore:
             if attempt:
                 await asyncio.sleep(_jitter(attempt))
             try:
-                async with self.sql.aconnection() as conn:
-                    return await adrive(plan(), conn)
+                return await run_to_the_end(lambda: self._attempt(plan))
             except ConnectionLost:  # nothing committed: once more, on a new connection
                 if lost:
                     raise
@@ -415,6 +415,10 @@ class AsyncSQLSessionStore:
             except StorageConflict as exc:
                 last = exc
         raise _gave_up() from last
+
+    async def _attempt(self, plan: Callable[[], Plan[T]]) -> T:
+        async with self.sql.aconnection() as conn:
+            return await adrive(plan(), conn)
 
     async def _read(self, plan: Callable[[], Plan[T]]) -> T:
         result: T = await self.sql.aread(lambda conn: adrive(plan(), conn))  # the store's read-once rule

@@ -123,3 +123,68 @@ def test_an_async_back_channel_logout_finds_and_signs_out_the_user(
     with pytest.raises(TokenRevoked):
         bridge.authenticate(session.access_token)
     bridge.close()
+
+
+def test_run_to_the_end_lets_the_work_finish_when_its_caller_is_cancelled() -> None:
+    from federation.storage import run_to_the_end
+
+    steps: list[str] = []
+
+    async def work() -> str:
+        steps.append("begun")
+        await asyncio.sleep(0.05)  # the statement the caller stops waiting for
+        steps.append("committed")
+        return "done"
+
+    async def scenario() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(run_to_the_end(work), 0.01)
+        assert steps == ["begun"]
+        await asyncio.sleep(0.1)
+        assert steps == ["begun", "committed"]
+        assert await run_to_the_end(work) == "done"  # and an uncancelled caller gets the answer
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_refresh_leaves_sqlite_writable(tmp_path: Path) -> None:
+    """Cancelled mid-transaction (a request timeout), a refresh's connection went back to the
+    pool with SQLite's write lock held: every writer then waited out busy_timeout."""
+    import sqlite3
+
+    from federation.sessions import generate_private_key_pem
+
+    path = tmp_path / "cancel.db"
+    store = AsyncSQLStore(f"sqlite:///{path}", busy_timeout=1)
+    idp = MockIdP(issuer="https://idp.test", audience="app", alg="ES256")
+    config = idp.bridge_config(
+        sessions={"issuer": "https://app.test", "keys": [{"env": "K"}], "revocation": "store"}
+    )
+    bridge = idp.bridge(config=config, store=store, environ={"K": generate_private_key_pem("ES256").decode()})
+
+    async def scenario() -> int:
+        locked = 0
+        for i in range(24):
+            session = await bridge.aexchange(idp.mint(sub=f"r{i}"))
+            assert session.refresh_token is not None
+            try:
+                await asyncio.wait_for(bridge.arefresh(session.refresh_token), 0.0002 * (i + 1))
+            except asyncio.TimeoutError:
+                pass
+            await asyncio.sleep(0.1)  # whatever the refresh still does, it does by now
+            outside = sqlite3.connect(path, timeout=0, isolation_level=None)
+            try:
+                outside.execute("BEGIN IMMEDIATE")
+                outside.execute("ROLLBACK")
+            except sqlite3.OperationalError:
+                locked += 1
+                await asyncio.sleep(1.5)
+            finally:
+                outside.close()
+        return locked
+
+    try:
+        assert asyncio.run(scenario()) == 0
+    finally:
+        bridge.close()
+        store.close()
