@@ -86,8 +86,12 @@ class Passwords:
             raise InvalidUserData("the password is not text (a lone surrogate)", attribute="password")
 
     def hash(self, password: str) -> str:
-        """The PHC string of ``password`` (a fresh salt each time)."""
-        return self._hasher.hash(password)
+        """The PHC string of ``password`` in NFC (a fresh salt each time).
+
+        One keyboard sends "é" composed and another as "e" and a combining accent: both
+        are the same password (RFC 8265 §4.2's OpaqueString, NIST SP 800-63B §5.1.1.2).
+        """
+        return self._hasher.hash(unicodedata.normalize("NFC", password))
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         """True when ``password`` matches; an absent hash verifies the dummy (same cost) and fails."""
@@ -99,11 +103,15 @@ class Passwords:
             or not _text(password)  # argon2 hashes UTF-8: a lone surrogate cannot be one
         ):
             password_hash, password = None, ""  # still pay for one verification, and fail
-        try:
-            ok = self._hasher.verify(password_hash or self._dummy, password)
-        except (VerificationError, InvalidHashError):
-            return False
-        return ok and password_hash is not None
+        normal = unicodedata.normalize("NFC", password)
+        # A hash made before passwords were normalised is of what was typed, as typed.
+        for candidate in (normal, password) if normal != password and password_hash else (normal,):
+            try:
+                if self._hasher.verify(password_hash or self._dummy, candidate):
+                    return password_hash is not None
+            except (VerificationError, InvalidHashError):
+                continue
+        return False
 
     def needs_rehash(self, password_hash: str) -> bool:
         """True when the hash was made with other parameters than the current ones."""

@@ -79,6 +79,24 @@ def test_register_then_sign_in_by_username_or_email(
     assert PASSWORD not in repr(audit)
 
 
+def test_a_password_is_the_same_whichever_way_its_accents_were_typed(
+    make_bridge: Callable[..., Bridge],
+) -> None:
+    """NFC (RFC 8265 §4.2, NIST SP 800-63B §5.1.1.2): "é" composed and "e" with a combining
+    accent are one password; a hash made of the decomposed form before still verifies."""
+    composed, decomposed = "caf\u00e9-password-1", "cafe\u0301-password-1"
+    bridge = make_bridge()
+    bridge.register_local(username="zoe", password=composed)
+    assert bridge.password_login("zoe", decomposed).user.username == "zoe"
+    assert bridge.password_login("zoe", composed).user.username == "zoe"
+    passwords = bridge.sessions.passwords
+    assert passwords is not None
+    legacy = passwords.hasher.hash(decomposed)  # what an earlier release stored, as typed
+    assert passwords.verify(legacy, decomposed) and passwords.verify(legacy, composed) is False
+    with pytest.raises(InvalidCredentials):
+        bridge.password_login("zoe", "cafe-password-1")
+
+
 def test_registration_refuses_duplicates_and_bad_input(make_bridge: Callable[..., Bridge]) -> None:
     bridge = make_bridge()
     bridge.register_local(username="bob", email="bob@example.test", password=PASSWORD)
