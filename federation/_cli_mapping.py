@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import plugins
-from ._files import FileTooLarge, NotRegularFile, UnusablePath, display_path, read_limited
+from ._files import FileTooLarge, NotRegularFile, UnusablePath, display_path, printable, read_limited
 from ._json import StrictJSONError, loads_object
 from .errors import ConfigError
 from .mapping import Mapping as MappingRules
@@ -164,7 +164,8 @@ def run_map(args: argparse.Namespace, out: TextIO) -> int:
         profile=profile,
     )
     if args.json:
-        json.dump(_as_json(mapping, result), out, indent=2, ensure_ascii=False)
+        # ASCII: a claim's value may hold controls (U+009B) or bidi overrides for a terminal.
+        json.dump(_as_json(mapping, result), out, indent=2)
         out.write("\n")
     else:
         _print(mapping, result, out)
@@ -196,7 +197,9 @@ def _as_json(mapping: MappingRules, result: MappingResult) -> dict[str, Any]:
     }
 
 
-def _print(mapping: MappingRules, result: MappingResult, out: TextIO) -> None:
+def _print(mapping: MappingRules, result: MappingResult, terminal: TextIO) -> None:
+    # Claims, roles and trace details are the token's text: escaped, line by line.
+    out = _Escaping(terminal)
     name = mapping.source or "mapping"
     out.write(f"{name}: {'allowed' if result.allowed else 'DENIED (' + str(result.denied) + ')'}\n")
     if result.allowed:
@@ -217,6 +220,17 @@ def _print(mapping: MappingRules, result: MappingResult, out: TextIO) -> None:
     w2 = max((len(r[2]) for r in rows), default=0)
     for where, rule, outcome, detail in rows:
         out.write(f"  {where:<{w0}}  {rule:<{w1}}  {outcome:<{w2}}  {detail}".rstrip() + "\n")
+
+
+class _Escaping:
+    """Writes each line with what is not printable escaped (``\\x9b``, ``\\u202e``)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def write(self, text: str) -> None:
+        lines = text.split("\n")
+        self._out.write("\n".join(printable(line) for line in lines))
 
 
 def run_schema(args: argparse.Namespace, out: TextIO) -> int:

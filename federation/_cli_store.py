@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 import yaml
 
 from . import plugins
+from ._files import printable
 from ._storage_check import check_storage_url, describe_storage_failure, display_url
 from ._yaml import config_error_from_problems, read_yaml_file
 from .config import BridgeConfig, load_config
@@ -227,10 +228,7 @@ def _one(value: str) -> str:
 def _printable(value: object) -> str:
     """``value`` for a terminal: a stored row written by another program (or a provider's
     claim) may hold escape sequences or line breaks that would rewrite what is shown."""
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return printable(str(value))
 
 
 def audit_tail(args: argparse.Namespace, out: TextIO) -> int:

@@ -59,6 +59,14 @@ class UnusablePath(OSError):
         super().__init__(errno.EINVAL, why)
 
 
+def printable(text: str) -> str:
+    """``text`` for a terminal: each character that is not printable (controls, C1, bidi
+    overrides) escaped as Python writes it, the rest as it is."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def display_path(path: str | Path) -> str:
     """``path`` as a message may show it: quoted and escaped when it holds a control
     character or a lone surrogate (a NUL on a terminal, or an unprintable line)."""

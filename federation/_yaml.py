@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ._files import FileTooLarge, NotRegularFile, UnusablePath, display_path, read_limited
+from ._files import FileTooLarge, NotRegularFile, UnusablePath, display_path, printable, read_limited
 from .errors import ConfigError
 
 __all__ = [
@@ -238,6 +238,8 @@ def _field_path(loc: Sequence[str | int], data: Any) -> list[str | int]:
 def _format_path(path: Sequence[str | int]) -> str:
     out = ""
     for part in path:
+        if isinstance(part, str):
+            part = printable(part)  # a key is the file's text: no escape sequence reaches a terminal
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "<root>"
 

@@ -42,6 +42,7 @@ from ._cli_serve import add_serve_command
 from ._cli_sessions import add_commands as add_session_commands
 from ._cli_store import add_commands as add_store_commands
 from ._entry import discard_stdout
+from ._files import display_path
 from .bridge import Bridge
 from .config import BridgeConfig, load_config
 from .errors import (
@@ -420,15 +421,22 @@ def _keys_generate(args: argparse.Namespace, out: TextIO) -> int:
 
     pem = generate_private_key_pem(args.alg)
     kid = SessionKeyRing.from_pems(args.alg, [pem]).signing_key.kid
+    if not args.out or args.out.endswith(("/", os.sep)):
+        raise ConfigError("--out must name a file")
     path = Path(args.out)
+    shown = display_path(path)  # the argument's text: no escape sequence reaches the terminal
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # README's keys/: made for it
+    except OSError as exc:  # a file where a folder should be, a read-only place
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"cannot make the folder of {shown} ({reason})") from None
+    try:
         # O_EXCL: never replace a key that may still verify live sessions; 0600 from the start.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise ConfigError(f"{path} exists: not overwritten (choose another file name)") from None
+        raise ConfigError(f"{shown} exists: not overwritten (choose another file name)") from None
     except OSError as exc:
-        raise ConfigError(f"cannot create {path} ({exc.strerror or type(exc).__name__})") from None
+        raise ConfigError(f"cannot create {shown} ({exc.strerror or type(exc).__name__})") from None
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(pem)
@@ -436,8 +444,8 @@ def _keys_generate(args: argparse.Namespace, out: TextIO) -> int:
             os.fsync(file.fileno())  # a key the app will start with: on the disk, whole
     except OSError as exc:  # a full disk, a file size limit: no half key left to block a retry
         path.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {path} ({exc.strerror or type(exc).__name__})") from None
-    out.write(f"wrote {path} ({args.alg}); kid {kid}\n")
+        raise ConfigError(f"cannot write {shown} ({exc.strerror or type(exc).__name__})") from None
+    out.write(f"wrote {shown} ({args.alg}); kid {kid}\n")
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ drivers, ``| head``, a wrong database name, a ``Bearer`` prefix, unexpected erro
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -644,3 +645,47 @@ def test_ids_and_hosts_that_are_no_printable_text_are_usage_errors(
         main(list(argv), out=io.StringIO())
     assert caught.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+# -- what reaches a terminal -------------------------------------------------------------
+
+HOSTILE = "\u202eevil\x1b[2J\x9b31m"  # a bidi override, an escape sequence, a C1 CSI
+
+
+def _raw_controls(text: str) -> list[str]:
+    return [c for c in text if not c.isprintable() and c != "\n"]
+
+
+def test_map_escapes_claims_in_text_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(
+        "version: 1\nattributes:\n  display_name: { from: name }\n"
+        "roles:\n  sync: authoritative\n  rules:\n    - grant_from: groups\n"
+    )
+    claims = tmp_path / "claims.json"
+    claims.write_text(json.dumps({"sub": "a", "name": HOSTILE, "groups": [HOSTILE]}))
+    for extra in ((), ("--json",)):
+        code, out = run("map", "--mapping", str(mapping), "--claims", str(claims), *extra)
+        assert code == 0
+        assert _raw_controls(out) == [], extra
+        assert "evil" in out
+
+
+def test_config_errors_escape_the_keys_they_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_config(tmp_path)
+    path.write_text(path.read_text() + '"top\\e[5mkey": 1\n')  # YAML's own escape for ESC
+    assert run("check-config", str(path))[0] == 2
+    err = capsys.readouterr().err
+    assert "top\\x1b[5mkey: unknown key" in err and _raw_controls(err) == []
+
+
+def test_keys_generate_escapes_its_path_and_names_the_real_fault(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = run("keys", "generate", "--out", str(tmp_path / "k\x1b[31m.pem"))
+    assert code == 0 and _raw_controls(out) == [] and "\\x1b[31m" in out
+    (tmp_path / "file").write_text("x")
+    assert run("keys", "generate", "--out", str(tmp_path / "file" / "k.pem"))[0] == 2
+    assert "not overwritten" not in capsys.readouterr().err  # said of a path whose folder is a file
+    assert run("keys", "generate", "--out", "")[0] == 2
+    assert "--out must name a file" in capsys.readouterr().err
