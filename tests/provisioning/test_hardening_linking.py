@@ -347,18 +347,14 @@ async def test_twenty_racing_first_login_tasks_are_one_user(
         _same_user(results, store, home)
 
 
-class _EmailReadThenWait:
+class _EmailReadThenWait(_ReadThenWait):
     """A store proxy holding the first transaction that reads an address's users (none
     yet) open for up to ``hold`` seconds, or until the other login's transaction commits;
     the other one reads only after it."""
 
     def __init__(self, store: Any, hold: float) -> None:
-        self.store = store
+        super().__init__(store)
         self.hold = hold
-        self.lock = threading.Lock()
-        self.slow_taken = False
-        self.slow_read = threading.Event()
-        self.committed = threading.Event()
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
