@@ -153,6 +153,7 @@ def test_ttl_comes_from_max_age_clamped(
         ("max-age=3600, no-cache", 60),
         ("max-age=99999999999", 86400),  # eleven digits: clamped, not ignored
         ("max-age=" + "9" * 30, 86400),  # RFC 9111 §1.2.2: too large to represent is 2**31
+        ("max-age=0000000000003600", 3600),  # leading zeros are no size
     ],
 )
 def test_ttl_header_variants(
@@ -185,6 +186,7 @@ def test_ttl_header_variants(
         ("banana", 3600),
         ("-5", 3600),
         ("1, 2", 3600),
+        ("0000000000003500", 100),
     ],
 )
 def test_a_caches_age_counts_against_max_age(

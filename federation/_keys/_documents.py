@@ -77,6 +77,7 @@ def ttl_from_headers(headers: Mapping[str, str], config: KeysConfig) -> float:
 
 
 def _delta_seconds(digits: str) -> float:
+    digits = digits.lstrip("0") or "0"  # '0003600' is 3600
     return float(_HUGE) if len(digits) > 10 else float(min(int(digits), _HUGE))
 
 

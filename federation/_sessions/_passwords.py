@@ -104,8 +104,10 @@ class Passwords:
         ):
             password_hash, password = None, ""  # still pay for one verification, and fail
         normal = unicodedata.normalize("NFC", password)
-        # A hash made before passwords were normalised is of what was typed, as typed.
-        for candidate in (normal, password) if normal != password and password_hash else (normal,):
+        # A hash made before passwords were normalised is of what was typed, as typed. How
+        # many verifications a wrong password costs depends on the input alone (the dummy
+        # stands in for a missing account), never on whether the account exists.
+        for candidate in (normal, password) if normal != password else (normal,):
             try:
                 if self._hasher.verify(password_hash or self._dummy, candidate):
                     return password_hash is not None

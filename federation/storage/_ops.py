@@ -13,6 +13,7 @@ body) on a transaction.
 from __future__ import annotations
 
 import asyncio
+import logging
 import warnings
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
@@ -234,13 +235,17 @@ async def adrive(plan: Plan[T], tx: AsyncStoreTransaction) -> T:
         return result
 
 
+_log = logging.getLogger("federation.storage")
 _FINISHING: set[asyncio.Future[Any]] = set()  # transactions whose callers were cancelled
 
 
 def _retrieved(task: asyncio.Future[Any]) -> None:
     _FINISHING.discard(task)
-    if not task.cancelled():
-        task.exception()  # seen: its caller was cancelled and has nobody to tell
+    failure = None if task.cancelled() else task.exception()
+    if failure is not None:  # its caller is gone: the log is the only one left to tell
+        _log.warning(
+            "a storage step whose caller was cancelled failed as it finished (%s)", type(failure).__name__
+        )
 
 
 async def run_to_the_end(work: Callable[[], Awaitable[T]]) -> T:

@@ -62,6 +62,10 @@ MAX_OPEN_SIGN_INS = 5
 SIGN_IN_MAX_AGE = 600.0
 """Seconds a sign-in may take at the identity provider: each state's own lifetime."""
 
+SIGN_IN_CLOCK_SKEW = 60.0
+"""How far ahead of this server's clock a state's start may be: another server behind the
+same load balancer started it, by its own clock."""
+
 
 def _open_sign_ins(stored: object, now: float) -> dict[str, dict[str, Any]]:
     """The well-formed sign-ins of ``stored`` (a browser's, as saved) begun within their lifetime."""
@@ -74,7 +78,7 @@ def _open_sign_ins(stored: object, now: float) -> dict[str, dict[str, Any]]:
         started = data.get("at")
         if isinstance(started, bool) or not isinstance(started, (int, float)):
             continue
-        if 0 <= now - started < SIGN_IN_MAX_AGE:
+        if -SIGN_IN_CLOCK_SKEW <= now - started < SIGN_IN_MAX_AGE:
             kept[state] = data
     return kept
 

@@ -147,6 +147,26 @@ def test_run_to_the_end_lets_the_work_finish_when_its_caller_is_cancelled() -> N
     asyncio.run(scenario())
 
 
+def test_a_failure_after_its_caller_was_cancelled_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    from federation.errors import StorageError
+    from federation.storage import run_to_the_end
+
+    async def work() -> None:
+        await asyncio.sleep(0.05)
+        raise StorageError("the commit failed")
+
+    async def scenario() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(run_to_the_end(work), 0.01)
+        await asyncio.sleep(0.1)
+
+    with caplog.at_level("WARNING", logger="federation.storage"):
+        asyncio.run(scenario())
+    assert [r.getMessage() for r in caplog.records] == [
+        "a storage step whose caller was cancelled failed as it finished (StorageError)"
+    ]
+
+
 def test_a_cancelled_refresh_leaves_sqlite_writable(tmp_path: Path) -> None:
     """Cancelled mid-transaction (a request timeout), a refresh's connection went back to the
     pool with SQLite's write lock held: every writer then waited out busy_timeout."""

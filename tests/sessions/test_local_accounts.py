@@ -155,6 +155,34 @@ def test_unknown_accounts_pay_for_one_verification(make_bridge: Callable[..., Br
     assert len(calls) == 1  # the dummy hash: an unknown login costs a verification too
 
 
+def test_a_decomposed_password_costs_the_same_for_known_and_unknown_accounts(
+    make_bridge: Callable[..., Bridge],
+) -> None:
+    """The fallback to the password as typed ran for existing accounts only: two argon2
+    verifications against one told who exists."""
+    bridge = make_bridge({"max_attempts": 100})
+    bridge.register_local(username="known", password=PASSWORD)
+    calls: list[str] = []
+    hasher = bridge.sessions.passwords._hasher  # type: ignore[union-attr]
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(hasher, name)
+
+        def verify(self, digest: str, password: str) -> bool:
+            calls.append(digest)
+            return hasher.verify(digest, password)
+
+    bridge.sessions.passwords._hasher = Counting()  # type: ignore[union-attr]
+    costs = []
+    for login in ("known", "ghost"):
+        calls.clear()
+        with pytest.raises(InvalidCredentials):
+            bridge.password_login(login, "cafe\u0301-wrong-password")
+        costs.append(len(calls))
+    assert costs == [2, 2]
+
+
 def test_lockout_per_account_doubles_and_is_audited(
     make_bridge: Callable[..., Bridge], clock: FrozenClock, audit: list[AuditEvent]
 ) -> None:

@@ -738,6 +738,19 @@ def test_a_browser_keeps_only_its_newest_open_sign_ins(web_env: WebEnv) -> None:
     assert web_env.client.get(callbacks[-1]).status_code == 303
 
 
+def test_a_state_another_server_started_by_a_clock_ahead_is_kept() -> None:
+    """Behind one load balancer, /login and /callback may be two servers a second or so
+    apart: a state dated ahead of this clock was dropped (Django's views had kept it)."""
+    from federation.web import finish_sign_in, start_sign_in
+
+    stored = start_sign_in(None, "s1", {"nonce": "n"}, issuer="corp", now=1000.0)
+    data, rest = finish_sign_in(stored, "s1", issuer="corp", now=999.0)
+    assert data is not None and data["nonce"] == "n" and rest == {}
+    far_ahead = start_sign_in(None, "s2", {}, issuer="corp", now=2000.0)
+    assert finish_sign_in(far_ahead, "s2", issuer="corp", now=1000.0)[0] is None  # not a clock's drift
+    assert finish_sign_in(stored, "s1", issuer="other", now=1000.0)[0] is None
+
+
 def test_each_sign_in_state_expires_on_its_own(web_env: WebEnv) -> None:
     """A state outlives its ten minutes neither by itself nor by newer sign-ins that
     rewrite the cookie (which re-signs it)."""
