@@ -80,6 +80,9 @@ _YAML12_BOOLS = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
 _YAML11_ONLY_NUMBER = re.compile(r"[_:]|^[-+]?0b|^[-+]?0[0-9]")
 _YAML12_ONLY_FLOAT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")  # a string to PyYAML: '1e5'
 _STR_TAG = "tag:yaml.org,2002:str"
+# PyYAML's problems quote what they stopped at ("found undefined alias 'x'"): the file's
+# text, maybe a secret. Kept: a quoted character or two ('\t', ':'), and its '<token>'s.
+_QUOTED_INPUT = re.compile(r"'(?!<)[^']{3,}'")
 
 
 class _Converter:
@@ -169,6 +172,7 @@ class _Converter:
 def load_yaml(text: str, file: str = "<string>") -> Located:
     """Parse one YAML document; raise :class:`ConfigError` with a position on failure."""
     loader: yaml.SafeLoader | None = None
+    refused: ConfigError | None = None
     try:
         loader = yaml.SafeLoader(text)  # the reader may already refuse the characters
         node = loader.get_single_node()
@@ -179,16 +183,19 @@ def load_yaml(text: str, file: str = "<string>") -> Located:
         line = mark.line + 1 if mark else None
         col = mark.column + 1 if mark else None
         where = f"{file}:{line}:{col}" if line else file
-        raise ConfigError(
-            f"{where}: invalid YAML: {exc.problem or exc.context}", file=file, line=line, column=col
-        ) from None
+        problem = _QUOTED_INPUT.sub("'…'", str(exc.problem or exc.context))
+        refused = ConfigError(f"{where}: invalid YAML: {problem}", file=file, line=line, column=col)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: invalid YAML: {exc.__class__.__name__}", file=file) from None
+        refused = ConfigError(f"{file}: invalid YAML: {exc.__class__.__name__}", file=file)
     except RecursionError:
-        raise ConfigError(f"{file}: YAML nested too deeply", file=file) from None
+        refused = ConfigError(f"{file}: YAML nested too deeply", file=file)
     finally:
         if loader is not None:
             loader.dispose()
+    if refused is not None:
+        # Raised outside the except: PyYAML's error (kept as __context__ otherwise) shows the
+        # line it stopped at, and a config holds secrets.
+        raise refused
     return Located(data, converter.positions, file)
 
 
@@ -197,15 +204,18 @@ def read_yaml_file(path: str | Path) -> Located:
     :data:`MAX_YAML_BYTES`, raise :class:`ConfigError`."""
     name = str(path)
     shown = display_path(name)  # a NUL or lone surrogate in a configured path, escaped
+    refused: ConfigError | None = None
     try:
         # Newlines as text mode reads them (universal newlines), which positions count by.
         text = read_limited(path, MAX_YAML_BYTES).decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileTooLarge as exc:
-        raise ConfigError(f"{shown}: file {exc.strerror}", file=name) from None
+        refused = ConfigError(f"{shown}: file {exc.strerror}", file=name)
     except (NotRegularFile, UnusablePath) as exc:  # our own words: say them
-        raise ConfigError(f"{shown}: cannot read file: {exc.strerror}", file=name) from None
+        refused = ConfigError(f"{shown}: cannot read file: {exc.strerror}", file=name)
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{shown}: cannot read file ({exc.__class__.__name__})", file=name) from None
+        refused = ConfigError(f"{shown}: cannot read file ({exc.__class__.__name__})", file=name)
+    if refused is not None:
+        raise refused  # outside the except: a UnicodeDecodeError holds the file's bytes
     return load_yaml(text, name)
 
 

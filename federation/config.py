@@ -691,10 +691,15 @@ def load_config(source: str | Path | Mapping[str, Any]) -> BridgeConfig:
             raise ConfigError(
                 f"{located.file}: the config must be a mapping at the top level", file=located.file
             )
+    refused: ConfigError | None = None
     try:
         config = BridgeConfig.model_validate(located.data, context={"located": True})
     except ValidationError as exc:
-        raise config_error_from_validation(exc, located, "bridge config", _unknown_key_hint) from None
+        refused = config_error_from_validation(exc, located, "bridge config", _unknown_key_hint)
+    if refused is not None:
+        # Raised outside the except: pydantic's error (kept as __context__ otherwise) quotes
+        # the input values, and a config holds secrets.
+        raise refused
     problems = config_problems(config)
     if problems:
         raise config_error_from_problems(problems, located, "bridge config")

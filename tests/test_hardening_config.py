@@ -306,3 +306,40 @@ def test_an_issuer_longer_than_the_store_holds_is_refused_at_load(entry: dict[st
     key = "issuer" if "issuer" in entry else "realm"
     fitting[key] = str(entry[key])[:900]
     assert load_config({"issuers": [fitting]}).issuers
+
+
+def _chain(exc: BaseException) -> str:
+    """Everything an error handler could format: the error and what it was raised from or in."""
+    seen, parts, todo = set(), [], [exc]
+    while todo:
+        item = todo.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        parts.append(f"{item!s} {item!r} {item.args!r}")
+        todo += [item.__cause__, item.__context__]  # type: ignore[list-item]
+    return "\n".join(parts)
+
+
+SECRET = "MKR-secret-0123456789abcdef0123456789"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ISSUER + f"web:\n  admin_key: *{SECRET}\n",  # an undefined alias: PyYAML quoted its name
+        ISSUER + f'sessions:\n  secret: "{SECRET}\n',  # unterminated: PyYAML's snippet showed the line
+        ISSUER + f"sessions:\n  issuer: https://app.test\n  secret: {SECRET}\n",  # pydantic quoted it
+        ISSUER + f"web:\n  public_url: https://app.test\n  registration_kee: {SECRET}\n",
+    ],
+    ids=["alias", "syntax", "literal-secret", "misspelt-key"],
+)
+def test_a_config_error_holds_no_secret_anywhere_in_its_chain(tmp_path: Path, text: str) -> None:
+    """The message was clean, but __context__ (raise ... from None keeps it) held pydantic's or
+    PyYAML's error, which quotes input values: any handler formatting it printed the secret."""
+    path = tmp_path / "federation.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert SECRET not in _chain(caught.value)
+    assert SECRET[:12] not in _chain(caught.value)
