@@ -11,6 +11,7 @@ Must not: perform I/O or keep state.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -44,6 +45,38 @@ class FetchFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+_SECRET_URLS: set[str] = set()  # key and discovery URLs with userinfo or a query, as httpx shows them
+
+
+class _HideURLSecrets(logging.Filter):
+    """On httpx's own logger: its "HTTP Request: GET <url>" line showed a key URL's userinfo
+    and query (an API key, a password) in clear; such URLs are logged as errors show them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 2 and str(args[1]) in _SECRET_URLS:
+            record.args = (args[0], display_url(str(args[1])), *args[2:])
+        return True
+
+
+_HIDING = _HideURLSecrets()
+
+
+def keep_out_of_logs(url: str) -> None:
+    """Before ``url`` is fetched: httpx's request log shows it as :func:`display_url` does."""
+    if ("@" not in url and "?" not in url) or len(_SECRET_URLS) >= 1024:  # configured, discovered: few
+        return
+    import httpx
+
+    try:
+        _SECRET_URLS.add(str(httpx.URL(url)))
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return  # httpx will not send it either
+    logger = logging.getLogger("httpx")
+    if _HIDING not in logger.filters:
+        logger.addFilter(_HIDING)
 
 
 def display_url(url: str) -> str:

@@ -34,7 +34,14 @@ from ..events import (
     Event,
     EventSink,
 )
-from ._documents import FetchFailed, display_url, parse_discovery, parse_keys, ttl_from_headers
+from ._documents import (
+    FetchFailed,
+    display_url,
+    keep_out_of_logs,
+    parse_discovery,
+    parse_keys,
+    ttl_from_headers,
+)
 from ._flight import Claim, SingleFlight, Ticket
 from ._http import FetchRequest, FetchResponse, fetch_async, fetch_sync
 from ._import import note_event
@@ -149,6 +156,7 @@ class IssuerKeySource:
     # -- sync shell -------------------------------------------------------------------
 
     def _fetch_sync(self, request: FetchRequest) -> FetchResponse:
+        keep_out_of_logs(request.url)
         return fetch_sync(
             self._sync_client(),
             request,
@@ -208,6 +216,7 @@ class IssuerKeySource:
     # -- async shell ------------------------------------------------------------------
 
     async def _fetch_async(self, request: FetchRequest) -> FetchResponse:
+        keep_out_of_logs(request.url)
         option = self._async_client
         timeout, max_bytes = self.config.timeout, self.config.max_response_bytes
         if option is None:
