@@ -136,8 +136,8 @@ def test_unknown_account_and_wrong_password_are_the_same_error(
     assert [e.name for e in audit].count("password_login_failed") == 2
 
 
-def test_unknown_accounts_pay_for_one_verification(make_bridge: Callable[..., Bridge]) -> None:
-    bridge = make_bridge({"max_attempts": 100})
+def _count_verifications(bridge: Bridge) -> list[str]:
+    """The hashes each argon2 verification of ``bridge`` from now on checks against."""
     calls: list[str] = []
     hasher = bridge.sessions.passwords._hasher  # type: ignore[union-attr]
 
@@ -150,6 +150,12 @@ def test_unknown_accounts_pay_for_one_verification(make_bridge: Callable[..., Br
             return hasher.verify(digest, password)
 
     bridge.sessions.passwords._hasher = Counting()  # type: ignore[union-attr]
+    return calls
+
+
+def test_unknown_accounts_pay_for_one_verification(make_bridge: Callable[..., Bridge]) -> None:
+    bridge = make_bridge({"max_attempts": 100})
+    calls = _count_verifications(bridge)
     with pytest.raises(InvalidCredentials):
         bridge.password_login("ghost", PASSWORD)
     assert len(calls) == 1  # the dummy hash: an unknown login costs a verification too
@@ -162,18 +168,7 @@ def test_a_decomposed_password_costs_the_same_for_known_and_unknown_accounts(
     verifications against one told who exists."""
     bridge = make_bridge({"max_attempts": 100})
     bridge.register_local(username="known", password=PASSWORD)
-    calls: list[str] = []
-    hasher = bridge.sessions.passwords._hasher  # type: ignore[union-attr]
-
-    class Counting:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(hasher, name)
-
-        def verify(self, digest: str, password: str) -> bool:
-            calls.append(digest)
-            return hasher.verify(digest, password)
-
-    bridge.sessions.passwords._hasher = Counting()  # type: ignore[union-attr]
+    calls = _count_verifications(bridge)
     costs = []
     for login in ("known", "ghost"):
         calls.clear()
