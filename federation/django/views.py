@@ -52,6 +52,7 @@ from ..web import (
     finish_sign_in,
     id_token_of,
     sign_in_clients,
+    spent_state_claim,
     start_sign_in,
     token_endpoint_failure,
     url_token_claim,
@@ -294,6 +295,11 @@ def callback(request: HttpRequest, issuer: str) -> HttpResponse:
         if data is None:
             # No state of this browser: a forged or replayed callback (RFC 9700 §4.7).
             raise InvalidRequest("the sign-in state is missing or expired; sign in again")
+        bridge = get_bridge()
+        key, until = spent_state_claim(str(request.GET.get("state")), data)
+        if not bridge.sessions.store.claim_once(key, expires_at=until):
+            # a cookie-held session (signed_cookies) restored from an earlier copy
+            raise InvalidRequest("the sign-in state was used already; sign in again")
         endpoints = _provider_metadata(entry)
         check_response_issuer(request.GET.getlist("iss"), endpoints)
         if request.GET.get("error"):
@@ -301,7 +307,6 @@ def callback(request: HttpRequest, issuer: str) -> HttpResponse:
         code = request.GET.get("code")
         if not code:
             raise InvalidRequest("the callback carries no code")
-        bridge = get_bridge()
         try:
             with _oauth_client(entry, data["redirect_uri"]) as client:
                 answer = client.fetch_token(

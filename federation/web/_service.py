@@ -64,6 +64,7 @@ from ._signin import (
     finish_sign_in,
     id_token_of,
     sign_in_clients,
+    spent_state_claim,
     spent_token_claim,
     start_sign_in,
     token_endpoint_failure,
@@ -636,6 +637,10 @@ class LoginService:
             if not data:
                 # No state of this browser: a forged or replayed callback (RFC 9700 §4.7).
                 raise InvalidRequest("the sign-in state is missing or expired; sign in again")
+            key, until = spent_state_claim(str(params.get("state")), data)
+            if not await asyncio.to_thread(self.bridge.sessions.store.claim_once, key, expires_at=until):
+                # an earlier copy of this browser's state cookie, restored
+                raise InvalidRequest("the sign-in state was used already; sign in again")
             metadata = await self._metadata(name, client)  # loaded at /login (this process or another)
             check_response_issuer(params.getlist("iss"), metadata)
             if params.get("error"):

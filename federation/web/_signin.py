@@ -49,6 +49,7 @@ __all__ = [
     "finish_sign_in",
     "id_token_of",
     "sign_in_clients",
+    "spent_state_claim",
     "spent_token_claim",
     "start_sign_in",
     "token_endpoint_failure",
@@ -98,16 +99,25 @@ def start_sign_in(
     :data:`SIGN_IN_MAX_AGE` passes, so a second tab does not break the first
     (RFC 6749 §10.12, RFC 9700 §4.7.1: the state binds one request to this browser).
     The oldest are dropped past :data:`MAX_OPEN_SIGN_INS`, or while the JSON is over
-    ``budget`` bytes (a cookie-held store: a browser ignores a cookie over 4 KB).
+    ``budget`` bytes (a cookie-held store: a browser ignores a cookie over 4 KB, and the
+    sign-in with it). A ``next`` that would not fit even alone is dropped, not the sign-in:
+    the browser lands where a missing ``next`` sends it.
     """
     pending = _open_sign_ins(stored, now)
     pending.pop(state, None)
     entry = {**data, "issuer": issuer, "at": now}
 
-    def size() -> int:
-        return len(json.dumps({**pending, state: entry}, separators=(",", ":")))
+    def size(sign_ins: Mapping[str, Any]) -> int:
+        # json.dumps' default separators and escapes: what Starlette's session cookie holds
+        return len(json.dumps(sign_ins))
 
-    while pending and (len(pending) >= MAX_OPEN_SIGN_INS or (budget is not None and size() > budget)):
+    if budget is not None and size({state: entry}) > budget:
+        entry.pop("next", None)
+
+    def over_budget() -> bool:
+        return budget is not None and size({**pending, state: entry}) > budget
+
+    while pending and (len(pending) >= MAX_OPEN_SIGN_INS or over_budget()):
         pending.pop(min(pending, key=lambda k: pending[k]["at"]))
     pending[state] = entry
     return pending
@@ -125,6 +135,19 @@ def finish_sign_in(
     if data is not None and data.get("issuer") != issuer:
         data = None  # another issuer's sign-in: the mix-up defence keeps them apart
     return data, pending
+
+
+def spent_state_claim(state: str, data: Mapping[str, Any]) -> tuple[str, datetime]:
+    """The replay-cache key of a sign-in's ``state`` once :func:`finish_sign_in` returned
+    its ``data``, and until when to keep it (the state's own lifetime).
+
+    A browser-held store forgets a spent state only in the copy the callback rewrote; an
+    earlier copy of the cookie, restored, would open it again. Claimed once
+    (``SessionStore.claim_once``) before the code is used, a state is spent for every copy.
+    """
+    digest = hashlib.sha256(state.encode("utf-8", "surrogatepass")).hexdigest()
+    started = datetime.fromtimestamp(float(data["at"]), timezone.utc)
+    return f"sign-in\x00{data.get('issuer')}\x00{digest}", later(started, SIGN_IN_MAX_AGE + 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -775,6 +775,36 @@ def test_the_state_cookie_stays_within_what_a_browser_keeps(web_env: WebEnv) -> 
         assert len(header.split(";")[0]) <= 4096
 
 
+def test_a_target_too_large_for_the_state_cookie_lands_home_instead_of_failing(web_env: WebEnv) -> None:
+    """A relative target of quotes is safe and under the length limit, but JSON doubles it:
+    kept, the cookie passed 4 KB, the browser dropped it and the callback found no state."""
+    web_env.idp.approve("alice")
+    target = "/" + '"' * 1400
+    assert web_env.app.state.federation.settings.redirects.is_safe(target)
+    start = web_env.client.get("/login/mock", params={"redirect_to": target})
+    header = next(h for h in start.headers.get_list("set-cookie") if "federation_oauth" in h)
+    assert len(header.split(";")[0]) <= 4096
+    answer = web_env.idp.client().get(start.headers["location"])
+    done = web_env.client.get(answer.headers["location"].removeprefix(APP))
+    assert done.status_code == 303
+    assert done.headers["location"] == web_env.app.state.federation.settings.redirects.target(None)
+
+
+def test_a_restored_copy_of_the_state_cookie_does_not_reopen_a_spent_state(web_env: WebEnv) -> None:
+    """The callback rewrites the cookie without the state; a copy taken before (the same
+    cookie value, restored) must not make the spent state usable again."""
+    web_env.idp.approve("alice")
+    callback = _authorized(web_env, "/once")
+    earlier = dict(web_env.client.cookies.items())
+    assert web_env.client.get(callback).status_code == 303
+    replay = TestClient(web_env.app, base_url=APP, follow_redirects=False)
+    for name, value in earlier.items():
+        replay.cookies.set(name, value)
+    refused = replay.get(callback)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_request"
+
+
 def test_the_state_cookie_is_host_only_when_session_cookies_are_shared(make_web_env: Any) -> None:
     """A __Secure- state cookie could be planted from a sibling subdomain with the
     attacker's own sign-in, signing the victim in as the attacker (login CSRF)."""

@@ -70,6 +70,23 @@ def test_a_state_is_used_once(client: Client, bridge: Bridge, idp: MockIdP) -> N
     assert client.get(back).status_code == 400
 
 
+def test_a_restored_session_cookie_does_not_reopen_a_spent_state(
+    client: Client, bridge: Bridge, idp: MockIdP, settings: Any
+) -> None:
+    """With cookie-held sessions (signed_cookies), the callback forgets the state only in the
+    cookie it rewrites; the copy from before must not take the code to the provider again."""
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    start = client.get("/auth/login/corp")
+    back = at_provider(idp, start["Location"])
+    earlier = client.cookies[settings.SESSION_COOKIE_NAME].value
+    assert client.get(back).status_code == 302
+    client.cookies[settings.SESSION_COOKIE_NAME] = earlier
+    refused = client.get(back)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_request"
+    assert len(idp.requests_to("token")) == 1
+
+
 def test_a_response_naming_another_issuer_is_refused(client: Client, bridge: Bridge, idp: MockIdP) -> None:
     """RFC 9207: the callback's iss must be the server the browser was sent to; the code
     never goes to the token endpoint otherwise."""
