@@ -95,6 +95,12 @@ class Passwords:
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         """True when ``password`` matches; an absent hash verifies the dummy (same cost) and fails."""
+        return self.check(password_hash, password)[0]
+
+    def check(self, password_hash: str | None, password: str) -> tuple[bool, bool]:
+        """Whether ``password`` matches (as :meth:`verify`), and whether its hash should be
+        made again: of other parameters than the current ones, or made before passwords were
+        normalised of a typed form that is not NFC (which then verifies only as typed)."""
         from argon2.exceptions import InvalidHashError, VerificationError
 
         if (
@@ -107,13 +113,15 @@ class Passwords:
         # A hash made before passwords were normalised is of what was typed, as typed. How
         # many verifications a wrong password costs depends on the input alone (the dummy
         # stands in for a missing account), never on whether the account exists.
-        for candidate in (normal, password) if normal != password else (normal,):
+        for as_typed, candidate in enumerate((normal, password) if normal != password else (normal,)):
             try:
                 if self._hasher.verify(password_hash or self._dummy, candidate):
-                    return password_hash is not None
+                    if password_hash is None:
+                        return False, False
+                    return True, bool(as_typed) or self.needs_rehash(password_hash)
             except (VerificationError, InvalidHashError):
                 continue
-        return False
+        return False, False
 
     def needs_rehash(self, password_hash: str) -> bool:
         """True when the hash was made with other parameters than the current ones."""

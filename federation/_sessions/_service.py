@@ -707,7 +707,7 @@ class SessionService:
             yield from self._refuse_locked([owner], now)
             keys.insert(1, owner)
         stored = credential.password_hash if credential is not None else None
-        ok: bool = yield _Step(lambda: passwords.verify(stored, password))
+        ok, stale = yield _Step(lambda: passwords.check(stored, password))
         if not ok or credential is None or user is None:
             user_id = user.id if user is not None else None
             for limiter in keys:
@@ -727,7 +727,7 @@ class SessionService:
             raise AccountDisabled("the account is disabled", user_id=user.id)
         for limiter in keys[:2]:  # the login typed and its account; an address's count stays
             yield self._call("clear_attempts", limiter)
-        if passwords.needs_rehash(credential.password_hash):
+        if stale:  # other parameters, or a hash of the password as typed before NFC
             fresh: str = yield _Step(lambda: passwords.hash(password))
             yield _Step(lambda: credentials.set_password_hash(user.id, fresh, now=now))
         provisioner = self._provisioner()

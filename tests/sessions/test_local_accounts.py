@@ -97,6 +97,25 @@ def test_a_password_is_the_same_whichever_way_its_accents_were_typed(
         bridge.password_login("zoe", "cafe-password-1")
 
 
+def test_a_hash_of_a_password_as_typed_before_nfc_is_made_again_at_sign_in(
+    make_bridge: Callable[..., Bridge],
+) -> None:
+    """A hash an earlier release made of the decomposed form verifies only as typed; the
+    first sign-in with it stores the NFC hash, so the other keyboard's form signs in too."""
+    composed, decomposed = "caf\u00e9-password-2", "cafe\u0301-password-2"
+    bridge = make_bridge()
+    user = bridge.register_local(username="yann", password=composed)
+    passwords = bridge.sessions.passwords
+    assert passwords is not None
+    bridge.store.set_password_hash(user.id, passwords.hasher.hash(decomposed), now=bridge.now())  # type: ignore[union-attr]
+    with pytest.raises(InvalidCredentials):
+        bridge.password_login("yann", composed)
+    assert bridge.password_login("yann", decomposed).user.id == user.id
+    stored = bridge.store.find_credential("yann")[0].password_hash  # type: ignore[union-attr,index]
+    assert passwords.hasher.verify(stored, composed)
+    assert bridge.password_login("yann", composed).user.id == user.id
+
+
 def test_registration_refuses_duplicates_and_bad_input(make_bridge: Callable[..., Bridge]) -> None:
     bridge = make_bridge()
     bridge.register_local(username="bob", email="bob@example.test", password=PASSWORD)
