@@ -383,12 +383,16 @@ class LoginService:
             return True
         return origin_of(target) == self.settings.public_origin
 
+    async def _claim_once(self, key: str, until: datetime) -> bool:
+        """Whether this call is the first to claim ``key`` in the shared session store."""
+        return await asyncio.to_thread(self.bridge.sessions.store.claim_once, key, expires_at=until)
+
     async def _spend(self, result: LoginResult, token: str) -> None:
         """An external token becomes a session once, whichever door (``/sso`` claims the same
         key): a token that travelled in a URL, or was captured, cannot be exchanged again."""
         key, until = spent_token_claim(result.token, token=token)
         assert key is not None  # the token is given
-        if not await asyncio.to_thread(self.bridge.sessions.store.claim_once, key, expires_at=until):
+        if not await self._claim_once(key, until):
             raise TokenRevoked("this token was exchanged for a session already", code="token_replayed")
 
     # -- endpoints ------------------------------------------------------------------------
@@ -552,9 +556,7 @@ class LoginService:
             key, until = url_token_claim(
                 verified, now=self.bridge.now(), max_age=self.settings.url_token_max_age, token=token
             )
-            store = self.bridge.sessions.store
-            first = await asyncio.to_thread(store.claim_once, key, expires_at=until)
-            if not first:
+            if not await self._claim_once(key, until):
                 raise TokenRevoked("this URL token was used already", code="url_token_replayed")
             result = await self.bridge.aprovision(verified)
             session = await self.bridge.aissue_session(result)
@@ -638,7 +640,7 @@ class LoginService:
                 # No state of this browser: a forged or replayed callback (RFC 9700 §4.7).
                 raise InvalidRequest("the sign-in state is missing or expired; sign in again")
             key, until = spent_state_claim(str(params.get("state")), data)
-            if not await asyncio.to_thread(self.bridge.sessions.store.claim_once, key, expires_at=until):
+            if not await self._claim_once(key, until):
                 # an earlier copy of this browser's state cookie, restored
                 raise InvalidRequest("the sign-in state was used already; sign in again")
             metadata = await self._metadata(name, client)  # loaded at /login (this process or another)
