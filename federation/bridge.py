@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import httpx
 
@@ -33,12 +33,14 @@ from ._keys._source import AsyncClientOption, IssuerKeySource
 from ._rfc7515 import Limits
 from ._verify import Route, VerifiedToken, Verifier
 from .config import BridgeConfig, load_config
-from .errors import ConfigError, InvalidToken, KeySetUnavailable, WrongTokenType
+from .errors import BadSignature, ConfigError, InvalidToken, KeySetUnavailable, WrongTokenType
 from .events import EventSink, log_event
 
 if TYPE_CHECKING:
     from ._oidc_logout import LogoutToken
     from ._profile import ProviderProfile
+    from ._rfc7515 import CompactJWS
+    from ._rfc7517 import VerificationKey
     from ._rfc7519 import TokenType
     from ._sessions._service import Principal, Session, SessionService
     from ._sessions._tokens import SessionTokens
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
     from .storage import AsyncStore, AuditSink, SessionRecord, SessionStore, Store, User
 
 __all__ = ["Bridge", "WarmUpReport"]
+
+_Verified = TypeVar("_Verified")
 
 #: The store used when the config names none: embedded SQLite beside the config file.
 DEFAULT_STORAGE = "sqlite:///federation.db"
@@ -188,44 +192,60 @@ class Bridge:
         :class:`~federation.errors.KeySetUnavailable` (503).
         """
         jws, route = self._verifier.prepare(token)
+        key = None
         try:
             key = self._profile_sources[id(route.profile)].get_key(jws.kid, jws.alg)  # _source, inline
             return self._verifier.finish(jws, route, key)
         except InvalidToken as exc:
             exc.issuer = exc.issuer or route.issuer  # every rejection after routing names the issuer
-            raise
+            if key is None or type(exc) is not BadSignature:
+                raise
+            failure = exc
+        return self._renewed(jws, route, key, failure, self._verifier.finish)
 
     async def averify(self, token: str | bytes) -> VerifiedToken:
         """Async twin of :meth:`verify`: same rules, non-blocking key fetches."""
         jws, route = self._verifier.prepare(token)
+        key = None
         try:
             key = await self._source(route).aget_key(jws.kid, jws.alg)
             return self._verifier.finish(jws, route, key)
         except InvalidToken as exc:
             exc.issuer = exc.issuer or route.issuer
-            raise
+            if key is None or type(exc) is not BadSignature:
+                raise
+            failure = exc
+        return await self._arenewed(jws, route, key, failure, self._verifier.finish)
 
     def verify_logout_token(self, token: str | bytes) -> LogoutToken:
         """Verify an OIDC back-channel logout token of a configured issuer (signed by its
         keys, for this client, with the logout event and no nonce); see
         :meth:`backchannel_logout`. Raises as :meth:`verify` does."""
         jws, route = self._verifier.prepare(token)
+        key = None
         try:
             key = self._source(route).get_key(jws.kid, jws.alg)
             return self._verifier.finish_logout(jws, route, key)
         except InvalidToken as exc:
             exc.issuer = exc.issuer or route.issuer
-            raise
+            if key is None or type(exc) is not BadSignature:
+                raise
+            failure = exc
+        return self._renewed(jws, route, key, failure, self._verifier.finish_logout)
 
     async def averify_logout_token(self, token: str | bytes) -> LogoutToken:
         """Async twin of :meth:`verify_logout_token`."""
         jws, route = self._verifier.prepare(token)
+        key = None
         try:
             key = await self._source(route).aget_key(jws.kid, jws.alg)
             return self._verifier.finish_logout(jws, route, key)
         except InvalidToken as exc:
             exc.issuer = exc.issuer or route.issuer
-            raise
+            if key is None or type(exc) is not BadSignature:
+                raise
+            failure = exc
+        return await self._arenewed(jws, route, key, failure, self._verifier.finish_logout)
 
     def backchannel_logout(self, token: str | bytes) -> str | None:
         """OIDC Back-Channel Logout 1.0: the identity provider says a user logged out.
@@ -249,6 +269,45 @@ class Bridge:
 
     def _source(self, route: Route) -> KeySource:
         return self._profile_sources[id(route.profile)]
+
+    def _renewed(
+        self,
+        jws: CompactJWS,
+        route: Route,
+        key: VerificationKey,
+        failure: BadSignature,
+        finish: Callable[[CompactJWS, Route, VerificationKey], _Verified],
+    ) -> _Verified:
+        """``key`` failed the signature: once more with the key the source now publishes in its
+        place (an issuer that replaced a key under the same kid), if it renews keys and has one."""
+        renew = getattr(self._source(route), "renew_key", None)
+        renewed = renew(jws.kid, jws.alg, key) if renew is not None else None
+        if renewed is None:
+            raise failure
+        try:
+            return finish(jws, route, renewed)
+        except InvalidToken as exc:
+            exc.issuer = exc.issuer or route.issuer
+            raise
+
+    async def _arenewed(
+        self,
+        jws: CompactJWS,
+        route: Route,
+        key: VerificationKey,
+        failure: BadSignature,
+        finish: Callable[[CompactJWS, Route, VerificationKey], _Verified],
+    ) -> _Verified:
+        """Async twin of :meth:`_renewed`."""
+        renew = getattr(self._source(route), "arenew_key", None)
+        renewed = await renew(jws.kid, jws.alg, key) if renew is not None else None
+        if renewed is None:
+            raise failure
+        try:
+            return finish(jws, route, renewed)
+        except InvalidToken as exc:
+            exc.issuer = exc.issuer or route.issuer
+            raise
 
     def _injected_sources(self, given: Mapping[str, KeySource]) -> dict[int, KeySource]:
         """The application's key sources, by profile; each issuer must be configured."""
@@ -620,21 +679,34 @@ class Bridge:
 
     def _verify_with_key(self, token: str) -> tuple[VerifiedToken, Any]:
         jws, route = self._verifier.prepare(token)
+        key = None
         try:
             key = self._profile_sources[id(route.profile)].get_key(jws.kid, jws.alg)  # _source, inline
             return self._verifier.finish(jws, route, key), key
         except InvalidToken as exc:
             exc.issuer = exc.issuer or route.issuer
-            raise
+            if key is None or type(exc) is not BadSignature:
+                raise
+            failure = exc
+        return self._renewed(jws, route, key, failure, self._finish_with_key)
 
     async def _averify_with_key(self, token: str) -> tuple[VerifiedToken, Any]:
         jws, route = self._verifier.prepare(token)
+        key = None
         try:
             key = await self._source(route).aget_key(jws.kid, jws.alg)
             return self._verifier.finish(jws, route, key), key
         except InvalidToken as exc:
             exc.issuer = exc.issuer or route.issuer
-            raise
+            if key is None or type(exc) is not BadSignature:
+                raise
+            failure = exc
+        return await self._arenewed(jws, route, key, failure, self._finish_with_key)
+
+    def _finish_with_key(
+        self, jws: CompactJWS, route: Route, key: VerificationKey
+    ) -> tuple[VerifiedToken, Any]:
+        return self._verifier.finish(jws, route, key), key
 
     def _key_of(self, token: VerifiedToken) -> Any:
         route = self._verifier.routes[token.issuer]

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from federation import Bridge, VerifiedToken
-from federation.errors import InvalidToken, KeySetUnavailable, UnknownKey
+from federation.errors import BadSignature, InvalidToken, KeySetUnavailable, UnknownKey
 from federation.events import (
     FETCH_FAILED,
     FETCHED,
@@ -30,7 +30,7 @@ from federation.events import (
     STALE_SERVED,
     Event,
 )
-from federation.testing import FrozenClock, MockIdP, mock_transport
+from federation.testing import FrozenClock, MockIdP, generate_signing_key, mock_transport
 
 Check = Callable[[Bridge, str], VerifiedToken]
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -601,6 +601,89 @@ def test_removed_key_stops_verifying(idp: MockIdP, bridge: Bridge, clock: Frozen
     assert exc.value.code == "unknown_key"
     assert jwks_requests(idp) == 2
     check(bridge, idp.mint(alg="RS256"))
+    assert jwks_requests(idp) == 2
+
+
+# -- a key replaced under the same kid -------------------------------------------------------------
+
+
+def test_a_key_replaced_under_the_same_kid_verifies_after_one_forced_refetch(
+    idp: MockIdP, bridge: Bridge, events: Any, check: Check
+) -> None:
+    check(bridge, idp.mint())
+    old_token = idp.mint(lifetime=3600)
+    old = idp.key_for()
+    new = idp.replace_key()
+    assert new.kid == old.kid and new.public_jwk["n"] != old.public_jwk["n"]
+
+    verified = check(bridge, idp.mint(sub="after-restart"))  # the cached key fails, the refetched one signs
+    assert verified.subject == "after-restart" and verified.key_id == old.kid
+    assert jwks_requests(idp) == 2
+    assert [e.detail["forced"] for e in fetched(events)] == [False, True]
+    check(bridge, idp.mint())
+    assert jwks_requests(idp) == 2
+
+    # The old key is gone: its token fails, and within the cooldown asks for nothing more.
+    with pytest.raises(BadSignature) as exc:
+        check(bridge, old_token)
+    assert exc.value.code == "bad_signature" and exc.value.issuer == idp.issuer
+    assert jwks_requests(idp) == 2
+    assert events[-1].name == REFETCH_RATE_LIMITED and events[-1].detail["cause"] == "bad_signature"
+
+
+def test_forged_signatures_under_a_known_kid_cost_at_most_one_refetch_per_cooldown(
+    idp: MockIdP, bridge: Bridge, events: Any, clock: FrozenClock, check: Check
+) -> None:
+    good = idp.mint(alg="ES256", lifetime=3600)
+    check(bridge, good)
+    kid = idp.key_for("ES256").kid
+    forger = generate_signing_key("ES256", kid=kid)  # the right kid, another key
+    forged = [idp.mint(alg="ES256", key=forger, sub=f"victim-{i}") for i in range(200)]
+    for i, token in enumerate(forged):
+        with pytest.raises(BadSignature) as exc:
+            check(bridge, token)
+        assert exc.value.code == "bad_signature"
+        if i % 50 == 0:
+            assert check(bridge, good).key_id == kid
+    assert jwks_requests(idp) == 2  # the cold fetch and the one refetch the first forgery was allowed
+    assert events.names().count(REFETCH_RATE_LIMITED) == 199
+
+    clock.advance(COOLDOWN)
+    for token in forged[:20]:
+        with pytest.raises(BadSignature):
+            check(bridge, token)
+    assert jwks_requests(idp) == 3
+    flat = repr([(e.name, e.issuer, dict(e.detail)) for e in events])
+    assert not any(token in flat or token.split(".")[2] in flat for token in forged)
+
+
+def test_a_bad_signature_while_the_refetch_fails_stays_a_bad_signature(
+    idp: MockIdP, bridge: Bridge, events: Any, check: Check
+) -> None:
+    good = idp.mint(lifetime=3600)
+    check(bridge, good)
+    idp.replace_key()
+    idp.outage(503)
+    with pytest.raises(BadSignature):
+        check(bridge, idp.mint())  # the key it needs cannot be had; the one held does not sign it
+    assert jwks_requests(idp) == 2
+    assert FETCH_FAILED in events.names()
+    check(bridge, good)  # the set held keeps serving its own tokens
+    idp.recover()
+    with pytest.raises(BadSignature):
+        check(bridge, idp.mint())  # inside the cooldown of that failed refetch
+    assert jwks_requests(idp) == 2
+
+
+def test_a_kid_that_now_names_another_type_of_key_is_not_retried(
+    idp: MockIdP, bridge: Bridge, check: Check
+) -> None:
+    check(bridge, idp.mint())
+    kid = idp.key_for().kid
+    forged = idp.mint(key=generate_signing_key("RS256", kid=kid))
+    idp.serve_jwks({"keys": [dict(generate_signing_key("ES256", kid=kid).public_jwk)]})
+    with pytest.raises(BadSignature):
+        check(bridge, forged)  # the refetched set's key under that kid does not fit RS256
     assert jwks_requests(idp) == 2
 
 

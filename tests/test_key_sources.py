@@ -17,9 +17,9 @@ import yaml
 from federation import Bridge
 from federation._keys import KeySource, StaticKeySet
 from federation._rfc7517 import VerificationKey
-from federation.errors import ConfigError, KeySetUnavailable, UnknownKey
+from federation.errors import BadSignature, ConfigError, KeySetUnavailable, UnknownKey
 from federation.events import Event, EventSink
-from federation.testing import FrozenClock, MockIdP
+from federation.testing import FrozenClock, MockIdP, generate_signing_key
 
 pytestmark = pytest.mark.usefixtures("reuse_generated_keys")  # see tests/conftest.py
 
@@ -174,6 +174,60 @@ def test_static_applies_key_hygiene() -> None:
         StaticKeySet.from_jwks({"keys": [jwk]})
     with pytest.raises(ConfigError, match="not a JWK Set"):
         StaticKeySet.from_jwks({"kty": "RSA"})
+
+
+def test_static_keeps_its_key_when_the_issuer_replaces_it_under_the_same_kid() -> None:
+    idp = MockIdP()
+    bridge = _static_bridge(idp, StaticKeySet.from_jwks(idp.jwks()))
+    old_token = idp.mint(sub="before")
+    idp.replace_key()
+    with _no_http() as router:
+        for verify in (bridge.verify, lambda t: asyncio.run(bridge.averify(t))):
+            with pytest.raises(BadSignature):
+                verify(idp.mint(sub="after"))  # the file is the key set: nothing to renew
+            assert verify(old_token).subject == "before"
+    assert router.calls.call_count == 0
+
+
+class RenewingSource(CountingSource):
+    """A source that renews keys: hands out ``renewed`` (or None) for a failed signature."""
+
+    def __init__(self, inner: StaticKeySet, renewed: StaticKeySet | None) -> None:
+        super().__init__(inner)
+        self.renewed = renewed
+        self.asked: list[tuple[str | None, str, VerificationKey]] = []
+
+    def renew_key(self, kid: str | None, alg: str, rejected: VerificationKey) -> VerificationKey | None:
+        self.asked.append((kid, alg, rejected))
+        return self.renewed.get_key(kid, alg) if self.renewed is not None else None
+
+    async def arenew_key(
+        self, kid: str | None, alg: str, rejected: VerificationKey
+    ) -> VerificationKey | None:
+        return self.renew_key(kid, alg, rejected)
+
+
+def test_an_injected_source_that_renews_keys_is_asked_once_per_failed_signature() -> None:
+    idp = MockIdP()
+    before = StaticKeySet.from_jwks(idp.jwks())
+    old_token = idp.mint(sub="before")
+    kid = idp.key_for().kid
+    idp.replace_key()
+    source = RenewingSource(before, StaticKeySet.from_jwks(idp.jwks()))
+    bridge = Bridge.from_dict(idp.bridge_config(), key_sources={idp.issuer: source})
+    assert bridge.verify(idp.mint(sub="after")).subject == "after"
+    assert asyncio.run(bridge.averify(idp.mint(sub="again"))).subject == "again"
+    assert [(k, a) for k, a, _ in source.asked] == [(kid, "RS256"), (kid, "RS256")]
+    assert source.asked[0][2] is before.get_key(kid, "RS256")  # the key that failed
+    assert bridge.verify(old_token).subject == "before"  # its own key still answers get_key
+    with pytest.raises(BadSignature) as caught:
+        bridge.verify(idp.mint(key=generate_signing_key("RS256", kid=kid)))  # the renewed key fails too
+    assert caught.value.issuer == idp.issuer and len(source.asked) == 3
+
+    source.renewed = None
+    with pytest.raises(BadSignature):
+        asyncio.run(bridge.averify(idp.mint(sub="after")))
+    assert len(source.asked) == 4
 
 
 # -- jwks_file: in YAML -----------------------------------------------------------------------

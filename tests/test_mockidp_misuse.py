@@ -61,6 +61,20 @@ def test_removing_an_unknown_key_is_an_error() -> None:
         idp.remove_key(kid)  # already gone
 
 
+def test_replace_key_keeps_the_kid_and_swaps_the_key_and_refuses_thumbprint_kids() -> None:
+    idp = MockIdP.for_provider("cognito")  # two key pairs: id and access tokens
+    before = [dict(k) for k in idp.jwks()["keys"]]
+    access = idp.key_for(token_type="access")
+    new = idp.replace_key()
+    after = idp.jwks()["keys"]
+    assert [k["kid"] for k in after] == [k["kid"] for k in before]
+    changed = [k["kid"] for k, b in zip(after, before, strict=True) if k != b]
+    assert changed == [new.kid]
+    assert idp.key_for() is new and idp.key_for(token_type="access") is access
+    with pytest.raises(ValueError, match="rotate_keys"):
+        MockIdP.for_provider("azure_ad").replace_key()
+
+
 def test_an_issuer_must_be_an_http_url() -> None:
     for issuer in ("login.example.test", "ftp://login.example.test", "https://", ""):
         with pytest.raises(ValueError, match="issuer must be an https"):

@@ -36,7 +36,10 @@ class KeySource(Protocol):
       source that has nothing to report never calls it. A sink must not raise
       into verification: call it inside ``try``/``except Exception``.
 
-    Optional: a ``last_error`` attribute (a short reason string or None) is used
+    Optional: ``renew_key(kid, alg, rejected)`` / ``await arenew_key(...)``: ``rejected``
+    (the key ``get_key`` gave) failed the token's signature; return a different key now
+    held for (kid, alg), which the bridge tries once, or None. A source without them is
+    never asked. A ``last_error`` attribute (a short reason string or None) is used
     by ``warm_up`` reports; without it a failed refresh reads ``"failed"``. A
     ``ready`` attribute (True when ``get_key`` can answer from memory now) lets
     ``warm_up(cold_only=True)`` skip the source; without it the source is refreshed.

@@ -208,6 +208,20 @@ class IssuerKeySource:
         self._refresh_sync(decision is Miss.FORCED, generation)
         return self._after(kid, alg)
 
+    def renew_key(self, kid: str | None, alg: str, rejected: VerificationKey) -> VerificationKey | None:
+        """After ``rejected`` failed a token's signature: the different key the issuer now
+        publishes for (kid, alg), refetching within the cooldown's bounds; None when there is
+        none (the failure stands)."""
+        state = self.state
+        generation = state.generation
+        decision = state.renewal(kid, alg, rejected, self._clock(), self._in_flight)
+        if isinstance(decision, VerificationKey):
+            return decision
+        if decision is Miss.RATE_LIMITED:
+            return self._renewal_refused(kid, alg, rejected, generation)
+        self._refresh_sync(True, generation)
+        return state.renewed_after_fetch(kid, alg, rejected)
+
     def refresh(self) -> bool:
         """Fetch now unless a fetch is in flight (then wait for it); True when keys were had."""
         self._refresh_sync(False, None)
@@ -285,6 +299,20 @@ class IssuerKeySource:
         await self._refresh_async(decision is Miss.FORCED, generation)
         return self._after(kid, alg)
 
+    async def arenew_key(
+        self, kid: str | None, alg: str, rejected: VerificationKey
+    ) -> VerificationKey | None:
+        """Async twin of :meth:`renew_key`."""
+        state = self.state
+        generation = state.generation
+        decision = state.renewal(kid, alg, rejected, self._clock(), self._in_flight)
+        if isinstance(decision, VerificationKey):
+            return decision
+        if decision is Miss.RATE_LIMITED:
+            return self._renewal_refused(kid, alg, rejected, generation)
+        await self._refresh_async(True, generation)
+        return state.renewed_after_fetch(kid, alg, rejected)
+
     async def arefresh(self) -> bool:
         """Async twin of :meth:`refresh`."""
         await self._refresh_async(False, None)
@@ -313,13 +341,21 @@ class IssuerKeySource:
             # A refetch landed between our look at the set and at the flight: use its result.
             return self._after(kid, alg)
         if decision is Miss.RATE_LIMITED:
-            self._event(REFETCH_RATE_LIMITED, cooldown=self.config.refresh_cooldown)
+            self._event(REFETCH_RATE_LIMITED, cooldown=self.config.refresh_cooldown, cause="unknown_kid")
             if self.state.last_error is not None:  # the last fetch failed: nothing is proven
                 raise self.state.unavailable()
             raise UnknownKey(
                 "no key of the issuer has the token's kid (refetch rate limited)", issuer=self.issuer
             )
         return decision
+
+    def _renewal_refused(
+        self, kid: str | None, alg: str, rejected: VerificationKey, generation: int
+    ) -> VerificationKey | None:
+        if self.state.generation != generation:  # a refetch landed meanwhile: its set answers
+            return self.state.renewed_after_fetch(kid, alg, rejected)
+        self._event(REFETCH_RATE_LIMITED, cooldown=self.config.refresh_cooldown, cause="bad_signature")
+        return None
 
     def _after(self, kid: str | None, alg: str) -> VerificationKey:
         return self.state.lookup_after_fetch(kid, alg, self._clock())

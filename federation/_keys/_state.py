@@ -16,6 +16,9 @@ Owns the order in which the layers are asked:
   the issuer, not every one. While failing (:class:`StaleIfError`), attempts are retried
   at most once per cooldown and the last good set keeps serving for up to
   ``max_stale`` past its TTL.
+* **bad signature** under a known kid: answered as an unknown kid is (the issuer may
+  have replaced the key under the same kid), and the token is checked once more only
+  against a different key the refetched set holds for it.
 * **success** replaces the set whole: a key the issuer dropped stops verifying at once.
 * the discovered ``jwks_uri``, reused while its document is fresh.
 * ``ttl_jitter``: each stored set's TTL is shortened by a random fraction of at most
@@ -34,7 +37,7 @@ import random
 from collections.abc import Callable
 
 from .._rfc7517 import KeySet, VerificationKey
-from ..errors import KeySetUnavailable, UnknownKey
+from ..errors import InvalidToken, KeySetUnavailable, UnknownKey
 from ._layers import CacheTimings, Cooldown, NegativeCache, StaleIfError, TtlCache
 
 __all__ = ["CacheTimings", "KeyCacheState", "Miss"]
@@ -149,6 +152,51 @@ class KeyCacheState:
             if kid is not None:
                 self.unknown_kids.add(kid)
             raise UnknownKey("no key of the issuer has the token's kid", issuer=self.issuer)
+        return key
+
+    def renewal(
+        self,
+        kid: str | None,
+        alg: str,
+        rejected: VerificationKey,
+        now: float,
+        in_flight: Callable[[], bool] = lambda: False,
+    ) -> VerificationKey | Miss:
+        """After ``rejected`` failed a token's signature: the key the set now holds in its place
+        (a refetch landed meanwhile), else whether a refetch may bring one.
+
+        An issuer may replace a key under the same ``kid`` (a development IdP restarted without
+        its keys, a hand-made rotation): the cached key then fails every new token until its
+        TTL. Such a failure is answered like an unknown kid: ``FORCED`` when the cooldown allows
+        a refetch or one is in flight to join, else ``RATE_LIMITED``, so forged signatures under
+        a known kid cost at most one refetch per cooldown as random kids do.
+        """
+        key = self._replacement(kid, alg, rejected)
+        if key is not None:
+            return key
+        if in_flight() or self.cooldown.allowed(now):
+            return Miss.FORCED
+        return Miss.RATE_LIMITED
+
+    def renewed_after_fetch(
+        self, kid: str | None, alg: str, rejected: VerificationKey
+    ) -> VerificationKey | None:
+        """After a refetch for ``renewal``: the other key now held for (kid, alg), or None (the
+        refetch failed, or brought the same key, none, or one that does not fit ``alg``)."""
+        if self.stale.last_error is not None:
+            return None
+        return self._replacement(kid, alg, rejected)
+
+    def _replacement(self, kid: str | None, alg: str, rejected: VerificationKey) -> VerificationKey | None:
+        keyset = self.cache.keyset
+        if keyset is None:
+            return None
+        try:
+            key = keyset.find(kid, alg)
+        except InvalidToken:  # the kid now names a key of another type, or several fit: no retry
+            return None
+        if key is None or key is rejected or key.same_key_as(rejected):
+            return None
         return key
 
     def _stale_or_unavailable(self, kid: str | None, alg: str, now: float) -> VerificationKey:

@@ -465,6 +465,25 @@ class MockIdP:
                 self._keys.extend(spares)
         return new
 
+    def replace_key(self, alg: str | None = None) -> SigningKey:
+        """Publish a new key for ``alg`` under the kid of its current signing key, in that key's
+        place, and sign with it from now on: what an issuer that names its key by a fixed id does
+        when it is restarted without its keys (a development IdP) or re-keyed by hand.
+
+        Raises :class:`ValueError` for a provider whose kid is the certificate's thumbprint
+        (Entra ID), where a new key always has a new kid.
+        """
+        if self._traits.kid == "x5t":
+            raise ValueError("this provider's kid is its certificate's thumbprint: use rotate_keys()")
+        old = self.key_for(alg)
+        new = generate_signing_key(old.alg, kid=old.kid)
+        with self._lock:
+            self._keys = [new if k is old else k for k in self._keys]
+            self._active[old.alg] = new
+            if self._access.get(old.alg) is old:
+                self._access[old.alg] = new
+        return new
+
     def remove_key(self, kid: str) -> None:
         """Stop publishing the key ``kid`` (it may still sign if active).
 

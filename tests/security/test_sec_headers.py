@@ -142,7 +142,7 @@ def test_hdr_02_jku_and_hdr_03_x5u_are_never_fetched(
     fresh: Fresh, net: Net, idp: MockIdP, rs: SigningKey, kx: SigningKey, warm: Bridge, param: str
 ) -> None:
     for url in _URLS:
-        # known kid, attacker's signature: rejected with no request at all (warm cache)
+        # known kid, attacker's signature: rejected; at most the configured set is refetched (warm cache)
         expect_reject(
             lambda u=url: warm.verify(signed(hdr(rs, **{param: u}), base_claims(idp), kx)), BadSignature
         )
@@ -164,7 +164,9 @@ def test_hdr_02_data_uri_keys_are_not_used(
 
     jku = "data:application/json," + _json.dumps({"keys": [dict(kx.public_jwk, kid=rs.kid)]})
     expect_reject(lambda: warm.verify(signed(hdr(rs, jku=jku), base_claims(idp), kx)), BadSignature)
-    assert net.requests == []
+    # Never the data URI's keys; at most the one refetch of the configured set that the first
+    # failed signature under a known kid after a fetch is owed (the key may have been replaced).
+    _only_configured(net, idp, at_most=1)
 
 
 def _self_signed(key: SigningKey) -> x509.Certificate:

@@ -641,6 +641,21 @@ def test_an_external_tokens_removed_key_revokes_it_at_once(bridge: Bridge, idp: 
         bridge.authenticate(token)
 
 
+def test_an_external_token_whose_key_was_replaced_under_its_kid_is_refused(
+    bridge: Bridge, idp: MockIdP
+) -> None:
+    token = idp.mint(sub="yves")
+    bridge.authenticate(token)  # remembered with its key
+    kid = idp.key_for().kid
+    idp.replace_key()
+    assert bridge.authenticate(idp.mint(sub="yves")).kind == "external"  # the new key, after one refetch
+    assert len(idp.requests_to("jwks")) == 2
+    assert idp.key_for().kid == kid
+    with pytest.raises(InvalidToken):
+        bridge.authenticate(token)  # the set it was remembered with is gone: checked again, and fails
+    assert len(idp.requests_to("jwks")) == 2
+
+
 def test_hs256_sessions_with_a_shared_secret(make_bridge: Callable[..., Bridge], idp: MockIdP) -> None:
     secret = "s" * 40
     bridge = make_bridge(
