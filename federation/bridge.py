@@ -282,13 +282,7 @@ class Bridge:
         place (an issuer that replaced a key under the same kid), if it renews keys and has one."""
         renew = getattr(self._source(route), "renew_key", None)
         renewed = renew(jws.kid, jws.alg, key) if renew is not None else None
-        if renewed is None:
-            raise failure
-        try:
-            return finish(jws, route, renewed)
-        except InvalidToken as exc:
-            exc.issuer = exc.issuer or route.issuer
-            raise
+        return self._finish_renewed(jws, route, renewed, failure, finish)
 
     async def _arenewed(
         self,
@@ -301,6 +295,16 @@ class Bridge:
         """Async twin of :meth:`_renewed`."""
         renew = getattr(self._source(route), "arenew_key", None)
         renewed = await renew(jws.kid, jws.alg, key) if renew is not None else None
+        return self._finish_renewed(jws, route, renewed, failure, finish)
+
+    @staticmethod
+    def _finish_renewed(
+        jws: CompactJWS,
+        route: Route,
+        renewed: VerificationKey | None,
+        failure: BadSignature,
+        finish: Callable[[CompactJWS, Route, VerificationKey], _Verified],
+    ) -> _Verified:
         if renewed is None:
             raise failure
         try:

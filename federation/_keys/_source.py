@@ -212,15 +212,11 @@ class IssuerKeySource:
         """After ``rejected`` failed a token's signature: the different key the issuer now
         publishes for (kid, alg), refetching within the cooldown's bounds; None when there is
         none (the failure stands)."""
-        state = self.state
-        generation = state.generation
-        decision = state.renewal(kid, alg, rejected, self._clock(), self._in_flight)
-        if isinstance(decision, VerificationKey):
-            return decision
-        if decision is Miss.RATE_LIMITED:
-            return self._renewal_refused(kid, alg, rejected, generation)
+        answer, generation = self._renewal(kid, alg, rejected)
+        if generation is None:
+            return answer
         self._refresh_sync(True, generation)
-        return state.renewed_after_fetch(kid, alg, rejected)
+        return self.state.renewed_after_fetch(kid, alg, rejected)
 
     def refresh(self) -> bool:
         """Fetch now unless a fetch is in flight (then wait for it); True when keys were had."""
@@ -303,15 +299,11 @@ class IssuerKeySource:
         self, kid: str | None, alg: str, rejected: VerificationKey
     ) -> VerificationKey | None:
         """Async twin of :meth:`renew_key`."""
-        state = self.state
-        generation = state.generation
-        decision = state.renewal(kid, alg, rejected, self._clock(), self._in_flight)
-        if isinstance(decision, VerificationKey):
-            return decision
-        if decision is Miss.RATE_LIMITED:
-            return self._renewal_refused(kid, alg, rejected, generation)
+        answer, generation = self._renewal(kid, alg, rejected)
+        if generation is None:
+            return answer
         await self._refresh_async(True, generation)
-        return state.renewed_after_fetch(kid, alg, rejected)
+        return self.state.renewed_after_fetch(kid, alg, rejected)
 
     async def arefresh(self) -> bool:
         """Async twin of :meth:`refresh`."""
@@ -349,13 +341,21 @@ class IssuerKeySource:
             )
         return decision
 
-    def _renewal_refused(
-        self, kid: str | None, alg: str, rejected: VerificationKey, generation: int
-    ) -> VerificationKey | None:
-        if self.state.generation != generation:  # a refetch landed meanwhile: its set answers
-            return self.state.renewed_after_fetch(kid, alg, rejected)
+    def _renewal(
+        self, kid: str | None, alg: str, rejected: VerificationKey
+    ) -> tuple[VerificationKey | None, int | None]:
+        """(the answer, None) when no fetch is needed, else (None, the generation to fetch past)."""
+        state = self.state
+        generation = state.generation  # read before the lookup, as in get_key
+        decision = state.renewal(kid, alg, rejected, self._clock(), self._in_flight)
+        if isinstance(decision, VerificationKey):
+            return decision, None
+        if decision is Miss.FORCED:
+            return None, generation
+        if state.generation != generation:  # a refetch landed meanwhile: its set answers
+            return state.renewed_after_fetch(kid, alg, rejected), None
         self._event(REFETCH_RATE_LIMITED, cooldown=self.config.refresh_cooldown, cause="bad_signature")
-        return None
+        return None, None
 
     def _after(self, kid: str | None, alg: str) -> VerificationKey:
         return self.state.lookup_after_fetch(kid, alg, self._clock())
