@@ -230,6 +230,12 @@ class LoginConfig(BaseModel):
         description="Seconds: ask the provider to sign the user in again when their sign-in there "
         "is older (OIDC max_age); the id token's auth_time is then required and checked.",
     )
+    userinfo: bool = Field(
+        False,
+        description="Also read the provider's UserInfo endpoint with the access token (OIDC Core "
+        "§5.3) and add the claims the id token lacks: for a provider that puts email or profile "
+        "claims only there. Its sub must be the id token's.",
+    )
 
     @field_validator("scopes")
     @classmethod

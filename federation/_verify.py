@@ -25,12 +25,13 @@ injected callable.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
 from ._oidc_logout import LogoutToken, check_logout_token
+from ._oidc_userinfo import merge_userinfo
 from ._profile import Identity, ProviderProfile, make_token_context
 from ._rfc7515 import CompactJWS, Limits, parse_compact
 from ._rfc7517 import VerificationKey
@@ -239,6 +240,26 @@ class Verifier:
             profile.identity(context),
             profile.trust_email,
         )
+
+    def finish_with_userinfo(
+        self, jws: CompactJWS, route: Route, key: VerificationKey, userinfo: Mapping[str, Any]
+    ) -> VerifiedToken:
+        """:meth:`finish`, then the claims completed by the provider's UserInfo response
+        (``_oidc_userinfo``): every rule and the profile's checks judge the token's own
+        claims; the identity and :attr:`VerifiedToken.claims` are read from both."""
+        verified = self.finish(jws, route, key)
+        claims = merge_userinfo(verified.claims, userinfo, self._limits.max_claims)
+        context = make_token_context(
+            route.issuer,
+            jws.header,
+            claims,
+            verified.token_type,
+            key,
+            self._clock(),
+            self._leeway,
+            self._limits.max_audiences,
+        )
+        return replace(verified, claims=MappingProxyType(claims), identity=route.profile.identity(context))
 
     def finish_logout(self, jws: CompactJWS, route: Route, key: VerificationKey) -> LogoutToken:
         """Verify a back-channel logout token's signature, then its rules (``_oidc_logout``)."""

@@ -221,31 +221,59 @@ class Bridge:
         """Verify an OIDC back-channel logout token of a configured issuer (signed by its
         keys, for this client, with the logout event and no nonce); see
         :meth:`backchannel_logout`. Raises as :meth:`verify` does."""
+        return self._verify_by(token, self._verifier.finish_logout)
+
+    async def averify_logout_token(self, token: str | bytes) -> LogoutToken:
+        """Async twin of :meth:`verify_logout_token`."""
+        return await self._averify_by(token, self._verifier.finish_logout)
+
+    def _verify_signed_in(self, id_token: str | bytes, userinfo: Mapping[str, Any]) -> VerifiedToken:
+        """The sign-in's id token verified, its claims completed by the UserInfo response the
+        sign-in itself fetched from the provider (``login.userinfo``; ``_oidc_userinfo``).
+        Not public: no caller hands claims of its own to a verification."""
+        return self._verify_by(id_token, self._userinfo_finish(userinfo))
+
+    async def _averify_signed_in(self, id_token: str | bytes, userinfo: Mapping[str, Any]) -> VerifiedToken:
+        """Async twin of :meth:`_verify_signed_in`."""
+        return await self._averify_by(id_token, self._userinfo_finish(userinfo))
+
+    def _userinfo_finish(
+        self, userinfo: Mapping[str, Any]
+    ) -> Callable[[CompactJWS, Route, VerificationKey], VerifiedToken]:
+        verifier = self._verifier
+        return lambda jws, route, key: verifier.finish_with_userinfo(jws, route, key, userinfo)
+
+    def _verify_by(
+        self, token: str | bytes, finish: Callable[[CompactJWS, Route, VerificationKey], _Verified]
+    ) -> _Verified:
+        """:meth:`verify`'s steps, ending in ``finish`` (a logout token's rules, a sign-in's)."""
         jws, route = self._verifier.prepare(token)
         key = None
         try:
             key = self._source(route).get_key(jws.kid, jws.alg)
-            return self._verifier.finish_logout(jws, route, key)
+            return finish(jws, route, key)
         except InvalidToken as exc:
             exc.issuer = exc.issuer or route.issuer
             if key is None or type(exc) is not BadSignature:
                 raise
             failure = exc
-        return self._renewed(jws, route, key, failure, self._verifier.finish_logout)
+        return self._renewed(jws, route, key, failure, finish)
 
-    async def averify_logout_token(self, token: str | bytes) -> LogoutToken:
-        """Async twin of :meth:`verify_logout_token`."""
+    async def _averify_by(
+        self, token: str | bytes, finish: Callable[[CompactJWS, Route, VerificationKey], _Verified]
+    ) -> _Verified:
+        """Async twin of :meth:`_verify_by`."""
         jws, route = self._verifier.prepare(token)
         key = None
         try:
             key = await self._source(route).aget_key(jws.kid, jws.alg)
-            return self._verifier.finish_logout(jws, route, key)
+            return finish(jws, route, key)
         except InvalidToken as exc:
             exc.issuer = exc.issuer or route.issuer
             if key is None or type(exc) is not BadSignature:
                 raise
             failure = exc
-        return await self._arenewed(jws, route, key, failure, self._verifier.finish_logout)
+        return await self._arenewed(jws, route, key, failure, finish)
 
     def backchannel_logout(self, token: str | bytes) -> str | None:
         """OIDC Back-Channel Logout 1.0: the identity provider says a user logged out.

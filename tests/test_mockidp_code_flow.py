@@ -211,6 +211,31 @@ def test_the_whole_flow(flow: Flow, clock: FrozenClock) -> None:
     assert [r.method for r in idp.requests_to("token")] == ["POST"]
 
 
+def test_the_userinfo_endpoint_answers_for_its_access_tokens(flow: Flow, clock: FrozenClock) -> None:
+    idp = flow.idp
+    idp.approve("alice", name="Alice", userinfo={"email": "alice@example.com", "email_verified": True})
+    assert flow.doc["userinfo_endpoint"].endswith("/userinfo")
+    tokens = flow.token(flow.code()).json()
+    assert "email" not in claims_of(tokens["id_token"])  # only the UserInfo endpoint has it
+    url = flow.doc["userinfo_endpoint"]
+    answer = flow.http.get(url, headers={"authorization": f"Bearer {tokens['access_token']}"})
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+    assert answer.json() == {
+        "sub": "alice",
+        "name": "Alice",
+        "email": "alice@example.com",
+        "email_verified": True,
+    }
+    assert [r.method for r in idp.requests_to("userinfo")] == ["GET"]
+    for authorization in ("", "Bearer not-a-token", f"Basic {tokens['access_token']}"):
+        refused = flow.http.post(url, headers={"authorization": authorization} if authorization else {})
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+    clock.advance(300)  # the access token's lifetime
+    expired = flow.http.get(url, headers={"authorization": f"Bearer {tokens['access_token']}"})
+    assert expired.status_code == 401 and 'error="invalid_token"' in expired.headers["www-authenticate"]
+
+
 def test_default_user_and_a_client_whose_id_is_the_audience(idp: MockIdP) -> None:
     idp.register_client(idp.audience, redirect_uris=[REDIRECT])
     with idp.client() as http:

@@ -214,7 +214,7 @@ def test_outage_of_one_document(idp: MockIdP, make_bridge: Any) -> None:
     assert caught.value.reason == "http_503"
     assert [len(idp.requests_to("discovery")), len(idp.requests_to("jwks"))] == [1, 1]
     with pytest.raises(ValueError):
-        idp.outage(only="token")  # type: ignore[arg-type]
+        idp.outage(only="keys")  # type: ignore[arg-type]
 
 
 def test_serve_jwks_overrides_the_document(idp: MockIdP, make_bridge: Any) -> None:
@@ -237,8 +237,9 @@ def test_request_recording(idp: MockIdP) -> None:
     idp.requests.clear()
     assert idp.requests_to("jwks") == []
     assert idp.requests_to("token") == []  # the code flow's endpoints are counted too
+    assert idp.requests_to("userinfo") == []  # and the UserInfo endpoint
     with pytest.raises(ValueError):
-        idp.requests_to("userinfo")  # type: ignore[arg-type]
+        idp.requests_to("introspect")  # type: ignore[arg-type]
 
 
 def test_discovery_document(idp: MockIdP) -> None:

@@ -51,11 +51,13 @@ from ..web import (
     check_response_issuer,
     finish_sign_in,
     id_token_of,
+    read_userinfo,
     sign_in_clients,
     spent_state_claim,
     start_sign_in,
     token_endpoint_failure,
     url_token_claim,
+    userinfo_endpoint,
 )
 from .backends import BACKEND, federated_user
 from .conf import federation_settings, get_bridge, get_guard
@@ -179,6 +181,23 @@ def _oauth_client(entry: SignInClient, redirect_uri: str) -> Any:
         code_challenge_method="S256",
         transport=_transport(),
         timeout=10.0,
+    )
+
+
+def _userinfo(client: Any, entry: SignInClient, endpoints: dict[str, Any], bridge: Any) -> dict[str, Any]:
+    """The provider's UserInfo response for the access token ``client`` now holds (``login.userinfo``)."""
+    url = userinfo_endpoint(endpoints)
+    try:
+        response = client.get(url, headers={"accept": "application/json"})
+    except Exception as exc:  # httpx errors, a refused answer size: the provider, not the user
+        log.warning("sign-in with %s: the UserInfo endpoint failed (%s)", entry.name, type(exc).__name__)
+        raise token_endpoint_failure(exc, entry.name) from None
+    return read_userinfo(
+        response.status_code,
+        response.headers.get("content-type"),
+        response.content,
+        entry.name,
+        bridge.config.limits.max_json_depth,
     )
 
 
@@ -307,18 +326,23 @@ def callback(request: HttpRequest, issuer: str) -> HttpResponse:
         code = request.GET.get("code")
         if not code:
             raise InvalidRequest("the callback carries no code")
-        try:
-            with _oauth_client(entry, data["redirect_uri"]) as client:
+        with _oauth_client(entry, data["redirect_uri"]) as client:
+            try:
                 answer = client.fetch_token(
                     endpoints["token_endpoint"],
                     code=code,
                     code_verifier=data["verifier"],
                     redirect_uri=data["redirect_uri"],
                 )
-        except Exception as exc:  # Authlib's OAuthError, httpx errors: the provider, not the user
-            log.warning("sign-in with %s: the token endpoint failed (%s)", issuer, type(exc).__name__)
-            raise token_endpoint_failure(exc, issuer) from None
-        verified = bridge.verify(id_token_of(answer))
+            except Exception as exc:  # Authlib's OAuthError, httpx errors: the provider, not the user
+                log.warning("sign-in with %s: the token endpoint failed (%s)", issuer, type(exc).__name__)
+                raise token_endpoint_failure(exc, issuer) from None
+            id_token = id_token_of(answer)
+            userinfo = _userinfo(client, entry, endpoints, bridge) if entry.userinfo else None
+        if userinfo is not None:
+            verified = bridge._verify_signed_in(id_token, userinfo)
+        else:
+            verified = bridge.verify(id_token)
         check_id_token(
             verified,
             data.get("nonce"),

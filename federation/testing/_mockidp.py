@@ -134,10 +134,14 @@ def _instant(value: float | datetime, now: int) -> int:
     return int(now + value)
 
 
-#: The documents a mock serves (what :meth:`MockIdP.outage` ``only=`` names).
-Document = Literal["jwks", "discovery"]
 #: Every route a request may take (``request.extensions[ROUTE]``; None: no route).
-Route = Literal["jwks", "discovery", "authorize", "token"]
+Route = Literal["jwks", "discovery", "authorize", "token", "userinfo"]
+_ROUTES = ("jwks", "discovery", "authorize", "token", "userinfo")
+#: Claims about the id token itself, which the UserInfo endpoint does not repeat.
+_ID_TOKEN_ONLY = frozenset(
+    {"iss", "aud", "azp", "exp", "iat", "nbf", "jti", "nonce", "auth_time", "at_hash", "c_hash"}
+    | {"sid", "acr", "amr"}
+)
 #: How the key document is served: a JWK Set, or Google's ``{kid: PEM certificate}`` map.
 KeyFormat = Literal["jwks", "x509_pem_map"]
 
@@ -172,6 +176,7 @@ class _Grant:
     claims: dict[str, Any]
     auth_time: int
     expires_at: float
+    userinfo: dict[str, Any] = field(default_factory=dict)  # claims the UserInfo endpoint adds
     redeemed: bool = False
     tokens: list[str] = field(default_factory=list)  # jti of the tokens issued from it
 
@@ -321,6 +326,8 @@ class MockIdP:
         self._codes: dict[str, _Grant] = {}
         self._codes_lock = threading.Lock()
         self._user: tuple[str, dict[str, Any]] = ("mock-user", {})
+        self._userinfo: dict[str, Any] = {}
+        self._access_grants: dict[str, tuple[_Grant, float]] = {}  # access token -> (grant, expiry)
         self._denial: tuple[str, str | None] | None = None
         #: The ``jti`` of tokens issued from an authorization code that was then
         #: presented again (RFC 6749 §4.1.2: such tokens should be revoked).
@@ -542,6 +549,7 @@ class MockIdP:
             "jwks_uri": jwks_uri,
             "authorization_endpoint": self._endpoint("authorize", base_url),
             "token_endpoint": self._endpoint("token", base_url),
+            "userinfo_endpoint": self._endpoint("userinfo", base_url),
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code"],
             "code_challenge_methods_supported": ["S256"],
@@ -561,6 +569,8 @@ class MockIdP:
         endpoints = self._traits.endpoints
         if endpoints is not None:
             url = endpoints(self)[0 if name == "authorize" else 1]
+            if name == "userinfo":  # beside the provider's token endpoint
+                url = url.rsplit("/", 1)[0] + "/userinfo"
             return base_url + urlsplit(url).path if base_url else url
         base = base_url + urlsplit(self.issuer).path if base_url else self.issuer
         return base.rstrip("/") + "/" + name
@@ -576,6 +586,12 @@ class MockIdP:
     def token_endpoint(self) -> str:
         """The token endpoint's URL: ``<issuer>/token``, or where the provider has it."""
         return self._endpoint("token")
+
+    @property
+    def userinfo_endpoint(self) -> str:
+        """The UserInfo endpoint's URL: ``<issuer>/userinfo``, or beside the provider's token
+        endpoint (``.../userinfo``)."""
+        return self._endpoint("userinfo")
 
     # -- tokens -------------------------------------------------------------------------
 
@@ -679,16 +695,15 @@ class MockIdP:
         *,
         timeout: bool = False,
         body: bytes | None = None,
-        only: Document | None = None,
+        only: Route | None = None,
     ) -> None:
         """Fail every request from now on: an HTTP ``status``, a timeout, or a garbage ``body`` with 200.
 
-        ``only="jwks"`` or ``only="discovery"`` fails that document alone.
+        ``only="jwks"`` or ``only="discovery"`` fails that document alone; ``only`` may name
+        any route :meth:`requests_to` takes (``"userinfo"``: the UserInfo endpoint alone).
         Requests made during an outage are still recorded.
         """
-        if only not in (None, "jwks", "discovery"):
-            raise ValueError("only must be 'jwks', 'discovery' or None")
-        self._outage = {"status": status, "timeout": timeout, "body": body, "only": only}
+        self._outage = {"status": status, "timeout": timeout, "body": body, "only": _route_name(only)}
 
     @contextmanager
     def slow(self, seconds: float, *, only: Route | None = None) -> Iterator[MockIdP]:
@@ -751,8 +766,13 @@ class MockIdP:
                 raise ValueError(f"redirect URI {uri!r} must be absolute and have no fragment")
         self._oauth_clients[client_id] = _Client(client_id, client_secret or None, uris)
 
-    def approve(self, sub: str = "mock-user", **claims: Any) -> None:
+    def approve(
+        self, sub: str = "mock-user", *, userinfo: Mapping[str, Any] | None = None, **claims: Any
+    ) -> None:
         """Make the authorization endpoint approve every request as user ``sub``.
+
+        ``userinfo``: claims only the UserInfo endpoint answers with, beside ``sub`` and
+        ``claims`` (a provider that leaves email or profile claims out of its id tokens).
 
         ``claims`` go into the id tokens issued for that user (``email=``,
         ``email_verified=``, ``name=``, ``groups=`` ...), last: they may replace
@@ -761,6 +781,7 @@ class MockIdP:
         extra claims.
         """
         self._user = (sub, dict(claims))
+        self._userinfo = dict(userinfo or {})
         self._denial = None
 
     def deny(self, error: str = "access_denied", description: str | None = None) -> None:
@@ -828,6 +849,7 @@ class MockIdP:
             claims=dict(claims),
             auth_time=int(now),
             expires_at=now + CODE_LIFETIME,
+            userinfo=dict(self._userinfo),
         )
         with self._codes_lock:
             self._codes[code] = grant
@@ -953,6 +975,7 @@ class MockIdP:
         id_token = self.mint({**protocol, **grant.claims}, token_type="id")
         with self._codes_lock:
             grant.tokens += [access_jti, id_jti]
+            self._access_grants[access_token] = (grant, self.clock() + ACCESS_TOKEN_LIFETIME)
         return {
             "access_token": access_token,
             "token_type": "Bearer",
@@ -960,6 +983,25 @@ class MockIdP:
             "id_token": id_token,
             "scope": grant.scope,
         }
+
+    def _userinfo_answer(self, request: httpx.Request) -> httpx.Response:
+        """The UserInfo endpoint (OIDC Core §5.3, RFC 6750 §2.1): the user of a Bearer access
+        token its token endpoint issued, still valid and of a grant not revoked."""
+        if request.method not in ("GET", "POST"):
+            return httpx.Response(405, headers={"allow": "GET, POST"}, text="method not allowed")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        with self._codes_lock:
+            found = self._access_grants.get(token) if scheme.lower() == "bearer" else None
+        if found is None or self.clock() >= found[1] or set(found[0].tokens) & self.revoked_jtis:
+            challenge = 'Bearer error="invalid_token"' if token else 'Bearer realm="mock-idp"'
+            return httpx.Response(401, headers={"www-authenticate": challenge}, text="")
+        grant = found[0]
+        claims = {k: v for k, v in grant.claims.items() if v is not None and k not in _ID_TOKEN_ONLY}
+        return httpx.Response(
+            200,
+            json={"sub": grant.sub, **claims, **grant.userinfo},  # userinfo= may even lie about sub
+            headers={"cache-control": "no-store"},
+        )
 
     # -- HTTP ----------------------------------------------------------------------------------
 
@@ -973,7 +1015,7 @@ class MockIdP:
             return "jwks"
         if url == self.discovery_url:
             return "discovery"
-        endpoints: tuple[Literal["authorize", "token"], ...] = ("authorize", "token")
+        endpoints: tuple[Literal["authorize", "token", "userinfo"], ...] = ("authorize", "token", "userinfo")
         for name in endpoints:
             if url == self._endpoint(name):
                 return name
@@ -1032,6 +1074,8 @@ class MockIdP:
             return self._authorize(request)
         if route == "token":
             return self._token(request)
+        if route == "userinfo":
+            return self._userinfo_answer(request)
         headers = {"content-type": "application/json"}
         if route == "jwks" and self._jwks_cache_control is not None:
             headers["cache-control"] = self._jwks_cache_control
@@ -1067,10 +1111,11 @@ class MockIdP:
 
     def requests_to(self, what: Route = "jwks") -> list[httpx.Request]:
         """The requests made for the key document (``"jwks"``, whatever its ``key_format``),
-        the discovery document (``"discovery"``), or the authorization and token endpoints
-        of the code flow (``"authorize"``, ``"token"``), in the order they came."""
-        if what not in ("jwks", "discovery", "authorize", "token"):
-            raise ValueError("what must be 'jwks', 'discovery', 'authorize' or 'token'")
+        the discovery document (``"discovery"``), or the authorization, token and UserInfo
+        endpoints of the code flow (``"authorize"``, ``"token"``, ``"userinfo"``), in the order
+        they came."""
+        if what not in _ROUTES:
+            raise ValueError("what must be 'jwks', 'discovery', 'authorize', 'token' or 'userinfo'")
         return [r for r in self.requests if r.extensions.get(ROUTE) == what]
 
     # -- loopback server ---------------------------------------------------------------------
@@ -1275,8 +1320,8 @@ def mock_transport(*idps: MockIdP) -> httpx.MockTransport:
 
 def _route_name(only: str | None) -> Route | None:
     """``only=`` of :meth:`MockIdP.outage` and :meth:`MockIdP.slow`, checked."""
-    if only not in (None, "jwks", "discovery", "authorize", "token"):
-        raise ValueError("only must be 'jwks', 'discovery', 'authorize', 'token' or None")
+    if only is not None and only not in _ROUTES:
+        raise ValueError("only must be 'jwks', 'discovery', 'authorize', 'token', 'userinfo' or None")
     return cast("Route | None", only)
 
 

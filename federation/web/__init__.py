@@ -14,7 +14,7 @@ framework only when imported itself:
 
 The browser sign-in's rules (:func:`sign_in_clients`, :func:`check_metadata`,
 :func:`check_response_issuer`, :func:`check_id_token`, :func:`url_token_claim`,
-:func:`token_endpoint_failure`) are shared
+:func:`token_endpoint_failure`, :func:`userinfo_endpoint`, :func:`read_userinfo`) are shared
 by the login service and the Django views.
 """
 
@@ -49,11 +49,13 @@ from ._signin import (
     check_response_issuer,
     finish_sign_in,
     id_token_of,
+    read_userinfo,
     sign_in_clients,
     spent_state_claim,
     start_sign_in,
     token_endpoint_failure,
     url_token_claim,
+    userinfo_endpoint,
 )
 
 if TYPE_CHECKING:
@@ -85,12 +87,14 @@ __all__ = [
     "finish_sign_in",
     "id_token_of",
     "origin_of",
+    "read_userinfo",
     "require_roles",
     "sign_in_clients",
     "spent_state_claim",
     "start_sign_in",
     "token_endpoint_failure",
     "url_token_claim",
+    "userinfo_endpoint",
 ]
 
 

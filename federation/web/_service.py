@@ -63,12 +63,14 @@ from ._signin import (
     check_response_issuer,
     finish_sign_in,
     id_token_of,
+    read_userinfo,
     sign_in_clients,
     spent_state_claim,
     spent_token_claim,
     start_sign_in,
     token_endpoint_failure,
     url_token_claim,
+    userinfo_endpoint,
 )
 
 if TYPE_CHECKING:
@@ -247,6 +249,25 @@ class LoginService:
             log.warning("sign-in with %s: the provider's metadata names another issuer", name)
             raise
         return metadata
+
+    async def _userinfo(
+        self, name: str, client: Any, metadata: Mapping[str, Any], answer: Any
+    ) -> dict[str, Any]:
+        """The provider's UserInfo response for the access token of ``answer`` (``login.userinfo``)."""
+        url = userinfo_endpoint(metadata)
+        try:
+            response = await client.get(url, token=answer, headers={"accept": "application/json"})
+        except Exception as exc:  # httpx errors, a refused answer size: the provider, not the user
+            log.warning("sign-in with %s: the UserInfo endpoint failed (%s)", name, type(exc).__name__)
+            raise token_endpoint_failure(exc, name) from None
+        limits = self.bridge.config.limits
+        return read_userinfo(
+            response.status_code,
+            response.headers.get("content-type"),
+            response.content,
+            name,
+            limits.max_json_depth,
+        )
 
     @staticmethod
     def _unreachable(name: str, exc: Exception) -> KeySetUnavailable:
@@ -657,7 +678,12 @@ class LoginService:
             except Exception as exc:  # Authlib's OAuthError, httpx errors: the provider, not the user
                 log.warning("sign-in with %s: the token endpoint failed (%s)", name, type(exc).__name__)
                 raise token_endpoint_failure(exc, name) from None
-            verified = await self.bridge.averify(id_token_of(answer))
+            id_token = id_token_of(answer)
+            if self.sign_ins[name].userinfo:
+                userinfo = await self._userinfo(name, client, metadata, answer)
+                verified = await self.bridge._averify_signed_in(id_token, userinfo)
+            else:
+                verified = await self.bridge.averify(id_token)
             check_id_token(
                 verified,
                 data.get("nonce"),

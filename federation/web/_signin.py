@@ -32,7 +32,7 @@ from ..errors import (
     LoginRefused,
     WrongTokenType,
 )
-from ..spi import ProviderProfile, ResponseTooLarge, later, numeric_date
+from ..spi import ProviderProfile, ResponseTooLarge, StrictJSONError, later, loads_object, numeric_date
 from ._core import read_secret
 
 if TYPE_CHECKING:
@@ -48,12 +48,14 @@ __all__ = [
     "check_response_issuer",
     "finish_sign_in",
     "id_token_of",
+    "read_userinfo",
     "sign_in_clients",
     "spent_state_claim",
     "spent_token_claim",
     "start_sign_in",
     "token_endpoint_failure",
     "url_token_claim",
+    "userinfo_endpoint",
 ]
 
 
@@ -163,6 +165,8 @@ class SignInClient:
     profile: ProviderProfile | None = field(default=None, compare=False)
     #: ``login.max_age``: the oldest sign-in at the provider this one accepts (``auth_time``).
     max_age: int | None = None
+    #: ``login.userinfo``: the UserInfo response completes the id token's claims.
+    userinfo: bool = False
 
     def authorization_params(self) -> dict[str, str]:
         """What the authorization request asks beside the flow's own parameters."""
@@ -215,7 +219,14 @@ def sign_in_clients(bridge: Bridge, environ: Mapping[str, str] | None = None) ->
             field = f"issuers[{index}].login.client_secret"
             secret = read_secret(login.client_secret, field=field, base_dir=base, environ=environ).decode()
         clients[name] = SignInClient(
-            name, login.client_id, secret, tuple(login.scopes), discovery, profile, login.max_age
+            name,
+            login.client_id,
+            secret,
+            tuple(login.scopes),
+            discovery,
+            profile,
+            login.max_age,
+            login.userinfo,
         )
     return clients
 
@@ -377,8 +388,45 @@ def check_id_token(
 _SPENT_PAST_EXPIRY = 300
 
 
+def userinfo_endpoint(metadata: Mapping[str, object]) -> str:
+    """The UserInfo endpoint the provider's metadata names (``login.userinfo``); without
+    one the sign-in cannot complete as configured: ``LoginRefused`` (``provider_error``)."""
+    url = metadata.get("userinfo_endpoint")
+    if not isinstance(url, str) or not url:
+        raise LoginRefused(
+            "the identity provider's metadata names no userinfo_endpoint (login.userinfo)",
+            code="provider_error",
+        )
+    return url
+
+
+def read_userinfo(
+    status: int, content_type: str | None, body: bytes, name: str, max_depth: int
+) -> dict[str, Any]:
+    """The claims of a UserInfo response (OIDC Core §5.3.2: a JSON object, 200).
+
+    A 5xx is the provider unavailable (``KeySetUnavailable``, ``provider_unavailable``);
+    any other status, a signed or encrypted answer (``application/jwt``, not supported)
+    or a body that is not one strict JSON object is ``LoginRefused`` (``provider_error``).
+    """
+    if status >= 500:
+        failure = KeySetUnavailable("the identity provider cannot be reached; sign in again", issuer=name)
+        failure.code = "provider_unavailable"
+        raise failure
+    media = (content_type or "").split(";")[0].strip().lower()
+    if status != 200 or media != "application/json":
+        detail = "is signed or encrypted (not supported)" if media == "application/jwt" else "was refused"
+        raise LoginRefused(f"the identity provider's UserInfo response {detail}", code="provider_error")
+    try:
+        return loads_object(body, max_depth=max_depth)
+    except StrictJSONError:
+        raise LoginRefused(
+            "the identity provider's UserInfo response is not a JSON object", code="provider_error"
+        ) from None
+
+
 def token_endpoint_failure(exc: Exception, name: str) -> FederationError:
-    """What the provider's token endpoint failing means for a callback: the provider down
+    """What the provider's token (or UserInfo) endpoint failing means for a callback: the provider down
     or unreachable (a transport error, a 5xx) is ``KeySetUnavailable`` (503, code
     ``provider_unavailable``: sign in again later); an answer refusing the code is
     ``LoginRefused`` (403, ``provider_error``)."""

@@ -927,6 +927,57 @@ def test_max_age_asks_for_a_recent_sign_in_and_checks_auth_time(
         assert "federation_session" not in refused.headers.get("set-cookie", "")
 
 
+def test_login_userinfo_completes_the_id_tokens_claims(make_web_env: Any) -> None:
+    """OIDC Core §5.3: with login.userinfo the UserInfo response adds what the id token lacks
+    (a provider that puts email only there), never replacing a claim the token carries."""
+    env = make_web_env(login={"userinfo": True})
+    env.idp.approve("alice", userinfo={"email": "alice@example.test", "email_verified": True})
+    assert browser_login(env).status_code == 303
+    assert env.client.get("/me").json()["user"]["email"] == "alice@example.test"
+    (asked,) = env.idp.requests_to("userinfo")
+    token = env.idp.requests_to("token")
+    assert asked.headers["authorization"].startswith("Bearer ") and token
+
+    env.idp.approve("bob", email="bob@example.test", email_verified=True, userinfo={"email": "x@evil.test"})
+    other = TestClient(env.app, base_url=APP, follow_redirects=False)
+    assert browser_login(env, client=other).status_code == 303
+    assert other.get("/me").json()["user"]["email"] == "bob@example.test"  # the signed claim stands
+
+
+def test_without_login_userinfo_the_endpoint_is_never_asked(web_env: WebEnv) -> None:
+    web_env.idp.approve("alice", userinfo={"email": "alice@example.test", "email_verified": True})
+    assert browser_login(web_env).status_code == 303
+    assert web_env.client.get("/me").json()["user"]["email"] is None
+    assert web_env.idp.requests_to("userinfo") == []
+
+
+@pytest.mark.parametrize(
+    ("trouble", "status", "error"),
+    [
+        ({"userinfo": {"sub": "mallory"}}, 401, "userinfo_subject_mismatch"),
+        ({"outage": {"status": 503}}, 503, "provider_unavailable"),
+        ({"outage": {"status": 401}}, 403, "provider_error"),
+        ({"outage": {"body": b"[1]"}}, 403, "provider_error"),
+        ({"outage": {"timeout": True}}, 503, "provider_unavailable"),
+    ],
+    ids=["another-sub", "down", "token-refused", "not-an-object", "timeout"],
+)
+def test_a_userinfo_failure_ends_the_sign_in_without_a_session(
+    make_web_env: Any, trouble: dict[str, Any], status: int, error: str
+) -> None:
+    env = make_web_env(login={"userinfo": True})
+    env.idp.approve("alice", userinfo=trouble.get("userinfo", {"email": "alice@example.test"}))
+    start = env.client.get("/login/mock")
+    answer = env.idp.client().get(start.headers["location"])
+    if "outage" in trouble:
+        env.idp.outage(**trouble["outage"], only="userinfo")
+    refused = env.client.get(answer.headers["location"].removeprefix(APP))
+    assert refused.status_code == status, refused.text
+    assert refused.json()["error"] == error
+    assert "federation_session" not in refused.headers.get("set-cookie", "")
+    assert env.bridge.store.users() == []
+
+
 def test_without_max_age_nothing_asks_for_auth_time(web_env: WebEnv, federation_clock: Any) -> None:
     start = web_env.client.get("/login/mock")
     assert "max_age" not in parse_qs(urlsplit(start.headers["location"]).query)

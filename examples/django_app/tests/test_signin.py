@@ -136,6 +136,27 @@ def test_max_age_asks_for_a_recent_sign_in(
     assert "_auth_user_id" not in client.session
 
 
+def test_login_userinfo_completes_the_id_tokens_claims(
+    client: Client, bridge: Bridge, idp: MockIdP, settings: Any
+) -> None:
+    """login.userinfo: a provider that leaves email out of its id tokens still gives one."""
+    from federation.django import reset_bridge
+
+    settings.FEDERATION["config"]["issuers"][0]["login"]["userinfo"] = True
+    reset_bridge()
+    idp.approve("ada", userinfo={"email": "ada@example.com", "email_verified": True})
+    done = sign_in(client, idp)
+    assert done.status_code == 302, done.content
+    assert client.get("/whoami").json()["email"] == "ada@example.com"
+    (asked,) = idp.requests_to("userinfo")
+    assert asked.headers["authorization"].startswith("Bearer ")
+
+    idp.approve("ada", userinfo={"sub": "someone-else", "email": "eve@example.com"})
+    refused = sign_in(Client(), idp)
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "userinfo_subject_mismatch"
+
+
 def test_a_provider_refusal_is_403(client: Client, bridge: Bridge, idp: MockIdP) -> None:
     idp.deny("access_denied")
     done = sign_in(client, idp)
