@@ -181,6 +181,13 @@ class KeyRef(BaseModel):
     file: str | None = Field(None, min_length=1)
     env: str | None = Field(None, min_length=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _not_inline(cls, value: Any) -> Any:
+        if isinstance(value, str):  # a secret written into the config itself: say where it goes
+            raise ValueError("give it as {env: VARIABLE} or {file: path}, not written into the config")
+        return value
+
     @model_validator(mode="after")
     def _exactly_one(self) -> KeyRef:
         if (self.file is None) == (self.env is None):

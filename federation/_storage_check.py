@@ -100,4 +100,7 @@ def describe_storage_failure(exc: StorageError, url: URL | None) -> str:
     where = f"database {url.database!r}" if url.database else "the database"
     if url.get_backend_name() != "sqlite":
         where += f" at {display_url(url._replace(database=None))}"
-    return f"{where}: {message}" + (f"; the driver said: {said}" if said else "")
+    hint = ""
+    if type(driver).__name__ == "InvalidSchemaName":  # PostgreSQL: search_path names no schema that exists
+        hint = " (the schema the search_path names does not exist: create it first, CREATE SCHEMA <name>)"
+    return f"{where}: {message}" + (f"; the driver said: {said}" if said else "") + hint

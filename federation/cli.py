@@ -53,6 +53,7 @@ from .errors import (
     KeySetUnavailable,
     LoginRefused,
     MalformedToken,
+    MissingToken,
     StorageError,
     TokenTooLarge,
 )
@@ -184,10 +185,15 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+_NO_TOKEN = "no token given: pass it as an argument, or pipe it in (federation verify -c FILE -)"
+
+
 def _token_from_stdin() -> str:
     """The token piped in, read up to a bound: stdin may be a device or a stream that never ends."""
     if sys.stdin is None:  # started with stdin closed (`<&-`): Python sets it to None
         raise ConfigError("standard input is closed: give the token as an argument")
+    if sys.stdin.isatty():  # nothing piped in: reading would wait for a token typed by hand
+        raise MissingToken(_NO_TOKEN)
     try:
         text = sys.stdin.read(_MAX_STDIN_TOKEN + 1)
     except UnicodeDecodeError:  # a token is ASCII: this is not one
@@ -197,6 +203,8 @@ def _token_from_stdin() -> str:
         raise ConfigError(f"cannot read the token from standard input ({reason})") from None
     if len(text) > _MAX_STDIN_TOKEN:
         raise TokenTooLarge("token exceeds the size limit")
+    if not text.strip():
+        raise MissingToken(_NO_TOKEN)
     return text.strip()
 
 
@@ -417,8 +425,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _keys_generate(args: argparse.Namespace, out: TextIO) -> int:
-    from .sessions import SessionKeyRing, generate_private_key_pem  # joserfc: only when asked
+    from .sessions import SESSION_ALGORITHMS, SessionKeyRing, generate_private_key_pem  # joserfc: when asked
 
+    if args.alg not in SESSION_ALGORITHMS:  # the flag's own words, not the config field's
+        shared = (
+            " (HS256 sessions use a shared secret: sessions.secret, no key file)"
+            if args.alg == "HS256"
+            else ""
+        )
+        raise ConfigError(f"--alg must be one of {', '.join(SESSION_ALGORITHMS)}{shared}")
     pem = generate_private_key_pem(args.alg)
     kid = SessionKeyRing.from_pems(args.alg, [pem]).signing_key.kid
     if not args.out or args.out.endswith(("/", os.sep)):

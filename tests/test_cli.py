@@ -195,6 +195,21 @@ def test_verify_reads_standard_input(
     assert code == 0 and json.loads(text)["token_type"] == "id"
 
 
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("stdin", ["", "  \n", "terminal"])
+def test_verify_without_a_token_says_so(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stdin: str
+) -> None:
+    monkeypatch.setattr("sys.stdin", _Terminal("never read") if stdin == "terminal" else io.StringIO(stdin))
+    code, _ = run("verify", "-c", str(config_file))
+    assert code == 1
+    assert "no token given" in capsys.readouterr().err
+
+
 def test_verify_rejects(pool: MockIdP, config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pool:
         code, text = run("verify", "-c", str(config_file), pool.mint(token_use="refresh"))

@@ -174,6 +174,14 @@ def test_unknown_key_inside_keys(tmp_path: Path) -> None:
     assert_points_at(err, path, text, "tll:", "keys.tll")
 
 
+def test_a_secret_written_into_the_config_says_where_it_goes(tmp_path: Path) -> None:
+    text = ISSUER + "    login:\n      client_id: app\n      client_secret: s3cr3t-value\n"
+    err, path = load_error(tmp_path, text)
+    assert_points_at(err, path, text, "client_secret:", "issuers[0].login.client_secret")
+    assert "{env: VARIABLE} or {file: path}" in str(err)
+    assert "s3cr3t-value" not in str(err)
+
+
 def test_wrong_type(tmp_path: Path) -> None:
     text = ISSUER + "leeway: abc\n"
     err, path = load_error(tmp_path, text)

@@ -689,3 +689,26 @@ def test_keys_generate_escapes_its_path_and_names_the_real_fault(
     assert "not overwritten" not in capsys.readouterr().err  # said of a path whose folder is a file
     assert run("keys", "generate", "--out", "")[0] == 2
     assert "--out must name a file" in capsys.readouterr().err
+
+
+def test_keys_generate_names_its_flag_for_an_algorithm_it_cannot_make(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for alg, hint in (("HS256", "sessions.secret"), ("none", "ES256")):
+        assert run("keys", "generate", "--alg", alg, "--out", str(tmp_path / "k.pem"))[0] == 2
+        err = capsys.readouterr().err
+        assert "--alg must be one of" in err and hint in err
+        assert "sessions.algorithm" not in err
+    assert not (tmp_path / "k.pem").exists()
+
+
+def test_db_init_in_a_schema_that_does_not_exist_says_to_create_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    postgres_or_skip()
+    url = POSTGRES_URL + "?options=-csearch_path%3Dno_such_schema_here"
+    path = write_config(tmp_path, storage=url)
+    assert run("db", "init", "-c", str(path))[0] == 3
+    err = capsys.readouterr().err
+    no_traceback(err)
+    assert "InvalidSchemaName" in err and "CREATE SCHEMA" in err
