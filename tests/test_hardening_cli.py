@@ -691,17 +691,6 @@ def test_keys_generate_escapes_its_path_and_names_the_real_fault(
     assert "--out must name a file" in capsys.readouterr().err
 
 
-def test_keys_generate_names_its_flag_for_an_algorithm_it_cannot_make(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    for alg, hint in (("HS256", "sessions.secret"), ("none", "ES256")):
-        assert run("keys", "generate", "--alg", alg, "--out", str(tmp_path / "k.pem"))[0] == 2
-        err = capsys.readouterr().err
-        assert "--alg must be one of" in err and hint in err
-        assert "sessions.algorithm" not in err
-    assert not (tmp_path / "k.pem").exists()
-
-
 def test_db_init_in_a_schema_that_does_not_exist_says_to_create_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
