@@ -155,7 +155,7 @@ def test_read_userinfo_takes_one_strict_json_object() -> None:
         (503, "text/plain", b"down", KeySetUnavailable, "cannot be reached"),
         (401, "application/json", b'{"error":"invalid_token"}', LoginRefused, "refused"),
         (200, "application/jwt", b"e30.e30.", LoginRefused, "signed or encrypted"),
-        (200, "text/html", b"<html>", LoginRefused, "refused"),
+        (200, "text/html", b"<html>", LoginRefused, "not JSON"),
         (200, "application/json", b"[1]", LoginRefused, "not a JSON object"),
         (200, "application/json", b'{"sub":"a","sub":"b"}', LoginRefused, "not a JSON object"),
         (200, "application/json", b'{"a":' * 40 + b"1" + b"}" * 40, LoginRefused, "not a JSON object"),
@@ -182,3 +182,17 @@ def test_a_provider_without_a_userinfo_endpoint_cannot_complete_a_userinfo_sign_
             userinfo_endpoint(metadata)
         assert caught.value.code == "provider_error"
         assert "login.userinfo" in str(caught.value)
+
+
+def test_the_access_token_goes_to_a_userinfo_endpoint_over_tls_only() -> None:
+    loopback = {"userinfo_endpoint": "http://127.0.0.1:3901/me"}
+    assert userinfo_endpoint(loopback, allow_loopback_http=True) == "http://127.0.0.1:3901/me"
+    for metadata, allow in (
+        (loopback, False),
+        ({"userinfo_endpoint": "http://idp.example/userinfo"}, True),
+        ({"userinfo_endpoint": "http://127.1/userinfo"}, True),  # not a standard loopback spelling
+        ({"userinfo_endpoint": "ftp://idp.example/userinfo"}, True),
+    ):
+        with pytest.raises(LoginRefused) as caught:
+            userinfo_endpoint(metadata, allow_loopback_http=allow)
+        assert "not an https URL" in str(caught.value)

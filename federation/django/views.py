@@ -186,7 +186,7 @@ def _oauth_client(entry: SignInClient, redirect_uri: str) -> Any:
 
 def _userinfo(client: Any, entry: SignInClient, endpoints: dict[str, Any], bridge: Any) -> dict[str, Any]:
     """The provider's UserInfo response for the access token ``client`` now holds (``login.userinfo``)."""
-    url = userinfo_endpoint(endpoints)
+    url = userinfo_endpoint(endpoints, allow_loopback_http=bridge.config.keys.allow_loopback_http)
     try:
         response = client.get(url, headers={"accept": "application/json"})
     except Exception as exc:  # httpx errors, a refused answer size: the provider, not the user

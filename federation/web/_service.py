@@ -254,7 +254,7 @@ class LoginService:
         self, name: str, client: Any, metadata: Mapping[str, Any], answer: Any
     ) -> dict[str, Any]:
         """The provider's UserInfo response for the access token of ``answer`` (``login.userinfo``)."""
-        url = userinfo_endpoint(metadata)
+        url = userinfo_endpoint(metadata, allow_loopback_http=self.bridge.config.keys.allow_loopback_http)
         try:
             response = await client.get(url, token=answer, headers={"accept": "application/json"})
         except Exception as exc:  # httpx errors, a refused answer size: the provider, not the user

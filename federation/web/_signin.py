@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from ..config import is_loopback_url
 from ..errors import (
     ConfigError,
     FederationError,
@@ -388,13 +389,22 @@ def check_id_token(
 _SPENT_PAST_EXPIRY = 300
 
 
-def userinfo_endpoint(metadata: Mapping[str, object]) -> str:
-    """The UserInfo endpoint the provider's metadata names (``login.userinfo``); without
-    one the sign-in cannot complete as configured: ``LoginRefused`` (``provider_error``)."""
+def userinfo_endpoint(metadata: Mapping[str, object], *, allow_loopback_http: bool = False) -> str:
+    """The UserInfo endpoint the provider's metadata names (``login.userinfo``), where the
+    access token may go: ``https``, or ``http`` to a loopback host with
+    ``keys.allow_loopback_http`` (RFC 6750 §5.3: a bearer token travels over TLS only).
+    Without one the sign-in cannot complete as configured: ``LoginRefused``
+    (``provider_error``)."""
     url = metadata.get("userinfo_endpoint")
     if not isinstance(url, str) or not url:
         raise LoginRefused(
             "the identity provider's metadata names no userinfo_endpoint (login.userinfo)",
+            code="provider_error",
+        )
+    scheme = url.partition(":")[0].lower()
+    if not (scheme == "https" or (scheme == "http" and allow_loopback_http and is_loopback_url(url))):
+        raise LoginRefused(
+            "the identity provider's userinfo_endpoint is not an https URL (login.userinfo)",
             code="provider_error",
         )
     return url
@@ -413,9 +423,13 @@ def read_userinfo(
         failure = KeySetUnavailable("the identity provider cannot be reached; sign in again", issuer=name)
         failure.code = "provider_unavailable"
         raise failure
+    if status != 200:
+        raise LoginRefused(
+            f"the identity provider refused the UserInfo request (HTTP {status})", code="provider_error"
+        )
     media = (content_type or "").split(";")[0].strip().lower()
-    if status != 200 or media != "application/json":
-        detail = "is signed or encrypted (not supported)" if media == "application/jwt" else "was refused"
+    if media != "application/json":
+        detail = "is signed or encrypted (not supported)" if media == "application/jwt" else "is not JSON"
         raise LoginRefused(f"the identity provider's UserInfo response {detail}", code="provider_error")
     try:
         return loads_object(body, max_depth=max_depth)
