@@ -246,9 +246,10 @@ class Verifier:
     ) -> VerifiedToken:
         """:meth:`finish`, then the claims completed by the provider's UserInfo response
         (``_oidc_userinfo``): every rule and the profile's checks judge the token's own
-        claims; the identity and :attr:`VerifiedToken.claims` are read from both."""
+        claims; the identity and :attr:`VerifiedToken.claims` are read from both, and the
+        identity key stays the token's."""
         verified = self.finish(jws, route, key)
-        claims = merge_userinfo(verified.claims, userinfo, self._limits.max_claims)
+        claims = merge_userinfo(verified.claims, userinfo)
         context = make_token_context(
             route.issuer,
             jws.header,
@@ -259,7 +260,12 @@ class Verifier:
             self._leeway,
             self._limits.max_audiences,
         )
-        return replace(verified, claims=MappingProxyType(claims), identity=route.profile.identity(context))
+        identity = route.profile.identity(context)
+        if identity.key != verified.identity.key:  # a profile reading a standard claim into its key
+            raise InvalidToken(
+                "the UserInfo response would change which user this is", code="userinfo_invalid"
+            )
+        return replace(verified, claims=MappingProxyType(claims), identity=identity)
 
     def finish_logout(self, jws: CompactJWS, route: Route, key: VerificationKey) -> LogoutToken:
         """Verify a back-channel logout token's signature, then its rules (``_oidc_logout``)."""

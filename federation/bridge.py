@@ -31,16 +31,23 @@ from ._keys import KeySource, StaticKeySet
 from ._keys._connect import ConnectPolicy, guarded_async_transport, guarded_transport
 from ._keys._source import AsyncClientOption, IssuerKeySource
 from ._rfc7515 import Limits
+from ._rfc7517 import VerificationKey
 from ._verify import Route, VerifiedToken, Verifier
 from .config import BridgeConfig, load_config
-from .errors import BadSignature, ConfigError, InvalidToken, KeySetUnavailable, WrongTokenType
+from .errors import (
+    BadSignature,
+    ConfigError,
+    FederationError,
+    InvalidToken,
+    KeySetUnavailable,
+    WrongTokenType,
+)
 from .events import EventSink, log_event
 
 if TYPE_CHECKING:
     from ._oidc_logout import LogoutToken
     from ._profile import ProviderProfile
     from ._rfc7515 import CompactJWS
-    from ._rfc7517 import VerificationKey
     from ._rfc7519 import TokenType
     from ._sessions._service import Principal, Session, SessionService
     from ._sessions._tokens import SessionTokens
@@ -309,7 +316,12 @@ class Bridge:
         """``key`` failed the signature: once more with the key the source now publishes in its
         place (an issuer that replaced a key under the same kid), if it renews keys and has one."""
         renew = getattr(self._source(route), "renew_key", None)
-        renewed = renew(jws.kid, jws.alg, key) if renew is not None else None
+        try:
+            renewed = renew(jws.kid, jws.alg, key) if renew is not None else None
+        except FederationError:
+            raise
+        except Exception:  # an application's source failing: the signature's verdict stands
+            renewed = None
         return self._finish_renewed(jws, route, renewed, failure, finish)
 
     async def _arenewed(
@@ -322,7 +334,12 @@ class Bridge:
     ) -> _Verified:
         """Async twin of :meth:`_renewed`."""
         renew = getattr(self._source(route), "arenew_key", None)
-        renewed = await renew(jws.kid, jws.alg, key) if renew is not None else None
+        try:
+            renewed = await renew(jws.kid, jws.alg, key) if renew is not None else None
+        except FederationError:
+            raise
+        except Exception:  # an application's source failing: the signature's verdict stands
+            renewed = None
         return self._finish_renewed(jws, route, renewed, failure, finish)
 
     @staticmethod
@@ -333,8 +350,8 @@ class Bridge:
         failure: BadSignature,
         finish: Callable[[CompactJWS, Route, VerificationKey], _Verified],
     ) -> _Verified:
-        if renewed is None:
-            raise failure
+        if not isinstance(renewed, VerificationKey) or renewed.kid != jws.kid:
+            raise failure  # none, or not a key for this token's kid (an application's source)
         try:
             return finish(jws, route, renewed)
         except InvalidToken as exc:

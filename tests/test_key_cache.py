@@ -675,6 +675,26 @@ def test_a_bad_signature_while_the_refetch_fails_stays_a_bad_signature(
     assert jwks_requests(idp) == 2
 
 
+def test_forged_signatures_buy_no_extra_attempt_while_the_issuer_fails(
+    idp: MockIdP, bridge: Bridge, clock: FrozenClock, check: Check
+) -> None:
+    good = idp.mint(lifetime=7200)
+    check(bridge, good)
+    forged = idp.mint(key=generate_signing_key("RS256", kid=idp.key_for().kid), lifetime=7200)
+    clock.advance(MAX_AGE)  # the set expires while the issuer is down
+    idp.outage(503)
+    per_window = []
+    for _ in range(4):
+        before = jwks_requests(idp)
+        check(bridge, good)  # stale-if-error: the held set serves, one attempt per cooldown
+        for _ in range(5):
+            with pytest.raises(BadSignature):
+                check(bridge, forged)
+        per_window.append(jwks_requests(idp) - before)
+        clock.advance(COOLDOWN)
+    assert per_window == [1, 1, 1, 1]
+
+
 def test_a_kid_that_now_names_another_type_of_key_is_not_retried(
     idp: MockIdP, bridge: Bridge, check: Check
 ) -> None:

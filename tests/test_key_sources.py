@@ -230,6 +230,49 @@ def test_an_injected_source_that_renews_keys_is_asked_once_per_failed_signature(
     assert len(source.asked) == 4
 
 
+class FaultySource(CountingSource):
+    """A source whose renewal fails, or hands back something that is not this token's key."""
+
+    def __init__(self, inner: StaticKeySet, answer: object) -> None:
+        super().__init__(inner)
+        self.answer = answer
+
+    def renew_key(self, kid: str | None, alg: str, rejected: VerificationKey) -> Any:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def arenew_key(self, kid: str | None, alg: str, rejected: VerificationKey) -> Any:
+        return self.renew_key(kid, alg, rejected)  # not even a coroutine function
+
+
+def test_a_faulty_renewal_leaves_the_signatures_verdict_standing() -> None:
+    idp = MockIdP()
+    other = MockIdP(issuer="https://other.example")
+    before = StaticKeySet.from_jwks(idp.jwks())
+    kid = idp.key_for().kid
+    idp.replace_key()
+    token = idp.mint(sub="after")
+    foreign = StaticKeySet.from_jwks(other.jwks()).get_key(other.key_for().kid, "RS256")
+    for answer in (RuntimeError("boom"), "junk", 42, foreign):
+        source = FaultySource(before, answer)
+        bridge = Bridge.from_dict(idp.bridge_config(), key_sources={idp.issuer: source})
+        with pytest.raises(BadSignature):
+            bridge.verify(token)
+        with pytest.raises(BadSignature):
+            asyncio.run(bridge.averify(token))
+    assert foreign.kid != kid
+    # A key of another kid, even one that signs: never used for this token's kid.
+    forged = other.mint(iss=idp.issuer, aud=idp.audience, kid=kid)
+    bridge = Bridge.from_dict(idp.bridge_config(), key_sources={idp.issuer: FaultySource(before, foreign)})
+    with pytest.raises(BadSignature):
+        bridge.verify(forged)
+    source = FaultySource(before, KeySetUnavailable("down", issuer=idp.issuer))
+    bridge = Bridge.from_dict(idp.bridge_config(), key_sources={idp.issuer: source})
+    with pytest.raises(KeySetUnavailable):  # a typed error of the source's own passes through
+        bridge.verify(token)
+
+
 # -- jwks_file: in YAML -----------------------------------------------------------------------
 
 

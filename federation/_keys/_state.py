@@ -174,9 +174,13 @@ class KeyCacheState:
         key = self._replacement(kid, alg, rejected)
         if key is not None:
             return key
-        if in_flight() or self.cooldown.allowed(now):
+        if in_flight():
             return Miss.FORCED
-        return Miss.RATE_LIMITED
+        if self.stale.backing_off(now) or not self.cooldown.allowed(now):
+            # A failing issuer is retried once per cooldown whatever asks, as in lookup(): a
+            # forged signature must not buy a second attempt in the same window.
+            return Miss.RATE_LIMITED
+        return Miss.FORCED
 
     def renewed_after_fetch(
         self, kid: str | None, alg: str, rejected: VerificationKey
