@@ -350,7 +350,7 @@ class Bridge:
         failure: BadSignature,
         finish: Callable[[CompactJWS, Route, VerificationKey], _Verified],
     ) -> _Verified:
-        if not isinstance(renewed, VerificationKey) or renewed.kid != jws.kid:
+        if not isinstance(renewed, VerificationKey) or (jws.kid is not None and renewed.kid != jws.kid):
             raise failure  # none, or not a key for this token's kid (an application's source)
         try:
             return finish(jws, route, renewed)

@@ -675,6 +675,16 @@ def test_a_bad_signature_while_the_refetch_fails_stays_a_bad_signature(
     assert jwks_requests(idp) == 2
 
 
+def test_a_kid_less_token_verifies_after_its_issuers_only_key_is_replaced(
+    idp: MockIdP, bridge: Bridge, check: Check
+) -> None:
+    check(bridge, idp.mint(headers={"kid": None}))
+    idp.replace_key()
+    verified = check(bridge, idp.mint(sub="kid-less", headers={"kid": None}))
+    assert verified.subject == "kid-less" and verified.key_id is None
+    assert jwks_requests(idp) == 2
+
+
 def test_forged_signatures_buy_no_extra_attempt_while_the_issuer_fails(
     idp: MockIdP, bridge: Bridge, clock: FrozenClock, check: Check
 ) -> None:
