@@ -168,8 +168,9 @@ class KeyCacheState:
         An issuer may replace a key under the same ``kid`` (a development IdP restarted without
         its keys, a hand-made rotation): the cached key then fails every new token until its
         TTL. Such a failure is answered like an unknown kid: ``FORCED`` when the cooldown allows
-        a refetch or one is in flight to join, else ``RATE_LIMITED``, so forged signatures under
-        a known kid cost at most one refetch per cooldown as random kids do.
+        a refetch (and the issuer is not failing within its window) or one is in flight to
+        join, else ``RATE_LIMITED``, so forged signatures under a known kid cost at most one
+        refetch per cooldown as random kids do.
         """
         key = self._replacement(kid, alg, rejected)
         if key is not None:
