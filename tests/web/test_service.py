@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,7 +15,7 @@ from starlette.testclient import TestClient
 from webenv import ADMIN_KEY, ADMIN_MAPPING, APP, REGISTRATION_KEY, WebEnv
 
 from federation.errors import ConfigError
-from federation.storage import SQLStore
+from federation.storage import MemoryStore, NewUser, SQLStore
 from federation.web import MAX_OPEN_SIGN_INS, SIGN_IN_MAX_AGE, create_app
 
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -942,6 +943,34 @@ def test_login_userinfo_completes_the_id_tokens_claims(make_web_env: Any) -> Non
     other = TestClient(env.app, base_url=APP, follow_redirects=False)
     assert browser_login(env, client=other).status_code == 303
     assert other.get("/me").json()["user"]["email"] == "bob@example.test"  # the signed claim stands
+
+
+def test_map_03_a_userinfo_email_verified_never_links_the_id_tokens_email(make_web_env: Any) -> None:
+    """The id token carries an address with no email_verified, and the UserInfo response
+    vouches for another one: with linking on, the victim's account stays out of reach."""
+    store = MemoryStore()
+    now = datetime.now(timezone.utc)
+    with store.transaction() as tx:
+        victim = tx.insert_user(
+            NewUser(None, "victim@corp.example", True, "Victim", frozenset(), {}, "active", now, now, None)
+        )
+    env = make_web_env(
+        store=store,
+        login={"userinfo": True},
+        entry={"trust_email": True},
+        top={"provisioning": {"link_by_email": True}},
+    )
+    env.idp.approve(
+        "mallory",
+        email="victim@corp.example",
+        email_verified=None,
+        userinfo={"email": "mallory@own.example", "email_verified": True},
+    )
+    refused = browser_login(env)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"] == "link_refused"
+    assert env.client.get("/me").status_code == 401
+    assert [u.id for u in store.users()] == [victim]
 
 
 def test_without_login_userinfo_the_endpoint_is_never_asked(web_env: WebEnv) -> None:

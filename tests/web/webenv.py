@@ -83,7 +83,11 @@ def build_env(
     store: Any = None,
     issuers: list[dict[str, Any]] | None = None,
     login: dict[str, Any] | None = None,
+    entry: dict[str, Any] | None = None,
+    top: dict[str, Any] | None = None,
 ) -> WebEnv:
+    """A login service over a mock issuer; ``entry`` is merged into its issuer entry and
+    ``top`` into the config (``provisioning:``, ...)."""
     idp = MockIdP(audience=CLIENT_ID, clock=clock)
     idp.register_client(CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uris=[f"{base_url}/callback/mock"])
     environ = {
@@ -102,7 +106,8 @@ def build_env(
             **(web or {}),
         },
     )
-    config["issuers"][0]["name"] = "mock"
+    config["issuers"][0].update(name="mock", **(entry or {}))
+    config.update(top or {})
     config["issuers"][0]["login"] = {
         "client_id": CLIENT_ID,
         "client_secret": {"env": "CLIENT_SECRET"},
