@@ -420,9 +420,7 @@ def read_userinfo(
     or a body that is not one strict JSON object is ``LoginRefused`` (``provider_error``).
     """
     if status >= 500:
-        failure = KeySetUnavailable("the identity provider cannot be reached; sign in again", issuer=name)
-        failure.code = "provider_unavailable"
-        raise failure
+        raise _provider_unavailable(name)
     if status != 200:
         raise LoginRefused(
             f"the identity provider refused the UserInfo request (HTTP {status})", code="provider_error"
@@ -439,6 +437,13 @@ def read_userinfo(
         ) from None
 
 
+def _provider_unavailable(name: str) -> KeySetUnavailable:
+    """The provider down or unreachable mid-sign-in: 503, code ``provider_unavailable``."""
+    failure = KeySetUnavailable("the identity provider cannot be reached; sign in again", issuer=name)
+    failure.code = "provider_unavailable"
+    return failure
+
+
 def token_endpoint_failure(exc: Exception, name: str) -> FederationError:
     """What the provider's token (or UserInfo) endpoint failing means for a callback: the provider down
     or unreachable (a transport error, a 5xx) is ``KeySetUnavailable`` (503, code
@@ -451,9 +456,7 @@ def token_endpoint_failure(exc: Exception, name: str) -> FederationError:
     if isinstance(exc, httpx.TransportError) or (
         isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
     ):
-        failure = KeySetUnavailable("the identity provider cannot be reached; sign in again", issuer=name)
-        failure.code = "provider_unavailable"
-        return failure
+        return _provider_unavailable(name)
     return LoginRefused("the identity provider did not complete the sign-in", code="provider_error")
 
 
