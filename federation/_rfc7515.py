@@ -64,26 +64,38 @@ def _decode_matched(segment: str) -> bytes:
     """
     # Characters of the standard alphabet and padding would pass the standard decoder.
     if "+" in segment or "/" in segment or "=" in segment:
-        raise MalformedToken(_NOT_BASE64URL)
+        raise _not_base64url(segment)
     rem = len(segment) % 4
     if rem:
+        # A foreign character (a space after 'Bearer', a line break) is named first: it,
+        # not the length or the last character, is what the caller has to fix.
         if rem == 1:
-            raise MalformedToken("segment has an impossible base64url length")
+            raise _not_base64url(segment, "segment has an impossible base64url length")
         # Canonical form: the bits past the last full byte must be zero. (A character
         # outside the alphabet maps to 0 here and is refused by the decoder below.)
         unused_mask = 0x0F if rem == 2 else 0x03
         if _INDEX.get(segment[-1], 0) & unused_mask:
-            raise MalformedToken("segment is not canonical base64url")
+            raise _not_base64url(segment, "segment is not canonical base64url")
     try:
         std = segment.encode("ascii").translate(_TO_STD) + _PADDING[rem]
         if _HAS_STRICT_MODE:
             return binascii.a2b_base64(std, strict_mode=True)  # type: ignore[call-arg]
     except (UnicodeEncodeError, binascii.Error):
-        raise MalformedToken(_NOT_BASE64URL) from None
+        raise _not_base64url(segment) from None
     # Python 3.10 has no strict mode (the lenient decoder skips foreign characters).
     if _B64URL.fullmatch(segment) is None:
-        raise MalformedToken(_NOT_BASE64URL)
+        raise _not_base64url(segment)
     return binascii.a2b_base64(std)
+
+
+def _not_base64url(segment: str, otherwise: str = "") -> MalformedToken:
+    """The refusal of a segment that is not canonical base64url, naming the likely mistake
+    (never the segment's content): whitespace, then a foreign character, then ``otherwise``."""
+    if _B64URL.fullmatch(segment) is None:
+        if any(c.isspace() for c in segment):
+            return MalformedToken(_WHITESPACE)
+        return MalformedToken(_NOT_BASE64URL)
+    return MalformedToken(otherwise or _NOT_BASE64URL)
 
 
 # The public decoder's own reference to the shared tail: a wrapper installed around
@@ -107,6 +119,9 @@ _TO_STD = bytes.maketrans(b"-_", b"+/")
 _HAS_STRICT_MODE = sys.version_info >= (3, 11)  # binascii.a2b_base64(strict_mode=...)
 _PADDING = (b"", b"", b"==", b"=")  # by length % 4 (1 is refused before)
 _NOT_BASE64URL = "token segments are empty or not base64url"
+_WHITESPACE = (
+    "token contains whitespace: pass the token alone, without a scheme such as 'Bearer ' or line breaks"
+)
 _HEADER_CACHE_SIZE = 64
 
 
@@ -148,7 +163,7 @@ def _check_header(header: dict[str, Any], limits: Limits) -> tuple[str, str | No
     if "crit" in header:
         # RFC 7515 §4.1.11: the recipient must understand every listed extension.
         # A JWT verifier understands none (b64 in particular is refused below).
-        raise MalformedToken("header lists critical extensions this verifier does not support")
+        raise MalformedToken("header carries 'crit' (critical extensions); this verifier supports none")
     if "b64" in header:
         raise MalformedToken("unencoded payloads (RFC 7797) are not accepted")
     if not _JWE_ONLY.isdisjoint(header):

@@ -180,8 +180,13 @@ def check_claims(claims: Mapping[str, Any], policy: ClaimsPolicy, token_type: To
             raise InvalidClaim("'nbf' is after 'exp'", claim="nbf", issuer=policy.issuer)
         if now + leeway < nbf:
             raise TokenNotYetValid("the token is not valid yet", issuer=policy.issuer)
-    if iat is not None and now + leeway < iat:
-        raise IssuedInFuture("the token was issued in the future", issuer=policy.issuer)
+    if iat is not None:
+        if now + leeway < iat:
+            raise IssuedInFuture("the token was issued in the future", issuer=policy.issuer)
+        if iat > exp:  # issued after it expired: no issuer mints that (as 'nbf' after 'exp')
+            raise InvalidClaim("'iat' is after 'exp'", claim="iat", issuer=policy.issuer)
+    if "jti" in claims and type(claims["jti"]) is not str:  # RFC 7519 §4.1.7: a string
+        raise InvalidClaim("'jti' is not a string", claim="jti", issuer=policy.issuer)
     audiences = policy.audiences
     if audiences is not None:
         aud = claims.get("aud")

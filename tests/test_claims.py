@@ -245,6 +245,30 @@ def test_iat_of_the_wrong_type_is_an_invalid_claim(
     invalid_claim(verify, bridge, with_claims(idp, iat=value), "iat")
 
 
+def test_iat_after_exp_is_an_invalid_claim(verify: Verify, idp: MockIdP, bridge: Bridge) -> None:
+    # Issued after it expired, both within the leeway of now: no issuer mints that.
+    invalid_claim(verify, bridge, with_claims(idp, iat=NOW + 30, exp=NOW + 29), "iat")
+    assert verify(bridge, with_claims(idp, iat=NOW + 30, exp=NOW + 30)).claims["iat"] == NOW + 30
+
+
+# -- jti --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", [5, None, ["a"], {"a": 1}, True], ids=["number", "null", "array", "object", "bool"]
+)
+def test_jti_of_the_wrong_type_is_an_invalid_claim(
+    verify: Verify, shared: tuple[MockIdP, Bridge], value: object
+) -> None:
+    idp, bridge = shared  # RFC 7519 §4.1.7: a case-sensitive string
+    invalid_claim(verify, bridge, with_claims(idp, jti=value), "jti")
+
+
+def test_string_jti_is_accepted(verify: Verify, shared: tuple[MockIdP, Bridge]) -> None:
+    idp, bridge = shared
+    assert verify(bridge, idp.mint(jti="ID.a1")).claims["jti"] == "ID.a1"
+
+
 # -- aud and azp ------------------------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ decoding instead of running the regex, and is held here to the regex that define
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -90,3 +91,31 @@ def test_both_decoder_paths_refuse_the_same_segments(
         ):
             with pytest.raises(MalformedToken):
                 parse_compact(token, Limits())
+
+
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        lambda t: "Bearer " + t,
+        lambda t: "Bearer  " + t,
+        lambda t: t[:40] + "\n" + t[40:],
+        lambda t: t.replace(".", ".\r\n", 1),
+        lambda t: t + " ",
+        lambda t: t[:-3] + "\t" + t[-3:],
+    ],
+    ids=["bearer", "bearer-two-spaces", "line-break", "crlf-after-dot", "trailing-space", "tab"],
+)
+def test_whitespace_is_named_whatever_the_segments_length(mistake: Callable[[str], str]) -> None:
+    # The length and canonical-bits checks would otherwise speak first and name the wrong fix.
+    for good in (_GOOD, _IDP.mint(sub="shape", nonce="n" * 7), _IDP.mint(sub="shape2", x="yy")):
+        message = _outcome(mistake(good))
+        assert message is not None and message.startswith("token contains whitespace"), message
+        assert "Bearer " + good not in message and good[:20] not in message
+
+
+def test_a_foreign_character_is_named_before_the_length() -> None:
+    h, p, s = _GOOD.split(".")
+    for extra in ("!", "!!", "!!!", "é"):  # every remainder of the length modulo 4
+        assert _outcome(f"{h}.{p}{extra}.{s}") == "token segments are empty or not base64url"
+    assert _outcome(f"{h}.AAAAA.{s}") == "segment has an impossible base64url length"
+    assert _outcome(f"{h}.AB.{s}") == "segment is not canonical base64url"
