@@ -137,6 +137,15 @@ def sessions_revoke(args: argparse.Namespace, out: TextIO) -> int:
     """``federation sessions revoke``."""
     with _bridge(args.config) as bridge:
         if args.session is None:
+            # A mistyped id in an offboarding script must not report a revocation. The users
+            # are visible here when the sessions live in the store; with Redis they may live
+            # in a store of the application's own, and a generation is kept for any id.
+            if bridge.config.sessions.revocation == "store":
+                with bridge.store.transaction() as users:
+                    known = users.get_user(args.user) is not None
+                if not known:
+                    out.write(f"no user {args.user}: nothing revoked\n")
+                    return EXIT_NOT_FOUND
             generation = bridge.revoke_user(args.user, reason=args.reason)
             out.write(f"revoked every session and token of user {args.user} (generation {generation})\n")
             return EXIT_OK

@@ -83,6 +83,17 @@ def test_list_revoke_one_then_all(config_file: Path, idp: MockIdP) -> None:
             bridge.refresh(first.refresh_token or "")
 
 
+def test_revoking_a_user_who_does_not_exist_is_not_found(config_file: Path, idp: MockIdP) -> None:
+    """A mistyped id in an offboarding script reported 'revoked every session' and exit 0."""
+    with _bridge(config_file, idp) as bridge:
+        alice = bridge.exchange(idp.mint(sub="alice"))
+    code, text = run("sessions", "revoke", "-c", str(config_file), "--user", alice.user.id + "x")
+    assert (code, text) == (4, f"no user {alice.user.id}x: nothing revoked\n")
+    with _bridge(config_file, idp) as bridge:
+        assert bridge.authenticate(alice.access_token).user.id == alice.user.id  # nobody was revoked
+        assert bridge.sessions.current_generation(alice.user.id + "x", fresh=True) == 0
+
+
 @pytest.mark.parametrize("command", ["list", "revoke"])
 def test_an_empty_user_id_is_a_usage_error(
     config_file: Path, command: str, capsys: pytest.CaptureFixture[str]
