@@ -32,7 +32,7 @@ import yaml
 
 from . import plugins
 from ._files import printable
-from ._storage_check import check_storage_url, describe_storage_failure, display_url
+from ._storage_check import describe_storage_failure, display_url
 from ._yaml import config_error_from_problems, read_yaml_file
 from .config import BridgeConfig, load_config
 from .errors import ConfigError, CorruptRecord, LoginRefused, StorageError
@@ -100,6 +100,8 @@ def storage_url(config: BridgeConfig) -> URL:
     from .bridge import DEFAULT_STORAGE
 
     try:
+        from .storage import check_storage_url
+
         return check_storage_url(config.storage or DEFAULT_STORAGE, config.base_dir)
     except ConfigError as exc:
         if config.source_file is None or config.storage is None:

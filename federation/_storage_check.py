@@ -1,13 +1,9 @@
-"""What is wrong with a ``storage:`` URL, said before a store is built, and what a
-store that cannot be reached told us.
+"""What a store that cannot be reached told us, said for the command line.
 
-Owns: :func:`check_storage_url` (the URL parses, SQLAlchemy knows its dialect,
-its driver module imports; else a :class:`~federation.errors.ConfigError`
-naming the missing module and the ``pip install`` that brings it) and
-:func:`describe_storage_failure` (a :class:`~federation.errors.StorageError`
-with the database it concerns and the driver's own first line, for the
-command line). Used by :class:`~federation.Bridge` when it builds its store
-from ``storage:`` and by ``federation check-config``/``users``/``audit``/``db``.
+Owns: :func:`describe_storage_failure` (a :class:`~federation.errors.StorageError`
+with the database it concerns and the driver's own first line) and
+:func:`display_url`. Used by ``federation check-config``/``users``/``audit``/``db``;
+the URL itself is checked by :func:`federation.storage.check_storage_url`.
 
 Must not: connect to a database (``federation check-config --probe`` does that
 through the store itself).
@@ -15,71 +11,19 @@ through the store itself).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError, StorageError
+from .errors import StorageError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
-__all__ = ["SUPPORTED_BACKENDS", "check_storage_url", "describe_storage_failure", "display_url"]
-
-#: The databases the SQL store's transaction discipline is written and tested for.
-SUPPORTED_BACKENDS = ("sqlite", "postgresql")
-
-# How to install each driver SQLAlchemy can name; the default psycopg 3 comes with our extra.
-_INSTALL = {
-    "postgresql+psycopg": "pip install 'federation-bridge[postgres]'",
-    "postgresql+psycopg2": "pip install psycopg2-binary",
-    "postgresql+pg8000": "pip install pg8000",
-    "postgresql+asyncpg": "pip install asyncpg",
-    "mysql+mysqldb": "pip install mysqlclient",
-    "mysql+pymysql": "pip install pymysql",
-    "mysql+mysqlconnector": "pip install mysql-connector-python",
-    "mssql+pyodbc": "pip install pyodbc",
-    "oracle+oracledb": "pip install oracledb",
-}
+__all__ = ["describe_storage_failure", "display_url"]
 
 
 def display_url(url: URL) -> str:
     """The URL without its password, for messages."""
     return url.render_as_string(hide_password=True)
-
-
-def check_storage_url(url: str, base_dir: str | Path | None = None) -> URL:
-    """The resolved URL, once its dialect is known and its driver importable.
-
-    Raises :class:`ConfigError` (``field="storage"``) for a string that is not
-    a database URL, a dialect SQLAlchemy does not know, or a driver module that
-    is not installed (the message names the module and how to install it).
-    """
-    from sqlalchemy.exc import NoSuchModuleError
-
-    from .storage import resolve_url
-
-    parsed = resolve_url(url, base_dir)  # ConfigError for a string that is not a URL
-    try:
-        dialect = parsed.get_dialect()
-    except NoSuchModuleError:
-        raise ConfigError(
-            f"storage: unknown database {parsed.drivername!r} (SQLAlchemy has no such dialect); "
-            f"the SQL store supports {' and '.join(SUPPORTED_BACKENDS)}, "
-            "e.g. sqlite:///federation.db or postgresql+psycopg://user@host/db",
-            field="storage",
-        ) from None
-    try:
-        dialect.import_dbapi()
-    except ImportError as exc:
-        module = exc.name or str(exc)
-        name = f"{parsed.get_backend_name()}+{parsed.get_driver_name()}"
-        install = _INSTALL.get(name, f"pip install {module}")
-        raise ConfigError(
-            f"storage: the {name} driver needs the Python module {module!r}, which is not "
-            f"installed: {install}",
-            field="storage",
-        ) from None
-    return parsed
 
 
 def describe_storage_failure(exc: StorageError, url: URL | None) -> str:
@@ -100,7 +44,4 @@ def describe_storage_failure(exc: StorageError, url: URL | None) -> str:
     where = f"database {url.database!r}" if url.database else "the database"
     if url.get_backend_name() != "sqlite":
         where += f" at {display_url(url._replace(database=None))}"
-    hint = ""
-    if type(driver).__name__ == "InvalidSchemaName":  # PostgreSQL: search_path names no schema that exists
-        hint = " (the schema the search_path names does not exist: create it first, CREATE SCHEMA <name>)"
-    return f"{where}: {message}" + (f"; the driver said: {said}" if said else "") + hint
+    return f"{where}: {message}" + (f"; the driver said: {said}" if said else "")

@@ -482,9 +482,8 @@ class Bridge:
         return self.provisioner.store
 
     def _build_provisioner(self) -> Provisioner:
-        from ._storage_check import check_storage_url
         from .provisioning import DefaultMapping, Provisioner, ProvisioningPolicy
-        from .storage import SQLStore, log_audit
+        from .storage import SQLStore, check_storage_url, log_audit
 
         store = self._store_option
         if store is None:

@@ -273,7 +273,8 @@ def _report_config(
 ) -> int:
     """What check-config found, and with ``--probe`` what the bridge it built can reach."""
     from ._cli_store import probe_store
-    from ._storage_check import SUPPORTED_BACKENDS, display_url
+    from ._storage_check import display_url
+    from .storage import SUPPORTED_BACKENDS
 
     issuers = [iss for entry in config.issuers for iss in entry.trusted_issuers]
     out.write(f"{args.config}: ok ({len(issuers)} issuer{'s' if len(issuers) != 1 else ''})\n")

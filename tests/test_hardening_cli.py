@@ -19,6 +19,7 @@ import yaml
 
 from federation import __version__
 from federation.cli import main
+from federation.errors import StorageError
 from federation.testing import MockIdP
 
 FEDERATION = Path(sys.executable).with_name("federation")
@@ -701,3 +702,17 @@ def test_db_init_in_a_schema_that_does_not_exist_says_to_create_it(
     err = capsys.readouterr().err
     no_traceback(err)
     assert "InvalidSchemaName" in err and "CREATE SCHEMA" in err
+
+
+def test_a_store_in_a_schema_that_does_not_exist_says_to_create_it() -> None:
+    """The Python API's error says what the command line's says (it said InvalidSchemaName alone)."""
+    postgres_or_skip()
+    from federation.storage import SQLStore
+
+    for store in (
+        SQLStore(POSTGRES_URL + "?options=-csearch_path%3Dno_such_schema_here"),
+        SQLStore(POSTGRES_URL, schema="no_such_schema_here"),
+    ):
+        with pytest.raises(StorageError, match=r"InvalidSchemaName\): the schema does not exist.*SCHEMA"):
+            store.init_schema()
+        store.close()

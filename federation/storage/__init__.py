@@ -106,7 +106,7 @@ from ._session_protocol import (
 
 if TYPE_CHECKING:
     from ._redis_sessions import AsyncRedisSessionStore, RedisSessionStore
-    from ._sql import MAX_ROWS, SCHEMA_VERSION, SQLStore, resolve_url
+    from ._sql import MAX_ROWS, SCHEMA_VERSION, SUPPORTED_BACKENDS, SQLStore, check_storage_url, resolve_url
     from ._sql_async import AsyncSQLStore
     from ._sql_sessions import SQLSessionStore
 
@@ -129,6 +129,7 @@ __all__ = [
     "SESSION_ISSUED",
     "SESSION_REFRESHED",
     "SESSION_REVOKED",
+    "SUPPORTED_BACKENDS",
     "USER_COLUMNS",
     "USER_CREATED",
     "USER_DELETED",
@@ -182,6 +183,7 @@ __all__ = [
     "audit_fields",
     "audit_value",
     "call",
+    "check_storage_url",
     "deliver",
     "drive",
     "email_key",
@@ -195,9 +197,14 @@ __all__ = [
 ]
 
 
+_SQL_NAMES = frozenset(
+    {"SQLStore", "SCHEMA_VERSION", "MAX_ROWS", "SUPPORTED_BACKENDS", "check_storage_url", "resolve_url"}
+)
+
+
 def __getattr__(name: str) -> Any:
     # SQLAlchemy is imported on first use of the SQL store, not by `import federation`.
-    if name in ("SQLStore", "SCHEMA_VERSION", "MAX_ROWS", "resolve_url"):
+    if name in _SQL_NAMES:
         from . import _sql
 
         return getattr(_sql, name)

@@ -71,7 +71,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, Row, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
@@ -101,7 +101,15 @@ from ._session_protocol import LocalCredential
 if TYPE_CHECKING:
     from ._sql_sessions import SQLSessionStore
 
-__all__ = ["MAX_ROWS", "MIGRATIONS", "SCHEMA_VERSION", "SQLStore", "resolve_url"]
+__all__ = [
+    "MAX_ROWS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "SUPPORTED_BACKENDS",
+    "SQLStore",
+    "check_storage_url",
+    "resolve_url",
+]
 
 T = TypeVar("T")
 
@@ -265,6 +273,57 @@ def resolve_url(url: str | URL, base_dir: str | Path | None = None) -> URL:
     return parsed
 
 
+#: The databases the SQL store's transaction discipline is written and tested for.
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+# How to install each driver SQLAlchemy can name; the default psycopg 3 comes with our extra.
+_INSTALL = {
+    "postgresql+psycopg": "pip install 'federation-bridge[postgres]'",
+    "postgresql+psycopg2": "pip install psycopg2-binary",
+    "postgresql+pg8000": "pip install pg8000",
+    "postgresql+asyncpg": "pip install asyncpg",
+    "mysql+mysqldb": "pip install mysqlclient",
+    "mysql+pymysql": "pip install pymysql",
+    "mysql+mysqlconnector": "pip install mysql-connector-python",
+    "mssql+pyodbc": "pip install pyodbc",
+    "oracle+oracledb": "pip install oracledb",
+}
+
+
+def check_storage_url(url: str | URL, base_dir: str | Path | None = None) -> URL:
+    """The resolved URL, once its dialect is known and its driver importable.
+
+    Raises :class:`ConfigError` (``field="storage"``) for a string that is not
+    a database URL, a dialect SQLAlchemy does not know, or a driver module that
+    is not installed (the message names the module and how to install it).
+    """
+    return _check_driver(resolve_url(url, base_dir))  # ConfigError for a string that is not a URL
+
+
+def _check_driver(parsed: URL) -> URL:
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ConfigError(
+            f"storage: unknown database {parsed.drivername!r} (SQLAlchemy has no such dialect); "
+            f"the SQL store supports {' and '.join(SUPPORTED_BACKENDS)}, "
+            "e.g. sqlite:///federation.db or postgresql+psycopg://user@host/db",
+            field="storage",
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        module = exc.name or str(exc)
+        name = f"{parsed.get_backend_name()}+{parsed.get_driver_name()}"
+        install = _INSTALL.get(name, f"pip install {module}")
+        raise ConfigError(
+            f"storage: the {name} driver needs the Python module {module!r}, which is not "
+            f"installed: {install}",
+            field="storage",
+        ) from None
+    return parsed
+
+
 def _is_memory_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and (
         not url.database or url.database == ":memory:" or "mode=memory" in url.database
@@ -299,8 +358,17 @@ def _storage_error(exc: SQLAlchemyError, *, committing: bool = False) -> Storage
             return StorageConflict(f"the database reported a conflict ({state}); retry")
         if "database is locked" in str(exc.orig):
             return StorageConflict("the SQLite database stayed locked beyond busy_timeout")
-        return StorageError(f"the database failed ({type(exc.orig).__name__})")
+        return StorageError(f"the database failed ({type(exc.orig).__name__}){_hint(state, exc.orig)}")
     return StorageError(f"the database failed ({type(exc).__name__})")
+
+
+def _hint(state: str | None, orig: BaseException) -> str:
+    """What to do about the two failures a new deployment meets first (never a value)."""
+    if state == "3F000":  # PostgreSQL invalid_schema_name (schema= or the URL's search_path)
+        return ": the schema does not exist; create it first, CREATE SCHEMA <name>"
+    if "unable to open database file" in str(orig):  # SQLite: the file's folder is missing or read-only
+        return ": the SQLite file cannot be opened; does its directory exist, and may this process write?"
+    return ""
 
 
 Parsed = Callable[[Any], Any]
@@ -616,7 +684,10 @@ class SQLStore:
         self._memory_lock: threading.Lock | None = None
         self._schema_lock = threading.RLock()
         self._schema_ready = False
-        self.engine = engine if engine is not None else self._create_engine(busy_timeout, engine_options)
+        if engine is None:
+            _check_driver(self.url)  # a driver not installed: ConfigError naming its pip install
+            engine = self._create_engine(busy_timeout, engine_options)
+        self.engine = engine
         self._login_query: Select[Any] | None = None
         self._login_read: _LoginRead | None = None
         self._sessions: SQLSessionStore | None = None

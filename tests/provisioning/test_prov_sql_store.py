@@ -266,3 +266,28 @@ def test_a_database_that_stops_answering_is_a_storage_error_on_every_login_path(
                 attempt()
             assert caught.value.code == "storage_error"
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "install"),
+    [
+        ("postgresql+pg8000://app@127.0.0.1:1/app", "pip install pg8000"),
+        ("mssql+pyodbc://app@127.0.0.1:1/app", "pip install pyodbc"),
+    ],
+)
+def test_a_store_whose_driver_is_not_installed_says_what_to_install(url: str, install: str) -> None:
+    """SQLStore built directly (not through a config) raised the driver's ModuleNotFoundError."""
+    with pytest.raises(ConfigError) as caught:
+        SQLStore(url)
+    assert caught.value.field == "storage"
+    assert caught.value.message.endswith(f"which is not installed: {install}")
+    with pytest.raises(ConfigError, match="unknown database 'nosuchdb'"):
+        SQLStore("nosuchdb://app@127.0.0.1/app")
+
+
+def test_an_sqlite_file_in_a_missing_directory_says_so(tmp_path: Path) -> None:
+    store = SQLStore(f"sqlite:///{tmp_path}/no-such-directory/app.db")
+    with pytest.raises(StorageError) as caught:
+        store.init_schema()
+    assert "does its directory exist" in str(caught.value)
+    assert not (tmp_path / "no-such-directory").exists()
