@@ -204,7 +204,27 @@ def test_a_broken_sink_never_breaks_a_login(idp: MockIdP, caplog: pytest.LogCapt
     with caplog.at_level(logging.ERROR, logger="federation.audit"):
         assert bridge.login(idp.mint(sub="u")).created
     assert [e.name for e in seen] == ["user_created", "login_succeeded"]
-    assert any("audit sink failed" in r.getMessage() for r in caplog.records)
+    assert any("audit sink failed" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_a_sink_failing_with_a_typed_error_logs_one_line(
+    idp: MockIdP, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store down under audit: store printed 150 lines of chained driver traceback per event."""
+    from federation.errors import StorageError
+
+    def down(event: AuditEvent) -> None:
+        raise StorageError("the database failed (OperationalError)") from OSError("disk")
+
+    bridge = idp.bridge(store=MemoryStore(), audit=down, on_event=lambda e: None)
+    with caplog.at_level(logging.ERROR, logger="federation.audit"):
+        assert bridge.login(idp.mint(sub="u")).created
+    failed = [r for r in caplog.records if "audit sink failed" in r.getMessage()]
+    assert [r.getMessage() for r in failed] == [
+        f"audit sink failed on {name}: the database failed (OperationalError) (storage_error)"
+        for name in ("user_created", "login_succeeded")
+    ]
+    assert all(r.exc_info is None for r in failed)
 
 
 def test_log_audit_renders_details(caplog: pytest.LogCaptureFixture) -> None:
