@@ -685,6 +685,8 @@ def load_config(source: str | Path | Mapping[str, Any]) -> BridgeConfig:
     """Validate a config file path or a mapping; raise :class:`ConfigError` on any problem."""
     if isinstance(source, Mapping):
         located = Located(dict(source), {}, None)
+    elif not isinstance(source, (str, Path)):  # None, a list, a parsed model: not a path to read
+        raise ConfigError(f"the config must be a mapping or a file path, not {type(source).__name__}")
     else:
         located = read_yaml_file(source)
         if not isinstance(located.data, dict):

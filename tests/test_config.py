@@ -110,6 +110,16 @@ def test_from_file_accepts_a_str_path(tmp_path: Path) -> None:
     bridge.close()
 
 
+@pytest.mark.parametrize(
+    "source", [None, 5, ["issuers"], b"federation.yaml"], ids=["none", "int", "list", "bytes"]
+)
+def test_a_config_that_is_neither_a_mapping_nor_a_path_is_a_config_error(source: Any) -> None:
+    """from_dict(None) raised os.fspath's TypeError, which spoke of a path."""
+    for load in (Bridge.from_dict, Bridge.from_file, load_config):
+        with pytest.raises(ConfigError, match=f"mapping or a file path, not {type(source).__name__}$"):
+            load(source)
+
+
 def test_documented_defaults() -> None:
     cfg = load_config({"issuers": [entry()]})
     assert isinstance(cfg, BridgeConfig)

@@ -39,6 +39,7 @@ from ..errors import (
     InvalidCredentials,
     InvalidToken,
     InvalidUserData,
+    MalformedToken,
     RefreshReused,
     RegistrationClosed,
     TokenExpired,
@@ -815,8 +816,8 @@ class SessionService:
 
     def authenticate_flow(self, token: str) -> Flow[Principal]:
         """Who presents ``token``: a session token or an external token (one login per distinct token)."""
-        if not isinstance(token, str):
-            raise InvalidToken("a token must be a string")
+        if not isinstance(token, str):  # as verify() and login() refuse it (their code too)
+            raise MalformedToken("token is not a string")
         now = self._clock()
         hit = self._cache.get(token)
         if hit is None:

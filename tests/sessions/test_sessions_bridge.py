@@ -17,6 +17,7 @@ from federation.errors import (
     AccountDisabled,
     ConfigError,
     InvalidToken,
+    MalformedToken,
     RefreshReused,
     StorageError,
     TokenExpired,
@@ -228,6 +229,17 @@ def test_a_repeat_answered_from_memory_still_touches_when_due(
     bridge.authenticate(session.access_token)
     touched = bridge.provisioner.read_user(session.user.id).last_login_at  # type: ignore[union-attr]
     assert touched is not None and login_at is not None and touched > login_at
+
+
+@pytest.mark.parametrize("token", [None, 5, b"a.b.c", ["a.b.c"]], ids=["none", "int", "bytes", "list"])
+def test_a_token_that_is_no_string_is_malformed_at_every_door(bridge: Bridge, token: Any) -> None:
+    """authenticate() said invalid_token where verify() and login() say malformed."""
+    for door in (bridge.authenticate, bridge.verify, bridge.login):
+        with pytest.raises(MalformedToken) as caught:
+            door(token)
+        assert caught.value.code == "malformed", door
+    with pytest.raises(MalformedToken):
+        asyncio.run(bridge.aauthenticate(token))
 
 
 def test_authenticate_is_the_session_services_own_once_built(bridge: Bridge, idp: MockIdP) -> None:
