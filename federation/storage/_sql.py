@@ -362,7 +362,7 @@ def _storage_error(exc: SQLAlchemyError, *, committing: bool = False) -> Storage
     return StorageError(f"the database failed ({type(exc).__name__})")
 
 
-def _hint(state: str | None, orig: BaseException) -> str:
+def _hint(state: str | None, orig: BaseException | None) -> str:
     """What to do about the two failures a new deployment meets first (never a value)."""
     if state == "3F000":  # PostgreSQL invalid_schema_name (schema= or the URL's search_path)
         return ": the schema does not exist; create it first, CREATE SCHEMA <name>"
