@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
 from django.test import Client, override_settings
 
@@ -113,10 +113,18 @@ def test_one_bridge_per_process(bridge: Bridge) -> None:
     assert get_bridge() is bridge is get_bridge()
 
 
-def test_federation_check_names_a_broken_setting(settings: Any) -> None:
+def test_federation_check_names_a_broken_setting(settings: Any, capsys: pytest.CaptureFixture[str]) -> None:
     settings.FEDERATION = {"config": {"issuers": "not a list"}}
     with pytest.raises(CommandError, match="configuration: "):
         call_command("federation_check", stdout=StringIO())
+    # As manage.py runs it, system checks first: federation.E001's hint names this command,
+    # which must then say what is wrong instead of stopping at E001 itself.
+    command = load_command_class("federation.django", "federation_check")
+    with pytest.raises(SystemExit) as exited:
+        command.run_from_argv(["manage.py", "federation_check", "--no-probe"])
+    assert exited.value.code == 1
+    said = capsys.readouterr().err
+    assert "configuration: " in said and "SystemCheckError" not in said
     settings.FEDERATION = {"config": {"issuers": []}, "surprise": 1}
     with pytest.raises(CommandError, match="unknown keys: surprise"):
         call_command("federation_check", stdout=StringIO())

@@ -20,6 +20,9 @@ class Command(BaseCommand):
     """Check the federation configuration and probe what it depends on."""
 
     help = "Check settings.FEDERATION and its config; probe the issuers' keys and the database."
+    # The system checks' federation.E001 points here for the details: running them first
+    # would abort with that very error before this command could say what it is.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-probe", action="store_true", help="only load the configuration")
