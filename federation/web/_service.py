@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import ClientDisconnect, Request
@@ -131,6 +132,21 @@ async def _read_body(request: Request) -> bytes:
 
 def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(dict(body), status_code=status, headers={**NO_STORE, **(headers or {})})
+
+
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such path, a method the path does not take) in the
+    service's one error shape, its ``Allow`` header kept."""
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    error, detail = _ROUTING_ERRORS.get(status, ("invalid_request", "the request was refused"))
+    return _json(status, {"error": error, "detail": detail}, exc.headers)
+
+
+_ROUTING_ERRORS = {
+    404: ("not_found", "no endpoint of the login service has this path"),
+    405: ("method_not_allowed", "this endpoint does not take this method"),
+}
 
 
 def _problem(exc: FederationError) -> JSONResponse:
@@ -316,7 +332,7 @@ class LoginService:
                 raise InvalidRequest("the body must be a JSON object of strings")
             return data
         if kind not in ("application/x-www-form-urlencoded", ""):
-            raise InvalidRequest("the body must be application/x-www-form-urlencoded")
+            raise InvalidRequest("the body must be application/x-www-form-urlencoded or application/json")
         from urllib.parse import parse_qsl
 
         try:
@@ -548,6 +564,12 @@ class LoginService:
         try:
             admin_key = request.headers.get("x-admin-key")
             if admin_key is not None:
+                if self.settings.admin_key is None:  # not "not valid": there is none to match
+                    raise LoginRefused(
+                        "no admin key is configured (web.admin_key): deleting another user needs "
+                        "the admin role",
+                        code="admin_key",
+                    )
                 if not keys_match(admin_key, self.settings.admin_key):
                     raise LoginRefused("the admin key is not valid", code="admin_key")
             else:
@@ -879,7 +901,7 @@ def create_app(
             https_only=settings.secure,
         )
     ]
-    app = Starlette(routes=routes, middleware=middleware)
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: _routing_error})
     app.state.federation = service
     return app
 

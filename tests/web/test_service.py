@@ -244,7 +244,7 @@ JSON_BODY = {"content-type": "application/json"}
         (
             b"grant_type=refresh_token",
             {"content-type": "text/plain"},
-            "the body must be application/x-www-form-urlencoded",
+            "the body must be application/x-www-form-urlencoded or application/json",
         ),
         (b"a=" + b"b" * (64 * 1024), FORM, "the request body is too large"),
     ],
@@ -509,6 +509,41 @@ def test_delete_user_with_the_admin_key(web_env: WebEnv) -> None:
     assert done.status_code == 200
     assert web_env.client.get("/me", headers=bearer(session["access_token"])).status_code in (401, 403)
     assert web_env.client.delete("/users/no-such-user", headers={"X-Admin-Key": ADMIN_KEY}).status_code == 404
+
+
+def test_an_admin_key_sent_where_none_is_configured_says_so(make_web_env: Any) -> None:
+    """It said 'the admin key is not valid', as if one existed to be mistyped."""
+    env = make_web_env(web={"admin_key": None})
+    session = env.exchange("alice")
+    user_id = env.client.get("/me", headers=bearer(session["access_token"])).json()["user"]["id"]
+    refused = env.client.delete(f"/users/{user_id}", headers={"X-Admin-Key": ADMIN_KEY})
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "error": "admin_key",
+        "detail": "no admin key is configured (web.admin_key): deleting another user needs the admin role",
+    }
+    assert env.client.get("/me", headers=bearer(session["access_token"])).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "error"),
+    [
+        ("GET", "/no-such-endpoint", 404, "not_found"),
+        ("POST", "/users/me/extra", 404, "not_found"),
+        ("GET", "/token", 405, "method_not_allowed"),
+        ("PUT", "/me", 405, "method_not_allowed"),
+    ],
+)
+def test_routing_refusals_have_the_one_error_shape(
+    web_env: WebEnv, method: str, path: str, status: int, error: str
+) -> None:
+    """Starlette answered these in plain text ('Not Found'), unlike every other refusal."""
+    answer = web_env.client.request(method, path)
+    assert answer.status_code == status
+    assert answer.json()["error"] == error and answer.json()["detail"]
+    assert answer.headers["cache-control"] == "no-store"
+    if status == 405:
+        assert answer.headers["allow"]  # which methods the endpoint does take, as before
 
 
 def test_delete_user_by_role(make_web_env: Any) -> None:
