@@ -260,7 +260,10 @@ def _session_key(algorithm: str, pem: bytes, field: str) -> SessionKey:
     else:
         kty, crv = "OKP", "Ed25519"
     if not spec.fits(kty, crv):
-        raise ConfigError(f"{field}: this key does not fit {algorithm}", field=field)
+        kind = {"RSA": "an RSA key", "OKP": "an Ed25519 key"}.get(kty) or f"an EC key on {crv or 'a curve'}"
+        fitting = [a for a in SESSION_ALGORITHMS if ALGORITHMS[a].fits(kty, crv)]
+        use = f"; it signs {' or '.join(fitting)} (set sessions.algorithm)" if fitting else ""
+        raise ConfigError(f"{field}: this key does not fit {algorithm}: it is {kind}{use}", field=field)
     if isinstance(private, rsa.RSAPrivateKey) and private.key_size < spec.min_key_bits:
         raise ConfigError(
             f"{field}: an RSA key of {private.key_size} bits; {algorithm} needs {spec.min_key_bits} or more",

@@ -149,7 +149,9 @@ def test_check_config_loads_the_session_keys(
     config_file.write_text(yaml.safe_dump(config))
     capsys.readouterr()
     assert run("check-config", str(config_file))[0] == 2
-    assert "does not fit ES256" in capsys.readouterr().err
+    assert "does not fit ES256: it is an Ed25519 key; it signs EdDSA (set sessions.algorithm)" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(
