@@ -237,12 +237,34 @@ class LoginConfig(BaseModel):
         description="Seconds: ask the provider to sign the user in again when their sign-in there "
         "is older (OIDC max_age); the id token's auth_time is then required and checked.",
     )
+    prompt: list[Literal["none", "login", "consent", "select_account"]] | None = Field(
+        None,
+        description="What the provider is asked to show (OIDC prompt): login to sign the user in "
+        "again even when they have a session there (also for a provider that ignores max_age), "
+        "consent, select_account; none to show nothing. One value or a list.",
+    )
     userinfo: bool = Field(
         False,
         description="Also read the provider's UserInfo endpoint with the access token (OIDC Core "
         "§5.3) and add the claims the id token lacks: for a provider that puts email or profile "
         "claims only there. Its sub must be the id token's.",
     )
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _one_prompt_or_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_values(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value or len(set(value)) != len(value):
+            raise ValueError("prompt lists each value once, and at least one")
+        if "none" in value and len(value) > 1:  # OIDC Core §3.1.2.1: an error at the provider
+            raise ValueError("prompt none cannot be combined with another value")
+        return value
 
     @field_validator("scopes")
     @classmethod

@@ -168,10 +168,15 @@ class SignInClient:
     max_age: int | None = None
     #: ``login.userinfo``: the UserInfo response completes the id token's claims.
     userinfo: bool = False
+    #: ``login.prompt``: what the provider is asked to show (OIDC Core §3.1.2.1).
+    prompt: tuple[str, ...] = ()
 
     def authorization_params(self) -> dict[str, str]:
         """What the authorization request asks beside the flow's own parameters."""
-        return {} if self.max_age is None else {"max_age": str(self.max_age)}
+        params = {} if self.max_age is None else {"max_age": str(self.max_age)}
+        if self.prompt:
+            params["prompt"] = " ".join(self.prompt)  # space-delimited, in the configured order
+        return params
 
     def issued(self, verified: VerifiedToken) -> bool:
         """Whether ``verified`` comes from an issuer of this sign-in's entry (OIDC Core
@@ -228,6 +233,7 @@ def sign_in_clients(bridge: Bridge, environ: Mapping[str, str] | None = None) ->
             profile,
             login.max_age,
             login.userinfo,
+            tuple(login.prompt or ()),
         )
     return clients
 

@@ -1042,6 +1042,45 @@ def test_a_userinfo_failure_ends_the_sign_in_without_a_session(
     assert env.bridge.store.users() == []
 
 
+@pytest.mark.parametrize(
+    ("prompt", "sent"),
+    [("login", "login"), (["select_account", "consent"], "select_account consent"), ("none", "none")],
+)
+def test_login_prompt_is_asked_of_the_provider(make_web_env: Any, prompt: Any, sent: str) -> None:
+    """OIDC Core §3.1.2.1: prompt=login makes a provider sign the user in again even when it
+    ignores max_age (django-oauth-toolkit does); the values go space-delimited, as configured."""
+    env = make_web_env(login={"prompt": prompt, "max_age": 60})
+    query = parse_qs(urlsplit(env.client.get("/login/mock").headers["location"]).query)
+    assert query["prompt"] == [sent] and query["max_age"] == ["60"]
+    env.idp.approve("alice")
+    assert browser_login(env).status_code == 303
+
+
+def test_without_login_prompt_none_is_sent(web_env: WebEnv) -> None:
+    assert "prompt" not in parse_qs(urlsplit(web_env.client.get("/login/mock").headers["location"]).query)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "why"),
+    [
+        (["none", "login"], "prompt none cannot be combined"),
+        (["login", "login"], "each value once"),
+        ([], "each value once"),
+        ("relogin", "login.prompt"),
+        (True, "login.prompt"),
+    ],
+)
+def test_a_prompt_the_spec_does_not_define_is_a_config_error(prompt: Any, why: str) -> None:
+    from federation import Bridge
+    from federation.testing import MockIdP
+
+    config = MockIdP().bridge_config()
+    config["issuers"][0]["login"] = {"client_id": "c", "prompt": prompt}
+    with pytest.raises(ConfigError) as caught:
+        Bridge.from_dict(config)
+    assert why in str(caught.value)
+
+
 def test_without_max_age_nothing_asks_for_auth_time(web_env: WebEnv, federation_clock: Any) -> None:
     start = web_env.client.get("/login/mock")
     assert "max_age" not in parse_qs(urlsplit(start.headers["location"]).query)

@@ -136,6 +136,23 @@ def test_max_age_asks_for_a_recent_sign_in(
     assert "_auth_user_id" not in client.session
 
 
+def test_login_prompt_is_asked_of_the_provider(
+    client: Client, bridge: Bridge, idp: MockIdP, settings: Any
+) -> None:
+    """login.prompt: a provider that ignores max_age still signs the user in again on prompt=login."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from federation.django import reset_bridge
+
+    settings.FEDERATION["config"]["issuers"][0]["login"]["prompt"] = ["login", "consent"]
+    reset_bridge()
+    start = client.get("/auth/login/corp")
+    assert parse_qs(urlsplit(start["Location"]).query)["prompt"] == ["login consent"]
+    idp.approve("ada")
+    assert client.get(at_provider(idp, start["Location"])).status_code == 302
+    assert "_auth_user_id" in client.session
+
+
 def test_login_userinfo_completes_the_id_tokens_claims(
     client: Client, bridge: Bridge, idp: MockIdP, settings: Any
 ) -> None:
