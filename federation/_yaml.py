@@ -80,6 +80,8 @@ _YAML12_BOOLS = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
 _YAML11_ONLY_NUMBER = re.compile(r"[_:]|^[-+]?0b|^[-+]?0[0-9]")
 _YAML12_ONLY_FLOAT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")  # a string to PyYAML: '1e5'
 _STR_TAG = "tag:yaml.org,2002:str"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_UNREADABLE = {_INT_TAG: "a number with too many digits", _TIMESTAMP_TAG: "a date that does not exist"}
 # PyYAML's problems quote what they stopped at ("found undefined alias 'x'"): the file's
 # text, maybe a secret. Kept: a quoted character or two ('\t', ':'), and its '<token>'s.
 _QUOTED_INPUT = re.compile(r"'(?!<)[^']{3,}'")
@@ -133,11 +135,7 @@ class _Converter:
             self.loader.flatten_mapping(node)  # no merges left: only turns '=' keys into strings
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = (
-                    self.loader.construct_object(key_node, deep=True)
-                    if isinstance(key_node, yaml.ScalarNode)
-                    else None
-                )
+                key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
                 if not isinstance(key, (str, int)):
                     raise self.error(key_node, "mapping keys must be strings")
                 if key in result:
@@ -150,7 +148,14 @@ class _Converter:
             return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
         if isinstance(node, yaml.ScalarNode) and node.style is None:
             self._refuse_yaml11_only(node)
-        return self.loader.construct_object(node, deep=True)
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except ValueError:  # an int of more digits than Python converts, an impossible date
+            kind = _UNREADABLE.get(node.tag, "a value YAML cannot read")
+            raise self.error(node, f"{kind}: quote it if it is text") from None
 
     def _refuse_yaml11_only(self, node: yaml.ScalarNode) -> None:
         text = node.value

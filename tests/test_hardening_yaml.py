@@ -210,3 +210,25 @@ def test_a_plain_value_yaml_11_and_12_read_differently_is_refused_where_it_stand
 )
 def test_plain_values_both_yamls_agree_on_are_read(text: str, value: object) -> None:
     assert load_yaml(f"b: {text}\n").data == {"b": value}
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("b: 1" + "0" * 5000, "a number with too many digits"),  # past sys.get_int_max_str_digits
+        ("? 1" + "0" * 5000 + "\n: 1", "a number with too many digits"),
+        ("b: -1" + "0" * 5000, "a number with too many digits"),
+        ("b: 2026-02-30", "a date that does not exist"),
+        ("b: 2026-13-01 10:00:00", "a date that does not exist"),
+    ],
+    ids=["long-int", "long-int-key", "long-negative", "february-30", "month-13"],
+)
+def test_a_scalar_python_cannot_construct_is_a_config_error_where_it_stands(text: str, why: str) -> None:
+    """PyYAML's ValueError escaped: the command line's 'unexpected error (ValueError)', exit 70."""
+    for source in (
+        lambda: load_yaml(f"a: 1\n{text}\n", "f.yaml"),
+        lambda: Mapping.from_yaml(f"version: 1\n{text}\n"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            source()
+        assert caught.value.line == 2 and why in str(caught.value)
