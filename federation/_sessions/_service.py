@@ -37,6 +37,7 @@ from ..errors import (
     DuplicateIdentity,
     InvalidClaim,
     InvalidCredentials,
+    InvalidRequest,
     InvalidToken,
     InvalidUserData,
     MalformedToken,
@@ -290,6 +291,13 @@ class _Cached:
     # entry with another's principal; two bounds, so that a repeat reads two floats, not five.
     admitted: tuple[_UserEntry, Principal, float, float] | None = None
 
+
+
+def _check_id(value: object, what: str) -> None:
+    """An id an application passed to an administrative call: printable text of at most 255
+    characters (a lone surrogate or a number reached the driver as its own exception)."""
+    if type(value) is not str or not value or len(value) > 255 or not value.isprintable():
+        raise InvalidRequest(f"a {what} is a non-empty string of printable text (at most 255 characters)")
 
 class SessionService:
     """The app's sessions over a :class:`~federation.storage.SessionStore`.
@@ -571,6 +579,7 @@ class SessionService:
 
     def revoke_session_flow(self, session_id: str, reason: str | None = None) -> Flow[bool]:
         """Revoke one session (a family) at once; True when it exists. ``reason`` goes to the audit."""
+        _check_id(session_id, "session id")
         now = self._now()
         record: SessionRecord | None = yield self._call("revoke_session", session_id, now=now)
         if record is None:
@@ -582,6 +591,7 @@ class SessionService:
 
     def revoke_user_flow(self, user_id: str, reason: str | None, audit: bool = True) -> Flow[int]:
         """Refuse every token of the user issued so far; return the new generation."""
+        _check_id(user_id, "user id")
         generation: int = yield self._call("bump_generation", user_id)
         now = self._now()
         mark = f"{_REVOKED_BEFORE}{now.timestamp():.6f}:{hashlib.sha256(user_id.encode()).hexdigest()[:32]}"
@@ -647,6 +657,7 @@ class SessionService:
 
     def sessions_flow(self, user_id: str) -> Flow[list[SessionRecord]]:
         """The user's live sessions of the current generation, oldest first."""
+        _check_id(user_id, "user id")
         now = self._now()
         state: UserSessionState = yield self._call("user_state", user_id, now=now)
         found: Sequence[SessionRecord] = yield self._call("sessions_of", user_id, now=now)

@@ -16,6 +16,7 @@ from federation import Bridge
 from federation.errors import (
     AccountDisabled,
     ConfigError,
+    InvalidRequest,
     InvalidToken,
     MalformedToken,
     RefreshReused,
@@ -240,6 +241,19 @@ def test_a_token_that_is_no_string_is_malformed_at_every_door(bridge: Bridge, to
         assert caught.value.code == "malformed", door
     with pytest.raises(MalformedToken):
         asyncio.run(bridge.aauthenticate(token))
+
+
+@pytest.mark.parametrize("bad", ["\ud800", 5, None, "", "a\nb", "x" * 256], ids=repr)
+def test_an_administrative_call_with_an_id_that_is_no_text_is_an_invalid_request(
+    bridge: Bridge, bad: Any
+) -> None:
+    """A lone surrogate reached SQLAlchemy as UnicodeEncodeError, a number as AttributeError."""
+    for call in (bridge.sessions_of, bridge.revoke_user, bridge.revoke_session):
+        with pytest.raises(InvalidRequest) as caught:
+            call(bad)
+        assert caught.value.code == "invalid_request", call
+    with pytest.raises(InvalidRequest):
+        asyncio.run(bridge.arevoke_user(bad))
 
 
 def test_authenticate_is_the_session_services_own_once_built(bridge: Bridge, idp: MockIdP) -> None:
