@@ -77,12 +77,18 @@ class Mapping:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Mapping:
         """Load a mapping file; raise :class:`ConfigError` naming file, line, column and field."""
+        if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+            raise ConfigError(f"a mapping file is named by a path, not {type(path).__name__}")
         model, located = read_mapping_file(Path(path))
         return cls(model, located)
 
     @classmethod
     def from_yaml(cls, text: str, *, file: str = "<string>") -> Mapping:
         """Load a mapping from YAML text (``file`` names it in errors)."""
+        given: object = text  # callers without a type checker pass paths and None
+        if not isinstance(given, str):  # a path belongs to from_file
+            hint = ": for a file, use Mapping.from_file" if isinstance(given, os.PathLike) else ""
+            raise ConfigError(f"mapping YAML is text, not {type(given).__name__}{hint}")
         model, located = read_mapping_text(text, file)
         return cls(model, located)
 

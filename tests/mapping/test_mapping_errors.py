@@ -342,3 +342,16 @@ def test_positions_of_trace_rules() -> None:
     assert m.position("roles.rules[1].grant") == (6, 9)
     assert m.position("nowhere") is None
     assert m.source == "mapping.yaml"
+
+
+@pytest.mark.parametrize("given", [None, 5, ["version: 1"], Path("mapping.yaml")], ids=repr)
+def test_from_yaml_of_something_that_is_no_text_is_a_config_error(given: object) -> None:
+    """None or a Path reached PyYAML as AttributeError ('has no attribute read')."""
+    with pytest.raises(ConfigError, match=f"^mapping YAML is text, not {type(given).__name__}"):
+        Mapping.from_yaml(given)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("given", [None, 5, b"mapping.yaml", ["mapping.yaml"]], ids=repr)
+def test_from_file_of_something_that_is_no_path_is_a_config_error(given: object) -> None:
+    with pytest.raises(ConfigError, match=f"^a mapping file is named by a path, not {type(given).__name__}$"):
+        Mapping.from_file(given)  # type: ignore[arg-type]
