@@ -87,6 +87,23 @@ _UNREADABLE = {_INT_TAG: "a number with too many digits", _TIMESTAMP_TAG: "a dat
 _QUOTED_INPUT = re.compile(r"'(?!<)[^']{3,}'")
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stopped once a document holds more nodes than :class:`_Converter`
+    would take: its pure-Python parser needs about a minute for a megabyte-long flow list, and
+    would finish one before the converter's own count refused it."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._nodes += 1
+        if self._nodes > _MAX_NODES:
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(None, None, "the document has too many nodes", mark)
+        return super().compose_node(parent, index)
+
+
 class _Converter:
     """Node graph to plain data. Aliases share one converted object, so an alias
     bomb ("billion laughs") costs work proportional to the file, not its expansion."""
@@ -179,7 +196,7 @@ def load_yaml(text: str, file: str = "<string>") -> Located:
     loader: yaml.SafeLoader | None = None
     refused: ConfigError | None = None
     try:
-        loader = yaml.SafeLoader(text)  # the reader may already refuse the characters
+        loader = _BoundedLoader(text)  # the reader may already refuse the characters
         node = loader.get_single_node()
         converter = _Converter(loader, file)
         data = None if node is None else converter.convert(node, ())

@@ -232,3 +232,22 @@ def test_a_scalar_python_cannot_construct_is_a_config_error_where_it_stands(text
         with pytest.raises(ConfigError) as caught:
             source()
         assert caught.value.line == 2 and why in str(caught.value)
+
+
+def test_a_document_of_too_many_nodes_is_refused_where_the_budget_ran_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The node budget was counted after PyYAML's pure-Python parser had read the whole
+    document (about a minute for a megabyte-long flow list); it now stops the parse there."""
+    from federation import _yaml
+
+    monkeypatch.setattr(_yaml, "_MAX_NODES", 1000)  # the same rule at a size a test can afford
+    items = _yaml._MAX_NODES * 3
+    with pytest.raises(ConfigError, match="the document has too many nodes") as caught:
+        load_yaml("x:\n" + "- 1\n" * items, "big.yaml")
+    assert caught.value.line is not None and caught.value.line <= _yaml._MAX_NODES + 1  # not the end
+    flow = "x: [" + "1," * items + "1]\n"
+    with pytest.raises(ConfigError, match="the document has too many nodes") as caught:
+        load_yaml(flow, "big.yaml")
+    assert caught.value.column is not None and caught.value.column < len(flow) // 2
+    assert load_yaml("x: [" + "1," * 990 + "1]\n").data == {"x": [1] * 991}
