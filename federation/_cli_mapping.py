@@ -68,7 +68,9 @@ def add_commands(subparsers: Any) -> None:
     dry.add_argument("--json", action="store_true", help="print machine-readable JSON")
     dry.set_defaults(run=run_map)
     schema = subparsers.add_parser("schema", help="print a JSON Schema (for editors)")
-    schema.add_argument("what", choices=["mapping"], help="which file format")
+    schema.add_argument(
+        "format", choices=["mapping"], help="which file format (mapping: the mapping YAML; a config has none)"
+    )
     schema.set_defaults(run=run_schema)
 
 

@@ -367,7 +367,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop after verification: show the verified identity and refusals (implied by --alg)",
     )
-    demo.add_argument("--alg", default=None, choices=["RS256", "PS256", "ES256", "EdDSA"])
+    demo.add_argument(
+        "--alg",
+        default=None,
+        choices=["RS256", "PS256", "ES256", "EdDSA"],
+        help="sign the demo's tokens with this algorithm (implies --verify-only)",
+    )
     demo.add_argument(
         "--provider",
         default="oidc",
