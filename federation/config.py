@@ -12,6 +12,7 @@ Must not: build HTTP clients, fetch keys or verify tokens.
 from __future__ import annotations
 
 import difflib
+import os
 import threading
 from collections.abc import Mapping
 from ipaddress import ip_network
@@ -685,7 +686,7 @@ def load_config(source: str | Path | Mapping[str, Any]) -> BridgeConfig:
     """Validate a config file path or a mapping; raise :class:`ConfigError` on any problem."""
     if isinstance(source, Mapping):
         located = Located(dict(source), {}, None)
-    elif not isinstance(source, (str, Path)):  # None, a list, a parsed model: not a path to read
+    elif not isinstance(source, (str, os.PathLike)):  # None, a list, a parsed model: no path to read
         raise ConfigError(f"the config must be a mapping or a file path, not {type(source).__name__}")
     else:
         located = read_yaml_file(source)

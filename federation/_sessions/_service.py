@@ -292,12 +292,12 @@ class _Cached:
     admitted: tuple[_UserEntry, Principal, float, float] | None = None
 
 
-
 def _check_id(value: object, what: str) -> None:
     """An id an application passed to an administrative call: printable text of at most 255
     characters (a lone surrogate or a number reached the driver as its own exception)."""
     if type(value) is not str or not value or len(value) > 255 or not value.isprintable():
         raise InvalidRequest(f"a {what} is a non-empty string of printable text (at most 255 characters)")
+
 
 class SessionService:
     """The app's sessions over a :class:`~federation.storage.SessionStore`.
