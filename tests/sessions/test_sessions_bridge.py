@@ -16,6 +16,7 @@ from federation import Bridge
 from federation.errors import (
     AccountDisabled,
     ConfigError,
+    FederationError,
     InvalidRequest,
     InvalidToken,
     MalformedToken,
@@ -232,15 +233,24 @@ def test_a_repeat_answered_from_memory_still_touches_when_due(
     assert touched is not None and login_at is not None and touched > login_at
 
 
+def _refused_by_each(
+    calls: tuple[Callable[[Any], object], ...], given: Any, error: type[FederationError]
+) -> None:
+    """Each of ``calls`` (the last one async) refuses ``given`` with ``error``'s own code."""
+    *sync, async_call = calls
+    for call in sync:
+        with pytest.raises(error) as caught:
+            call(given)
+        assert caught.value.code == error.code, call
+    with pytest.raises(error):
+        asyncio.run(async_call(given))  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("token", [None, 5, b"a.b.c", ["a.b.c"]], ids=["none", "int", "bytes", "list"])
 def test_a_token_that_is_no_string_is_malformed_at_every_door(bridge: Bridge, token: Any) -> None:
     """authenticate() said invalid_token where verify() and login() say malformed."""
-    for door in (bridge.authenticate, bridge.verify, bridge.login):
-        with pytest.raises(MalformedToken) as caught:
-            door(token)
-        assert caught.value.code == "malformed", door
-    with pytest.raises(MalformedToken):
-        asyncio.run(bridge.aauthenticate(token))
+    doors = (bridge.authenticate, bridge.verify, bridge.login, bridge.aauthenticate)
+    _refused_by_each(doors, token, MalformedToken)
 
 
 @pytest.mark.parametrize("bad", ["\ud800", 5, None, "", "a\nb", "x" * 256], ids=repr)
@@ -248,12 +258,8 @@ def test_an_administrative_call_with_an_id_that_is_no_text_is_an_invalid_request
     bridge: Bridge, bad: Any
 ) -> None:
     """A lone surrogate reached SQLAlchemy as UnicodeEncodeError, a number as AttributeError."""
-    for call in (bridge.sessions_of, bridge.revoke_user, bridge.revoke_session):
-        with pytest.raises(InvalidRequest) as caught:
-            call(bad)
-        assert caught.value.code == "invalid_request", call
-    with pytest.raises(InvalidRequest):
-        asyncio.run(bridge.arevoke_user(bad))
+    calls = (bridge.sessions_of, bridge.revoke_user, bridge.revoke_session, bridge.arevoke_user)
+    _refused_by_each(calls, bad, InvalidRequest)
 
 
 def test_authenticate_is_the_session_services_own_once_built(bridge: Bridge, idp: MockIdP) -> None:
